@@ -1,0 +1,400 @@
+//! The problem vocabulary shared by the reference and the kernels: which cell, which
+//! sizes, which direction and tensor layout. Nothing here computes anything.
+
+use crate::error::{checked_product, Error, Result};
+
+/// The nonlinearity of a plain (Elman) RNN cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RnnActivation {
+    /// `h' = tanh(...)` (PyTorch `nonlinearity="tanh"`, ONNX default).
+    Tanh,
+    /// `h' = max(0, ...)` (PyTorch `nonlinearity="relu"`, ONNX `activations=["Relu"]`).
+    Relu,
+}
+
+/// The recurrent cell and its variant flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CellKind {
+    /// Elman RNN, one gate.
+    Rnn {
+        /// tanh or relu.
+        activation: RnnActivation,
+    },
+    /// LSTM, four gates (PyTorch order i, f, g, o).
+    Lstm {
+        /// Peephole connections (ONNX `P`): `p_i ⊙ c`, `p_f ⊙ c` and `p_o ⊙ c'` join the gates.
+        peephole: bool,
+        /// Projection (PyTorch `proj_size`): `h' = W_hr · (o ⊙ tanh(c'))`, `0 < proj < hidden`.
+        proj_size: Option<usize>,
+    },
+    /// GRU, three gates (PyTorch order r, z, n).
+    Gru {
+        /// `true`: `n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))` (PyTorch, cuDNN).
+        /// `false`: `n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)` (ONNX default).
+        linear_before_reset: bool,
+    },
+}
+
+impl CellKind {
+    /// Number of gate blocks `G` in the stacked weight matrices: 1, 4 or 3.
+    pub fn gates(&self) -> usize {
+        match self {
+            CellKind::Rnn { .. } => 1,
+            CellKind::Lstm { .. } => 4,
+            CellKind::Gru { .. } => 3,
+        }
+    }
+
+    /// `"rnn"`, `"lstm"` or `"gru"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CellKind::Rnn { .. } => "rnn",
+            CellKind::Lstm { .. } => "lstm",
+            CellKind::Gru { .. } => "gru",
+        }
+    }
+
+    /// Whether the cell carries a cell state `c` besides `h` (LSTM only).
+    pub fn has_cell_state(&self) -> bool {
+        matches!(self, CellKind::Lstm { .. })
+    }
+}
+
+/// Which way(s) the sequence is run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// t = 0, 1, ..., T-1.
+    Forward,
+    /// t = T-1, ..., 0 (per row: from its last valid step).
+    Reverse,
+    /// Both; outputs are concatenated forward then reverse.
+    Bidirectional,
+}
+
+impl Direction {
+    /// `D`: 1 or 2.
+    pub fn num_directions(self) -> usize {
+        match self {
+            Direction::Bidirectional => 2,
+            _ => 1,
+        }
+    }
+
+    /// Whether direction index `d` (0..D) of this setting runs backwards in time.
+    pub fn is_reverse(self, d: usize) -> bool {
+        match self {
+            Direction::Forward => false,
+            Direction::Reverse => true,
+            Direction::Bidirectional => d == 1,
+        }
+    }
+}
+
+/// How `x` and `y` are laid out in memory. States (`h0`, `h_n`, ...) are always
+/// `[L*D, B, ·]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum TensorLayout {
+    /// `[T, B, ·]` (PyTorch default, ONNX `layout=0`).
+    #[default]
+    TimeMajor,
+    /// `[B, T, ·]` (PyTorch `batch_first=True`, ONNX `layout=1`).
+    BatchMajor,
+}
+
+/// A whole recurrent network: cell, sizes, layers, direction and ONNX clip.
+///
+/// ```
+/// use rnn_reference::{CellKind, Direction, RnnConfig};
+/// let cfg = RnnConfig::new(CellKind::Gru { linear_before_reset: true }, 80, 256)
+///     .with_layers(2)
+///     .with_direction(Direction::Bidirectional);
+/// assert!(cfg.validate().is_ok());
+/// assert_eq!(cfg.layer_input_size(1), 512);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RnnConfig {
+    /// Cell kind and variant.
+    pub cell: CellKind,
+    /// `I`: features of the input of layer 0.
+    pub input_size: usize,
+    /// `H`: hidden units per layer and direction.
+    pub hidden_size: usize,
+    /// `L`: stacked layers; layer `l > 0` takes the previous layer's `D * H_out` outputs.
+    pub num_layers: usize,
+    /// Forward, reverse or both.
+    pub direction: Direction,
+    /// ONNX `clip`: every gate pre-activation is clamped to `[-clip, clip]` before its
+    /// activation. `None` = no clipping.
+    pub clip: Option<f32>,
+}
+
+impl RnnConfig {
+    /// One forward layer without clipping.
+    pub fn new(cell: CellKind, input_size: usize, hidden_size: usize) -> Self {
+        RnnConfig {
+            cell,
+            input_size,
+            hidden_size,
+            num_layers: 1,
+            direction: Direction::Forward,
+            clip: None,
+        }
+    }
+
+    /// Sets the number of stacked layers.
+    pub fn with_layers(mut self, num_layers: usize) -> Self {
+        self.num_layers = num_layers;
+        self
+    }
+
+    /// Sets the direction.
+    pub fn with_direction(mut self, direction: Direction) -> Self {
+        self.direction = direction;
+        self
+    }
+
+    /// Sets (or removes) the ONNX clip threshold.
+    pub fn with_clip(mut self, clip: Option<f32>) -> Self {
+        self.clip = clip;
+        self
+    }
+
+    /// `G`.
+    pub fn gates(&self) -> usize {
+        self.cell.gates()
+    }
+
+    /// `D`.
+    pub fn num_directions(&self) -> usize {
+        self.direction.num_directions()
+    }
+
+    /// `H_out`: the width of `h` (the projection size for a projected LSTM, else `H`).
+    pub fn output_size(&self) -> usize {
+        match self.cell {
+            CellKind::Lstm {
+                proj_size: Some(p), ..
+            } => p,
+            _ => self.hidden_size,
+        }
+    }
+
+    /// Width of the input of `layer`: `I` for layer 0, `D * H_out` after.
+    pub fn layer_input_size(&self, layer: usize) -> usize {
+        if layer == 0 {
+            self.input_size
+        } else {
+            self.num_directions() * self.output_size()
+        }
+    }
+
+    /// Number of (layer, direction) weight sets: `L * D`.
+    pub fn num_weight_sets(&self) -> usize {
+        self.num_layers * self.num_directions()
+    }
+
+    /// Checks sizes and flags: nonzero sizes, `0 < proj_size < hidden_size`, a finite
+    /// positive clip, and that every weight and state size fits in `usize` (and in `i32`
+    /// element offsets per row, which the kernels rely on).
+    pub fn validate(&self) -> Result<()> {
+        if self.input_size == 0 {
+            return Err(Error::invalid("input_size", "at least 1", 0));
+        }
+        if self.hidden_size == 0 {
+            return Err(Error::invalid("hidden_size", "at least 1", 0));
+        }
+        if self.num_layers == 0 {
+            return Err(Error::invalid("num_layers", "at least 1", 0));
+        }
+        if let CellKind::Lstm {
+            proj_size: Some(p), ..
+        } = self.cell
+        {
+            if p == 0 || p >= self.hidden_size {
+                return Err(Error::invalid(
+                    "proj_size",
+                    format!("between 1 and hidden_size - 1 = {}", self.hidden_size - 1),
+                    p,
+                ));
+            }
+        }
+        if let Some(c) = self.clip {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(Error::invalid("clip", "a finite value > 0", c));
+            }
+        }
+        // Every per-layer matrix must be addressable; keep each below i32::MAX elements
+        // so row offsets never overflow anywhere.
+        let g = self.gates();
+        let wide = self
+            .input_size
+            .max(self.num_directions() * self.output_size());
+        let n = checked_product(
+            "hidden_size",
+            "gates * hidden_size * input width",
+            &[g, self.hidden_size, wide],
+        )?;
+        if n > i32::MAX as usize {
+            return Err(Error::overflow(
+                "hidden_size",
+                "gates * hidden_size * input width (limit i32::MAX elements)",
+            ));
+        }
+        checked_product(
+            "num_layers",
+            "num_layers * directions",
+            &[self.num_layers, self.num_directions()],
+        )?;
+        Ok(())
+    }
+
+    /// Element counts of one (layer, direction) weight set.
+    pub fn weight_lens(&self, layer: usize) -> WeightLens {
+        let g = self.gates();
+        let h = self.hidden_size;
+        let ho = self.output_size();
+        WeightLens {
+            w_ih: g * h * self.layer_input_size(layer),
+            w_hh: g * h * ho,
+            bias: g * h,
+            w_hr: match self.cell {
+                CellKind::Lstm {
+                    proj_size: Some(p), ..
+                } => Some(p * h),
+                _ => None,
+            },
+            peephole: match self.cell {
+                CellKind::Lstm { peephole: true, .. } => Some(3 * h),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Element counts of one (layer, direction) weight set in PyTorch layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WeightLens {
+    /// `w_ih`: `G*H x I_l`.
+    pub w_ih: usize,
+    /// `w_hh`: `G*H x H_out`.
+    pub w_hh: usize,
+    /// `b_ih` and `b_hh`: `G*H` each.
+    pub bias: usize,
+    /// `w_hr`: `H_out x H` (projected LSTM only).
+    pub w_hr: Option<usize>,
+    /// Peephole: `3*H` in order (i, f, o) (peephole LSTM only).
+    pub peephole: Option<usize>,
+}
+
+/// Steps, batch and layout of one sequence call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeqShape {
+    /// `T` (at least 1).
+    pub steps: usize,
+    /// `B` (at least 1).
+    pub batch: usize,
+    /// Layout of `x` and `y`.
+    pub layout: TensorLayout,
+}
+
+impl SeqShape {
+    /// A time-major shape.
+    pub fn new(steps: usize, batch: usize) -> Self {
+        SeqShape {
+            steps,
+            batch,
+            layout: TensorLayout::TimeMajor,
+        }
+    }
+
+    /// Sets the layout.
+    pub fn with_layout(mut self, layout: TensorLayout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// Row index of `(t, b)` in `x` or `y` (each row is one feature vector).
+    #[inline]
+    pub fn row(&self, t: usize, b: usize) -> usize {
+        match self.layout {
+            TensorLayout::TimeMajor => t * self.batch + b,
+            TensorLayout::BatchMajor => b * self.steps + t,
+        }
+    }
+
+    /// Checks the shape against a (valid) config and returns every length it implies.
+    pub fn dims(&self, cfg: &RnnConfig) -> Result<SeqDims> {
+        if self.steps == 0 {
+            return Err(Error::invalid("steps", "at least 1", 0));
+        }
+        if self.batch == 0 {
+            return Err(Error::invalid("batch", "at least 1", 0));
+        }
+        let rows = checked_product("x", "steps * batch", &[self.steps, self.batch])?;
+        let x = checked_product("x", "steps * batch * input_size", &[rows, cfg.input_size])?;
+        let y = checked_product(
+            "y",
+            "steps * batch * directions * output_size",
+            &[rows, cfg.num_directions(), cfg.output_size()],
+        )?;
+        let h = checked_product(
+            "h0",
+            "layers * directions * batch * output_size",
+            &[cfg.num_weight_sets(), self.batch, cfg.output_size()],
+        )?;
+        let c = if cfg.cell.has_cell_state() {
+            checked_product(
+                "c0",
+                "layers * directions * batch * hidden_size",
+                &[cfg.num_weight_sets(), self.batch, cfg.hidden_size],
+            )?
+        } else {
+            0
+        };
+        // Layer l > 0 reads a [T, B, D*H_out] buffer: same size as y.
+        Ok(SeqDims { x, y, h, c })
+    }
+}
+
+/// Lengths implied by a config and a [`SeqShape`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeqDims {
+    /// `x`: `T * B * I`.
+    pub x: usize,
+    /// `y`: `T * B * D * H_out`.
+    pub y: usize,
+    /// `h0` / `h_n`: `L * D * B * H_out`.
+    pub h: usize,
+    /// `c0` / `c_n`: `L * D * B * H` (0 for cells without a cell state).
+    pub c: usize,
+}
+
+/// Checks optional per-row sequence lengths: one per batch row, each `<= steps`.
+/// A length of 0 is allowed: that row's `y` is all zero and its final state is its
+/// initial state.
+pub fn check_seq_lens(seq_lens: Option<&[usize]>, shape: &SeqShape) -> Result<()> {
+    if let Some(lens) = seq_lens {
+        if lens.len() != shape.batch {
+            return Err(Error::length("seq_lens", shape.batch, lens.len()));
+        }
+        for (b, &len) in lens.iter().enumerate() {
+            if len > shape.steps {
+                return Err(Error::invalid(
+                    format!("seq_lens[{b}]"),
+                    format!("at most steps = {}", shape.steps),
+                    len,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a slice length, naming the argument on failure.
+pub fn check_len(arg: &str, expected: usize, actual: usize) -> Result<()> {
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(Error::length(arg, expected, actual))
+    }
+}
