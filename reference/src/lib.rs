@@ -5,10 +5,23 @@
 //! vocabulary both crates share ([`RnnConfig`], [`LayerWeights`], [`Error`], ...).
 //!
 //! Nothing here is fast, and nothing here shares compute code with the kernels.
+//!
+//! - [`step`]: one time step of one cell for a batch;
+//! - [`forward`]: a whole sequence through every layer and direction;
+//! - [`import_onnx`] / [`export_onnx`]: ONNX weight layout to and from PyTorch layout.
 
+#![warn(missing_docs)]
+
+mod cell;
 mod error;
+mod real;
+mod sequence;
 mod spec;
 mod weights;
+
+pub use cell::{step, StepOutput};
+pub use real::Real;
+pub use sequence::{forward, SequenceInput, SequenceOutput};
 
 pub use error::{Error, Result};
 pub use spec::{

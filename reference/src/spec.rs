@@ -180,17 +180,19 @@ impl RnnConfig {
     }
 
     /// Width of the input of `layer`: `I` for layer 0, `D * H_out` after.
+    /// (Saturates instead of overflowing for configs that [`RnnConfig::validate`] rejects.)
     pub fn layer_input_size(&self, layer: usize) -> usize {
         if layer == 0 {
             self.input_size
         } else {
-            self.num_directions() * self.output_size()
+            self.num_directions().saturating_mul(self.output_size())
         }
     }
 
     /// Number of (layer, direction) weight sets: `L * D`.
+    /// (Saturates instead of overflowing for configs that [`RnnConfig::validate`] rejects.)
     pub fn num_weight_sets(&self) -> usize {
-        self.num_layers * self.num_directions()
+        self.num_layers.saturating_mul(self.num_directions())
     }
 
     /// Checks sizes and flags: nonzero sizes, `0 < proj_size < hidden_size`, a finite
@@ -226,9 +228,11 @@ impl RnnConfig {
         // Every per-layer matrix must be addressable; keep each below i32::MAX elements
         // so row offsets never overflow anywhere.
         let g = self.gates();
-        let wide = self
-            .input_size
-            .max(self.num_directions() * self.output_size());
+        let wide = self.input_size.max(checked_product(
+            "hidden_size",
+            "directions * output_size",
+            &[self.num_directions(), self.output_size()],
+        )?);
         let n = checked_product(
             "hidden_size",
             "gates * hidden_size * input width",
@@ -249,22 +253,25 @@ impl RnnConfig {
     }
 
     /// Element counts of one (layer, direction) weight set.
+    /// (Exact for a config that passes [`RnnConfig::validate`]; saturates instead of
+    /// overflowing otherwise.)
     pub fn weight_lens(&self, layer: usize) -> WeightLens {
         let g = self.gates();
         let h = self.hidden_size;
         let ho = self.output_size();
+        let gh = g.saturating_mul(h);
         WeightLens {
-            w_ih: g * h * self.layer_input_size(layer),
-            w_hh: g * h * ho,
-            bias: g * h,
+            w_ih: gh.saturating_mul(self.layer_input_size(layer)),
+            w_hh: gh.saturating_mul(ho),
+            bias: gh,
             w_hr: match self.cell {
                 CellKind::Lstm {
                     proj_size: Some(p), ..
-                } => Some(p * h),
+                } => Some(p.saturating_mul(h)),
                 _ => None,
             },
             peephole: match self.cell {
-                CellKind::Lstm { peephole: true, .. } => Some(3 * h),
+                CellKind::Lstm { peephole: true, .. } => Some(3usize.saturating_mul(h)),
                 _ => None,
             },
         }
@@ -340,13 +347,13 @@ impl SeqShape {
         let h = checked_product(
             "h0",
             "layers * directions * batch * output_size",
-            &[cfg.num_weight_sets(), self.batch, cfg.output_size()],
+            &[cfg.num_layers, cfg.num_directions(), self.batch, cfg.output_size()],
         )?;
         let c = if cfg.cell.has_cell_state() {
             checked_product(
                 "c0",
                 "layers * directions * batch * hidden_size",
-                &[cfg.num_weight_sets(), self.batch, cfg.hidden_size],
+                &[cfg.num_layers, cfg.num_directions(), self.batch, cfg.hidden_size],
             )?
         } else {
             0

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Join rnn-kernels' `report --json` output with peers.py output into markdown tables.
+
+    python3 bench-suite/peers/join.py ours.jsonl bench-suite/peers/results/*.jsonl
+
+Reads any number of JSON-lines files ("-" = stdin) whose objects have the keys
+impl, isa, dtype, cell, batch, hidden, input, steps, threads, s_per_seq, gflops.
+Lines that are not JSON objects are ignored.  If the same (impl, isa, dtype, cell,
+shape, threads) appears more than once, the fastest measurement is kept.
+
+Prints one markdown table per (dtype, threads): cell, (B,H,I,T), our ms/seq (one
+column, or one per ISA if ours was run with several), torch ms, onnxruntime ms
+(and any other impl found), the best peer, and speedup = best peer time / our
+time (> 1: rnn-kernels is faster; our best ISA is used).  A geometric-mean
+speedup line follows each table, and a summary per thread count ends the output.
+Missing entries print "-".
+"""
+
+import argparse
+import json
+import math
+import sys
+from collections import defaultdict
+
+KEYS = ["impl", "isa", "dtype", "cell", "batch", "hidden", "input", "steps", "threads", "s_per_seq", "gflops"]
+CONFIGS = [(1, 256, 256, 100), (1, 512, 512, 100), (1, 1024, 1024, 100),
+           (16, 512, 512, 50), (64, 512, 512, 50), (64, 1024, 1024, 25)]
+CELL_ORDER = ["lstm", "gru", "rnn"]
+DTYPE_ORDER = ["f32", "f16", "bf16"]
+PEER_ORDER = ["torch", "onnxruntime"]
+
+
+def order_key(seq, x):
+    return (seq.index(x), "") if x in seq else (len(seq), str(x))
+
+
+def read_records(paths):
+    best = {}
+    for path in paths:
+        f = sys.stdin if path == "-" else open(path)
+        with f:
+            for n, line in enumerate(f, 1):
+                line = line.strip()
+                if not line.startswith("{"):
+                    continue
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError as e:
+                    print(f"join: {path}:{n}: skipping bad JSON ({e})", file=sys.stderr)
+                    continue
+                missing = [k for k in KEYS if k not in r]
+                if missing:
+                    print(f"join: {path}:{n}: skipping, missing keys {missing}", file=sys.stderr)
+                    continue
+                key = (str(r["impl"]), str(r["isa"]), str(r["dtype"]), str(r["cell"]),
+                       (int(r["batch"]), int(r["hidden"]), int(r["input"]), int(r["steps"])),
+                       int(r["threads"]))
+                s = float(r["s_per_seq"])
+                if not (s > 0 and math.isfinite(s)):
+                    continue
+                if key not in best or s < best[key]:
+                    best[key] = s
+    return best
+
+
+def fmt_ms(s):
+    if s is None:
+        return "-"
+    ms = s * 1e3
+    if ms < 10:
+        return f"{ms:.3f}"
+    if ms < 100:
+        return f"{ms:.2f}"
+    return f"{ms:.1f}"
+
+
+def fmt_ratio(x):
+    return "-" if x is None else f"{x:.2f}×"
+
+
+def geomean(xs):
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("files", nargs="+", help="JSON-lines files ('-' for stdin)")
+    p.add_argument("--ours", default="rnn-kernels", help="impl name of our rows (default rnn-kernels)")
+    a = p.parse_args(argv)
+
+    best = read_records(a.files)
+    if not best:
+        print("join: no records found", file=sys.stderr)
+        return 1
+
+    # group -> row -> impl -> isa -> seconds
+    groups = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+    for (impl, isa, dtype, cell, shape, threads), s in best.items():
+        groups[(dtype, threads)][(cell, shape)][impl][isa] = s
+
+    summary = []
+    first = True
+    for (dtype, threads) in sorted(groups, key=lambda g: (order_key(DTYPE_ORDER, g[0]), g[1])):
+        rows = groups[(dtype, threads)]
+        impls = {impl for r in rows.values() for impl in r}
+        our_isas = sorted({isa for r in rows.values() for isa in r.get(a.ours, {})})
+        peers = sorted(set(PEER_ORDER) | (impls - {a.ours}), key=lambda x: order_key(PEER_ORDER, x))
+        peer_isas = {pi: sorted({isa for r in rows.values() for isa in r.get(pi, {})}) for pi in peers}
+
+        if not first:
+            print()
+        first = False
+        print(f"### {dtype}, {threads} thread{'s' if threads != 1 else ''}")
+        print()
+        notes = [f"{a.ours}: {', '.join(our_isas) if our_isas else 'no data'}"]
+        notes += [f"{pi}: {', '.join(peer_isas[pi]) if peer_isas[pi] else 'no data'}" for pi in peers]
+        print("ISA / backend — " + "; ".join(notes) + ".")
+        print()
+
+        if len(our_isas) <= 1:
+            our_cols = [(f"{a.ours} ms" + (f" ({our_isas[0]})" if our_isas else ""), our_isas)]
+        else:
+            our_cols = [(f"{a.ours} {isa} ms", [isa]) for isa in our_isas]
+        header = ["cell", "B,H,I,T"] + [c for c, _ in our_cols] + [f"{pi} ms" for pi in peers] + \
+                 ["best peer", "speedup (best peer ÷ ours)"]
+        print("| " + " | ".join(header) + " |")
+        print("|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 4) + ["---", "---:"]) + "|")
+
+        ratios_best = []
+        ratios_peer = defaultdict(list)
+        for (cell, shape) in sorted(rows, key=lambda r: (order_key(CELL_ORDER, r[0]), order_key(CONFIGS, r[1]))):
+            r = rows[(cell, shape)]
+            ours_by_isa = r.get(a.ours, {})
+            cells = [cell, ",".join(str(d) for d in shape)]
+            for _, isas in our_cols:
+                vals = [ours_by_isa[i] for i in isas if i in ours_by_isa]
+                cells.append(fmt_ms(min(vals) if vals else None))
+            ours = min(ours_by_isa.values()) if ours_by_isa else None
+            peer_t = {}
+            for pi in peers:
+                v = r.get(pi)
+                peer_t[pi] = min(v.values()) if v else None
+                cells.append(fmt_ms(peer_t[pi]))
+            have = {pi: t for pi, t in peer_t.items() if t is not None}
+            if have:
+                bp = min(have, key=have.get)
+                cells.append(bp)
+            else:
+                bp = None
+                cells.append("-")
+            ratio = have[bp] / ours if (bp is not None and ours is not None) else None
+            cells.append(fmt_ratio(ratio))
+            if ratio is not None:
+                ratios_best.append(ratio)
+            if ours is not None:
+                for pi, t in have.items():
+                    ratios_peer[pi].append(t / ours)
+            print("| " + " | ".join(cells) + " |")
+
+        print()
+        gm = geomean(ratios_best)
+        tail = "; ".join(f"vs {pi} {fmt_ratio(geomean(ratios_peer[pi]))} ({len(ratios_peer[pi])})"
+                         for pi in peers if ratios_peer[pi])
+        line = (f"Geometric-mean speedup over the best peer, {dtype}, {threads} thread"
+                f"{'s' if threads != 1 else ''}: {fmt_ratio(gm)} over {len(ratios_best)} configurations"
+                + (f" ({tail})" if tail else "") + ".")
+        print(line)
+        summary.append((threads, dtype, gm, len(ratios_best), tail))
+
+    print()
+    print("### Summary: geometric-mean speedup of rnn-kernels over the best peer")
+    print()
+    print("| threads | dtype | speedup | configurations | per peer (configurations) |")
+    print("|---:|---|---:|---:|---|")
+    for threads, dtype, gm, n, tail in sorted(summary, key=lambda x: (x[0], order_key(DTYPE_ORDER, x[1]))):
+        print(f"| {threads} | {dtype} | {fmt_ratio(gm)} | {n} | {tail or '-'} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+//! [`V16`] for four `wide::f32x4`: [`WideX4`], the portable path (SSE2 on the x86_64
+//! baseline, NEON on aarch64, scalar elsewhere). No ISA-specific intrinsics here, so
+//! it compiles on every target; `mul_add` is unfused where the target has no FMA.
+
+use wide::{f32x4, i32x4};
+
+use crate::arch::vector::V16;
+
+/// 16 `f32` lanes as four `wide::f32x4` (lanes `4 * i .. 4 * i + 4` in `.0[i]`).
+#[derive(Clone, Copy)]
+pub(crate) struct WideX4(pub(crate) [f32x4; 4]);
+
+impl WideX4 {
+    /// Applies `f` to the four parts.
+    #[inline(always)]
+    fn map(self, f: impl Fn(f32x4) -> f32x4) -> Self {
+        let a = self.0;
+        WideX4([f(a[0]), f(a[1]), f(a[2]), f(a[3])])
+    }
+
+    /// Applies `f` part-wise to `self` and `o`.
+    #[inline(always)]
+    fn zip(self, o: Self, f: impl Fn(f32x4, f32x4) -> f32x4) -> Self {
+        let (a, b) = (self.0, o.0);
+        WideX4([f(a[0], b[0]), f(a[1], b[1]), f(a[2], b[2]), f(a[3], b[3])])
+    }
+}
+
+/// `2^n` for integer lanes `n` in `[-126, 127]`, built from the exponent bits.
+#[inline(always)]
+fn pow2i(n: i32x4) -> f32x4 {
+    wide::bytemuck::cast((n + i32x4::splat(127)) << 23u32)
+}
+
+/// `x * 2^n` for `x` in `[0.5, 2]` (or 0/inf/NaN) and integer `n` in `[-250, 250]`,
+/// one rounding: `x * 2^(n >> 1)` is exact and normal, the second product rounds.
+#[inline(always)]
+fn ldexp4(x: f32x4, n: f32x4) -> f32x4 {
+    let ni = n.fast_round_int();
+    let h = ni >> 1u32;
+    (x * pow2i(h)) * pow2i(ni - h)
+}
+
+// SAFETY: `WideX4` needs no CPU feature beyond the compilation target's baseline, and
+// `load`/`store` access exactly 16 `f32` through the caller's (valid) pointers.
+unsafe impl V16 for WideX4 {
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        WideX4([f32x4::splat(x); 4])
+    }
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        WideX4([f32x4::ZERO; 4])
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: `p` is valid for reading 16 `f32` (trait contract); `read_unaligned`
+        // has no alignment requirement.
+        let a: [f32; 16] = unsafe { p.cast::<[f32; 16]>().read_unaligned() };
+        WideX4(wide::bytemuck::cast(a))
+    }
+
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        let a: [f32; 16] = wide::bytemuck::cast(self.0);
+        // SAFETY: `p` is valid for writing 16 `f32` (trait contract);
+        // `write_unaligned` has no alignment requirement.
+        unsafe { p.cast::<[f32; 16]>().write_unaligned(a) }
+    }
+
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        self.zip(o, |a, b| a + b)
+    }
+
+    #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        self.zip(o, |a, b| a - b)
+    }
+
+    #[inline(always)]
+    unsafe fn mul(self, o: Self) -> Self {
+        self.zip(o, |a, b| a * b)
+    }
+
+    #[inline(always)]
+    unsafe fn div(self, o: Self) -> Self {
+        self.zip(o, |a, b| a / b)
+    }
+
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        let (a, b, c) = (self.0, b.0, c.0);
+        WideX4([
+            a[0].mul_add(b[0], c[0]),
+            a[1].mul_add(b[1], c[1]),
+            a[2].mul_add(b[2], c[2]),
+            a[3].mul_add(b[3], c[3]),
+        ])
+    }
+
+    #[inline(always)]
+    unsafe fn min_keep_nan(self, o: Self) -> Self {
+        // `fast_min`'s NaN behaviour differs between targets (SSE: second operand,
+        // NEON: NaN, wasm: first operand), so put NaN back explicitly.
+        self.zip(o, |a, b| a.is_nan().bitselect(a, a.fast_min(b)))
+    }
+
+    #[inline(always)]
+    unsafe fn max_keep_nan(self, o: Self) -> Self {
+        self.zip(o, |a, b| a.is_nan().bitselect(a, a.fast_max(b)))
+    }
+
+    #[inline(always)]
+    unsafe fn abs(self) -> Self {
+        self.map(|a| a.abs())
+    }
+
+    #[inline(always)]
+    unsafe fn copysign(self, sign: Self) -> Self {
+        let m = f32x4::splat(-0.0);
+        self.zip(sign, |a, s| m.bitselect(s, a))
+    }
+
+    #[inline(always)]
+    unsafe fn round_nearest(self) -> Self {
+        self.map(|a| a.round_ties_even())
+    }
+
+    #[inline(always)]
+    unsafe fn ldexp(self, n: Self) -> Self {
+        self.zip(n, ldexp4)
+    }
+
+    #[inline(always)]
+    unsafe fn select_lt(self, o: Self, a: Self, b: Self) -> Self {
+        let (x, y, a, b) = (self.0, o.0, a.0, b.0);
+        let f = |i: usize| x[i].simd_lt(y[i]).bitselect(a[i], b[i]);
+        WideX4([f(0), f(1), f(2), f(3)])
+    }
+}

@@ -1,0 +1,53 @@
+//! The one tiny vector abstraction every kernel is written against: 16 `f32` lanes,
+//! the width of one tile of hidden units. AVX-512 holds it in one `zmm`, AVX2 in two
+//! `ymm`, the portable path in four 128-bit `wide` vectors.
+//!
+//! Every method is `unsafe` because an implementation may only run on a CPU with its
+//! instruction set; the generic kernels are instantiated inside `#[target_feature]`
+//! functions that the dispatcher reaches only after detection, and all methods are
+//! `#[inline(always)]` so the intrinsics inline into those functions.
+
+/// 16 lanes of `f32`.
+///
+/// # Safety
+/// Implementors document the CPU features their methods need; callers must only use a
+/// type after those features were detected. Pointer arguments must be valid for 16
+/// `f32` (unaligned is fine) unless a method says otherwise.
+pub(crate) unsafe trait V16: Copy {
+    /// All lanes `x`.
+    unsafe fn splat(x: f32) -> Self;
+    /// All lanes 0.
+    unsafe fn zero() -> Self;
+    /// Loads 16 `f32` from `p` (no alignment needed).
+    unsafe fn load(p: *const f32) -> Self;
+    /// Stores 16 `f32` to `p` (no alignment needed).
+    unsafe fn store(self, p: *mut f32);
+    /// `self + o`.
+    unsafe fn add(self, o: Self) -> Self;
+    /// `self - o`.
+    unsafe fn sub(self, o: Self) -> Self;
+    /// `self * o`.
+    unsafe fn mul(self, o: Self) -> Self;
+    /// `self / o`.
+    unsafe fn div(self, o: Self) -> Self;
+    /// `self * b + c`, fused where the ISA has FMA.
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self;
+    /// Lane-wise minimum; a NaN in `self` is returned as NaN.
+    unsafe fn min_keep_nan(self, o: Self) -> Self;
+    /// Lane-wise maximum; a NaN in `self` is returned as NaN.
+    unsafe fn max_keep_nan(self, o: Self) -> Self;
+    /// `|self|` (clears the sign bit; NaN stays NaN).
+    unsafe fn abs(self) -> Self;
+    /// The magnitude of `self` with the sign bit of `sign` (bitwise, like `f32::copysign`).
+    unsafe fn copysign(self, sign: Self) -> Self;
+    /// Rounds to the nearest integer, ties to even (finite lanes; NaN stays NaN).
+    unsafe fn round_nearest(self) -> Self;
+    /// `self * 2^n` for lanes of `n` holding integers in `[-250, 250]`, rounded once
+    /// (also into the subnormal range, and to `±inf` on overflow) as long as
+    /// `0.5 <= |self| <= 2` or `self` is 0, inf or NaN. Other `n` give unspecified
+    /// (but not undefined) results.
+    unsafe fn ldexp(self, n: Self) -> Self;
+    /// Lane-wise `if self < o { a } else { b }` (ordered compare: `b` where either
+    /// `self` or `o` is NaN).
+    unsafe fn select_lt(self, o: Self, a: Self, b: Self) -> Self;
+}

@@ -1,0 +1,194 @@
+//! [`V16`] for two AVX registers: [`Avx2x2`].
+//!
+//! Needs `avx2` and `fma`. Every method is `#[inline(always)]` so it inlines into the
+//! `#[target_feature(enable = "avx2,fma", ...)]` kernel that instantiates it.
+
+use core::arch::x86_64::*;
+
+use crate::arch::vector::V16;
+
+/// 16 `f32` lanes as two `__m256`: lanes 0..8 in `.0[0]`, lanes 8..16 in `.0[1]`.
+#[derive(Clone, Copy)]
+pub(crate) struct Avx2x2(pub(crate) [__m256; 2]);
+
+/// Applies a two-operand intrinsic to both halves.
+macro_rules! both {
+    ($f:ident($a:expr $(, $b:expr)*)) => {
+        Avx2x2([$f($a.0[0] $(, $b.0[0])*), $f($a.0[1] $(, $b.0[1])*)])
+    };
+}
+
+impl Avx2x2 {
+    /// `2^n` for integer lanes `n` in `[-126, 127]`, built from the exponent bits.
+    #[inline(always)]
+    unsafe fn pow2i(n: __m256i) -> __m256 {
+        // SAFETY: avx2 was detected (trait contract of `V16`, whose methods are the
+        // only callers).
+        unsafe {
+            _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+                n,
+                _mm256_set1_epi32(127),
+            )))
+        }
+    }
+
+    /// `x * 2^n` for `x` in `[0.5, 2]` (or 0/inf/NaN) and `n` in `[-250, 250]`, one
+    /// rounding: `x * 2^(n >> 1)` is exact and normal, the second product rounds.
+    #[inline(always)]
+    unsafe fn ldexp_half(x: __m256, n: __m256) -> __m256 {
+        // SAFETY: avx2 was detected (see `pow2i`).
+        unsafe {
+            let ni = _mm256_cvtps_epi32(n);
+            let h = _mm256_srai_epi32::<1>(ni);
+            let rest = _mm256_sub_epi32(ni, h);
+            _mm256_mul_ps(_mm256_mul_ps(x, Self::pow2i(h)), Self::pow2i(rest))
+        }
+    }
+}
+
+// SAFETY: every method only uses `avx`, `avx2` and `fma` intrinsics (plus unaligned
+// loads/stores of 16 `f32` through the caller's pointers); the trait contract requires
+// callers to have detected `avx2` and `fma` before using `Avx2x2` as a `V16`.
+unsafe impl V16 for Avx2x2 {
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        // SAFETY: avx was detected (trait contract).
+        let v = unsafe { _mm256_set1_ps(x) };
+        Avx2x2([v, v])
+    }
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: avx was detected (trait contract).
+        let v = unsafe { _mm256_setzero_ps() };
+        Avx2x2([v, v])
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: avx was detected and `p` is valid for 16 reads (trait contract), so
+        // both `p` and `p + 8` are valid for 8; `loadu` has no alignment requirement.
+        unsafe { Avx2x2([_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))]) }
+    }
+
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: avx was detected and `p` is valid for 16 writes (trait contract), so
+        // both `p` and `p + 8` are valid for 8; `storeu` has no alignment requirement.
+        unsafe {
+            _mm256_storeu_ps(p, self.0[0]);
+            _mm256_storeu_ps(p.add(8), self.0[1]);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        // SAFETY: avx was detected (trait contract).
+        unsafe { both!(_mm256_add_ps(self, o)) }
+    }
+
+    #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        // SAFETY: avx was detected (trait contract).
+        unsafe { both!(_mm256_sub_ps(self, o)) }
+    }
+
+    #[inline(always)]
+    unsafe fn mul(self, o: Self) -> Self {
+        // SAFETY: avx was detected (trait contract).
+        unsafe { both!(_mm256_mul_ps(self, o)) }
+    }
+
+    #[inline(always)]
+    unsafe fn div(self, o: Self) -> Self {
+        // SAFETY: avx was detected (trait contract).
+        unsafe { both!(_mm256_div_ps(self, o)) }
+    }
+
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: fma was detected (trait contract).
+        unsafe { both!(_mm256_fmadd_ps(self, b, c)) }
+    }
+
+    #[inline(always)]
+    unsafe fn min_keep_nan(self, o: Self) -> Self {
+        // `vminps a, b` returns its second operand `b` when either is NaN, so
+        // `self` goes second.
+        // SAFETY: avx was detected (trait contract).
+        unsafe { both!(_mm256_min_ps(o, self)) }
+    }
+
+    #[inline(always)]
+    unsafe fn max_keep_nan(self, o: Self) -> Self {
+        // `vmaxps a, b` returns its second operand when either is NaN.
+        // SAFETY: avx was detected (trait contract).
+        unsafe { both!(_mm256_max_ps(o, self)) }
+    }
+
+    #[inline(always)]
+    unsafe fn abs(self) -> Self {
+        // SAFETY: avx was detected (trait contract).
+        unsafe {
+            let sign = _mm256_set1_ps(-0.0);
+            Avx2x2([
+                _mm256_andnot_ps(sign, self.0[0]),
+                _mm256_andnot_ps(sign, self.0[1]),
+            ])
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn copysign(self, sign: Self) -> Self {
+        // SAFETY: avx was detected (trait contract).
+        unsafe {
+            let m = _mm256_set1_ps(-0.0);
+            Avx2x2([
+                _mm256_or_ps(_mm256_andnot_ps(m, self.0[0]), _mm256_and_ps(m, sign.0[0])),
+                _mm256_or_ps(_mm256_andnot_ps(m, self.0[1]), _mm256_and_ps(m, sign.0[1])),
+            ])
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn round_nearest(self) -> Self {
+        // SAFETY: avx was detected (trait contract).
+        unsafe {
+            const MODE: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+            Avx2x2([
+                _mm256_round_ps::<MODE>(self.0[0]),
+                _mm256_round_ps::<MODE>(self.0[1]),
+            ])
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn ldexp(self, n: Self) -> Self {
+        // SAFETY: avx2 was detected (trait contract).
+        unsafe {
+            Avx2x2([
+                Self::ldexp_half(self.0[0], n.0[0]),
+                Self::ldexp_half(self.0[1], n.0[1]),
+            ])
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn select_lt(self, o: Self, a: Self, b: Self) -> Self {
+        // SAFETY: avx was detected (trait contract).
+        unsafe {
+            Avx2x2([
+                _mm256_blendv_ps(
+                    b.0[0],
+                    a.0[0],
+                    _mm256_cmp_ps::<_CMP_LT_OQ>(self.0[0], o.0[0]),
+                ),
+                _mm256_blendv_ps(
+                    b.0[1],
+                    a.0[1],
+                    _mm256_cmp_ps::<_CMP_LT_OQ>(self.0[1], o.0[1]),
+                ),
+            ])
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! [`V16`] for one AVX-512 register (`__m512`).
+//!
+//! Needs `avx512f` only. Every method is `#[inline(always)]` so it inlines into the
+//! `#[target_feature(enable = "avx512f", ...)]` kernel that instantiates it.
+
+use core::arch::x86_64::*;
+
+use crate::arch::vector::V16;
+
+// SAFETY: every method only uses `avx512f` intrinsics (plus unaligned 64-byte
+// loads/stores through the caller's pointers); the trait contract requires callers to
+// have detected `avx512f` before using `__m512` as a `V16`.
+unsafe impl V16 for __m512 {
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        // SAFETY: avx512f was detected (trait contract).
+        unsafe { _mm512_set1_ps(x) }
+    }
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: avx512f was detected (trait contract).
+        unsafe { _mm512_setzero_ps() }
+    }
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: avx512f was detected and `p` is valid for 16 reads (trait contract);
+        // `loadu` has no alignment requirement.
+        unsafe { _mm512_loadu_ps(p) }
+    }
+
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: avx512f was detected and `p` is valid for 16 writes (trait contract);
+        // `storeu` has no alignment requirement.
+        unsafe { _mm512_storeu_ps(p, self) }
+    }
+
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        // SAFETY: avx512f was detected (trait contract).
+        unsafe { _mm512_add_ps(self, o) }
+    }
+
+    #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        // SAFETY: avx512f was detected (trait contract).
+        unsafe { _mm512_sub_ps(self, o) }
+    }
+
+    #[inline(always)]
+    unsafe fn mul(self, o: Self) -> Self {
+        // SAFETY: avx512f was detected (trait contract).
+        unsafe { _mm512_mul_ps(self, o) }
+    }
+
+    #[inline(always)]
+    unsafe fn div(self, o: Self) -> Self {
+        // SAFETY: avx512f was detected (trait contract).
+        unsafe { _mm512_div_ps(self, o) }
+    }
+
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: avx512f was detected (trait contract).
+        unsafe { _mm512_fmadd_ps(self, b, c) }
+    }
+
+    #[inline(always)]
+    unsafe fn min_keep_nan(self, o: Self) -> Self {
+        // `vminps a, b` returns its second operand `b` when either is NaN, so
+        // `self` goes second.
+        // SAFETY: avx512f was detected (trait contract).
+        unsafe { _mm512_min_ps(o, self) }
+    }
+
+    #[inline(always)]
+    unsafe fn max_keep_nan(self, o: Self) -> Self {
+        // `vmaxps a, b` returns its second operand when either is NaN.
+        // SAFETY: avx512f was detected (trait contract).
+        unsafe { _mm512_max_ps(o, self) }
+    }
+
+    #[inline(always)]
+    unsafe fn abs(self) -> Self {
+        // SAFETY: avx512f was detected (trait contract).
+        unsafe { _mm512_abs_ps(self) }
+    }
+
+    #[inline(always)]
+    unsafe fn copysign(self, sign: Self) -> Self {
+        // Bitwise select with the sign mask: imm 0xD8 is `c ? b : a` for
+        // (a, b, c) = (self, sign, mask).
+        // SAFETY: avx512f was detected (trait contract).
+        unsafe {
+            let mask = _mm512_set1_epi32(i32::MIN);
+            _mm512_castsi512_ps(_mm512_ternarylogic_epi32::<0xD8>(
+                _mm512_castps_si512(self),
+                _mm512_castps_si512(sign),
+                mask,
+            ))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn round_nearest(self) -> Self {
+        // SAFETY: avx512f was detected (trait contract).
+        unsafe { _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self) }
+    }
+
+    #[inline(always)]
+    unsafe fn ldexp(self, n: Self) -> Self {
+        // `vscalefps` computes `self * 2^floor(n)` with a single rounding over the
+        // whole exponent range, so it meets (and exceeds) the trait's contract.
+        // SAFETY: avx512f was detected (trait contract).
+        unsafe { _mm512_scalef_ps(self, n) }
+    }
+
+    #[inline(always)]
+    unsafe fn select_lt(self, o: Self, a: Self, b: Self) -> Self {
+        // SAFETY: avx512f was detected (trait contract).
+        unsafe {
+            let lt = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(self, o);
+            _mm512_mask_blend_ps(lt, b, a)
+        }
+    }
+}

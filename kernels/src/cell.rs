@@ -1,0 +1,202 @@
+//! The single-step API for streaming inference.
+
+use rnn_reference::{check_len, check_weights, Direction, Error, LayerWeights, RnnConfig};
+
+use crate::arch::kernels;
+use crate::generic::phase::Rows;
+use crate::isa::Isa;
+use crate::layer::PackedDirection;
+use crate::pack::padded;
+use crate::step_kernel::{gemm, state_sizes, step, StateBufs};
+use crate::workspace::Workspace;
+use crate::Result;
+
+/// Inputs of one step: `x` `[B, I]`, `h` `[B, H_out]`, and `c` `[B, H]` for an LSTM.
+#[derive(Clone, Copy, Debug)]
+pub struct StepInput<'a> {
+    /// `x_t`.
+    pub x: &'a [f32],
+    /// `h_{t-1}`.
+    pub h: &'a [f32],
+    /// `c_{t-1}` (LSTM only).
+    pub c: Option<&'a [f32]>,
+}
+
+/// Outputs of one step: `h` `[B, H_out]` and, for an LSTM, `c` `[B, H]`. They may not
+/// alias the inputs (Rust's borrows already guarantee it).
+#[derive(Debug)]
+pub struct StepOutputMut<'a> {
+    /// `h_t`.
+    pub h: &'a mut [f32],
+    /// `c_t` (LSTM only).
+    pub c: Option<&'a mut [f32]>,
+}
+
+/// One layer and direction packed for single steps: `(x_t, h, c) -> (h', c')`.
+///
+/// ```
+/// use rnn_kernels::{CellKind, LayerWeights, PackedCell, RnnConfig, StepInput,
+///     StepOutputMut, Workspace};
+/// let (i, h) = (2, 3);
+/// let cfg = RnnConfig::new(CellKind::Lstm { peephole: false, proj_size: None }, i, h);
+/// let (w_ih, w_hh) = (vec![0.5f32; 4 * h * i], vec![0.25f32; 4 * h * h]);
+/// let cell = PackedCell::from_pytorch(&cfg, &LayerWeights::new(&w_ih, &w_hh))?;
+/// let (mut h1, mut c1) = (vec![0.0; h], vec![0.0; h]);
+/// let mut ws = Workspace::new();
+/// cell.step(&mut ws, 1,
+///     StepInput { x: &[1.0, -1.0], h: &[0.0; 3], c: Some(&[0.0; 3]) },
+///     StepOutputMut { h: &mut h1, c: Some(&mut c1) })?;
+/// # Ok::<(), rnn_kernels::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct PackedCell {
+    cfg: RnnConfig,
+    set: PackedDirection,
+    isa: Option<Isa>,
+}
+
+impl PackedCell {
+    /// Validates and packs one weight set. `cfg` describes this one layer: one layer,
+    /// forward (its `input_size` is this layer's input width).
+    pub fn from_pytorch(cfg: &RnnConfig, weights: &LayerWeights<'_, f32>) -> Result<Self> {
+        if cfg.num_layers != 1 {
+            return Err(Error::Invalid {
+                arg: "num_layers".into(),
+                expected: "1 (a cell is one layer; pack each layer separately)".into(),
+                actual: cfg.num_layers.to_string(),
+            });
+        }
+        if cfg.direction != Direction::Forward {
+            return Err(Error::Invalid {
+                arg: "direction".into(),
+                expected: "Forward (a cell steps one direction)".into(),
+                actual: format!("{:?}", cfg.direction),
+            });
+        }
+        check_weights(cfg, std::slice::from_ref(weights))?;
+        Ok(PackedCell {
+            cfg: *cfg,
+            set: PackedDirection::pack(cfg, 0, weights),
+            isa: None,
+        })
+    }
+
+    /// Forces an instruction set (an error if the CPU lacks it); `None` = default.
+    pub fn with_isa(mut self, isa: Option<Isa>) -> Result<Self> {
+        if let Some(i) = isa {
+            i.check()?;
+        }
+        self.isa = isa;
+        Ok(self)
+    }
+
+    /// The configuration the weights were packed for.
+    pub fn config(&self) -> &RnnConfig {
+        &self.cfg
+    }
+
+    /// One step for `batch` rows. Allocates nothing once `ws` has grown to this batch.
+    pub fn step(
+        &self,
+        ws: &mut Workspace,
+        batch: usize,
+        input: StepInput<'_>,
+        out: StepOutputMut<'_>,
+    ) -> Result<()> {
+        let cfg = &self.cfg;
+        if batch == 0 {
+            return Err(Error::Invalid {
+                arg: "batch".into(),
+                expected: "at least 1".into(),
+                actual: "0".into(),
+            });
+        }
+        let (i, h, ho) = (cfg.input_size, cfg.hidden_size, cfg.output_size());
+        let len = |arg: &str, w: usize| {
+            batch.checked_mul(w).ok_or_else(|| Error::Overflow {
+                arg: arg.into(),
+                what: "batch * width".into(),
+            })
+        };
+        check_len("x", len("x", i)?, input.x.len())?;
+        check_len("h", len("h", ho)?, input.h.len())?;
+        check_len("h_out", len("h_out", ho)?, out.h.len())?;
+        let lstm = cfg.cell.has_cell_state();
+        for (name, l) in [
+            ("c", input.c.map(<[f32]>::len)),
+            ("c_out", out.c.as_deref().map(<[f32]>::len)),
+        ] {
+            match (lstm, l) {
+                (true, Some(l)) => check_len(name, len(name, h)?, l)?,
+                (true, None) => {
+                    return Err(Error::Invalid {
+                        arg: name.into(),
+                        expected: format!("{} elements (an LSTM has a cell state)", batch * h),
+                        actual: "None".into(),
+                    })
+                }
+                (false, Some(_)) => {
+                    return Err(Error::Invalid {
+                        arg: name.into(),
+                        expected: format!("None (a {} has no cell state)", cfg.cell.name()),
+                        actual: "a slice".into(),
+                    })
+                }
+                (false, None) => {}
+            }
+        }
+        let isa = match self.isa {
+            Some(i) => i,
+            None => Isa::default_for_process()?,
+        };
+        let k = kernels(isa)?;
+        let pre_stride = PackedDirection::pre_stride(cfg);
+        let pre_len = len("batch", pre_stride)?;
+        let (hl, cl, al) = state_sizes(cfg, batch);
+        let [pre, h0b, h1b, c0b, c1b, aux, aux2] = ws.carve([pre_len, hl, hl, cl, cl, al, al])?;
+        let (hs, ps) = (padded(h), padded(ho));
+        let max_threads = rayon::current_num_threads();
+        let st = StateBufs {
+            h_prev: h0b,
+            h_next: h1b,
+            c_prev: c0b,
+            c_next: c1b,
+            aux,
+            aux2,
+        };
+        // SAFETY: every buffer was carved at the size `state_sizes` / `pre_len` give
+        // for `batch`; the user slices were checked above to hold `batch` rows.
+        unsafe {
+            std::ptr::write_bytes(st.h_prev, 0, hl);
+            std::ptr::write_bytes(st.c_prev, 0, cl);
+            for b in 0..batch {
+                std::ptr::copy_nonoverlapping(input.h.as_ptr().add(b * ho), st.h_prev.add(b * ps), ho);
+                if let Some(c) = input.c {
+                    std::ptr::copy_nonoverlapping(c.as_ptr().add(b * h), st.c_prev.add(b * hs), h);
+                }
+            }
+            let x_rows = Rows::strided(input.x.as_ptr(), i, batch);
+            gemm(
+                k,
+                x_rows,
+                batch,
+                &self.set.w_ih,
+                pre,
+                pre_stride,
+                self.set.bias.as_slice().as_ptr(),
+                max_threads,
+            );
+            step(k, cfg, &self.set, batch, pre, &st, false, max_threads);
+            let out_c = out.c;
+            for b in 0..batch {
+                std::ptr::copy_nonoverlapping(st.h_next.add(b * ps), out.h.as_mut_ptr().add(b * ho), ho);
+            }
+            if let Some(c_out) = out_c {
+                for b in 0..batch {
+                    std::ptr::copy_nonoverlapping(st.c_next.add(b * hs), c_out.as_mut_ptr().add(b * h), h);
+                }
+            }
+        }
+        Ok(())
+    }
+}

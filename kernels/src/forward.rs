@@ -1,0 +1,234 @@
+//! The whole-sequence driver: per layer and direction, the input projection for all
+//! steps as one product, then the time loop of fused recurrent steps.
+
+use rnn_reference::{check_len, check_seq_lens, Error, SeqShape, SequenceInput, TensorLayout};
+
+use crate::arch::kernels;
+use crate::generic::phase::Rows;
+use crate::layer::{PackedDirection, PackedRnn};
+use crate::pack::padded;
+use crate::step_kernel::{gemm, state_sizes, step, StateBufs};
+use crate::workspace::Workspace;
+use crate::Result;
+
+/// Where [`PackedRnn::forward`] writes. `y` is `[T, B, D*H_out]` (or `[B, T, ·]` for a
+/// batch-major shape); `h_n` `[L*D, B, H_out]` and `c_n` `[L*D, B, H]` are optional
+/// (`c_n` only for LSTM).
+pub struct SequenceOutputMut<'a> {
+    /// Outputs of the last layer, forward then reverse per step.
+    pub y: &'a mut [f32],
+    /// Final hidden state of every layer and direction.
+    pub h_n: Option<&'a mut [f32]>,
+    /// Final cell state of every layer and direction (LSTM only).
+    pub c_n: Option<&'a mut [f32]>,
+}
+
+/// Where rows of a `[·, ·, width]` tensor live, by step and batch row.
+#[derive(Clone, Copy)]
+struct Tensor3 {
+    base: *mut f32,
+    stride_t: usize,
+    stride_b: usize,
+}
+
+impl Tensor3 {
+    fn new(base: *mut f32, shape: &SeqShape, width: usize) -> Self {
+        let (stride_t, stride_b) = match shape.layout {
+            TensorLayout::TimeMajor => (shape.batch * width, width),
+            TensorLayout::BatchMajor => (width, shape.steps * width),
+        };
+        Tensor3 {
+            base,
+            stride_t,
+            stride_b,
+        }
+    }
+
+    fn rows(&self, batch: usize) -> Rows {
+        Rows {
+            base: self.base,
+            stride_t: self.stride_t,
+            stride_b: self.stride_b,
+            batch,
+        }
+    }
+
+    /// # Safety
+    /// `(t, b)` must be inside the tensor.
+    unsafe fn at(&self, t: usize, b: usize) -> *mut f32 {
+        // SAFETY: caller's contract.
+        unsafe { self.base.add(t * self.stride_t + b * self.stride_b) }
+    }
+}
+
+impl PackedRnn {
+    /// Runs the whole sequence: every layer, every direction, optional sequence
+    /// lengths, writing `out`. Validates every length first (an [`Error`] names the
+    /// argument); allocates nothing once `ws` has grown to this shape.
+    pub fn forward(
+        &self,
+        ws: &mut Workspace,
+        shape: SeqShape,
+        input: SequenceInput<'_, f32>,
+        mut out: SequenceOutputMut<'_>,
+    ) -> Result<()> {
+        let cfg = &self.cfg;
+        let dims = shape.dims(cfg)?;
+        check_len("x", dims.x, input.x.len())?;
+        let lstm = cfg.cell.has_cell_state();
+        if let Some(h0) = input.h0 {
+            check_len("h0", dims.h, h0.len())?;
+        }
+        if let Some(h_n) = out.h_n.as_deref() {
+            check_len("h_n", dims.h, h_n.len())?;
+        }
+        check_len("y", dims.y, out.y.len())?;
+        for (name, len) in [
+            ("c0", input.c0.map(<[f32]>::len)),
+            ("c_n", out.c_n.as_deref().map(<[f32]>::len)),
+        ] {
+            match (lstm, len) {
+                (true, Some(l)) => check_len(name, dims.c, l)?,
+                (false, Some(_)) => {
+                    return Err(Error::Invalid {
+                        arg: name.into(),
+                        expected: format!("None (a {} has no cell state)", cfg.cell.name()),
+                        actual: "a slice".into(),
+                    })
+                }
+                _ => {}
+            }
+        }
+        check_seq_lens(input.seq_lens, &shape)?;
+        let k = kernels(self.isa()?)?;
+
+        let (t_len, batch) = (shape.steps, shape.batch);
+        let (d_len, ho, h) = (cfg.num_directions(), cfg.output_size(), cfg.hidden_size);
+        let rows = t_len * batch; // fits: x has rows * I elements
+        let overflow = || Error::Overflow {
+            arg: "steps".into(),
+            what: "steps * batch * gates * padded hidden (input projection buffer)".into(),
+        };
+        let pre_len = rows
+            .checked_mul(PackedDirection::pre_stride(cfg))
+            .ok_or_else(overflow)?;
+        let io_len = if cfg.num_layers > 1 { dims.y } else { 0 };
+        let (hl, cl, al) = state_sizes(cfg, batch);
+        let [pre, io0, io1, h0b, h1b, c0b, c1b, aux, aux2] =
+            ws.carve([pre_len, io_len, io_len, hl, hl, cl, cl, al, al])?;
+        let max_threads = rayon::current_num_threads();
+        let (hs, ps) = (padded(h), padded(ho));
+        let y_user = Tensor3::new(out.y.as_mut_ptr(), &shape, d_len * ho);
+        let h_n = out.h_n.as_deref_mut().map(<[f32]>::as_mut_ptr);
+        let c_n = out.c_n.as_deref_mut().map(<[f32]>::as_mut_ptr);
+        let tm = SeqShape::new(t_len, batch);
+
+        for layer in 0..cfg.num_layers {
+            // Layer 0 reads `x` (only ever read through this pointer); later layers
+            // read the previous layer's output buffer.
+            let src = if layer == 0 {
+                Tensor3::new(input.x.as_ptr().cast_mut(), &shape, cfg.input_size)
+            } else {
+                let prev = if layer % 2 == 1 { io0 } else { io1 };
+                Tensor3::new(prev, &tm, d_len * ho)
+            };
+            let dst = if layer + 1 == cfg.num_layers {
+                y_user
+            } else {
+                Tensor3::new(if layer % 2 == 0 { io0 } else { io1 }, &tm, d_len * ho)
+            };
+            for dir in 0..d_len {
+                let set = &self.sets[layer * d_len + dir];
+                let ld = layer * d_len + dir;
+                // SAFETY: `src` holds rows * k_in floats (checked `x`, or an io buffer
+                // of dims.y); `pre` holds rows * pre_stride >= rows * w_ih.cols().
+                unsafe {
+                    gemm(
+                        k,
+                        src.rows(batch),
+                        rows,
+                        &set.w_ih,
+                        pre,
+                        PackedDirection::pre_stride(cfg),
+                        set.bias.as_slice().as_ptr(),
+                        max_threads,
+                    );
+                }
+                let mut st = StateBufs {
+                    h_prev: h0b,
+                    h_next: h1b,
+                    c_prev: c0b,
+                    c_next: c1b,
+                    aux,
+                    aux2,
+                };
+                // SAFETY: the state buffers were carved with hl / cl elements; h0/c0
+                // were checked to hold L*D*B rows.
+                unsafe {
+                    std::ptr::write_bytes(st.h_prev, 0, hl);
+                    std::ptr::write_bytes(st.c_prev, 0, cl);
+                    for b in 0..batch {
+                        if let Some(h0) = input.h0 {
+                            let src = &h0[(ld * batch + b) * ho..][..ho];
+                            std::ptr::copy_nonoverlapping(src.as_ptr(), st.h_prev.add(b * ps), ho);
+                        }
+                        if let Some(c0) = input.c0 {
+                            let src = &c0[(ld * batch + b) * h..][..h];
+                            std::ptr::copy_nonoverlapping(src.as_ptr(), st.c_prev.add(b * hs), h);
+                        }
+                    }
+                }
+                let reverse = cfg.direction.is_reverse(dir);
+                for s in 0..t_len {
+                    let t = if reverse { t_len - 1 - s } else { s };
+                    // SAFETY: `pre` row block t lies within rows * pre_stride; state
+                    // buffers sized by `state_sizes`.
+                    unsafe {
+                        let pre_t = pre.add(t * batch * PackedDirection::pre_stride(cfg));
+                        step(k, cfg, set, batch, pre_t, &st, s % 2 == 1, max_threads);
+                    }
+                    for b in 0..batch {
+                        let active = input.seq_lens.is_none_or(|l| t < l[b]);
+                        // SAFETY: rows b < batch of padded state buffers; (t, b) inside
+                        // `dst`, which is T x B rows of D*H_out.
+                        unsafe {
+                            let yrow = dst.at(t, b).add(dir * ho);
+                            if active {
+                                std::ptr::copy_nonoverlapping(st.h_next.add(b * ps), yrow, ho);
+                            } else {
+                                std::ptr::copy_nonoverlapping(
+                                    st.h_prev.add(b * ps),
+                                    st.h_next.add(b * ps),
+                                    ps,
+                                );
+                                if lstm {
+                                    std::ptr::copy_nonoverlapping(
+                                        st.c_prev.add(b * hs),
+                                        st.c_next.add(b * hs),
+                                        hs,
+                                    );
+                                }
+                                std::ptr::write_bytes(yrow, 0, ho);
+                            }
+                        }
+                    }
+                    st.swap();
+                }
+                for b in 0..batch {
+                    // SAFETY: row b of the padded state buffers holds >= ho / h floats.
+                    unsafe {
+                        if let Some(h_n) = h_n {
+                            let dstp = h_n.add((ld * batch + b) * ho);
+                            std::ptr::copy_nonoverlapping(st.h_prev.add(b * ps), dstp, ho);
+                        }
+                        if let Some(c_n) = c_n {
+                            let dstp = c_n.add((ld * batch + b) * h);
+                            std::ptr::copy_nonoverlapping(st.c_prev.add(b * hs), dstp, h);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,124 @@
+//! Walks the panels of a packed matrix and the row blocks of the left operand, calling
+//! the micro-kernel and handing each finished row tile to an epilogue.
+
+use std::ops::Range;
+
+use super::microkernel::tile;
+use crate::arch::vector::V16;
+use crate::pack::PanelsView;
+
+/// Where the rows of the left operand live: row `r` is step `t = r / batch`, batch row
+/// `b = r % batch`, at `base + t * stride_t + b * stride_b`.
+#[derive(Clone, Copy)]
+pub(crate) struct Rows {
+    pub(crate) base: *const f32,
+    pub(crate) stride_t: usize,
+    pub(crate) stride_b: usize,
+    pub(crate) batch: usize,
+}
+
+impl Rows {
+    /// Rows `b * stride` for `b` in `0..batch` (one step).
+    pub(crate) fn strided(base: *const f32, stride: usize, batch: usize) -> Self {
+        Rows {
+            base,
+            stride_t: 0,
+            stride_b: stride,
+            batch,
+        }
+    }
+
+    /// # Safety
+    /// `r` must be a row the caller validated.
+    #[inline(always)]
+    unsafe fn ptr(&self, r: usize) -> *const f32 {
+        let t = r / self.batch;
+        let b = r - t * self.batch;
+        // SAFETY: the caller validated that row `r` is inside the operand.
+        unsafe { self.base.add(t * self.stride_t + b * self.stride_b) }
+    }
+}
+
+/// Finishes output tiles: called once per row and panel with that row's `NP`
+/// accumulators.
+pub(crate) trait Epilogue<V: V16, const NP: usize> {
+    /// # Safety
+    /// `V`'s ISA must be available; `row` and `panel` are within the bounds the
+    /// epilogue was built for.
+    unsafe fn finish(&self, row: usize, panel: usize, acc: &[V; NP]);
+}
+
+/// Computes rows `0..nrows` of `a x w` for panels in `panels`, in reverse panel order
+/// when `reverse` (the "zig-zag" order: the panels used last in one step are still in
+/// cache at the start of the next).
+///
+/// # Safety
+/// `V`'s ISA must be available; `a` must hold `nrows` rows of `w.k` readable floats;
+/// `panels` must lie within `w.panels`; the epilogue's targets must cover every
+/// (row, panel) visited.
+#[inline(always)]
+pub(crate) unsafe fn run<V: V16, const NP: usize, const MR: usize, E: Epilogue<V, NP>>(
+    a: &Rows,
+    nrows: usize,
+    w: &PanelsView,
+    panels: Range<usize>,
+    reverse: bool,
+    epi: &E,
+) {
+    let width = NP * crate::pack::LANES;
+    let mut visit = |p: usize| {
+        // SAFETY: `p < w.panels`, so the panel lies inside the packed data.
+        let panel = unsafe { w.ptr.add(p * w.k * width) };
+        let mut r = 0;
+        while r + MR <= nrows {
+            // SAFETY: rows r..r+MR are < nrows; forwarded contract.
+            unsafe { block::<V, NP, MR, E>(a, r, w.k, panel, p, epi) };
+            r += MR;
+        }
+        // Remainder rows in blocks of 4, 2, 1 (fewer instantiations than one per count).
+        while r < nrows {
+            let left = nrows - r;
+            // SAFETY: as above; each block stays below nrows.
+            unsafe {
+                if left >= 4 && MR > 4 {
+                    block::<V, NP, 4, E>(a, r, w.k, panel, p, epi);
+                    r += 4;
+                } else if left >= 2 && MR > 2 {
+                    block::<V, NP, 2, E>(a, r, w.k, panel, p, epi);
+                    r += 2;
+                } else {
+                    block::<V, NP, 1, E>(a, r, w.k, panel, p, epi);
+                    r += 1;
+                }
+            }
+        }
+    };
+    if reverse {
+        panels.rev().for_each(&mut visit);
+    } else {
+        panels.for_each(&mut visit);
+    }
+}
+
+/// One `M x NP` block: micro-kernel then epilogue per row.
+#[inline(always)]
+unsafe fn block<V: V16, const NP: usize, const M: usize, E: Epilogue<V, NP>>(
+    a: &Rows,
+    r0: usize,
+    k: usize,
+    panel: *const f32,
+    p: usize,
+    epi: &E,
+) {
+    let mut ptrs = [std::ptr::null::<f32>(); M];
+    for (i, q) in ptrs.iter_mut().enumerate() {
+        // SAFETY: rows r0..r0+M are valid (caller's contract).
+        *q = unsafe { a.ptr(r0 + i) };
+    }
+    // SAFETY: forwarded contract: rows hold k floats, the panel k * NP * 16.
+    let acc = unsafe { tile::<V, M, NP>(&ptrs, k, panel) };
+    for (i, row) in acc.iter().enumerate() {
+        // SAFETY: (r0 + i, p) is inside the epilogue's bounds (caller's contract).
+        unsafe { epi.finish(r0 + i, p, row) };
+    }
+}

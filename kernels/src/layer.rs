@@ -1,0 +1,183 @@
+//! Weights packed once into the kernels' layout: [`PackedRnn`] for whole sequences and
+//! [`PackedCell`](crate::PackedCell) for single steps share [`PackedDirection`].
+
+use rnn_reference::{
+    check_weights, import_onnx, views, CellKind, LayerWeights, OnnxWeights, RnnConfig,
+};
+
+use crate::aligned::AlignedVec;
+use crate::isa::Isa;
+use crate::pack::{padded, Panels};
+use crate::Result;
+
+/// Panels of four 16-unit vectors: the plain-product width of every ISA.
+pub(crate) const NP_PLAIN: usize = 4;
+
+/// One layer and direction, packed.
+#[derive(Clone)]
+pub(crate) struct PackedDirection {
+    /// `W_ih`, all gates gate-interleaved per tile; `k = I_l`.
+    pub(crate) w_ih: Panels,
+    /// Biases folded into the input projection, aligned with `w_ih`'s columns.
+    pub(crate) bias: AlignedVec,
+    /// `W_hh`: all gates (RNN, LSTM, GRU linear-before-reset) or r and z (GRU
+    /// original form); `k = H_out`.
+    pub(crate) w_hh: Panels,
+    /// GRU original form: the n gate of `W_hh`, `k = H`.
+    pub(crate) w_hn: Option<Panels>,
+    /// GRU linear-before-reset: `b_hn`, one padded row.
+    pub(crate) b_hn: Option<AlignedVec>,
+    /// LSTM projection `W_hr`, `k = H`.
+    pub(crate) w_hr: Option<Panels>,
+    /// LSTM peephole, `[3][padded(H)]` in order i, f, o.
+    pub(crate) peephole: Option<AlignedVec>,
+}
+
+impl PackedDirection {
+    /// Packs one validated weight set of `layer`.
+    pub(crate) fn pack(cfg: &RnnConfig, layer: usize, w: &LayerWeights<'_, f32>) -> Self {
+        let (g, h, ho) = (cfg.gates(), cfg.hidden_size, cfg.output_size());
+        let all: Vec<usize> = (0..g).collect();
+        let w_ih = Panels::pack(w.w_ih, h, cfg.layer_input_size(layer), &all, NP_PLAIN);
+        let lbr = matches!(
+            cfg.cell,
+            CellKind::Gru {
+                linear_before_reset: true
+            }
+        );
+        // Fold b_ih + b_hh, except b_hn of the linear-before-reset GRU, which must be
+        // multiplied by r and stays apart.
+        let mut folded = vec![0.0f32; g * h];
+        for (k, v) in folded.iter_mut().enumerate() {
+            let bi = w.b_ih.map_or(0.0, |b| b[k]);
+            let bh = w.b_hh.map_or(0.0, |b| b[k]);
+            *v = if lbr && k >= 2 * h { bi } else { bi + bh };
+        }
+        let bias = Panels::pack_vector(&folded, h, &all, w_ih.cols());
+        let hs = padded(h);
+        let row = |v: &[f32]| {
+            let mut out = AlignedVec::zeros(hs);
+            out.as_mut_slice()[..h].copy_from_slice(v);
+            out
+        };
+        let (w_hh, w_hn, b_hn) = match cfg.cell {
+            CellKind::Gru {
+                linear_before_reset: false,
+            } => (
+                Panels::pack(w.w_hh, h, ho, &[0, 1], 2),
+                Some(Panels::pack(w.w_hh, h, ho, &[2], NP_PLAIN)),
+                None,
+            ),
+            CellKind::Gru {
+                linear_before_reset: true,
+            } => {
+                let zeros = vec![0.0; h];
+                let b_hn = w.b_hh.map_or(&zeros[..], |b| &b[2 * h..]);
+                (
+                    Panels::pack(w.w_hh, h, ho, &all, 3),
+                    None,
+                    Some(row(b_hn)),
+                )
+            }
+            CellKind::Lstm { .. } => (Panels::pack(w.w_hh, h, ho, &all, 4), None, None),
+            CellKind::Rnn { .. } => (Panels::pack(w.w_hh, h, ho, &all, NP_PLAIN), None, None),
+        };
+        let w_hr = w.w_hr.map(|p| Panels::pack(p, ho, h, &[0], NP_PLAIN));
+        let peephole = w.peephole.map(|p| {
+            let mut out = AlignedVec::zeros(3 * hs);
+            for k in 0..3 {
+                out.as_mut_slice()[k * hs..k * hs + h].copy_from_slice(&p[k * h..(k + 1) * h]);
+            }
+            out
+        });
+        PackedDirection {
+            w_ih,
+            bias,
+            w_hh,
+            w_hn,
+            b_hn,
+            w_hr,
+            peephole,
+        }
+    }
+
+    /// Width of one row of the input projection buffer: `G * padded(H)`.
+    pub(crate) fn pre_stride(cfg: &RnnConfig) -> usize {
+        cfg.gates() * padded(cfg.hidden_size)
+    }
+}
+
+/// A whole network (every layer and direction) packed for the kernels. Build once,
+/// share freely (`Send + Sync`), run with [`PackedRnn::forward`].
+///
+/// ```
+/// use rnn_kernels::{CellKind, LayerWeights, PackedRnn, RnnConfig, SeqShape, SequenceInput,
+///     SequenceOutputMut, Workspace};
+/// let (i, h, t, b) = (3, 4, 5, 2);
+/// let cfg = RnnConfig::new(CellKind::Gru { linear_before_reset: true }, i, h);
+/// let w_ih = vec![0.1f32; 3 * h * i];
+/// let w_hh = vec![0.05f32; 3 * h * h];
+/// let rnn = PackedRnn::from_pytorch(&cfg, &[LayerWeights::new(&w_ih, &w_hh)])?;
+/// let x = vec![1.0f32; t * b * i];
+/// let (mut y, mut h_n) = (vec![0.0; t * b * h], vec![0.0; b * h]);
+/// let mut ws = Workspace::new();
+/// rnn.forward(&mut ws, SeqShape::new(t, b), SequenceInput::new(&x),
+///     SequenceOutputMut { y: &mut y, h_n: Some(&mut h_n), c_n: None })?;
+/// assert!(y.iter().all(|v| v.is_finite()));
+/// # Ok::<(), rnn_kernels::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct PackedRnn {
+    pub(crate) cfg: RnnConfig,
+    pub(crate) sets: Vec<PackedDirection>,
+    pub(crate) isa: Option<Isa>,
+}
+
+impl PackedRnn {
+    /// Validates and packs weights given in PyTorch layout, one set per layer and
+    /// direction (index `layer * D + direction`).
+    pub fn from_pytorch(cfg: &RnnConfig, weights: &[LayerWeights<'_, f32>]) -> Result<Self> {
+        check_weights(cfg, weights)?;
+        let d = cfg.num_directions();
+        let sets = weights
+            .iter()
+            .enumerate()
+            .map(|(k, w)| PackedDirection::pack(cfg, k / d, w))
+            .collect();
+        Ok(PackedRnn {
+            cfg: *cfg,
+            sets,
+            isa: None,
+        })
+    }
+
+    /// Validates and packs ONNX operator weights (`W`, `R`, `B`, `P`); see
+    /// [`import_onnx`](rnn_reference::import_onnx) for the gate permutation.
+    pub fn from_onnx(cfg: &RnnConfig, onnx: OnnxWeights<'_, f32>) -> Result<Self> {
+        let owned = import_onnx(cfg, onnx)?;
+        PackedRnn::from_pytorch(cfg, &views(&owned))
+    }
+
+    /// Forces an instruction set for every call on this object (an error if the CPU
+    /// lacks it). `None` restores the process default ([`Isa::default_for_process`]).
+    pub fn with_isa(mut self, isa: Option<Isa>) -> Result<Self> {
+        if let Some(i) = isa {
+            i.check()?;
+        }
+        self.isa = isa;
+        Ok(self)
+    }
+
+    /// The configuration the weights were packed for.
+    pub fn config(&self) -> &RnnConfig {
+        &self.cfg
+    }
+
+    /// The instruction set calls will use.
+    pub fn isa(&self) -> Result<Isa> {
+        match self.isa {
+            Some(i) => Ok(i),
+            None => Isa::default_for_process(),
+        }
+    }
+}

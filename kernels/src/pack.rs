@@ -1,0 +1,156 @@
+//! Packing of weight matrices into panels for the register-tile micro-kernel.
+//!
+//! A PyTorch weight matrix is `[gates * rows, k]` row-major: output unit `u` of gate
+//! `g` is row `g * rows + u`. Packing turns a chosen subset of gates into *columns*
+//! grouped 16 units at a time and gate-interleaved:
+//!
+//! ```text
+//! column c  ->  unit tile j = c / (16 * ng),  gate index (c / 16) % ng,  lane c % 16
+//! ```
+//!
+//! so one 16-unit tile of hidden units yields all `ng` gates side by side. Columns are
+//! cut into panels of `np * 16`; a panel is stored `k`-major (`[k][np * 16]`), which is
+//! the order the micro-kernel streams it in. Padding columns (units past `rows`, or
+//! past the last panel) are zero, which keeps padded hidden units at exactly zero.
+
+use crate::aligned::AlignedVec;
+
+/// Lanes per vector tile: one tile of hidden units.
+pub(crate) const LANES: usize = 16;
+
+/// Rounds `n` up to a whole number of 64-unit blocks: the stride of every padded
+/// state row, so any kernel (panels of up to 4 tiles) may write whole panels.
+pub(crate) fn padded(n: usize) -> usize {
+    n.div_ceil(64) * 64
+}
+
+/// A packed matrix: `panels` panels of `np * 16` columns by `k` rows.
+#[derive(Clone)]
+pub(crate) struct Panels {
+    data: AlignedVec,
+    k: usize,
+    np: usize,
+    panels: usize,
+}
+
+impl Panels {
+    /// Packs gates `gates` (indices of gate blocks) of `w` (`[n_gates * rows, k]`).
+    pub(crate) fn pack(w: &[f32], rows: usize, k: usize, gates: &[usize], np: usize) -> Self {
+        let ng = gates.len();
+        let tiles = rows.div_ceil(LANES);
+        let cols = tiles * ng * LANES;
+        let panels = cols.div_ceil(np * LANES);
+        let width = np * LANES;
+        let mut data = AlignedVec::zeros(panels * k * width);
+        let out = data.as_mut_slice();
+        for c in 0..panels * width {
+            let (j, gi, l) = (c / (LANES * ng), (c / LANES) % ng, c % LANES);
+            let u = j * LANES + l;
+            if j >= tiles || u >= rows {
+                continue;
+            }
+            let src = &w[(gates[gi] * rows + u) * k..][..k];
+            let (p, col) = (c / width, c % width);
+            for (kk, &v) in src.iter().enumerate() {
+                out[(p * k + kk) * width + col] = v;
+            }
+        }
+        Panels {
+            data,
+            k,
+            np,
+            panels,
+        }
+    }
+
+    /// Packs a vector laid out like the columns: element `c` takes `v[gates[gi] * rows + u]`.
+    /// Used for biases and peepholes so they line up with accumulator lanes.
+    pub(crate) fn pack_vector(
+        v: &[f32],
+        rows: usize,
+        gates: &[usize],
+        stride_cols: usize,
+    ) -> AlignedVec {
+        let ng = gates.len();
+        let mut out = AlignedVec::zeros(stride_cols);
+        let o = out.as_mut_slice();
+        for (c, slot) in o.iter_mut().enumerate() {
+            let (j, gi, l) = (c / (LANES * ng), (c / LANES) % ng, c % LANES);
+            let u = j * LANES + l;
+            if u < rows {
+                *slot = v[gates[gi] * rows + u];
+            }
+        }
+        out
+    }
+
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
+    pub(crate) fn np(&self) -> usize {
+        self.np
+    }
+
+    pub(crate) fn panels(&self) -> usize {
+        self.panels
+    }
+
+    /// Total packed columns (`panels * np * 16`).
+    pub(crate) fn cols(&self) -> usize {
+        self.panels * self.np * LANES
+    }
+
+    /// Borrowed raw view for the kernels.
+    pub(crate) fn view(&self) -> PanelsView {
+        PanelsView {
+            ptr: self.data.as_slice().as_ptr(),
+            k: self.k,
+            panels: self.panels,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn data(&self) -> &[f32] {
+        self.data.as_slice()
+    }
+}
+
+/// What a kernel needs of a [`Panels`]: base pointer, `k` and the panel count.
+#[derive(Clone, Copy)]
+pub(crate) struct PanelsView {
+    pub(crate) ptr: *const f32,
+    pub(crate) k: usize,
+    pub(crate) panels: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_are_gate_interleaved_per_tile() {
+        // 2 gates x 20 rows, k = 3; value encodes (gate, unit, k).
+        let (rows, k) = (20, 3);
+        let w: Vec<f32> = (0..2 * rows * k)
+            .map(|i| {
+                let (r, kk) = (i / k, i % k);
+                (r / rows * 1000 + r % rows * 10 + kk) as f32
+            })
+            .collect();
+        let p = Panels::pack(&w, rows, k, &[0, 1], 2);
+        assert_eq!(p.panels(), 2); // two 16-unit tiles, two gates each
+        let d = p.data();
+        let width = 32;
+        // panel 0, k = 2, column 16 + 5: gate 1, unit 5.
+        assert_eq!(d[2 * width + 21], 1052.0);
+        // panel 1, k = 1, column 3: gate 0, unit 19.
+        assert_eq!(d[(k + 1) * width + 3], 191.0);
+        // panel 1, column 4: unit 20 is padding.
+        assert_eq!(d[(k + 1) * width + 4], 0.0);
+        // Only gate 1 of the pair, 4 tiles per panel.
+        let q = Panels::pack(&w, rows, k, &[1], 4);
+        assert_eq!(q.panels(), 1);
+        assert_eq!(q.data()[17 + 64 * 2], 1172.0); // unit 17, k = 2
+    }
+}

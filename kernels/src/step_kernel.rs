@@ -1,0 +1,164 @@
+//! One recurrent step of one direction: the cell's passes in order, each split over
+//! threads by panels. Shared by the sequence driver and the single-step API.
+
+use rnn_reference::{CellKind, RnnConfig};
+
+use crate::arch::{GemmArgs, Kernels, StepArgs, StepFn};
+use crate::generic::epilogue::StepPtrs;
+use crate::generic::phase::Rows;
+use crate::layer::PackedDirection;
+use crate::pack::{padded, Panels};
+use crate::parallel::{for_each_chunk, threads_for};
+
+/// State rows of one direction; strides are padded so kernels can store whole panels.
+#[derive(Clone, Copy)]
+pub(crate) struct StateBufs {
+    pub(crate) h_prev: *mut f32,
+    pub(crate) h_next: *mut f32,
+    pub(crate) c_prev: *mut f32,
+    pub(crate) c_next: *mut f32,
+    pub(crate) aux: *mut f32,
+    pub(crate) aux2: *mut f32,
+}
+
+impl StateBufs {
+    pub(crate) fn swap(&mut self) {
+        std::mem::swap(&mut self.h_prev, &mut self.h_next);
+        std::mem::swap(&mut self.c_prev, &mut self.c_next);
+    }
+}
+
+/// Element counts of the state buffers for `batch` rows: `(h, c, aux)` each, where `h`
+/// rows have stride `padded(H_out)` and `c`/`aux` rows `padded(H)`.
+pub(crate) fn state_sizes(cfg: &RnnConfig, batch: usize) -> (usize, usize, usize) {
+    let hs = padded(cfg.hidden_size);
+    (batch * padded(cfg.output_size()), batch * hs, batch * hs)
+}
+
+/// Runs `a x w` through `f` split over threads.
+///
+/// # Safety
+/// `args` must describe buffers valid for every panel of `args.w`.
+unsafe fn pass(f: StepFn, args: StepArgs, zigzag: bool, max_threads: usize) {
+    let panels = args.w.panels;
+    let fmas = args.nrows * args.w.k * panels * 64;
+    let threads = threads_for(fmas, panels, max_threads);
+    // SAFETY: forwarded; threads write disjoint panels.
+    for_each_chunk(threads, panels, &|r| unsafe { f(&args, r, zigzag) });
+}
+
+/// `out = a x w (+ bias)` split over threads by panels.
+///
+/// # Safety
+/// `a` must hold `nrows` rows of `w.k()` floats, `out` `nrows` rows of `out_stride >=
+/// w.cols()` floats, `bias` (or null) `w.cols()` floats.
+pub(crate) unsafe fn gemm(
+    k: &Kernels,
+    a: Rows,
+    nrows: usize,
+    w: &Panels,
+    out: *mut f32,
+    out_stride: usize,
+    bias: *const f32,
+    max_threads: usize,
+) {
+    let args = GemmArgs {
+        a,
+        nrows,
+        w: w.view(),
+        out,
+        out_stride,
+        bias,
+    };
+    let panels = w.panels();
+    let threads = threads_for(nrows * w.k() * w.cols(), panels, max_threads);
+    let f = k.gemm;
+    // SAFETY: forwarded; threads write disjoint column ranges.
+    for_each_chunk(threads, panels, &|r| unsafe { f(&args, r, false) });
+}
+
+/// One step for `batch` rows: reads `pre` (this step's input projection, `batch` rows
+/// of `PackedDirection::pre_stride`), `h_prev`, `c_prev`; writes `h_next`, `c_next`.
+///
+/// # Safety
+/// Buffers as described by [`state_sizes`] for `batch` rows, `pre` as above.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn step(
+    k: &Kernels,
+    cfg: &RnnConfig,
+    set: &PackedDirection,
+    batch: usize,
+    pre: *const f32,
+    b: &StateBufs,
+    zigzag: bool,
+    max_threads: usize,
+) {
+    let hs = padded(cfg.hidden_size);
+    let ps = padded(cfg.output_size());
+    let s = StepPtrs {
+        pre,
+        pre_stride: PackedDirection::pre_stride(cfg),
+        h_prev: b.h_prev,
+        h_next: b.h_next,
+        h_stride: ps,
+        c_prev: b.c_prev,
+        c_next: b.c_next,
+        c_stride: hs,
+        aux: std::ptr::null_mut(),
+        aux2: b.aux2,
+        aux_stride: hs,
+        peephole: set
+            .peephole
+            .as_ref()
+            .map_or(std::ptr::null(), |p| p.as_slice().as_ptr()),
+        b_hn: set
+            .b_hn
+            .as_ref()
+            .map_or(std::ptr::null(), |p| p.as_slice().as_ptr()),
+        clip: cfg.clip,
+    };
+    let h_rows = Rows::strided(b.h_prev, ps, batch);
+    let aux_rows = Rows::strided(b.aux, hs, batch);
+    let args = |s: StepPtrs, a: Rows, w: &Panels| StepArgs {
+        a,
+        nrows: batch,
+        w: w.view(),
+        s,
+        relu: matches!(
+            cfg.cell,
+            CellKind::Rnn {
+                activation: rnn_reference::RnnActivation::Relu
+            }
+        ),
+    };
+    // SAFETY (all passes): the caller sized every buffer per `state_sizes`; the packed
+    // matrices' `k` match the row widths read (H_out for h, H for aux).
+    unsafe {
+        match cfg.cell {
+            CellKind::Rnn { .. } => pass(k.rnn, args(s, h_rows, &set.w_hh), zigzag, max_threads),
+            CellKind::Lstm { proj_size, .. } => {
+                let proj = proj_size.is_some();
+                let s1 = StepPtrs {
+                    aux: if proj { b.aux } else { std::ptr::null_mut() },
+                    ..s
+                };
+                pass(k.lstm, args(s1, h_rows, &set.w_hh), zigzag, max_threads);
+                if let Some(w_hr) = &set.w_hr {
+                    gemm(k, aux_rows, batch, w_hr, b.h_next, ps, std::ptr::null(), max_threads);
+                }
+            }
+            CellKind::Gru {
+                linear_before_reset: true,
+            } => pass(k.gru_lbr, args(s, h_rows, &set.w_hh), zigzag, max_threads),
+            CellKind::Gru {
+                linear_before_reset: false,
+            } => {
+                let s1 = StepPtrs { aux: b.aux, ..s };
+                pass(k.gru_rz, args(s1, h_rows, &set.w_hh), zigzag, max_threads);
+                if let Some(w_hn) = &set.w_hn {
+                    pass(k.gru_n, args(s1, aux_rows, w_hn), zigzag, max_threads);
+                }
+            }
+        }
+    }
+}

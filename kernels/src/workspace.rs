@@ -1,0 +1,50 @@
+//! Reusable scratch memory, so repeated calls do not allocate.
+
+use crate::aligned::AlignedVec;
+use crate::{Error, Result};
+
+/// Scratch space for [`PackedRnn::forward`](crate::PackedRnn::forward) and
+/// [`PackedCell::step`](crate::PackedCell::step). It grows on first use for a shape
+/// and is reused afterwards: calls with the same or smaller shapes never allocate.
+/// Not shared between threads at once; keep one per thread or per stream.
+#[derive(Default)]
+pub struct Workspace {
+    buf: AlignedVec,
+}
+
+impl Workspace {
+    /// An empty workspace (allocates on first use).
+    pub fn new() -> Self {
+        Workspace::default()
+    }
+
+    /// Elements currently held.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Carves `sizes.len()` disjoint zero-or-garbage regions, each starting on a cache
+    /// line, and returns their base pointers. Grows the buffer if needed.
+    pub(crate) fn carve<const N: usize>(&mut self, sizes: [usize; N]) -> Result<[*mut f32; N]> {
+        let mut offsets = [0usize; N];
+        let mut total = 0usize;
+        for (o, &s) in offsets.iter_mut().zip(sizes.iter()) {
+            *o = total;
+            let s = s
+                .checked_next_multiple_of(16)
+                .ok_or_else(|| Error::Overflow {
+                    arg: "workspace".into(),
+                    what: "scratch size".into(),
+                })?;
+            total = total.checked_add(s).ok_or_else(|| Error::Overflow {
+                arg: "workspace".into(),
+                what: "scratch size".into(),
+            })?;
+        }
+        self.buf.ensure(total);
+        let base = self.buf.as_mut_slice().as_mut_ptr();
+        // SAFETY: every offset is <= total <= buf.len(), so each pointer is inside (or
+        // one past) the buffer.
+        Ok(offsets.map(|o| unsafe { base.add(o) }))
+    }
+}

@@ -1,0 +1,179 @@
+//! Property tests: every instruction set this CPU has, every variant, both layouts,
+//! with and without sequence lengths, against the f64 reference, with the bound of
+//! `common::tolerance`. Sizes cross every SIMD width and tile edge (16-unit tiles,
+//! 64-unit panels, 6-row blocks).
+
+mod common;
+
+use common::{compare, problem, reference, tolerance, Problem};
+use proptest::prelude::*;
+use rnn_kernels::{
+    Isa, PackedCell, PackedRnn, SequenceInput, SequenceOutputMut, StepInput, StepOutputMut,
+    Workspace,
+};
+use rnn_reference::{step, views, RnnConfig};
+
+fn run_kernels(p: &Problem, isa: Isa) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let rnn = PackedRnn::from_pytorch(&p.cfg, &views(&p.weights))
+        .unwrap()
+        .with_isa(Some(isa))
+        .unwrap();
+    let d = p.shape.dims(&p.cfg).unwrap();
+    let lstm = p.cfg.cell.has_cell_state();
+    let (mut y, mut h_n, mut c_n) = (vec![f32::NAN; d.y], vec![f32::NAN; d.h], vec![f32::NAN; d.c]);
+    rnn.forward(
+        &mut Workspace::new(),
+        p.shape,
+        SequenceInput {
+            x: &p.x,
+            h0: p.h0.as_deref(),
+            c0: p.c0.as_deref(),
+            seq_lens: p.seq_lens.as_deref(),
+        },
+        SequenceOutputMut {
+            y: &mut y,
+            h_n: Some(&mut h_n),
+            c_n: lstm.then_some(&mut c_n[..]),
+        },
+    )
+    .unwrap();
+    (y, h_n, c_n)
+}
+
+fn check_sequence(p: &Problem) -> Result<(), String> {
+    let want = reference(p);
+    let tol = tolerance(p);
+    for isa in Isa::available() {
+        let (y, h_n, c_n) = run_kernels(p, isa);
+        let ctx = format!("{isa} {:?} {:?}", p.cfg, p.shape);
+        compare("y", &y, &want.y, tol).map_err(|e| format!("{ctx}: {e}"))?;
+        compare("h_n", &h_n, &want.h_n, tol).map_err(|e| format!("{ctx}: {e}"))?;
+        if p.cfg.cell.has_cell_state() {
+            compare("c_n", &c_n, &want.c_n, tol).map_err(|e| format!("{ctx}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The single-step API against the reference step (layer 0, forward direction).
+fn check_step(p: &Problem) -> Result<(), String> {
+    let cfg = RnnConfig {
+        num_layers: 1,
+        direction: rnn_reference::Direction::Forward,
+        ..p.cfg
+    };
+    let b = p.shape.batch;
+    let w = p.weights[0].view();
+    let x = &p.x[..b * cfg.input_size];
+    let h: Vec<f32> = (0..b * cfg.output_size()).map(|k| ((k * 7) % 13) as f32 / 13.0 - 0.5).collect();
+    let lstm = cfg.cell.has_cell_state();
+    let c: Vec<f32> = (0..b * cfg.hidden_size).map(|k| ((k * 5) % 11) as f32 / 5.0 - 1.0).collect();
+    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    let w64 = rnn_reference::OwnedLayerWeights {
+        w_ih: f64s(w.w_ih),
+        w_hh: f64s(w.w_hh),
+        b_ih: w.b_ih.map(f64s),
+        b_hh: w.b_hh.map(f64s),
+        w_hr: w.w_hr.map(f64s),
+        peephole: w.peephole.map(f64s),
+    };
+    let want = step(
+        &cfg,
+        &w64.view(),
+        b,
+        &f64s(x),
+        &f64s(&h),
+        lstm.then(|| f64s(&c)).as_deref(),
+    )
+    .unwrap();
+    let one_step = Problem {
+        shape: rnn_reference::SeqShape::new(1, b),
+        cfg,
+        weights: vec![],
+        x: vec![],
+        h0: None,
+        c0: None,
+        seq_lens: None,
+        x_scale: p.x_scale,
+    };
+    let tol = tolerance(&one_step);
+    for isa in Isa::available() {
+        let cell = PackedCell::from_pytorch(&cfg, &w)
+            .unwrap()
+            .with_isa(Some(isa))
+            .unwrap();
+        let (mut h1, mut c1) = (vec![f32::NAN; h.len()], vec![f32::NAN; c.len()]);
+        cell.step(
+            &mut Workspace::new(),
+            b,
+            StepInput {
+                x,
+                h: &h,
+                c: lstm.then_some(&c[..]),
+            },
+            StepOutputMut {
+                h: &mut h1,
+                c: lstm.then_some(&mut c1[..]),
+            },
+        )
+        .unwrap();
+        let ctx = format!("step {isa} {cfg:?} batch {b}");
+        compare("h", &h1, &want.h, tol).map_err(|e| format!("{ctx}: {e}"))?;
+        if lstm {
+            compare("c", &c1, &want.c, tol).map_err(|e| format!("{ctx}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 384, ..ProptestConfig::default() })]
+
+    #[test]
+    fn sequence_matches_reference(
+        seed in any::<u64>(),
+        i in 1usize..=70,
+        h in 1usize..=70,
+        b in 1usize..=9,
+        t in 1usize..=6,
+        layers in 1usize..=2,
+    ) {
+        let p = problem(seed, (i, h, b, t), layers, None);
+        prop_assert!(check_sequence(&p).is_ok(), "{}", check_sequence(&p).unwrap_err());
+    }
+
+    #[test]
+    fn step_matches_reference(
+        seed in any::<u64>(),
+        i in 1usize..=70,
+        h in 1usize..=70,
+        b in 1usize..=9,
+    ) {
+        let p = problem(seed, (i, h, b, 1), 1, None);
+        prop_assert!(check_step(&p).is_ok(), "{}", check_step(&p).unwrap_err());
+    }
+}
+
+/// Larger shapes that cross the 6-row block and several panels per thread.
+#[test]
+fn larger_shapes_match_reference() {
+    for (seed, dims) in [
+        (1u64, (100, 130, 13, 3)),
+        (2, (33, 200, 7, 2)),
+        (3, (64, 64, 16, 2)),
+        (4, (17, 96, 25, 2)),
+    ] {
+        for cell in 0..3 {
+            let mut p = problem(seed * 10 + cell, dims, 1, None);
+            // Cover every cell kind at these sizes regardless of the draw.
+            p = match cell {
+                0 => problem(seed, dims, 1, Some(rnn_reference::CellKind::Lstm { peephole: true, proj_size: Some(dims.1 / 3) })),
+                1 => problem(seed, dims, 1, Some(rnn_reference::CellKind::Gru { linear_before_reset: false })),
+                _ => p,
+            };
+            if let Err(e) = check_sequence(&p) {
+                panic!("{e}");
+            }
+        }
+    }
+}

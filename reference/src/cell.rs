@@ -1,0 +1,203 @@
+//! One time step of one layer and direction, for a batch: `(x_t, h_{t-1}, c_{t-1}) ->
+//! (h_t, c_t)`, following the equations of the golden README line by line.
+
+use crate::error::{checked_product, Error, Result};
+use crate::real::Real;
+use crate::spec::{check_len, CellKind, Direction, RnnActivation, RnnConfig};
+use crate::weights::{check_weights, LayerWeights};
+
+/// The new state after one step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepOutput<T> {
+    /// `h_t`: `[B, H_out]`.
+    pub h: Vec<T>,
+    /// `c_t`: `[B, H]` for an LSTM; empty for other cells.
+    pub c: Vec<T>,
+}
+
+/// Runs one step of the cell `cfg.cell` for `batch` rows.
+///
+/// `cfg` must describe a single forward layer (`num_layers == 1`, `Direction::Forward`)
+/// whose `input_size` is the width of `x`; callers build one such config per layer.
+/// `x` is `[B, I]`, `h` is `[B, H_out]`, `c` is `[B, H]` and must be given exactly for
+/// an LSTM. Missing biases count as zero.
+///
+/// ```
+/// use rnn_reference::{step, CellKind, LayerWeights, RnnActivation, RnnConfig};
+/// let cfg = RnnConfig::new(CellKind::Rnn { activation: RnnActivation::Relu }, 1, 1);
+/// let w = LayerWeights::new(&[2.0f64][..], &[3.0][..]);
+/// let out = step(&cfg, &w, 1, &[1.0], &[1.0], None).unwrap();
+/// assert_eq!(out.h, vec![5.0]);
+/// ```
+pub fn step<T: Real>(
+    cfg: &RnnConfig,
+    weights: &LayerWeights<'_, T>,
+    batch: usize,
+    x: &[T],
+    h: &[T],
+    c: Option<&[T]>,
+) -> Result<StepOutput<T>> {
+    if cfg.num_layers != 1 {
+        return Err(Error::invalid(
+            "num_layers",
+            "1 (a step runs one layer)",
+            cfg.num_layers,
+        ));
+    }
+    if cfg.direction != Direction::Forward {
+        return Err(Error::invalid(
+            "direction",
+            "Forward (a step runs one direction)",
+            format!("{:?}", cfg.direction),
+        ));
+    }
+    check_weights(cfg, std::slice::from_ref(weights))?;
+    if batch == 0 {
+        return Err(Error::invalid("batch", "at least 1", 0));
+    }
+    let (i_sz, hid, ho) = (cfg.input_size, cfg.hidden_size, cfg.output_size());
+    check_len("x", checked_product("x", "batch * input_size", &[batch, i_sz])?, x.len())?;
+    check_len("h", checked_product("h", "batch * output_size", &[batch, ho])?, h.len())?;
+    let lstm = cfg.cell.has_cell_state();
+    match (lstm, c) {
+        (true, Some(c)) => check_len(
+            "c",
+            checked_product("c", "batch * hidden_size", &[batch, hid])?,
+            c.len(),
+        )?,
+        (true, None) => {
+            return Err(Error::invalid(
+                "c",
+                "the cell state [B, H] (the cell is an LSTM)",
+                "None",
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(Error::invalid(
+                "c",
+                format!("None (a {} cell has no cell state)", cfg.cell.name()),
+                "a cell state",
+            ))
+        }
+        (false, None) => {}
+    }
+
+    let clip = cfg.clip.map(|c| T::from_f64(f64::from(c)));
+    let cl = |v: T| match clip {
+        Some(c) => v.clamp_to(c),
+        None => v,
+    };
+    let mut out = StepOutput {
+        h: Vec::with_capacity(batch * ho),
+        c: Vec::with_capacity(if lstm { batch * hid } else { 0 }),
+    };
+    for b in 0..batch {
+        let xb = &x[b * i_sz..(b + 1) * i_sz];
+        let hb = &h[b * ho..(b + 1) * ho];
+        let g = Gates {
+            w: weights,
+            i_sz,
+            ho,
+        };
+        match cfg.cell {
+            CellKind::Rnn { activation } => {
+                for j in 0..hid {
+                    let pre = cl(g.x_part(j, xb) + g.h_part(j, hb));
+                    out.h.push(match activation {
+                        RnnActivation::Tanh => pre.tanh(),
+                        RnnActivation::Relu => pre.relu(),
+                    });
+                }
+            }
+            CellKind::Lstm { proj_size, .. } => {
+                let cb = &c.expect("checked above")[b * hid..(b + 1) * hid];
+                // Peephole weights (i, f, o); zero when absent.
+                let p = |k: usize, j: usize| weights.peephole.map_or(T::ZERO, |p| p[k * hid + j]);
+                // m = o ⊙ tanh(c'), the unprojected output.
+                let mut m = Vec::with_capacity(hid);
+                for j in 0..hid {
+                    let (ri, rf, rg, ro) = (j, hid + j, 2 * hid + j, 3 * hid + j);
+                    let i = cl(g.x_part(ri, xb) + g.h_part(ri, hb) + p(0, j) * cb[j]).sigmoid();
+                    let f = cl(g.x_part(rf, xb) + g.h_part(rf, hb) + p(1, j) * cb[j]).sigmoid();
+                    let gg = cl(g.x_part(rg, xb) + g.h_part(rg, hb)).tanh();
+                    let c_new = f * cb[j] + i * gg;
+                    let o = cl(g.x_part(ro, xb) + g.h_part(ro, hb) + p(2, j) * c_new).sigmoid();
+                    out.c.push(c_new);
+                    m.push(o * c_new.tanh());
+                }
+                match proj_size {
+                    Some(_) => {
+                        let w_hr = weights.w_hr.expect("checked by check_weights");
+                        for r in 0..ho {
+                            out.h.push(dot(&w_hr[r * hid..(r + 1) * hid], &m));
+                        }
+                    }
+                    None => out.h.extend_from_slice(&m),
+                }
+            }
+            CellKind::Gru {
+                linear_before_reset,
+            } => {
+                let mut r = Vec::with_capacity(hid);
+                let mut z = Vec::with_capacity(hid);
+                for j in 0..hid {
+                    r.push(cl(g.x_part(j, xb) + g.h_part(j, hb)).sigmoid());
+                    z.push(cl(g.x_part(hid + j, xb) + g.h_part(hid + j, hb)).sigmoid());
+                }
+                // r ⊙ h, for the reset-before form.
+                let rh: Vec<T> = if linear_before_reset {
+                    Vec::new()
+                } else {
+                    r.iter().zip(hb).map(|(&r, &h)| r * h).collect()
+                };
+                for j in 0..hid {
+                    let rn = 2 * hid + j;
+                    let pre = if linear_before_reset {
+                        g.x_part(rn, xb) + r[j] * g.h_part(rn, hb)
+                    } else {
+                        g.x_part(rn, xb) + g.h_part(rn, &rh)
+                    };
+                    let n = cl(pre).tanh();
+                    out.h.push((T::ONE - z[j]) * n + z[j] * hb[j]);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Row accessors of the stacked gate matrices.
+struct Gates<'a, 'w, T> {
+    w: &'a LayerWeights<'w, T>,
+    i_sz: usize,
+    ho: usize,
+}
+
+impl<T: Real> Gates<'_, '_, T> {
+    /// `W_ih[r]·x + b_ih[r]`.
+    fn x_part(&self, r: usize, x: &[T]) -> T {
+        let s = dot(&self.w.w_ih[r * self.i_sz..(r + 1) * self.i_sz], x);
+        match self.w.b_ih {
+            Some(b) => s + b[r],
+            None => s,
+        }
+    }
+
+    /// `W_hh[r]·h + b_hh[r]`.
+    fn h_part(&self, r: usize, h: &[T]) -> T {
+        let s = dot(&self.w.w_hh[r * self.ho..(r + 1) * self.ho], h);
+        match self.w.b_hh {
+            Some(b) => s + b[r],
+            None => s,
+        }
+    }
+}
+
+/// `Σ a[k] b[k]`, accumulated in `T` in index order.
+fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    let mut s = T::ZERO;
+    for (&a, &b) in a.iter().zip(b) {
+        s += a * b;
+    }
+    s
+}

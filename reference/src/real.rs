@@ -1,0 +1,142 @@
+//! The scalar types the reference is generic over: `f32` and `f64`.
+
+use std::fmt::Debug;
+use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
+
+/// A floating-point scalar (`f32` or `f64`) with the few functions the cell equations
+/// need. Plain `std` math, nothing clever: this is the definition of correct.
+pub trait Real:
+    Copy
+    + Debug
+    + PartialOrd
+    + Send
+    + Sync
+    + 'static
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+{
+    /// `0`.
+    const ZERO: Self;
+    /// `1`.
+    const ONE: Self;
+
+    /// Converts from `f64` (rounding to nearest for `f32`).
+    fn from_f64(v: f64) -> Self;
+    /// Converts to `f64` (exact).
+    fn to_f64(self) -> f64;
+    /// `e^self`.
+    fn exp(self) -> Self;
+    /// Hyperbolic tangent.
+    fn tanh(self) -> Self;
+    /// Whether `self` is NaN.
+    fn is_nan(self) -> bool;
+
+    /// Logistic sigmoid `1 / (1 + exp(-x))`: exactly 0 at `-inf`, 1 at `+inf`, NaN for NaN.
+    fn sigmoid(self) -> Self {
+        Self::ONE / (Self::ONE + (-self).exp())
+    }
+
+    /// `max(0, x)`, except that NaN stays NaN.
+    fn relu(self) -> Self {
+        if self.is_nan() || self > Self::ZERO {
+            self
+        } else {
+            Self::ZERO
+        }
+    }
+
+    /// Clamps to `[-c, c]` (ONNX `clip`, `c > 0`); NaN stays NaN.
+    fn clamp_to(self, c: Self) -> Self {
+        if self > c {
+            c
+        } else if self < -c {
+            -c
+        } else {
+            self
+        }
+    }
+}
+
+macro_rules! impl_real {
+    ($t:ty) => {
+        impl Real for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+
+            #[inline]
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            #[inline]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline]
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            #[inline]
+            fn tanh(self) -> Self {
+                <$t>::tanh(self)
+            }
+            #[inline]
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
+            }
+        }
+    };
+}
+
+impl_real!(f32);
+impl_real!(f64);
+
+#[cfg(test)]
+mod tests {
+    use super::Real;
+
+    fn special<T: Real>() {
+        let inf = T::from_f64(f64::INFINITY);
+        let nan = T::from_f64(f64::NAN);
+        assert_eq!(inf.sigmoid(), T::ONE);
+        assert_eq!((-inf).sigmoid(), T::ZERO);
+        assert!(nan.sigmoid().is_nan());
+        assert_eq!(T::ZERO.sigmoid(), T::from_f64(0.5));
+        assert!(nan.relu().is_nan());
+        assert_eq!(T::from_f64(-2.0).relu(), T::ZERO);
+        assert_eq!(T::from_f64(2.5).relu(), T::from_f64(2.5));
+        assert_eq!(inf.relu(), inf);
+        let c = T::from_f64(0.5);
+        assert!(nan.clamp_to(c).is_nan());
+        assert_eq!(T::from_f64(3.0).clamp_to(c), c);
+        assert_eq!(T::from_f64(-3.0).clamp_to(c), -c);
+        assert_eq!(inf.clamp_to(c), c);
+        assert_eq!((-inf).clamp_to(c), -c);
+        assert_eq!(T::from_f64(0.25).clamp_to(c), T::from_f64(0.25));
+        assert_eq!(inf.tanh(), T::ONE);
+        assert_eq!((-inf).tanh(), -T::ONE);
+        assert!(nan.tanh().is_nan());
+        assert_eq!(T::from_f64(1.5).to_f64(), 1.5);
+    }
+
+    #[test]
+    fn special_values_f32() {
+        special::<f32>();
+    }
+
+    #[test]
+    fn special_values_f64() {
+        special::<f64>();
+    }
+
+    #[test]
+    fn sigmoid_saturates_without_nan() {
+        assert_eq!(f32::from_f64(-1000.0).sigmoid(), 0.0);
+        assert_eq!(f32::from_f64(1000.0).sigmoid(), 1.0);
+        assert_eq!((-1000.0f64).sigmoid(), 0.0);
+        assert_eq!(1000.0f64.sigmoid(), 1.0);
+    }
+}

@@ -1,0 +1,175 @@
+//! The whole-sequence forward pass: layers, directions, sequence lengths and layouts,
+//! built from [`step`](crate::step) one time step at a time.
+
+use crate::cell::step;
+use crate::error::{Error, Result};
+use crate::real::Real;
+use crate::spec::{check_len, check_seq_lens, Direction, RnnConfig, SeqShape};
+use crate::weights::{check_weights, LayerWeights};
+
+/// The inputs of [`forward`].
+#[derive(Clone, Copy, Debug)]
+pub struct SequenceInput<'a, T> {
+    /// `[T, B, I]` (time-major) or `[B, T, I]` (batch-major), as `shape.layout` says.
+    pub x: &'a [T],
+    /// Initial hidden state `[L*D, B, H_out]`; `None` = zeros.
+    pub h0: Option<&'a [T]>,
+    /// Initial cell state `[L*D, B, H]` (LSTM only); `None` = zeros.
+    pub c0: Option<&'a [T]>,
+    /// One length per batch row (`<= T`, 0 allowed); `None` = every row runs `T` steps.
+    pub seq_lens: Option<&'a [usize]>,
+}
+
+impl<'a, T> SequenceInput<'a, T> {
+    /// Just `x`: zero initial states, full lengths.
+    pub fn new(x: &'a [T]) -> Self {
+        SequenceInput {
+            x,
+            h0: None,
+            c0: None,
+            seq_lens: None,
+        }
+    }
+}
+
+/// The outputs of [`forward`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SequenceOutput<T> {
+    /// `[T, B, D*H_out]` or `[B, T, D*H_out]` (same layout as `x`): per step, the last
+    /// layer's forward then reverse outputs; zero at steps past a row's length.
+    pub y: Vec<T>,
+    /// Final hidden states `[L*D, B, H_out]`, index `layer * D + direction`.
+    pub h_n: Vec<T>,
+    /// Final cell states `[L*D, B, H]` for an LSTM; empty for other cells.
+    pub c_n: Vec<T>,
+}
+
+/// Runs the whole network over a sequence.
+///
+/// `weights` holds `L * D` sets indexed by `layer * D + direction`. Every length is
+/// checked up front; see [`SequenceInput`] and [`SequenceOutput`] for the shapes.
+///
+/// ```
+/// use rnn_reference::{forward, CellKind, LayerWeights, RnnActivation, RnnConfig, SeqShape,
+///     SequenceInput};
+/// let cfg = RnnConfig::new(CellKind::Rnn { activation: RnnActivation::Relu }, 1, 1);
+/// let w = [LayerWeights::new(&[1.0f64][..], &[1.0][..])];
+/// let out = forward(&cfg, &w, SeqShape::new(3, 1), SequenceInput::new(&[1.0, 2.0, 3.0]))
+///     .unwrap();
+/// assert_eq!(out.y, vec![1.0, 3.0, 6.0]);
+/// assert_eq!(out.h_n, vec![6.0]);
+/// ```
+pub fn forward<T: Real>(
+    cfg: &RnnConfig,
+    weights: &[LayerWeights<'_, T>],
+    shape: SeqShape,
+    input: SequenceInput<'_, T>,
+) -> Result<SequenceOutput<T>> {
+    check_weights(cfg, weights)?;
+    let dims = shape.dims(cfg)?;
+    check_seq_lens(input.seq_lens, &shape)?;
+    check_len("x", dims.x, input.x.len())?;
+    if let Some(h0) = input.h0 {
+        check_len("h0", dims.h, h0.len())?;
+    }
+    let lstm = cfg.cell.has_cell_state();
+    match input.c0 {
+        Some(c0) if lstm => check_len("c0", dims.c, c0.len())?,
+        Some(_) => {
+            return Err(Error::invalid(
+                "c0",
+                format!("None (a {} cell has no cell state)", cfg.cell.name()),
+                "an initial cell state",
+            ))
+        }
+        None => {}
+    }
+
+    let (steps, batch) = (shape.steps, shape.batch);
+    let (nd, hid, ho) = (cfg.num_directions(), cfg.hidden_size, cfg.output_size());
+    let y_width = nd * ho;
+    let lens: Vec<usize> = match input.seq_lens {
+        Some(l) => l.to_vec(),
+        None => vec![steps; batch],
+    };
+    let mut h_n = match input.h0 {
+        Some(h0) => h0.to_vec(),
+        None => vec![T::ZERO; dims.h],
+    };
+    let mut c_n = match input.c0 {
+        Some(c0) => c0.to_vec(),
+        None => vec![T::ZERO; dims.c],
+    };
+
+    // The input of the current layer, in `shape.layout`, `width` values per row.
+    let mut layer_in: Vec<T> = input.x.to_vec();
+    let mut width = cfg.input_size;
+    for layer in 0..cfg.num_layers {
+        let mut y = vec![T::ZERO; dims.y];
+        let step_cfg = RnnConfig {
+            input_size: width,
+            num_layers: 1,
+            direction: Direction::Forward,
+            ..*cfg
+        };
+        for d in 0..nd {
+            let k = layer * nd + d;
+            let w = &weights[k];
+            let reverse = cfg.direction.is_reverse(d);
+            // States of this (layer, direction), updated in place row by row.
+            let hs = &mut h_n[k * batch * ho..(k + 1) * batch * ho];
+            let cs: &mut [T] = if lstm {
+                &mut c_n[k * batch * hid..(k + 1) * batch * hid]
+            } else {
+                &mut []
+            };
+            // Step s runs, for each row b with s < len_b, time index t = s (forward) or
+            // t = len_b - 1 - s (reverse).
+            for s in 0..steps {
+                let rows: Vec<(usize, usize)> = (0..batch)
+                    .filter(|&b| s < lens[b])
+                    .map(|b| (b, if reverse { lens[b] - 1 - s } else { s }))
+                    .collect();
+                if rows.is_empty() {
+                    break;
+                }
+                let mut xs = Vec::with_capacity(rows.len() * width);
+                let mut h_prev = Vec::with_capacity(rows.len() * ho);
+                let mut c_prev = Vec::with_capacity(if lstm { rows.len() * hid } else { 0 });
+                for &(b, t) in &rows {
+                    let r = shape.row(t, b);
+                    xs.extend_from_slice(&layer_in[r * width..(r + 1) * width]);
+                    h_prev.extend_from_slice(&hs[b * ho..(b + 1) * ho]);
+                    if lstm {
+                        c_prev.extend_from_slice(&cs[b * hid..(b + 1) * hid]);
+                    }
+                }
+                let out = step(
+                    &step_cfg,
+                    w,
+                    rows.len(),
+                    &xs,
+                    &h_prev,
+                    lstm.then_some(&c_prev[..]),
+                )?;
+                for (n, &(b, t)) in rows.iter().enumerate() {
+                    let hn = &out.h[n * ho..(n + 1) * ho];
+                    hs[b * ho..(b + 1) * ho].copy_from_slice(hn);
+                    if lstm {
+                        cs[b * hid..(b + 1) * hid].copy_from_slice(&out.c[n * hid..(n + 1) * hid]);
+                    }
+                    let r = shape.row(t, b);
+                    let o = r * y_width + d * ho;
+                    y[o..o + ho].copy_from_slice(hn);
+                }
+            }
+        }
+        layer_in = y;
+        width = y_width;
+    }
+    Ok(SequenceOutput {
+        y: layer_in,
+        h_n,
+        c_n,
+    })
+}

@@ -1,0 +1,459 @@
+//! The cell equations against hand-written formulas, and the sequence semantics
+//! (directions, layers, layouts, sequence lengths) against compositions of simpler runs.
+
+use rnn_reference::{
+    forward, step, views, CellKind, Direction, OwnedLayerWeights, Real, RnnActivation, RnnConfig,
+    SeqShape, SequenceInput, SequenceOutput, TensorLayout,
+};
+
+/// Deterministic values in [-1, 1).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize) -> Vec<f64> {
+        (0..n).map(|_| self.next()).collect()
+    }
+}
+
+fn random_weights(cfg: &RnnConfig, rng: &mut Lcg) -> Vec<OwnedLayerWeights<f64>> {
+    (0..cfg.num_weight_sets())
+        .map(|k| {
+            let l = cfg.weight_lens(k / cfg.num_directions());
+            OwnedLayerWeights {
+                w_ih: rng.vec(l.w_ih),
+                w_hh: rng.vec(l.w_hh),
+                b_ih: Some(rng.vec(l.bias)),
+                b_hh: Some(rng.vec(l.bias)),
+                w_hr: l.w_hr.map(|n| rng.vec(n)),
+                peephole: l.peephole.map(|n| rng.vec(n)),
+            }
+        })
+        .collect()
+}
+
+fn close(a: &[f64], b: &[f64], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    for (k, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= 1e-12, "{what}[{k}]: {x} vs {y}");
+    }
+}
+
+const ALL_CELLS: [CellKind; 7] = [
+    CellKind::Rnn {
+        activation: RnnActivation::Tanh,
+    },
+    CellKind::Rnn {
+        activation: RnnActivation::Relu,
+    },
+    CellKind::Lstm {
+        peephole: false,
+        proj_size: None,
+    },
+    CellKind::Lstm {
+        peephole: true,
+        proj_size: Some(2),
+    },
+    CellKind::Lstm {
+        peephole: true,
+        proj_size: None,
+    },
+    CellKind::Gru {
+        linear_before_reset: true,
+    },
+    CellKind::Gru {
+        linear_before_reset: false,
+    },
+];
+
+// ---- single steps against hand-written formulas (I = H = 1 unless noted) ----
+
+#[test]
+fn rnn_step_by_hand() {
+    let cfg = RnnConfig::new(
+        CellKind::Rnn {
+            activation: RnnActivation::Tanh,
+        },
+        2,
+        1,
+    );
+    let (w_ih, w_hh, b_ih, b_hh) = ([0.5, -0.25], [0.75], [0.1], [-0.2]);
+    let w = rnn_reference::LayerWeights::new(&w_ih[..], &w_hh[..]).with_bias(&b_ih, &b_hh);
+    // Two batch rows.
+    let out = step(&cfg, &w, 2, &[1.0, 2.0, -1.0, 0.5], &[0.3, -0.4], None).unwrap();
+    let want0 = (0.5 * 1.0 - 0.25 * 2.0 + 0.1 + 0.75 * 0.3 - 0.2f64).tanh();
+    let want1 = (0.5 * -1.0 - 0.25 * 0.5 + 0.1 + 0.75 * -0.4 - 0.2f64).tanh();
+    close(&out.h, &[want0, want1], "h");
+    assert!(out.c.is_empty());
+    // Relu and clip.
+    let relu = RnnConfig::new(
+        CellKind::Rnn {
+            activation: RnnActivation::Relu,
+        },
+        2,
+        1,
+    );
+    let out = step(&relu, &w, 2, &[1.0, 2.0, -1.0, 0.5], &[0.3, -0.4], None).unwrap();
+    close(&out.h, &[want0.atanh().max(0.0), 0.0], "relu h");
+    let clipped = relu.with_clip(Some(0.01));
+    let out = step(&clipped, &w, 1, &[4.0, 0.0], &[0.0], None).unwrap();
+    close(&out.h, &[0.01f32 as f64], "clipped relu h");
+}
+
+#[test]
+fn lstm_step_by_hand_with_peephole_clip_and_projection() {
+    let cell = CellKind::Lstm {
+        peephole: true,
+        proj_size: Some(1),
+    };
+    let cfg = RnnConfig::new(cell, 1, 2).with_clip(Some(0.5));
+    let mut rng = Lcg(7);
+    let w_ih = rng.vec(8); // [4H, 1]: i0 i1 f0 f1 g0 g1 o0 o1
+    let w_hh = rng.vec(8); // [4H, P=1]
+    let b_ih = rng.vec(8);
+    let b_hh = rng.vec(8);
+    let p = rng.vec(6); // i0 i1 f0 f1 o0 o1
+    let w_hr = rng.vec(2); // [P=1, H=2]
+    let mut w = rnn_reference::LayerWeights::new(&w_ih[..], &w_hh[..]).with_bias(&b_ih, &b_hh);
+    w.peephole = Some(&p);
+    w.w_hr = Some(&w_hr);
+    let (x, h, c) = (0.9, -0.3, [0.4, -1.2]);
+    let out = step(&cfg, &w, 1, &[x], &[h], Some(&c)).unwrap();
+    let clip = |v: f64| v.clamp(-0.5f32 as f64, 0.5f32 as f64);
+    let pre = |r: usize| w_ih[r] * x + b_ih[r] + w_hh[r] * h + b_hh[r];
+    let mut m = [0.0; 2];
+    let mut c_new = [0.0; 2];
+    for j in 0..2 {
+        let i = clip(pre(j) + p[j] * c[j]).sigmoid();
+        let f = clip(pre(2 + j) + p[2 + j] * c[j]).sigmoid();
+        let g = clip(pre(4 + j)).tanh();
+        c_new[j] = f * c[j] + i * g;
+        let o = clip(pre(6 + j) + p[4 + j] * c_new[j]).sigmoid();
+        m[j] = o * c_new[j].tanh();
+    }
+    close(&out.c, &c_new, "c");
+    close(&out.h, &[w_hr[0] * m[0] + w_hr[1] * m[1]], "h");
+}
+
+#[test]
+fn gru_step_by_hand_both_forms() {
+    let mut rng = Lcg(11);
+    let (w_ih, w_hh, b_ih, b_hh) = (rng.vec(3), rng.vec(3), rng.vec(3), rng.vec(3));
+    let w = rnn_reference::LayerWeights::new(&w_ih[..], &w_hh[..]).with_bias(&b_ih, &b_hh);
+    let (x, h) = (0.7, -0.8);
+    let clip = 0.3f32;
+    let c = |v: f64| v.clamp(-(clip as f64), clip as f64);
+    for lbr in [true, false] {
+        for clipped in [false, true] {
+            let cfg = RnnConfig::new(
+                CellKind::Gru {
+                    linear_before_reset: lbr,
+                },
+                1,
+                1,
+            )
+            .with_clip(clipped.then_some(clip));
+            let cl = |v: f64| if clipped { c(v) } else { v };
+            let r = cl(w_ih[0] * x + b_ih[0] + w_hh[0] * h + b_hh[0]).sigmoid();
+            let z = cl(w_ih[1] * x + b_ih[1] + w_hh[1] * h + b_hh[1]).sigmoid();
+            let n = if lbr {
+                cl(w_ih[2] * x + b_ih[2] + r * (w_hh[2] * h + b_hh[2])).tanh()
+            } else {
+                cl(w_ih[2] * x + b_ih[2] + w_hh[2] * (r * h) + b_hh[2]).tanh()
+            };
+            let want = (1.0 - z) * n + z * h;
+            let out = step(&cfg, &w, 1, &[x], &[h], None).unwrap();
+            close(&out.h, &[want], &format!("lbr {lbr} clip {clipped}"));
+        }
+    }
+    // The two forms really differ.
+    let a = RnnConfig::new(CellKind::Gru { linear_before_reset: true }, 1, 1);
+    let b = RnnConfig::new(CellKind::Gru { linear_before_reset: false }, 1, 1);
+    let ha = step(&a, &w, 1, &[x], &[h], None).unwrap().h[0];
+    let hb = step(&b, &w, 1, &[x], &[h], None).unwrap().h[0];
+    assert!((ha - hb).abs() > 1e-6);
+}
+
+#[test]
+fn missing_biases_are_zero() {
+    let mut rng = Lcg(3);
+    for cell in ALL_CELLS {
+        let cfg = RnnConfig::new(cell, 3, 4);
+        let owned = random_weights(&cfg, &mut rng);
+        let mut zeroed = owned[0].clone();
+        let nb = zeroed.b_ih.as_ref().unwrap().len();
+        zeroed.b_ih = Some(vec![0.0; nb]);
+        zeroed.b_hh = Some(vec![0.0; nb]);
+        let mut none = owned[0].clone();
+        none.b_ih = None;
+        none.b_hh = None;
+        let (x, h, c) = (rng.vec(6), rng.vec(2 * cfg.output_size()), rng.vec(8));
+        let c = cell.has_cell_state().then_some(&c[..]);
+        let a = step(&cfg, &zeroed.view(), 2, &x, &h, c).unwrap();
+        let b = step(&cfg, &none.view(), 2, &x, &h, c).unwrap();
+        assert_eq!(a, b, "{cell:?}");
+    }
+}
+
+#[test]
+fn nan_propagates() {
+    let cfg = RnnConfig::new(
+        CellKind::Lstm {
+            peephole: false,
+            proj_size: None,
+        },
+        1,
+        1,
+    );
+    let w = rnn_reference::LayerWeights::new(&[1.0f32; 4][..], &[1.0f32; 4][..]);
+    let out = step(&cfg, &w, 1, &[f32::NAN], &[0.0], Some(&[0.0])).unwrap();
+    assert!(out.h[0].is_nan() && out.c[0].is_nan());
+    let relu = RnnConfig::new(
+        CellKind::Rnn {
+            activation: RnnActivation::Relu,
+        },
+        1,
+        1,
+    )
+    .with_clip(Some(1.0));
+    let w = rnn_reference::LayerWeights::new(&[1.0f32][..], &[1.0f32][..]);
+    assert!(step(&relu, &w, 1, &[f32::NAN], &[0.0], None).unwrap().h[0].is_nan());
+}
+
+// ---- sequences ----
+
+struct Problem {
+    cfg: RnnConfig,
+    weights: Vec<OwnedLayerWeights<f64>>,
+    x: Vec<f64>,
+    h0: Vec<f64>,
+    c0: Vec<f64>,
+}
+
+fn problem(cell: CellKind, layers: usize, dir: Direction, t: usize, b: usize, seed: u64) -> Problem {
+    let mut rng = Lcg(seed);
+    let cfg = RnnConfig::new(cell, 3, 4).with_layers(layers).with_direction(dir);
+    let weights = random_weights(&cfg, &mut rng);
+    let d = SeqShape::new(t, b).dims(&cfg).unwrap();
+    Problem {
+        cfg,
+        weights,
+        x: rng.vec(d.x),
+        h0: rng.vec(d.h),
+        c0: rng.vec(d.c),
+    }
+}
+
+fn run(p: &Problem, shape: SeqShape, x: &[f64], lens: Option<&[usize]>) -> SequenceOutput<f64> {
+    forward(
+        &p.cfg,
+        &views(&p.weights),
+        shape,
+        SequenceInput {
+            x,
+            h0: Some(&p.h0),
+            c0: p.cfg.cell.has_cell_state().then_some(&p.c0[..]),
+            seq_lens: lens,
+        },
+    )
+    .unwrap()
+}
+
+/// Reorders `[T, B, w]` rows as `[B, T, w]` (or back, swapping t and b).
+fn transpose(v: &[f64], t: usize, b: usize, w: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(v.len());
+    for bi in 0..b {
+        for ti in 0..t {
+            out.extend_from_slice(&v[(ti * b + bi) * w..(ti * b + bi + 1) * w]);
+        }
+    }
+    out
+}
+
+/// Reverses the time axis of a time-major `[T, B, w]` tensor.
+fn reverse_time(v: &[f64], t: usize, b: usize, w: usize) -> Vec<f64> {
+    let row = b * w;
+    (0..t).rev().flat_map(|ti| v[ti * row..(ti + 1) * row].to_vec()).collect()
+}
+
+#[test]
+fn batch_major_is_time_major_transposed() {
+    for (k, cell) in ALL_CELLS.into_iter().enumerate() {
+        let (t, b) = (4, 3);
+        let p = problem(cell, 2, Direction::Bidirectional, t, b, 100 + k as u64);
+        let lens = [4, 0, 2];
+        let tm = run(&p, SeqShape::new(t, b), &p.x, Some(&lens));
+        let xb = transpose(&p.x, t, b, 3);
+        let shape = SeqShape::new(t, b).with_layout(TensorLayout::BatchMajor);
+        let bm = run(&p, shape, &xb, Some(&lens));
+        let yw = 2 * p.cfg.output_size();
+        close(&bm.y, &transpose(&tm.y, t, b, yw), "y");
+        close(&bm.h_n, &tm.h_n, "h_n");
+        close(&bm.c_n, &tm.c_n, "c_n");
+    }
+}
+
+#[test]
+fn reverse_is_forward_on_reversed_time() {
+    for (k, cell) in ALL_CELLS.into_iter().enumerate() {
+        let (t, b) = (5, 2);
+        let fwd = problem(cell, 1, Direction::Forward, t, b, 200 + k as u64);
+        let rev = Problem {
+            cfg: fwd.cfg.with_direction(Direction::Reverse),
+            ..problem(cell, 1, Direction::Forward, t, b, 200 + k as u64)
+        };
+        let shape = SeqShape::new(t, b);
+        let a = run(&rev, shape, &fwd.x, None);
+        let b_out = run(&fwd, shape, &reverse_time(&fwd.x, t, b, 3), None);
+        let w = fwd.cfg.output_size();
+        close(&a.y, &reverse_time(&b_out.y, t, b, w), "y");
+        close(&a.h_n, &b_out.h_n, "h_n");
+        close(&a.c_n, &b_out.c_n, "c_n");
+    }
+}
+
+#[test]
+fn bidirectional_concatenates_forward_then_reverse() {
+    for (k, cell) in ALL_CELLS.into_iter().enumerate() {
+        let (t, b) = (4, 2);
+        let bi = problem(cell, 1, Direction::Bidirectional, t, b, 300 + k as u64);
+        let shape = SeqShape::new(t, b);
+        let lens = [3, 4];
+        let out = run(&bi, shape, &bi.x, Some(&lens));
+        let ho = bi.cfg.output_size();
+        let hid = bi.cfg.hidden_size;
+        for d in 0..2 {
+            let one = Problem {
+                cfg: bi.cfg.with_direction(if d == 0 {
+                    Direction::Forward
+                } else {
+                    Direction::Reverse
+                }),
+                weights: vec![bi.weights[d].clone()],
+                x: Vec::new(),
+                h0: bi.h0[d * b * ho..(d + 1) * b * ho].to_vec(),
+                c0: if cell.has_cell_state() {
+                    bi.c0[d * b * hid..(d + 1) * b * hid].to_vec()
+                } else {
+                    Vec::new()
+                },
+            };
+            let o = run(&one, shape, &bi.x, Some(&lens));
+            let y_d: Vec<f64> = (0..t * b)
+                .flat_map(|r| out.y[r * 2 * ho + d * ho..r * 2 * ho + (d + 1) * ho].to_vec())
+                .collect();
+            close(&y_d, &o.y, &format!("{cell:?} y direction {d}"));
+            close(&out.h_n[d * b * ho..(d + 1) * b * ho], &o.h_n, "h_n");
+            if cell.has_cell_state() {
+                close(&out.c_n[d * b * hid..(d + 1) * b * hid], &o.c_n, "c_n");
+            }
+        }
+    }
+}
+
+#[test]
+fn second_layer_reads_first_layers_output() {
+    for (k, cell) in ALL_CELLS.into_iter().enumerate() {
+        let (t, b) = (3, 2);
+        let two = problem(cell, 2, Direction::Forward, t, b, 400 + k as u64);
+        let shape = SeqShape::new(t, b);
+        let lens = [1, 3];
+        let out = run(&two, shape, &two.x, Some(&lens));
+        let (ho, hid) = (two.cfg.output_size(), two.cfg.hidden_size);
+        let split = |v: &[f64], n: usize, l: usize| v[l * b * n..(l + 1) * b * n].to_vec();
+        let l0 = Problem {
+            cfg: two.cfg.with_layers(1),
+            weights: vec![two.weights[0].clone()],
+            x: Vec::new(),
+            h0: split(&two.h0, ho, 0),
+            c0: if cell.has_cell_state() { split(&two.c0, hid, 0) } else { Vec::new() },
+        };
+        let o0 = run(&l0, shape, &two.x, Some(&lens));
+        let l1 = Problem {
+            cfg: RnnConfig {
+                input_size: ho,
+                ..two.cfg.with_layers(1)
+            },
+            weights: vec![two.weights[1].clone()],
+            x: Vec::new(),
+            h0: split(&two.h0, ho, 1),
+            c0: if cell.has_cell_state() { split(&two.c0, hid, 1) } else { Vec::new() },
+        };
+        let o1 = run(&l1, shape, &o0.y, Some(&lens));
+        close(&out.y, &o1.y, "y");
+        close(&out.h_n, &[o0.h_n, o1.h_n].concat(), "h_n");
+        close(&out.c_n, &[o0.c_n, o1.c_n].concat(), "c_n");
+    }
+}
+
+#[test]
+fn sequence_lengths_truncate_rows() {
+    for (k, cell) in ALL_CELLS.into_iter().enumerate() {
+        let (t, b) = (5, 3);
+        let p = problem(cell, 2, Direction::Bidirectional, t, b, 500 + k as u64);
+        let shape = SeqShape::new(t, b);
+        let lens = [5, 2, 0];
+        let out = run(&p, shape, &p.x, Some(&lens));
+        let yw = 2 * p.cfg.output_size();
+        let (ho, hid) = (p.cfg.output_size(), p.cfg.hidden_size);
+        // Padded steps are zero.
+        for ti in 0..t {
+            for (bi, &len) in lens.iter().enumerate() {
+                let row = &out.y[(ti * b + bi) * yw..(ti * b + bi + 1) * yw];
+                if ti >= len {
+                    assert!(row.iter().all(|&v| v == 0.0), "{cell:?} y[{ti}, {bi}]");
+                } else {
+                    assert!(row.iter().any(|&v| v != 0.0));
+                }
+            }
+        }
+        // Row 2 (length 0) keeps its initial states.
+        for s in 0..4 {
+            let at = |n: usize| (s * b + 2) * n..(s * b + 3) * n;
+            assert_eq!(out.h_n[at(ho)], p.h0[at(ho)]);
+            if cell.has_cell_state() {
+                assert_eq!(out.c_n[at(hid)], p.c0[at(hid)]);
+            }
+        }
+        // Row 1 (length 2) matches running that row alone on its first 2 steps.
+        let pick = |v: &[f64], n: usize, sets: usize| -> Vec<f64> {
+            (0..sets).flat_map(|s| v[(s * b + 1) * n..(s * b + 2) * n].to_vec()).collect()
+        };
+        let xs: Vec<f64> = (0..2).flat_map(|ti| p.x[(ti * b + 1) * 3..(ti * b + 2) * 3].to_vec()).collect();
+        let alone = Problem {
+            cfg: p.cfg,
+            weights: p.weights.clone(),
+            x: Vec::new(),
+            h0: pick(&p.h0, ho, 4),
+            c0: if cell.has_cell_state() { pick(&p.c0, hid, 4) } else { Vec::new() },
+        };
+        let o = run(&alone, SeqShape::new(2, 1), &xs, None);
+        let y1: Vec<f64> = (0..2).flat_map(|ti| out.y[(ti * b + 1) * yw..(ti * b + 2) * yw].to_vec()).collect();
+        close(&y1, &o.y, "y row 1");
+        close(&pick(&out.h_n, ho, 4), &o.h_n, "h_n row 1");
+        if cell.has_cell_state() {
+            close(&pick(&out.c_n, hid, 4), &o.c_n, "c_n row 1");
+        }
+        // Full lengths equal no lengths.
+        let full = run(&p, shape, &p.x, Some(&[t; 3]));
+        assert_eq!(full, run(&p, shape, &p.x, None));
+    }
+}
+
+#[test]
+fn missing_initial_states_are_zero() {
+    for (k, cell) in ALL_CELLS.into_iter().enumerate() {
+        let mut p = problem(cell, 2, Direction::Bidirectional, 3, 2, 600 + k as u64);
+        p.h0.iter_mut().for_each(|v| *v = 0.0);
+        p.c0.iter_mut().for_each(|v| *v = 0.0);
+        let shape = SeqShape::new(3, 2);
+        let zeros = run(&p, shape, &p.x, None);
+        let none = forward(&p.cfg, &views(&p.weights), shape, SequenceInput::new(&p.x)).unwrap();
+        assert_eq!(zeros, none);
+    }
+}
