@@ -56,8 +56,16 @@ pub fn step<T: Real>(
         return Err(Error::invalid("batch", "at least 1", 0));
     }
     let (i_sz, hid, ho) = (cfg.input_size, cfg.hidden_size, cfg.output_size());
-    check_len("x", checked_product("x", "batch * input_size", &[batch, i_sz])?, x.len())?;
-    check_len("h", checked_product("h", "batch * output_size", &[batch, ho])?, h.len())?;
+    check_len(
+        "x",
+        checked_product("x", "batch * input_size", &[batch, i_sz])?,
+        x.len(),
+    )?;
+    check_len(
+        "h",
+        checked_product("h", "batch * output_size", &[batch, ho])?,
+        h.len(),
+    )?;
     let lstm = cfg.cell.has_cell_state();
     match (lstm, c) {
         (true, Some(c)) => check_len(
@@ -115,12 +123,12 @@ pub fn step<T: Real>(
                 let p = |k: usize, j: usize| weights.peephole.map_or(T::ZERO, |p| p[k * hid + j]);
                 // m = o ⊙ tanh(c'), the unprojected output.
                 let mut m = Vec::with_capacity(hid);
-                for j in 0..hid {
+                for (j, &c_old) in cb.iter().enumerate() {
                     let (ri, rf, rg, ro) = (j, hid + j, 2 * hid + j, 3 * hid + j);
-                    let i = cl(g.x_part(ri, xb) + g.h_part(ri, hb) + p(0, j) * cb[j]).sigmoid();
-                    let f = cl(g.x_part(rf, xb) + g.h_part(rf, hb) + p(1, j) * cb[j]).sigmoid();
+                    let i = cl(g.x_part(ri, xb) + g.h_part(ri, hb) + p(0, j) * c_old).sigmoid();
+                    let f = cl(g.x_part(rf, xb) + g.h_part(rf, hb) + p(1, j) * c_old).sigmoid();
                     let gg = cl(g.x_part(rg, xb) + g.h_part(rg, hb)).tanh();
-                    let c_new = f * cb[j] + i * gg;
+                    let c_new = f * c_old + i * gg;
                     let o = cl(g.x_part(ro, xb) + g.h_part(ro, hb) + p(2, j) * c_new).sigmoid();
                     out.c.push(c_new);
                     m.push(o * c_new.tanh());

@@ -347,13 +347,23 @@ impl SeqShape {
         let h = checked_product(
             "h0",
             "layers * directions * batch * output_size",
-            &[cfg.num_layers, cfg.num_directions(), self.batch, cfg.output_size()],
+            &[
+                cfg.num_layers,
+                cfg.num_directions(),
+                self.batch,
+                cfg.output_size(),
+            ],
         )?;
         let c = if cfg.cell.has_cell_state() {
             checked_product(
                 "c0",
                 "layers * directions * batch * hidden_size",
-                &[cfg.num_layers, cfg.num_directions(), self.batch, cfg.hidden_size],
+                &[
+                    cfg.num_layers,
+                    cfg.num_directions(),
+                    self.batch,
+                    cfg.hidden_size,
+                ],
             )?
         } else {
             0

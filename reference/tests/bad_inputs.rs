@@ -74,27 +74,57 @@ fn zero_weights(cfg: &RnnConfig) -> Vec<OwnedLayerWeights<f64>> {
 fn validate_rejects_zero_sizes() {
     is_invalid(RnnConfig::new(RNN, 0, 4).validate(), "input_size");
     is_invalid(RnnConfig::new(RNN, 4, 0).validate(), "hidden_size");
-    is_invalid(RnnConfig::new(RNN, 4, 4).with_layers(0).validate(), "num_layers");
-    is_invalid(RnnConfig::new(lstm(false, None), 0, 4).validate(), "input_size");
+    is_invalid(
+        RnnConfig::new(RNN, 4, 4).with_layers(0).validate(),
+        "num_layers",
+    );
+    is_invalid(
+        RnnConfig::new(lstm(false, None), 0, 4).validate(),
+        "input_size",
+    );
 }
 
 #[test]
 fn validate_rejects_bad_proj_and_clip() {
-    is_invalid(RnnConfig::new(lstm(false, Some(0)), 3, 4).validate(), "proj_size");
-    is_invalid(RnnConfig::new(lstm(false, Some(4)), 3, 4).validate(), "proj_size");
-    is_invalid(RnnConfig::new(lstm(false, Some(9)), 3, 4).validate(), "proj_size");
-    is_invalid(RnnConfig::new(lstm(false, Some(1)), 3, 1).validate(), "proj_size");
+    is_invalid(
+        RnnConfig::new(lstm(false, Some(0)), 3, 4).validate(),
+        "proj_size",
+    );
+    is_invalid(
+        RnnConfig::new(lstm(false, Some(4)), 3, 4).validate(),
+        "proj_size",
+    );
+    is_invalid(
+        RnnConfig::new(lstm(false, Some(9)), 3, 4).validate(),
+        "proj_size",
+    );
+    is_invalid(
+        RnnConfig::new(lstm(false, Some(1)), 3, 1).validate(),
+        "proj_size",
+    );
     assert!(RnnConfig::new(lstm(true, Some(3)), 3, 4).validate().is_ok());
     for clip in [0.0, -1.0, f32::NAN, f32::INFINITY] {
-        is_invalid(RnnConfig::new(RNN, 3, 4).with_clip(Some(clip)).validate(), "clip");
+        is_invalid(
+            RnnConfig::new(RNN, 3, 4).with_clip(Some(clip)).validate(),
+            "clip",
+        );
     }
-    assert!(RnnConfig::new(RNN, 3, 4).with_clip(Some(0.5)).validate().is_ok());
+    assert!(RnnConfig::new(RNN, 3, 4)
+        .with_clip(Some(0.5))
+        .validate()
+        .is_ok());
 }
 
 #[test]
 fn validate_rejects_overflowing_sizes() {
-    is_overflow(RnnConfig::new(RNN, 4, usize::MAX / 2).validate(), "hidden_size");
-    is_overflow(RnnConfig::new(GRU, usize::MAX / 2, 4).validate(), "hidden_size");
+    is_overflow(
+        RnnConfig::new(RNN, 4, usize::MAX / 2).validate(),
+        "hidden_size",
+    );
+    is_overflow(
+        RnnConfig::new(GRU, usize::MAX / 2, 4).validate(),
+        "hidden_size",
+    );
     is_overflow(
         RnnConfig::new(lstm(false, None), 4, usize::MAX)
             .with_direction(Direction::Bidirectional)
@@ -102,7 +132,10 @@ fn validate_rejects_overflowing_sizes() {
         "hidden_size",
     );
     // Fits in usize but not in the i32 element range.
-    is_overflow(RnnConfig::new(GRU, 1 << 20, 1 << 12).validate(), "hidden_size");
+    is_overflow(
+        RnnConfig::new(GRU, 1 << 20, 1 << 12).validate(),
+        "hidden_size",
+    );
     is_overflow(
         RnnConfig::new(RNN, 4, 4)
             .with_layers(usize::MAX)
@@ -125,6 +158,11 @@ fn dims_rejects_zero_and_overflow() {
     is_overflow(SeqShape::new(1 << 22, 1 << 22).dims(&wide), "y");
     let deep = RnnConfig::new(lstm(false, None), 1, 1 << 20).with_layers(1 << 30);
     is_overflow(SeqShape::new(1, 1 << 20).dims(&deep), "h0");
+    // A config `validate` would reject must not make `dims` panic either.
+    let huge = RnnConfig::new(lstm(false, None), 1, 1)
+        .with_layers(usize::MAX)
+        .with_direction(Direction::Bidirectional);
+    is_overflow(SeqShape::new(1, 1).dims(&huge), "h0");
     let d = SeqShape::new(5, 2).dims(&cfg).unwrap();
     assert_eq!((d.x, d.y, d.h, d.c), (30, 40, 8, 8));
 }
@@ -133,9 +171,17 @@ fn dims_rejects_zero_and_overflow() {
 fn seq_lens_wrong_count_or_too_long() {
     let shape = SeqShape::new(4, 3);
     is_length(check_seq_lens(Some(&[1, 2]), &shape), "seq_lens", 3, 2);
-    is_length(check_seq_lens(Some(&[1, 2, 3, 4]), &shape), "seq_lens", 3, 4);
+    is_length(
+        check_seq_lens(Some(&[1, 2, 3, 4]), &shape),
+        "seq_lens",
+        3,
+        4,
+    );
     is_invalid(check_seq_lens(Some(&[1, 5, 2]), &shape), "seq_lens[1]");
-    is_invalid(check_seq_lens(Some(&[1, 2, usize::MAX]), &shape), "seq_lens[2]");
+    is_invalid(
+        check_seq_lens(Some(&[1, 2, usize::MAX]), &shape),
+        "seq_lens[2]",
+    );
     assert!(check_seq_lens(Some(&[0, 4, 2]), &shape).is_ok());
     assert!(check_seq_lens(None, &shape).is_ok());
 }
@@ -156,8 +202,18 @@ fn check_weights_wrong_count_and_lengths() {
     let owned = zero_weights(&cfg);
     assert!(check_weights(&cfg, &views(&owned)).is_ok());
     let v = views(&owned);
-    is_length(check_weights(&cfg, &v[..3]), "weights (sets, layer * directions)", 4, 3);
-    is_length(check_weights::<f64>(&cfg, &[]), "weights (sets, layer * directions)", 4, 0);
+    is_length(
+        check_weights(&cfg, &v[..3]),
+        "weights (sets, layer * directions)",
+        4,
+        3,
+    );
+    is_length(
+        check_weights::<f64>(&cfg, &[]),
+        "weights (sets, layer * directions)",
+        4,
+        0,
+    );
 
     let short = vec![0.0; 5];
     let mut bad = views(&owned);
@@ -231,10 +287,26 @@ fn import_onnx_bad_inputs() {
         p: None,
     };
     assert!(import_onnx(&cfg, ok).is_ok());
-    is_length(import_onnx(&cfg, OnnxWeights { w: &w[1..], ..ok }), "W", 24, 23);
-    is_length(import_onnx(&cfg, OnnxWeights { r: &r[1..], ..ok }), "R", 36, 35);
     is_length(
-        import_onnx(&cfg, OnnxWeights { b: Some(&b[..12]), ..ok }),
+        import_onnx(&cfg, OnnxWeights { w: &w[1..], ..ok }),
+        "W",
+        24,
+        23,
+    );
+    is_length(
+        import_onnx(&cfg, OnnxWeights { r: &r[1..], ..ok }),
+        "R",
+        36,
+        35,
+    );
+    is_length(
+        import_onnx(
+            &cfg,
+            OnnxWeights {
+                b: Some(&b[..12]),
+                ..ok
+            },
+        ),
         "B",
         24,
         12,
@@ -243,7 +315,13 @@ fn import_onnx_bad_inputs() {
     let peep = RnnConfig::new(lstm(true, None), 2, 3);
     is_invalid(import_onnx(&peep, ok), "P");
     is_length(
-        import_onnx(&peep, OnnxWeights { p: Some(&p[1..]), ..ok }),
+        import_onnx(
+            &peep,
+            OnnxWeights {
+                p: Some(&p[1..]),
+                ..ok
+            },
+        ),
         "P",
         9,
         8,
@@ -270,15 +348,24 @@ fn export_onnx_bad_inputs() {
     let cfg = RnnConfig::new(GRU, 2, 3);
     let owned = zero_weights(&cfg);
     assert!(export_onnx(&cfg, &views(&owned)).is_ok());
-    is_invalid(export_onnx(&cfg.with_layers(2), &views(&owned)), "num_layers");
+    is_invalid(
+        export_onnx(&cfg.with_layers(2), &views(&owned)),
+        "num_layers",
+    );
     let proj = RnnConfig::new(lstm(false, Some(1)), 2, 3);
-    is_invalid(export_onnx(&proj, &views(&zero_weights(&proj))), "proj_size");
+    is_invalid(
+        export_onnx(&proj, &views(&zero_weights(&proj))),
+        "proj_size",
+    );
     let short = vec![0.0; 3];
     let mut bad = views(&owned);
     bad[0].w_hh = &short;
     is_length(export_onnx(&cfg, &bad), "weights[0].w_hh", 27, 3);
     is_length(
-        export_onnx(&cfg.with_direction(Direction::Bidirectional), &views(&owned)),
+        export_onnx(
+            &cfg.with_direction(Direction::Bidirectional),
+            &views(&owned),
+        ),
         "weights (sets, layer * directions)",
         2,
         1,
@@ -298,14 +385,34 @@ fn step_bad_inputs() {
     let w = owned[0].view();
     let (x, h, c) = (vec![0.0; 4], vec![0.0; 6], vec![0.0; 6]);
     assert!(step(&cfg, &w, 2, &x, &h, Some(&c)).is_ok());
-    is_invalid(step(&cfg.with_layers(2), &w, 2, &x, &h, Some(&c)), "num_layers");
-    is_invalid(step(&cfg.with_layers(0), &w, 2, &x, &h, Some(&c)), "num_layers");
     is_invalid(
-        step(&cfg.with_direction(Direction::Reverse), &w, 2, &x, &h, Some(&c)),
+        step(&cfg.with_layers(2), &w, 2, &x, &h, Some(&c)),
+        "num_layers",
+    );
+    is_invalid(
+        step(&cfg.with_layers(0), &w, 2, &x, &h, Some(&c)),
+        "num_layers",
+    );
+    is_invalid(
+        step(
+            &cfg.with_direction(Direction::Reverse),
+            &w,
+            2,
+            &x,
+            &h,
+            Some(&c),
+        ),
         "direction",
     );
     is_invalid(
-        step(&cfg.with_direction(Direction::Bidirectional), &w, 2, &x, &h, Some(&c)),
+        step(
+            &cfg.with_direction(Direction::Bidirectional),
+            &w,
+            2,
+            &x,
+            &h,
+            Some(&c),
+        ),
         "direction",
     );
     is_invalid(step(&cfg, &w, 0, &[], &[], Some(&[])), "batch");
@@ -317,9 +424,17 @@ fn step_bad_inputs() {
     // Wrong weights.
     let mut bad = w;
     bad.w_ih = &x;
-    is_length(step(&cfg, &bad, 2, &x, &h, Some(&c)), "weights[0].w_ih", 24, 4);
+    is_length(
+        step(&cfg, &bad, 2, &x, &h, Some(&c)),
+        "weights[0].w_ih",
+        24,
+        4,
+    );
     // Invalid / overflowing configs.
-    is_invalid(step(&RnnConfig::new(RNN, 2, 0), &w, 2, &x, &h, None), "hidden_size");
+    is_invalid(
+        step(&RnnConfig::new(RNN, 2, 0), &w, 2, &x, &h, None),
+        "hidden_size",
+    );
     is_overflow(
         step(&RnnConfig::new(RNN, 2, usize::MAX / 2), &w, 2, &x, &h, None),
         "hidden_size",
@@ -356,33 +471,86 @@ fn forward_bad_inputs() {
     let out = forward(&cfg, &w, shape, input).unwrap();
     assert_eq!((out.y.len(), out.h_n.len(), out.c_n.len()), (48, 24, 24));
 
-    is_length(forward(&cfg, &w, shape, SequenceInput { x: &x[1..], ..input }), "x", 16, 15);
     is_length(
-        forward(&cfg, &w, shape, SequenceInput { h0: Some(&h0[1..]), ..input }),
+        forward(
+            &cfg,
+            &w,
+            shape,
+            SequenceInput {
+                x: &x[1..],
+                ..input
+            },
+        ),
+        "x",
+        16,
+        15,
+    );
+    is_length(
+        forward(
+            &cfg,
+            &w,
+            shape,
+            SequenceInput {
+                h0: Some(&h0[1..]),
+                ..input
+            },
+        ),
         "h0",
         24,
         23,
     );
     is_length(
-        forward(&cfg, &w, shape, SequenceInput { c0: Some(&c0[1..]), ..input }),
+        forward(
+            &cfg,
+            &w,
+            shape,
+            SequenceInput {
+                c0: Some(&c0[1..]),
+                ..input
+            },
+        ),
         "c0",
         24,
         23,
     );
     is_length(
-        forward(&cfg, &w, shape, SequenceInput { seq_lens: Some(&[1][..]), ..input }),
+        forward(
+            &cfg,
+            &w,
+            shape,
+            SequenceInput {
+                seq_lens: Some(&[1][..]),
+                ..input
+            },
+        ),
         "seq_lens",
         2,
         1,
     );
     is_invalid(
-        forward(&cfg, &w, shape, SequenceInput { seq_lens: Some(&[1, 5][..]), ..input }),
+        forward(
+            &cfg,
+            &w,
+            shape,
+            SequenceInput {
+                seq_lens: Some(&[1, 5][..]),
+                ..input
+            },
+        ),
         "seq_lens[1]",
     );
     is_invalid(forward(&cfg, &w, SeqShape::new(0, 2), input), "steps");
     is_invalid(forward(&cfg, &w, SeqShape::new(4, 0), input), "batch");
-    is_overflow(forward(&cfg, &w, SeqShape::new(usize::MAX / 2, 2), input), "x");
-    is_length(forward(&cfg, &w[..3], shape, input), "weights (sets, layer * directions)", 4, 3);
+    is_overflow(
+        forward(&cfg, &w, SeqShape::new(usize::MAX / 2, 2), input),
+        "x",
+    );
+    is_length(
+        forward(&cfg, &w[..3], shape, input),
+        "weights (sets, layer * directions)",
+        4,
+        3,
+    );
     is_invalid(forward(&cfg.with_layers(0), &w, shape, input), "num_layers");
     is_overflow(
         forward(&RnnConfig::new(RNN, 2, usize::MAX / 2), &w, shape, input),
@@ -399,7 +567,15 @@ fn forward_bad_inputs() {
     };
     assert!(forward(&gru, &views(&gw), shape, gi).is_ok());
     is_invalid(
-        forward(&gru, &views(&gw), shape, SequenceInput { c0: Some(&c0[..6]), ..gi }),
+        forward(
+            &gru,
+            &views(&gw),
+            shape,
+            SequenceInput {
+                c0: Some(&c0[..6]),
+                ..gi
+            },
+        ),
         "c0",
     );
 }
@@ -408,8 +584,14 @@ fn forward_bad_inputs() {
 fn errors_display_what_was_expected_and_given() {
     let e = check_len("weights[0].w_ih", 12, 7).unwrap_err();
     let s = e.to_string();
-    assert!(s.contains("weights[0].w_ih") && s.contains("12") && s.contains('7'), "{s}");
-    let e = RnnConfig::new(RNN, 3, 4).with_clip(Some(-1.0)).validate().unwrap_err();
+    assert!(
+        s.contains("weights[0].w_ih") && s.contains("12") && s.contains('7'),
+        "{s}"
+    );
+    let e = RnnConfig::new(RNN, 3, 4)
+        .with_clip(Some(-1.0))
+        .validate()
+        .unwrap_err();
     assert!(e.to_string().contains("clip"));
     let _unused: LayerWeights<'_, f32> = LayerWeights::new(&[], &[]);
 }

@@ -89,10 +89,7 @@ fn failures_name_file_output_and_worst_element() {
         run_all(&cases, Tolerance::F64, "tampered", run_f64);
     })
     .expect_err("a tampered case must fail");
-    let msg = err
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains(&cases[0].path.display().to_string()), "{msg}");
     assert!(msg.contains("h_n: 1 of"), "{msg}");
     assert!(msg.contains("worst at index 0"), "{msg}");

@@ -70,13 +70,34 @@ fn check_import(cell: CellKind, dir: Direction, src: &[usize]) {
         let ctx = format!("{} {:?} direction {dir}", cell.name(), cfg.direction);
         assert_blocks(&s.w_ih, W, dir, h * i, src, &format!("{ctx} w_ih"));
         assert_blocks(&s.w_hh, R, dir, h * h, src, &format!("{ctx} w_hh"));
-        assert_blocks(s.b_ih.as_ref().unwrap(), B, dir, h, src, &format!("{ctx} b_ih"));
+        assert_blocks(
+            s.b_ih.as_ref().unwrap(),
+            B,
+            dir,
+            h,
+            src,
+            &format!("{ctx} b_ih"),
+        );
         let rec: Vec<usize> = src.iter().map(|&k| k + g).collect();
-        assert_blocks(s.b_hh.as_ref().unwrap(), B, dir, h, &rec, &format!("{ctx} b_hh"));
+        assert_blocks(
+            s.b_hh.as_ref().unwrap(),
+            B,
+            dir,
+            h,
+            &rec,
+            &format!("{ctx} b_hh"),
+        );
         assert!(s.w_hr.is_none());
         if peephole {
             // Ours (i, f, o) from ONNX (i, o, f).
-            assert_blocks(s.peephole.as_ref().unwrap(), P, dir, h, &[0, 2, 1], &format!("{ctx} P"));
+            assert_blocks(
+                s.peephole.as_ref().unwrap(),
+                P,
+                dir,
+                h,
+                &[0, 2, 1],
+                &format!("{ctx} P"),
+            );
         } else {
             assert!(s.peephole.is_none());
         }
@@ -96,7 +117,11 @@ const GRU_SRC: [usize; 3] = [1, 0, 2];
 
 #[test]
 fn lstm_blocks_every_direction() {
-    for dir in [Direction::Forward, Direction::Reverse, Direction::Bidirectional] {
+    for dir in [
+        Direction::Forward,
+        Direction::Reverse,
+        Direction::Bidirectional,
+    ] {
         for peephole in [false, true] {
             check_import(
                 CellKind::Lstm {
@@ -112,9 +137,19 @@ fn lstm_blocks_every_direction() {
 
 #[test]
 fn gru_blocks_every_direction() {
-    for dir in [Direction::Forward, Direction::Reverse, Direction::Bidirectional] {
+    for dir in [
+        Direction::Forward,
+        Direction::Reverse,
+        Direction::Bidirectional,
+    ] {
         for linear_before_reset in [false, true] {
-            check_import(CellKind::Gru { linear_before_reset }, dir, &GRU_SRC);
+            check_import(
+                CellKind::Gru {
+                    linear_before_reset,
+                },
+                dir,
+                &GRU_SRC,
+            );
         }
     }
 }
@@ -130,10 +165,25 @@ fn rnn_blocks_every_direction() {
 
 #[test]
 fn missing_bias_imports_as_none_and_exports_without_b() {
-    let cfg = RnnConfig::new(CellKind::Gru { linear_before_reset: false }, 2, 2);
+    let cfg = RnnConfig::new(
+        CellKind::Gru {
+            linear_before_reset: false,
+        },
+        2,
+        2,
+    );
     let w = tagged(W, 1, 3, 4);
     let r = tagged(R, 1, 3, 4);
-    let sets = import_onnx(&cfg, OnnxWeights { w: &w, r: &r, b: None, p: None }).unwrap();
+    let sets = import_onnx(
+        &cfg,
+        OnnxWeights {
+            w: &w,
+            r: &r,
+            b: None,
+            p: None,
+        },
+    )
+    .unwrap();
     assert!(sets[0].b_ih.is_none() && sets[0].b_hh.is_none());
     let back = export_onnx(&cfg, &views(&sets)).unwrap();
     assert_eq!(back.b, None);
@@ -205,7 +255,13 @@ fn export_then_import_round_trips_bidirectional_peephole() {
 #[test]
 fn imported_gru_computes_onnx_semantics() {
     use rnn_reference::{step, Real};
-    let cfg = RnnConfig::new(CellKind::Gru { linear_before_reset: false }, 1, 1);
+    let cfg = RnnConfig::new(
+        CellKind::Gru {
+            linear_before_reset: false,
+        },
+        1,
+        1,
+    );
     // ONNX W = [w_z, w_r, w_h], R = [r_z, r_r, r_h].
     let (wz, wr, wh) = (0.3, -0.7, 1.1);
     let (rz, rr, rh) = (0.2, 0.9, -0.4);

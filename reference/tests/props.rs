@@ -14,21 +14,26 @@
 //!   |w_hh|; B: largest |b_ih| + |b_hh|; P: largest |peephole|; X, Hm, Cm: bounds on
 //!   |x|, |h|, |c|). Errors e_x, e_h, e_c already in the operands add Wx·e_x + Wh·e_h +
 //!   P·e_c. Clipping is exact and 1-Lipschitz. Call the total ε.
-//! * σ, tanh and relu are 1-Lipschitz (σ even 1/4) and std's f32 versions err by a few
-//!   ulps of values <= 1: an activation output errs by at most e_a = ε + 4u.
+//! * tanh and relu are 1-Lipschitz, σ is 1/4-Lipschitz, and std's f32 versions err by
+//!   a few ulps of values <= 1: a tanh/relu output errs by at most e_a = ε + 4u, a σ
+//!   output by e_σ = ε/4 + 4u.
 //! * RNN: e_h' = e_a, and |h'| <= 1 (tanh) or <= S (relu).
-//! * LSTM: c' = f⊙c + i⊙g errs by at most e_a·(Cm + 1) + e_c + 3u·(Cm + 1), and
-//!   |c'| <= Cm + 1; m = o⊙tanh(c') by e_a + P·e_c' + e_c' + 4u; with a projection
-//!   h' = W_hr·m errs by Wr·e_m + 1.01·(H + 1)·u·Wr (Wr: largest row sum of |w_hr|,
-//!   |h'| <= Wr), else e_h' = e_m.
+//! * LSTM: c' = f⊙c + i⊙g errs by at most e_σ·(Cm + 1) + e_a + e_c + 3u·(Cm + 1) (f's
+//!   error times |c|, i's times |g| <= 1, g's times |i| <= 1), and |c'| <= Cm + 1;
+//!   m = o⊙tanh(c') by e_σ + P·e_c'/4 + e_c' + 4u; with a projection h' = W_hr·m errs
+//!   by Wr·e_m + 1.01·(H + 1)·u·Wr (Wr: largest row sum of |w_hr|, |h'| <= Wr), else
+//!   e_h' = e_m.
 //! * GRU: the n pre-activation also carries r's error times |W_hn h + b_hn| <= S
-//!   (either form), so e_n <= e_a·(1 + S); h' = (1 - z)⊙n + z⊙h errs by at most
-//!   e_a·(1 + Hm) + e_n + e_h + 4u·(1 + Hm).
+//!   (either form), so e_n <= e_a + e_σ·S; h' = (1 - z)⊙n + z⊙h errs by at most
+//!   e_σ·(1 + Hm) + e_n + e_h + 4u·(1 + Hm).
 //!
 //! Errors and magnitudes are carried (as running maxima) over the T steps and into the
-//! next layer (X, e_x = the previous layer's Hm, e_h). The weights are drawn with
-//! magnitude <= 1/(I_l + H_out) so that Wx + Wh <= 1 and the bound, though worst-case,
-//! stays far below the outputs' O(1) size (asserted), so the test has teeth.
+//! next layer (X, e_x = the previous layer's Hm, e_h). Being worst-case, the bound
+//! grows geometrically with T (the LSTM's by ~(1 + (Wh + P)·(Cm + 5)/4) per step), so
+//! the weights are drawn with magnitude <= 0.5/(I_l + H_out) (Wx + Wh <= 1/2) and
+//! peepholes <= 1/4, while biases (<= 1) and inputs (<= 2) still reach saturating
+//! pre-activations. The bound then stays below 1e-2, far below the O(1) outputs
+//! (asserted, so the test has teeth); the observed error uses 1e-5..7e-2 of it.
 
 use proptest::prelude::*;
 use rnn_reference::{
@@ -79,7 +84,11 @@ fn build(
     lens: bool,
     seed: u64,
 ) -> Problem {
-    let h = if variant == 4 || variant == 5 { h.max(2) } else { h };
+    let h = if variant == 4 || variant == 5 {
+        h.max(2)
+    } else {
+        h
+    };
     let cell = match variant {
         0 => CellKind::Rnn {
             activation: RnnActivation::Tanh,
@@ -102,7 +111,11 @@ fn build(
             linear_before_reset: false,
         },
     };
-    let direction = [Direction::Forward, Direction::Reverse, Direction::Bidirectional][dir];
+    let direction = [
+        Direction::Forward,
+        Direction::Reverse,
+        Direction::Bidirectional,
+    ][dir];
     let cfg = RnnConfig::new(cell, i, h)
         .with_layers(layers)
         .with_direction(direction)
@@ -118,19 +131,23 @@ fn build(
         .map(|k| {
             let layer = k / cfg.num_directions();
             let l = cfg.weight_lens(layer);
-            let s = 1.0 / (cfg.layer_input_size(layer) + cfg.output_size()) as f64;
+            let s = 0.5 / (cfg.layer_input_size(layer) + cfg.output_size()) as f64;
             OwnedLayerWeights {
                 w_ih: rng.vec(l.w_ih, s),
                 w_hh: rng.vec(l.w_hh, s),
                 b_ih: Some(rng.vec(l.bias, 1.0)),
                 b_hh: Some(rng.vec(l.bias, 1.0)),
                 w_hr: l.w_hr.map(|n| rng.vec(n, 1.0 / h as f64)),
-                peephole: l.peephole.map(|n| rng.vec(n, 1.0)),
+                peephole: l.peephole.map(|n| rng.vec(n, 0.25)),
             }
         })
         .collect();
     let d = shape.dims(&cfg).unwrap();
-    let seq_lens = lens.then(|| (0..b).map(|r| (seed as usize >> (3 * r)) % (t + 1)).collect());
+    let seq_lens = lens.then(|| {
+        (0..b)
+            .map(|r| (seed as usize >> (3 * r)) % (t + 1))
+            .collect()
+    });
     Problem {
         cfg,
         shape,
@@ -161,10 +178,12 @@ fn bound(p: &Problem) -> (f64, f64) {
     for layer in 0..cfg.num_layers {
         let il = cfg.layer_input_size(layer);
         let sets = &p.weights[layer * nd..(layer + 1) * nd];
-        let fold = |f: &dyn Fn(&OwnedLayerWeights<f64>) -> f64| sets.iter().map(f).fold(0.0, f64::max);
+        let fold =
+            |f: &dyn Fn(&OwnedLayerWeights<f64>) -> f64| sets.iter().map(f).fold(0.0, f64::max);
         let wx = fold(&|w| max_row_sum(&w.w_ih, il));
         let wh = fold(&|w| max_row_sum(&w.w_hh, ho));
-        let bb = fold(&|w| max_abs(w.b_ih.as_deref().unwrap()) + max_abs(w.b_hh.as_deref().unwrap()));
+        let bb =
+            fold(&|w| max_abs(w.b_ih.as_deref().unwrap()) + max_abs(w.b_hh.as_deref().unwrap()));
         let pp = fold(&|w| w.peephole.as_deref().map_or(0.0, max_abs));
         let wr = fold(&|w| w.w_hr.as_deref().map_or(0.0, |r| max_row_sum(r, hid)));
         let m = (il + ho + 3) as f64;
@@ -185,19 +204,21 @@ fn bound(p: &Problem) -> (f64, f64) {
                     },
                 ),
                 CellKind::Lstm { proj_size, .. } => {
-                    let e_c_new = e_a * (cm + 1.0) + e_c + 3.0 * U * (cm + 1.0);
+                    let e_sig = eps / 4.0 + 4.0 * U;
+                    let e_c_new = e_sig * (cm + 1.0) + e_a + e_c + 3.0 * U * (cm + 1.0);
                     cm += 1.0;
                     e_c = e_c.max(e_c_new);
-                    let e_m = e_a + pp * e_c + e_c + 4.0 * U;
+                    let e_m = e_sig + pp * e_c / 4.0 + e_c + 4.0 * U;
                     match proj_size {
                         Some(_) => (wr * e_m + 1.01 * (hid as f64 + 1.0) * U * wr, wr),
                         None => (e_m, 1.0),
                     }
                 }
                 CellKind::Gru { .. } => {
-                    let e_n = e_a * (1.0 + s);
+                    let e_sig = eps / 4.0 + 4.0 * U;
+                    let e_n = e_a + e_sig * s;
                     (
-                        e_a * (1.0 + hm) + e_n + e_h + 4.0 * U * (1.0 + hm),
+                        e_sig * (1.0 + hm) + e_n + e_h + 4.0 * U * (1.0 + hm),
                         hm.max(1.0),
                     )
                 }
@@ -263,14 +284,21 @@ fn run_f32(p: &Problem) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
 
 fn max_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 fn problems() -> impl Strategy<Value = Problem> {
     (
         (0usize..8, 1usize..6, 1usize..7, 1usize..3, 0usize..3),
         (1usize..6, 1usize..4, any::<bool>()),
-        (proptest::option::of(0.25f32..3.0), any::<bool>(), any::<u64>()),
+        (
+            proptest::option::of(0.25f32..3.0),
+            any::<bool>(),
+            any::<u64>(),
+        ),
     )
         .prop_map(|((v, i, h, l, d), (t, b, bm), (clip, lens, seed))| {
             build(v, i, h, l, d, t, b, bm, clip, lens, seed)
@@ -278,7 +306,7 @@ fn problems() -> impl Strategy<Value = Problem> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn f32_agrees_with_f64_within_derived_bound(p in problems()) {
@@ -299,7 +327,7 @@ proptest! {
 /// uses a visible fraction of it.
 #[test]
 fn bound_is_within_a_few_orders_of_the_observed_error() {
-    let mut worst_ratio = 0.0f64;
+    let (mut worst_ratio, mut best_ratio) = (0.0f64, f64::INFINITY);
     for seed in 0..200u64 {
         let p = build(
             (seed % 8) as usize,
@@ -320,7 +348,13 @@ fn bound_is_within_a_few_orders_of_the_observed_error() {
         let d = max_diff(&y32, &y64).max(max_diff(&h32, &h64));
         assert!(d <= e_h);
         worst_ratio = worst_ratio.max(d / e_h);
+        if d > 0.0 {
+            best_ratio = best_ratio.min(d / e_h);
+        }
     }
-    eprintln!("worst observed error / bound: {worst_ratio:e}");
-    assert!(worst_ratio > 1e-4, "bound too loose: worst ratio {worst_ratio:e}");
+    eprintln!("observed error / bound: between {best_ratio:e} and {worst_ratio:e}");
+    assert!(
+        worst_ratio > 1e-4,
+        "bound too loose: worst ratio {worst_ratio:e}"
+    );
 }

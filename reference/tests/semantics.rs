@@ -87,7 +87,8 @@ fn rnn_step_by_hand() {
     // Two batch rows.
     let out = step(&cfg, &w, 2, &[1.0, 2.0, -1.0, 0.5], &[0.3, -0.4], None).unwrap();
     let want0 = (0.5 * 1.0 - 0.25 * 2.0 + 0.1 + 0.75 * 0.3 - 0.2f64).tanh();
-    let want1 = (0.5 * -1.0 - 0.25 * 0.5 + 0.1 + 0.75 * -0.4 - 0.2f64).tanh();
+    let (x10, h1) = (-1.0, -0.4);
+    let want1 = (0.5 * x10 - 0.25 * 0.5 + 0.1 + 0.75 * h1 - 0.2f64).tanh();
     close(&out.h, &[want0, want1], "h");
     assert!(out.c.is_empty());
     // Relu and clip.
@@ -172,8 +173,20 @@ fn gru_step_by_hand_both_forms() {
         }
     }
     // The two forms really differ.
-    let a = RnnConfig::new(CellKind::Gru { linear_before_reset: true }, 1, 1);
-    let b = RnnConfig::new(CellKind::Gru { linear_before_reset: false }, 1, 1);
+    let a = RnnConfig::new(
+        CellKind::Gru {
+            linear_before_reset: true,
+        },
+        1,
+        1,
+    );
+    let b = RnnConfig::new(
+        CellKind::Gru {
+            linear_before_reset: false,
+        },
+        1,
+        1,
+    );
     let ha = step(&a, &w, 1, &[x], &[h], None).unwrap().h[0];
     let hb = step(&b, &w, 1, &[x], &[h], None).unwrap().h[0];
     assert!((ha - hb).abs() > 1e-6);
@@ -235,9 +248,18 @@ struct Problem {
     c0: Vec<f64>,
 }
 
-fn problem(cell: CellKind, layers: usize, dir: Direction, t: usize, b: usize, seed: u64) -> Problem {
+fn problem(
+    cell: CellKind,
+    layers: usize,
+    dir: Direction,
+    t: usize,
+    b: usize,
+    seed: u64,
+) -> Problem {
     let mut rng = Lcg(seed);
-    let cfg = RnnConfig::new(cell, 3, 4).with_layers(layers).with_direction(dir);
+    let cfg = RnnConfig::new(cell, 3, 4)
+        .with_layers(layers)
+        .with_direction(dir);
     let weights = random_weights(&cfg, &mut rng);
     let d = SeqShape::new(t, b).dims(&cfg).unwrap();
     Problem {
@@ -278,7 +300,10 @@ fn transpose(v: &[f64], t: usize, b: usize, w: usize) -> Vec<f64> {
 /// Reverses the time axis of a time-major `[T, B, w]` tensor.
 fn reverse_time(v: &[f64], t: usize, b: usize, w: usize) -> Vec<f64> {
     let row = b * w;
-    (0..t).rev().flat_map(|ti| v[ti * row..(ti + 1) * row].to_vec()).collect()
+    (0..t)
+        .rev()
+        .flat_map(|ti| v[ti * row..(ti + 1) * row].to_vec())
+        .collect()
 }
 
 #[test]
@@ -371,7 +396,11 @@ fn second_layer_reads_first_layers_output() {
             weights: vec![two.weights[0].clone()],
             x: Vec::new(),
             h0: split(&two.h0, ho, 0),
-            c0: if cell.has_cell_state() { split(&two.c0, hid, 0) } else { Vec::new() },
+            c0: if cell.has_cell_state() {
+                split(&two.c0, hid, 0)
+            } else {
+                Vec::new()
+            },
         };
         let o0 = run(&l0, shape, &two.x, Some(&lens));
         let l1 = Problem {
@@ -382,7 +411,11 @@ fn second_layer_reads_first_layers_output() {
             weights: vec![two.weights[1].clone()],
             x: Vec::new(),
             h0: split(&two.h0, ho, 1),
-            c0: if cell.has_cell_state() { split(&two.c0, hid, 1) } else { Vec::new() },
+            c0: if cell.has_cell_state() {
+                split(&two.c0, hid, 1)
+            } else {
+                Vec::new()
+            },
         };
         let o1 = run(&l1, shape, &o0.y, Some(&lens));
         close(&out.y, &o1.y, "y");
@@ -422,18 +455,28 @@ fn sequence_lengths_truncate_rows() {
         }
         // Row 1 (length 2) matches running that row alone on its first 2 steps.
         let pick = |v: &[f64], n: usize, sets: usize| -> Vec<f64> {
-            (0..sets).flat_map(|s| v[(s * b + 1) * n..(s * b + 2) * n].to_vec()).collect()
+            (0..sets)
+                .flat_map(|s| v[(s * b + 1) * n..(s * b + 2) * n].to_vec())
+                .collect()
         };
-        let xs: Vec<f64> = (0..2).flat_map(|ti| p.x[(ti * b + 1) * 3..(ti * b + 2) * 3].to_vec()).collect();
+        let xs: Vec<f64> = (0..2)
+            .flat_map(|ti| p.x[(ti * b + 1) * 3..(ti * b + 2) * 3].to_vec())
+            .collect();
         let alone = Problem {
             cfg: p.cfg,
             weights: p.weights.clone(),
             x: Vec::new(),
             h0: pick(&p.h0, ho, 4),
-            c0: if cell.has_cell_state() { pick(&p.c0, hid, 4) } else { Vec::new() },
+            c0: if cell.has_cell_state() {
+                pick(&p.c0, hid, 4)
+            } else {
+                Vec::new()
+            },
         };
         let o = run(&alone, SeqShape::new(2, 1), &xs, None);
-        let y1: Vec<f64> = (0..2).flat_map(|ti| out.y[(ti * b + 1) * yw..(ti * b + 2) * yw].to_vec()).collect();
+        let y1: Vec<f64> = (0..2)
+            .flat_map(|ti| out.y[(ti * b + 1) * yw..(ti * b + 2) * yw].to_vec())
+            .collect();
         close(&y1, &o.y, "y row 1");
         close(&pick(&out.h_n, ho, 4), &o.h_n, "h_n row 1");
         if cell.has_cell_state() {

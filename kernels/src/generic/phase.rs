@@ -65,40 +65,57 @@ pub(crate) unsafe fn run<V: V16, const NP: usize, const MR: usize, E: Epilogue<V
     reverse: bool,
     epi: &E,
 ) {
+    // No closures here: a closure does not inherit the caller's `#[target_feature]`s,
+    // so the intrinsics inlined into it would become calls.
     let width = NP * crate::pack::LANES;
-    let mut visit = |p: usize| {
-        // SAFETY: `p < w.panels`, so the panel lies inside the packed data.
-        let panel = unsafe { w.ptr.add(p * w.k * width) };
-        let mut r = 0;
-        while r + MR <= nrows {
-            // SAFETY: rows r..r+MR are < nrows; forwarded contract.
-            unsafe { block::<V, NP, MR, E>(a, r, w.k, panel, p, epi) };
-            r += MR;
-        }
-        // Remainder rows in blocks of 4, 2, 1 (fewer instantiations than one per count).
-        while r < nrows {
-            let left = nrows - r;
-            // SAFETY: as above; each block stays below nrows.
-            unsafe {
-                if left >= 4 && MR > 4 {
-                    block::<V, NP, 4, E>(a, r, w.k, panel, p, epi);
-                    r += 4;
-                } else if left >= 2 && MR > 2 {
-                    block::<V, NP, 2, E>(a, r, w.k, panel, p, epi);
-                    r += 2;
-                } else {
-                    block::<V, NP, 1, E>(a, r, w.k, panel, p, epi);
-                    r += 1;
+    let n = panels.len();
+    // Rows are taken in chunks whose left operand (chunk x k floats) stays in L2 while
+    // every panel of the range passes over it; for the recurrent steps (a few dozen
+    // rows) that is one chunk.
+    let chunk = (ROW_CHUNK_FLOATS / w.k.max(1)).max(1).div_ceil(MR) * MR;
+    let mut r0 = 0;
+    while r0 < nrows {
+        let r1 = nrows.min(r0 + chunk);
+        for idx in 0..n {
+            let p = if reverse {
+                panels.end - 1 - idx
+            } else {
+                panels.start + idx
+            };
+            // SAFETY: `p < w.panels`, so the panel lies inside the packed data.
+            let panel = unsafe { w.ptr.add(p * w.k * width) };
+            let mut r = r0;
+            while r + MR <= r1 {
+                // SAFETY: rows r..r+MR are < nrows; forwarded contract.
+                unsafe { block::<V, NP, MR, E>(a, r, w.k, panel, p, epi) };
+                r += MR;
+            }
+            // Remainder rows in blocks of 4, 2, 1 (fewer instantiations than one per
+            // count).
+            while r < r1 {
+                let left = r1 - r;
+                // SAFETY: as above; each block stays below nrows.
+                unsafe {
+                    if left >= 4 && MR > 4 {
+                        block::<V, NP, 4, E>(a, r, w.k, panel, p, epi);
+                        r += 4;
+                    } else if left >= 2 && MR > 2 {
+                        block::<V, NP, 2, E>(a, r, w.k, panel, p, epi);
+                        r += 2;
+                    } else {
+                        block::<V, NP, 1, E>(a, r, w.k, panel, p, epi);
+                        r += 1;
+                    }
                 }
             }
         }
-    };
-    if reverse {
-        panels.rev().for_each(&mut visit);
-    } else {
-        panels.for_each(&mut visit);
+        r0 = r1;
     }
 }
+
+/// Left-operand floats per row chunk: 96 K floats = 384 KiB, a fifth of a 2 MiB L2,
+/// leaving room for the panel being streamed and the output rows.
+const ROW_CHUNK_FLOATS: usize = 96 * 1024;
 
 /// One `M x NP` block: micro-kernel then epilogue per row.
 #[inline(always)]

@@ -195,8 +195,8 @@ pub fn load_all(dir: &Path) -> Vec<Case> {
 /// Parses one case file.
 pub fn load_case(path: &Path) -> Result<Case, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    let v: Value = serde_json::from_str(&quote_non_finite(&text))
-        .map_err(|e| format!("invalid JSON: {e}"))?;
+    let v: Value =
+        serde_json::from_str(&quote_non_finite(&text)).map_err(|e| format!("invalid JSON: {e}"))?;
     parse_case(&v, path)
 }
 
@@ -283,12 +283,19 @@ fn array(v: &Value, what: &str) -> Result<(Vec<usize>, Vec<f64>), String> {
 fn data(v: &Value, what: &str, expected: &[usize]) -> Result<Vec<f64>, String> {
     let (shape, d) = array(v, what)?;
     if shape != expected {
-        return Err(format!("`{what}` has shape {shape:?}, expected {expected:?}"));
+        return Err(format!(
+            "`{what}` has shape {shape:?}, expected {expected:?}"
+        ));
     }
     Ok(d)
 }
 
-fn opt_data(v: &Value, key: &str, what: &str, expected: &[usize]) -> Result<Option<Vec<f64>>, String> {
+fn opt_data(
+    v: &Value,
+    key: &str,
+    what: &str,
+    expected: &[usize],
+) -> Result<Option<Vec<f64>>, String> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(a) => data(a, what, expected).map(Some),
@@ -458,7 +465,9 @@ fn parse_case(v: &Value, path: &Path) -> Result<Case, String> {
     let x_arr = get(inputs, "x")?;
     let (x_shape, x) = array(x_arr, "inputs.x")?;
     if x_shape.len() != 3 || x_shape[2] != i {
-        return Err(format!("`inputs.x` has shape {x_shape:?}, expected [T, B, {i}]"));
+        return Err(format!(
+            "`inputs.x` has shape {x_shape:?}, expected [T, B, {i}]"
+        ));
     }
     let (t, b) = (x_shape[0], x_shape[1]);
     let sets = cfg.num_weight_sets();
@@ -549,7 +558,11 @@ fn compare(got: &[f64], want: &[f64], tol: Tolerance) -> Option<Mismatch> {
             bad += 1;
             // NaN or infinite differences rank first.
             let excess = (g - w).abs() / allowed;
-            let excess = if excess.is_nan() { f64::INFINITY } else { excess };
+            let excess = if excess.is_nan() {
+                f64::INFINITY
+            } else {
+                excess
+            };
             if worst.is_none_or(|(e, _)| excess > e) {
                 worst = Some((excess, k));
             }
@@ -581,7 +594,11 @@ where
         match f(case) {
             Err(e) => lines.push(format!("returned an error: {e}")),
             Ok((y, h_n, c_n)) => {
-                for (out, got, want) in [("y", &y, &case.y), ("h_n", &h_n, &case.h_n), ("c_n", &c_n, &case.c_n)] {
+                for (out, got, want) in [
+                    ("y", &y, &case.y),
+                    ("h_n", &h_n, &case.h_n),
+                    ("c_n", &c_n, &case.c_n),
+                ] {
                     if got.len() != want.len() {
                         lines.push(format!(
                             "{out}: {} values, expected {}",
