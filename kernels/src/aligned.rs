@@ -1,24 +1,54 @@
-//! A growable `f32` buffer aligned to cache lines, so packed weight panels and state
-//! rows never straddle a line where they need not.
+//! A growable buffer aligned to cache lines, so packed weight panels and state rows
+//! never straddle a line where they need not.
 
-/// One 64-byte cache line of `f32`.
+use std::marker::PhantomData;
+
+/// One 64-byte cache line.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
-struct Line([f32; 16]);
+struct Line([u8; 64]);
 
-/// Zero-initialised, 64-byte aligned `f32` storage.
-#[derive(Clone, Default)]
-pub(crate) struct AlignedVec {
+/// Element types an [`AlignedVec`] may hold: plain numbers whose all-zero bit pattern is
+/// the value 0 and whose size divides 64.
+///
+/// # Safety
+/// Implementors must be `Copy`, have no padding and no invalid bit patterns, and a size
+/// that divides 64.
+pub unsafe trait Plain: Copy + 'static {}
+// SAFETY: 4-byte IEEE floats: every bit pattern is valid, no padding.
+unsafe impl Plain for f32 {}
+// SAFETY: `half::f16` is a `repr(transparent)` u16: every bit pattern is valid.
+unsafe impl Plain for half::f16 {}
+// SAFETY: `half::bf16` is a `repr(transparent)` u16: every bit pattern is valid.
+unsafe impl Plain for half::bf16 {}
+
+/// Zero-initialised, 64-byte aligned storage of `T`.
+#[derive(Clone)]
+pub(crate) struct AlignedVec<T: Plain = f32> {
     lines: Vec<Line>,
     len: usize,
+    _t: PhantomData<T>,
 }
 
-impl AlignedVec {
+impl<T: Plain> Default for AlignedVec<T> {
+    fn default() -> Self {
+        AlignedVec {
+            lines: Vec::new(),
+            len: 0,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Plain> AlignedVec<T> {
+    const PER_LINE: usize = 64 / std::mem::size_of::<T>();
+
     /// `len` zeros.
     pub(crate) fn zeros(len: usize) -> Self {
         AlignedVec {
-            lines: vec![Line([0.0; 16]); len.div_ceil(16)],
+            lines: vec![Line([0; 64]); len.div_ceil(Self::PER_LINE)],
             len,
+            _t: PhantomData,
         }
     }
 
@@ -34,14 +64,14 @@ impl AlignedVec {
         self.len
     }
 
-    pub(crate) fn as_slice(&self) -> &[f32] {
-        // SAFETY: `Line` is `repr(C)` over `[f32; 16]` with no padding (64 bytes, align
-        // 64), so the lines form `16 * lines.len() >= len` contiguous initialised f32.
-        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<f32>(), self.len) }
+    pub(crate) fn as_slice(&self) -> &[T] {
+        // SAFETY: the lines are `PER_LINE * lines.len() >= len` contiguous, initialised
+        // (zeroed or written) elements of a `Plain` type, aligned to 64 >= align_of::<T>.
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<T>(), self.len) }
     }
 
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
         // SAFETY: as in `as_slice`, and `&mut self` makes the borrow unique.
-        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<f32>(), self.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<T>(), self.len) }
     }
 }

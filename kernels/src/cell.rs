@@ -3,6 +3,8 @@
 use rnn_reference::{check_len, check_weights, Direction, Error, LayerWeights, RnnConfig};
 
 use crate::arch::kernels;
+use crate::element::Element;
+use crate::forward::input_f32;
 use crate::generic::phase::Rows;
 use crate::isa::Isa;
 use crate::layer::PackedDirection;
@@ -11,25 +13,26 @@ use crate::step_kernel::{gemm, state_sizes, step, StateBufs};
 use crate::workspace::Workspace;
 use crate::Result;
 
-/// Inputs of one step: `x` `[B, I]`, `h` `[B, H_out]`, and `c` `[B, H]` for an LSTM.
+/// Inputs of one step: `x` `[B, I]`, `h` `[B, H_out]`, and `c` `[B, H]` for an LSTM, in
+/// element type `T` (`f32`, `half::f16` or `half::bf16`).
 #[derive(Clone, Copy, Debug)]
-pub struct StepInput<'a> {
+pub struct StepInput<'a, T = f32> {
     /// `x_t`.
-    pub x: &'a [f32],
+    pub x: &'a [T],
     /// `h_{t-1}`.
-    pub h: &'a [f32],
+    pub h: &'a [T],
     /// `c_{t-1}` (LSTM only).
-    pub c: Option<&'a [f32]>,
+    pub c: Option<&'a [T]>,
 }
 
 /// Outputs of one step: `h` `[B, H_out]` and, for an LSTM, `c` `[B, H]`. They may not
 /// alias the inputs (Rust's borrows already guarantee it).
 #[derive(Debug)]
-pub struct StepOutputMut<'a> {
+pub struct StepOutputMut<'a, T = f32> {
     /// `h_t`.
-    pub h: &'a mut [f32],
+    pub h: &'a mut [T],
     /// `c_t` (LSTM only).
-    pub c: Option<&'a mut [f32]>,
+    pub c: Option<&'a mut [T]>,
 }
 
 /// One layer and direction packed for single steps: `(x_t, h, c) -> (h', c')`.
@@ -49,16 +52,25 @@ pub struct StepOutputMut<'a> {
 /// # Ok::<(), rnn_kernels::Error>(())
 /// ```
 #[derive(Clone)]
-pub struct PackedCell {
+pub struct PackedCell<W: Element = f32> {
     cfg: RnnConfig,
-    set: PackedDirection,
+    set: PackedDirection<W>,
     isa: Option<Isa>,
 }
 
-impl PackedCell {
-    /// Validates and packs one weight set. `cfg` describes this one layer: one layer,
-    /// forward (its `input_size` is this layer's input width).
+impl PackedCell<f32> {
+    /// Validates and packs one `f32` weight set. `cfg` describes this one layer: one
+    /// layer, forward (its `input_size` is this layer's input width).
     pub fn from_pytorch(cfg: &RnnConfig, weights: &LayerWeights<'_, f32>) -> Result<Self> {
+        Self::pack(cfg, weights)
+    }
+}
+
+impl<W: Element> PackedCell<W> {
+    /// Validates and packs one weight set of element type `S`, storing weights as `W`
+    /// (rounded to nearest, ties to even, once). `cfg` as in
+    /// [`from_pytorch`](PackedCell::from_pytorch).
+    pub fn pack<S: Element>(cfg: &RnnConfig, weights: &LayerWeights<'_, S>) -> Result<Self> {
         if cfg.num_layers != 1 {
             return Err(Error::Invalid {
                 arg: "num_layers".into(),
@@ -96,12 +108,13 @@ impl PackedCell {
     }
 
     /// One step for `batch` rows. Allocates nothing once `ws` has grown to this batch.
-    pub fn step(
+    /// Half-precision inputs widen exactly; outputs are rounded to `T` once.
+    pub fn step<T: Element>(
         &self,
         ws: &mut Workspace,
         batch: usize,
-        input: StepInput<'_>,
-        out: StepOutputMut<'_>,
+        input: StepInput<'_, T>,
+        out: StepOutputMut<'_, T>,
     ) -> Result<()> {
         let cfg = &self.cfg;
         if batch == 0 {
@@ -123,8 +136,8 @@ impl PackedCell {
         check_len("h_out", len("h_out", ho)?, out.h.len())?;
         let lstm = cfg.cell.has_cell_state();
         for (name, l) in [
-            ("c", input.c.map(<[f32]>::len)),
-            ("c_out", out.c.as_deref().map(<[f32]>::len)),
+            ("c", input.c.map(<[T]>::len)),
+            ("c_out", out.c.as_deref().map(<[T]>::len)),
         ] {
             match (lstm, l) {
                 (true, Some(l)) => check_len(name, len(name, h)?, l)?,
@@ -149,11 +162,26 @@ impl PackedCell {
             Some(i) => i,
             None => Isa::default_for_process()?,
         };
-        let k = kernels(isa)?;
-        let pre_stride = PackedDirection::pre_stride(cfg);
+        let k = kernels::<W>(isa)?;
+        let pre_stride = PackedDirection::<W>::pre_stride(cfg);
         let pre_len = len("batch", pre_stride)?;
         let (hl, cl, al) = state_sizes(cfg, batch);
         let [pre, h0b, h1b, c0b, c1b, aux, aux2] = ws.carve([pre_len, hl, hl, cl, cl, al, al])?;
+        // f32 inputs are used in place; only half inputs need f32 copies.
+        let copy = |n: usize| if T::NAME == "f32" { 0 } else { n };
+        let [x32, h32, c32] = ws.carve_io([
+            copy(input.x.len()),
+            copy(input.h.len()),
+            copy(input.c.map_or(0, <[T]>::len)),
+        ])?;
+        // SAFETY: each io region was carved with the length of the slice it receives.
+        let (x, hin, cin) = unsafe {
+            (
+                input_f32(input.x, x32),
+                input_f32(input.h, h32),
+                input.c.map(|c| input_f32(c, c32)),
+            )
+        };
         let (hs, ps) = (padded(h), padded(ho));
         let max_threads = rayon::current_num_threads();
         let st = StateBufs {
@@ -170,12 +198,12 @@ impl PackedCell {
             std::ptr::write_bytes(st.h_prev, 0, hl);
             std::ptr::write_bytes(st.c_prev, 0, cl);
             for b in 0..batch {
-                std::ptr::copy_nonoverlapping(input.h.as_ptr().add(b * ho), st.h_prev.add(b * ps), ho);
-                if let Some(c) = input.c {
+                std::ptr::copy_nonoverlapping(hin.as_ptr().add(b * ho), st.h_prev.add(b * ps), ho);
+                if let Some(c) = cin {
                     std::ptr::copy_nonoverlapping(c.as_ptr().add(b * h), st.c_prev.add(b * hs), h);
                 }
             }
-            let x_rows = Rows::strided(input.x.as_ptr(), i, batch);
+            let x_rows = Rows::strided(x.as_ptr(), i, batch);
             gemm(
                 k,
                 x_rows,
@@ -187,13 +215,14 @@ impl PackedCell {
                 max_threads,
             );
             step(k, cfg, &self.set, batch, pre, &st, false, max_threads);
-            let out_c = out.c;
             for b in 0..batch {
-                std::ptr::copy_nonoverlapping(st.h_next.add(b * ps), out.h.as_mut_ptr().add(b * ho), ho);
+                let src = std::slice::from_raw_parts(st.h_next.add(b * ps), ho);
+                T::slice_from_f32(src, &mut out.h[b * ho..(b + 1) * ho]);
             }
-            if let Some(c_out) = out_c {
+            if let Some(c_out) = out.c {
                 for b in 0..batch {
-                    std::ptr::copy_nonoverlapping(st.c_next.add(b * hs), c_out.as_mut_ptr().add(b * h), h);
+                    let src = std::slice::from_raw_parts(st.c_next.add(b * hs), h);
+                    T::slice_from_f32(src, &mut c_out[b * h..(b + 1) * h]);
                 }
             }
         }

@@ -4,6 +4,7 @@
 use rnn_reference::{check_len, check_seq_lens, Error, SeqShape, SequenceInput, TensorLayout};
 
 use crate::arch::kernels;
+use crate::element::Element;
 use crate::generic::phase::Rows;
 use crate::layer::{PackedDirection, PackedRnn};
 use crate::pack::padded;
@@ -11,16 +12,48 @@ use crate::step_kernel::{gemm, state_sizes, step, StateBufs};
 use crate::workspace::Workspace;
 use crate::Result;
 
-/// Where [`PackedRnn::forward`] writes. `y` is `[T, B, D*H_out]` (or `[B, T, ·]` for a
-/// batch-major shape); `h_n` `[L*D, B, H_out]` and `c_n` `[L*D, B, H]` are optional
-/// (`c_n` only for LSTM).
-pub struct SequenceOutputMut<'a> {
+/// Where [`PackedRnn::forward`] writes, in element type `T` (`f32`, `half::f16` or
+/// `half::bf16`). `y` is `[T, B, D*H_out]` (or `[B, T, ·]` for a batch-major shape);
+/// `h_n` `[L*D, B, H_out]` and `c_n` `[L*D, B, H]` are optional (`c_n` only for LSTM).
+pub struct SequenceOutputMut<'a, T = f32> {
     /// Outputs of the last layer, forward then reverse per step.
-    pub y: &'a mut [f32],
+    pub y: &'a mut [T],
     /// Final hidden state of every layer and direction.
-    pub h_n: Option<&'a mut [f32]>,
+    pub h_n: Option<&'a mut [T]>,
     /// Final cell state of every layer and direction (LSTM only).
-    pub c_n: Option<&'a mut [f32]>,
+    pub c_n: Option<&'a mut [T]>,
+}
+
+/// Reinterprets a slice of `T` as `f32` when `T` is `f32`.
+pub(crate) fn as_f32<T: Element>(s: &[T]) -> Option<&[f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| {
+        // SAFETY: T is f32 (same TypeId), so the slice is a slice of f32.
+        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) }
+    })
+}
+
+/// Mutable version of [`as_f32`].
+pub(crate) fn as_f32_mut<T: Element>(s: &mut [T]) -> Option<&mut [f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| {
+        // SAFETY: T is f32 (same TypeId), so the slice is a slice of f32.
+        unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) }
+    })
+}
+
+/// An `f32` view of a caller's slice: the slice itself, or a converted copy in `buf`.
+///
+/// # Safety
+/// `buf` must be valid for `s.len()` writes and not otherwise in use.
+pub(crate) unsafe fn input_f32<'a, T: Element>(s: &'a [T], buf: *mut f32) -> &'a [f32] {
+    match as_f32(s) {
+        Some(f) => f,
+        None => {
+            // SAFETY: caller's contract: `buf` holds s.len() floats, unaliased.
+            let dst = unsafe { std::slice::from_raw_parts_mut(buf, s.len()) };
+            T::slice_to_f32(s, dst);
+            dst
+        }
+    }
 }
 
 /// Where rows of a `[·, ·, width]` tensor live, by step and batch row.
@@ -61,16 +94,22 @@ impl Tensor3 {
     }
 }
 
-impl PackedRnn {
+impl<W: Element> PackedRnn<W> {
     /// Runs the whole sequence: every layer, every direction, optional sequence
     /// lengths, writing `out`. Validates every length first (an [`Error`] names the
     /// argument); allocates nothing once `ws` has grown to this shape.
-    pub fn forward(
+    ///
+    /// Inputs and outputs may be `f32`, `half::f16` or `half::bf16` (`T`), whatever the
+    /// weight type. Rounding happens only at the edges: half inputs widen exactly;
+    /// all arithmetic, the cell state, the recurrent `h` and the outputs passed between
+    /// layers stay `f32`; `y`, `h_n` and `c_n` are rounded to `T` once, when written
+    /// (to nearest, ties to even).
+    pub fn forward<T: Element>(
         &self,
         ws: &mut Workspace,
         shape: SeqShape,
-        input: SequenceInput<'_, f32>,
-        mut out: SequenceOutputMut<'_>,
+        input: SequenceInput<'_, T>,
+        mut out: SequenceOutputMut<'_, T>,
     ) -> Result<()> {
         let cfg = &self.cfg;
         let dims = shape.dims(cfg)?;
@@ -84,8 +123,8 @@ impl PackedRnn {
         }
         check_len("y", dims.y, out.y.len())?;
         for (name, len) in [
-            ("c0", input.c0.map(<[f32]>::len)),
-            ("c_n", out.c_n.as_deref().map(<[f32]>::len)),
+            ("c0", input.c0.map(<[T]>::len)),
+            ("c_n", out.c_n.as_deref().map(<[T]>::len)),
         ] {
             match (lstm, len) {
                 (true, Some(l)) => check_len(name, dims.c, l)?,
@@ -100,7 +139,76 @@ impl PackedRnn {
             }
         }
         check_seq_lens(input.seq_lens, &shape)?;
-        let k = kernels(self.isa()?)?;
+        let k = kernels::<W>(self.isa()?)?;
+        if as_f32(input.x).is_some() {
+            let input = SequenceInput {
+                x: as_f32(input.x).unwrap_or_default(),
+                h0: input.h0.and_then(as_f32),
+                c0: input.c0.and_then(as_f32),
+                seq_lens: input.seq_lens,
+            };
+            let out = SequenceOutputMut {
+                y: as_f32_mut(out.y).unwrap_or_default(),
+                h_n: out.h_n.take().and_then(as_f32_mut),
+                c_n: out.c_n.take().and_then(as_f32_mut),
+            };
+            return self.run(k, ws, shape, input, out);
+        }
+        // Half-precision inputs and outputs: widen into f32 copies, run, round back.
+        let [x32, h032, c032, y32, hn32, cn32] =
+            ws.carve_io([dims.x, dims.h, dims.c, dims.y, dims.h, dims.c])?;
+        // SAFETY: each region was carved with the length of the slice it receives.
+        let input32 = unsafe {
+            SequenceInput {
+                x: input_f32(input.x, x32),
+                h0: input.h0.map(|h| input_f32(h, h032)),
+                c0: input.c0.map(|c| input_f32(c, c032)),
+                seq_lens: input.seq_lens,
+            }
+        };
+        // SAFETY: as above; the regions are disjoint from each other and from `ws.buf`.
+        let (y, h_n, c_n) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(y32, dims.y),
+                std::slice::from_raw_parts_mut(hn32, dims.h),
+                std::slice::from_raw_parts_mut(cn32, dims.c),
+            )
+        };
+        let want_h = out.h_n.is_some();
+        let want_c = out.c_n.is_some();
+        self.run(
+            k,
+            ws,
+            shape,
+            input32,
+            SequenceOutputMut {
+                y: &mut *y,
+                h_n: want_h.then_some(&mut *h_n),
+                c_n: want_c.then_some(&mut *c_n),
+            },
+        )?;
+        T::slice_from_f32(y, out.y);
+        if let Some(o) = out.h_n {
+            T::slice_from_f32(h_n, o);
+        }
+        if let Some(o) = out.c_n {
+            T::slice_from_f32(c_n, o);
+        }
+        Ok(())
+    }
+
+    /// The `f32` driver; every length was checked by `forward`.
+    fn run(
+        &self,
+        k: &crate::arch::Kernels<W>,
+        ws: &mut Workspace,
+        shape: SeqShape,
+        input: SequenceInput<'_, f32>,
+        mut out: SequenceOutputMut<'_, f32>,
+    ) -> Result<()> {
+        let cfg = &self.cfg;
+        let dims = shape.dims(cfg)?;
+        let lstm = cfg.cell.has_cell_state();
 
         let (t_len, batch) = (shape.steps, shape.batch);
         let (d_len, ho, h) = (cfg.num_directions(), cfg.output_size(), cfg.hidden_size);
@@ -110,7 +218,7 @@ impl PackedRnn {
             what: "steps * batch * gates * padded hidden (input projection buffer)".into(),
         };
         let pre_len = rows
-            .checked_mul(PackedDirection::pre_stride(cfg))
+            .checked_mul(PackedDirection::<W>::pre_stride(cfg))
             .ok_or_else(overflow)?;
         let io_len = if cfg.num_layers > 1 { dims.y } else { 0 };
         let (hl, cl, al) = state_sizes(cfg, batch);
@@ -149,7 +257,7 @@ impl PackedRnn {
                         rows,
                         &set.w_ih,
                         pre,
-                        PackedDirection::pre_stride(cfg),
+                        PackedDirection::<W>::pre_stride(cfg),
                         set.bias.as_slice().as_ptr(),
                         max_threads,
                     );
@@ -184,7 +292,7 @@ impl PackedRnn {
                     // SAFETY: `pre` row block t lies within rows * pre_stride; state
                     // buffers sized by `state_sizes`.
                     unsafe {
-                        let pre_t = pre.add(t * batch * PackedDirection::pre_stride(cfg));
+                        let pre_t = pre.add(t * batch * PackedDirection::<W>::pre_stride(cfg));
                         step(k, cfg, set, batch, pre_t, &st, s % 2 == 1, max_threads);
                     }
                     for b in 0..batch {

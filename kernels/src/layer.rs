@@ -6,6 +6,7 @@ use rnn_reference::{
 };
 
 use crate::aligned::AlignedVec;
+use crate::element::{Element, WeightLoad};
 use crate::isa::Isa;
 use crate::pack::{padded, Panels};
 use crate::Result;
@@ -13,29 +14,30 @@ use crate::Result;
 /// Panels of four 16-unit vectors: the plain-product width of every ISA.
 pub(crate) const NP_PLAIN: usize = 4;
 
-/// One layer and direction, packed.
+/// One layer and direction, packed, weights stored as `W`.
 #[derive(Clone)]
-pub(crate) struct PackedDirection {
+pub(crate) struct PackedDirection<W: WeightLoad = f32> {
     /// `W_ih`, all gates gate-interleaved per tile; `k = I_l`.
-    pub(crate) w_ih: Panels,
+    pub(crate) w_ih: Panels<W>,
     /// Biases folded into the input projection, aligned with `w_ih`'s columns.
     pub(crate) bias: AlignedVec,
     /// `W_hh`: all gates (RNN, LSTM, GRU linear-before-reset) or r and z (GRU
     /// original form); `k = H_out`.
-    pub(crate) w_hh: Panels,
+    pub(crate) w_hh: Panels<W>,
     /// GRU original form: the n gate of `W_hh`, `k = H`.
-    pub(crate) w_hn: Option<Panels>,
+    pub(crate) w_hn: Option<Panels<W>>,
     /// GRU linear-before-reset: `b_hn`, one padded row.
     pub(crate) b_hn: Option<AlignedVec>,
     /// LSTM projection `W_hr`, `k = H`.
-    pub(crate) w_hr: Option<Panels>,
+    pub(crate) w_hr: Option<Panels<W>>,
     /// LSTM peephole, `[3][padded(H)]` in order i, f, o.
     pub(crate) peephole: Option<AlignedVec>,
 }
 
-impl PackedDirection {
-    /// Packs one validated weight set of `layer`.
-    pub(crate) fn pack(cfg: &RnnConfig, layer: usize, w: &LayerWeights<'_, f32>) -> Self {
+impl<W: WeightLoad> PackedDirection<W> {
+    /// Packs one validated weight set of `layer`, rounding weights to `W`; biases and
+    /// peepholes stay `f32`.
+    pub(crate) fn pack<S: Element>(cfg: &RnnConfig, layer: usize, w: &LayerWeights<'_, S>) -> Self {
         let (g, h, ho) = (cfg.gates(), cfg.hidden_size, cfg.output_size());
         let all: Vec<usize> = (0..g).collect();
         let w_ih = Panels::pack(w.w_ih, h, cfg.layer_input_size(layer), &all, NP_PLAIN);
@@ -49,15 +51,17 @@ impl PackedDirection {
         // multiplied by r and stays apart.
         let mut folded = vec![0.0f32; g * h];
         for (k, v) in folded.iter_mut().enumerate() {
-            let bi = w.b_ih.map_or(0.0, |b| b[k]);
-            let bh = w.b_hh.map_or(0.0, |b| b[k]);
+            let bi = w.b_ih.map_or(0.0, |b| b[k].to_f32());
+            let bh = w.b_hh.map_or(0.0, |b| b[k].to_f32());
             *v = if lbr && k >= 2 * h { bi } else { bi + bh };
         }
-        let bias = Panels::pack_vector(&folded, h, &all, w_ih.cols());
+        let bias = Panels::<W>::pack_vector(&folded, h, &all, w_ih.cols());
         let hs = padded(h);
-        let row = |v: &[f32]| {
+        let row = |v: &[S]| {
             let mut out = AlignedVec::zeros(hs);
-            out.as_mut_slice()[..h].copy_from_slice(v);
+            for (o, x) in out.as_mut_slice().iter_mut().zip(v) {
+                *o = x.to_f32();
+            }
             out
         };
         let (w_hh, w_hn, b_hn) = match cfg.cell {
@@ -71,7 +75,7 @@ impl PackedDirection {
             CellKind::Gru {
                 linear_before_reset: true,
             } => {
-                let zeros = vec![0.0; h];
+                let zeros = vec![S::default(); h];
                 let b_hn = w.b_hh.map_or(&zeros[..], |b| &b[2 * h..]);
                 (
                     Panels::pack(w.w_hh, h, ho, &all, 3),
@@ -86,7 +90,12 @@ impl PackedDirection {
         let peephole = w.peephole.map(|p| {
             let mut out = AlignedVec::zeros(3 * hs);
             for k in 0..3 {
-                out.as_mut_slice()[k * hs..k * hs + h].copy_from_slice(&p[k * h..(k + 1) * h]);
+                for (o, x) in out.as_mut_slice()[k * hs..k * hs + h]
+                    .iter_mut()
+                    .zip(&p[k * h..(k + 1) * h])
+                {
+                    *o = x.to_f32();
+                }
             }
             out
         });
@@ -107,8 +116,9 @@ impl PackedDirection {
     }
 }
 
-/// A whole network (every layer and direction) packed for the kernels. Build once,
-/// share freely (`Send + Sync`), run with [`PackedRnn::forward`].
+/// A whole network (every layer and direction) packed for the kernels, weights stored
+/// as `W` (`f32`, `half::f16` or `half::bf16`). Build once, share freely
+/// (`Send + Sync`), run with [`PackedRnn::forward`].
 ///
 /// ```
 /// use rnn_kernels::{CellKind, LayerWeights, PackedRnn, RnnConfig, SeqShape, SequenceInput,
@@ -124,19 +134,42 @@ impl PackedDirection {
 /// rnn.forward(&mut ws, SeqShape::new(t, b), SequenceInput::new(&x),
 ///     SequenceOutputMut { y: &mut y, h_n: Some(&mut h_n), c_n: None })?;
 /// assert!(y.iter().all(|v| v.is_finite()));
+///
+/// // The same network with bf16 weights, fed f16 inputs and writing f16 outputs.
+/// use half::{bf16, f16};
+/// let half_rnn = PackedRnn::<bf16>::pack(&cfg, &[LayerWeights::new(&w_ih, &w_hh)])?;
+/// let x16 = vec![f16::ONE; t * b * i];
+/// let mut y16 = vec![f16::ZERO; t * b * h];
+/// half_rnn.forward(&mut ws, SeqShape::new(t, b), SequenceInput::new(&x16),
+///     SequenceOutputMut { y: &mut y16, h_n: None, c_n: None })?;
 /// # Ok::<(), rnn_kernels::Error>(())
 /// ```
 #[derive(Clone)]
-pub struct PackedRnn {
+pub struct PackedRnn<W: Element = f32> {
     pub(crate) cfg: RnnConfig,
-    pub(crate) sets: Vec<PackedDirection>,
+    pub(crate) sets: Vec<PackedDirection<W>>,
     pub(crate) isa: Option<Isa>,
 }
 
-impl PackedRnn {
-    /// Validates and packs weights given in PyTorch layout, one set per layer and
-    /// direction (index `layer * D + direction`).
+impl PackedRnn<f32> {
+    /// Validates and packs `f32` weights given in PyTorch layout, one set per layer and
+    /// direction (index `layer * D + direction`). Same as `PackedRnn::<f32>::pack`.
     pub fn from_pytorch(cfg: &RnnConfig, weights: &[LayerWeights<'_, f32>]) -> Result<Self> {
+        Self::pack(cfg, weights)
+    }
+
+    /// Validates and packs `f32` ONNX operator weights (`W`, `R`, `B`, `P`); see
+    /// [`import_onnx`](rnn_reference::import_onnx) for the gate permutation.
+    pub fn from_onnx(cfg: &RnnConfig, onnx: OnnxWeights<'_, f32>) -> Result<Self> {
+        Self::pack_onnx(cfg, onnx)
+    }
+}
+
+impl<W: Element> PackedRnn<W> {
+    /// Validates and packs weights of any element type `S` (PyTorch layout, one set per
+    /// layer and direction), storing them as `W`: values are rounded to nearest, ties to
+    /// even, once, here (exact when `S == W`). Biases and peepholes are kept in `f32`.
+    pub fn pack<S: Element>(cfg: &RnnConfig, weights: &[LayerWeights<'_, S>]) -> Result<Self> {
         check_weights(cfg, weights)?;
         let d = cfg.num_directions();
         let sets = weights
@@ -151,11 +184,10 @@ impl PackedRnn {
         })
     }
 
-    /// Validates and packs ONNX operator weights (`W`, `R`, `B`, `P`); see
-    /// [`import_onnx`](rnn_reference::import_onnx) for the gate permutation.
-    pub fn from_onnx(cfg: &RnnConfig, onnx: OnnxWeights<'_, f32>) -> Result<Self> {
+    /// Like [`pack`](Self::pack) for ONNX operator weights.
+    pub fn pack_onnx<S: Element>(cfg: &RnnConfig, onnx: OnnxWeights<'_, S>) -> Result<Self> {
         let owned = import_onnx(cfg, onnx)?;
-        PackedRnn::from_pytorch(cfg, &views(&owned))
+        Self::pack(cfg, &views(&owned))
     }
 
     /// Forces an instruction set for every call on this object (an error if the CPU

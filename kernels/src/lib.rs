@@ -14,6 +14,7 @@
 mod aligned;
 mod arch;
 mod cell;
+mod element;
 mod forward;
 mod generic;
 mod isa;
@@ -24,6 +25,9 @@ mod step_kernel;
 mod workspace;
 
 pub use cell::{PackedCell, StepInput, StepOutputMut};
+pub use element::Element;
+/// The `half` crate, whose `f16` and `bf16` are this crate's half-precision types.
+pub use half;
 pub use forward::SequenceOutputMut;
 pub use isa::{Isa, ISA_ENV};
 pub use layer::PackedRnn;

@@ -14,6 +14,7 @@
 //! past the last panel) are zero, which keeps padded hidden units at exactly zero.
 
 use crate::aligned::AlignedVec;
+use crate::element::{Element, WeightLoad};
 
 /// Lanes per vector tile: one tile of hidden units.
 pub(crate) const LANES: usize = 16;
@@ -24,18 +25,25 @@ pub(crate) fn padded(n: usize) -> usize {
     n.div_ceil(64) * 64
 }
 
-/// A packed matrix: `panels` panels of `np * 16` columns by `k` rows.
+/// A packed matrix: `panels` panels of `np * 16` columns by `k` rows, stored as `W`.
 #[derive(Clone)]
-pub(crate) struct Panels {
-    data: AlignedVec,
+pub(crate) struct Panels<W: WeightLoad = f32> {
+    data: AlignedVec<W>,
     k: usize,
     np: usize,
     panels: usize,
 }
 
-impl Panels {
-    /// Packs gates `gates` (indices of gate blocks) of `w` (`[n_gates * rows, k]`).
-    pub(crate) fn pack(w: &[f32], rows: usize, k: usize, gates: &[usize], np: usize) -> Self {
+impl<W: WeightLoad> Panels<W> {
+    /// Packs gates `gates` (indices of gate blocks) of `w` (`[n_gates * rows, k]`),
+    /// rounding each value to `W` (to nearest, ties to even).
+    pub(crate) fn pack<S: Element>(
+        w: &[S],
+        rows: usize,
+        k: usize,
+        gates: &[usize],
+        np: usize,
+    ) -> Self {
         let ng = gates.len();
         let tiles = rows.div_ceil(LANES);
         let cols = tiles * ng * LANES;
@@ -52,7 +60,7 @@ impl Panels {
             let src = &w[(gates[gi] * rows + u) * k..][..k];
             let (p, col) = (c / width, c % width);
             for (kk, &v) in src.iter().enumerate() {
-                out[(p * k + kk) * width + col] = v;
+                out[(p * k + kk) * width + col] = W::round_from(v.to_f32());
             }
         }
         Panels {
@@ -65,8 +73,8 @@ impl Panels {
 
     /// Packs a vector laid out like the columns: element `c` takes `v[gates[gi] * rows + u]`.
     /// Used for biases and peepholes so they line up with accumulator lanes.
-    pub(crate) fn pack_vector(
-        v: &[f32],
+    pub(crate) fn pack_vector<S: Element>(
+        v: &[S],
         rows: usize,
         gates: &[usize],
         stride_cols: usize,
@@ -78,7 +86,7 @@ impl Panels {
             let (j, gi, l) = (c / (LANES * ng), (c / LANES) % ng, c % LANES);
             let u = j * LANES + l;
             if u < rows {
-                *slot = v[gates[gi] * rows + u];
+                *slot = v[gates[gi] * rows + u].to_f32();
             }
         }
         out
@@ -86,10 +94,6 @@ impl Panels {
 
     pub(crate) fn k(&self) -> usize {
         self.k
-    }
-
-    pub(crate) fn np(&self) -> usize {
-        self.np
     }
 
     pub(crate) fn panels(&self) -> usize {
@@ -102,7 +106,7 @@ impl Panels {
     }
 
     /// Borrowed raw view for the kernels.
-    pub(crate) fn view(&self) -> PanelsView {
+    pub(crate) fn view(&self) -> PanelsView<W> {
         PanelsView {
             ptr: self.data.as_slice().as_ptr(),
             k: self.k,
@@ -111,15 +115,14 @@ impl Panels {
     }
 
     #[cfg(test)]
-    pub(crate) fn data(&self) -> &[f32] {
+    pub(crate) fn data(&self) -> &[W] {
         self.data.as_slice()
     }
 }
 
 /// What a kernel needs of a [`Panels`]: base pointer, `k` and the panel count.
-#[derive(Clone, Copy)]
-pub(crate) struct PanelsView {
-    pub(crate) ptr: *const f32,
+pub(crate) struct PanelsView<W = f32> {
+    pub(crate) ptr: *const W,
     pub(crate) k: usize,
     pub(crate) panels: usize,
 }
@@ -138,7 +141,7 @@ mod tests {
                 (r / rows * 1000 + r % rows * 10 + kk) as f32
             })
             .collect();
-        let p = Panels::pack(&w, rows, k, &[0, 1], 2);
+        let p = Panels::<f32>::pack(&w, rows, k, &[0, 1], 2);
         assert_eq!(p.panels(), 2); // two 16-unit tiles, two gates each
         let d = p.data();
         let width = 32;
@@ -149,8 +152,16 @@ mod tests {
         // panel 1, column 4: unit 20 is padding.
         assert_eq!(d[(k + 1) * width + 4], 0.0);
         // Only gate 1 of the pair, 4 tiles per panel.
-        let q = Panels::pack(&w, rows, k, &[1], 4);
+        let q = Panels::<f32>::pack(&w, rows, k, &[1], 4);
         assert_eq!(q.panels(), 1);
         assert_eq!(q.data()[17 + 64 * 2], 1172.0); // unit 17, k = 2
     }
 }
+
+impl<W> Clone for PanelsView<W> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<W> Copy for PanelsView<W> {}

@@ -4,6 +4,7 @@
 use rnn_reference::{CellKind, RnnConfig};
 
 use crate::arch::{GemmArgs, Kernels, StepArgs, StepFn};
+use crate::element::WeightLoad;
 use crate::generic::epilogue::StepPtrs;
 use crate::generic::phase::Rows;
 use crate::layer::PackedDirection;
@@ -39,7 +40,7 @@ pub(crate) fn state_sizes(cfg: &RnnConfig, batch: usize) -> (usize, usize, usize
 ///
 /// # Safety
 /// `args` must describe buffers valid for every panel of `args.w`.
-unsafe fn pass(f: StepFn, args: StepArgs, zigzag: bool, max_threads: usize) {
+unsafe fn pass<W: WeightLoad>(f: StepFn<W>, args: StepArgs<W>, zigzag: bool, max_threads: usize) {
     let panels = args.w.panels;
     let fmas = args.nrows * args.w.k * panels * 64;
     let threads = threads_for(fmas, panels, max_threads);
@@ -52,11 +53,11 @@ unsafe fn pass(f: StepFn, args: StepArgs, zigzag: bool, max_threads: usize) {
 /// # Safety
 /// `a` must hold `nrows` rows of `w.k()` floats, `out` `nrows` rows of `out_stride >=
 /// w.cols()` floats, `bias` (or null) `w.cols()` floats.
-pub(crate) unsafe fn gemm(
-    k: &Kernels,
+pub(crate) unsafe fn gemm<W: WeightLoad>(
+    k: &Kernels<W>,
     a: Rows,
     nrows: usize,
-    w: &Panels,
+    w: &Panels<W>,
     out: *mut f32,
     out_stride: usize,
     bias: *const f32,
@@ -83,10 +84,10 @@ pub(crate) unsafe fn gemm(
 /// # Safety
 /// Buffers as described by [`state_sizes`] for `batch` rows, `pre` as above.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn step(
-    k: &Kernels,
+pub(crate) unsafe fn step<W: WeightLoad>(
+    k: &Kernels<W>,
     cfg: &RnnConfig,
-    set: &PackedDirection,
+    set: &PackedDirection<W>,
     batch: usize,
     pre: *const f32,
     b: &StateBufs,
@@ -97,7 +98,7 @@ pub(crate) unsafe fn step(
     let ps = padded(cfg.output_size());
     let s = StepPtrs {
         pre,
-        pre_stride: PackedDirection::pre_stride(cfg),
+        pre_stride: PackedDirection::<W>::pre_stride(cfg),
         h_prev: b.h_prev,
         h_next: b.h_next,
         h_stride: ps,
@@ -119,7 +120,7 @@ pub(crate) unsafe fn step(
     };
     let h_rows = Rows::strided(b.h_prev, ps, batch);
     let aux_rows = Rows::strided(b.aux, hs, batch);
-    let args = |s: StepPtrs, a: Rows, w: &Panels| StepArgs {
+    let args = |s: StepPtrs, a: Rows, w: &Panels<W>| StepArgs {
         a,
         nrows: batch,
         w: w.view(),

@@ -10,6 +10,8 @@ use crate::{Error, Result};
 #[derive(Default)]
 pub struct Workspace {
     buf: AlignedVec,
+    /// f32 copies of half-precision inputs and outputs.
+    io: AlignedVec,
 }
 
 impl Workspace {
@@ -20,12 +22,24 @@ impl Workspace {
 
     /// Elements currently held.
     pub fn capacity(&self) -> usize {
-        self.buf.len()
+        self.buf.len() + self.io.len()
     }
 
     /// Carves `sizes.len()` disjoint zero-or-garbage regions, each starting on a cache
     /// line, and returns their base pointers. Grows the buffer if needed.
     pub(crate) fn carve<const N: usize>(&mut self, sizes: [usize; N]) -> Result<[*mut f32; N]> {
+        carve(&mut self.buf, sizes)
+    }
+
+    /// Like `carve`, from a second buffer that `carve` never touches.
+    pub(crate) fn carve_io<const N: usize>(&mut self, sizes: [usize; N]) -> Result<[*mut f32; N]> {
+        carve(&mut self.io, sizes)
+    }
+}
+
+fn carve<const N: usize>(buf: &mut AlignedVec, sizes: [usize; N]) -> Result<[*mut f32; N]> {
+    #[allow(clippy::blocks_in_conditions)]
+    {
         let mut offsets = [0usize; N];
         let mut total = 0usize;
         for (o, &s) in offsets.iter_mut().zip(sizes.iter()) {
@@ -41,8 +55,8 @@ impl Workspace {
                 what: "scratch size".into(),
             })?;
         }
-        self.buf.ensure(total);
-        let base = self.buf.as_mut_slice().as_mut_ptr();
+        buf.ensure(total);
+        let base = buf.as_mut_slice().as_mut_ptr();
         // SAFETY: every offset is <= total <= buf.len(), so each pointer is inside (or
         // one past) the buffer.
         Ok(offsets.map(|o| unsafe { base.add(o) }))

@@ -119,17 +119,21 @@ pub fn step<T: Real>(
             }
             CellKind::Lstm { proj_size, .. } => {
                 let cb = &c.expect("checked above")[b * hid..(b + 1) * hid];
-                // Peephole weights (i, f, o); zero when absent.
-                let p = |k: usize, j: usize| weights.peephole.map_or(T::ZERO, |p| p[k * hid + j]);
+                // Peephole terms p ⊙ c for (i, f, o). Absent peepholes contribute no term
+                // at all (not 0 * c, which would turn an infinite c into NaN where
+                // PyTorch, which has no such term, gives a finite h).
+                let pc = |k: usize, j: usize, c: T| {
+                    weights.peephole.map_or(T::ZERO, |p| p[k * hid + j] * c)
+                };
                 // m = o ⊙ tanh(c'), the unprojected output.
                 let mut m = Vec::with_capacity(hid);
                 for (j, &c_old) in cb.iter().enumerate() {
                     let (ri, rf, rg, ro) = (j, hid + j, 2 * hid + j, 3 * hid + j);
-                    let i = cl(g.x_part(ri, xb) + g.h_part(ri, hb) + p(0, j) * c_old).sigmoid();
-                    let f = cl(g.x_part(rf, xb) + g.h_part(rf, hb) + p(1, j) * c_old).sigmoid();
+                    let i = cl(g.x_part(ri, xb) + g.h_part(ri, hb) + pc(0, j, c_old)).sigmoid();
+                    let f = cl(g.x_part(rf, xb) + g.h_part(rf, hb) + pc(1, j, c_old)).sigmoid();
                     let gg = cl(g.x_part(rg, xb) + g.h_part(rg, hb)).tanh();
                     let c_new = f * c_old + i * gg;
-                    let o = cl(g.x_part(ro, xb) + g.h_part(ro, hb) + p(2, j) * c_new).sigmoid();
+                    let o = cl(g.x_part(ro, xb) + g.h_part(ro, hb) + pc(2, j, c_new)).sigmoid();
                     out.c.push(c_new);
                     m.push(o * c_new.tanh());
                 }

@@ -13,7 +13,7 @@
 /// Implementors document the CPU features their methods need; callers must only use a
 /// type after those features were detected. Pointer arguments must be valid for 16
 /// `f32` (unaligned is fine) unless a method says otherwise.
-pub(crate) unsafe trait V16: Copy {
+pub unsafe trait V16: Copy {
     /// All lanes `x`.
     unsafe fn splat(x: f32) -> Self;
     /// All lanes 0.
@@ -50,4 +50,10 @@ pub(crate) unsafe trait V16: Copy {
     /// Lane-wise `if self < o { a } else { b }` (ordered compare: `b` where either
     /// `self` or `o` is NaN).
     unsafe fn select_lt(self, o: Self, a: Self, b: Self) -> Self;
+    /// Loads 16 IEEE half-precision values (bit patterns) from `p` and widens them
+    /// exactly (F16C `vcvtph2ps` on x86_64).
+    unsafe fn load_f16(p: *const u16) -> Self;
+    /// Loads 16 bfloat16 values (bit patterns) from `p` and widens them exactly (a
+    /// 16-bit left shift into the f32 bit pattern).
+    unsafe fn load_bf16(p: *const u16) -> Self;
 }

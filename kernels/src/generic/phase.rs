@@ -5,6 +5,7 @@ use std::ops::Range;
 
 use super::microkernel::tile;
 use crate::arch::vector::V16;
+use crate::element::WeightLoad;
 use crate::pack::PanelsView;
 
 /// Where the rows of the left operand live: row `r` is step `t = r / batch`, batch row
@@ -57,10 +58,16 @@ pub(crate) trait Epilogue<V: V16, const NP: usize> {
 /// `panels` must lie within `w.panels`; the epilogue's targets must cover every
 /// (row, panel) visited.
 #[inline(always)]
-pub(crate) unsafe fn run<V: V16, const NP: usize, const MR: usize, E: Epilogue<V, NP>>(
+pub(crate) unsafe fn run<
+    V: V16,
+    W: WeightLoad,
+    const NP: usize,
+    const MR: usize,
+    E: Epilogue<V, NP>,
+>(
     a: &Rows,
     nrows: usize,
-    w: &PanelsView,
+    w: &PanelsView<W>,
     panels: Range<usize>,
     reverse: bool,
     epi: &E,
@@ -87,7 +94,7 @@ pub(crate) unsafe fn run<V: V16, const NP: usize, const MR: usize, E: Epilogue<V
             let mut r = r0;
             while r + MR <= r1 {
                 // SAFETY: rows r..r+MR are < nrows; forwarded contract.
-                unsafe { block::<V, NP, MR, E>(a, r, w.k, panel, p, epi) };
+                unsafe { block::<V, W, NP, MR, E>(a, r, w.k, panel, p, epi) };
                 r += MR;
             }
             // Remainder rows in blocks of 4, 2, 1 (fewer instantiations than one per
@@ -97,13 +104,13 @@ pub(crate) unsafe fn run<V: V16, const NP: usize, const MR: usize, E: Epilogue<V
                 // SAFETY: as above; each block stays below nrows.
                 unsafe {
                     if left >= 4 && MR > 4 {
-                        block::<V, NP, 4, E>(a, r, w.k, panel, p, epi);
+                        block::<V, W, NP, 4, E>(a, r, w.k, panel, p, epi);
                         r += 4;
                     } else if left >= 2 && MR > 2 {
-                        block::<V, NP, 2, E>(a, r, w.k, panel, p, epi);
+                        block::<V, W, NP, 2, E>(a, r, w.k, panel, p, epi);
                         r += 2;
                     } else {
-                        block::<V, NP, 1, E>(a, r, w.k, panel, p, epi);
+                        block::<V, W, NP, 1, E>(a, r, w.k, panel, p, epi);
                         r += 1;
                     }
                 }
@@ -119,11 +126,11 @@ const ROW_CHUNK_FLOATS: usize = 96 * 1024;
 
 /// One `M x NP` block: micro-kernel then epilogue per row.
 #[inline(always)]
-unsafe fn block<V: V16, const NP: usize, const M: usize, E: Epilogue<V, NP>>(
+unsafe fn block<V: V16, W: WeightLoad, const NP: usize, const M: usize, E: Epilogue<V, NP>>(
     a: &Rows,
     r0: usize,
     k: usize,
-    panel: *const f32,
+    panel: *const W,
     p: usize,
     epi: &E,
 ) {
@@ -133,7 +140,7 @@ unsafe fn block<V: V16, const NP: usize, const M: usize, E: Epilogue<V, NP>>(
         *q = unsafe { a.ptr(r0 + i) };
     }
     // SAFETY: forwarded contract: rows hold k floats, the panel k * NP * 16.
-    let acc = unsafe { tile::<V, M, NP>(&ptrs, k, panel) };
+    let acc = unsafe { tile::<V, W, M, NP>(&ptrs, k, panel) };
     for (i, row) in acc.iter().enumerate() {
         // SAFETY: (r0 + i, p) is inside the epilogue's bounds (caller's contract).
         unsafe { epi.finish(r0 + i, p, row) };

@@ -140,4 +140,26 @@ unsafe impl V16 for WideX4 {
         let f = |i: usize| x[i].simd_lt(y[i]).bitselect(a[i], b[i]);
         WideX4([f(0), f(1), f(2), f(3)])
     }
+
+    #[inline(always)]
+    unsafe fn load_f16(p: *const u16) -> Self {
+        let mut v = [0.0f32; 16];
+        for (k, o) in v.iter_mut().enumerate() {
+            // SAFETY: the caller guarantees 16 readable u16 at `p`.
+            *o = half::f16::from_bits(unsafe { p.add(k).read_unaligned() }).to_f32();
+        }
+        // SAFETY: `v` holds 16 floats.
+        unsafe { Self::load(v.as_ptr()) }
+    }
+
+    #[inline(always)]
+    unsafe fn load_bf16(p: *const u16) -> Self {
+        let mut v = [0.0f32; 16];
+        for (k, o) in v.iter_mut().enumerate() {
+            // SAFETY: the caller guarantees 16 readable u16 at `p`.
+            *o = f32::from_bits(u32::from(unsafe { p.add(k).read_unaligned() }) << 16);
+        }
+        // SAFETY: `v` holds 16 floats.
+        unsafe { Self::load(v.as_ptr()) }
+    }
 }

@@ -191,4 +191,28 @@ unsafe impl V16 for Avx2x2 {
             ])
         }
     }
+
+    #[inline(always)]
+    unsafe fn load_f16(p: *const u16) -> Self {
+        // SAFETY: the caller guarantees avx2 + f16c and 16 readable u16 at `p`.
+        unsafe {
+            Avx2x2([
+                _mm256_cvtph_ps(_mm_loadu_si128(p.cast())),
+                _mm256_cvtph_ps(_mm_loadu_si128(p.add(8).cast())),
+            ])
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn load_bf16(p: *const u16) -> Self {
+        // SAFETY: as above; zero-extend to u32 and shift into the f32's high half.
+        unsafe {
+            let lo = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast()));
+            let hi = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.add(8).cast()));
+            Avx2x2([
+                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(lo)),
+                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(hi)),
+            ])
+        }
+    }
 }

@@ -125,4 +125,21 @@ unsafe impl V16 for __m512 {
             _mm512_mask_blend_ps(lt, b, a)
         }
     }
+
+    #[inline(always)]
+    unsafe fn load_f16(p: *const u16) -> Self {
+        // SAFETY: the caller guarantees avx512f (which this path requires along with
+        // f16c) and 16 readable u16 at `p`.
+        unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())) }
+    }
+
+    #[inline(always)]
+    unsafe fn load_bf16(p: *const u16) -> Self {
+        // SAFETY: as above; zero-extend each u16 to u32 and shift it into the high half,
+        // which is exactly the f32 with that bf16's bits.
+        unsafe {
+            let wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(p.cast()));
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(wide))
+        }
+    }
 }

@@ -1,0 +1,129 @@
+//! Element types: `f32`, and the half-precision storage formats `half::f16` and
+//! `half::bf16` (this crate computes in `f32` on CPUs without native half arithmetic).
+
+use half::slice::HalfFloatSliceExt;
+
+use crate::aligned::Plain;
+use crate::arch::vector::V16;
+
+mod sealed {
+    /// Implemented for exactly the three element types; carries the crate-internal
+    /// kernel plumbing (unnameable outside the crate).
+    pub trait Sealed: crate::arch::TableOf {}
+    impl Sealed for f32 {}
+    impl Sealed for half::f16 {}
+    impl Sealed for half::bf16 {}
+}
+
+/// A tensor element type: `f32`, `half::f16` or `half::bf16`. Weights may be stored in
+/// any of them (see [`PackedRnn::pack`](crate::PackedRnn::pack)) and inputs and outputs
+/// given in any of them; arithmetic is always `f32`.
+pub trait Element: sealed::Sealed + Copy + Default + Send + Sync + std::fmt::Debug + 'static {
+    /// `"f32"`, `"f16"` or `"bf16"`.
+    const NAME: &'static str;
+    /// Rounds to nearest, ties to even (exact for `f32`); NaN stays NaN, values beyond
+    /// the range become ±inf.
+    fn from_f32(v: f32) -> Self;
+    /// Exact widening.
+    fn to_f32(self) -> f32;
+    /// Widens a slice (`dst.len() == src.len()`), with SIMD where `half` has it.
+    fn slice_to_f32(src: &[Self], dst: &mut [f32]);
+    /// Rounds a slice (`dst.len() == src.len()`), with SIMD where `half` has it.
+    fn slice_from_f32(src: &[f32], dst: &mut [Self]);
+}
+
+impl Element for f32 {
+    const NAME: &'static str = "f32";
+    #[inline]
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+    #[inline]
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn slice_to_f32(src: &[Self], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+    fn slice_from_f32(src: &[f32], dst: &mut [Self]) {
+        dst.copy_from_slice(src);
+    }
+}
+
+impl Element for half::f16 {
+    const NAME: &'static str = "f16";
+    #[inline]
+    fn from_f32(v: f32) -> Self {
+        half::f16::from_f32(v)
+    }
+    #[inline]
+    fn to_f32(self) -> f32 {
+        half::f16::to_f32(self)
+    }
+    fn slice_to_f32(src: &[Self], dst: &mut [f32]) {
+        src.convert_to_f32_slice(dst);
+    }
+    fn slice_from_f32(src: &[f32], dst: &mut [Self]) {
+        dst.convert_from_f32_slice(src);
+    }
+}
+
+impl Element for half::bf16 {
+    const NAME: &'static str = "bf16";
+    #[inline]
+    fn from_f32(v: f32) -> Self {
+        half::bf16::from_f32(v)
+    }
+    #[inline]
+    fn to_f32(self) -> f32 {
+        half::bf16::to_f32(self)
+    }
+    fn slice_to_f32(src: &[Self], dst: &mut [f32]) {
+        src.convert_to_f32_slice(dst);
+    }
+    fn slice_from_f32(src: &[f32], dst: &mut [Self]) {
+        dst.convert_from_f32_slice(src);
+    }
+}
+
+/// Loading 16 weights of a storage type into a [`V16`], converting in registers.
+pub trait WeightLoad: Copy + Default + Send + Sync + 'static + Plain {
+    /// Rounds to nearest, ties to even (what packing stores).
+    fn round_from(v: f32) -> Self;
+    /// # Safety
+    /// `V`'s ISA must be available and `p` valid for 16 reads.
+    unsafe fn load16<V: V16>(p: *const Self) -> V;
+}
+
+impl WeightLoad for f32 {
+    fn round_from(v: f32) -> Self {
+        v
+    }
+    #[inline(always)]
+    unsafe fn load16<V: V16>(p: *const Self) -> V {
+        // SAFETY: forwarded contract.
+        unsafe { V::load(p) }
+    }
+}
+
+impl WeightLoad for half::f16 {
+    fn round_from(v: f32) -> Self {
+        half::f16::from_f32(v)
+    }
+    #[inline(always)]
+    unsafe fn load16<V: V16>(p: *const Self) -> V {
+        // SAFETY: forwarded contract; f16 is a transparent u16.
+        unsafe { V::load_f16(p.cast::<u16>()) }
+    }
+}
+
+impl WeightLoad for half::bf16 {
+    fn round_from(v: f32) -> Self {
+        half::bf16::from_f32(v)
+    }
+    #[inline(always)]
+    unsafe fn load16<V: V16>(p: *const Self) -> V {
+        // SAFETY: forwarded contract; bf16 is a transparent u16.
+        unsafe { V::load_bf16(p.cast::<u16>()) }
+    }
+}

@@ -1,0 +1,263 @@
+//! Repeated calls with the same `Workspace` allocate nothing.
+//!
+//! A counting `#[global_allocator]` (this test file is its own binary, so it affects
+//! nothing else) counts every allocation made by any thread while `COUNTING` is on.
+//! Everything runs inside ONE `#[test]` so that the harness's other threads are idle
+//! while we measure.
+//!
+//! - 1-thread rayon pool: after one warm-up call, `PackedRnn::forward` (every cell kind,
+//!   2 layers, bidirectional, sequence lengths, both layouts, h0/c0 given) and
+//!   `PackedCell::step` make **zero** allocations, also for smaller shapes afterwards.
+//! - 2-thread rayon pool on a shape large enough to be split: the kernels themselves
+//!   allocate nothing, but `rayon::scope`'s `spawn` boxes each spawned job, so a split
+//!   pass allocates one small block per spawned chunk. The test measures and prints that
+//!   count (and asserts it stays bounded by the number of splits), rather than hiding it.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use rnn_kernels::{
+    CellKind, Direction, OwnedLayerWeights, PackedCell, PackedRnn, RnnActivation, RnnConfig,
+    SeqShape, SequenceInput, SequenceOutputMut, StepInput, StepOutputMut, TensorLayout,
+    Workspace,
+};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to `System` unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: caller's contract, forwarded.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: caller's contract, forwarded.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: caller's contract, forwarded.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: caller's contract, forwarded.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by `f` (any thread).
+fn count(f: impl FnOnce()) -> usize {
+    ALLOCS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    f();
+    COUNTING.store(false, Ordering::SeqCst);
+    ALLOCS.load(Ordering::SeqCst)
+}
+
+const CELLS: [CellKind; 7] = [
+    CellKind::Rnn {
+        activation: RnnActivation::Tanh,
+    },
+    CellKind::Rnn {
+        activation: RnnActivation::Relu,
+    },
+    CellKind::Lstm {
+        peephole: false,
+        proj_size: None,
+    },
+    CellKind::Lstm {
+        peephole: true,
+        proj_size: None,
+    },
+    CellKind::Lstm {
+        peephole: true,
+        proj_size: Some(11),
+    },
+    CellKind::Gru {
+        linear_before_reset: true,
+    },
+    CellKind::Gru {
+        linear_before_reset: false,
+    },
+];
+
+fn vals(n: usize, seed: usize) -> Vec<f32> {
+    (0..n)
+        .map(|k| (((k * 7919 + seed * 104_729) % 601) as f32 / 3000.0) - 0.1)
+        .collect()
+}
+
+fn weights(cfg: &RnnConfig) -> Vec<OwnedLayerWeights<f32>> {
+    (0..cfg.num_weight_sets())
+        .map(|k| {
+            let l = cfg.weight_lens(k / cfg.num_directions());
+            OwnedLayerWeights {
+                w_ih: vals(l.w_ih, 6 * k),
+                w_hh: vals(l.w_hh, 6 * k + 1),
+                b_ih: Some(vals(l.bias, 6 * k + 2)),
+                b_hh: Some(vals(l.bias, 6 * k + 3)),
+                w_hr: l.w_hr.map(|n| vals(n, 6 * k + 4)),
+                peephole: l.peephole.map(|n| vals(n, 6 * k + 5)),
+            }
+        })
+        .collect()
+}
+
+/// Buffers for one forward call, allocated outside the measured region.
+struct Call {
+    shape: SeqShape,
+    x: Vec<f32>,
+    h0: Vec<f32>,
+    c0: Vec<f32>,
+    lens: Vec<usize>,
+    y: Vec<f32>,
+    h_n: Vec<f32>,
+    c_n: Vec<f32>,
+}
+
+impl Call {
+    fn new(cfg: &RnnConfig, shape: SeqShape) -> Self {
+        let d = shape.dims(cfg).unwrap();
+        Call {
+            shape,
+            x: vals(d.x, 1),
+            h0: vals(d.h, 2),
+            c0: vals(d.c, 3),
+            lens: (0..shape.batch).map(|b| (b * 3) % (shape.steps + 1)).collect(),
+            y: vec![0.0; d.y],
+            h_n: vec![0.0; d.h],
+            c_n: vec![0.0; d.c],
+        }
+    }
+
+    fn run(&mut self, rnn: &PackedRnn, ws: &mut Workspace) {
+        let lstm = rnn.config().cell.has_cell_state();
+        rnn.forward(
+            ws,
+            self.shape,
+            SequenceInput {
+                x: &self.x,
+                h0: Some(&self.h0),
+                c0: lstm.then_some(&self.c0[..]),
+                seq_lens: Some(&self.lens),
+            },
+            SequenceOutputMut {
+                y: &mut self.y,
+                h_n: Some(&mut self.h_n),
+                c_n: lstm.then_some(&mut self.c_n[..]),
+            },
+        )
+        .unwrap();
+    }
+}
+
+/// Forward for every cell kind, then steps, in the current rayon pool; returns the
+/// allocation count of everything after the warm-up calls.
+fn measure_forward(cfg: RnnConfig, big: SeqShape, small: SeqShape) -> usize {
+    let rnn = PackedRnn::from_pytorch(&cfg, &rnn_reference::views(&weights(&cfg))).unwrap();
+    let mut ws = Workspace::new();
+    let mut a = Call::new(&cfg, big);
+    let mut b = Call::new(&cfg, small);
+    a.run(&rnn, &mut ws); // warm-up: the workspace grows here
+    count(|| {
+        for _ in 0..3 {
+            a.run(&rnn, &mut ws);
+            b.run(&rnn, &mut ws); // smaller shape: reuses the same workspace
+        }
+    })
+}
+
+fn measure_step(cfg: RnnConfig, batch: usize) -> usize {
+    let w = weights(&cfg);
+    let cell = PackedCell::from_pytorch(&cfg, &w[0].view()).unwrap();
+    let (i, h, ho) = (cfg.input_size, cfg.hidden_size, cfg.output_size());
+    let lstm = cfg.cell.has_cell_state();
+    let x = vals(batch * i, 1);
+    let mut hs = vals(batch * ho, 2);
+    let mut cs = vals(batch * h, 3);
+    let (mut h1, mut c1) = (vec![0.0f32; batch * ho], vec![0.0f32; batch * h]);
+    let mut ws = Workspace::new();
+    let mut run = |ws: &mut Workspace, hs: &mut [f32], cs: &mut [f32]| {
+        cell.step(
+            ws,
+            batch,
+            StepInput {
+                x: &x,
+                h: hs,
+                c: lstm.then_some(&cs[..]),
+            },
+            StepOutputMut {
+                h: &mut h1,
+                c: lstm.then_some(&mut c1[..]),
+            },
+        )
+        .unwrap();
+        hs.copy_from_slice(&h1);
+        if lstm {
+            cs.copy_from_slice(&c1);
+        }
+    };
+    run(&mut ws, &mut hs, &mut cs); // warm-up
+    count(|| {
+        for _ in 0..5 {
+            run(&mut ws, &mut hs, &mut cs);
+        }
+    })
+}
+#[test]
+fn no_allocations_after_warm_up() {
+    // ---- one thread: must be exactly zero ----
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    one.install(|| {
+        for cell in CELLS {
+            for layout in [TensorLayout::TimeMajor, TensorLayout::BatchMajor] {
+                let cfg = RnnConfig::new(cell, 13, 37)
+                    .with_layers(2)
+                    .with_direction(Direction::Bidirectional);
+                let n = measure_forward(
+                    cfg,
+                    SeqShape::new(6, 7).with_layout(layout),
+                    SeqShape::new(4, 3).with_layout(layout),
+                );
+                assert_eq!(n, 0, "forward {cell:?} {layout:?}: {n} allocations after warm-up");
+            }
+            let cfg = RnnConfig::new(cell, 13, 37);
+            for batch in [1, 5] {
+                let n = measure_step(cfg, batch);
+                assert_eq!(n, 0, "step {cell:?} batch {batch}: {n} allocations after warm-up");
+            }
+        }
+    });
+
+    // ---- two threads, a shape the kernels split across threads ----
+    let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let mut report = Vec::new();
+    two.install(|| {
+        for cell in [CELLS[0], CELLS[3], CELLS[5]] {
+            let cfg = RnnConfig::new(cell, 256, 256).with_direction(Direction::Bidirectional);
+            let n = measure_forward(cfg, SeqShape::new(4, 32), SeqShape::new(2, 16));
+            report.push(format!("forward {:?} 2 threads: {n} allocations / 6 calls", cell));
+            let n1 = measure_step(RnnConfig::new(cell, 256, 256), 32);
+            report.push(format!("step {:?} 2 threads: {n1} allocations / 5 calls", cell));
+            // rayon boxes each spawned job (one per extra thread per split pass):
+            // bounded by a few per time step, never proportional to the data.
+            assert!(n <= 6 * 2 * 2 * (4 + 1) * 4, "forward {cell:?}: {n} allocations");
+            assert!(n1 <= 5 * 8, "step {cell:?}: {n1} allocations");
+        }
+    });
+    println!("{}", report.join("\n"));
+}
