@@ -1,0 +1,248 @@
+//! Half precision (f16 and bf16 weights, inputs and outputs) at every instruction set,
+//! against the f64 reference run on the same half-rounded weights and inputs.
+//!
+//! Bound: the f32 bound of `common::tolerance` (all arithmetic is f32; the half values
+//! widen exactly) plus one rounding of each output to the half type when the outputs
+//! are half: half an ulp, i.e. `2^-11 |want|` for f16 (plus half the smallest f16
+//! subnormal, `2^-25`, below the normal range) and `2^-8 |want|` for bf16.
+
+mod common;
+
+#[path = "../../reference/tests/common/golden_case.rs"]
+#[allow(dead_code)]
+mod golden_case;
+
+use common::{compare, problem, reference, tolerance, Problem};
+use proptest::prelude::*;
+use rnn_kernels::half::{bf16, f16};
+use rnn_kernels::{
+    Element, Isa, PackedCell, PackedRnn, SequenceInput, SequenceOutputMut, StepInput,
+    StepOutputMut, Workspace,
+};
+use rnn_reference::{views, OwnedLayerWeights};
+
+fn round<T: Element>(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| T::from_f32(x).to_f32()).collect()
+}
+
+/// The problem with every weight and input rounded to `H`.
+fn rounded<H: Element>(p: &Problem) -> Problem {
+    let r = |v: &Option<Vec<f32>>| v.as_deref().map(round::<H>);
+    Problem {
+        cfg: p.cfg,
+        shape: p.shape,
+        weights: p
+            .weights
+            .iter()
+            .map(|w| OwnedLayerWeights {
+                w_ih: round::<H>(&w.w_ih),
+                w_hh: round::<H>(&w.w_hh),
+                b_ih: r(&w.b_ih),
+                b_hh: r(&w.b_hh),
+                w_hr: r(&w.w_hr),
+                peephole: r(&w.peephole),
+            })
+            .collect(),
+        x: round::<H>(&p.x),
+        h0: r(&p.h0),
+        c0: r(&p.c0),
+        seq_lens: p.seq_lens.clone(),
+        x_scale: p.x_scale,
+    }
+}
+
+/// Relative output rounding of element type `T`, and its absolute floor.
+fn output_rounding<T: Element>() -> (f64, f64) {
+    match T::NAME {
+        "f16" => (f64::powi(2.0, -11), f64::powi(2.0, -25)),
+        "bf16" => (f64::powi(2.0, -8), 0.0),
+        _ => (0.0, 0.0),
+    }
+}
+
+/// Runs `p` with weights stored as `W` and inputs/outputs in `T`.
+fn run<W: Element, T: Element>(p: &Problem, isa: Isa) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let rnn = PackedRnn::<W>::pack(&p.cfg, &views(&p.weights))
+        .unwrap()
+        .with_isa(Some(isa))
+        .unwrap();
+    let d = p.shape.dims(&p.cfg).unwrap();
+    let lstm = p.cfg.cell.has_cell_state();
+    let conv = |v: &[f32]| v.iter().map(|&x| T::from_f32(x)).collect::<Vec<T>>();
+    let (x, h0, c0) = (conv(&p.x), p.h0.as_deref().map(conv), p.c0.as_deref().map(conv));
+    let nan = T::from_f32(f32::NAN);
+    let (mut y, mut h_n, mut c_n) = (vec![nan; d.y], vec![nan; d.h], vec![nan; d.c]);
+    rnn.forward(
+        &mut Workspace::new(),
+        p.shape,
+        SequenceInput {
+            x: &x,
+            h0: h0.as_deref(),
+            c0: c0.as_deref(),
+            seq_lens: p.seq_lens.as_deref(),
+        },
+        SequenceOutputMut {
+            y: &mut y,
+            h_n: Some(&mut h_n),
+            c_n: lstm.then_some(&mut c_n[..]),
+        },
+    )
+    .unwrap();
+    let back = |v: &[T]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
+    (back(&y), back(&h_n), back(&c_n))
+}
+
+fn check<W: Element, T: Element>(p: &Problem) -> Result<(), String> {
+    // Inputs are rounded to the I/O type, weights to the storage type.
+    let mut q = rounded::<W>(p);
+    q.x = round::<T>(&q.x);
+    q.h0 = q.h0.as_deref().map(round::<T>);
+    q.c0 = q.c0.as_deref().map(round::<T>);
+    let want = reference(&q);
+    let (atol, rtol) = tolerance(&q);
+    let (r, floor) = output_rounding::<T>();
+    let tol = (atol + floor, rtol + r);
+    for isa in Isa::available() {
+        let (y, h_n, c_n) = run::<W, T>(&q, isa);
+        let ctx = format!("W={} T={} {isa} {:?} {:?}", W::NAME, T::NAME, q.cfg, q.shape);
+        compare("y", &y, &want.y, tol).map_err(|e| format!("{ctx}: {e}"))?;
+        compare("h_n", &h_n, &want.h_n, tol).map_err(|e| format!("{ctx}: {e}"))?;
+        if q.cfg.cell.has_cell_state() {
+            compare("c_n", &c_n, &want.c_n, tol).map_err(|e| format!("{ctx}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn half_weights_and_io_match_reference(
+        seed in any::<u64>(),
+        i in 1usize..=70,
+        h in 1usize..=70,
+        b in 1usize..=9,
+        t in 1usize..=5,
+        layers in 1usize..=2,
+    ) {
+        let p = problem(seed, (i, h, b, t), layers, None);
+        for r in [
+            check::<f16, f32>(&p),
+            check::<bf16, f32>(&p),
+            check::<f16, f16>(&p),
+            check::<bf16, bf16>(&p),
+            check::<f32, f16>(&p),
+            check::<bf16, f16>(&p),
+        ] {
+            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+        }
+    }
+}
+
+/// The golden cases with weights and inputs rounded to each half type first, against
+/// the f64 reference on those rounded values.
+#[test]
+fn golden_cases_in_half_precision() {
+    let cases = golden_case::load_all(&golden_case::golden_dir());
+    for case in &cases {
+        let p = Problem {
+            cfg: case.cfg,
+            shape: case.shape,
+            weights: case.weights_f32(),
+            x: golden_case::to_f32(&case.x),
+            h0: Some(golden_case::to_f32(&case.h0)),
+            c0: case
+                .cfg
+                .cell
+                .has_cell_state()
+                .then(|| golden_case::to_f32(&case.c0)),
+            seq_lens: case.seq_lens.clone(),
+            x_scale: case.x.iter().fold(1.0f64, |m, v| m.max(v.abs())) as f32,
+        };
+        for r in [
+            check::<f16, f16>(&p),
+            check::<bf16, bf16>(&p),
+            check::<f16, f32>(&p),
+        ] {
+            if let Err(e) = r {
+                panic!("{}: {e}", case.name);
+            }
+        }
+    }
+}
+
+/// Values beyond the f16 range: f32 weights over 65504 pack to inf, and the result is
+/// what the reference gives on inf weights (NaN or saturated values, never a panic);
+/// f32 outputs past the range round to inf when written as f16.
+#[test]
+fn beyond_f16_range() {
+    let mut p = problem(7, (5, 9, 2, 3), 1, None);
+    p.weights[0].w_ih[0] = 1.0e5;
+    p.weights[0].w_ih[1] = -7.0e4;
+    let q = rounded::<f16>(&p);
+    assert!(q.weights[0].w_ih[0].is_infinite() && q.weights[0].w_ih[1] == f32::NEG_INFINITY);
+    let want = reference(&q);
+    for isa in Isa::available() {
+        let (y, _, _) = run::<f16, f32>(&q, isa);
+        for (g, w) in y.iter().zip(&want.y) {
+            assert_eq!(g.is_nan(), w.is_nan(), "{isa}: {g} vs {w}");
+        }
+    }
+    assert_eq!(f16::from_f32(1.0e5).to_f32(), f32::INFINITY);
+    assert_eq!(bf16::from_f32(1.0e5).to_f32(), 99840.0);
+}
+
+/// The single-step API with half weights and half inputs/outputs.
+#[test]
+fn half_step_matches_sequence_of_one_step() {
+    for seed in 0..24u64 {
+        let mut p = problem(seed, (13, 37, 3, 1), 1, None);
+        p.cfg.direction = rnn_reference::Direction::Forward;
+        p.weights.truncate(1);
+        p.seq_lens = None;
+        let d1 = p.shape.dims(&p.cfg).unwrap();
+        p.h0 = p.h0.map(|v| v[..d1.h].to_vec());
+        p.c0 = p.c0.map(|v| v[..d1.c].to_vec());
+        let q = rounded::<bf16>(&p);
+        let lstm = q.cfg.cell.has_cell_state();
+        let d = q.shape.dims(&q.cfg).unwrap();
+        let h0 = q.h0.clone().unwrap_or(vec![0.0; d.h]);
+        let c0 = q.c0.clone().unwrap_or(vec![0.0; d.c]);
+        let (y, _, c_n) = run::<bf16, bf16>(
+            &Problem {
+                h0: Some(h0.clone()),
+                c0: lstm.then(|| c0.clone()),
+                ..rounded::<bf16>(&q)
+            },
+            Isa::best(),
+        );
+        let cell = PackedCell::<bf16>::pack(&q.cfg, &q.weights[0].view()).unwrap();
+        let to = |v: &[f32]| v.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>();
+        let (x16, h16, c16) = (to(&q.x), to(&h0), to(&c0));
+        let mut h1 = vec![bf16::ZERO; d.h];
+        let mut c1 = vec![bf16::ZERO; d.c];
+        cell.step(
+            &mut Workspace::new(),
+            q.shape.batch,
+            StepInput {
+                x: &x16,
+                h: &h16,
+                c: lstm.then_some(&c16[..]),
+            },
+            StepOutputMut {
+                h: &mut h1,
+                c: lstm.then_some(&mut c1[..]),
+            },
+        )
+        .unwrap();
+        let h1: Vec<f32> = h1.iter().map(|v| v.to_f32()).collect();
+        // Same kernels, same rounding points: identical bits (y of a one-step,
+        // one-direction sequence is h_1).
+        assert_eq!(h1, y, "seed {seed} {:?}", q.cfg);
+        if lstm {
+            let c1: Vec<f32> = c1.iter().map(|v| v.to_f32()).collect();
+            assert_eq!(c1, c_n, "seed {seed}");
+        }
+    }
+}
