@@ -9,7 +9,8 @@ use crate::generic::phase::Rows;
 use crate::isa::Isa;
 use crate::layer::PackedDirection;
 use crate::pack::padded;
-use crate::step_kernel::{gemm, state_sizes, step, StateBufs};
+use crate::parallel::{run_team, threads_for, Shared};
+use crate::step_kernel::{gemm, state_sizes, step, step_fmas, StateBufs};
 use crate::workspace::Workspace;
 use crate::Result;
 
@@ -183,7 +184,6 @@ impl<W: Element> PackedCell<W> {
             )
         };
         let (hs, ps) = (padded(h), padded(ho));
-        let max_threads = rayon::current_num_threads();
         let st = StateBufs {
             h_prev: h0b,
             h_next: h1b,
@@ -204,17 +204,30 @@ impl<W: Element> PackedCell<W> {
                 }
             }
             let x_rows = Rows::strided(x.as_ptr(), i, batch);
-            gemm(
-                k,
-                x_rows,
-                batch,
-                &self.set.w_ih,
-                pre,
-                pre_stride,
-                self.set.bias.as_slice().as_ptr(),
-                max_threads,
+            let want = threads_for(
+                step_fmas(cfg, batch),
+                self.set.w_hh.panels(),
+                rayon::current_num_threads(),
             );
-            step(k, cfg, &self.set, batch, pre, &st, false, max_threads);
+            let shared = Shared((x_rows, pre, st));
+            run_team(want, &|team| {
+                let (x_rows, pre, st) = shared.get();
+                // Buffers as above; members write disjoint panels and meet at a
+                // barrier after each pass (inside the enclosing unsafe block).
+                {
+                    gemm(
+                        k,
+                        x_rows,
+                        batch,
+                        &self.set.w_ih,
+                        pre,
+                        pre_stride,
+                        self.set.bias.as_slice().as_ptr(),
+                        team,
+                    );
+                    step(k, cfg, &self.set, batch, pre, &st, false, team);
+                }
+            });
             for b in 0..batch {
                 let src = std::slice::from_raw_parts(st.h_next.add(b * ps), ho);
                 T::slice_from_f32(src, &mut out.h[b * ho..(b + 1) * ho]);

@@ -8,7 +8,8 @@ use crate::element::Element;
 use crate::generic::phase::Rows;
 use crate::layer::{PackedDirection, PackedRnn};
 use crate::pack::padded;
-use crate::step_kernel::{gemm, state_sizes, step, StateBufs};
+use crate::parallel::{run_team, threads_for, Team};
+use crate::step_kernel::{gemm, state_sizes, step, step_fmas, StateBufs};
 use crate::workspace::Workspace;
 use crate::Result;
 
@@ -224,119 +225,198 @@ impl<W: Element> PackedRnn<W> {
         let (hl, cl, al) = state_sizes(cfg, batch);
         let [pre, io0, io1, h0b, h1b, c0b, c1b, aux, aux2] =
             ws.carve([pre_len, io_len, io_len, hl, hl, cl, cl, al, al])?;
-        let max_threads = rayon::current_num_threads();
         let (hs, ps) = (padded(h), padded(ho));
-        let y_user = Tensor3::new(out.y.as_mut_ptr(), &shape, d_len * ho);
-        let h_n = out.h_n.as_deref_mut().map(<[f32]>::as_mut_ptr);
-        let c_n = out.c_n.as_deref_mut().map(<[f32]>::as_mut_ptr);
+        let bufs = Bufs {
+            pre,
+            io: [io0, io1],
+            h: [h0b, h1b],
+            c: [c0b, c1b],
+            aux,
+            aux2,
+            y_user: Tensor3::new(out.y.as_mut_ptr(), &shape, d_len * ho),
+            h_n: out.h_n.as_deref_mut().map(<[f32]>::as_mut_ptr),
+            c_n: out.c_n.as_deref_mut().map(<[f32]>::as_mut_ptr),
+            x: input.x.as_ptr(),
+        };
         let tm = SeqShape::new(t_len, batch);
+        let pre_stride = PackedDirection::<W>::pre_stride(cfg);
+        let want = threads_for(
+            step_fmas(cfg, batch),
+            self.sets[0].w_hh.panels(),
+            rayon::current_num_threads(),
+        );
 
-        for layer in 0..cfg.num_layers {
-            // Layer 0 reads `x` (only ever read through this pointer); later layers
-            // read the previous layer's output buffer.
-            let src = if layer == 0 {
-                Tensor3::new(input.x.as_ptr().cast_mut(), &shape, cfg.input_size)
-            } else {
-                let prev = if layer % 2 == 1 { io0 } else { io1 };
-                Tensor3::new(prev, &tm, d_len * ho)
-            };
-            let dst = if layer + 1 == cfg.num_layers {
-                y_user
-            } else {
-                Tensor3::new(if layer % 2 == 0 { io0 } else { io1 }, &tm, d_len * ho)
-            };
-            for dir in 0..d_len {
-                let set = &self.sets[layer * d_len + dir];
-                let ld = layer * d_len + dir;
-                // SAFETY: `src` holds rows * k_in floats (checked `x`, or an io buffer
-                // of dims.y); `pre` holds rows * pre_stride >= rows * w_ih.cols().
-                unsafe {
-                    gemm(
-                        k,
-                        src.rows(batch),
-                        rows,
-                        &set.w_ih,
-                        pre,
-                        PackedDirection::<W>::pre_stride(cfg),
-                        set.bias.as_slice().as_ptr(),
-                        max_threads,
-                    );
-                }
-                let mut st = StateBufs {
-                    h_prev: h0b,
-                    h_next: h1b,
-                    c_prev: c0b,
-                    c_next: c1b,
-                    aux,
-                    aux2,
+        // Every member runs this same program; serial parts are the leader's, and
+        // every hand-over is separated by a barrier (`gemm` and each step pass end in
+        // one, the post-step copies are followed by one).
+        let body = |team: &Team<'_>| {
+            let bufs = &bufs;
+            for layer in 0..cfg.num_layers {
+                // Layer 0 reads `x` (only ever read through this pointer); later layers
+                // read the previous layer's output buffer.
+                let src = if layer == 0 {
+                    Tensor3::new(bufs.x.cast_mut(), &shape, cfg.input_size)
+                } else {
+                    Tensor3::new(bufs.io[(layer - 1) % 2], &tm, d_len * ho)
                 };
-                // SAFETY: the state buffers were carved with hl / cl elements; h0/c0
-                // were checked to hold L*D*B rows.
-                unsafe {
-                    std::ptr::write_bytes(st.h_prev, 0, hl);
-                    std::ptr::write_bytes(st.c_prev, 0, cl);
-                    for b in 0..batch {
-                        if let Some(h0) = input.h0 {
-                            let src = &h0[(ld * batch + b) * ho..][..ho];
-                            std::ptr::copy_nonoverlapping(src.as_ptr(), st.h_prev.add(b * ps), ho);
-                        }
-                        if let Some(c0) = input.c0 {
-                            let src = &c0[(ld * batch + b) * h..][..h];
-                            std::ptr::copy_nonoverlapping(src.as_ptr(), st.c_prev.add(b * hs), h);
-                        }
+                let dst = if layer + 1 == cfg.num_layers {
+                    bufs.y_user
+                } else {
+                    Tensor3::new(bufs.io[layer % 2], &tm, d_len * ho)
+                };
+                for dir in 0..d_len {
+                    let set = &self.sets[layer * d_len + dir];
+                    let ld = layer * d_len + dir;
+                    let mut st = StateBufs {
+                        h_prev: bufs.h[0],
+                        h_next: bufs.h[1],
+                        c_prev: bufs.c[0],
+                        c_next: bufs.c[1],
+                        aux: bufs.aux,
+                        aux2: bufs.aux2,
+                    };
+                    if team.is_leader() {
+                        // SAFETY: the state buffers were carved with hl / cl elements;
+                        // h0/c0 were checked to hold L*D*B rows.
+                        unsafe { init_state(&st, &input, ld, batch, (ho, h), (ps, hs), (hl, cl)) };
                     }
-                }
-                let reverse = cfg.direction.is_reverse(dir);
-                for s in 0..t_len {
-                    let t = if reverse { t_len - 1 - s } else { s };
-                    // SAFETY: `pre` row block t lies within rows * pre_stride; state
-                    // buffers sized by `state_sizes`.
+                    // SAFETY: `src` holds rows * k_in floats (checked `x`, or an io
+                    // buffer of dims.y); `pre` holds rows * pre_stride >= rows *
+                    // w_ih.cols(); the bias covers w_ih.cols().
                     unsafe {
-                        let pre_t = pre.add(t * batch * PackedDirection::<W>::pre_stride(cfg));
-                        step(k, cfg, set, batch, pre_t, &st, s % 2 == 1, max_threads);
+                        gemm(
+                            k,
+                            src.rows(batch),
+                            rows,
+                            &set.w_ih,
+                            bufs.pre,
+                            pre_stride,
+                            set.bias.as_slice().as_ptr(),
+                            team,
+                        );
                     }
-                    for b in 0..batch {
-                        let active = input.seq_lens.is_none_or(|l| t < l[b]);
-                        // SAFETY: rows b < batch of padded state buffers; (t, b) inside
-                        // `dst`, which is T x B rows of D*H_out.
+                    let reverse = cfg.direction.is_reverse(dir);
+                    for s in 0..t_len {
+                        let t = if reverse { t_len - 1 - s } else { s };
+                        // SAFETY: `pre` row block t lies within rows * pre_stride; state
+                        // buffers sized by `state_sizes`.
                         unsafe {
-                            let yrow = dst.at(t, b).add(dir * ho);
-                            if active {
-                                std::ptr::copy_nonoverlapping(st.h_next.add(b * ps), yrow, ho);
-                            } else {
-                                std::ptr::copy_nonoverlapping(
-                                    st.h_prev.add(b * ps),
-                                    st.h_next.add(b * ps),
-                                    ps,
-                                );
-                                if lstm {
-                                    std::ptr::copy_nonoverlapping(
-                                        st.c_prev.add(b * hs),
-                                        st.c_next.add(b * hs),
-                                        hs,
-                                    );
-                                }
-                                std::ptr::write_bytes(yrow, 0, ho);
-                            }
+                            let pre_t = bufs.pre.add(t * batch * pre_stride);
+                            step(k, cfg, set, batch, pre_t, &st, s % 2 == 1, team);
                         }
+                        if team.is_leader() {
+                            // SAFETY: (t, b) inside `dst` for b < batch; state rows
+                            // padded to ps / hs.
+                            unsafe {
+                                finish_step(&st, &dst, t, dir, batch, input.seq_lens, lstm, (ho, ps, hs))
+                            };
+                        }
+                        team.sync();
+                        st.swap();
                     }
-                    st.swap();
-                }
-                for b in 0..batch {
-                    // SAFETY: row b of the padded state buffers holds >= ho / h floats.
-                    unsafe {
-                        if let Some(h_n) = h_n {
-                            let dstp = h_n.add((ld * batch + b) * ho);
-                            std::ptr::copy_nonoverlapping(st.h_prev.add(b * ps), dstp, ho);
-                        }
-                        if let Some(c_n) = c_n {
-                            let dstp = c_n.add((ld * batch + b) * h);
-                            std::ptr::copy_nonoverlapping(st.c_prev.add(b * hs), dstp, h);
+                    if team.is_leader() {
+                        for b in 0..batch {
+                            // SAFETY: row b of the padded state buffers holds >= ho / h
+                            // floats; h_n / c_n were checked to hold L*D*B rows.
+                            unsafe {
+                                if let Some(h_n) = bufs.h_n {
+                                    let dstp = h_n.add((ld * batch + b) * ho);
+                                    std::ptr::copy_nonoverlapping(st.h_prev.add(b * ps), dstp, ho);
+                                }
+                                if let Some(c_n) = bufs.c_n {
+                                    let dstp = c_n.add((ld * batch + b) * h);
+                                    std::ptr::copy_nonoverlapping(st.c_prev.add(b * hs), dstp, h);
+                                }
+                            }
                         }
                     }
                 }
             }
-        }
+        };
+        run_team(want, &body);
         Ok(())
+    }
+}
+
+/// Every buffer a sequence run shares between its team members.
+struct Bufs {
+    pre: *mut f32,
+    io: [*mut f32; 2],
+    h: [*mut f32; 2],
+    c: [*mut f32; 2],
+    aux: *mut f32,
+    aux2: *mut f32,
+    y_user: Tensor3,
+    h_n: Option<*mut f32>,
+    c_n: Option<*mut f32>,
+    x: *const f32,
+}
+
+// SAFETY: the pointers are into the caller's slices and the workspace, which outlive
+// the team; members write disjoint panels, and serial parts are separated from
+// parallel ones by barriers.
+unsafe impl Sync for Bufs {}
+
+/// Zeroes the state buffers and copies in this layer and direction's `h0`/`c0`.
+///
+/// # Safety
+/// `st.h_prev` holds `lens.0` floats and `st.c_prev` `lens.1`; `h0`/`c0` hold L*D*B rows.
+unsafe fn init_state(
+    st: &StateBufs,
+    input: &SequenceInput<'_, f32>,
+    ld: usize,
+    batch: usize,
+    (ho, h): (usize, usize),
+    (ps, hs): (usize, usize),
+    lens: (usize, usize),
+) {
+    // SAFETY: caller's contract.
+    unsafe {
+        std::ptr::write_bytes(st.h_prev, 0, lens.0);
+        std::ptr::write_bytes(st.c_prev, 0, lens.1);
+        for b in 0..batch {
+            if let Some(h0) = input.h0 {
+                let src = &h0[(ld * batch + b) * ho..][..ho];
+                std::ptr::copy_nonoverlapping(src.as_ptr(), st.h_prev.add(b * ps), ho);
+            }
+            if let Some(c0) = input.c0 {
+                let src = &c0[(ld * batch + b) * h..][..h];
+                std::ptr::copy_nonoverlapping(src.as_ptr(), st.c_prev.add(b * hs), h);
+            }
+        }
+    }
+}
+
+/// After a step: writes `y` for rows still running, and for rows past their length
+/// keeps the old state and writes zeros.
+///
+/// # Safety
+/// `(t, b)` is inside `dst` for every `b < batch`; state rows are padded to `ps`/`hs`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn finish_step(
+    st: &StateBufs,
+    dst: &Tensor3,
+    t: usize,
+    dir: usize,
+    batch: usize,
+    seq_lens: Option<&[usize]>,
+    lstm: bool,
+    (ho, ps, hs): (usize, usize, usize),
+) {
+    for b in 0..batch {
+        let active = seq_lens.is_none_or(|l| t < l[b]);
+        // SAFETY: caller's contract.
+        unsafe {
+            let yrow = dst.at(t, b).add(dir * ho);
+            if active {
+                std::ptr::copy_nonoverlapping(st.h_next.add(b * ps), yrow, ho);
+            } else {
+                std::ptr::copy_nonoverlapping(st.h_prev.add(b * ps), st.h_next.add(b * ps), ps);
+                if lstm {
+                    std::ptr::copy_nonoverlapping(st.c_prev.add(b * hs), st.c_next.add(b * hs), hs);
+                }
+                std::ptr::write_bytes(yrow, 0, ho);
+            }
+        }
     }
 }

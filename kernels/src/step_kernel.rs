@@ -9,7 +9,7 @@ use crate::generic::epilogue::StepPtrs;
 use crate::generic::phase::Rows;
 use crate::layer::PackedDirection;
 use crate::pack::{padded, Panels};
-use crate::parallel::{for_each_chunk, threads_for};
+use crate::parallel::{threads_for, Team};
 
 /// State rows of one direction; strides are padded so kernels can store whole panels.
 #[derive(Clone, Copy)]
@@ -36,23 +36,28 @@ pub(crate) fn state_sizes(cfg: &RnnConfig, batch: usize) -> (usize, usize, usize
     (batch * padded(cfg.output_size()), batch * hs, batch * hs)
 }
 
-/// Runs `a x w` through `f` split over threads.
+/// Runs this member's share of `a x w` through `f`, then meets the team.
 ///
 /// # Safety
 /// `args` must describe buffers valid for every panel of `args.w`.
-unsafe fn pass<W: WeightLoad>(f: StepFn<W>, args: StepArgs<W>, zigzag: bool, max_threads: usize) {
+unsafe fn pass<W: WeightLoad>(f: StepFn<W>, args: StepArgs<W>, zigzag: bool, team: &Team<'_>) {
     let panels = args.w.panels;
-    let fmas = args.nrows * args.w.k * panels * 64;
-    let threads = threads_for(fmas, panels, max_threads);
-    // SAFETY: forwarded; threads write disjoint panels.
-    for_each_chunk(threads, panels, &|r| unsafe { f(&args, r, zigzag) });
+    let active = threads_for(args.nrows * args.w.k * panels * 64, panels, usize::MAX);
+    let mine = team.chunk(panels, active);
+    if !mine.is_empty() {
+        // SAFETY: forwarded; members write disjoint panels.
+        unsafe { f(&args, mine, zigzag) };
+    }
+    team.sync();
 }
 
-/// `out = a x w (+ bias)` split over threads by panels.
+/// This member's share of `out = a x w (+ bias)` (split by panels), then meets the
+/// team.
 ///
 /// # Safety
 /// `a` must hold `nrows` rows of `w.k()` floats, `out` `nrows` rows of `out_stride >=
 /// w.cols()` floats, `bias` (or null) `w.cols()` floats.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn gemm<W: WeightLoad>(
     k: &Kernels<W>,
     a: Rows,
@@ -61,7 +66,7 @@ pub(crate) unsafe fn gemm<W: WeightLoad>(
     out: *mut f32,
     out_stride: usize,
     bias: *const f32,
-    max_threads: usize,
+    team: &Team<'_>,
 ) {
     let args = GemmArgs {
         a,
@@ -72,13 +77,26 @@ pub(crate) unsafe fn gemm<W: WeightLoad>(
         bias,
     };
     let panels = w.panels();
-    let threads = threads_for(nrows * w.k() * w.cols(), panels, max_threads);
-    let f = k.gemm;
-    // SAFETY: forwarded; threads write disjoint column ranges.
-    for_each_chunk(threads, panels, &|r| unsafe { f(&args, r, false) });
+    let active = threads_for(nrows * w.k() * w.cols(), panels, usize::MAX);
+    let mine = team.chunk(panels, active);
+    if !mine.is_empty() {
+        // SAFETY: forwarded; members write disjoint column ranges.
+        unsafe { (k.gemm)(&args, mine, false) };
+    }
+    team.sync();
 }
 
-/// One step for `batch` rows: reads `pre` (this step's input projection, `batch` rows
+/// Multiply-adds of one step of one direction for `batch` rows (for sizing a team).
+pub(crate) fn step_fmas(cfg: &RnnConfig, batch: usize) -> usize {
+    let (g, h, ho) = (cfg.gates(), cfg.hidden_size, cfg.output_size());
+    batch
+        .saturating_mul(g * h)
+        .saturating_mul(ho)
+        .saturating_add(batch.saturating_mul(h).saturating_mul(ho))
+}
+
+/// One step for `batch` rows, by every member of `team` (each pass ends at a
+/// barrier): reads `pre` (this step's input projection, `batch` rows
 /// of `PackedDirection::pre_stride`), `h_prev`, `c_prev`; writes `h_next`, `c_next`.
 ///
 /// # Safety
@@ -92,7 +110,7 @@ pub(crate) unsafe fn step<W: WeightLoad>(
     pre: *const f32,
     b: &StateBufs,
     zigzag: bool,
-    max_threads: usize,
+    team: &Team<'_>,
 ) {
     let hs = padded(cfg.hidden_size);
     let ps = padded(cfg.output_size());
@@ -136,28 +154,28 @@ pub(crate) unsafe fn step<W: WeightLoad>(
     // matrices' `k` match the row widths read (H_out for h, H for aux).
     unsafe {
         match cfg.cell {
-            CellKind::Rnn { .. } => pass(k.rnn, args(s, h_rows, &set.w_hh), zigzag, max_threads),
+            CellKind::Rnn { .. } => pass(k.rnn, args(s, h_rows, &set.w_hh), zigzag, team),
             CellKind::Lstm { proj_size, .. } => {
                 let proj = proj_size.is_some();
                 let s1 = StepPtrs {
                     aux: if proj { b.aux } else { std::ptr::null_mut() },
                     ..s
                 };
-                pass(k.lstm, args(s1, h_rows, &set.w_hh), zigzag, max_threads);
+                pass(k.lstm, args(s1, h_rows, &set.w_hh), zigzag, team);
                 if let Some(w_hr) = &set.w_hr {
-                    gemm(k, aux_rows, batch, w_hr, b.h_next, ps, std::ptr::null(), max_threads);
+                    gemm(k, aux_rows, batch, w_hr, b.h_next, ps, std::ptr::null(), team);
                 }
             }
             CellKind::Gru {
                 linear_before_reset: true,
-            } => pass(k.gru_lbr, args(s, h_rows, &set.w_hh), zigzag, max_threads),
+            } => pass(k.gru_lbr, args(s, h_rows, &set.w_hh), zigzag, team),
             CellKind::Gru {
                 linear_before_reset: false,
             } => {
                 let s1 = StepPtrs { aux: b.aux, ..s };
-                pass(k.gru_rz, args(s1, h_rows, &set.w_hh), zigzag, max_threads);
+                pass(k.gru_rz, args(s1, h_rows, &set.w_hh), zigzag, team);
                 if let Some(w_hn) = &set.w_hn {
-                    pass(k.gru_n, args(s1, aux_rows, w_hn), zigzag, max_threads);
+                    pass(k.gru_n, args(s1, aux_rows, w_hn), zigzag, team);
                 }
             }
         }

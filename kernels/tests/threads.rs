@@ -1,0 +1,82 @@
+//! Results are bit-identical whatever the thread count, and calls from inside the
+//! pool (nested parallelism) complete.
+
+mod common;
+
+use common::{problem, Problem};
+use rayon::prelude::*;
+use rnn_kernels::{Isa, PackedRnn, SequenceInput, SequenceOutputMut, Workspace};
+use rnn_reference::{views, CellKind};
+
+fn run(p: &Problem, isa: Isa) -> Vec<u32> {
+    let rnn = PackedRnn::from_pytorch(&p.cfg, &views(&p.weights))
+        .unwrap()
+        .with_isa(Some(isa))
+        .unwrap();
+    let d = p.shape.dims(&p.cfg).unwrap();
+    let lstm = p.cfg.cell.has_cell_state();
+    let (mut y, mut h_n, mut c_n) = (vec![0.0f32; d.y], vec![0.0; d.h], vec![0.0; d.c]);
+    rnn.forward(
+        &mut Workspace::new(),
+        p.shape,
+        SequenceInput {
+            x: &p.x,
+            h0: p.h0.as_deref(),
+            c0: p.c0.as_deref(),
+            seq_lens: p.seq_lens.as_deref(),
+        },
+        SequenceOutputMut {
+            y: &mut y,
+            h_n: Some(&mut h_n),
+            c_n: lstm.then_some(&mut c_n[..]),
+        },
+    )
+    .unwrap();
+    y.iter().chain(&h_n).chain(&c_n).map(|v| v.to_bits()).collect()
+}
+
+fn cells() -> [CellKind; 4] {
+    [
+        CellKind::Lstm {
+            peephole: true,
+            proj_size: Some(70),
+        },
+        CellKind::Gru {
+            linear_before_reset: false,
+        },
+        CellKind::Gru {
+            linear_before_reset: true,
+        },
+        CellKind::Rnn {
+            activation: rnn_reference::RnnActivation::Tanh,
+        },
+    ]
+}
+
+#[test]
+fn bit_identical_for_any_thread_count() {
+    for (seed, cell) in cells().into_iter().enumerate() {
+        // Large enough that a step is split across the team.
+        let p = problem(seed as u64, (96, 300, 5, 4), 2, Some(cell));
+        for isa in Isa::available() {
+            let outs: Vec<Vec<u32>> = [1, 2, 3]
+                .iter()
+                .map(|&n| {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+                    pool.install(|| run(&p, isa))
+                })
+                .collect();
+            assert_eq!(outs[0], outs[1], "{isa} {cell:?}: 1 vs 2 threads");
+            assert_eq!(outs[0], outs[2], "{isa} {cell:?}: 1 vs 3 threads");
+        }
+    }
+}
+
+#[test]
+fn nested_calls_from_inside_the_pool_complete() {
+    let p = problem(9, (64, 256, 3, 3), 1, Some(cells()[0]));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let single = pool.install(|| run(&p, Isa::best()));
+    let many: Vec<Vec<u32>> = pool.install(|| (0..8).into_par_iter().map(|_| run(&p, Isa::best())).collect());
+    assert!(many.iter().all(|m| *m == single));
+}
