@@ -18,7 +18,9 @@ mod sealed {
 /// A tensor element type: `f32`, `half::f16` or `half::bf16`. Weights may be stored in
 /// any of them (see [`PackedRnn::pack`](crate::PackedRnn::pack)) and inputs and outputs
 /// given in any of them; arithmetic is always `f32`.
-pub trait Element: sealed::Sealed + Copy + Default + Send + Sync + std::fmt::Debug + 'static {
+pub trait Element:
+    sealed::Sealed + Copy + Default + Send + Sync + std::fmt::Debug + 'static
+{
     /// `"f32"`, `"f16"` or `"bf16"`.
     const NAME: &'static str;
     /// Rounds to nearest, ties to even (exact for `f32`); NaN stays NaN, values beyond

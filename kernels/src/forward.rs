@@ -45,7 +45,7 @@ pub(crate) fn as_f32_mut<T: Element>(s: &mut [T]) -> Option<&mut [f32]> {
 ///
 /// # Safety
 /// `buf` must be valid for `s.len()` writes and not otherwise in use.
-pub(crate) unsafe fn input_f32<'a, T: Element>(s: &'a [T], buf: *mut f32) -> &'a [f32] {
+pub(crate) unsafe fn input_f32<T: Element>(s: &[T], buf: *mut f32) -> &[f32] {
     match as_f32(s) {
         Some(f) => f,
         None => {
@@ -308,7 +308,16 @@ impl<W: Element> PackedRnn<W> {
                             // SAFETY: (t, b) inside `dst` for b < batch; state rows
                             // padded to ps / hs.
                             unsafe {
-                                finish_step(&st, &dst, t, dir, batch, input.seq_lens, lstm, (ho, ps, hs))
+                                finish_step(
+                                    &st,
+                                    &dst,
+                                    t,
+                                    dir,
+                                    batch,
+                                    input.seq_lens,
+                                    lstm,
+                                    (ho, ps, hs),
+                                )
                             };
                         }
                         team.sync();

@@ -77,11 +77,7 @@ impl<W: WeightLoad> PackedDirection<W> {
             } => {
                 let zeros = vec![S::default(); h];
                 let b_hn = w.b_hh.map_or(&zeros[..], |b| &b[2 * h..]);
-                (
-                    Panels::pack(w.w_hh, h, ho, &all, 3),
-                    None,
-                    Some(row(b_hn)),
-                )
+                (Panels::pack(w.w_hh, h, ho, &all, 3), None, Some(row(b_hn)))
             }
             CellKind::Lstm { .. } => (Panels::pack(w.w_hh, h, ho, &all, 4), None, None),
             CellKind::Rnn { .. } => (Panels::pack(w.w_hh, h, ho, &all, NP_PLAIN), None, None),

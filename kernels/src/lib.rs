@@ -26,13 +26,13 @@ mod workspace;
 
 pub use cell::{PackedCell, StepInput, StepOutputMut};
 pub use element::Element;
+pub use forward::SequenceOutputMut;
 /// The `half` crate, whose `f16` and `bf16` are this crate's half-precision types.
 pub use half;
-pub use forward::SequenceOutputMut;
 pub use isa::{Isa, ISA_ENV};
 pub use layer::PackedRnn;
 pub use rnn_reference::{
-    import_onnx, CellKind, Direction, Error, LayerWeights, OnnxWeights, OwnedLayerWeights,
-    Result, RnnActivation, RnnConfig, SeqShape, SequenceInput, TensorLayout,
+    import_onnx, CellKind, Direction, Error, LayerWeights, OnnxWeights, OwnedLayerWeights, Result,
+    RnnActivation, RnnConfig, SeqShape, SequenceInput, TensorLayout,
 };
 pub use workspace::Workspace;

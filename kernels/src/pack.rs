@@ -127,6 +127,14 @@ pub(crate) struct PanelsView<W = f32> {
     pub(crate) panels: usize,
 }
 
+impl<W> Clone for PanelsView<W> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<W> Copy for PanelsView<W> {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,11 +165,3 @@ mod tests {
         assert_eq!(q.data()[17 + 64 * 2], 1172.0); // unit 17, k = 2
     }
 }
-
-impl<W> Clone for PanelsView<W> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<W> Copy for PanelsView<W> {}

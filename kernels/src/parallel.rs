@@ -204,7 +204,10 @@ mod tests {
 
     #[test]
     fn team_members_meet_at_barriers() {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
         let counter = AtomicU64::new(0);
         pool.install(|| {
             run_team(3, &|team| {

@@ -163,7 +163,16 @@ pub(crate) unsafe fn step<W: WeightLoad>(
                 };
                 pass(k.lstm, args(s1, h_rows, &set.w_hh), zigzag, team);
                 if let Some(w_hr) = &set.w_hr {
-                    gemm(k, aux_rows, batch, w_hr, b.h_next, ps, std::ptr::null(), team);
+                    gemm(
+                        k,
+                        aux_rows,
+                        batch,
+                        w_hr,
+                        b.h_next,
+                        ps,
+                        std::ptr::null(),
+                        team,
+                    );
                 }
             }
             CellKind::Gru {

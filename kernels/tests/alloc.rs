@@ -18,8 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rnn_kernels::{
     CellKind, Direction, OwnedLayerWeights, PackedCell, PackedRnn, RnnActivation, RnnConfig,
-    SeqShape, SequenceInput, SequenceOutputMut, StepInput, StepOutputMut, TensorLayout,
-    Workspace,
+    SeqShape, SequenceInput, SequenceOutputMut, StepInput, StepOutputMut, TensorLayout, Workspace,
 };
 
 struct Counting;
@@ -137,7 +136,9 @@ impl Call {
             x: vals(d.x, 1),
             h0: vals(d.h, 2),
             c0: vals(d.c, 3),
-            lens: (0..shape.batch).map(|b| (b * 3) % (shape.steps + 1)).collect(),
+            lens: (0..shape.batch)
+                .map(|b| (b * 3) % (shape.steps + 1))
+                .collect(),
             y: vec![0.0; d.y],
             h_n: vec![0.0; d.h],
             c_n: vec![0.0; d.c],
@@ -221,7 +222,10 @@ fn measure_step(cfg: RnnConfig, batch: usize) -> usize {
 #[test]
 fn no_allocations_after_warm_up() {
     // ---- one thread: must be exactly zero ----
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     one.install(|| {
         for cell in CELLS {
             for layout in [TensorLayout::TimeMajor, TensorLayout::BatchMajor] {
@@ -233,29 +237,47 @@ fn no_allocations_after_warm_up() {
                     SeqShape::new(6, 7).with_layout(layout),
                     SeqShape::new(4, 3).with_layout(layout),
                 );
-                assert_eq!(n, 0, "forward {cell:?} {layout:?}: {n} allocations after warm-up");
+                assert_eq!(
+                    n, 0,
+                    "forward {cell:?} {layout:?}: {n} allocations after warm-up"
+                );
             }
             let cfg = RnnConfig::new(cell, 13, 37);
             for batch in [1, 5] {
                 let n = measure_step(cfg, batch);
-                assert_eq!(n, 0, "step {cell:?} batch {batch}: {n} allocations after warm-up");
+                assert_eq!(
+                    n, 0,
+                    "step {cell:?} batch {batch}: {n} allocations after warm-up"
+                );
             }
         }
     });
 
     // ---- two threads, a shape the kernels split across threads ----
-    let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let two = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
     let mut report = Vec::new();
     two.install(|| {
         for cell in [CELLS[0], CELLS[3], CELLS[5]] {
             let cfg = RnnConfig::new(cell, 256, 256).with_direction(Direction::Bidirectional);
             let n = measure_forward(cfg, SeqShape::new(4, 32), SeqShape::new(2, 16));
-            report.push(format!("forward {:?} 2 threads: {n} allocations / 6 calls", cell));
+            report.push(format!(
+                "forward {:?} 2 threads: {n} allocations / 6 calls",
+                cell
+            ));
             let n1 = measure_step(RnnConfig::new(cell, 256, 256), 32);
-            report.push(format!("step {:?} 2 threads: {n1} allocations / 5 calls", cell));
+            report.push(format!(
+                "step {:?} 2 threads: {n1} allocations / 5 calls",
+                cell
+            ));
             // rayon boxes each spawned job (one per extra thread per split pass):
             // bounded by a few per time step, never proportional to the data.
-            assert!(n <= 6 * 2 * 2 * (4 + 1) * 4, "forward {cell:?}: {n} allocations");
+            assert!(
+                n <= 6 * 2 * 2 * (4 + 1) * 4,
+                "forward {cell:?}: {n} allocations"
+            );
             assert!(n1 <= 5 * 8, "step {cell:?}: {n1} allocations");
         }
     });

@@ -83,7 +83,12 @@ fn packed(cfg: &RnnConfig) -> PackedRnn {
 }
 
 #[track_caller]
-fn assert_length(r: Result<impl std::fmt::Debug, Error>, arg: &str, expected: usize, actual: usize) {
+fn assert_length(
+    r: Result<impl std::fmt::Debug, Error>,
+    arg: &str,
+    expected: usize,
+    actual: usize,
+) {
     match r {
         Err(Error::Length {
             arg: a,
@@ -146,9 +151,27 @@ impl Outs {
 fn config_errors() {
     let ok = RnnConfig::new(LSTM, 3, 4);
     let bad = |c: RnnConfig| PackedRnn::from_pytorch(&c, &views(&weights(&ok))).map(|_| ());
-    assert_invalid(bad(RnnConfig { input_size: 0, ..ok }), "input_size");
-    assert_invalid(bad(RnnConfig { hidden_size: 0, ..ok }), "hidden_size");
-    assert_invalid(bad(RnnConfig { num_layers: 0, ..ok }), "num_layers");
+    assert_invalid(
+        bad(RnnConfig {
+            input_size: 0,
+            ..ok
+        }),
+        "input_size",
+    );
+    assert_invalid(
+        bad(RnnConfig {
+            hidden_size: 0,
+            ..ok
+        }),
+        "hidden_size",
+    );
+    assert_invalid(
+        bad(RnnConfig {
+            num_layers: 0,
+            ..ok
+        }),
+        "num_layers",
+    );
     for p in [0, 4, 5] {
         let c = RnnConfig::new(
             CellKind::Lstm {
@@ -168,11 +191,22 @@ fn config_errors() {
     assert_overflow(bad(RnnConfig::new(GRU, usize::MAX, 2)), "hidden_size");
     assert_overflow(bad(RnnConfig::new(GRU, 2, usize::MAX / 2)), "hidden_size");
     assert_overflow(
-        bad(ok.with_layers(usize::MAX).with_direction(Direction::Bidirectional)),
+        bad(ok
+            .with_layers(usize::MAX)
+            .with_direction(Direction::Bidirectional)),
         "num_layers",
     );
     // validate() itself says the same.
-    assert_eq!(RnnConfig { input_size: 0, ..ok }.validate().unwrap_err().arg(), "input_size");
+    assert_eq!(
+        RnnConfig {
+            input_size: 0,
+            ..ok
+        }
+        .validate()
+        .unwrap_err()
+        .arg(),
+        "input_size"
+    );
     assert!(ok.validate().is_ok());
 }
 
@@ -191,41 +225,83 @@ fn weight_errors() {
     let short = vec![0.0f32; 5];
     let mut v = views(&w);
     v[1].w_hh = &short;
-    assert_length(PackedRnn::from_pytorch(&cfg, &v).map(|_| ()), "weights[1].w_hh", 48, 5);
+    assert_length(
+        PackedRnn::from_pytorch(&cfg, &v).map(|_| ()),
+        "weights[1].w_hh",
+        48,
+        5,
+    );
     let mut v = views(&w);
     v[0].w_ih = &short;
-    assert_length(PackedRnn::from_pytorch(&cfg, &v).map(|_| ()), "weights[0].w_ih", 36, 5);
+    assert_length(
+        PackedRnn::from_pytorch(&cfg, &v).map(|_| ()),
+        "weights[0].w_ih",
+        36,
+        5,
+    );
     let mut v = views(&w);
     v[1].b_ih = Some(&short);
-    assert_length(PackedRnn::from_pytorch(&cfg, &v).map(|_| ()), "weights[1].b_ih", 12, 5);
+    assert_length(
+        PackedRnn::from_pytorch(&cfg, &v).map(|_| ()),
+        "weights[1].b_ih",
+        12,
+        5,
+    );
     let mut v = views(&w);
     v[0].b_hh = Some(&short);
-    assert_length(PackedRnn::from_pytorch(&cfg, &v).map(|_| ()), "weights[0].b_hh", 12, 5);
+    assert_length(
+        PackedRnn::from_pytorch(&cfg, &v).map(|_| ()),
+        "weights[0].b_hh",
+        12,
+        5,
+    );
     // Optional parts present exactly when the cell needs them.
     let mut v = views(&w);
     v[0].w_hr = Some(&short);
-    assert_invalid(PackedRnn::from_pytorch(&cfg, &v).map(|_| ()), "weights[0].w_hr");
+    assert_invalid(
+        PackedRnn::from_pytorch(&cfg, &v).map(|_| ()),
+        "weights[0].w_hr",
+    );
     let mut v = views(&w);
     v[0].peephole = Some(&short);
-    assert_invalid(PackedRnn::from_pytorch(&cfg, &v).map(|_| ()), "weights[0].peephole");
+    assert_invalid(
+        PackedRnn::from_pytorch(&cfg, &v).map(|_| ()),
+        "weights[0].peephole",
+    );
     let proj = RnnConfig::new(LSTM_PROJ, 3, 4);
     let w = weights(&proj);
     let mut v = views(&w);
     v[0].w_hr = None;
-    assert_invalid(PackedRnn::from_pytorch(&proj, &v).map(|_| ()), "weights[0].w_hr");
+    assert_invalid(
+        PackedRnn::from_pytorch(&proj, &v).map(|_| ()),
+        "weights[0].w_hr",
+    );
     let peep = RnnConfig::new(LSTM_PEEP, 3, 4);
     let w = weights(&peep);
     let mut v = views(&w);
     v[0].peephole = None;
-    assert_invalid(PackedRnn::from_pytorch(&peep, &v).map(|_| ()), "weights[0].peephole");
+    assert_invalid(
+        PackedRnn::from_pytorch(&peep, &v).map(|_| ()),
+        "weights[0].peephole",
+    );
     v[0].peephole = Some(&short);
-    assert_length(PackedRnn::from_pytorch(&peep, &v).map(|_| ()), "weights[0].peephole", 12, 5);
+    assert_length(
+        PackedRnn::from_pytorch(&peep, &v).map(|_| ()),
+        "weights[0].peephole",
+        12,
+        5,
+    );
     // Second layer's input width is D * H_out.
     let two = RnnConfig::new(TANH, 3, 4).with_layers(2);
     let w = weights(&two);
     let mut v = views(&w);
     v[1].w_ih = &w[0].w_ih; // 4 x 3 instead of 4 x 4
-    assert_length(PackedRnn::from_pytorch(&two, &v).map(|_| ()), "weights[1].w_ih", 16, 12);
+    assert_length(
+        PackedRnn::from_pytorch(&two, &v).map(|_| ()),
+        "weights[1].w_ih",
+        16,
+        12,
+    );
 }
 
 #[test]
@@ -241,16 +317,58 @@ fn onnx_errors() {
     assert!(PackedRnn::from_onnx(&cfg, ok).is_ok());
     let f = |c: &RnnConfig, o: OnnxWeights<'_, f32>| PackedRnn::from_onnx(c, o).map(|_| ());
     assert_invalid(f(&cfg.with_layers(2), ok), "num_layers");
-    assert_invalid(f(&RnnConfig::new(LSTM_PROJ, 3, 4), OnnxWeights { p: None, ..ok }), "proj_size");
-    assert_invalid(f(&RnnConfig { hidden_size: 0, ..cfg }, ok), "hidden_size");
+    assert_invalid(
+        f(
+            &RnnConfig::new(LSTM_PROJ, 3, 4),
+            OnnxWeights { p: None, ..ok },
+        ),
+        "proj_size",
+    );
+    assert_invalid(
+        f(
+            &RnnConfig {
+                hidden_size: 0,
+                ..cfg
+            },
+            ok,
+        ),
+        "hidden_size",
+    );
     assert_length(f(&cfg, OnnxWeights { w: &w[1..], ..ok }), "W", 48, 47);
     assert_length(f(&cfg, OnnxWeights { r: &r[1..], ..ok }), "R", 64, 63);
-    assert_length(f(&cfg, OnnxWeights { b: Some(&b[1..]), ..ok }), "B", 32, 31);
-    assert_length(f(&cfg, OnnxWeights { p: Some(&p[1..]), ..ok }), "P", 12, 11);
+    assert_length(
+        f(
+            &cfg,
+            OnnxWeights {
+                b: Some(&b[1..]),
+                ..ok
+            },
+        ),
+        "B",
+        32,
+        31,
+    );
+    assert_length(
+        f(
+            &cfg,
+            OnnxWeights {
+                p: Some(&p[1..]),
+                ..ok
+            },
+        ),
+        "P",
+        12,
+        11,
+    );
     assert_invalid(f(&cfg, OnnxWeights { p: None, ..ok }), "P");
     assert_invalid(f(&RnnConfig::new(LSTM, 3, 4), ok), "P");
     // Bidirectional: every tensor has a leading D = 2.
-    assert_length(f(&cfg.with_direction(Direction::Bidirectional), ok), "W", 96, 48);
+    assert_length(
+        f(&cfg.with_direction(Direction::Bidirectional), ok),
+        "W",
+        96,
+        48,
+    );
     // The reference's exporter rejects what ONNX cannot express.
     let proj = RnnConfig::new(LSTM_PROJ, 3, 4);
     let pw = weights(&proj);
@@ -285,10 +403,52 @@ fn forward_errors() {
     assert_invalid(run(SeqShape::new(5, 0), input, &mut o, true), "batch");
     assert_overflow(run(SeqShape::new(usize::MAX, 2), input, &mut o, true), "x");
     // T*B*I = usize::MAX - 1 fits, T*B*D*H_out does not.
-    assert_overflow(run(SeqShape::new(usize::MAX / 3, 1), input, &mut o, true), "y");
-    assert_length(run(shape, SequenceInput { x: &x[1..], ..input }, &mut o, true), "x", d.x, d.x - 1);
-    assert_length(run(shape, SequenceInput { h0: Some(&h0[1..]), ..input }, &mut o, true), "h0", d.h, d.h - 1);
-    assert_length(run(shape, SequenceInput { c0: Some(&c0[1..]), ..input }, &mut o, true), "c0", d.c, d.c - 1);
+    assert_overflow(
+        run(SeqShape::new(usize::MAX / 3, 1), input, &mut o, true),
+        "y",
+    );
+    assert_length(
+        run(
+            shape,
+            SequenceInput {
+                x: &x[1..],
+                ..input
+            },
+            &mut o,
+            true,
+        ),
+        "x",
+        d.x,
+        d.x - 1,
+    );
+    assert_length(
+        run(
+            shape,
+            SequenceInput {
+                h0: Some(&h0[1..]),
+                ..input
+            },
+            &mut o,
+            true,
+        ),
+        "h0",
+        d.h,
+        d.h - 1,
+    );
+    assert_length(
+        run(
+            shape,
+            SequenceInput {
+                c0: Some(&c0[1..]),
+                ..input
+            },
+            &mut o,
+            true,
+        ),
+        "c0",
+        d.c,
+        d.c - 1,
+    );
     // Outputs.
     let mut short = Outs::new(&cfg, shape);
     short.y.pop();
@@ -301,23 +461,55 @@ fn forward_errors() {
     assert_length(run(shape, input, &mut short, true), "c_n", d.c, 0);
     // Sequence lengths: one per row, each <= T (0 allowed).
     assert_length(
-        run(shape, SequenceInput { seq_lens: Some(&[5]), ..input }, &mut o, true),
+        run(
+            shape,
+            SequenceInput {
+                seq_lens: Some(&[5]),
+                ..input
+            },
+            &mut o,
+            true,
+        ),
         "seq_lens",
         2,
         1,
     );
     assert_length(
-        run(shape, SequenceInput { seq_lens: Some(&[5, 5, 5]), ..input }, &mut o, true),
+        run(
+            shape,
+            SequenceInput {
+                seq_lens: Some(&[5, 5, 5]),
+                ..input
+            },
+            &mut o,
+            true,
+        ),
         "seq_lens",
         2,
         3,
     );
     assert_invalid(
-        run(shape, SequenceInput { seq_lens: Some(&[5, 6]), ..input }, &mut o, true),
+        run(
+            shape,
+            SequenceInput {
+                seq_lens: Some(&[5, 6]),
+                ..input
+            },
+            &mut o,
+            true,
+        ),
         "seq_lens[1]",
     );
     assert_invalid(
-        run(shape, SequenceInput { seq_lens: Some(&[usize::MAX, 0]), ..input }, &mut o, true),
+        run(
+            shape,
+            SequenceInput {
+                seq_lens: Some(&[usize::MAX, 0]),
+                ..input
+            },
+            &mut o,
+            true,
+        ),
         "seq_lens[0]",
     );
     // A cell without a cell state rejects c0 and c_n.
@@ -335,7 +527,15 @@ fn forward_errors() {
     };
     assert!(grnn.forward(&mut ws, shape, ginput, go.out(false)).is_ok());
     assert_invalid(
-        grnn.forward(&mut ws, shape, SequenceInput { c0: Some(&cn), ..ginput }, go.out(false)),
+        grnn.forward(
+            &mut ws,
+            shape,
+            SequenceInput {
+                c0: Some(&cn),
+                ..ginput
+            },
+            go.out(false),
+        ),
         "c0",
     );
     let mut c_n = vec![0.0f32; 16];
@@ -379,14 +579,18 @@ fn forward_errors() {
 #[test]
 fn zero_and_short_sequence_lengths() {
     for cell in ALL_CELLS {
-        for dir in [Direction::Forward, Direction::Reverse, Direction::Bidirectional] {
+        for dir in [
+            Direction::Forward,
+            Direction::Reverse,
+            Direction::Bidirectional,
+        ] {
             let cfg = RnnConfig::new(cell, 3, 4).with_direction(dir);
             let shape = SeqShape::new(4, 3).with_layout(TensorLayout::BatchMajor);
             let d = shape.dims(&cfg).unwrap();
             let lens = [0usize, 2, 4];
             let mut x = vals(d.x, 1);
-            for b in 0..3 {
-                for t in lens[b]..4 {
+            for (b, &len) in lens.iter().enumerate() {
+                for t in len..4 {
                     let r = shape.row(t, b);
                     x[r * 3..(r + 1) * 3].fill(f32::NAN);
                 }
@@ -409,7 +613,10 @@ fn zero_and_short_sequence_lengths() {
                     o.out(lstm),
                 )
                 .unwrap();
-                assert!(o.y.iter().all(|v| v.is_finite()), "{isa} {cfg:?}: NaN leaked from padding");
+                assert!(
+                    o.y.iter().all(|v| v.is_finite()),
+                    "{isa} {cfg:?}: NaN leaked from padding"
+                );
                 let ho = cfg.output_size();
                 let w = cfg.num_directions() * ho;
                 for t in 0..4 {
@@ -431,32 +638,51 @@ fn zero_and_short_sequence_lengths() {
 fn cell_errors() {
     let cfg = RnnConfig::new(LSTM, 3, 4);
     let w = weights(&cfg);
-    assert_invalid(PackedCell::from_pytorch(&cfg.with_layers(2), &w[0].view()).map(|_| ()), "num_layers");
+    assert_invalid(
+        PackedCell::from_pytorch(&cfg.with_layers(2), &w[0].view()).map(|_| ()),
+        "num_layers",
+    );
     assert_invalid(
         PackedCell::from_pytorch(&cfg.with_direction(Direction::Reverse), &w[0].view()).map(|_| ()),
         "direction",
     );
-    assert_invalid(PackedCell::from_pytorch(&RnnConfig { input_size: 0, ..cfg }, &w[0].view()).map(|_| ()), "input_size");
+    assert_invalid(
+        PackedCell::from_pytorch(
+            &RnnConfig {
+                input_size: 0,
+                ..cfg
+            },
+            &w[0].view(),
+        )
+        .map(|_| ()),
+        "input_size",
+    );
     let mut v = w[0].view();
     v.w_hh = &v.w_hh[1..];
-    assert_length(PackedCell::from_pytorch(&cfg, &v).map(|_| ()), "weights[0].w_hh", 64, 63);
+    assert_length(
+        PackedCell::from_pytorch(&cfg, &v).map(|_| ()),
+        "weights[0].w_hh",
+        64,
+        63,
+    );
 
     let cell = PackedCell::from_pytorch(&cfg, &w[0].view()).unwrap();
     let b = 2;
     let (x, h, c) = (vals(b * 3, 1), vals(b * 4, 2), vals(b * 4, 3));
     let (mut h1, mut c1) = (vec![0.0f32; b * 4], vec![0.0f32; b * 4]);
     let mut ws = Workspace::new();
-    let mut step = |batch: usize, x: &[f32], h: &[f32], c: Option<&[f32]>, ho: usize, co: Option<usize>| {
-        cell.step(
-            &mut ws,
-            batch,
-            StepInput { x, h, c },
-            StepOutputMut {
-                h: &mut h1[..ho],
-                c: co.map(|n| &mut c1[..n]),
-            },
-        )
-    };
+    let mut step =
+        |batch: usize, x: &[f32], h: &[f32], c: Option<&[f32]>, ho: usize, co: Option<usize>| {
+            cell.step(
+                &mut ws,
+                batch,
+                StepInput { x, h, c },
+                StepOutputMut {
+                    h: &mut h1[..ho],
+                    c: co.map(|n| &mut c1[..n]),
+                },
+            )
+        };
     assert!(step(b, &x, &h, Some(&c), 8, Some(8)).is_ok());
     assert_invalid(step(0, &x, &h, Some(&c), 8, Some(8)), "batch");
     assert_length(step(b, &x[1..], &h, Some(&c), 8, Some(8)), "x", 6, 5);
@@ -474,11 +700,35 @@ fn cell_errors() {
     let mut h1 = vec![0.0f32; 8];
     let mut c1 = vec![0.0f32; 8];
     assert_invalid(
-        gcell.step(&mut ws, b, StepInput { x: &x, h: &h, c: Some(&c) }, StepOutputMut { h: &mut h1, c: None }),
+        gcell.step(
+            &mut ws,
+            b,
+            StepInput {
+                x: &x,
+                h: &h,
+                c: Some(&c),
+            },
+            StepOutputMut {
+                h: &mut h1,
+                c: None,
+            },
+        ),
         "c",
     );
     assert_invalid(
-        gcell.step(&mut ws, b, StepInput { x: &x, h: &h, c: None }, StepOutputMut { h: &mut h1, c: Some(&mut c1) }),
+        gcell.step(
+            &mut ws,
+            b,
+            StepInput {
+                x: &x,
+                h: &h,
+                c: None,
+            },
+            StepOutputMut {
+                h: &mut h1,
+                c: Some(&mut c1),
+            },
+        ),
         "c_out",
     );
 }
@@ -502,13 +752,18 @@ fn isa_errors() {
     let w = weights(&cfg);
     for isa in Isa::ALL {
         let r = packed(&cfg).with_isa(Some(isa));
-        let c = PackedCell::from_pytorch(&cfg, &w[0].view()).unwrap().with_isa(Some(isa));
+        let c = PackedCell::from_pytorch(&cfg, &w[0].view())
+            .unwrap()
+            .with_isa(Some(isa));
         if isa.is_available() {
             assert!(r.is_ok() && c.is_ok());
         } else {
             // A forced path the CPU lacks is an error, never an illegal instruction.
             for e in [r.err().unwrap(), c.err().unwrap()] {
-                assert!(matches!(&e, Error::IsaUnavailable { requested, .. } if requested == isa.name()), "{e:?}");
+                assert!(
+                    matches!(&e, Error::IsaUnavailable { requested, .. } if requested == isa.name()),
+                    "{e:?}"
+                );
                 assert_eq!(e.arg(), "isa");
             }
         }
@@ -545,7 +800,9 @@ struct Case {
 }
 
 fn case(cell: CellKind, dir: Direction, layers: usize) -> Case {
-    let cfg = RnnConfig::new(cell, 3, 4).with_direction(dir).with_layers(layers);
+    let cfg = RnnConfig::new(cell, 3, 4)
+        .with_direction(dir)
+        .with_layers(layers);
     let shape = SeqShape::new(3, 2);
     let d = shape.dims(&cfg).unwrap();
     Case {
@@ -562,18 +819,17 @@ fn case(cell: CellKind, dir: Direction, layers: usize) -> Case {
 /// and panics if any kernel output's class (NaN/±inf/finite) differs from it.
 fn same_classes(c: &Case, what: &str) -> Vec<f64> {
     let lstm = c.cfg.cell.has_cell_state();
-    let w64: Vec<OwnedLayerWeights<f64>> = c
-        .w
-        .iter()
-        .map(|w| OwnedLayerWeights {
-            w_ih: f64s(&w.w_ih),
-            w_hh: f64s(&w.w_hh),
-            b_ih: w.b_ih.as_deref().map(f64s),
-            b_hh: w.b_hh.as_deref().map(f64s),
-            w_hr: w.w_hr.as_deref().map(f64s),
-            peephole: w.peephole.as_deref().map(f64s),
-        })
-        .collect();
+    let w64: Vec<OwnedLayerWeights<f64>> =
+        c.w.iter()
+            .map(|w| OwnedLayerWeights {
+                w_ih: f64s(&w.w_ih),
+                w_hh: f64s(&w.w_hh),
+                b_ih: w.b_ih.as_deref().map(f64s),
+                b_hh: w.b_hh.as_deref().map(f64s),
+                w_hr: w.w_hr.as_deref().map(f64s),
+                peephole: w.peephole.as_deref().map(f64s),
+            })
+            .collect();
     let (x, h0, c0) = (f64s(&c.x), f64s(&c.h0), f64s(&c.c0));
     let want = rnn_reference::forward(
         &c.cfg,
@@ -589,7 +845,10 @@ fn same_classes(c: &Case, what: &str) -> Vec<f64> {
     .unwrap();
     let all_want: Vec<f64> = [&want.y[..], &want.h_n, &want.c_n].concat();
     for isa in Isa::available() {
-        let rnn = PackedRnn::from_pytorch(&c.cfg, &views(&c.w)).unwrap().with_isa(Some(isa)).unwrap();
+        let rnn = PackedRnn::from_pytorch(&c.cfg, &views(&c.w))
+            .unwrap()
+            .with_isa(Some(isa))
+            .unwrap();
         let mut o = Outs::new(&c.cfg, c.shape);
         rnn.forward(
             &mut Workspace::new(),
@@ -619,7 +878,11 @@ fn same_classes(c: &Case, what: &str) -> Vec<f64> {
 #[test]
 fn nan_in_x_gives_nan_where_the_reference_does() {
     for cell in ALL_CELLS {
-        for dir in [Direction::Forward, Direction::Reverse, Direction::Bidirectional] {
+        for dir in [
+            Direction::Forward,
+            Direction::Reverse,
+            Direction::Bidirectional,
+        ] {
             let mut c = case(cell, dir, 2);
             c.x[4] = f32::NAN; // step 0, row 1
             let want = same_classes(&c, "NaN in x");
@@ -691,7 +954,10 @@ fn values_beyond_f32_range() {
             c.w[0].w_ih.iter_mut().for_each(|v| *v *= 1e10);
             let lstm = cell.has_cell_state();
             for isa in Isa::available() {
-                let rnn = PackedRnn::from_pytorch(&c.cfg, &views(&c.w)).unwrap().with_isa(Some(isa)).unwrap();
+                let rnn = PackedRnn::from_pytorch(&c.cfg, &views(&c.w))
+                    .unwrap()
+                    .with_isa(Some(isa))
+                    .unwrap();
                 let mut o = Outs::new(&c.cfg, c.shape);
                 rnn.forward(
                     &mut Workspace::new(),
@@ -706,10 +972,21 @@ fn values_beyond_f32_range() {
                 )
                 .unwrap();
                 // Bounded cells stay in [-1, 1] (or NaN from inf - inf); ReLU is >= 0.
-                let bounded = !matches!(cell, CellKind::Rnn { activation: RnnActivation::Relu } | CellKind::Lstm { proj_size: Some(_), .. });
+                let bounded = !matches!(
+                    cell,
+                    CellKind::Rnn {
+                        activation: RnnActivation::Relu
+                    } | CellKind::Lstm {
+                        proj_size: Some(_),
+                        ..
+                    }
+                );
                 for &v in &o.y {
                     if bounded {
-                        assert!(v.is_nan() || (-1.0..=1.0).contains(&v), "{isa} {cell:?}: {v}");
+                        assert!(
+                            v.is_nan() || (-1.0..=1.0).contains(&v),
+                            "{isa} {cell:?}: {v}"
+                        );
                     } else if matches!(cell, CellKind::Rnn { .. }) {
                         assert!(v.is_nan() || v >= 0.0, "{isa} {cell:?}: {v}");
                     }
@@ -740,15 +1017,33 @@ fn step_nan_and_inf() {
             w_hr: None,
             peephole: w[0].peephole.as_deref().map(f64s),
         };
-        let want = rnn_reference::step(&cfg, &w64.view(), b, &f64s(&x), &f64s(&h), lstm.then(|| f64s(&c)).as_deref()).unwrap();
+        let want = rnn_reference::step(
+            &cfg,
+            &w64.view(),
+            b,
+            &f64s(&x),
+            &f64s(&h),
+            lstm.then(|| f64s(&c)).as_deref(),
+        )
+        .unwrap();
         for isa in Isa::available() {
-            let cell = PackedCell::from_pytorch(&cfg, &w[0].view()).unwrap().with_isa(Some(isa)).unwrap();
+            let cell = PackedCell::from_pytorch(&cfg, &w[0].view())
+                .unwrap()
+                .with_isa(Some(isa))
+                .unwrap();
             let (mut h1, mut c1) = (vec![0.0f32; 8], vec![0.0f32; 8]);
             cell.step(
                 &mut Workspace::new(),
                 b,
-                StepInput { x: &x, h: &h, c: lstm.then_some(&c[..]) },
-                StepOutputMut { h: &mut h1, c: lstm.then_some(&mut c1[..]) },
+                StepInput {
+                    x: &x,
+                    h: &h,
+                    c: lstm.then_some(&c[..]),
+                },
+                StepOutputMut {
+                    h: &mut h1,
+                    c: lstm.then_some(&mut c1[..]),
+                },
             )
             .unwrap();
             for (g, w) in h1.iter().zip(&want.h).chain(c1.iter().zip(&want.c)) {

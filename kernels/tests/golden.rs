@@ -3,7 +3,6 @@
 //! defaulting to the workspace's `testdata/golden`; fails on a directory with no case.
 
 #[path = "../../reference/tests/common/golden_case.rs"]
-#[allow(dead_code)]
 mod golden_case;
 
 use golden_case::{golden_dir, load_all, run_all, to_f32, to_f64, Case, Tolerance};
@@ -46,7 +45,9 @@ fn golden_kernels_every_isa() {
     let isas = Isa::available();
     assert!(!isas.is_empty());
     for isa in isas {
-        run_all(&cases, Tolerance::F32, &format!("kernels {isa}"), |c| run(c, isa));
+        run_all(&cases, Tolerance::F32, &format!("kernels {isa}"), |c| {
+            run(c, isa)
+        });
     }
 }
 
@@ -55,5 +56,10 @@ fn golden_kernels_process_default_isa() {
     // The path `RNN_KERNELS_ISA` selects (or the best one) must also pass.
     let isa = Isa::default_for_process().expect("RNN_KERNELS_ISA names an available path");
     let cases = load_all(&golden_dir());
-    run_all(&cases, Tolerance::F32, &format!("kernels default ({isa})"), |c| run(c, isa));
+    run_all(
+        &cases,
+        Tolerance::F32,
+        &format!("kernels default ({isa})"),
+        |c| run(c, isa),
+    );
 }

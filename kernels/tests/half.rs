@@ -9,7 +9,6 @@
 mod common;
 
 #[path = "../../reference/tests/common/golden_case.rs"]
-#[allow(dead_code)]
 mod golden_case;
 
 use common::{compare, problem, reference, tolerance, Problem};
@@ -69,7 +68,11 @@ fn run<W: Element, T: Element>(p: &Problem, isa: Isa) -> (Vec<f32>, Vec<f32>, Ve
     let d = p.shape.dims(&p.cfg).unwrap();
     let lstm = p.cfg.cell.has_cell_state();
     let conv = |v: &[f32]| v.iter().map(|&x| T::from_f32(x)).collect::<Vec<T>>();
-    let (x, h0, c0) = (conv(&p.x), p.h0.as_deref().map(conv), p.c0.as_deref().map(conv));
+    let (x, h0, c0) = (
+        conv(&p.x),
+        p.h0.as_deref().map(conv),
+        p.c0.as_deref().map(conv),
+    );
     let nan = T::from_f32(f32::NAN);
     let (mut y, mut h_n, mut c_n) = (vec![nan; d.y], vec![nan; d.h], vec![nan; d.c]);
     rnn.forward(
@@ -104,7 +107,13 @@ fn check<W: Element, T: Element>(p: &Problem) -> Result<(), String> {
     let tol = (atol + floor, rtol + r);
     for isa in Isa::available() {
         let (y, h_n, c_n) = run::<W, T>(&q, isa);
-        let ctx = format!("W={} T={} {isa} {:?} {:?}", W::NAME, T::NAME, q.cfg, q.shape);
+        let ctx = format!(
+            "W={} T={} {isa} {:?} {:?}",
+            W::NAME,
+            T::NAME,
+            q.cfg,
+            q.shape
+        );
         compare("y", &y, &want.y, tol).map_err(|e| format!("{ctx}: {e}"))?;
         compare("h_n", &h_n, &want.h_n, tol).map_err(|e| format!("{ctx}: {e}"))?;
         if q.cfg.cell.has_cell_state() {

@@ -20,7 +20,11 @@ fn run_kernels(p: &Problem, isa: Isa) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         .unwrap();
     let d = p.shape.dims(&p.cfg).unwrap();
     let lstm = p.cfg.cell.has_cell_state();
-    let (mut y, mut h_n, mut c_n) = (vec![f32::NAN; d.y], vec![f32::NAN; d.h], vec![f32::NAN; d.c]);
+    let (mut y, mut h_n, mut c_n) = (
+        vec![f32::NAN; d.y],
+        vec![f32::NAN; d.h],
+        vec![f32::NAN; d.c],
+    );
     rnn.forward(
         &mut Workspace::new(),
         p.shape,
@@ -65,9 +69,13 @@ fn check_step(p: &Problem) -> Result<(), String> {
     let b = p.shape.batch;
     let w = p.weights[0].view();
     let x = &p.x[..b * cfg.input_size];
-    let h: Vec<f32> = (0..b * cfg.output_size()).map(|k| ((k * 7) % 13) as f32 / 13.0 - 0.5).collect();
+    let h: Vec<f32> = (0..b * cfg.output_size())
+        .map(|k| ((k * 7) % 13) as f32 / 13.0 - 0.5)
+        .collect();
     let lstm = cfg.cell.has_cell_state();
-    let c: Vec<f32> = (0..b * cfg.hidden_size).map(|k| ((k * 5) % 11) as f32 / 5.0 - 1.0).collect();
+    let c: Vec<f32> = (0..b * cfg.hidden_size)
+        .map(|k| ((k * 5) % 11) as f32 / 5.0 - 1.0)
+        .collect();
     let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
     let w64 = rnn_reference::OwnedLayerWeights {
         w_ih: f64s(w.w_ih),
@@ -167,8 +175,23 @@ fn larger_shapes_match_reference() {
             let mut p = problem(seed * 10 + cell, dims, 1, None);
             // Cover every cell kind at these sizes regardless of the draw.
             p = match cell {
-                0 => problem(seed, dims, 1, Some(rnn_reference::CellKind::Lstm { peephole: true, proj_size: Some(dims.1 / 3) })),
-                1 => problem(seed, dims, 1, Some(rnn_reference::CellKind::Gru { linear_before_reset: false })),
+                0 => problem(
+                    seed,
+                    dims,
+                    1,
+                    Some(rnn_reference::CellKind::Lstm {
+                        peephole: true,
+                        proj_size: Some(dims.1 / 3),
+                    }),
+                ),
+                1 => problem(
+                    seed,
+                    dims,
+                    1,
+                    Some(rnn_reference::CellKind::Gru {
+                        linear_before_reset: false,
+                    }),
+                ),
                 _ => p,
             };
             if let Err(e) = check_sequence(&p) {

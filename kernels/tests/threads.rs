@@ -32,7 +32,11 @@ fn run(p: &Problem, isa: Isa) -> Vec<u32> {
         },
     )
     .unwrap();
-    y.iter().chain(&h_n).chain(&c_n).map(|v| v.to_bits()).collect()
+    y.iter()
+        .chain(&h_n)
+        .chain(&c_n)
+        .map(|v| v.to_bits())
+        .collect()
 }
 
 fn cells() -> [CellKind; 4] {
@@ -62,7 +66,10 @@ fn bit_identical_for_any_thread_count() {
             let outs: Vec<Vec<u32>> = [1, 2, 3]
                 .iter()
                 .map(|&n| {
-                    let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(n)
+                        .build()
+                        .unwrap();
                     pool.install(|| run(&p, isa))
                 })
                 .collect();
@@ -75,8 +82,16 @@ fn bit_identical_for_any_thread_count() {
 #[test]
 fn nested_calls_from_inside_the_pool_complete() {
     let p = problem(9, (64, 256, 3, 3), 1, Some(cells()[0]));
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
     let single = pool.install(|| run(&p, Isa::best()));
-    let many: Vec<Vec<u32>> = pool.install(|| (0..8).into_par_iter().map(|_| run(&p, Isa::best())).collect());
+    let many: Vec<Vec<u32>> = pool.install(|| {
+        (0..8)
+            .into_par_iter()
+            .map(|_| run(&p, Isa::best()))
+            .collect()
+    });
     assert!(many.iter().all(|m| *m == single));
 }

@@ -52,6 +52,8 @@ pub(crate) type StepFn<W> = unsafe fn(&StepArgs<W>, Range<usize>, bool);
 
 /// Every kernel of one instruction set, for weights stored as `W`.
 pub struct Kernels<W: 'static> {
+    /// Which ISA this table is (checked by the tests: no silent fallback).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) isa: Isa,
     /// `NP = 4` plain product with bias (input projection, LSTM projection).
     pub(crate) gemm: GemmFn<W>,

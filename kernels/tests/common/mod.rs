@@ -87,8 +87,11 @@ pub fn problem(
     let (i, h, b, t) = dims;
     let random = random_cell(&mut rng, h);
     let cell = cell.unwrap_or(random);
-    let direction =
-        [Direction::Forward, Direction::Reverse, Direction::Bidirectional][rng.below(3)];
+    let direction = [
+        Direction::Forward,
+        Direction::Reverse,
+        Direction::Bidirectional,
+    ][rng.below(3)];
     let clip = (rng.below(4) == 0).then(|| 0.5 + rng.below(3) as f32);
     let cfg = RnnConfig::new(cell, i, h)
         .with_layers(layers)
@@ -130,8 +133,11 @@ pub fn problem(
     let d = shape.dims(&cfg).unwrap();
     let x = (0..d.x).map(|_| rng.sym() * x_scale).collect();
     let h0 = rng.coin().then(|| (0..d.h).map(|_| rng.sym()).collect());
-    let c0 = (cfg.cell.has_cell_state() && rng.coin()).then(|| (0..d.c).map(|_| rng.sym()).collect());
-    let seq_lens = rng.coin().then(|| (0..b).map(|_| rng.below(t + 1)).collect());
+    let c0 =
+        (cfg.cell.has_cell_state() && rng.coin()).then(|| (0..d.c).map(|_| rng.sym()).collect());
+    let seq_lens = rng
+        .coin()
+        .then(|| (0..b).map(|_| rng.below(t + 1)).collect());
     Problem {
         cfg,
         shape,
@@ -207,9 +213,8 @@ pub fn reference(p: &Problem) -> SequenceOutput<f64> {
 pub fn tolerance(p: &Problem) -> (f64, f64) {
     let u = f64::powi(2.0, -24);
     let cfg = &p.cfg;
-    let n = (cfg.input_size.max(cfg.num_directions() * cfg.output_size())
-        + cfg.output_size()
-        + 2) as f64;
+    let n = (cfg.input_size.max(cfg.num_directions() * cfg.output_size()) + cfg.output_size() + 2)
+        as f64;
     let gamma = n * u / (1.0 - n * u);
     let relu = matches!(
         cfg.cell,
