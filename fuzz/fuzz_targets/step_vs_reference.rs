@@ -1,0 +1,119 @@
+//! Every available ISA against the f64 reference on small problems whose values include
+//! NaN, ±inf, subnormals, ±1e30 and f32::MAX: the whole-sequence API and the single-step
+//! API. See `rnn_fuzz` (fuzz/src/lib.rs) for exactly what is compared and why.
+#![no_main]
+
+use arbitrary::Unstructured;
+use libfuzzer_sys::fuzz_target;
+use rnn_fuzz::*;
+use rnn_kernels::{
+    Isa, PackedCell, PackedRnn, SequenceOutputMut, StepInput, StepOutputMut, Workspace,
+};
+use rnn_reference::{Direction, RnnConfig};
+
+fuzz_target!(|data: &[u8]| {
+    let mut u = Unstructured::new(data);
+    let Ok(p) = arbitrary_problem(&mut u) else { return };
+    check_sequence(&p);
+    check_step(&p);
+});
+
+fn check_for(p: &Problem, steps: usize, layers_cfg: &RnnConfig, x: &[f32], h0: Option<&[f32]>, c0: Option<&[f32]>) -> Check {
+    let bounded = overflow_free(layers_cfg, &p.weights, steps, x, h0, c0);
+    if p.finite_mode && bounded {
+        Check::Values(tolerance(layers_cfg, steps, max_abs(x).max(1.0)))
+    } else if bounded {
+        Check::Classes
+    } else {
+        Check::None
+    }
+}
+
+fn check_sequence(p: &Problem) {
+    let (r64, r32) = references(p);
+    let check = check_for(p, p.shape.steps, &p.cfg, &p.x, p.h0.as_deref(), p.c0.as_deref());
+    let d = p.shape.dims(&p.cfg).unwrap();
+    let lstm = p.cfg.cell.has_cell_state();
+    let mut ws = Workspace::new();
+    for isa in Isa::available() {
+        let rnn = PackedRnn::from_pytorch(&p.cfg, &views(&p.weights))
+            .expect("valid weights")
+            .with_isa(Some(isa))
+            .expect("available ISA");
+        let (mut y, mut h_n, mut c_n) =
+            (vec![f32::NAN; d.y], vec![f32::NAN; d.h], vec![f32::NAN; d.c]);
+        rnn.forward(
+            &mut ws,
+            p.shape,
+            p.input(),
+            SequenceOutputMut {
+                y: &mut y,
+                h_n: Some(&mut h_n),
+                c_n: lstm.then_some(&mut c_n[..]),
+            },
+        )
+        .expect("forward accepts a well-formed problem");
+        let ctx = |e: String| {
+            panic!(
+                "sequence mismatch at {isa} ({check:?}): {e}\ncfg {:?}\nshape {:?} seq_lens {:?}",
+                p.cfg, p.shape, p.seq_lens
+            )
+        };
+        compare("y", &y, &r64.y, &r32.y, check).unwrap_or_else(ctx);
+        compare("h_n", &h_n, &r64.h_n, &r32.h_n, check).unwrap_or_else(ctx);
+        if lstm {
+            compare("c_n", &c_n, &r64.c_n, &r32.c_n, check).unwrap_or_else(ctx);
+        }
+    }
+}
+
+/// The single-step API on layer 0's forward weights: x = the first B rows of `x`,
+/// h/c = the first B rows of h0/c0 (or a fixed pattern).
+fn check_step(p: &Problem) {
+    let cfg = RnnConfig {
+        num_layers: 1,
+        direction: Direction::Forward,
+        ..p.cfg
+    };
+    let b = p.shape.batch;
+    let (i, h, ho) = (cfg.input_size, cfg.hidden_size, cfg.output_size());
+    let lstm = cfg.cell.has_cell_state();
+    let x = &p.x[..b * i];
+    let hv: Vec<f32> = match &p.h0 {
+        Some(h0) => h0[..b * ho].to_vec(),
+        None => (0..b * ho).map(|k| ((k * 7) % 13) as f32 / 13.0 - 0.5).collect(),
+    };
+    let cv: Vec<f32> = match &p.c0 {
+        Some(c0) => c0[..b * h].to_vec(),
+        None => (0..b * h).map(|k| ((k * 5) % 11) as f32 / 5.0 - 1.0).collect(),
+    };
+    let c_in = lstm.then_some(&cv[..]);
+    let w64 = to_f64_weights(&p.weights[0]);
+    let want = rnn_reference::step(&cfg, &w64.view(), b, &f64s(x), &f64s(&hv), c_in.map(f64s).as_deref())
+        .expect("reference step");
+    let want32 = rnn_reference::step(&cfg, &p.weights[0].view(), b, x, &hv, c_in).expect("reference step f32");
+    let check = check_for(p, 1, &cfg, x, Some(&hv), c_in);
+    let mut ws = Workspace::new();
+    for isa in Isa::available() {
+        let cell = PackedCell::from_pytorch(&cfg, &p.weights[0].view())
+            .expect("valid weights")
+            .with_isa(Some(isa))
+            .expect("available ISA");
+        let (mut h1, mut c1) = (vec![f32::NAN; b * ho], vec![f32::NAN; b * h]);
+        cell.step(
+            &mut ws,
+            b,
+            StepInput { x, h: &hv, c: c_in },
+            StepOutputMut {
+                h: &mut h1,
+                c: lstm.then_some(&mut c1[..]),
+            },
+        )
+        .expect("step accepts a well-formed problem");
+        let ctx = |e: String| panic!("step mismatch at {isa} ({check:?}): {e}\ncfg {cfg:?} batch {b}");
+        compare("h", &h1, &want.h, &want32.h, check).unwrap_or_else(ctx);
+        if lstm {
+            compare("c", &c1, &want.c, &want32.c, check).unwrap_or_else(ctx);
+        }
+    }
+}
