@@ -1,14 +1,24 @@
 //! Quick timing of the single-step API (the bench-suite is the real tool):
 //! `cargo run --release -p rnn-kernels --example step_timing -- lstm 1 32 32`
-use rnn_kernels::{CellKind, LayerWeights, PackedCell, RnnActivation, RnnConfig, StepInput, StepOutputMut, Workspace};
+use rnn_kernels::{
+    CellKind, LayerWeights, PackedCell, RnnActivation, RnnConfig, StepInput, StepOutputMut,
+    Workspace,
+};
 use std::time::Instant;
 
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let cell = match a.first().map(String::as_str).unwrap_or("lstm") {
-        "gru" => CellKind::Gru { linear_before_reset: true },
-        "rnn" => CellKind::Rnn { activation: RnnActivation::Tanh },
-        _ => CellKind::Lstm { peephole: false, proj_size: None },
+        "gru" => CellKind::Gru {
+            linear_before_reset: true,
+        },
+        "rnn" => CellKind::Rnn {
+            activation: RnnActivation::Tanh,
+        },
+        _ => CellKind::Lstm {
+            peephole: false,
+            proj_size: None,
+        },
     };
     let n = |i: usize, d: usize| a.get(i).map_or(d, |s| s.parse().unwrap());
     let (b, h, i) = (n(1, 1), n(2, 32), n(3, 32));
@@ -27,12 +37,29 @@ fn main() {
     for _ in 0..5 {
         let t0 = Instant::now();
         for _ in 0..iters {
-            cellp.step(&mut ws, b, StepInput { x: &x, h: &hh, c: lstm.then_some(&cc[..]) },
-                StepOutputMut { h: &mut h1, c: lstm.then_some(&mut c1[..]) }).unwrap();
+            cellp
+                .step(
+                    &mut ws,
+                    b,
+                    StepInput {
+                        x: &x,
+                        h: &hh,
+                        c: lstm.then_some(&cc[..]),
+                    },
+                    StepOutputMut {
+                        h: &mut h1,
+                        c: lstm.then_some(&mut c1[..]),
+                    },
+                )
+                .unwrap();
             std::mem::swap(&mut hh, &mut h1);
             std::mem::swap(&mut cc, &mut c1);
         }
         best = best.min(t0.elapsed().as_secs_f64() / iters as f64);
     }
-    println!("{} step B={b} H={h} I={i}: {:.3} us", cell.name(), best * 1e6);
+    println!(
+        "{} step B={b} H={h} I={i}: {:.3} us",
+        cell.name(),
+        best * 1e6
+    );
 }

@@ -10,10 +10,19 @@ use std::time::Instant;
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let cell = match a.first().map(String::as_str).unwrap_or("lstm") {
-        "gru" => CellKind::Gru { linear_before_reset: true },
-        "gru0" => CellKind::Gru { linear_before_reset: false },
-        "rnn" => CellKind::Rnn { activation: RnnActivation::Tanh },
-        _ => CellKind::Lstm { peephole: false, proj_size: None },
+        "gru" => CellKind::Gru {
+            linear_before_reset: true,
+        },
+        "gru0" => CellKind::Gru {
+            linear_before_reset: false,
+        },
+        "rnn" => CellKind::Rnn {
+            activation: RnnActivation::Tanh,
+        },
+        _ => CellKind::Lstm {
+            peephole: false,
+            proj_size: None,
+        },
     };
     let n = |i: usize, d: usize| a.get(i).map_or(d, |s| s.parse().unwrap());
     let dims = (n(1, 1), n(2, 512), n(3, 512), n(4, 100), n(5, 1));
@@ -22,8 +31,12 @@ fn main() {
     let cfg = RnnConfig::new(cell, i, h);
     let g = cfg.gates();
     let scale = 1.0 / (h as f32).sqrt();
-    let w_ih: Vec<f32> = (0..g * h * i).map(|k| ((k * 7919 % 1000) as f32 / 1000.0 - 0.5) * scale).collect();
-    let w_hh: Vec<f32> = (0..g * h * h).map(|k| ((k * 104729 % 1000) as f32 / 1000.0 - 0.5) * scale).collect();
+    let w_ih: Vec<f32> = (0..g * h * i)
+        .map(|k| ((k * 7919 % 1000) as f32 / 1000.0 - 0.5) * scale)
+        .collect();
+    let w_hh: Vec<f32> = (0..g * h * h)
+        .map(|k| ((k * 104729 % 1000) as f32 / 1000.0 - 0.5) * scale)
+        .collect();
     let bias = vec![0.1f32; g * h];
     let sets = [LayerWeights::new(&w_ih, &w_hh).with_bias(&bias, &bias)];
     match a.get(7).map_or("f32", String::as_str) {
@@ -33,19 +46,37 @@ fn main() {
     }
 }
 
-fn time<W: Element>(rnn: PackedRnn<W>, isa: Isa, (b, h, i, t, threads): (usize, usize, usize, usize, usize)) {
+fn time<W: Element>(
+    rnn: PackedRnn<W>,
+    isa: Isa,
+    (b, h, i, t, threads): (usize, usize, usize, usize, usize),
+) {
     let rnn = rnn.with_isa(Some(isa)).unwrap();
     let cfg = *rnn.config();
-    let x: Vec<f32> = (0..t * b * i).map(|k| (k % 17) as f32 / 17.0 - 0.5).collect();
+    let x: Vec<f32> = (0..t * b * i)
+        .map(|k| (k % 17) as f32 / 17.0 - 0.5)
+        .collect();
     let mut y = vec![0.0; t * b * h];
     let mut ws = Workspace::new();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
     let mut times = Vec::new();
     pool.install(|| {
         for _ in 0..25 {
             let t0 = Instant::now();
-            rnn.forward(&mut ws, SeqShape::new(t, b), SequenceInput::new(&x),
-                SequenceOutputMut { y: &mut y, h_n: None, c_n: None }).unwrap();
+            rnn.forward(
+                &mut ws,
+                SeqShape::new(t, b),
+                SequenceInput::new(&x),
+                SequenceOutputMut {
+                    y: &mut y,
+                    h_n: None,
+                    c_n: None,
+                },
+            )
+            .unwrap();
             times.push(t0.elapsed().as_secs_f64());
         }
     });

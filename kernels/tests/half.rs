@@ -255,3 +255,79 @@ fn half_step_matches_sequence_of_one_step() {
         }
     }
 }
+
+/// An LSTM cell state that grows past the f16 range: 65504 (f16 max) plus one per step
+/// with saturated gates. In f32 outputs it is exact; written as f16 it becomes +inf.
+#[test]
+fn f16_outputs_beyond_the_range_become_inf() {
+    let (i, h, t) = (2usize, 3usize, 20usize);
+    let cfg = rnn_reference::RnnConfig::new(
+        rnn_reference::CellKind::Lstm {
+            peephole: false,
+            proj_size: None,
+        },
+        i,
+        h,
+    );
+    let (w_ih, w_hh) = (vec![0.0f32; 4 * h * i], vec![0.0f32; 4 * h * h]);
+    let bias = vec![50.0f32; 4 * h]; // i = f = o = 1, g = tanh(50) = 1
+    let sets = [rnn_reference::LayerWeights::new(&w_ih, &w_hh).with_bias(&bias, &bias)];
+    for isa in Isa::available() {
+        let rnn = PackedRnn::<f16>::pack(&cfg, &sets)
+            .unwrap()
+            .with_isa(Some(isa))
+            .unwrap();
+        let shape = rnn_reference::SeqShape::new(t, 1);
+        let x = vec![f16::ZERO; t * i];
+        let c0 = vec![f16::MAX; h];
+        let mut y = vec![f16::ZERO; t * h];
+        let mut c_n = vec![f16::ZERO; h];
+        rnn.forward(
+            &mut Workspace::new(),
+            shape,
+            SequenceInput {
+                x: &x,
+                h0: None,
+                c0: Some(&c0),
+                seq_lens: None,
+            },
+            SequenceOutputMut {
+                y: &mut y,
+                h_n: None,
+                c_n: Some(&mut c_n),
+            },
+        )
+        .unwrap();
+        assert!(
+            c_n.iter().all(|c| c.to_f32() == f32::INFINITY),
+            "{isa}: {c_n:?}"
+        );
+        assert!(
+            y.iter().all(|v| v.to_f32() == 1.0),
+            "{isa}: h = o * tanh(c) = 1"
+        );
+        let (mut y32, mut c32) = (vec![0.0f32; t * h], vec![0.0f32; h]);
+        let x32 = vec![0.0f32; t * i];
+        let c0_32 = vec![65504.0f32; h];
+        rnn.forward(
+            &mut Workspace::new(),
+            shape,
+            SequenceInput {
+                x: &x32,
+                h0: None,
+                c0: Some(&c0_32),
+                seq_lens: None,
+            },
+            SequenceOutputMut {
+                y: &mut y32,
+                h_n: None,
+                c_n: Some(&mut c32),
+            },
+        )
+        .unwrap();
+        assert!(
+            c32.iter().all(|&c| c == 65504.0 + t as f32),
+            "{isa}: {c32:?}"
+        );
+    }
+}
