@@ -92,6 +92,29 @@ impl Element for half::bf16 {
 pub trait WeightLoad: Copy + Default + Send + Sync + 'static + Plain {
     /// Rounds to nearest, ties to even (what packing stores).
     fn round_from(v: f32) -> Self;
+
+    /// Where element `col` (vector `col / 16`, lane `col % 16`) of a packed panel row of
+    /// `np` vectors is stored. The identity, except for bf16, which stores vectors in
+    /// lane-interleaved pairs for [`V16::load_bf16_pair`].
+    #[inline(always)]
+    fn position(col: usize, _np: usize) -> usize {
+        col
+    }
+
+    /// Loads one packed panel row of `NP` vectors.
+    ///
+    /// # Safety
+    /// `V`'s ISA must be available and `p` valid for `NP * 16` reads.
+    #[inline(always)]
+    unsafe fn load_row<V: V16, const NP: usize>(p: *const Self) -> [V; NP] {
+        // SAFETY: forwarded contract.
+        let mut out = [unsafe { V::zero() }; NP];
+        for (j, v) in out.iter_mut().enumerate() {
+            // SAFETY: vector j lies inside the row.
+            *v = unsafe { Self::load16::<V>(p.add(16 * j)) };
+        }
+        out
+    }
     /// # Safety
     /// `V`'s ISA must be available and `p` valid for 16 reads.
     unsafe fn load16<V: V16>(p: *const Self) -> V;
@@ -120,6 +143,35 @@ impl WeightLoad for half::f16 {
 }
 
 impl WeightLoad for half::bf16 {
+    #[inline(always)]
+    fn position(col: usize, np: usize) -> usize {
+        let (j, l) = (col / 16, col % 16);
+        if j < np / 2 * 2 {
+            (j / 2) * 32 + 2 * l + (j % 2)
+        } else {
+            col
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn load_row<V: V16, const NP: usize>(p: *const Self) -> [V; NP] {
+        // SAFETY: forwarded contract.
+        let mut out = [unsafe { V::zero() }; NP];
+        let mut j = 0;
+        while j + 2 <= NP {
+            // SAFETY: vectors j and j + 1 are stored as 32 interleaved u16 at 16 j.
+            let (a, b) = unsafe { V::load_bf16_pair(p.add(16 * j).cast::<u16>()) };
+            out[j] = a;
+            out[j + 1] = b;
+            j += 2;
+        }
+        if j < NP {
+            // SAFETY: an odd last vector is stored plainly at 16 j.
+            out[j] = unsafe { Self::load16::<V>(p.add(16 * j)) };
+        }
+        out
+    }
+
     fn round_from(v: f32) -> Self {
         half::bf16::from_f32(v)
     }

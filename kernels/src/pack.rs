@@ -60,7 +60,7 @@ impl<W: WeightLoad> Panels<W> {
             let src = &w[(gates[gi] * rows + u) * k..][..k];
             let (p, col) = (c / width, c % width);
             for (kk, &v) in src.iter().enumerate() {
-                out[(p * k + kk) * width + col] = W::round_from(v.to_f32());
+                out[(p * k + kk) * width + W::position(col, np)] = W::round_from(v.to_f32());
             }
         }
         Panels {

@@ -56,4 +56,8 @@ pub unsafe trait V16: Copy {
     /// Loads 16 bfloat16 values (bit patterns) from `p` and widens them exactly (a
     /// 16-bit left shift into the f32 bit pattern).
     unsafe fn load_bf16(p: *const u16) -> Self;
+    /// Loads 32 bfloat16 values stored as 16 pairs (`p[2l]` for lane `l` of the first
+    /// vector, `p[2l + 1]` for lane `l` of the second) and widens both with one shift
+    /// and one mask: half the work of two [`load_bf16`](V16::load_bf16).
+    unsafe fn load_bf16_pair(p: *const u16) -> (Self, Self);
 }

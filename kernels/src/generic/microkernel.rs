@@ -4,9 +4,14 @@ use crate::arch::vector::V16;
 use crate::element::WeightLoad;
 use crate::pack::LANES;
 
-/// Accumulates (weights converted from `W` to `f32` in registers) `acc[i][j] = sum_p a_i[p] * panel[p][16 j .. 16 j + 16]` for `p` in
-/// `0..k`, in increasing `p` with one fused multiply-add per term, so every output
-/// element's rounding is the same whatever `MR`, thread split or tile order.
+/// Accumulates `acc[i][j] = sum_p a_i[p] * panel[p][16 j .. 16 j + 16]` for `p` in
+/// `0..k`, weights widened from `W` to `f32` in registers.
+///
+/// Blocks of one or two rows (batch-1 steps) hold too few accumulators to hide the
+/// multiply-add latency, so they keep two partial sums (even and odd `p`) and add them
+/// at the end; larger blocks sum in increasing `p`. Either way the order depends only
+/// on the block height, never on the thread split or the tile order, so results are
+/// bit-identical for any thread count.
 ///
 /// # Safety
 /// `V`'s instruction set must be available; each `rows[i]` must be valid for `k` reads
@@ -17,25 +22,82 @@ pub(crate) unsafe fn tile<V: V16, W: WeightLoad, const MR: usize, const NP: usiz
     k: usize,
     panel: *const W,
 ) -> [[V; NP]; MR] {
-    // SAFETY: the caller guarantees the ISA; `zero` reads no memory.
-    let mut acc = [[unsafe { V::zero() }; NP]; MR];
-    let mut w = panel;
-    for p in 0..k {
-        // SAFETY: `w` points at row `p` of the panel, valid for NP * 16 reads; each
-        // `rows[i].add(p)` is in bounds because `p < k` (caller's contract).
-        unsafe {
-            let mut wv = [V::zero(); NP];
-            for (j, v) in wv.iter_mut().enumerate() {
-                *v = W::load16::<V>(w.add(LANES * j));
+    if MR <= 2 {
+        // SAFETY: forwarded contract.
+        unsafe { tile_split::<V, W, MR, NP>(rows, k, panel) }
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { tile_in_order::<V, W, MR, NP>(rows, k, panel) }
+    }
+}
+
+/// One step of the product: `acc[i][j] += a_i[p] * w[p][j]`.
+///
+/// # Safety
+/// As for [`tile`], with `p < k` and `w` pointing at row `p` of the panel.
+#[inline(always)]
+unsafe fn fma_row<V: V16, W: WeightLoad, const MR: usize, const NP: usize>(
+    acc: &mut [[V; NP]; MR],
+    rows: &[*const f32; MR],
+    p: usize,
+    w: *const W,
+) {
+    // SAFETY: caller's contract: `w` is valid for NP * 16 reads, each row for `p`.
+    unsafe {
+        let wv = W::load_row::<V, NP>(w);
+        for i in 0..MR {
+            let a = V::splat(*rows[i].add(p));
+            for j in 0..NP {
+                acc[i][j] = wv[j].mul_add(a, acc[i][j]);
             }
-            for i in 0..MR {
-                let a = V::splat(*rows[i].add(p));
-                for j in 0..NP {
-                    acc[i][j] = wv[j].mul_add(a, acc[i][j]);
-                }
-            }
-            w = w.add(LANES * NP);
         }
     }
+}
+
+/// In increasing `p`, one accumulator per output vector.
+#[inline(always)]
+unsafe fn tile_in_order<V: V16, W: WeightLoad, const MR: usize, const NP: usize>(
+    rows: &[*const f32; MR],
+    k: usize,
+    panel: *const W,
+) -> [[V; NP]; MR] {
+    // SAFETY: the caller guarantees the ISA; `zero` reads no memory.
+    let mut acc = [[unsafe { V::zero() }; NP]; MR];
+    for p in 0..k {
+        // SAFETY: `p < k`; row `p` of the panel starts at `p * NP * 16`.
+        unsafe { fma_row::<V, W, MR, NP>(&mut acc, rows, p, panel.add(p * NP * LANES)) };
+    }
     acc
+}
+
+/// Even and odd `p` into separate accumulators, added at the end.
+#[inline(always)]
+unsafe fn tile_split<V: V16, W: WeightLoad, const MR: usize, const NP: usize>(
+    rows: &[*const f32; MR],
+    k: usize,
+    panel: *const W,
+) -> [[V; NP]; MR] {
+    // SAFETY: the caller guarantees the ISA; `zero` reads no memory.
+    let mut even = [[unsafe { V::zero() }; NP]; MR];
+    let mut odd = even;
+    let mut p = 0;
+    while p + 2 <= k {
+        // SAFETY: `p + 1 < k`; rows of the panel at `p` and `p + 1`.
+        unsafe {
+            fma_row::<V, W, MR, NP>(&mut even, rows, p, panel.add(p * NP * LANES));
+            fma_row::<V, W, MR, NP>(&mut odd, rows, p + 1, panel.add((p + 1) * NP * LANES));
+        }
+        p += 2;
+    }
+    if p < k {
+        // SAFETY: `p < k`.
+        unsafe { fma_row::<V, W, MR, NP>(&mut even, rows, p, panel.add(p * NP * LANES)) };
+    }
+    for i in 0..MR {
+        for j in 0..NP {
+            // SAFETY: the caller guarantees the ISA.
+            even[i][j] = unsafe { even[i][j].add(odd[i][j]) };
+        }
+    }
+    even
 }

@@ -162,4 +162,22 @@ unsafe impl V16 for WideX4 {
         // SAFETY: `v` holds 16 floats.
         unsafe { Self::load(v.as_ptr()) }
     }
+
+    #[inline(always)]
+    unsafe fn load_bf16_pair(p: *const u16) -> (Self, Self) {
+        let (mut a, mut b) = ([0.0f32; 16], [0.0f32; 16]);
+        for l in 0..16 {
+            // SAFETY: the caller guarantees 32 readable u16 at `p`.
+            let (x, y) = unsafe {
+                (
+                    p.add(2 * l).read_unaligned(),
+                    p.add(2 * l + 1).read_unaligned(),
+                )
+            };
+            a[l] = f32::from_bits(u32::from(x) << 16);
+            b[l] = f32::from_bits(u32::from(y) << 16);
+        }
+        // SAFETY: both arrays hold 16 floats.
+        unsafe { (Self::load(a.as_ptr()), Self::load(b.as_ptr())) }
+    }
 }

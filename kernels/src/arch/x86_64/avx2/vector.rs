@@ -215,4 +215,25 @@ unsafe impl V16 for Avx2x2 {
             ])
         }
     }
+
+    #[inline(always)]
+    unsafe fn load_bf16_pair(p: *const u16) -> (Self, Self) {
+        // SAFETY: the caller guarantees avx2 and 32 readable u16 at `p`: lanes 0-7 are
+        // the first 16 u16, lanes 8-15 the next 16; see the AVX-512 version.
+        unsafe {
+            let mask = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
+            let a = _mm256_loadu_si256(p.cast());
+            let b = _mm256_loadu_si256(p.add(16).cast());
+            (
+                Avx2x2([
+                    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(a)),
+                    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(b)),
+                ]),
+                Avx2x2([
+                    _mm256_castsi256_ps(_mm256_and_si256(a, mask)),
+                    _mm256_castsi256_ps(_mm256_and_si256(b, mask)),
+                ]),
+            )
+        }
+    }
 }

@@ -142,4 +142,21 @@ unsafe impl V16 for __m512 {
             _mm512_castsi512_ps(_mm512_slli_epi32::<16>(wide))
         }
     }
+
+    #[inline(always)]
+    unsafe fn load_bf16_pair(p: *const u16) -> (Self, Self) {
+        // SAFETY: the caller guarantees avx512f and 32 readable u16 at `p`. Each u32
+        // lane holds (low: first vector's bf16, high: second's); shifting the low half
+        // up, or masking the high half in place, gives exactly those f32 bit patterns.
+        unsafe {
+            let x = _mm512_loadu_si512(p.cast());
+            (
+                _mm512_castsi512_ps(_mm512_slli_epi32::<16>(x)),
+                _mm512_castsi512_ps(_mm512_and_si512(
+                    x,
+                    _mm512_set1_epi32(0xFFFF_0000u32 as i32),
+                )),
+            )
+        }
+    }
 }
