@@ -115,63 +115,88 @@ impl<T: Copy> Shared<T> {
 
 const CLOSED: usize = 1 << (usize::BITS - 1);
 
+/// Registration and start of a team: members 1.. join while it is open.
+struct Start {
+    registered: AtomicUsize,
+    barrier: SpinBarrier,
+}
+
 /// Runs `f` on a team of up to `want` threads of the current rayon pool (the caller's
-/// thread included) and returns when all are done.
+/// thread included) and returns when all are done. Uses `rayon::join` only, which keeps
+/// its jobs on the stack: no allocation.
 pub(crate) fn run_team(want: usize, f: &(dyn Fn(&Team<'_>) + Sync)) {
     if want <= 1 {
         f(&Team::solo());
         return;
     }
-    let registered = AtomicUsize::new(1); // the coordinator is member 0
-    let barrier = SpinBarrier {
-        arrived: AtomicUsize::new(0),
-        generation: AtomicUsize::new(0),
-        size: AtomicUsize::new(0),
+    let start = Start {
+        registered: AtomicUsize::new(1), // the coordinator is member 0
+        barrier: SpinBarrier {
+            arrived: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+            size: AtomicUsize::new(0),
+        },
     };
-    rayon::scope(|s| {
-        for _ in 1..want {
-            let (registered, barrier) = (&registered, &barrier);
-            s.spawn(move |_| {
-                let mut cur = registered.load(Ordering::Acquire);
-                let index = loop {
-                    if cur & CLOSED != 0 {
-                        return; // too late: the team started without us
-                    }
-                    match registered.compare_exchange_weak(
-                        cur,
-                        cur + 1,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    ) {
-                        Ok(_) => break cur,
-                        Err(now) => cur = now,
-                    }
-                };
-                let size = loop {
-                    let s = barrier.size.load(Ordering::Acquire);
-                    if s != 0 {
-                        break s;
-                    }
-                    std::hint::spin_loop();
-                };
-                f(&Team {
-                    index,
-                    size,
-                    barrier: Some(barrier),
-                });
-            });
+    rayon::join(
+        || coordinate(want, &start, f),
+        || members(want - 1, &start, f),
+    );
+}
+
+/// Member 0: waits briefly for the others to start, closes registration, runs.
+fn coordinate(want: usize, start: &Start, f: &(dyn Fn(&Team<'_>) + Sync)) {
+    let t0 = Instant::now();
+    while start.registered.load(Ordering::Acquire) < want && t0.elapsed() < START_WAIT {
+        std::hint::spin_loop();
+    }
+    let size = start.registered.fetch_or(CLOSED, Ordering::AcqRel) & !CLOSED;
+    start.barrier.size.store(size, Ordering::Release);
+    f(&Team {
+        index: 0,
+        size,
+        barrier: (size > 1).then_some(&start.barrier),
+    });
+}
+
+/// `n` would-be members, forked as a tree of joins so idle workers can steal them.
+fn members(n: usize, start: &Start, f: &(dyn Fn(&Team<'_>) + Sync)) {
+    match n {
+        0 => {}
+        1 => member(start, f),
+        _ => {
+            rayon::join(|| members(n / 2, start, f), || members(n - n / 2, start, f));
         }
-        let start = Instant::now();
-        while registered.load(Ordering::Acquire) < want && start.elapsed() < START_WAIT {
-            std::hint::spin_loop();
+    }
+}
+
+/// Registers (unless the team already started without it) and runs.
+fn member(start: &Start, f: &(dyn Fn(&Team<'_>) + Sync)) {
+    let mut cur = start.registered.load(Ordering::Acquire);
+    let index = loop {
+        if cur & CLOSED != 0 {
+            return; // too late: the team started without us
         }
-        let size = registered.fetch_or(CLOSED, Ordering::AcqRel) & !CLOSED;
-        barrier.size.store(size, Ordering::Release);
-        f(&Team {
-            index: 0,
-            size,
-            barrier: (size > 1).then_some(&barrier),
-        });
+        match start.registered.compare_exchange_weak(
+            cur,
+            cur + 1,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => break cur,
+            Err(now) => cur = now,
+        }
+    };
+    let size = loop {
+        let s = start.barrier.size.load(Ordering::Acquire);
+        if s != 0 {
+            break s;
+        }
+        std::hint::spin_loop();
+    };
+    f(&Team {
+        index,
+        size,
+        barrier: Some(&start.barrier),
     });
 }
 
