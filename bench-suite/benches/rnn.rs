@@ -3,6 +3,12 @@
 //! One group per cell × configuration, named `<cell>/<BxHxIxT>` (e.g.
 //! `lstm/1x256x256x100`), holding:
 //! - `forward/<isa>`: `PackedRnn::forward` over the whole sequence, per available ISA;
+//! - `forward-f16/<isa>`, `forward-bf16/<isa>`: the same with weights (and biases)
+//!   packed as `half::f16` / `half::bf16` and `x` / `y` in that type (`x` converted
+//!   once, outside the timing), per available SIMD ISA (best ISA only with
+//!   `RNN_BENCH_QUICK=1`). The portable path is left out unless
+//!   `RNN_BENCH_HALF_PORTABLE=1`: its f16 forward widens element by element in
+//!   software and takes tens of seconds per iteration at batch 64;
 //! - `step/<isa>`: one `PackedCell::step` at the configuration's batch and sizes;
 //! - `unfused`: the matrixmultiply GEMMs + separate elementwise passes baseline;
 //! - `reference/<n>steps`: the naive reference crate, only for the smallest
@@ -13,11 +19,13 @@
 //! (e.g. "95.3 Gelem/s" = 95.3 GFLOP/s).
 //!
 //! ```text
-//! cargo bench -p rnn-bench-suite                                # everything (~10-15 min)
+//! cargo bench -p rnn-bench-suite                                # everything (~15-20 min)
 //! cargo bench -p rnn-bench-suite -- lstm/1x256                  # one group
 //! cargo bench -p rnn-bench-suite -- 'gru/.*/forward/avx512'     # criterion regex filter
+//! cargo bench -p rnn-bench-suite -- 'forward-bf16/'               # bf16 forward only
 //! RNN_BENCH_QUICK=1 cargo bench -p rnn-bench-suite              # first two configs, best ISA
 //! RNN_BENCH_THREADS=2 cargo bench -p rnn-bench-suite            # rayon threads (default 1)
+//! RNN_BENCH_HALF_PORTABLE=1 cargo bench -p rnn-bench-suite -- 'forward-f16/portable'
 //! ```
 //! The HTML report lands in `target/criterion/report/index.html`.
 
@@ -28,8 +36,9 @@ use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throug
 use rnn_bench_suite::{
     flops, step_flops, Cell, Problem, Unfused, UnfusedWorkspace, CELLS, CONFIGS,
 };
+use rnn_kernels::half::{bf16, f16};
 use rnn_kernels::{
-    Isa, PackedCell, PackedRnn, SeqShape, SequenceInput, SequenceOutputMut, StepInput,
+    Element, Isa, PackedCell, PackedRnn, SeqShape, SequenceInput, SequenceOutputMut, StepInput,
     StepOutputMut, Workspace,
 };
 
@@ -57,6 +66,39 @@ fn bench_forward(
                 &mut ws,
                 SeqShape::new(t, b),
                 SequenceInput::new(black_box(&p.x)),
+                SequenceOutputMut {
+                    y: &mut y,
+                    h_n: None,
+                    c_n: None,
+                },
+            )
+            .expect("forward");
+            black_box(&y);
+        })
+    });
+}
+
+/// `forward-<dtype>/<isa>`: weights, biases, `x` and `y` all in `T` (a framework
+/// holding half tensors); `x` is converted once, here.
+fn bench_forward_typed<T: Element>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    p: &Problem,
+    isa: Isa,
+) {
+    let tp = p.typed::<T>();
+    let rnn = PackedRnn::<T>::pack(&p.cfg, &[tp.weights()])
+        .and_then(|r| r.with_isa(Some(isa)))
+        .expect("pack");
+    let x = tp.x;
+    let (t, b) = (p.shape.steps, p.shape.batch);
+    let mut ws = Workspace::new();
+    let mut y = vec![T::default(); p.y_len(t)];
+    g.bench_function(format!("forward-{}/{isa}", T::NAME), |bench| {
+        bench.iter(|| {
+            rnn.forward(
+                &mut ws,
+                SeqShape::new(t, b),
+                SequenceInput::new(black_box(&x[..])),
                 SequenceOutputMut {
                     y: &mut y,
                     h_n: None,
@@ -114,11 +156,17 @@ fn benches(c: &mut Criterion) {
     } else {
         Isa::available()
     };
+    let half_portable = env_flag("RNN_BENCH_HALF_PORTABLE");
+    let half_isas: Vec<Isa> = isas
+        .iter()
+        .copied()
+        .filter(|&i| i != Isa::Portable || half_portable)
+        .collect();
     for cell in CELLS {
         for shape in configs {
             let p = Problem::new(cell, *shape);
             let mut g = c.benchmark_group(format!("{}/{}", cell.name(), shape.label()));
-            // Short measurements keep the whole run at ~10-15 min; flat sampling
+            // Short measurements keep the whole run at ~15-20 min; flat sampling
             // suits the long (up to ~0.3 s) whole-sequence iterations.
             g.sample_size(10)
                 .warm_up_time(Duration::from_millis(500))
@@ -129,6 +177,10 @@ fn benches(c: &mut Criterion) {
             g.throughput(Throughput::Elements(flops(cell, shape)));
             for &isa in &isas {
                 bench_forward(&mut g, &p, isa);
+            }
+            for &isa in &half_isas {
+                bench_forward_typed::<f16>(&mut g, &p, isa);
+                bench_forward_typed::<bf16>(&mut g, &p, isa);
             }
             let base = Unfused::new(&p);
             let mut ws = UnfusedWorkspace::new();

@@ -13,7 +13,15 @@ column, or one per ISA if ours was run with several), torch ms, onnxruntime ms
 (and any other impl found), the best peer, and speedup = best peer time / our
 time (> 1: rnn-kernels is faster; our best ISA is used).  A geometric-mean
 speedup line follows each table, and a summary per thread count ends the output.
-Missing entries print "-".
+Missing entries print "-".  Half-precision rows (dtype f16 / bf16, ours and
+torch's) get their own tables, compared like for like (same dtype).
+
+With --half-vs-f32, a further section per thread count compares our f16/bf16
+rows with the peers' *f32* rows of the same configuration (ONNX Runtime has no
+half-precision RNN kernels, so that is the only comparison it allows).  It is
+labelled as a mixed-precision comparison: the peers there run in f32, we run
+with half weights, inputs and outputs (f32 arithmetic).  It also shows our own
+half ÷ f32 speedup when our f32 rows are present.
 """
 
 import argparse
@@ -86,6 +94,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="+", help="JSON-lines files ('-' for stdin)")
     p.add_argument("--ours", default="rnn-kernels", help="impl name of our rows (default rnn-kernels)")
+    p.add_argument("--half-vs-f32", action="store_true",
+                   help="add a section comparing our f16/bf16 rows with the peers' f32 rows "
+                        "(mixed precision, labelled as such)")
     a = p.parse_args(argv)
 
     best = read_records(a.files)
@@ -174,7 +185,76 @@ def main(argv=None):
     print("|---:|---|---:|---:|---|")
     for threads, dtype, gm, n, tail in sorted(summary, key=lambda x: (x[0], order_key(DTYPE_ORDER, x[1]))):
         print(f"| {threads} | {dtype} | {fmt_ratio(gm)} | {n} | {tail or '-'} |")
+
+    if a.half_vs_f32:
+        half_vs_f32(best, a.ours)
     return 0
+
+
+def half_vs_f32(best, ours_name):
+    """Our f16/bf16 rows against the peers' f32 rows (and our own f32), per thread count."""
+    # (threads, cell, shape) -> dtype -> impl -> seconds (best over ISAs)
+    t = defaultdict(lambda: defaultdict(dict))
+    for (impl, _isa, dtype, cell, shape, threads), s in best.items():
+        d = t[(threads, cell, shape)][dtype]
+        d[impl] = min(s, d.get(impl, s))
+    half_dtypes = [d for d in DTYPE_ORDER if d != "f32"]
+    thread_counts = sorted({k[0] for k, v in t.items()
+                            if any(ours_name in v.get(d, {}) for d in half_dtypes)})
+    print()
+    print("### Mixed precision: rnn-kernels f16/bf16 vs the peers in f32")
+    print()
+    if not thread_counts:
+        print(f"No {ours_name} f16/bf16 rows found (run `report --json --dtype f32,f16,bf16`).")
+        return
+    print(f"**Not a like-for-like comparison**: the peer columns are f32 runs (ONNX Runtime has no "
+          f"half-precision RNN kernels on CPU); the {ours_name} f16/bf16 columns store weights, "
+          f"inputs and outputs in the half type (f32 arithmetic inside), so their outputs carry "
+          f"half-precision rounding. Same-dtype comparisons with torch are in the f16/bf16 tables "
+          f"above. Speedup = best f32 peer time ÷ our half time (> 1: ours faster); "
+          f"× own f32 = our f32 time ÷ our half time.")
+    for threads in thread_counts:
+        keys = sorted((k for k in t if k[0] == threads
+                       and any(ours_name in t[k].get(d, {}) for d in half_dtypes)),
+                      key=lambda k: (order_key(CELL_ORDER, k[1]), order_key(CONFIGS, k[2])))
+        dts = [d for d in half_dtypes if any(ours_name in t[k].get(d, {}) for k in keys)]
+        peers = sorted({impl for k in keys for impl in t[k].get("f32", {}) if impl != ours_name},
+                       key=lambda x: order_key(PEER_ORDER, x))
+        print()
+        print(f"#### {ours_name} half vs peers f32, {threads} thread{'s' if threads != 1 else ''}")
+        print()
+        header = ["cell", "B,H,I,T", f"{ours_name} f32 ms"] + [f"{ours_name} {d} ms" for d in dts] + \
+                 [f"{d} × own f32" for d in dts] + [f"{pi} f32 ms" for pi in peers] + \
+                 ["best f32 peer"] + [f"speedup {d} (best f32 peer ÷ ours {d})" for d in dts]
+        print("| " + " | ".join(header) + " |")
+        print("|" + "|".join(["---", "---"] + ["---:"] * (1 + 2 * len(dts) + len(peers)) + ["---"]
+                             + ["---:"] * len(dts)) + "|")
+        ratios = defaultdict(list)
+        for k in keys:
+            _, cell, shape = k
+            row = t[k]
+            f32 = row.get("f32", {})
+            ours_f32 = f32.get(ours_name)
+            ours_h = {d: row.get(d, {}).get(ours_name) for d in dts}
+            cells = [cell, ",".join(str(x) for x in shape), fmt_ms(ours_f32)]
+            cells += [fmt_ms(ours_h[d]) for d in dts]
+            cells += [fmt_ratio(ours_f32 / ours_h[d] if ours_f32 and ours_h[d] else None) for d in dts]
+            peer_t = {pi: f32.get(pi) for pi in peers}
+            cells += [fmt_ms(peer_t[pi]) for pi in peers]
+            have = {pi: v for pi, v in peer_t.items() if v is not None}
+            bp = min(have, key=have.get) if have else None
+            cells.append(f"{bp} (f32)" if bp else "-")
+            for d in dts:
+                r = have[bp] / ours_h[d] if (bp and ours_h[d]) else None
+                if r is not None:
+                    ratios[d].append(r)
+                cells.append(fmt_ratio(r))
+            print("| " + " | ".join(cells) + " |")
+        print()
+        for d in dts:
+            print(f"Geometric-mean speedup of {ours_name} {d} over the best f32 peer (mixed precision), "
+                  f"{threads} thread{'s' if threads != 1 else ''}: {fmt_ratio(geomean(ratios[d]))} "
+                  f"over {len(ratios[d])} configurations.")
 
 
 if __name__ == "__main__":

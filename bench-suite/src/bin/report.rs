@@ -1,37 +1,47 @@
 //! `report`: one command that times the rnn-kernels forward pass on the bench-suite
-//! shapes and prints, per cell and configuration, ms per sequence, GFLOP/s, % of the
-//! measured FMA peak, speedups over the reference and the unfused baseline, and the
-//! max error against the reference.
+//! shapes and prints, per cell, configuration and element type, ms per sequence, the
+//! speedup of half precision over the crate's own f32, GFLOP/s, % of the measured FMA
+//! peak, speedups over the reference and the unfused baseline, and the max error
+//! against the reference.
 //!
 //! ```text
 //! cargo run --release -p rnn-bench-suite --bin report -- [--quick] [--threads N]
-//!     [--isa avx512|avx2|portable] [--dtype f32|f16|bf16] [--cells lstm,gru,rnn]
+//!     [--isa avx512|avx2|portable] [--dtype f32,f16,bf16] [--cells lstm,gru,rnn]
 //!     [--configs BxHxIxT,...] [--json]
 //! ```
 //!
+//! `--dtype f16` / `bf16`: weights (and biases) stored in the half type, `x` converted
+//! to it once before timing, `y` written in it. Several dtypes run f32 first, so half
+//! rows get their `× f32` speedup from the same run.
+//!
 //! With `--json`, stdout carries only JSON lines (keys `impl`, `isa`, `dtype`, `cell`,
-//! `batch`, `hidden`, `input`, `steps`, `threads`, `s_per_seq`, `gflops`); progress
-//! goes to stderr.
+//! `batch`, `hidden`, `input`, `steps`, `threads`, `s_per_seq`, `gflops`, plus
+//! `max_err` and `speedup_vs_f32`, `null` unless f32 ran too); progress goes to
+//! stderr.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use rnn_bench_suite::{
-    flops, fma_peak_gflops, max_abs_diff, time_median, BenchConfig, Cell, Problem, Repeats,
+    flops, fma_peak_gflops, max_abs_diff, time_median, to_f32, BenchConfig, Cell, Problem, Repeats,
     Unfused, UnfusedWorkspace, CELLS, CONFIGS,
 };
-use rnn_kernels::{Isa, PackedRnn, SeqShape, SequenceInput, SequenceOutputMut, Workspace};
+use rnn_kernels::half::{bf16, f16};
+use rnn_kernels::{Element, Isa, PackedRnn, SeqShape, SequenceInput, SequenceOutputMut, Workspace};
 
 const USAGE: &str = "\
-usage: report [--quick] [--threads N] [--isa avx512|avx2|portable] [--dtype f32|f16|bf16]
+usage: report [--quick] [--threads N] [--isa avx512|avx2|portable] [--dtype f32,f16,bf16]
               [--cells lstm,gru,rnn] [--configs BxHxIxT,...] [--json]
 
-  --quick          fewer repeats (min 3 runs / 0.2 s per case); whole run < 1 minute
+  --quick          fewer repeats (min 3 runs / 0.2 s per case); f32 run < 1 minute,
+                   --dtype f32,f16,bf16 about 2 minutes
   --threads N      rayon threads for the kernels and the baseline (default 1)
   --isa NAME       kernel path (default: the best this CPU has)
-  --dtype NAME     f32 (default); f16 / bf16 are accepted but not implemented yet
+  --dtype LIST     comma-separated subset of f32,f16,bf16 (default f32); f16 / bf16:
+                   weights, x and y in the half type; f32 always runs first
   --cells LIST     comma-separated subset of lstm,gru,rnn (default all)
   --configs LIST   comma-separated BxHxIxT shapes (default: the six bench-suite shapes)
   --json           one JSON object per line on stdout, progress on stderr";
@@ -40,9 +50,10 @@ usage: report [--quick] [--threads N] [--isa avx512|avx2|portable] [--dtype f32|
 // Options
 // ---------------------------------------------------------------------------------
 
-/// Element type of the kernels under test. To add one: a variant here, its name in
-/// `name` / `parse`, and an arm in `build_kernels` returning its `KernelRun`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Element type of the kernels under test (weights, `x` and `y`). To add one: a
+/// variant here, its name in `name` / `parse`, and an arm in `build_kernels` and
+/// `reference_on`. Variants are in run order (f32 first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Dtype {
     F32,
     F16,
@@ -66,25 +77,14 @@ impl Dtype {
             _ => None,
         }
     }
-
-    /// Whether rnn-kernels implements this dtype (checked before any work).
-    fn check_implemented(self) -> Result<(), String> {
-        match self {
-            Dtype::F32 => Ok(()),
-            Dtype::F16 | Dtype::Bf16 => Err(format!(
-                "--dtype {}: half-precision kernels are not implemented yet in rnn-kernels \
-                 (only f32 is); run with --dtype f32",
-                self.name()
-            )),
-        }
-    }
 }
 
 struct Opts {
     quick: bool,
     threads: usize,
     isa: Isa,
-    dtype: Dtype,
+    /// Sorted, deduplicated: f32 (if requested) first.
+    dtypes: Vec<Dtype>,
     cells: Vec<Cell>,
     configs: Vec<BenchConfig>,
     json: bool,
@@ -95,7 +95,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Opts>, String
         quick: false,
         threads: 1,
         isa: Isa::default_for_process().unwrap_or_else(|_| Isa::best()),
-        dtype: Dtype::F32,
+        dtypes: vec![Dtype::F32],
         cells: CELLS.to_vec(),
         configs: CONFIGS.to_vec(),
         json: false,
@@ -131,8 +131,17 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Opts>, String
             }
             "--dtype" => {
                 let v = value("--dtype")?;
-                o.dtype = Dtype::parse(&v)
-                    .ok_or_else(|| format!("--dtype: expected f32, f16 or bf16, got {v:?}"))?;
+                o.dtypes = v
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| {
+                        Dtype::parse(s).ok_or_else(|| {
+                            format!("--dtype: expected f32, f16 or bf16 (or a list), got {s:?}")
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+                o.dtypes.sort();
+                o.dtypes.dedup();
             }
             "--cells" => {
                 let v = value("--cells")?;
@@ -160,8 +169,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Opts>, String
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    if o.cells.is_empty() || o.configs.is_empty() {
-        return Err("nothing to run (empty --cells or --configs)".into());
+    if o.cells.is_empty() || o.configs.is_empty() || o.dtypes.is_empty() {
+        return Err("nothing to run (empty --cells, --configs or --dtype)".into());
     }
     Ok(Some(o))
 }
@@ -174,41 +183,50 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Opts>, String
 trait KernelRun {
     /// Runs the first `steps` steps of the problem's input from zero states.
     fn run(&mut self, steps: usize) -> Result<(), String>;
-    /// `y` of the last `run(steps)`, as f32 `[steps, B, H]` (for the error check).
+    /// `y` of the last `run(steps)`, widened to f32 `[steps, B, H]` (error check).
     fn output(&self, steps: usize) -> Vec<f32>;
 }
 
-struct F32Kernels<'p> {
-    p: &'p Problem,
-    rnn: PackedRnn,
+/// Weights packed as `T`, input `x` held in `T` (converted once, here), `y` in `T`.
+struct Kernels<T: Element> {
+    batch: usize,
+    step_in: usize,
+    step_out: usize,
+    rnn: PackedRnn<T>,
     ws: Workspace,
-    y: Vec<f32>,
+    x: Vec<T>,
+    y: Vec<T>,
 }
 
-impl<'p> F32Kernels<'p> {
-    fn new(p: &'p Problem, isa: Isa) -> Result<Self, String> {
-        let rnn = PackedRnn::from_pytorch(&p.cfg, &[p.weights()])
+impl<T: Element> Kernels<T> {
+    fn new(p: &Problem, isa: Isa) -> Result<Self, String> {
+        // A framework holding T tensors: weights, biases and x all in T.
+        let tp = p.typed::<T>();
+        let rnn = PackedRnn::<T>::pack(&p.cfg, &[tp.weights()])
             .and_then(|r| r.with_isa(Some(isa)))
             .map_err(|e| e.to_string())?;
-        Ok(F32Kernels {
-            p,
+        let (b, s) = (p.shape.batch, p.shape.steps);
+        Ok(Kernels {
+            batch: b,
+            step_in: b * p.shape.input,
+            step_out: b * p.shape.hidden,
             rnn,
             ws: Workspace::new(),
-            y: vec![0.0; p.y_len(p.shape.steps)],
+            x: tp.x,
+            y: vec![T::default(); s * b * p.shape.hidden],
         })
     }
 }
 
-impl KernelRun for F32Kernels<'_> {
+impl<T: Element> KernelRun for Kernels<T> {
     fn run(&mut self, steps: usize) -> Result<(), String> {
-        let n = self.p.y_len(steps);
         self.rnn
             .forward(
                 &mut self.ws,
-                SeqShape::new(steps, self.p.shape.batch),
-                SequenceInput::new(self.p.x_prefix(steps)),
+                SeqShape::new(steps, self.batch),
+                SequenceInput::new(&self.x[..steps * self.step_in]),
                 SequenceOutputMut {
-                    y: &mut self.y[..n],
+                    y: &mut self.y[..steps * self.step_out],
                     h_n: None,
                     c_n: None,
                 },
@@ -217,18 +235,37 @@ impl KernelRun for F32Kernels<'_> {
     }
 
     fn output(&self, steps: usize) -> Vec<f32> {
-        self.y[..self.p.y_len(steps)].to_vec()
+        to_f32(&self.y[..steps * self.step_out])
     }
 }
 
-fn build_kernels<'p>(
-    dtype: Dtype,
-    p: &'p Problem,
-    isa: Isa,
-) -> Result<Box<dyn KernelRun + 'p>, String> {
+fn build_kernels(dtype: Dtype, p: &Problem, isa: Isa) -> Result<Box<dyn KernelRun>, String> {
+    Ok(match dtype {
+        Dtype::F32 => Box::new(Kernels::<f32>::new(p, isa)?),
+        Dtype::F16 => Box::new(Kernels::<f16>::new(p, isa)?),
+        Dtype::Bf16 => Box::new(Kernels::<bf16>::new(p, isa)?),
+    })
+}
+
+/// `y` of the f32 reference over the first `k` steps of `p`.
+fn reference_y(p: &Problem, k: usize) -> Result<Vec<f32>, String> {
+    rnn_reference::forward::<f32>(
+        &p.cfg,
+        &[p.weights()],
+        SeqShape::new(k, p.shape.batch),
+        SequenceInput::new(p.x_prefix(k)),
+    )
+    .map(|o| o.y)
+    .map_err(|e| format!("reference: {e}"))
+}
+
+/// The oracle of a `dtype` run: the f32 reference on the weights, biases and inputs
+/// rounded to `dtype` (exactly the values the kernels see).
+fn reference_on(dtype: Dtype, p: &Problem, k: usize) -> Result<Vec<f32>, String> {
     match dtype {
-        Dtype::F32 => Ok(Box::new(F32Kernels::new(p, isa)?)),
-        Dtype::F16 | Dtype::Bf16 => Err(dtype.check_implemented().unwrap_err()),
+        Dtype::F32 => reference_y(p, k),
+        Dtype::F16 => reference_y(&p.rounded::<f16>(), k),
+        Dtype::Bf16 => reference_y(&p.rounded::<bf16>(), k),
     }
 }
 
@@ -289,31 +326,25 @@ impl Effort {
     }
 }
 
-struct Row {
-    cell: Cell,
-    shape: BenchConfig,
-    s_per_seq: f64,
-    gflops: f64,
-    unfused_s: f64,
-    ref_s: f64,
+/// What every dtype of one (cell, shape) shares: the problem, the f32 reference
+/// (output and time) and the unfused f32 baseline's time.
+struct Baseline {
+    p: Problem,
     ref_steps: usize,
-    max_err: f32,
+    /// f32 reference `y` over the first `ref_steps` steps, unrounded problem.
+    want_f32: Vec<f32>,
+    ref_s: f64,
+    unfused_s: f64,
 }
 
-fn measure(o: &Opts, e: &Effort, cell: Cell, shape: BenchConfig) -> Result<Row, String> {
+fn measure_baseline(e: &Effort, cell: Cell, shape: BenchConfig) -> Result<Baseline, String> {
     let p = Problem::new(cell, shape);
     let (t, b) = (shape.steps, shape.batch);
     let k = e.ref_steps.min(t);
 
     // Error check (and reference timing) on the first k steps.
     let t0 = Instant::now();
-    let want = rnn_reference::forward::<f32>(
-        &p.cfg,
-        &[p.weights()],
-        SeqShape::new(k, b),
-        SequenceInput::new(p.x_prefix(k)),
-    )
-    .map_err(|e| format!("reference: {e}"))?;
+    let want_f32 = reference_y(&p, k)?;
     let first = t0.elapsed();
     // A cheap reference run is repeated (its first run pays allocations and page
     // faults); an expensive one is timed once, which is plenty at its length.
@@ -325,22 +356,53 @@ fn measure(o: &Opts, e: &Effort, cell: Cell, shape: BenchConfig) -> Result<Row, 
             max_time: Duration::from_millis(200),
         };
         time_median(reps, || {
-            let out = rnn_reference::forward::<f32>(
-                &p.cfg,
-                &[p.weights()],
-                SeqShape::new(k, b),
-                SequenceInput::new(p.x_prefix(k)),
-            );
-            std::hint::black_box(out).ok();
+            std::hint::black_box(reference_y(&p, k)).ok();
         })
     } else {
         first.as_secs_f64()
     };
     let ref_s = ref_k * t as f64 / k as f64;
 
-    let mut kern = build_kernels(o.dtype, &p, o.isa)?;
+    // Unfused baseline, whole sequence.
+    let base = Unfused::new(&p);
+    let mut ws = UnfusedWorkspace::new();
+    let mut y = vec![0.0f32; p.y_len(t)];
+    let unfused_s = time_median(e.unfused, || base.forward(&mut ws, t, b, &p.x, &mut y));
+
+    Ok(Baseline {
+        p,
+        ref_steps: k,
+        want_f32,
+        ref_s,
+        unfused_s,
+    })
+}
+
+struct Row {
+    cell: Cell,
+    dtype: Dtype,
+    shape: BenchConfig,
+    s_per_seq: f64,
+    gflops: f64,
+    /// f32 time ÷ this time, when f32 of the same case ran in this run (half rows).
+    vs_f32: Option<f64>,
+    unfused_s: f64,
+    ref_s: f64,
+    ref_steps: usize,
+    max_err: f32,
+}
+
+fn measure(o: &Opts, e: &Effort, base: &Baseline, dtype: Dtype) -> Result<Row, String> {
+    let p = &base.p;
+    let (t, k) = (p.shape.steps, base.ref_steps);
+    let want = match dtype {
+        Dtype::F32 => Cow::Borrowed(&base.want_f32),
+        _ => Cow::Owned(reference_on(dtype, p, k)?),
+    };
+
+    let mut kern = build_kernels(dtype, p, o.isa)?;
     kern.run(k)?;
-    let max_err = max_abs_diff(&kern.output(k), &want.y);
+    let max_err = max_abs_diff(&kern.output(k), &want);
 
     // Kernels, whole sequence.
     let mut failed = None;
@@ -350,26 +412,24 @@ fn measure(o: &Opts, e: &Effort, cell: Cell, shape: BenchConfig) -> Result<Row, 
         }
     });
     if let Some(err) = failed {
-        return Err(format!("rnn-kernels forward: {err}"));
+        return Err(format!("rnn-kernels forward ({}): {err}", dtype.name()));
     }
     if kern.output(t).iter().any(|v| !v.is_finite()) {
-        return Err("rnn-kernels forward produced non-finite outputs".into());
+        return Err(format!(
+            "rnn-kernels forward ({}) produced non-finite outputs",
+            dtype.name()
+        ));
     }
-    drop(kern);
-
-    // Unfused baseline, whole sequence.
-    let base = Unfused::new(&p);
-    let mut ws = UnfusedWorkspace::new();
-    let mut y = vec![0.0f32; p.y_len(t)];
-    let unfused_s = time_median(e.unfused, || base.forward(&mut ws, t, b, &p.x, &mut y));
 
     Ok(Row {
-        cell,
-        shape,
+        cell: p.cell,
+        dtype,
+        shape: p.shape,
         s_per_seq,
-        gflops: flops(cell, &shape) as f64 / s_per_seq / 1e9,
-        unfused_s,
-        ref_s,
+        gflops: flops(p.cell, &p.shape) as f64 / s_per_seq / 1e9,
+        vs_f32: None,
+        unfused_s: base.unfused_s,
+        ref_s: base.ref_s,
         ref_steps: k,
         max_err,
     })
@@ -388,9 +448,9 @@ fn json_line(o: &Opts, r: &Row) -> String {
     format!(
         "{{\"impl\": \"rnn-kernels\", \"isa\": \"{}\", \"dtype\": \"{}\", \"cell\": \"{}\", \
          \"batch\": {}, \"hidden\": {}, \"input\": {}, \"steps\": {}, \"threads\": {}, \
-         \"s_per_seq\": {}, \"gflops\": {}}}",
+         \"s_per_seq\": {}, \"gflops\": {}, \"max_err\": {}, \"speedup_vs_f32\": {}}}",
         o.isa.name(),
-        o.dtype.name(),
+        r.dtype.name(),
         r.cell.name(),
         r.shape.batch,
         r.shape.hidden,
@@ -399,21 +459,27 @@ fn json_line(o: &Opts, r: &Row) -> String {
         o.threads,
         json_num(r.s_per_seq),
         json_num(r.gflops),
+        json_num(f64::from(r.max_err)),
+        json_num(r.vs_f32.unwrap_or(f64::NAN)),
     )
 }
 
-const TABLE_HEADER: &str =
-    "cell  |  B   |  H   |  I   |  T  |   ms/seq  | GFLOP/s | % peak |  × ref  | × unfused | max err";
+const TABLE_HEADER: &str = "cell  | dtype |  B   |  H   |  I   |  T  |   ms/seq  |  × f32 \
+     | GFLOP/s | % peak |  × ref  | × unfused | max err";
 
 fn table_row(r: &Row, peak: f64) -> String {
+    let vs_f32 = r.vs_f32.map_or("-".to_string(), |v| format!("{v:.2}"));
     format!(
-        "{:<5} | {:>4} | {:>4} | {:>4} | {:>3} | {:>9.3} | {:>7.1} | {:>5.1}% | {:>7.1} | {:>9.2} | {:.1e}",
+        "{:<5} | {:<5} | {:>4} | {:>4} | {:>4} | {:>3} | {:>9.3} | {:>6} | {:>7.1} | {:>5.1}% \
+         | {:>7.1} | {:>9.2} | {:.1e}",
         r.cell.name(),
+        r.dtype.name(),
         r.shape.batch,
         r.shape.hidden,
         r.shape.input,
         r.shape.steps,
         r.s_per_seq * 1e3,
+        vs_f32,
         r.gflops,
         100.0 * r.gflops / peak,
         r.ref_s / r.s_per_seq,
@@ -423,7 +489,6 @@ fn table_row(r: &Row, peak: f64) -> String {
 }
 
 fn run(o: &Opts) -> Result<(), String> {
-    o.dtype.check_implemented()?;
     let e = Effort::new(o.quick);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(o.threads)
@@ -435,6 +500,8 @@ fn run(o: &Opts) -> Result<(), String> {
             eprintln!("[report] {msg}");
         }
     };
+    let dtypes: Vec<&str> = o.dtypes.iter().map(|d| d.name()).collect();
+    let half = o.dtypes.iter().any(|&d| d != Dtype::F32);
 
     let per_core = fma_peak_gflops(o.isa, e.probe)
         .ok_or_else(|| format!("FMA probe: {} unavailable on this CPU", o.isa))?;
@@ -443,7 +510,7 @@ fn run(o: &Opts) -> Result<(), String> {
     let _ = writeln!(
         head,
         "rnn-kernels report: dtype {}, isa {}, {} thread(s){}",
-        o.dtype.name(),
+        dtypes.join(","),
         o.isa,
         o.threads,
         if o.quick { ", --quick" } else { "" }
@@ -453,6 +520,17 @@ fn run(o: &Opts) -> Result<(), String> {
         "FMA peak ({}, measured): {per_core:.1} GFLOP/s per core × {} thread(s) = {peak:.1} GFLOP/s",
         o.isa, o.threads
     );
+    if half {
+        let _ = writeln!(
+            head,
+            "f16/bf16 rows: weights and biases stored in the half type, x converted to it once \
+             before timing, y written in it\n(f32 arithmetic inside). Their max err is against \
+             the f32 reference run on the same half-rounded weights, biases and\ninputs, so it \
+             includes the final rounding of y (up to |y|·2^-11 for f16, |y|·2^-8 for bf16) plus \
+             the f32 compute error.\n× f32: the f32 row's time ÷ this row's time (> 1: faster \
+             than the crate's own f32). × ref / × unfused: against the f32 reference / baseline."
+        );
+    }
     if o.json {
         eprint!("{head}");
     } else {
@@ -468,46 +546,66 @@ fn run(o: &Opts) -> Result<(), String> {
             println!("{}", "-".repeat(TABLE_HEADER.chars().count()));
         }
         for &shape in &o.configs {
-            progress(&format!("{} {} ...", cell.name(), shape.label()));
-            let r = pool.install(|| measure(o, &e, cell, shape))?;
-            let line = if o.json {
-                json_line(o, &r)
-            } else {
-                table_row(&r, peak)
-            };
-            let mut out = stdout.lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
-            progress(&format!(
-                "{} {}: {:.3} ms/seq, {:.1} GFLOP/s, max err {:.1e}",
-                cell.name(),
-                shape.label(),
-                r.s_per_seq * 1e3,
-                r.gflops,
-                r.max_err
-            ));
-            rows.push(r);
+            progress(&format!("{} {} baselines ...", cell.name(), shape.label()));
+            let base = pool.install(|| measure_baseline(&e, cell, shape))?;
+            let mut f32_s = None;
+            for &dtype in &o.dtypes {
+                progress(&format!(
+                    "{} {} {} ...",
+                    cell.name(),
+                    shape.label(),
+                    dtype.name()
+                ));
+                let mut r = pool.install(|| measure(o, &e, &base, dtype))?;
+                if dtype == Dtype::F32 {
+                    f32_s = Some(r.s_per_seq);
+                } else {
+                    r.vs_f32 = f32_s.map(|f| f / r.s_per_seq);
+                }
+                let line = if o.json {
+                    json_line(o, &r)
+                } else {
+                    table_row(&r, peak)
+                };
+                let mut out = stdout.lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+                progress(&format!(
+                    "{} {} {}: {:.3} ms/seq, {:.1} GFLOP/s, max err {:.1e}",
+                    cell.name(),
+                    shape.label(),
+                    dtype.name(),
+                    r.s_per_seq * 1e3,
+                    r.gflops,
+                    r.max_err
+                ));
+                rows.push(r);
+            }
         }
         if !o.json {
             println!();
         }
     }
 
-    let ref_steps: Vec<usize> = rows.iter().map(|r| r.ref_steps).collect();
-    let k = ref_steps.iter().copied().max().unwrap_or(0);
+    let k = rows.iter().map(|r| r.ref_steps).max().unwrap_or(0);
     let notes = format!(
         "ms/seq: median over runs (min {} runs / {:.1} s per case). GFLOP/s: 2·T·B·G·H·(I+H) / time.\n\
          % peak: of the measured {} FMA peak × threads above.\n\
-         × ref: the naive reference crate, timed on the first {k} steps only (it is very slow) \
-         and scaled by T/{k}.\n\
+         × ref: the naive reference crate (f32), timed on the first {k} steps only (it is very \
+         slow) and scaled by T/{k}.\n\
          × unfused: matrixmultiply sgemm X·W_ihᵀ + per-step sgemm h·W_hhᵀ + scalar gate pass \
-         (candle/burn-style), columns split over the same {} thread(s).\n\
-         max err: max |y - y_ref| over the first {k} steps, same inputs.\n\
+         (candle/burn-style, f32), columns split over the same {} thread(s).\n\
+         max err: max |y - y_ref| over the first {k} steps, same inputs{}.\n\
          total time {:.1} s",
         e.kernel.min_runs,
         e.kernel.min_time.as_secs_f64(),
         o.isa,
         o.threads,
+        if half {
+            " (half rows: reference on the half-rounded weights and inputs, see the header)"
+        } else {
+            ""
+        },
         started.elapsed().as_secs_f64()
     );
     if o.json {
@@ -535,6 +633,39 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("report: error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dtypes(args: &[&str]) -> Result<Vec<Dtype>, String> {
+        parse_args(args.iter().map(|s| s.to_string())).map(|o| o.unwrap().dtypes)
+    }
+
+    #[test]
+    fn dtype_lists_parse_sorted_f32_first() {
+        assert_eq!(dtypes(&[]).unwrap(), [Dtype::F32]);
+        assert_eq!(dtypes(&["--dtype=bf16"]).unwrap(), [Dtype::Bf16]);
+        assert_eq!(
+            dtypes(&["--dtype", "bf16,f16,f32,bf16"]).unwrap(),
+            [Dtype::F32, Dtype::F16, Dtype::Bf16]
+        );
+        assert!(dtypes(&["--dtype", "f32,f64"]).is_err());
+        assert!(dtypes(&["--dtype", ","]).is_err());
+    }
+
+    #[test]
+    fn half_kernels_match_the_rounded_reference() {
+        let p = Problem::new(Cell::Gru, BenchConfig::new(2, 24, 8, 3));
+        for (dtype, tol) in [(Dtype::F32, 1e-5), (Dtype::F16, 2e-3), (Dtype::Bf16, 1e-2)] {
+            let mut k = build_kernels(dtype, &p, Isa::best()).unwrap();
+            k.run(3).unwrap();
+            let want = reference_on(dtype, &p, 3).unwrap();
+            let err = max_abs_diff(&k.output(3), &want);
+            assert!(err < tol, "{}: {err}", dtype.name());
         }
     }
 }

@@ -143,11 +143,14 @@ unsafe impl V16 for WideX4 {
 
     #[inline(always)]
     unsafe fn load_f16(p: *const u16) -> Self {
+        use half::slice::HalfFloatSliceExt;
         let mut v = [0.0f32; 16];
-        for (k, o) in v.iter_mut().enumerate() {
-            // SAFETY: the caller guarantees 16 readable u16 at `p`.
-            *o = half::f16::from_bits(unsafe { p.add(k).read_unaligned() }).to_f32();
-        }
+        // SAFETY: the caller guarantees 16 readable u16 at `p`; f16 is a transparent
+        // u16 with the same alignment.
+        let src = unsafe { std::slice::from_raw_parts(p.cast::<half::f16>(), 16) };
+        // `half`'s slice conversion uses the CPU's conversion instructions where it
+        // detects them (F16C, NEON fp16) and exact software conversion elsewhere.
+        src.convert_to_f32_slice(&mut v);
         // SAFETY: `v` holds 16 floats.
         unsafe { Self::load(v.as_ptr()) }
     }
