@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Join rnn-kernels' `report --json` output with peers.py output into markdown tables.
 
-    python3 bench-suite/peers/join.py ours.jsonl bench-suite/peers/results/*.jsonl
+    python3 bench-suite/peers/join.py ours.jsonl bench-suite/results/*.jsonl
 
 Reads any number of JSON-lines files ("-" = stdin) whose objects have the keys
 impl, isa, dtype, cell, batch, hidden, input, steps, threads, s_per_seq, gflops.

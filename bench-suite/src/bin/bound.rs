@@ -1,0 +1,163 @@
+//! The batch-1 bound of issue "performance": how fast a batch-1 sequence could run on
+//! this machine if the recurrent weights moved through the cache level they live in at
+//! the measured read bandwidth, and the hoisted input projection ran at the measured
+//! FMA peak. Prints the bound beside the kernels' own time.
+//!
+//! `cargo run --release -p rnn-bench-suite --bin bound -- [--threads N] [--dtype f32|bf16|f16]`
+//!
+//! Bandwidth is measured for the working set of the recurrent weights of each
+//! configuration (per thread: its share), read in the kernels' zig-zag order (forward
+//! then backward), so it includes whatever part stays in L2 — the same access pattern
+//! the kernels have, minus all compute.
+
+use std::time::{Duration, Instant};
+
+use rnn_bench_suite::{fma_peak_gflops, BenchConfig, Cell, Problem, CONFIGS};
+use rnn_kernels::half::{bf16, f16};
+use rnn_kernels::{Element, Isa, PackedRnn, SeqShape, SequenceInput, SequenceOutputMut, Workspace};
+
+/// Reads `buf` forward then backward `passes / 2` times; returns the sum (so the
+/// reads are not optimised away). AVX-512 loads into 8 independent sums where the CPU
+/// has them, so the loads, not the adds, are the limit.
+fn zigzag_sum(buf: &[f32], passes: usize) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: avx512f was detected just above.
+        return unsafe { zigzag_sum_avx512(buf, passes) };
+    }
+    let mut acc = [0.0f32; 64];
+    for pass in 0..passes {
+        let chunks = buf.chunks_exact(64);
+        let mut add = |c: &[f32]| acc.iter_mut().zip(c).for_each(|(a, v)| *a += v);
+        if pass % 2 == 0 {
+            chunks.for_each(&mut add);
+        } else {
+            chunks.rev().for_each(&mut add);
+        }
+    }
+    acc.iter().sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn zigzag_sum_avx512(buf: &[f32], passes: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let blocks = buf.len() / 128;
+    let p = buf.as_ptr();
+    let mut acc = [_mm512_setzero_ps(); 8];
+    for pass in 0..passes {
+        for i in 0..blocks {
+            let blk = if pass % 2 == 0 { i } else { blocks - 1 - i };
+            for (j, a) in acc.iter_mut().enumerate() {
+                // SAFETY: block `blk` < blocks holds 128 floats inside `buf`.
+                *a = _mm512_add_ps(*a, unsafe { _mm512_loadu_ps(p.add(blk * 128 + 16 * j)) });
+            }
+        }
+    }
+    let mut total = _mm512_setzero_ps();
+    for a in acc {
+        total = _mm512_add_ps(total, a);
+    }
+    _mm512_reduce_add_ps(total)
+}
+
+/// Read bandwidth in bytes/s with `threads` threads each streaming its own `bytes`.
+fn read_bandwidth(bytes: usize, threads: usize) -> f64 {
+    let n = (bytes / 4).max(16);
+    let bufs: Vec<Vec<f32>> = (0..threads).map(|t| vec![t as f32 * 1e-9; n]).collect();
+    // Enough passes for ~50 ms per measurement.
+    let passes = ((50e6 / (bytes as f64 / 60.0)).ceil() as usize).clamp(4, 100_000);
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        std::thread::scope(|s| {
+            for b in &bufs {
+                s.spawn(move || std::hint::black_box(zigzag_sum(b, passes)));
+            }
+        });
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    (bytes * threads * passes) as f64 / best
+}
+
+fn kernels_time<W: Element>(p: &Problem, threads: usize) -> f64 {
+    let rnn = PackedRnn::<W>::pack(&p.cfg, &[p.weights()]).unwrap();
+    let (b, t) = (p.shape.batch, p.shape.steps);
+    let mut y = vec![0.0f32; t * b * p.shape.hidden];
+    let mut ws = Workspace::new();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    let mut times = Vec::new();
+    pool.install(|| {
+        for _ in 0..15 {
+            let t0 = Instant::now();
+            rnn.forward(
+                &mut ws,
+                SeqShape::new(t, b),
+                SequenceInput::new(p.x_prefix(t)),
+                SequenceOutputMut {
+                    y: &mut y,
+                    h_n: None,
+                    c_n: None,
+                },
+            )
+            .unwrap();
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    });
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let get = |k: &str| {
+        args.iter()
+            .position(|a| a == k)
+            .and_then(|i| args.get(i + 1))
+    };
+    let threads: usize = get("--threads").map_or(1, |s| s.parse().expect("--threads N"));
+    let dtype = get("--dtype").map_or("f32", String::as_str);
+    let wbytes = match dtype {
+        "f32" => 4,
+        "f16" | "bf16" => 2,
+        other => panic!("unknown dtype {other}"),
+    };
+    let isa = Isa::best();
+    let peak = fma_peak_gflops(isa, Duration::from_millis(100)).unwrap_or(f64::NAN) * 1e9;
+    println!(
+        "batch-1 bound, {dtype} weights, {threads} thread(s), {isa}: FMA peak {:.1} GFLOP/s per core",
+        peak / 1e9
+    );
+    println!("bound = T x (recurrent weight bytes per step / measured zig-zag read bandwidth of that working set per thread) + input-projection FLOPs / (peak x threads)");
+    println!("| cell | B,H,I,T | W_hh per thread | read GB/s (all threads) | bound ms | kernels ms | kernels / bound |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
+        for cfg in CONFIGS.iter().filter(|c: &&BenchConfig| c.batch == 1) {
+            let g = cell.gates();
+            let (h, i, t) = (cfg.hidden, cfg.input, cfg.steps);
+            let rec_bytes = g * h * h * wbytes;
+            let per_thread = rec_bytes / threads;
+            let bw = read_bandwidth(per_thread, threads);
+            let input_flops = 2.0 * (t * g * h * i) as f64;
+            let bound = t as f64 * rec_bytes as f64 / bw + input_flops / (peak * threads as f64);
+            let p = Problem::new(cell, *cfg);
+            let ours = match dtype {
+                "f16" => kernels_time::<f16>(&p, threads),
+                "bf16" => kernels_time::<bf16>(&p, threads),
+                _ => kernels_time::<f32>(&p, threads),
+            };
+            println!(
+                "| {} | 1,{h},{i},{t} | {:.2} MiB | {:.0} | {:.2} | {:.2} | {:.2} |",
+                cell.name(),
+                per_thread as f64 / (1 << 20) as f64,
+                bw / 1e9,
+                bound * 1e3,
+                ours * 1e3,
+                ours / bound
+            );
+        }
+    }
+}
