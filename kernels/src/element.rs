@@ -101,6 +101,16 @@ pub trait WeightLoad: Copy + Default + Send + Sync + 'static + Plain {
         col
     }
 
+    /// Loads vector `j` of a packed panel row of `np` vectors.
+    ///
+    /// # Safety
+    /// `V`'s ISA must be available and `p` valid for `np * 16` reads, `j < np`.
+    #[inline(always)]
+    unsafe fn load_vec<V: V16>(p: *const Self, j: usize, _np: usize) -> V {
+        // SAFETY: forwarded contract.
+        unsafe { Self::load16::<V>(p.add(16 * j)) }
+    }
+
     /// Loads one packed panel row of `NP` vectors.
     ///
     /// # Safety
@@ -150,6 +160,22 @@ impl WeightLoad for half::bf16 {
             (j / 2) * 32 + 2 * l + (j % 2)
         } else {
             col
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn load_vec<V: V16>(p: *const Self, j: usize, np: usize) -> V {
+        if j < np / 2 * 2 {
+            // SAFETY: vectors j & !1 and j | 1 are stored as a pair at 16 (j & !1).
+            let (a, b) = unsafe { V::load_bf16_pair(p.add(16 * (j & !1)).cast::<u16>()) };
+            if j % 2 == 0 {
+                a
+            } else {
+                b
+            }
+        } else {
+            // SAFETY: an odd last vector is stored plainly at 16 j.
+            unsafe { Self::load16::<V>(p.add(16 * j)) }
         }
     }
 

@@ -14,6 +14,9 @@
 /// type after those features were detected. Pointer arguments must be valid for 16
 /// `f32` (unaligned is fine) unless a method says otherwise.
 pub unsafe trait V16: Copy {
+    /// How many `Self` accumulators a micro-kernel may keep live without spilling
+    /// (leaving registers for weights and the broadcast operand).
+    const MAX_ACC: usize;
     /// All lanes `x`.
     unsafe fn splat(x: f32) -> Self;
     /// All lanes 0.

@@ -22,13 +22,66 @@ pub(crate) unsafe fn tile<V: V16, W: WeightLoad, const MR: usize, const NP: usiz
     k: usize,
     panel: *const W,
 ) -> [[V; NP]; MR] {
-    if MR <= 2 {
+    // All branches are on constants and fold away per instantiation.
+    if MR <= 2 && 2 * MR * NP <= V::MAX_ACC {
         // SAFETY: forwarded contract.
         unsafe { tile_split::<V, W, MR, NP>(rows, k, panel) }
-    } else {
+    } else if MR * NP <= V::MAX_ACC {
         // SAFETY: forwarded contract.
         unsafe { tile_in_order::<V, W, MR, NP>(rows, k, panel) }
+    } else {
+        // Too many accumulators for the register file (AVX2, portable): the panel's
+        // vectors in groups of `gs`, the largest divisor of NP that fits.
+        let fit = (V::MAX_ACC / MR).max(1);
+        let gs = (1..=NP.min(fit)).rev().find(|g| NP % g == 0).unwrap_or(1);
+        // SAFETY (all arms): forwarded contract.
+        unsafe {
+            match gs {
+                1 => tile_groups::<V, W, MR, NP, 1>(rows, k, panel),
+                2 => tile_groups::<V, W, MR, NP, 2>(rows, k, panel),
+                3 => tile_groups::<V, W, MR, NP, 3>(rows, k, panel),
+                _ => tile_groups::<V, W, MR, NP, 4>(rows, k, panel),
+            }
+        }
     }
+}
+
+/// Like [`tile_in_order`], `GS` of the panel's `NP` vectors at a time (`GS` divides
+/// `NP`): the same sums in the same order, with `MR * GS` accumulators live.
+#[inline(always)]
+unsafe fn tile_groups<V: V16, W: WeightLoad, const MR: usize, const NP: usize, const GS: usize>(
+    rows: &[*const f32; MR],
+    k: usize,
+    panel: *const W,
+) -> [[V; NP]; MR] {
+    // SAFETY: the caller guarantees the ISA; `zero` reads no memory.
+    let zero = unsafe { V::zero() };
+    let mut out = [[zero; NP]; MR];
+    let mut g0 = 0;
+    while g0 + GS <= NP {
+        let mut acc = [[zero; GS]; MR];
+        for p in 0..k {
+            // SAFETY: `p < k`; vectors g0..g0+GS of panel row `p`; rows valid for `k`.
+            unsafe {
+                let w = panel.add(p * NP * LANES);
+                let mut wv = [zero; GS];
+                for (j, v) in wv.iter_mut().enumerate() {
+                    *v = W::load_vec::<V>(w, g0 + j, NP);
+                }
+                for i in 0..MR {
+                    let a = V::splat(*rows[i].add(p));
+                    for j in 0..GS {
+                        acc[i][j] = wv[j].mul_add(a, acc[i][j]);
+                    }
+                }
+            }
+        }
+        for i in 0..MR {
+            out[i][g0..g0 + GS].copy_from_slice(&acc[i]);
+        }
+        g0 += GS;
+    }
+    out
 }
 
 /// One step of the product: `acc[i][j] += a_i[p] * w[p][j]`.

@@ -1,5 +1,6 @@
-//! AVX2 path: two `ymm` per 16-unit tile and 16 registers, so at most 12 accumulators
-//! (1 row x 4 tiles = 8, 2 rows x 3 = 12, 3 rows x 2 = 12).
+//! AVX2 path: two `ymm` per 16-unit tile and 16 registers, so at most 12 accumulators:
+//! blocks of 6 rows take a panel one 16-lane vector at a time (6 x 2 ymm), the
+//! classic 6 x 16 AVX2 tile; batch-1 rows take a whole panel (4 vectors = 8 ymm).
 
 pub(crate) mod vector;
 
@@ -9,7 +10,7 @@ crate::arch::isa_kernels!(
     crate::isa::Isa::Avx2,
     Avx2x2,
     "avx2,fma,f16c",
-    mr4 = 1,
-    mr3 = 2,
-    mr2 = 3
+    mr4 = 6,
+    mr3 = 6,
+    mr2 = 6
 );

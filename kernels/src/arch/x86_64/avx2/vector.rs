@@ -50,6 +50,9 @@ impl Avx2x2 {
 // loads/stores of 16 `f32` through the caller's pointers); the trait contract requires
 // callers to have detected `avx2` and `fma` before using `Avx2x2` as a `V16`.
 unsafe impl V16 for Avx2x2 {
+    // 16 ymm, two per vector: 6 vectors = 12 accumulators + weights + broadcast.
+    const MAX_ACC: usize = 6;
+
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
         // SAFETY: avx was detected (trait contract).

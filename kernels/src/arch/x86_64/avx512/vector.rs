@@ -11,6 +11,9 @@ use crate::arch::vector::V16;
 // loads/stores through the caller's pointers); the trait contract requires callers to
 // have detected `avx512f` before using `__m512` as a `V16`.
 unsafe impl V16 for __m512 {
+    // 32 zmm: 24 accumulators + 4 weights + broadcast fit.
+    const MAX_ACC: usize = 24;
+
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
         // SAFETY: avx512f was detected (trait contract).
