@@ -168,7 +168,7 @@ impl WeightLoad for half::bf16 {
         if j < np / 2 * 2 {
             // SAFETY: vectors j & !1 and j | 1 are stored as a pair at 16 (j & !1).
             let (a, b) = unsafe { V::load_bf16_pair(p.add(16 * (j & !1)).cast::<u16>()) };
-            if j % 2 == 0 {
+            if j.is_multiple_of(2) {
                 a
             } else {
                 b

@@ -33,7 +33,10 @@ pub(crate) unsafe fn tile<V: V16, W: WeightLoad, const MR: usize, const NP: usiz
         // Too many accumulators for the register file (AVX2, portable): the panel's
         // vectors in groups of `gs`, the largest divisor of NP that fits.
         let fit = (V::MAX_ACC / MR).max(1);
-        let gs = (1..=NP.min(fit)).rev().find(|g| NP % g == 0).unwrap_or(1);
+        let gs = (1..=NP.min(fit))
+            .rev()
+            .find(|&g| NP.is_multiple_of(g))
+            .unwrap_or(1);
         // SAFETY (all arms): forwarded contract.
         unsafe {
             match gs {
