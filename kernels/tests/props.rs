@@ -5,44 +5,10 @@
 
 mod common;
 
-use common::{compare, problem, reference, tolerance, Problem};
+use common::{compare, problem, reference, run_kernels, tolerance, Problem};
 use proptest::prelude::*;
-use rnn_kernels::{
-    Isa, PackedCell, PackedRnn, SequenceInput, SequenceOutputMut, StepInput, StepOutputMut,
-    Workspace,
-};
-use rnn_reference::{step, views, RnnConfig};
-
-fn run_kernels(p: &Problem, isa: Isa) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let rnn = PackedRnn::from_pytorch(&p.cfg, &views(&p.weights))
-        .unwrap()
-        .with_isa(Some(isa))
-        .unwrap();
-    let d = p.shape.dims(&p.cfg).unwrap();
-    let lstm = p.cfg.cell.has_cell_state();
-    let (mut y, mut h_n, mut c_n) = (
-        vec![f32::NAN; d.y],
-        vec![f32::NAN; d.h],
-        vec![f32::NAN; d.c],
-    );
-    rnn.forward(
-        &mut Workspace::new(),
-        p.shape,
-        SequenceInput {
-            x: &p.x,
-            h0: p.h0.as_deref(),
-            c0: p.c0.as_deref(),
-            seq_lens: p.seq_lens.as_deref(),
-        },
-        SequenceOutputMut {
-            y: &mut y,
-            h_n: Some(&mut h_n),
-            c_n: lstm.then_some(&mut c_n[..]),
-        },
-    )
-    .unwrap();
-    (y, h_n, c_n)
-}
+use rnn_kernels::{Isa, PackedCell, StepInput, StepOutputMut, Workspace};
+use rnn_reference::{step, RnnConfig};
 
 fn check_sequence(p: &Problem) -> Result<(), String> {
     let want = reference(p);

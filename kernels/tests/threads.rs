@@ -3,35 +3,13 @@
 
 mod common;
 
-use common::{problem, Problem};
+use common::{problem, run_kernels, Problem};
 use rayon::prelude::*;
-use rnn_kernels::{Isa, PackedRnn, SequenceInput, SequenceOutputMut, Workspace};
-use rnn_reference::{views, CellKind};
+use rnn_kernels::Isa;
+use rnn_reference::CellKind;
 
 fn run(p: &Problem, isa: Isa) -> Vec<u32> {
-    let rnn = PackedRnn::from_pytorch(&p.cfg, &views(&p.weights))
-        .unwrap()
-        .with_isa(Some(isa))
-        .unwrap();
-    let d = p.shape.dims(&p.cfg).unwrap();
-    let lstm = p.cfg.cell.has_cell_state();
-    let (mut y, mut h_n, mut c_n) = (vec![0.0f32; d.y], vec![0.0; d.h], vec![0.0; d.c]);
-    rnn.forward(
-        &mut Workspace::new(),
-        p.shape,
-        SequenceInput {
-            x: &p.x,
-            h0: p.h0.as_deref(),
-            c0: p.c0.as_deref(),
-            seq_lens: p.seq_lens.as_deref(),
-        },
-        SequenceOutputMut {
-            y: &mut y,
-            h_n: Some(&mut h_n),
-            c_n: lstm.then_some(&mut c_n[..]),
-        },
-    )
-    .unwrap();
+    let (y, h_n, c_n) = run_kernels(p, isa);
     y.iter()
         .chain(&h_n)
         .chain(&c_n)

@@ -1,6 +1,7 @@
 //! Random problems and the tolerance every kernel path is held to.
 #![allow(dead_code)]
 
+use rnn_kernels::{Isa, PackedRnn, SequenceOutputMut, Workspace};
 use rnn_reference::{
     forward, views, CellKind, Direction, OwnedLayerWeights, RnnActivation, RnnConfig, SeqShape,
     SequenceInput, SequenceOutput, TensorLayout,
@@ -271,4 +272,37 @@ pub fn compare(name: &str, got: &[f32], want: &[f64], tol: (f64, f64)) -> Result
             got[k], want[k], tol.0, tol.1
         )),
     }
+}
+
+/// The kernels (f32) on the problem at `isa`: `(y, h_n, c_n)`, outputs pre-filled
+/// with NaN so an unwritten element cannot pass.
+pub fn run_kernels(p: &Problem, isa: Isa) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let rnn = PackedRnn::from_pytorch(&p.cfg, &views(&p.weights))
+        .unwrap()
+        .with_isa(Some(isa))
+        .unwrap();
+    let d = p.shape.dims(&p.cfg).unwrap();
+    let lstm = p.cfg.cell.has_cell_state();
+    let (mut y, mut h_n, mut c_n) = (
+        vec![f32::NAN; d.y],
+        vec![f32::NAN; d.h],
+        vec![f32::NAN; d.c],
+    );
+    rnn.forward(
+        &mut Workspace::new(),
+        p.shape,
+        SequenceInput {
+            x: &p.x,
+            h0: p.h0.as_deref(),
+            c0: p.c0.as_deref(),
+            seq_lens: p.seq_lens.as_deref(),
+        },
+        SequenceOutputMut {
+            y: &mut y,
+            h_n: Some(&mut h_n),
+            c_n: lstm.then_some(&mut c_n[..]),
+        },
+    )
+    .unwrap();
+    (y, h_n, c_n)
 }
