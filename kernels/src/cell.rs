@@ -96,9 +96,7 @@ impl<W: Element> PackedCell<W> {
 
     /// Forces an instruction set (an error if the CPU lacks it); `None` = default.
     pub fn with_isa(mut self, isa: Option<Isa>) -> Result<Self> {
-        if let Some(i) = isa {
-            i.check()?;
-        }
+        Isa::resolve(isa)?;
         self.isa = isa;
         Ok(self)
     }
@@ -159,11 +157,7 @@ impl<W: Element> PackedCell<W> {
                 (false, None) => {}
             }
         }
-        let isa = match self.isa {
-            Some(i) => i,
-            None => Isa::default_for_process()?,
-        };
-        let k = kernels::<W>(isa)?;
+        let k = kernels::<W>(Isa::resolve(self.isa)?)?;
         let pre_stride = PackedDirection::<W>::pre_stride(cfg);
         let pre_len = len("batch", pre_stride)?;
         let (hl, cl, al) = state_sizes(cfg, batch);

@@ -81,6 +81,14 @@ impl Isa {
         }
     }
 
+    /// `forced` if given (checked against this CPU), else the process default.
+    pub(crate) fn resolve(forced: Option<Isa>) -> Result<Isa, Error> {
+        match forced {
+            Some(i) => i.check(),
+            None => Isa::default_for_process(),
+        }
+    }
+
     /// The default path, decided once per process: `RNN_KERNELS_ISA` if set (an error
     /// if it names an unknown or unavailable path), else [`Isa::best`].
     pub fn default_for_process() -> Result<Isa, Error> {

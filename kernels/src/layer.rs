@@ -189,9 +189,7 @@ impl<W: Element> PackedRnn<W> {
     /// Forces an instruction set for every call on this object (an error if the CPU
     /// lacks it). `None` restores the process default ([`Isa::default_for_process`]).
     pub fn with_isa(mut self, isa: Option<Isa>) -> Result<Self> {
-        if let Some(i) = isa {
-            i.check()?;
-        }
+        Isa::resolve(isa)?;
         self.isa = isa;
         Ok(self)
     }
@@ -203,9 +201,6 @@ impl<W: Element> PackedRnn<W> {
 
     /// The instruction set calls will use.
     pub fn isa(&self) -> Result<Isa> {
-        match self.isa {
-            Some(i) => Ok(i),
-            None => Isa::default_for_process(),
-        }
+        Isa::resolve(self.isa)
     }
 }
