@@ -608,8 +608,11 @@ pub fn fma_peak_gflops(isa: Isa, budget: Duration) -> Option<f64> {
         return None;
     }
     let round: fn(u64) -> f32 = match isa {
+        // The AVX512-BF16 path's f32 work runs on the same FMAs; its `vdpbf16ps`
+        // input projection does twice the FLOPs per instruction, so "% of peak" can
+        // exceed 100% there.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => {
+        Isa::Avx512 | Isa::Avx512Bf16 => {
             if !(std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("fma"))
             {
@@ -637,11 +640,36 @@ pub fn fma_peak_gflops(isa: Isa, budget: Duration) -> Option<f64> {
         _ => probe::portable,
     };
     let lanes: u64 = match isa {
-        Isa::Avx512 => 16,
+        Isa::Avx512 | Isa::Avx512Bf16 => 16,
         Isa::Avx2 => 8,
-        Isa::Portable => 4,
+        _ => 4,
     };
-    let flops_per_iter = 2 * lanes * PROBE_ACCUMULATORS as u64;
+    Some(best_rate(
+        round,
+        2 * lanes * PROBE_ACCUMULATORS as u64,
+        budget,
+    ))
+}
+
+/// The `vdpbf16ps` rate in GFLOP/s of one core (two multiply-adds per f32 lane per
+/// instruction, counted as 4 FLOPs), measured like [`fma_peak_gflops`]; `None` without
+/// AVX512-BF16. This is the peak of the AVX512-BF16 path's bf16 input projection.
+pub fn dot_bf16_peak_gflops(budget: Duration) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if Isa::Avx512Bf16.is_available() {
+        let round: fn(u64) -> f32 = |n| {
+            // SAFETY: reached only after `Isa::Avx512Bf16.is_available()` (which
+            // detects avx512f and avx512bf16) returned true just above.
+            unsafe { probe::dpbf16(n) }
+        };
+        return Some(best_rate(round, 4 * 16 * PROBE_ACCUMULATORS as u64, budget));
+    }
+    let _ = budget;
+    None
+}
+
+/// Best GFLOP/s of `round` over `budget`.
+fn best_rate(round: fn(u64) -> f32, flops_per_iter: u64, budget: Duration) -> f64 {
     // Calibrate: grow the iteration count until one round takes >= 5 ms.
     let mut iters = 1u64 << 14;
     loop {
@@ -660,7 +688,7 @@ pub fn fma_peak_gflops(isa: Isa, budget: Duration) -> Option<f64> {
         let s = t0.elapsed().as_secs_f64();
         best = best.max((iters * flops_per_iter) as f64 / s / 1e9);
     }
-    Some(best)
+    best
 }
 
 mod probe {
@@ -690,6 +718,42 @@ mod probe {
         for _ in 0..iters {
             for v in acc.iter_mut() {
                 *v = _mm512_fmadd_ps(*v, m, a);
+            }
+        }
+        let mut s = _mm512_setzero_ps();
+        for v in acc {
+            s = _mm512_add_ps(s, v);
+        }
+        _mm512_reduce_add_ps(s)
+    }
+
+    /// AVX512-BF16: `vdpbf16ps` on zmm registers, `acc += m.lo * a.lo + m.hi * a.hi`
+    /// with bf16 pairs whose products cancel (1 * 2^-20 and -1 * 2^-20), so the
+    /// accumulators stay put.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and AVX512-BF16.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn dpbf16(iters: u64) -> f32 {
+        use std::arch::x86_64::*;
+        // bf16 bits: 1.0 = 0x3F80, -1.0 = 0xBF80, 2^-20 = 0x3580.
+        let ones = _mm512_set1_epi32(0xBF80_3F80u32 as i32);
+        let tiny = _mm512_set1_epi32(0x3580_3580);
+        // SAFETY: `__m512i` and `__m512bh` are both 64 plain bytes.
+        let (m, a) = unsafe {
+            (
+                std::mem::transmute::<__m512i, __m512bh>(ones),
+                std::mem::transmute::<__m512i, __m512bh>(tiny),
+            )
+        };
+        let mut acc = [_mm512_setzero_ps(); N];
+        for (k, v) in acc.iter_mut().enumerate() {
+            *v = _mm512_set1_ps(k as f32 * 1e-3);
+        }
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_dpbf16_ps(*v, m, a);
             }
         }
         let mut s = _mm512_setzero_ps();

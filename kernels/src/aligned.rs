@@ -17,6 +17,8 @@ struct Line([u8; 64]);
 pub unsafe trait Plain: Copy + 'static {}
 // SAFETY: 4-byte IEEE floats: every bit pattern is valid, no padding.
 unsafe impl Plain for f32 {}
+// SAFETY: plain 4-byte integers: every bit pattern is valid, no padding.
+unsafe impl Plain for u32 {}
 // SAFETY: `half::f16` is a `repr(transparent)` u16: every bit pattern is valid.
 unsafe impl Plain for half::f16 {}
 // SAFETY: `half::bf16` is a `repr(transparent)` u16: every bit pattern is valid.

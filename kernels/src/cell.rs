@@ -10,7 +10,7 @@ use crate::isa::Isa;
 use crate::layer::PackedDirection;
 use crate::pack::padded;
 use crate::parallel::{run_team, threads_for, Shared};
-use crate::step_kernel::{gemm, state_sizes, step, step_fmas, StateBufs};
+use crate::step_kernel::{gemm, gemm_dot, state_sizes, step, step_fmas, StateBufs};
 use crate::workspace::Workspace;
 use crate::Result;
 
@@ -157,7 +157,11 @@ impl<W: Element> PackedCell<W> {
                 (false, None) => {}
             }
         }
-        let k = kernels::<W>(Isa::resolve(self.isa)?)?;
+        let isa = Isa::resolve(self.isa)?;
+        let k = kernels::<W>(isa)?;
+        // bf16 inputs and weights on an AVX512-BF16 CPU: the input projection reads the
+        // caller's bf16 `x` directly, as in `PackedRnn::forward`.
+        let dot = self.set.dot_input::<T>(isa);
         let pre_stride = PackedDirection::<W>::pre_stride(cfg);
         let pre_len = len("batch", pre_stride)?;
         let (hl, cl, al) = state_sizes(cfg, batch);
@@ -165,14 +169,22 @@ impl<W: Element> PackedCell<W> {
         // f32 inputs are used in place; only half inputs need f32 copies.
         let copy = |n: usize| if T::NAME == "f32" { 0 } else { n };
         let [x32, h32, c32] = ws.carve_io([
-            copy(input.x.len()),
+            if dot.is_some() {
+                0
+            } else {
+                copy(input.x.len())
+            },
             copy(input.h.len()),
             copy(input.c.map_or(0, <[T]>::len)),
         ])?;
         // SAFETY: each io region was carved with the length of the slice it receives.
         let (x, hin, cin) = unsafe {
             (
-                input_f32(input.x, x32),
+                if dot.is_some() {
+                    &[]
+                } else {
+                    input_f32(input.x, x32)
+                },
                 input_f32(input.h, h32),
                 input.c.map(|c| input_f32(c, c32)),
             )
@@ -198,27 +210,40 @@ impl<W: Element> PackedCell<W> {
                 }
             }
             let x_rows = Rows::strided(x.as_ptr(), i, batch);
+            let x_bf16 = Rows {
+                base: input.x.as_ptr().cast::<u16>(),
+                stride_t: 0,
+                stride_b: i,
+                batch,
+            };
             let want = threads_for(
                 step_fmas(cfg, batch),
                 self.set.w_hh.panels(),
                 rayon::current_num_threads(),
             );
-            let shared = Shared((x_rows, pre, st));
+            let shared = Shared((x_rows, x_bf16, pre, st));
             run_team(want, &|team| {
-                let (x_rows, pre, st) = shared.get();
+                let (x_rows, x_bf16, pre, st) = shared.get();
                 // Buffers as above; members write disjoint panels and meet at a
-                // barrier after each pass (inside the enclosing unsafe block).
+                // barrier after each pass (inside the enclosing unsafe block). With
+                // `dot`, `x` is bf16 (`T` is bf16) and was checked to hold `batch` rows.
                 {
-                    gemm(
-                        k,
-                        x_rows,
-                        batch,
-                        &self.set.w_ih,
-                        pre,
-                        pre_stride,
-                        self.set.bias.as_slice().as_ptr(),
-                        team,
-                    );
+                    let bias = self.set.bias.as_slice().as_ptr();
+                    match dot {
+                        Some((f, pairs)) => {
+                            gemm_dot(f, x_bf16, batch, pairs, pre, pre_stride, bias, team)
+                        }
+                        None => gemm(
+                            k,
+                            x_rows,
+                            batch,
+                            &self.set.w_ih,
+                            pre,
+                            pre_stride,
+                            bias,
+                            team,
+                        ),
+                    }
                     step(k, cfg, &self.set, batch, pre, &st, false, team);
                 }
             });

@@ -3,13 +3,14 @@
 
 use rnn_reference::{check_len, check_seq_lens, Error, SeqShape, SequenceInput, TensorLayout};
 
-use crate::arch::kernels;
+use crate::arch::{kernels, DotGemmFn};
 use crate::element::Element;
 use crate::generic::phase::Rows;
+use crate::isa::Isa;
 use crate::layer::{PackedDirection, PackedRnn};
 use crate::pack::padded;
 use crate::parallel::{run_team, threads_for, Team};
-use crate::step_kernel::{gemm, state_sizes, step, step_fmas, StateBufs};
+use crate::step_kernel::{gemm, gemm_dot, state_sizes, step, step_fmas, StateBufs};
 use crate::workspace::Workspace;
 use crate::Result;
 
@@ -140,7 +141,8 @@ impl<W: Element> PackedRnn<W> {
             }
         }
         check_seq_lens(input.seq_lens, &shape)?;
-        let k = kernels::<W>(self.isa()?)?;
+        let isa = self.isa()?;
+        let k = kernels::<W>(isa)?;
         if as_f32(input.x).is_some() {
             let input = SequenceInput {
                 x: as_f32(input.x).unwrap_or_default(),
@@ -153,15 +155,22 @@ impl<W: Element> PackedRnn<W> {
                 h_n: out.h_n.take().and_then(as_f32_mut),
                 c_n: out.c_n.take().and_then(as_f32_mut),
             };
-            return self.run(k, ws, shape, input, out);
+            return self.run(k, ws, shape, input, out, None);
         }
+        // bf16 inputs and bf16 weights on an AVX512-BF16 CPU: layer 0 multiplies the
+        // caller's bf16 `x` directly (`vdpbf16ps`), so `x` is never widened.
+        let dot = self.dot_input(isa, input.x);
         // Half-precision inputs and outputs: widen into f32 copies, run, round back.
         let [x32, h032, c032, y32, hn32, cn32] =
             ws.carve_io([dims.x, dims.h, dims.c, dims.y, dims.h, dims.c])?;
         // SAFETY: each region was carved with the length of the slice it receives.
         let input32 = unsafe {
             SequenceInput {
-                x: input_f32(input.x, x32),
+                x: if dot.is_some() {
+                    &[]
+                } else {
+                    input_f32(input.x, x32)
+                },
                 h0: input.h0.map(|h| input_f32(h, h032)),
                 c0: input.c0.map(|c| input_f32(c, c032)),
                 seq_lens: input.seq_lens,
@@ -187,6 +196,7 @@ impl<W: Element> PackedRnn<W> {
                 h_n: want_h.then_some(&mut *h_n),
                 c_n: want_c.then_some(&mut *c_n),
             },
+            dot,
         )?;
         T::slice_from_f32(y, out.y);
         if let Some(o) = out.h_n {
@@ -198,7 +208,22 @@ impl<W: Element> PackedRnn<W> {
         Ok(())
     }
 
-    /// The `f32` driver; every length was checked by `forward`.
+    /// The `vdpbf16ps` input projection of layer 0, if `isa` has it and the weights
+    /// and `x` are bf16.
+    fn dot_input<T: Element>(&self, isa: Isa, x: &[T]) -> Option<DotInput> {
+        let d = self.cfg.num_directions();
+        let mut f = None;
+        for set in &self.sets[..d] {
+            f = Some(set.dot_input::<T>(isa)?.0);
+        }
+        Some(DotInput {
+            f: f?,
+            x: x.as_ptr().cast::<u16>(),
+        })
+    }
+
+    /// The `f32` driver; every length was checked by `forward`. With `dot`, layer 0
+    /// reads the bf16 `x` it names instead of `input.x` (then empty).
     fn run(
         &self,
         k: &crate::arch::Kernels<W>,
@@ -206,6 +231,7 @@ impl<W: Element> PackedRnn<W> {
         shape: SeqShape,
         input: SequenceInput<'_, f32>,
         mut out: SequenceOutputMut<'_, f32>,
+        dot: Option<DotInput>,
     ) -> Result<()> {
         let cfg = &self.cfg;
         let dims = shape.dims(cfg)?;
@@ -280,20 +306,46 @@ impl<W: Element> PackedRnn<W> {
                         // h0/c0 were checked to hold L*D*B rows.
                         unsafe { init_state(&st, &input, ld, batch, (ho, h), (ps, hs), (hl, cl)) };
                     }
-                    // SAFETY: `src` holds rows * k_in floats (checked `x`, or an io
-                    // buffer of dims.y); `pre` holds rows * pre_stride >= rows *
-                    // w_ih.cols(); the bias covers w_ih.cols().
-                    unsafe {
-                        gemm(
-                            k,
-                            src.rows(batch),
-                            rows,
-                            &set.w_ih,
-                            bufs.pre,
-                            pre_stride,
-                            set.bias.as_slice().as_ptr(),
-                            team,
-                        );
+                    let pairs = set.w_ih_pairs.get().filter(|_| layer == 0);
+                    if let (Some(d), Some(pairs)) = (dot, pairs) {
+                        let xr = Tensor3::new(std::ptr::null_mut(), &shape, cfg.input_size);
+                        let a = Rows {
+                            base: d.x,
+                            stride_t: xr.stride_t,
+                            stride_b: xr.stride_b,
+                            batch,
+                        };
+                        // SAFETY: `d.x` is the caller's bf16 `x`, checked to hold rows
+                        // * I values laid out like `shape`; `d.f` came from
+                        // `dot_bf16_kernel`; `pre` and the bias as below.
+                        unsafe {
+                            gemm_dot(
+                                d.f,
+                                a,
+                                rows,
+                                pairs,
+                                bufs.pre,
+                                pre_stride,
+                                set.bias.as_slice().as_ptr(),
+                                team,
+                            );
+                        }
+                    } else {
+                        // SAFETY: `src` holds rows * k_in floats (checked `x`, or an io
+                        // buffer of dims.y); `pre` holds rows * pre_stride >= rows *
+                        // w_ih.cols(); the bias covers w_ih.cols().
+                        unsafe {
+                            gemm(
+                                k,
+                                src.rows(batch),
+                                rows,
+                                &set.w_ih,
+                                bufs.pre,
+                                pre_stride,
+                                set.bias.as_slice().as_ptr(),
+                                team,
+                            );
+                        }
                     }
                     let reverse = cfg.direction.is_reverse(dir);
                     for s in 0..t_len {
@@ -346,6 +398,17 @@ impl<W: Element> PackedRnn<W> {
         Ok(())
     }
 }
+
+/// Layer 0's input projection by `vdpbf16ps` straight from the caller's bf16 `x`.
+#[derive(Clone, Copy)]
+struct DotInput {
+    f: DotGemmFn,
+    x: *const u16,
+}
+
+// SAFETY: `x` points into the caller's input slice, which outlives the team and is
+// only read.
+unsafe impl Sync for DotInput {}
 
 /// Every buffer a sequence run shares between its team members.
 struct Bufs {

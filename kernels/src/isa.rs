@@ -8,7 +8,14 @@ use crate::Error;
 
 /// A kernel path. Each is a complete implementation of every kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Isa {
+    /// [`Isa::Avx512`] plus AVX512-BF16: the same kernels, except that with `bf16`
+    /// weights *and* `bf16` inputs the first layer's input projection multiplies the
+    /// stored bf16 pairs directly with `vdpbf16ps` (exact products, `f32` sums;
+    /// subnormal bf16 operands and partial sums flush to zero there). Everything else,
+    /// including every recurrent product, is as on [`Isa::Avx512`].
+    Avx512Bf16,
     /// AVX-512F/VL with FMA and F16C, 16-lane `zmm` registers (x86_64).
     Avx512,
     /// AVX2 with FMA and F16C, two 8-lane `ymm` registers per tile (x86_64).
@@ -17,16 +24,18 @@ pub enum Isa {
     Portable,
 }
 
-/// Name of the environment variable that forces a path: `avx512`, `avx2` or `portable`.
+/// Name of the environment variable that forces a path: `avx512bf16`, `avx512`, `avx2`
+/// or `portable`.
 pub const ISA_ENV: &str = "RNN_KERNELS_ISA";
 
 impl Isa {
     /// Every path, fastest first.
-    pub const ALL: [Isa; 3] = [Isa::Avx512, Isa::Avx2, Isa::Portable];
+    pub const ALL: [Isa; 4] = [Isa::Avx512Bf16, Isa::Avx512, Isa::Avx2, Isa::Portable];
 
-    /// `"avx512"`, `"avx2"` or `"portable"`.
+    /// `"avx512bf16"`, `"avx512"`, `"avx2"` or `"portable"`.
     pub fn name(self) -> &'static str {
         match self {
+            Isa::Avx512Bf16 => "avx512bf16",
             Isa::Avx512 => "avx512",
             Isa::Avx2 => "avx2",
             Isa::Portable => "portable",
@@ -37,6 +46,10 @@ impl Isa {
     pub fn is_available(self) -> bool {
         match self {
             Isa::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Bf16 => {
+                Isa::Avx512.is_available() && std::arch::is_x86_feature_detected!("avx512bf16")
+            }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => {
                 std::arch::is_x86_feature_detected!("avx512f")
@@ -113,12 +126,14 @@ impl FromStr for Isa {
 
     fn from_str(s: &str) -> Result<Isa, Error> {
         match s.trim().to_ascii_lowercase().as_str() {
+            "avx512bf16" | "avx512-bf16" | "avx512_bf16" => Ok(Isa::Avx512Bf16),
             "avx512" | "avx-512" | "avx512f" => Ok(Isa::Avx512),
             "avx2" => Ok(Isa::Avx2),
             "portable" | "generic" => Ok(Isa::Portable),
             other => Err(Error::IsaUnavailable {
                 requested: other.to_string(),
-                reason: "unknown instruction set; expected avx512, avx2 or portable".to_string(),
+                reason: "unknown instruction set; expected avx512bf16, avx512, avx2 or portable"
+                    .to_string(),
             }),
         }
     }

@@ -1,14 +1,18 @@
 //! Weights packed once into the kernels' layout: [`PackedRnn`] for whole sequences and
 //! [`PackedCell`](crate::PackedCell) for single steps share [`PackedDirection`].
 
+use std::any::{Any, TypeId};
+use std::sync::OnceLock;
+
 use rnn_reference::{
     check_weights, import_onnx, views, CellKind, LayerWeights, OnnxWeights, RnnConfig,
 };
 
 use crate::aligned::AlignedVec;
+use crate::arch::{dot_bf16_kernel, DotGemmFn};
 use crate::element::{Element, WeightLoad};
 use crate::isa::Isa;
-use crate::pack::{padded, Panels};
+use crate::pack::{padded, PairPanels, Panels};
 use crate::Result;
 
 /// Panels of four 16-unit vectors: the plain-product width of every ISA.
@@ -32,6 +36,9 @@ pub(crate) struct PackedDirection<W: WeightLoad = f32> {
     pub(crate) w_hr: Option<Panels<W>>,
     /// LSTM peephole, `[3][padded(H)]` in order i, f, o.
     pub(crate) peephole: Option<AlignedVec>,
+    /// bf16 weights of the first layer on an AVX512-BF16 CPU: `w_ih` in row pairs for
+    /// the `vdpbf16ps` product, built on the first call that feeds bf16 inputs.
+    pub(crate) w_ih_pairs: OnceLock<PairPanels>,
 }
 
 impl<W: WeightLoad> PackedDirection<W> {
@@ -103,7 +110,21 @@ impl<W: WeightLoad> PackedDirection<W> {
             b_hn,
             w_hr,
             peephole,
+            w_ih_pairs: OnceLock::new(),
         }
+    }
+
+    /// The `vdpbf16ps` input projection for inputs of type `T` on `isa`, and `w_ih` in
+    /// row pairs for it: only for bf16 weights and bf16 inputs on an ISA that has it.
+    /// The pairs are built once, on first use (exact: the bf16 values are only
+    /// rearranged).
+    pub(crate) fn dot_input<T: Element>(&self, isa: Isa) -> Option<(DotGemmFn, &PairPanels)> {
+        if TypeId::of::<T>() != TypeId::of::<half::bf16>() {
+            return None;
+        }
+        let f = dot_bf16_kernel(isa)?;
+        let bf = (&self.w_ih as &dyn Any).downcast_ref::<Panels<half::bf16>>()?;
+        Some((f, self.w_ih_pairs.get_or_init(|| bf.to_k_pairs())))
     }
 
     /// Width of one row of the input projection buffer: `G * padded(H)`.

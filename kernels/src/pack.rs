@@ -120,6 +120,84 @@ impl<W: WeightLoad> Panels<W> {
     }
 }
 
+impl Panels<half::bf16> {
+    /// The same matrix with rows taken two at a time: the layout `vdpbf16ps` multiplies
+    /// (see [`PairPanels`]). Exact: the bf16 values are copied, not re-rounded.
+    pub(crate) fn to_k_pairs(&self) -> PairPanels {
+        let width = self.np * LANES;
+        let kq = self.k.div_ceil(2);
+        let mut data = AlignedVec::<u32>::zeros(self.panels * kq * width);
+        let out = data.as_mut_slice();
+        let src = self.data.as_slice();
+        let at = |p: usize, kk: usize, col: usize| -> u32 {
+            if kk < self.k {
+                let pos = <half::bf16 as WeightLoad>::position(col, self.np);
+                u32::from(src[(p * self.k + kk) * width + pos].to_bits())
+            } else {
+                0 // an odd k's last pair: the missing row is a zero weight
+            }
+        };
+        for p in 0..self.panels {
+            for q in 0..kq {
+                for col in 0..width {
+                    out[(p * kq + q) * width + col] =
+                        at(p, 2 * q, col) | at(p, 2 * q + 1, col) << 16;
+                }
+            }
+        }
+        PairPanels {
+            data,
+            k: self.k,
+            width,
+            panels: self.panels,
+        }
+    }
+}
+
+/// A bf16 matrix packed for `vdpbf16ps`: like [`Panels`] (same columns, same panels),
+/// but each panel is stored as `[k.div_ceil(2)][width]` 32-bit words, word `(q, c)`
+/// holding rows `2q` (low half) and `2q + 1` (high half) of column `c`. An odd `k` pads
+/// the last pair with a zero row.
+#[derive(Clone)]
+pub(crate) struct PairPanels {
+    data: AlignedVec<u32>,
+    k: usize,
+    width: usize,
+    panels: usize,
+}
+
+impl PairPanels {
+    /// Borrowed raw view for the kernels.
+    pub(crate) fn view(&self) -> PairPanelsView {
+        PairPanelsView {
+            ptr: self.data.as_slice().as_ptr(),
+            k: self.k,
+            panels: self.panels,
+        }
+    }
+
+    pub(crate) fn panels(&self) -> usize {
+        self.panels
+    }
+
+    /// Total packed columns.
+    pub(crate) fn cols(&self) -> usize {
+        self.panels * self.width
+    }
+
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+}
+
+/// What a kernel needs of a [`PairPanels`].
+#[derive(Clone, Copy)]
+pub(crate) struct PairPanelsView {
+    pub(crate) ptr: *const u32,
+    pub(crate) k: usize,
+    pub(crate) panels: usize,
+}
+
 /// What a kernel needs of a [`Panels`]: base pointer, `k` and the panel count.
 pub(crate) struct PanelsView<W = f32> {
     pub(crate) ptr: *const W,
@@ -163,5 +241,39 @@ mod tests {
         let q = Panels::<f32>::pack(&w, rows, k, &[1], 4);
         assert_eq!(q.panels(), 1);
         assert_eq!(q.data()[17 + 64 * 2], 1172.0); // unit 17, k = 2
+    }
+
+    #[test]
+    fn k_pairs_hold_consecutive_rows_of_one_column() {
+        // 4 gates x 20 rows, odd k = 3; value encodes (gate, unit, k) exactly in bf16.
+        use half::bf16;
+        let (rows, k) = (20, 3);
+        let w: Vec<f32> = (0..4 * rows * k)
+            .map(|i| {
+                let (r, kk) = (i / k, i % k);
+                (r / rows * 64 + r % rows * 3 + kk) as f32
+            })
+            .collect();
+        let p = Panels::<bf16>::pack(&w, rows, k, &[0, 1, 2, 3], 4);
+        let q = p.to_k_pairs();
+        assert_eq!((q.panels(), q.k(), q.cols()), (p.panels(), 3, p.cols()));
+        let d = q.data.as_slice();
+        let (width, kq) = (64, 2);
+        let split = |v: u32| {
+            (
+                bf16::from_bits(v as u16).to_f32(),
+                bf16::from_bits((v >> 16) as u16).to_f32(),
+            )
+        };
+        // panel 0, pair 0, column 16 + 5: gate 1, unit 5, rows k = 0 and 1.
+        assert_eq!(split(d[21]), (64.0 + 15.0, 64.0 + 16.0));
+        // panel 1 (second unit tile), pair 1, column 3 * 16 + 2: gate 3, unit 18, k = 2
+        // and the zero padding row.
+        assert_eq!(
+            split(d[(kq + 1) * width + 50]),
+            (3.0 * 64.0 + 54.0 + 2.0, 0.0)
+        );
+        // unit 20 is padding.
+        assert_eq!(d[kq * width + 4], 0);
     }
 }

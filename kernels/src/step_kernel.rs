@@ -3,12 +3,12 @@
 
 use rnn_reference::{CellKind, RnnConfig};
 
-use crate::arch::{GemmArgs, Kernels, StepArgs, StepFn};
+use crate::arch::{DotGemmArgs, DotGemmFn, GemmArgs, Kernels, StepArgs, StepFn};
 use crate::element::WeightLoad;
 use crate::generic::epilogue::StepPtrs;
 use crate::generic::phase::Rows;
 use crate::layer::PackedDirection;
-use crate::pack::{padded, Panels};
+use crate::pack::{padded, PairPanels, Panels};
 use crate::parallel::{threads_for, Team};
 
 /// State rows of one direction; strides are padded so kernels can store whole panels.
@@ -82,6 +82,43 @@ pub(crate) unsafe fn gemm<W: WeightLoad>(
     if !mine.is_empty() {
         // SAFETY: forwarded; members write disjoint column ranges.
         unsafe { (k.gemm)(&args, mine, false) };
+    }
+    team.sync();
+}
+
+/// This member's share of the `vdpbf16ps` input projection `out = a x w (+ bias)` (split
+/// by panels), then meets the team.
+///
+/// # Safety
+/// `f` must come from [`dot_bf16_kernel`](crate::arch::dot_bf16_kernel); `a` must hold
+/// `nrows` rows of `w.k()` bf16 values, `out` `nrows` rows of `out_stride >= w.cols()`
+/// floats, `bias` (or null) `w.cols()` floats.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_dot(
+    f: DotGemmFn,
+    a: Rows<u16>,
+    nrows: usize,
+    w: &PairPanels,
+    out: *mut f32,
+    out_stride: usize,
+    bias: *const f32,
+    team: &Team<'_>,
+) {
+    let args = DotGemmArgs {
+        a,
+        nrows,
+        w: w.view(),
+        out,
+        out_stride,
+        bias,
+    };
+    let panels = w.panels();
+    // Half the instructions of the f32 product, so half the work per thread.
+    let active = threads_for(nrows * w.k() * w.cols() / 2, panels, usize::MAX);
+    let mine = team.chunk(panels, active);
+    if !mine.is_empty() {
+        // SAFETY: forwarded; members write disjoint column ranges.
+        unsafe { f(&args, mine) };
     }
     team.sync();
 }

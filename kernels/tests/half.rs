@@ -202,6 +202,39 @@ fn beyond_f16_range() {
     assert_eq!(bf16::from_f32(1.0e5).to_f32(), 99840.0);
 }
 
+/// bf16 inputs and weights with long rows: on AVX512-BF16 the first layer's `vdpbf16ps`
+/// product takes its rows in several L2-sized chunks (about 196 K bf16 per chunk), and
+/// a large odd `I` has a lone last row; every path must still meet the bound.
+#[test]
+fn bf16_long_input_rows() {
+    for (seed, i) in [(1u64, 1001usize), (2, 1536)] {
+        let mut p = problem(seed, (i, 24, 3, 150), 1, None);
+        p.seq_lens = None;
+        check::<bf16, bf16>(&p).unwrap();
+    }
+}
+
+/// bf16 inputs holding NaN, ±inf and subnormals: NaN and inf spread exactly as in the
+/// reference at every path (the `vdpbf16ps` product included); subnormal inputs, which
+/// that product reads as zero, change results by far less than the bound.
+#[test]
+fn bf16_input_specials() {
+    for seed in 0..8u64 {
+        let mut p = problem(seed, (33, 20, 2, 4), 1, None);
+        let n = p.x.len();
+        let tiny = f32::from_bits(0x0001_0000); // a bf16 subnormal (2^-133)
+        for (k, v) in p.x.iter_mut().enumerate() {
+            if k % 7 == 3 {
+                *v = tiny * if k % 2 == 0 { 1.0 } else { -5.0 };
+            }
+        }
+        p.x[n / 3] = f32::NAN;
+        p.x[n / 2] = f32::INFINITY;
+        p.x[2 * n / 3 + 1] = f32::NEG_INFINITY;
+        check::<bf16, bf16>(&p).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
+}
+
 /// The single-step API with half weights and half inputs/outputs.
 #[test]
 fn half_step_matches_sequence_of_one_step() {

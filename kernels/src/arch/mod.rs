@@ -13,7 +13,7 @@ use std::ops::Range;
 use crate::generic::epilogue::StepPtrs;
 use crate::generic::phase::Rows;
 use crate::isa::Isa;
-use crate::pack::PanelsView;
+use crate::pack::{PairPanelsView, PanelsView};
 
 /// A plain product `out = a x w (+ bias)` over some panels.
 pub(crate) struct GemmArgs<W> {
@@ -114,9 +114,9 @@ macro_rules! isa_kernels {
         };
         use crate::generic::phase::run;
 
-        const fn table<W: WeightLoad>() -> Kernels<W> {
+        const fn table<W: WeightLoad>(isa: crate::isa::Isa) -> Kernels<W> {
             Kernels {
-                isa: $isa,
+                isa,
                 gemm: gemm::<W>,
                 rnn: rnn::<W>,
                 lstm: lstm::<W>,
@@ -128,9 +128,9 @@ macro_rules! isa_kernels {
 
         /// The kernel tables of this ISA.
         pub(crate) static TABLES: IsaTables = IsaTables {
-            f32: table::<f32>(),
-            f16: table::<half::f16>(),
-            bf16: table::<half::bf16>(),
+            f32: table::<f32>($isa),
+            f16: table::<half::f16>($isa),
+            bf16: table::<half::bf16>($isa),
         };
 
         #[target_feature(enable = $feat)]
@@ -192,12 +192,40 @@ pub(crate) fn kernels<W: TableOf>(isa: Isa) -> Result<&'static Kernels<W>, crate
     let isa = isa.check()?;
     let tables: &'static IsaTables = match isa {
         #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Bf16 => &x86_64::avx512::TABLES_BF16,
+        #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => &x86_64::avx512::TABLES,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => &x86_64::avx2::TABLES,
         _ => &portable::TABLES,
     };
     Ok(W::table(tables))
+}
+
+/// `out = a x w (+ bias)` with bf16 rows `a` and pair-packed bf16 `w`.
+pub(crate) struct DotGemmArgs {
+    pub(crate) a: Rows<u16>,
+    pub(crate) nrows: usize,
+    pub(crate) w: PairPanelsView,
+    pub(crate) out: *mut f32,
+    pub(crate) out_stride: usize,
+    pub(crate) bias: *const f32,
+}
+
+// SAFETY: as for `GemmArgs`: the pointers outlive the team that shares them and each
+// member writes its own panels (disjoint columns).
+unsafe impl Sync for DotGemmArgs {}
+
+/// A bf16 x bf16 input-projection kernel (`vdpbf16ps`) over some panels.
+pub(crate) type DotGemmFn = unsafe fn(&DotGemmArgs, Range<usize>);
+
+/// The `vdpbf16ps` product for `isa`, if it has one and this CPU can run it.
+pub(crate) fn dot_bf16_kernel(isa: Isa) -> Option<DotGemmFn> {
+    match isa.check() {
+        #[cfg(target_arch = "x86_64")]
+        Ok(Isa::Avx512Bf16) => Some(x86_64::avx512::dot_bf16::gemm),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -219,7 +247,14 @@ mod tests {
             && std::arch::is_x86_feature_detected!("fma")
         {
             assert!(Isa::available().contains(&Isa::Avx512));
-            assert_eq!(Isa::best(), Isa::Avx512);
+            let bf16 = std::arch::is_x86_feature_detected!("avx512bf16");
+            assert_eq!(Isa::available().contains(&Isa::Avx512Bf16), bf16);
+            let best = if bf16 { Isa::Avx512Bf16 } else { Isa::Avx512 };
+            assert_eq!(Isa::best(), best);
+        }
+        // Only the AVX512-BF16 path has the `vdpbf16ps` product.
+        for isa in Isa::available() {
+            assert_eq!(dot_bf16_kernel(isa).is_some(), isa == Isa::Avx512Bf16);
         }
     }
 }

@@ -9,13 +9,33 @@ use crate::element::WeightLoad;
 use crate::pack::PanelsView;
 
 /// Where the rows of the left operand live: row `r` is step `t = r / batch`, batch row
-/// `b = r % batch`, at `base + t * stride_t + b * stride_b`.
-#[derive(Clone, Copy)]
-pub(crate) struct Rows {
-    pub(crate) base: *const f32,
+/// `b = r % batch`, at `base + t * stride_t + b * stride_b` (in elements of `T`: `f32`,
+/// or `u16` bf16 bit patterns for the `vdpbf16ps` product).
+pub(crate) struct Rows<T = f32> {
+    pub(crate) base: *const T,
     pub(crate) stride_t: usize,
     pub(crate) stride_b: usize,
     pub(crate) batch: usize,
+}
+
+impl<T> Clone for Rows<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Rows<T> {}
+
+impl<T> Rows<T> {
+    /// # Safety
+    /// `r` must be a row the caller validated.
+    #[inline(always)]
+    pub(crate) unsafe fn ptr(&self, r: usize) -> *const T {
+        let t = r / self.batch;
+        let b = r - t * self.batch;
+        // SAFETY: the caller validated that row `r` is inside the operand.
+        unsafe { self.base.add(t * self.stride_t + b * self.stride_b) }
+    }
 }
 
 impl Rows {
@@ -27,16 +47,6 @@ impl Rows {
             stride_b: stride,
             batch,
         }
-    }
-
-    /// # Safety
-    /// `r` must be a row the caller validated.
-    #[inline(always)]
-    unsafe fn ptr(&self, r: usize) -> *const f32 {
-        let t = r / self.batch;
-        let b = r - t * self.batch;
-        // SAFETY: the caller validated that row `r` is inside the operand.
-        unsafe { self.base.add(t * self.stride_t + b * self.stride_b) }
     }
 }
 
@@ -122,7 +132,7 @@ pub(crate) unsafe fn run<
 
 /// Left-operand floats per row chunk: 96 K floats = 384 KiB, a fifth of a 2 MiB L2,
 /// leaving room for the panel being streamed and the output rows.
-const ROW_CHUNK_FLOATS: usize = 96 * 1024;
+pub(crate) const ROW_CHUNK_FLOATS: usize = 96 * 1024;
 
 /// One `M x NP` block: micro-kernel then epilogue per row.
 #[inline(always)]

@@ -13,3 +13,13 @@ crate::arch::isa_kernels!(
     mr3 = 8,
     mr2 = 12
 );
+
+pub(crate) mod dot_bf16;
+
+/// The AVX512-BF16 tables: the AVX-512 kernels under their own name (the only
+/// difference, the `vdpbf16ps` input projection, is [`dot_bf16::gemm`]).
+pub(crate) static TABLES_BF16: IsaTables = IsaTables {
+    f32: table::<f32>(crate::isa::Isa::Avx512Bf16),
+    f16: table::<half::f16>(crate::isa::Isa::Avx512Bf16),
+    bf16: table::<half::bf16>(crate::isa::Isa::Avx512Bf16),
+};
