@@ -105,7 +105,9 @@ impl<W: Element> PackedRnn<W> {
     /// weight type. Rounding happens only at the edges: half inputs widen exactly;
     /// all arithmetic, the cell state, the recurrent `h` and the outputs passed between
     /// layers stay `f32`; `y`, `h_n` and `c_n` are rounded to `T` once, when written
-    /// (to nearest, ties to even).
+    /// (to nearest, ties to even). With bf16 weights and bf16 inputs on
+    /// [`Isa::Avx512Bf16`], the first layer's input projection multiplies the bf16
+    /// values directly (`vdpbf16ps`: exact products, `f32` sums, subnormals flushed).
     pub fn forward<T: Element>(
         &self,
         ws: &mut Workspace,

@@ -128,10 +128,11 @@ fn main() {
         "f16" | "bf16" => 2,
         other => panic!("unknown dtype {other}"),
     };
-    let isa = Isa::best();
+    // The path the kernels will take (`RNN_KERNELS_ISA` or the best this CPU has).
+    let isa = Isa::default_for_process().unwrap_or_else(|_| Isa::best());
     let fma = fma_peak_gflops(isa, Duration::from_millis(100)).unwrap_or(f64::NAN) * 1e9;
     // bf16 inputs and weights on AVX512-BF16: the input projection runs on `vdpbf16ps`.
-    let dot = (dtype == "bf16")
+    let dot = (dtype == "bf16" && isa == Isa::Avx512Bf16)
         .then(|| dot_bf16_peak_gflops(Duration::from_millis(100)))
         .flatten();
     let peak = dot.map_or(fma, |d| d * 1e9);

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo run --release -p rnn-bench-suite --bin report -- [--quick] [--threads N]
-//!     [--isa avx512|avx2|portable] [--dtype f32,f16,bf16] [--cells lstm,gru,rnn]
+//!     [--isa avx512bf16|avx512|avx2|portable] [--dtype f32,f16,bf16] [--cells lstm,gru,rnn]
 //!     [--configs BxHxIxT,...] [--json]
 //! ```
 //!
@@ -33,7 +33,7 @@ use rnn_kernels::half::{bf16, f16};
 use rnn_kernels::{Element, Isa, PackedRnn, SeqShape, SequenceInput, SequenceOutputMut, Workspace};
 
 const USAGE: &str = "\
-usage: report [--quick] [--threads N] [--isa avx512|avx2|portable] [--dtype f32,f16,bf16]
+usage: report [--quick] [--threads N] [--isa avx512bf16|avx512|avx2|portable] [--dtype f32,f16,bf16]
               [--cells lstm,gru,rnn] [--configs BxHxIxT,...] [--json]
 
   --quick          fewer repeats (min 3 runs / 0.2 s per case); f32 run < 1 minute,
