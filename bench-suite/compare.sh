@@ -9,13 +9,19 @@ cd "$(dirname "$0")/.."
 out="${1:-bench-suite/results}"
 reps="${REPS:-2}"
 mkdir -p "$out"
-cargo build --release -p rnn-bench-suite --bin report
-rm -f "$out"/ours-f32-*.jsonl "$out"/peers-f32-*.jsonl
+cargo build --release -p rnn-bench-suite --bin report --bin bound
+rm -f "$out"/ours-f32-*.jsonl "$out"/peers-f32-*.jsonl "$out"/bound-f32-*.jsonl
 for rep in $(seq 1 "$reps"); do
     for t in 1 2; do
         ./target/release/report --json --threads "$t" >> "$out/ours-f32-${t}t.jsonl"
         python3 bench-suite/peers/peers.py --threads "$t" >> "$out/peers-f32-${t}t.jsonl"
     done
 done
-python3 bench-suite/peers/join.py "$out"/ours-f32-*.jsonl "$out"/peers-f32-*.jsonl > "$out/f32.md"
+# The machine's limit per configuration (peak FMA rate, measured read bandwidth), for
+# the "ceiling" column: the largest speedup over the peers this machine allows.
+for t in 1 2; do
+    ./target/release/bound --all --json --threads "$t" > "$out/bound-f32-${t}t.jsonl"
+done
+python3 bench-suite/peers/join.py "$out"/ours-f32-*.jsonl "$out"/peers-f32-*.jsonl \
+    "$out"/bound-f32-*.jsonl > "$out/f32.md"
 cat "$out/f32.md"

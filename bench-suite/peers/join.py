@@ -16,6 +16,10 @@ speedup line follows each table, and a summary per thread count ends the output.
 Missing entries print "-".  Half-precision rows (dtype f16 / bf16, ours and
 torch's) get their own tables, compared like for like (same dtype).
 
+Rows with impl "bound" (from `bound --all --json`) are not a peer: they add a
+"bound ms" column and "ceiling = best peer ÷ bound", the largest speedup this
+machine allows, with its geometric mean under each table.
+
 With --half-vs-f32, a further section per thread count compares our f16/bf16
 rows with the peers' *f32* rows of the same configuration (ONNX Runtime has no
 half-precision RNN kernels, so that is the only comparison it allows).  It is
@@ -36,6 +40,8 @@ CONFIGS = [(1, 256, 256, 100), (1, 512, 512, 100), (1, 1024, 1024, 100),
 CELL_ORDER = ["lstm", "gru", "rnn"]
 DTYPE_ORDER = ["f32", "f16", "bf16"]
 PEER_ORDER = ["torch", "onnxruntime"]
+# Rows of `bound --json`: not a peer, the machine's limit for each configuration.
+BOUND = "bound"
 
 
 def order_key(seq, x):
@@ -115,7 +121,8 @@ def main(argv=None):
         rows = groups[(dtype, threads)]
         impls = {impl for r in rows.values() for impl in r}
         our_isas = sorted({isa for r in rows.values() for isa in r.get(a.ours, {})})
-        peers = sorted(set(PEER_ORDER) | (impls - {a.ours}), key=lambda x: order_key(PEER_ORDER, x))
+        peers = sorted(set(PEER_ORDER) | (impls - {a.ours, BOUND}), key=lambda x: order_key(PEER_ORDER, x))
+        with_bound = BOUND in impls
         peer_isas = {pi: sorted({isa for r in rows.values() for isa in r.get(pi, {})}) for pi in peers}
 
         if not first:
@@ -134,11 +141,14 @@ def main(argv=None):
             our_cols = [(f"{a.ours} {isa} ms", [isa]) for isa in our_isas]
         header = ["cell", "B,H,I,T"] + [c for c, _ in our_cols] + [f"{pi} ms" for pi in peers] + \
                  ["best peer", "speedup (best peer ÷ ours)"]
-        print("| " + " | ".join(header) + " |")
-        print("|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 4) + ["---", "---:"]) + "|")
+        extra = ["bound ms", "ceiling (best peer ÷ bound)"] if with_bound else []
+        print("| " + " | ".join(header + extra) + " |")
+        print("|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 4) + ["---", "---:"]
+                             + ["---:"] * len(extra)) + "|")
 
         ratios_best = []
         ratios_peer = defaultdict(list)
+        ceilings = []
         for (cell, shape) in sorted(rows, key=lambda r: (order_key(CELL_ORDER, r[0]), order_key(CONFIGS, r[1]))):
             r = rows[(cell, shape)]
             ours_by_isa = r.get(a.ours, {})
@@ -166,6 +176,12 @@ def main(argv=None):
             if ours is not None:
                 for pi, t in have.items():
                     ratios_peer[pi].append(t / ours)
+            if with_bound:
+                bt = min(r[BOUND].values()) if BOUND in r else None
+                ceil = have[bp] / bt if (bp is not None and bt is not None) else None
+                cells += [fmt_ms(bt), fmt_ratio(ceil)]
+                if ceil is not None and ratio is not None:
+                    ceilings.append(ceil)
             print("| " + " | ".join(cells) + " |")
 
         print()
@@ -176,6 +192,11 @@ def main(argv=None):
                 f"{'s' if threads != 1 else ''}: {fmt_ratio(gm)} over {len(ratios_best)} configurations"
                 + (f" ({tail})" if tail else "") + ".")
         print(line)
+        if ceilings:
+            print()
+            print(f"At the bound (every configuration as fast as this machine's measured peak / "
+                  f"bandwidth allow), the geometric-mean speedup over the best peer would be "
+                  f"{fmt_ratio(geomean(ceilings))} over {len(ceilings)} configurations.")
         summary.append((threads, dtype, gm, len(ratios_best), tail))
 
     print()
@@ -218,7 +239,7 @@ def half_vs_f32(best, ours_name):
                        and any(ours_name in t[k].get(d, {}) for d in half_dtypes)),
                       key=lambda k: (order_key(CELL_ORDER, k[1]), order_key(CONFIGS, k[2])))
         dts = [d for d in half_dtypes if any(ours_name in t[k].get(d, {}) for k in keys)]
-        peers = sorted({impl for k in keys for impl in t[k].get("f32", {}) if impl != ours_name},
+        peers = sorted({impl for k in keys for impl in t[k].get("f32", {}) if impl not in (ours_name, BOUND)},
                        key=lambda x: order_key(PEER_ORDER, x))
         print()
         print(f"#### {ours_name} half vs peers f32, {threads} thread{'s' if threads != 1 else ''}")
