@@ -903,6 +903,34 @@ pub fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// `n` copies of `v` in memory backed like the kernels' packed weights: 2 MiB pages
+/// where the OS grants them for buffers of 4 MiB and more (Linux `madvise`), so
+/// measurements pay the same TLB costs as the kernels' (`kernels/src/aligned.rs`).
+pub fn huge_page_buffer<T: Copy>(n: usize, v: T) -> Vec<T> {
+    let mut buf: Vec<T> = Vec::with_capacity(n);
+    let bytes = n * std::mem::size_of::<T>();
+    #[cfg(target_os = "linux")]
+    if bytes >= 4 << 20 {
+        extern "C" {
+            fn madvise(
+                addr: *mut std::ffi::c_void,
+                len: usize,
+                advice: std::ffi::c_int,
+            ) -> std::ffi::c_int;
+        }
+        const HUGE: usize = 2 << 20;
+        let p = buf.as_mut_ptr() as usize;
+        let (start, end) = (p.next_multiple_of(HUGE), (p + bytes) / HUGE * HUGE);
+        if end > start {
+            // SAFETY: `[start, end)` is page-aligned and inside the fresh, untouched
+            // capacity of `buf`; MADV_HUGEPAGE (14) only changes how it is backed.
+            unsafe { madvise(start as *mut std::ffi::c_void, end - start, 14) };
+        }
+    }
+    buf.resize(n, v);
+    buf
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

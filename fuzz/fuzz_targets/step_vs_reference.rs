@@ -6,16 +6,18 @@
 use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
 use rnn_fuzz::*;
+use rnn_kernels::half::bf16;
 use rnn_kernels::{
     Isa, PackedCell, PackedRnn, SequenceOutputMut, StepInput, StepOutputMut, Workspace,
 };
-use rnn_reference::{Direction, RnnConfig};
+use rnn_reference::{Direction, RnnConfig, SequenceInput};
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
     let Ok(p) = arbitrary_problem(&mut u) else { return };
     check_sequence(&p);
     check_step(&p);
+    check_bf16_sequence(&p);
 });
 
 fn check_for(p: &Problem, steps: usize, layers_cfg: &RnnConfig, x: &[f32], h0: Option<&[f32]>, c0: Option<&[f32]>) -> Check {
@@ -63,6 +65,57 @@ fn check_sequence(p: &Problem) {
         compare("h_n", &h_n, &r64.h_n, &r32.h_n, check).unwrap_or_else(ctx);
         if lstm {
             compare("c_n", &c_n, &r64.c_n, &r32.c_n, check).unwrap_or_else(ctx);
+        }
+    }
+}
+
+/// bf16 weights, inputs and outputs at every ISA (on AVX512-BF16 the first layer's
+/// input projection then runs on `vdpbf16ps`), against the references on the same
+/// bf16-rounded values.
+fn check_bf16_sequence(p: &Problem) {
+    let q = rounded_bf16(p);
+    let (r64, r32) = references(&q);
+    let check = check_for(&q, q.shape.steps, &q.cfg, &q.x, q.h0.as_deref(), q.c0.as_deref());
+    let d = q.shape.dims(&q.cfg).unwrap();
+    let lstm = q.cfg.cell.has_cell_state();
+    let to = |v: &[f32]| v.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>();
+    let (x, h0, c0) = (to(&q.x), q.h0.as_deref().map(to), q.c0.as_deref().map(to));
+    let back = |v: &[bf16]| v.iter().map(|x| x.to_f32()).collect::<Vec<_>>();
+    let mut ws = Workspace::new();
+    for isa in Isa::available() {
+        let rnn = PackedRnn::<bf16>::pack(&q.cfg, &views(&q.weights))
+            .expect("valid weights")
+            .with_isa(Some(isa))
+            .expect("available ISA");
+        let nan = bf16::NAN;
+        let (mut y, mut h_n, mut c_n) = (vec![nan; d.y], vec![nan; d.h], vec![nan; d.c]);
+        rnn.forward(
+            &mut ws,
+            q.shape,
+            SequenceInput {
+                x: &x,
+                h0: h0.as_deref(),
+                c0: c0.as_deref(),
+                seq_lens: q.seq_lens.as_deref(),
+            },
+            SequenceOutputMut {
+                y: &mut y,
+                h_n: Some(&mut h_n),
+                c_n: lstm.then_some(&mut c_n[..]),
+            },
+        )
+        .expect("forward accepts a well-formed problem");
+        let ctx = |e: String| {
+            panic!(
+                "bf16 sequence mismatch at {isa} ({check:?}): {e}\ncfg {:?}\nshape {:?} seq_lens {:?}",
+                q.cfg, q.shape, q.seq_lens
+            )
+        };
+        compare_bf16_outputs("y", &back(&y), &r64.y, &r32.y, check).unwrap_or_else(ctx);
+        compare_bf16_outputs("h_n", &back(&h_n), &r64.h_n, &r32.h_n, check).unwrap_or_else(ctx);
+        if lstm {
+            compare_bf16_outputs("c_n", &back(&c_n), &r64.c_n, &r32.c_n, check)
+                .unwrap_or_else(ctx);
         }
     }
 }

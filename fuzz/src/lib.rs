@@ -532,6 +532,77 @@ pub fn compare(
     Ok(())
 }
 
+/// The problem with the weight matrices (`W_ih`, `W_hh`, `W_hr`) and the inputs (`x`,
+/// `h0`, `c0`) rounded to bf16, biases and peepholes left f32: exactly the values that
+/// `PackedRnn::<bf16>::pack` of `p`'s weights, fed `p`'s inputs as bf16, computes on.
+pub fn rounded_bf16(p: &Problem) -> Problem {
+    let round = |v: &mut Vec<f32>| {
+        for x in v.iter_mut() {
+            *x = rnn_kernels::half::bf16::from_f32(*x).to_f32();
+        }
+    };
+    let mut q = p.clone();
+    for w in &mut q.weights {
+        round(&mut w.w_ih);
+        round(&mut w.w_hh);
+        w.w_hr.iter_mut().for_each(round);
+    }
+    round(&mut q.x);
+    q.h0.iter_mut().for_each(round);
+    q.c0.iter_mut().for_each(round);
+    q
+}
+
+/// [`compare`] for outputs written as bf16 (`got` widened back to f32): classes are
+/// those of the references rounded to bf16 (values within ~0.4% of `bf16::MAX` are
+/// skipped: whether they round to inf there is decided by the last f32 bit), and the
+/// value tolerance grows by the output rounding, half a bf16 ulp (2^-9 relative; 2^-8
+/// is used, as in `kernels/tests/half.rs`, to cover the double rounding f64 -> f32 ->
+/// bf16).
+pub fn compare_bf16_outputs(
+    name: &str,
+    got: &[f32],
+    want: &[f64],
+    want32: &[f32],
+    check: Check,
+) -> std::result::Result<(), String> {
+    let near_max = |v: f64| v.abs() > 3.37e38 && v.is_finite();
+    let to_bf16 = |v: f64| rnn_kernels::half::bf16::from_f64(v).to_f64();
+    let keep: Vec<bool> = want
+        .iter()
+        .zip(want32)
+        .map(|(&w, &w32)| !near_max(w) && !near_max(w32 as f64))
+        .collect();
+    let pick = |v: Vec<f64>| -> Vec<f64> {
+        v.into_iter()
+            .zip(&keep)
+            .map(|(x, &k)| if k { x } else { f64::NAN })
+            .collect()
+    };
+    // Skipped positions become NaN in all three, which `compare` accepts.
+    let want_r = pick(want.iter().map(|&w| to_bf16(w)).collect());
+    let want32_r: Vec<f32> = pick(want32.iter().map(|&w| to_bf16(w as f64)).collect())
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let got_k: Vec<f32> = got
+        .iter()
+        .zip(&keep)
+        .map(|(&g, &k)| if k { g } else { f32::NAN })
+        .collect();
+    // Values against the unrounded reference (the rounding is in the tolerance).
+    let want_v: Vec<f64> = want
+        .iter()
+        .zip(&want_r)
+        .map(|(&w, &r)| if r.is_finite() { w } else { r })
+        .collect();
+    let check = match check {
+        Check::Values((atol, rtol)) => Check::Values((atol, rtol + f64::powi(2.0, -8))),
+        c => c,
+    };
+    compare(name, &got_k, &want_v, &want32_r, check)
+}
+
 /// Borrowed f32 views of owned weights.
 pub fn views(w: &[OwnedLayerWeights<f32>]) -> Vec<LayerWeights<'_, f32>> {
     rnn_reference::views(w)

@@ -45,10 +45,17 @@ impl<T: Plain> Default for AlignedVec<T> {
 impl<T: Plain> AlignedVec<T> {
     const PER_LINE: usize = 64 / std::mem::size_of::<T>();
 
-    /// `len` zeros.
+    /// `len` zeros. Buffers of several MiB (packed weights, big workspaces) ask the OS
+    /// for 2 MiB pages before first touching them: a batch-1 step streams all of its
+    /// weights, and with 4 KiB pages a 16 MiB matrix needs more TLB entries than the
+    /// core has.
     pub(crate) fn zeros(len: usize) -> Self {
+        let n = len.div_ceil(Self::PER_LINE);
+        let mut lines: Vec<Line> = Vec::with_capacity(n);
+        huge_pages::advise(lines.as_mut_ptr().cast(), n * std::mem::size_of::<Line>());
+        lines.resize(n, Line([0; 64]));
         AlignedVec {
-            lines: vec![Line([0; 64]); len.div_ceil(Self::PER_LINE)],
+            lines,
             len,
             _t: PhantomData,
         }
@@ -75,5 +82,43 @@ impl<T: Plain> AlignedVec<T> {
     pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
         // SAFETY: as in `as_slice`, and `&mut self` makes the borrow unique.
         unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<T>(), self.len) }
+    }
+}
+
+/// Transparent huge pages for large buffers (Linux; elsewhere nothing).
+mod huge_pages {
+    /// Buffers smaller than this keep normal pages.
+    const MIN_BYTES: usize = 4 << 20;
+    /// The huge page size on x86_64 and aarch64 Linux.
+    #[cfg(target_os = "linux")]
+    const HUGE: usize = 2 << 20;
+
+    #[cfg(target_os = "linux")]
+    extern "C" {
+        /// POSIX `madvise` from the C library std already links.
+        fn madvise(
+            addr: *mut core::ffi::c_void,
+            len: usize,
+            advice: core::ffi::c_int,
+        ) -> core::ffi::c_int;
+    }
+
+    /// Advises huge pages for the whole 2 MiB-aligned pages inside `[ptr, ptr + bytes)`
+    /// (memory not yet touched, so its first touch can fault in huge pages). Advice
+    /// only: failure (no THP, `never` policy) changes nothing.
+    pub(super) fn advise(ptr: *mut u8, bytes: usize) {
+        #[cfg(target_os = "linux")]
+        if bytes >= MIN_BYTES {
+            let start = (ptr as usize).next_multiple_of(HUGE);
+            let end = (ptr as usize + bytes) / HUGE * HUGE;
+            if end > start {
+                // SAFETY: `[start, end)` lies inside an allocation this process owns
+                // (the caller's fresh capacity) and is page-aligned; MADV_HUGEPAGE (14)
+                // only changes how the kernel backs the range, never its contents or
+                // validity.
+                unsafe { madvise(start as *mut core::ffi::c_void, end - start, 14) };
+            }
+        }
+        let _ = (ptr, bytes);
     }
 }

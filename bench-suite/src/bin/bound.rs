@@ -18,7 +18,9 @@
 
 use std::time::{Duration, Instant};
 
-use rnn_bench_suite::{dot_bf16_peak_gflops, fma_peak_gflops, BenchConfig, Cell, Problem, CONFIGS};
+use rnn_bench_suite::{
+    dot_bf16_peak_gflops, fma_peak_gflops, huge_page_buffer, BenchConfig, Cell, Problem, CONFIGS,
+};
 use rnn_kernels::half::{bf16, f16};
 use rnn_kernels::{Element, Isa, PackedRnn, SeqShape, SequenceInput, SequenceOutputMut, Workspace};
 
@@ -73,7 +75,9 @@ unsafe fn zigzag_sum_avx512(buf: &[f32], passes: usize) -> f32 {
 /// between measurements); the best is printed beside it.
 fn read_bandwidth(bytes: usize, threads: usize) -> (f64, f64) {
     let n = (bytes / 4).max(16);
-    let bufs: Vec<Vec<f32>> = (0..threads).map(|t| vec![t as f32 * 1e-9; n]).collect();
+    let bufs: Vec<Vec<f32>> = (0..threads)
+        .map(|t| huge_page_buffer(n, t as f32 * 1e-9))
+        .collect();
     // Enough passes for ~50 ms per measurement.
     let passes = ((50e6 / (bytes as f64 / 60.0)).ceil() as usize).clamp(4, 100_000);
     let mut times = Vec::new();
