@@ -308,7 +308,8 @@ impl<W: Element> PackedRnn<W> {
                         // h0/c0 were checked to hold L*D*B rows.
                         unsafe { init_state(&st, &input, ld, batch, (ho, h), (ps, hs), (hl, cl)) };
                     }
-                    let pairs = set.w_ih_pairs.get().filter(|_| layer == 0);
+                    let pairs = set.w_ih_pairs.get().and_then(Option::as_ref);
+                    let pairs = pairs.filter(|_| layer == 0);
                     if let (Some(d), Some(pairs)) = (dot, pairs) {
                         let xr = Tensor3::new(std::ptr::null_mut(), &shape, cfg.input_size);
                         let a = Rows {

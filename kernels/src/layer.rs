@@ -37,8 +37,9 @@ pub(crate) struct PackedDirection<W: WeightLoad = f32> {
     /// LSTM peephole, `[3][padded(H)]` in order i, f, o.
     pub(crate) peephole: Option<AlignedVec>,
     /// bf16 weights of the first layer on an AVX512-BF16 CPU: `w_ih` in row pairs for
-    /// the `vdpbf16ps` product, built on the first call that feeds bf16 inputs.
-    pub(crate) w_ih_pairs: OnceLock<PairPanels>,
+    /// the `vdpbf16ps` product, built on the first call that feeds bf16 inputs (`None`
+    /// if that product would not be exact for these weights).
+    pub(crate) w_ih_pairs: OnceLock<Option<PairPanels>>,
 }
 
 impl<W: WeightLoad> PackedDirection<W> {
@@ -115,16 +116,20 @@ impl<W: WeightLoad> PackedDirection<W> {
     }
 
     /// The `vdpbf16ps` input projection for inputs of type `T` on `isa`, and `w_ih` in
-    /// row pairs for it: only for bf16 weights and bf16 inputs on an ISA that has it.
-    /// The pairs are built once, on first use (exact: the bf16 values are only
-    /// rearranged).
+    /// row pairs for it: only for bf16 weights and bf16 inputs on an ISA that has it,
+    /// and only if no weight is subnormal or infinite (see
+    /// [`Panels::dot_products_exact`]). The pairs are built once, on first use (exact:
+    /// the bf16 values are only rearranged).
     pub(crate) fn dot_input<T: Element>(&self, isa: Isa) -> Option<(DotGemmFn, &PairPanels)> {
         if TypeId::of::<T>() != TypeId::of::<half::bf16>() {
             return None;
         }
         let f = dot_bf16_kernel(isa)?;
         let bf = (&self.w_ih as &dyn Any).downcast_ref::<Panels<half::bf16>>()?;
-        Some((f, self.w_ih_pairs.get_or_init(|| bf.to_k_pairs())))
+        let pairs = self
+            .w_ih_pairs
+            .get_or_init(|| bf.dot_products_exact().then(|| bf.to_k_pairs()));
+        Some((f, pairs.as_ref()?))
     }
 
     /// Width of one row of the input projection buffer: `G * padded(H)`.

@@ -121,6 +121,18 @@ impl<W: WeightLoad> Panels<W> {
 }
 
 impl Panels<half::bf16> {
+    /// Whether `vdpbf16ps` computes every product of these weights as IEEE
+    /// multiplication would, whatever the inputs: no weight is subnormal (the
+    /// instruction reads it as 0, so `inf * w` would become NaN instead of ±inf) or
+    /// infinite (a subnormal input, read as 0, would make `x * inf` NaN). Subnormal
+    /// inputs times finite weights only lose a product below 2^-126 in magnitude.
+    pub(crate) fn dot_products_exact(&self) -> bool {
+        self.data
+            .as_slice()
+            .iter()
+            .all(|w| !w.is_infinite() && (w.is_normal() || *w == half::bf16::ZERO || w.is_nan()))
+    }
+
     /// The same matrix with rows taken two at a time: the layout `vdpbf16ps` multiplies
     /// (see [`PairPanels`]). Exact: the bf16 values are copied, not re-rounded.
     pub(crate) fn to_k_pairs(&self) -> PairPanels {

@@ -235,6 +235,31 @@ fn bf16_input_specials() {
     }
 }
 
+/// Infinite inputs meeting subnormal bf16 weights (and subnormal inputs meeting
+/// infinite weights): IEEE gives ±inf, so the gates saturate and the outputs stay
+/// finite. `vdpbf16ps` would read the subnormal as 0 and make NaN, so the AVX512-BF16
+/// path must not use it for such weights (found by the `step_vs_reference` fuzzer).
+#[test]
+fn bf16_subnormal_weights_meet_infinite_inputs() {
+    let lstm = rnn_reference::CellKind::Lstm {
+        peephole: false,
+        proj_size: None,
+    };
+    let tiny = f32::from_bits(0x0001_0000); // a bf16 subnormal
+    for seed in 0..6u64 {
+        let mut p = problem(seed, (6, 37, 4, 2), 1, Some(lstm));
+        p.seq_lens = None;
+        let i = p.cfg.input_size;
+        for w in &mut p.weights {
+            w.w_ih[0] = tiny; // unit 0 of gate i, input 0
+            w.w_ih[1] = if seed % 2 == 0 { f32::INFINITY } else { 1.0 };
+        }
+        p.x[0] = f32::INFINITY; // meets the subnormal weight
+        p.x[i + 1] = tiny; // meets the infinite weight (even seeds)
+        check::<bf16, bf16>(&p).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
+}
+
 /// The single-step API with half weights and half inputs/outputs.
 #[test]
 fn half_step_matches_sequence_of_one_step() {
