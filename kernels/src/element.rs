@@ -90,6 +90,10 @@ impl Element for half::bf16 {
 
 /// Loading 16 weights of a storage type into a [`V16`], converting in registers.
 pub trait WeightLoad: Copy + Default + Send + Sync + 'static + Plain {
+    /// Whether vectors are stored in lane-interleaved pairs (bf16): an odd vector per
+    /// panel row then widens on its own, so kernels prefer panels of even width.
+    const PAIRED: bool = false;
+
     /// Rounds to nearest, ties to even (what packing stores).
     fn round_from(v: f32) -> Self;
 
@@ -153,6 +157,8 @@ impl WeightLoad for half::f16 {
 }
 
 impl WeightLoad for half::bf16 {
+    const PAIRED: bool = true;
+
     #[inline(always)]
     fn position(col: usize, np: usize) -> usize {
         let (j, l) = (col / 16, col % 16);

@@ -85,7 +85,10 @@ impl<W: WeightLoad> PackedDirection<W> {
             } => {
                 let zeros = vec![S::default(); h];
                 let b_hn = w.b_hh.map_or(&zeros[..], |b| &b[2 * h..]);
-                (Panels::pack(w.w_hh, h, ho, &all, 3), None, Some(row(b_hn)))
+                // Must match the table's `gru_lbr` panel width (two tiles for paired
+                // storage).
+                let np = if W::PAIRED { 6 } else { 3 };
+                (Panels::pack(w.w_hh, h, ho, &all, np), None, Some(row(b_hn)))
             }
             CellKind::Lstm { .. } => (Panels::pack(w.w_hh, h, ho, &all, 4), None, None),
             CellKind::Rnn { .. } => (Panels::pack(w.w_hh, h, ho, &all, NP_PLAIN), None, None),

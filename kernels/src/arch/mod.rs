@@ -61,7 +61,8 @@ pub struct Kernels<W: 'static> {
     pub(crate) rnn: StepFn<W>,
     /// LSTM step, one tile (4 gates) per panel.
     pub(crate) lstm: StepFn<W>,
-    /// GRU (linear before reset), one tile (3 gates) per panel.
+    /// GRU (linear before reset), one tile (3 gates) per panel, or two for weight
+    /// types stored in pairs ([`WeightLoad::PAIRED`](crate::element::WeightLoad::PAIRED)).
     pub(crate) gru_lbr: StepFn<W>,
     /// GRU original form, pass 1: one tile (r, z) per panel.
     pub(crate) gru_rz: StepFn<W>,
@@ -102,9 +103,9 @@ impl TableOf for half::bf16 {
 
 /// Defines the entry points of one ISA inside the module that invokes it. `$v` is the
 /// ISA's [`V16`](vector::V16) type, `$feat` its `target_feature` string, `$mr4`,
-/// `$mr3`, `$mr2` the rows per block for panels of 4, 3 and 2 vectors.
+/// `$mr3`, `$mr2`, `$mr6` the rows per block for panels of 4, 3, 2 and 6 vectors.
 macro_rules! isa_kernels {
-    ($isa:expr, $v:ty, $feat:literal, mr4 = $mr4:literal, mr3 = $mr3:literal, mr2 = $mr2:literal) => {
+    ($isa:expr, $v:ty, $feat:literal, mr4 = $mr4:literal, mr3 = $mr3:literal, mr2 = $mr2:literal, mr6 = $mr6:literal) => {
         use std::ops::Range;
 
         use crate::arch::{GemmArgs, IsaTables, Kernels, StepArgs};
@@ -120,7 +121,13 @@ macro_rules! isa_kernels {
                 gemm: gemm::<W>,
                 rnn: rnn::<W>,
                 lstm: lstm::<W>,
-                gru_lbr: gru_lbr::<W>,
+                // Paired storage (bf16) widens vectors two at a time: two tiles of
+                // 3 gates per panel keep every vector in a pair.
+                gru_lbr: if W::PAIRED {
+                    gru_lbr_two_tiles::<W>
+                } else {
+                    gru_lbr::<W>
+                },
                 gru_rz: gru_rz::<W>,
                 gru_n: gru_n::<W>,
             }
@@ -167,6 +174,17 @@ macro_rules! isa_kernels {
             let epi = GruLinearBeforeReset { s: a.s };
             // SAFETY: as for `gemm`.
             unsafe { run::<$v, W, 3, $mr3, _>(&a.a, a.nrows, &a.w, panels, reverse, &epi) }
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn gru_lbr_two_tiles<W: WeightLoad>(
+            a: &StepArgs<W>,
+            panels: Range<usize>,
+            reverse: bool,
+        ) {
+            let epi = GruLinearBeforeReset { s: a.s };
+            // SAFETY: as for `gemm`.
+            unsafe { run::<$v, W, 6, $mr6, _>(&a.a, a.nrows, &a.w, panels, reverse, &epi) }
         }
 
         #[target_feature(enable = $feat)]

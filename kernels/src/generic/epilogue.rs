@@ -153,6 +153,31 @@ pub(crate) struct GruLinearBeforeReset {
 impl<V: V16> Epilogue<V, 3> for GruLinearBeforeReset {
     #[inline(always)]
     unsafe fn finish(&self, row: usize, tile: usize, acc: &[V; 3]) {
+        // SAFETY: forwarded contract.
+        unsafe { self.tile(row, tile, acc) }
+    }
+}
+
+/// Two tiles per panel (weights stored in pairs, see `WeightLoad::PAIRED`): tiles
+/// `2 panel` and `2 panel + 1`; state rows are padded to 4 tiles, so both exist.
+impl<V: V16> Epilogue<V, 6> for GruLinearBeforeReset {
+    #[inline(always)]
+    unsafe fn finish(&self, row: usize, panel: usize, acc: &[V; 6]) {
+        // SAFETY: forwarded contract; the padded rows hold both tiles.
+        unsafe {
+            self.tile(row, 2 * panel, &[acc[0], acc[1], acc[2]]);
+            self.tile(row, 2 * panel + 1, &[acc[3], acc[4], acc[5]]);
+        }
+    }
+}
+
+impl GruLinearBeforeReset {
+    /// One tile: `acc` holds the recurrent products of r, z and n.
+    ///
+    /// # Safety
+    /// As for [`Epilogue::finish`].
+    #[inline(always)]
+    unsafe fn tile<V: V16>(&self, row: usize, tile: usize, acc: &[V; 3]) {
         let s = &self.s;
         let u = tile * LANES;
         // SAFETY: as for `Lstm`; `b_hn` is a padded row of hidden units.

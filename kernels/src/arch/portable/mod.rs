@@ -11,7 +11,8 @@ crate::arch::isa_kernels!(
     "sse2",
     mr4 = 1,
     mr3 = 1,
-    mr2 = 2
+    mr2 = 2,
+    mr6 = 1
 );
 
 #[cfg(target_arch = "aarch64")]
@@ -21,5 +22,6 @@ crate::arch::isa_kernels!(
     "neon",
     mr4 = 1,
     mr3 = 2,
-    mr2 = 3
+    mr2 = 3,
+    mr6 = 1
 );

@@ -12,5 +12,6 @@ crate::arch::isa_kernels!(
     "avx2,fma,f16c",
     mr4 = 6,
     mr3 = 6,
-    mr2 = 6
+    mr2 = 6,
+    mr6 = 6
 );

@@ -11,7 +11,8 @@ crate::arch::isa_kernels!(
     "avx512f,avx512vl,fma,f16c",
     mr4 = 6,
     mr3 = 8,
-    mr2 = 12
+    mr2 = 12,
+    mr6 = 4
 );
 
 pub(crate) mod dot_bf16;
