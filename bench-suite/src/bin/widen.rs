@@ -78,7 +78,7 @@ mod avx512 {
     /// f16 weights (bit patterns), `w[b][k][128]`, widened with `vcvtph2ps`.
     ///
     /// # Safety
-    /// AVX-512F and F16C must be available; sizes as for [`f32`].
+    /// AVX-512F and F16C must be available; sizes as for [`f32()`].
     #[target_feature(enable = "avx512f,f16c")]
     pub unsafe fn f16(w: &[u16], x: &[f32], y: &mut [f32]) {
         let k = x.len();
