@@ -170,7 +170,11 @@ pub fn step<T: Real>(
                         g.x_part(rn, xb) + g.h_part(rn, &rh)
                     };
                     let n = cl(pre).tanh();
-                    out.h.push((T::ONE - z[j]) * n + z[j] * hb[j]);
+                    // h' = (1 - z) n + z h, evaluated as PyTorch's ATen GRU cell does,
+                    // `(h - n) * z + n`: the same value, and the same rounding (when
+                    // z rounds to exactly 1, a tiny h is lost next to n, as in PyTorch
+                    // and in the kernels; the other form keeps it).
+                    out.h.push(n + z[j] * (hb[j] - n));
                 }
             }
         }
