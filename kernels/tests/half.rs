@@ -11,14 +11,14 @@ mod common;
 #[path = "../../reference/tests/common/golden_case.rs"]
 mod golden_case;
 
-use common::{compare, problem, reference, tolerance, Problem};
+use common::{compare, problem, reference, run_typed as run, tolerance, Problem};
 use proptest::prelude::*;
 use rnn_kernels::half::{bf16, f16};
 use rnn_kernels::{
     Element, Isa, PackedCell, PackedRnn, SequenceInput, SequenceOutputMut, StepInput,
     StepOutputMut, Workspace,
 };
-use rnn_reference::{views, OwnedLayerWeights};
+use rnn_reference::OwnedLayerWeights;
 
 fn round<T: Element>(v: &[f32]) -> Vec<f32> {
     v.iter().map(|&x| T::from_f32(x).to_f32()).collect()
@@ -57,42 +57,6 @@ fn output_rounding<T: Element>() -> (f64, f64) {
         "bf16" => (f64::powi(2.0, -8), 0.0),
         _ => (0.0, 0.0),
     }
-}
-
-/// Runs `p` with weights stored as `W` and inputs/outputs in `T`.
-fn run<W: Element, T: Element>(p: &Problem, isa: Isa) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let rnn = PackedRnn::<W>::pack(&p.cfg, &views(&p.weights))
-        .unwrap()
-        .with_isa(Some(isa))
-        .unwrap();
-    let d = p.shape.dims(&p.cfg).unwrap();
-    let lstm = p.cfg.cell.has_cell_state();
-    let conv = |v: &[f32]| v.iter().map(|&x| T::from_f32(x)).collect::<Vec<T>>();
-    let (x, h0, c0) = (
-        conv(&p.x),
-        p.h0.as_deref().map(conv),
-        p.c0.as_deref().map(conv),
-    );
-    let nan = T::from_f32(f32::NAN);
-    let (mut y, mut h_n, mut c_n) = (vec![nan; d.y], vec![nan; d.h], vec![nan; d.c]);
-    rnn.forward(
-        &mut Workspace::new(),
-        p.shape,
-        SequenceInput {
-            x: &x,
-            h0: h0.as_deref(),
-            c0: c0.as_deref(),
-            seq_lens: p.seq_lens.as_deref(),
-        },
-        SequenceOutputMut {
-            y: &mut y,
-            h_n: Some(&mut h_n),
-            c_n: lstm.then_some(&mut c_n[..]),
-        },
-    )
-    .unwrap();
-    let back = |v: &[T]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
-    (back(&y), back(&h_n), back(&c_n))
 }
 
 fn check<W: Element, T: Element>(p: &Problem) -> Result<(), String> {

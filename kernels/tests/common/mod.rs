@@ -1,7 +1,7 @@
 //! Random problems and the tolerance every kernel path is held to.
 #![allow(dead_code)]
 
-use rnn_kernels::{Isa, PackedRnn, SequenceOutputMut, Workspace};
+use rnn_kernels::{Element, Isa, PackedRnn, SequenceOutputMut, Workspace};
 use rnn_reference::{
     forward, views, CellKind, Direction, OwnedLayerWeights, RnnActivation, RnnConfig, SeqShape,
     SequenceInput, SequenceOutput, TensorLayout,
@@ -277,24 +277,34 @@ pub fn compare(name: &str, got: &[f32], want: &[f64], tol: (f64, f64)) -> Result
 /// The kernels (f32) on the problem at `isa`: `(y, h_n, c_n)`, outputs pre-filled
 /// with NaN so an unwritten element cannot pass.
 pub fn run_kernels(p: &Problem, isa: Isa) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let rnn = PackedRnn::from_pytorch(&p.cfg, &views(&p.weights))
+    run_typed::<f32, f32>(p, isa)
+}
+
+/// The kernels with weights stored as `W` and inputs/outputs in `T` (the problem's
+/// values rounded to `T` on the way in), outputs widened back to f32; pre-filled with
+/// NaN so an unwritten element cannot pass.
+pub fn run_typed<W: Element, T: Element>(p: &Problem, isa: Isa) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let rnn = PackedRnn::<W>::pack(&p.cfg, &views(&p.weights))
         .unwrap()
         .with_isa(Some(isa))
         .unwrap();
     let d = p.shape.dims(&p.cfg).unwrap();
     let lstm = p.cfg.cell.has_cell_state();
-    let (mut y, mut h_n, mut c_n) = (
-        vec![f32::NAN; d.y],
-        vec![f32::NAN; d.h],
-        vec![f32::NAN; d.c],
+    let conv = |v: &[f32]| v.iter().map(|&x| T::from_f32(x)).collect::<Vec<T>>();
+    let (x, h0, c0) = (
+        conv(&p.x),
+        p.h0.as_deref().map(conv),
+        p.c0.as_deref().map(conv),
     );
+    let nan = T::from_f32(f32::NAN);
+    let (mut y, mut h_n, mut c_n) = (vec![nan; d.y], vec![nan; d.h], vec![nan; d.c]);
     rnn.forward(
         &mut Workspace::new(),
         p.shape,
         SequenceInput {
-            x: &p.x,
-            h0: p.h0.as_deref(),
-            c0: p.c0.as_deref(),
+            x: &x,
+            h0: h0.as_deref(),
+            c0: c0.as_deref(),
             seq_lens: p.seq_lens.as_deref(),
         },
         SequenceOutputMut {
@@ -304,5 +314,6 @@ pub fn run_kernels(p: &Problem, isa: Isa) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         },
     )
     .unwrap();
-    (y, h_n, c_n)
+    let back = |v: &[T]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
+    (back(&y), back(&h_n), back(&c_n))
 }
