@@ -1,6 +1,8 @@
 //! One recurrent step of one direction: the cell's passes in order, each split over
 //! threads by panels. Shared by the sequence driver and the single-step API.
 
+use std::ops::Range;
+
 use rnn_reference::{CellKind, RnnConfig};
 
 use crate::arch::{DotGemmArgs, DotGemmFn, GemmArgs, Kernels, StepArgs, StepFn};
@@ -36,19 +38,27 @@ pub(crate) fn state_sizes(cfg: &RnnConfig, batch: usize) -> (usize, usize, usize
     (batch * padded(cfg.output_size()), batch * hs, batch * hs)
 }
 
+/// Runs `f` on this member's share of `panels` panels (split so each active member gets
+/// enough of the `work` multiply-adds), then meets the team. Members get disjoint
+/// panels, i.e. disjoint output columns.
+fn share_panels(team: &Team<'_>, work: usize, panels: usize, f: impl FnOnce(Range<usize>)) {
+    let active = threads_for(work, panels, usize::MAX);
+    let mine = team.chunk(panels, active);
+    if !mine.is_empty() {
+        f(mine);
+    }
+    team.sync();
+}
+
 /// Runs this member's share of `a x w` through `f`, then meets the team.
 ///
 /// # Safety
 /// `args` must describe buffers valid for every panel of `args.w`.
 unsafe fn pass<W: WeightLoad>(f: StepFn<W>, args: StepArgs<W>, zigzag: bool, team: &Team<'_>) {
     let panels = args.w.panels;
-    let active = threads_for(args.nrows * args.w.k * panels * 64, panels, usize::MAX);
-    let mine = team.chunk(panels, active);
-    if !mine.is_empty() {
-        // SAFETY: forwarded; members write disjoint panels.
-        unsafe { f(&args, mine, zigzag) };
-    }
-    team.sync();
+    let work = args.nrows * args.w.k * panels * 64;
+    // SAFETY: forwarded; members write disjoint panels.
+    share_panels(team, work, panels, |mine| unsafe { f(&args, mine, zigzag) });
 }
 
 /// This member's share of `out = a x w (+ bias)` (split by panels), then meets the
@@ -76,14 +86,11 @@ pub(crate) unsafe fn gemm<W: WeightLoad>(
         out_stride,
         bias,
     };
-    let panels = w.panels();
-    let active = threads_for(nrows * w.k() * w.cols(), panels, usize::MAX);
-    let mine = team.chunk(panels, active);
-    if !mine.is_empty() {
-        // SAFETY: forwarded; members write disjoint column ranges.
-        unsafe { (k.gemm)(&args, mine, false) };
-    }
-    team.sync();
+    let work = nrows * w.k() * w.cols();
+    // SAFETY: forwarded; members write disjoint column ranges.
+    share_panels(team, work, w.panels(), |mine| unsafe {
+        (k.gemm)(&args, mine, false)
+    });
 }
 
 /// This member's share of the `vdpbf16ps` input projection `out = a x w (+ bias)` (split
@@ -112,15 +119,10 @@ pub(crate) unsafe fn gemm_dot(
         out_stride,
         bias,
     };
-    let panels = w.panels();
-    // Half the instructions of the f32 product, so half the work per thread.
-    let active = threads_for(nrows * w.k() * w.cols() / 2, panels, usize::MAX);
-    let mine = team.chunk(panels, active);
-    if !mine.is_empty() {
-        // SAFETY: forwarded; members write disjoint column ranges.
-        unsafe { f(&args, mine) };
-    }
-    team.sync();
+    // Half the instructions of the f32 product, so count half the work.
+    let work = nrows * w.k() * w.cols() / 2;
+    // SAFETY: forwarded; members write disjoint column ranges.
+    share_panels(team, work, w.panels(), |mine| unsafe { f(&args, mine) });
 }
 
 /// Multiply-adds of one step of one direction for `batch` rows (for sizing a team).
