@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use rnn_fuzz::*;
 use rnn_kernels::half::bf16;
 use rnn_kernels::{
-    Isa, PackedCell, PackedRnn, SequenceOutputMut, StepInput, StepOutputMut, Workspace,
+    Element, Isa, PackedCell, PackedRnn, SequenceOutputMut, StepInput, StepOutputMut, Workspace,
 };
 use rnn_reference::{Direction, RnnConfig, SequenceInput};
 
@@ -31,63 +31,37 @@ fn check_for(p: &Problem, steps: usize, layers_cfg: &RnnConfig, x: &[f32], h0: O
     }
 }
 
+/// The f32 sequence API at every ISA against the references.
 fn check_sequence(p: &Problem) {
-    let (r64, r32) = references(p);
-    let check = check_for(p, p.shape.steps, &p.cfg, &p.x, p.h0.as_deref(), p.c0.as_deref());
-    let d = p.shape.dims(&p.cfg).unwrap();
-    let lstm = p.cfg.cell.has_cell_state();
-    let mut ws = Workspace::new();
-    for isa in Isa::available() {
-        let rnn = PackedRnn::from_pytorch(&p.cfg, &views(&p.weights))
-            .expect("valid weights")
-            .with_isa(Some(isa))
-            .expect("available ISA");
-        let (mut y, mut h_n, mut c_n) =
-            (vec![f32::NAN; d.y], vec![f32::NAN; d.h], vec![f32::NAN; d.c]);
-        rnn.forward(
-            &mut ws,
-            p.shape,
-            p.input(),
-            SequenceOutputMut {
-                y: &mut y,
-                h_n: Some(&mut h_n),
-                c_n: lstm.then_some(&mut c_n[..]),
-            },
-        )
-        .expect("forward accepts a well-formed problem");
-        let ctx = |e: String| {
-            panic!(
-                "sequence mismatch at {isa} ({check:?}): {e}\ncfg {:?}\nshape {:?} seq_lens {:?}",
-                p.cfg, p.shape, p.seq_lens
-            )
-        };
-        compare("y", &y, &r64.y, &r32.y, check).unwrap_or_else(ctx);
-        compare("h_n", &h_n, &r64.h_n, &r32.h_n, check).unwrap_or_else(ctx);
-        if lstm {
-            compare("c_n", &c_n, &r64.c_n, &r32.c_n, check).unwrap_or_else(ctx);
-        }
-    }
+    check_sequence_as::<f32>(p, "", compare);
 }
 
 /// bf16 weights, inputs and outputs at every ISA (on AVX512-BF16 the first layer's
 /// input projection then runs on `vdpbf16ps`), against the references on the same
 /// bf16-rounded values.
 fn check_bf16_sequence(p: &Problem) {
-    let q = rounded_bf16(p);
-    let (r64, r32) = references(&q);
-    let check = check_for(&q, q.shape.steps, &q.cfg, &q.x, q.h0.as_deref(), q.c0.as_deref());
+    check_sequence_as::<bf16>(&rounded_bf16(p), "bf16 ", compare_bf16_outputs);
+}
+
+type Compare = fn(&str, &[f32], &[f64], &[f32], Check) -> Result<(), String>;
+
+/// Runs `q` with weights, inputs and outputs stored as `T` (`q`'s values must already
+/// be representable in `T`) at every ISA and compares the widened outputs.
+fn check_sequence_as<T: Element>(q: &Problem, label: &str, cmp: Compare) {
+    let (r64, r32) = references(q);
+    let check = check_for(q, q.shape.steps, &q.cfg, &q.x, q.h0.as_deref(), q.c0.as_deref());
     let d = q.shape.dims(&q.cfg).unwrap();
     let lstm = q.cfg.cell.has_cell_state();
-    let to = |v: &[f32]| v.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>();
+    let to = |v: &[f32]| v.iter().map(|&x| T::from_f32(x)).collect::<Vec<T>>();
     let (x, h0, c0) = (to(&q.x), q.h0.as_deref().map(to), q.c0.as_deref().map(to));
-    let back = |v: &[bf16]| v.iter().map(|x| x.to_f32()).collect::<Vec<_>>();
+    let back = |v: &[T]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
     let mut ws = Workspace::new();
     for isa in Isa::available() {
-        let rnn = PackedRnn::<bf16>::pack(&q.cfg, &views(&q.weights))
+        let rnn = PackedRnn::<T>::pack(&q.cfg, &views(&q.weights))
             .expect("valid weights")
             .with_isa(Some(isa))
             .expect("available ISA");
-        let nan = bf16::NAN;
+        let nan = T::from_f32(f32::NAN);
         let (mut y, mut h_n, mut c_n) = (vec![nan; d.y], vec![nan; d.h], vec![nan; d.c]);
         rnn.forward(
             &mut ws,
@@ -107,15 +81,14 @@ fn check_bf16_sequence(p: &Problem) {
         .expect("forward accepts a well-formed problem");
         let ctx = |e: String| {
             panic!(
-                "bf16 sequence mismatch at {isa} ({check:?}): {e}\ncfg {:?}\nshape {:?} seq_lens {:?}",
+                "{label}sequence mismatch at {isa} ({check:?}): {e}\ncfg {:?}\nshape {:?} seq_lens {:?}",
                 q.cfg, q.shape, q.seq_lens
             )
         };
-        compare_bf16_outputs("y", &back(&y), &r64.y, &r32.y, check).unwrap_or_else(ctx);
-        compare_bf16_outputs("h_n", &back(&h_n), &r64.h_n, &r32.h_n, check).unwrap_or_else(ctx);
+        cmp("y", &back(&y), &r64.y, &r32.y, check).unwrap_or_else(ctx);
+        cmp("h_n", &back(&h_n), &r64.h_n, &r32.h_n, check).unwrap_or_else(ctx);
         if lstm {
-            compare_bf16_outputs("c_n", &back(&c_n), &r64.c_n, &r32.c_n, check)
-                .unwrap_or_else(ctx);
+            cmp("c_n", &back(&c_n), &r64.c_n, &r32.c_n, check).unwrap_or_else(ctx);
         }
     }
 }
