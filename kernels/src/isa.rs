@@ -30,7 +30,7 @@ pub const ISA_ENV: &str = "RNN_KERNELS_ISA";
 
 impl Isa {
     /// Every path, fastest first.
-    pub const ALL: [Isa; 4] = [Isa::Avx512Bf16, Isa::Avx512, Isa::Avx2, Isa::Portable];
+    pub const ALL: &'static [Isa] = &[Isa::Avx512Bf16, Isa::Avx512, Isa::Avx2, Isa::Portable];
 
     /// `"avx512bf16"`, `"avx512"`, `"avx2"` or `"portable"`.
     pub fn name(self) -> &'static str {
@@ -70,13 +70,18 @@ impl Isa {
 
     /// The paths this CPU can run, fastest first.
     pub fn available() -> Vec<Isa> {
-        Isa::ALL.into_iter().filter(|i| i.is_available()).collect()
+        Isa::ALL
+            .iter()
+            .copied()
+            .filter(|i| i.is_available())
+            .collect()
     }
 
     /// The fastest available path.
     pub fn best() -> Isa {
         Isa::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|i| i.is_available())
             .unwrap_or(Isa::Portable)
     }

@@ -189,7 +189,7 @@ pub(crate) unsafe fn step<W: WeightLoad>(
             }
         ),
     };
-    // SAFETY (all passes): the caller sized every buffer per `state_sizes`; the packed
+    // SAFETY: (all passes) the caller sized every buffer per `state_sizes`; the packed
     // matrices' `k` match the row widths read (H_out for h, H for aux).
     unsafe {
         match cfg.cell {

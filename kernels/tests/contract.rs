@@ -750,7 +750,7 @@ fn isa_errors() {
     assert_eq!("portable".parse::<Isa>().unwrap(), Isa::Portable);
     let cfg = RnnConfig::new(GRU, 3, 4);
     let w = weights(&cfg);
-    for isa in Isa::ALL {
+    for &isa in Isa::ALL {
         let r = packed(&cfg).with_isa(Some(isa));
         let c = PackedCell::from_pytorch(&cfg, &w[0].view())
             .unwrap()

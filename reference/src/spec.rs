@@ -5,6 +5,7 @@ use crate::error::{checked_product, Error, Result};
 
 /// The nonlinearity of a plain (Elman) RNN cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RnnActivation {
     /// `h' = tanh(...)` (PyTorch `nonlinearity="tanh"`, ONNX default).
     Tanh,
@@ -62,6 +63,7 @@ impl CellKind {
 
 /// Which way(s) the sequence is run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Direction {
     /// t = 0, 1, ..., T-1.
     Forward,

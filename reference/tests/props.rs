@@ -201,6 +201,7 @@ fn bound(p: &Problem) -> (f64, f64) {
                     match activation {
                         RnnActivation::Tanh => 1.0,
                         RnnActivation::Relu => s,
+                        other => unreachable!("no error bound for {other:?} yet"),
                     },
                 ),
                 CellKind::Lstm { proj_size, .. } => {

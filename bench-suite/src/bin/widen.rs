@@ -159,10 +159,14 @@ fn main() {
             }
             let x: Vec<f32> = (0..k).map(|i| (i % 17) as f32 / 17.0 - 0.5).collect();
             let mut y = vec![0.0f32; cols];
-            // SAFETY (all three): avx512f and f16c were detected above; the arrays have
-            // the sizes each function requires (k * cols weights, k even, cols % 128 == 0).
+            // The three calls below: avx512f and f16c were detected above; the arrays
+            // have the sizes each function requires (k * cols weights, k even,
+            // cols % 128 == 0).
+            // SAFETY: as said above.
             let t32 = median_ns(|| unsafe { avx512::f32(&w32, &x, &mut y) });
+            // SAFETY: as said above.
             let t16 = median_ns(|| unsafe { avx512::f16(&w16, &x, &mut y) });
+            // SAFETY: as said above.
             let tbf = median_ns(|| unsafe { avx512::bf16_pairs(&wbf, &x, &mut y) });
             std::hint::black_box(&y);
             let rate = |t: f64| n as f64 / t;

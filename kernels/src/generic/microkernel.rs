@@ -37,7 +37,7 @@ pub(crate) unsafe fn tile<V: V16, W: WeightLoad, const MR: usize, const NP: usiz
             .rev()
             .find(|&g| NP.is_multiple_of(g))
             .unwrap_or(1);
-        // SAFETY (all arms): forwarded contract.
+        // SAFETY: (all arms) forwarded contract.
         unsafe {
             match gs {
                 1 => tile_groups::<V, W, MR, NP, 1>(rows, k, panel),

@@ -47,7 +47,7 @@ pub(crate) unsafe fn gemm(g: &DotGemmArgs, panels: Range<usize>) {
             // SAFETY: `p < w.panels`: the panel lies inside the packed data.
             let panel = unsafe { g.w.ptr.add(p * kq * width) };
             let mut r = r0;
-            // SAFETY (every block): rows stay below `nrows`; forwarded contract.
+            // SAFETY: (every block) rows stay below `nrows`; forwarded contract.
             unsafe {
                 while r + MR <= r1 {
                     block::<MR>(g, r, panel, p, &epi);
