@@ -88,6 +88,7 @@ impl<T: Plain> AlignedVec<T> {
 /// Transparent huge pages for large buffers (Linux; elsewhere nothing).
 mod huge_pages {
     /// Buffers smaller than this keep normal pages.
+    #[cfg(target_os = "linux")]
     const MIN_BYTES: usize = 4 << 20;
     /// The huge page size on x86_64 and aarch64 Linux.
     #[cfg(target_os = "linux")]

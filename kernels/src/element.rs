@@ -1,19 +1,25 @@
 //! Element types: `f32`, and the half-precision storage formats `half::f16` and
 //! `half::bf16` (this crate computes in `f32` on CPUs without native half arithmetic).
+//!
+//! [`Element`] is the public, sealed trait; [`Storage`] is its crate-internal half: how
+//! a type is stored in packed panels and widened into a [`V16`], and the type tests the
+//! drivers need (which are trait methods, not comparisons of names or `TypeId`s).
 
 use half::slice::HalfFloatSliceExt;
 
 use crate::aligned::Plain;
-use crate::arch::vector::V16;
+use crate::simd::V16;
 
 mod sealed {
     /// Implemented for exactly the three element types; carries the crate-internal
-    /// kernel plumbing (unnameable outside the crate).
-    pub trait Sealed: crate::arch::TableOf {}
+    /// [`Storage`](super::Storage) plumbing (unnameable outside the crate).
+    pub trait Sealed: super::storage::Storage {}
     impl Sealed for f32 {}
     impl Sealed for half::f16 {}
     impl Sealed for half::bf16 {}
 }
+
+pub(crate) use storage::Storage;
 
 /// A tensor element type: `f32`, `half::f16` or `half::bf16`. Weights may be stored in
 /// any of them (see [`PackedRnn::pack`](crate::PackedRnn::pack)) and inputs and outputs
@@ -88,128 +94,166 @@ impl Element for half::bf16 {
     }
 }
 
-/// Loading 16 weights of a storage type into a [`V16`], converting in registers.
-pub trait WeightLoad: Copy + Default + Send + Sync + 'static + Plain {
-    /// Whether vectors are stored in lane-interleaved pairs (bf16): an odd vector per
-    /// panel row then widens on its own, so kernels prefer panels of even width.
-    const PAIRED: bool = false;
+mod storage {
+    use super::*;
 
-    /// Rounds to nearest, ties to even (what packing stores).
-    fn round_from(v: f32) -> Self;
+    /// How an element type is stored in packed panels and loaded into a [`V16`], plus
+    /// the type tests the drivers need. Public only inside a private module: nameable
+    /// in this crate, sealed for everyone else.
+    pub trait Storage: Copy + Default + Send + Sync + 'static + Plain {
+        /// Whether vectors are stored in lane-interleaved pairs (bf16): an odd vector
+        /// per panel row then widens on its own, so kernels prefer panels of even width.
+        const PAIRED: bool = false;
 
-    /// Where element `col` (vector `col / 16`, lane `col % 16`) of a packed panel row of
-    /// `np` vectors is stored. The identity, except for bf16, which stores vectors in
-    /// lane-interleaved pairs for [`V16::load_bf16_pair`].
-    #[inline(always)]
-    fn position(col: usize, _np: usize) -> usize {
-        col
-    }
+        /// Rounds to nearest, ties to even (what packing stores).
+        fn round_from(v: f32) -> Self;
 
-    /// Loads vector `j` of a packed panel row of `np` vectors.
-    ///
-    /// # Safety
-    /// `V`'s ISA must be available and `p` valid for `np * 16` reads, `j < np`.
-    #[inline(always)]
-    unsafe fn load_vec<V: V16>(p: *const Self, j: usize, _np: usize) -> V {
-        // SAFETY: forwarded contract.
-        unsafe { Self::load16::<V>(p.add(16 * j)) }
-    }
-
-    /// Loads one packed panel row of `NP` vectors.
-    ///
-    /// # Safety
-    /// `V`'s ISA must be available and `p` valid for `NP * 16` reads.
-    #[inline(always)]
-    unsafe fn load_row<V: V16, const NP: usize>(p: *const Self) -> [V; NP] {
-        // SAFETY: forwarded contract.
-        let mut out = [unsafe { V::zero() }; NP];
-        for (j, v) in out.iter_mut().enumerate() {
-            // SAFETY: vector j lies inside the row.
-            *v = unsafe { Self::load16::<V>(p.add(16 * j)) };
+        /// The slice as `f32` when the type is `f32` (no copy needed).
+        fn as_f32(s: &[Self]) -> Option<&[f32]> {
+            let _ = s;
+            None
         }
-        out
-    }
-    /// # Safety
-    /// `V`'s ISA must be available and `p` valid for 16 reads.
-    unsafe fn load16<V: V16>(p: *const Self) -> V;
-}
 
-impl WeightLoad for f32 {
-    fn round_from(v: f32) -> Self {
-        v
-    }
-    #[inline(always)]
-    unsafe fn load16<V: V16>(p: *const Self) -> V {
-        // SAFETY: forwarded contract.
-        unsafe { V::load(p) }
-    }
-}
+        /// Mutable [`as_f32`](Storage::as_f32).
+        fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]> {
+            let _ = s;
+            None
+        }
 
-impl WeightLoad for half::f16 {
-    fn round_from(v: f32) -> Self {
-        half::f16::from_f32(v)
-    }
-    #[inline(always)]
-    unsafe fn load16<V: V16>(p: *const Self) -> V {
-        // SAFETY: forwarded contract; f16 is a transparent u16.
-        unsafe { V::load_f16(p.cast::<u16>()) }
-    }
-}
+        /// The slice as `bf16` when the type is `bf16` (the `vdpbf16ps` inputs).
+        fn as_bf16(s: &[Self]) -> Option<&[half::bf16]> {
+            let _ = s;
+            None
+        }
 
-impl WeightLoad for half::bf16 {
-    const PAIRED: bool = true;
-
-    #[inline(always)]
-    fn position(col: usize, np: usize) -> usize {
-        let (j, l) = (col / 16, col % 16);
-        if j < np / 2 * 2 {
-            (j / 2) * 32 + 2 * l + (j % 2)
-        } else {
+        /// Where element `col` (vector `col / 16`, lane `col % 16`) of a packed panel
+        /// row of `np` vectors is stored. The identity, except for bf16, which stores
+        /// vectors in lane-interleaved pairs for [`V16::load_bf16_pair`].
+        #[inline(always)]
+        fn position(col: usize, _np: usize) -> usize {
             col
         }
-    }
 
-    #[inline(always)]
-    unsafe fn load_vec<V: V16>(p: *const Self, j: usize, np: usize) -> V {
-        if j < np / 2 * 2 {
-            // SAFETY: vectors j & !1 and j | 1 are stored as a pair at 16 (j & !1).
-            let (a, b) = unsafe { V::load_bf16_pair(p.add(16 * (j & !1)).cast::<u16>()) };
-            if j.is_multiple_of(2) {
-                a
-            } else {
-                b
-            }
-        } else {
-            // SAFETY: an odd last vector is stored plainly at 16 j.
+        /// Loads vector `j` of a packed panel row of `np` vectors.
+        ///
+        /// # Safety
+        /// `V`'s ISA must be available and `p` valid for `np * 16` reads, `j < np`.
+        #[inline(always)]
+        unsafe fn load_vec<V: V16>(p: *const Self, j: usize, _np: usize) -> V {
+            // SAFETY: forwarded contract.
             unsafe { Self::load16::<V>(p.add(16 * j)) }
         }
+
+        /// Loads one packed panel row of `NP` vectors.
+        ///
+        /// # Safety
+        /// `V`'s ISA must be available and `p` valid for `NP * 16` reads.
+        #[inline(always)]
+        unsafe fn load_row<V: V16, const NP: usize>(p: *const Self) -> [V; NP] {
+            // SAFETY: forwarded contract.
+            let mut out = [unsafe { V::zero() }; NP];
+            for (j, v) in out.iter_mut().enumerate() {
+                // SAFETY: vector j lies inside the row.
+                *v = unsafe { Self::load16::<V>(p.add(16 * j)) };
+            }
+            out
+        }
+
+        /// Loads 16 consecutive stored values.
+        ///
+        /// # Safety
+        /// `V`'s ISA must be available and `p` valid for 16 reads.
+        unsafe fn load16<V: V16>(p: *const Self) -> V;
     }
 
-    #[inline(always)]
-    unsafe fn load_row<V: V16, const NP: usize>(p: *const Self) -> [V; NP] {
-        // SAFETY: forwarded contract.
-        let mut out = [unsafe { V::zero() }; NP];
-        let mut j = 0;
-        while j + 2 <= NP {
-            // SAFETY: vectors j and j + 1 are stored as 32 interleaved u16 at 16 j.
-            let (a, b) = unsafe { V::load_bf16_pair(p.add(16 * j).cast::<u16>()) };
-            out[j] = a;
-            out[j + 1] = b;
-            j += 2;
+    impl Storage for f32 {
+        fn round_from(v: f32) -> Self {
+            v
         }
-        if j < NP {
-            // SAFETY: an odd last vector is stored plainly at 16 j.
-            out[j] = unsafe { Self::load16::<V>(p.add(16 * j)) };
+        fn as_f32(s: &[Self]) -> Option<&[f32]> {
+            Some(s)
         }
-        out
+        fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]> {
+            Some(s)
+        }
+        #[inline(always)]
+        unsafe fn load16<V: V16>(p: *const Self) -> V {
+            // SAFETY: forwarded contract.
+            unsafe { V::load(p) }
+        }
     }
 
-    fn round_from(v: f32) -> Self {
-        half::bf16::from_f32(v)
+    impl Storage for half::f16 {
+        fn round_from(v: f32) -> Self {
+            half::f16::from_f32(v)
+        }
+        #[inline(always)]
+        unsafe fn load16<V: V16>(p: *const Self) -> V {
+            // SAFETY: forwarded contract; f16 is a transparent u16.
+            unsafe { V::load_f16(p.cast::<u16>()) }
+        }
     }
-    #[inline(always)]
-    unsafe fn load16<V: V16>(p: *const Self) -> V {
-        // SAFETY: forwarded contract; bf16 is a transparent u16.
-        unsafe { V::load_bf16(p.cast::<u16>()) }
+
+    impl Storage for half::bf16 {
+        const PAIRED: bool = true;
+
+        fn round_from(v: f32) -> Self {
+            half::bf16::from_f32(v)
+        }
+
+        fn as_bf16(s: &[Self]) -> Option<&[half::bf16]> {
+            Some(s)
+        }
+
+        #[inline(always)]
+        fn position(col: usize, np: usize) -> usize {
+            let (j, l) = (col / 16, col % 16);
+            if j < np / 2 * 2 {
+                (j / 2) * 32 + 2 * l + (j % 2)
+            } else {
+                col
+            }
+        }
+
+        #[inline(always)]
+        unsafe fn load_vec<V: V16>(p: *const Self, j: usize, np: usize) -> V {
+            if j < np / 2 * 2 {
+                // SAFETY: vectors j & !1 and j | 1 are stored as a pair at 16 (j & !1).
+                let (a, b) = unsafe { V::load_bf16_pair(p.add(16 * (j & !1)).cast::<u16>()) };
+                if j.is_multiple_of(2) {
+                    a
+                } else {
+                    b
+                }
+            } else {
+                // SAFETY: an odd last vector is stored plainly at 16 j.
+                unsafe { Self::load16::<V>(p.add(16 * j)) }
+            }
+        }
+
+        #[inline(always)]
+        unsafe fn load_row<V: V16, const NP: usize>(p: *const Self) -> [V; NP] {
+            // SAFETY: forwarded contract.
+            let mut out = [unsafe { V::zero() }; NP];
+            let mut j = 0;
+            while j + 2 <= NP {
+                // SAFETY: vectors j and j + 1 are stored as 32 interleaved u16 at 16 j.
+                let (a, b) = unsafe { V::load_bf16_pair(p.add(16 * j).cast::<u16>()) };
+                out[j] = a;
+                out[j + 1] = b;
+                j += 2;
+            }
+            if j < NP {
+                // SAFETY: an odd last vector is stored plainly at 16 j.
+                out[j] = unsafe { Self::load16::<V>(p.add(16 * j)) };
+            }
+            out
+        }
+
+        #[inline(always)]
+        unsafe fn load16<V: V16>(p: *const Self) -> V {
+            // SAFETY: forwarded contract; bf16 is a transparent u16.
+            unsafe { V::load_bf16(p.cast::<u16>()) }
+        }
     }
 }

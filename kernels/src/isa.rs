@@ -1,4 +1,6 @@
-//! Instruction-set selection: detection once, an environment override, and forcing.
+//! Instruction-set selection: the feature list of every path (one source for detection
+//! and for the `#[target_feature]` attributes), detection once, an environment
+//! override, and forcing.
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,13 +22,48 @@ pub enum Isa {
     Avx512,
     /// AVX2 with FMA and F16C, two 8-lane `ymm` registers per tile (x86_64).
     Avx2,
-    /// Portable 128-bit code written with `wide` (SSE2 on x86_64, NEON on aarch64).
+    /// Portable 128-bit code written with `wide` (SSE2 on x86_64, NEON on aarch64,
+    /// scalar code elsewhere); builds for every target `std` supports.
     Portable,
 }
 
 /// Name of the environment variable that forces a path: `avx512bf16`, `avx512`, `avx2`
 /// or `portable`.
 pub const ISA_ENV: &str = "RNN_KERNELS_ISA";
+
+/// The CPU features of each x86_64 path, the one list that both detection
+/// ([`Isa::is_available`]) and the paths' `#[target_feature]` attributes are generated
+/// from: `isa_features!(avx2, callback!(args))` expands to
+/// `callback!(args ["avx2", "fma", "f16c"])`.
+macro_rules! isa_features {
+    (avx512bf16, $cb:ident!($($args:tt)*)) => {
+        $cb! { $($args)* ["avx512f", "avx512vl", "fma", "f16c", "avx512bf16"] }
+    };
+    (avx512, $cb:ident!($($args:tt)*)) => {
+        $cb! { $($args)* ["avx512f", "avx512vl", "fma", "f16c"] }
+    };
+    (avx2, $cb:ident!($($args:tt)*)) => {
+        $cb! { $($args)* ["avx2", "fma", "f16c"] }
+    };
+}
+// Used by the x86_64 backends only.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_imports))]
+pub(crate) use isa_features;
+
+/// `true` when every listed x86 feature is detected (a callback of [`isa_features`]).
+#[cfg(target_arch = "x86_64")]
+macro_rules! all_detected {
+    ([$($f:tt),*]) => {
+        true $(&& std::arch::is_x86_feature_detected!($f))*
+    };
+}
+
+/// The feature names as a `&[&str]` (a callback of [`isa_features`]).
+macro_rules! feature_names {
+    ([$($f:tt),*]) => {
+        &[$($f),*]
+    };
+}
 
 impl Isa {
     /// Every path, fastest first.
@@ -42,27 +79,27 @@ impl Isa {
         }
     }
 
+    /// The CPU features the path needs (`target_feature` names; empty for the portable
+    /// path, which needs only the target's baseline).
+    pub fn features(self) -> &'static [&'static str] {
+        match self {
+            Isa::Avx512Bf16 => isa_features!(avx512bf16, feature_names!()),
+            Isa::Avx512 => isa_features!(avx512, feature_names!()),
+            Isa::Avx2 => isa_features!(avx2, feature_names!()),
+            Isa::Portable => &[],
+        }
+    }
+
     /// Whether this CPU (and this build) can run the path.
     pub fn is_available(self) -> bool {
         match self {
             Isa::Portable => true,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512Bf16 => {
-                Isa::Avx512.is_available() && std::arch::is_x86_feature_detected!("avx512bf16")
-            }
+            Isa::Avx512Bf16 => isa_features!(avx512bf16, all_detected!()),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => {
-                std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
-                    && std::arch::is_x86_feature_detected!("fma")
-                    && std::arch::is_x86_feature_detected!("f16c")
-            }
+            Isa::Avx512 => isa_features!(avx512, all_detected!()),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => {
-                std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                    && std::arch::is_x86_feature_detected!("f16c")
-            }
+            Isa::Avx2 => isa_features!(avx2, all_detected!()),
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
@@ -88,8 +125,13 @@ impl Isa {
 
     /// Checks that the path can run here.
     pub fn check(self) -> Result<Isa, Error> {
+        self.detected().map(Detected::isa)
+    }
+
+    /// The proof that the path can run here, which the dispatcher requires.
+    pub(crate) fn detected(self) -> Result<Detected, Error> {
         if self.is_available() {
-            Ok(self)
+            Ok(Detected(self))
         } else {
             Err(Error::IsaUnavailable {
                 requested: self.name().to_string(),
@@ -120,6 +162,18 @@ impl Isa {
     }
 }
 
+/// An [`Isa`] whose features were detected on this CPU: the only way to reach a
+/// path's `#[target_feature]` code (see `arch::dispatch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Detected(Isa);
+
+impl Detected {
+    /// The path.
+    pub(crate) fn isa(self) -> Isa {
+        self.0
+    }
+}
+
 impl fmt::Display for Isa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -141,5 +195,35 @@ impl FromStr for Isa {
                     .to_string(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Detection follows the feature lists, and the lists nest: each AVX-512 path
+    /// needs everything the one below it needs.
+    #[test]
+    fn detection_follows_the_feature_lists() {
+        #[cfg(target_arch = "x86_64")]
+        for &isa in Isa::ALL {
+            let all = isa.features().iter().all(|f| match *f {
+                "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
+                "avx512vl" => std::arch::is_x86_feature_detected!("avx512vl"),
+                "avx512bf16" => std::arch::is_x86_feature_detected!("avx512bf16"),
+                "avx2" => std::arch::is_x86_feature_detected!("avx2"),
+                "fma" => std::arch::is_x86_feature_detected!("fma"),
+                "f16c" => std::arch::is_x86_feature_detected!("f16c"),
+                other => panic!("feature {other} missing from this test"),
+            });
+            assert_eq!(isa.is_available(), all, "{isa}");
+        }
+        let avx512 = Isa::Avx512.features();
+        assert!(avx512
+            .iter()
+            .all(|f| Isa::Avx512Bf16.features().contains(f)));
+        assert!(Isa::Portable.is_available());
+        assert!(Isa::Portable.features().is_empty());
     }
 }

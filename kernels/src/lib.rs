@@ -11,30 +11,61 @@
 //! * [`Workspace`]: reusable scratch, so repeated calls do not allocate.
 //! * [`Isa`]: which path runs; `RNN_KERNELS_ISA=avx512bf16|avx512|avx2|portable`
 //!   forces one.
-#![warn(missing_docs)]
+
+// The module graph, bottom to top (a module only imports modules above it in this
+// list; `cargo test` checks nothing here, the README's "Architecture" section explains
+// where each kind of change goes):
+//
+// - utilities: `aligned` (buffers), `parallel` (thread team), `isa` (paths and their
+//   feature lists)
+// - `simd`: the vector trait `V16` and the activations over it
+// - `element`: element types and how weights are stored and widened
+// - `pack`: weight matrices as panels whose width is part of their type
+// - `kernel`: generic algorithms over `V16` (micro-kernel, panel walk, `Store`)
+// - `arch`: per-ISA vector types and backends (`#[target_feature]` instantiations),
+//   and `dispatch`, the only way to reach one
+// - `passes`: a product split over the team
+// - `cells`: one home per cell kind (packing recipe, epilogues, passes of a step)
+// - `dispatch`: the table of a detected ISA for the drivers
+// - `packed`, `workspace`, `io`: packed weights, scratch, callers' tensors as f32
+// - `sequence`, `packed_cell`: the drivers (whole sequences, single steps)
 
 mod aligned;
-mod arch;
-mod cell;
-mod element;
-mod forward;
-mod generic;
 mod isa;
-mod layer;
-mod pack;
 mod parallel;
-mod step_kernel;
+
+mod simd;
+
+mod element;
+
+mod pack;
+
+mod kernel;
+
+mod arch;
+
+mod passes;
+
+mod cells;
+
+mod dispatch;
+
+mod io;
+mod packed;
 mod workspace;
 
-pub use cell::{PackedCell, StepInput, StepOutputMut};
+mod packed_cell;
+mod sequence;
+
 pub use element::Element;
-pub use forward::SequenceOutputMut;
 /// The `half` crate, whose `f16` and `bf16` are this crate's half-precision types.
 pub use half;
 pub use isa::{Isa, ISA_ENV};
-pub use layer::PackedRnn;
+pub use packed::PackedRnn;
+pub use packed_cell::{PackedCell, StepInput, StepOutputMut};
 pub use rnn_reference::{
     import_onnx, CellKind, Direction, Error, LayerWeights, OnnxWeights, OwnedLayerWeights, Result,
     RnnActivation, RnnConfig, SeqShape, SequenceInput, TensorLayout,
 };
+pub use sequence::SequenceOutputMut;
 pub use workspace::Workspace;

@@ -1,263 +1,228 @@
-//! Per-ISA instantiations of the generic kernels and the table the dispatcher hands
-//! out. Layout follows memchr: `arch/<arch>/<isa>/` holds the vector type of that ISA
-//! (`vector.rs`) and its `#[target_feature]` entry points (`mod.rs`).
+//! Per-ISA instantiations of the generic kernels, and the dispatcher.
+//!
+//! Layout follows memchr: `arch/<arch>/<isa>/` holds the vector type of that ISA
+//! (`vector.rs`) and its backend (`mod.rs`): a zero-sized type implementing
+//! [`Backend`], whose methods enter the ISA's `#[target_feature]` functions. Those are
+//! generic over the storage type and the epilogue, so a cell (`cells`) is written once
+//! against [`Backend`] and never listed here. The feature strings come from
+//! [`isa_features!`](crate::isa::isa_features), the same list detection uses.
+//!
+//! The only way to reach a backend is [`dispatch`], which takes a [`Detected`] ISA.
 
-pub(crate) mod math;
 pub(crate) mod portable;
-pub(crate) mod vector;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;
 
 use std::ops::Range;
 
-use crate::generic::epilogue::StepPtrs;
-use crate::generic::phase::Rows;
-use crate::isa::Isa;
-use crate::pack::{PairPanelsView, PanelsView};
+use crate::element::Storage;
+use crate::isa::{Detected, Isa};
+use crate::kernel::walk::Job;
+use crate::kernel::{Epilogue, Rows, SimdOp, Store};
+use crate::pack::PairPanelsView;
+use crate::simd::V16;
 
-/// A plain product `out = a x w (+ bias)` over some panels.
-pub(crate) struct GemmArgs<W> {
-    pub(crate) a: Rows,
-    pub(crate) nrows: usize,
-    pub(crate) w: PanelsView<W>,
-    pub(crate) out: *mut f32,
-    pub(crate) out_stride: usize,
-    pub(crate) bias: *const f32,
+/// What every path is: its name and its vector type.
+pub(crate) trait Path: Copy + Send + Sync + 'static {
+    /// The ISA this backend implements (the dispatcher's tests check it).
+    const ISA: Isa;
+    /// The path's 16-lane vector.
+    type V: V16;
 }
 
-/// One pass of a recurrent step: `a x w` then a cell epilogue.
-pub(crate) struct StepArgs<W> {
-    pub(crate) a: Rows,
-    pub(crate) nrows: usize,
-    pub(crate) w: PanelsView<W>,
-    pub(crate) s: StepPtrs,
-    pub(crate) relu: bool,
+/// The micro-kernel over panels of `NP` vectors, with this path's rows per register
+/// block for that width (its blocking parameter, as in matrixmultiply's kernel trait).
+pub(crate) trait Blocked<const NP: usize>: Path {
+    /// Rows per register block.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    const MR: usize;
+
+    /// Runs [`walk::run`](crate::kernel::walk::run) over `panels` inside the path's
+    /// `#[target_feature]` code.
+    ///
+    /// # Safety
+    /// The path's features were detected (guaranteed when `Self` came from
+    /// [`dispatch`]); `job` and `epi` satisfy `walk::run`'s contract for `panels`.
+    unsafe fn panels<W: Storage, E: Epilogue<Self::V, NP>>(
+        job: &Job<W, NP>,
+        panels: Range<usize>,
+        reverse: bool,
+        epi: &E,
+    );
 }
 
-// SAFETY: the raw pointers in these argument blocks point into buffers that outlive
-// the parallel region that shares them; threads write disjoint panels (disjoint
-// columns of every output row), so sharing them across threads is race-free.
-unsafe impl<W> Send for GemmArgs<W> {}
-// SAFETY: as above.
-unsafe impl<W> Sync for GemmArgs<W> {}
-// SAFETY: as above.
-unsafe impl<W> Send for StepArgs<W> {}
-// SAFETY: as above.
-unsafe impl<W> Sync for StepArgs<W> {}
-
-/// A panel-range kernel: `(args, panels, reverse order)`.
-pub(crate) type GemmFn<W> = unsafe fn(&GemmArgs<W>, Range<usize>, bool);
-/// A panel-range step pass.
-pub(crate) type StepFn<W> = unsafe fn(&StepArgs<W>, Range<usize>, bool);
-
-/// Every kernel of one instruction set, for weights stored as `W`.
-pub struct Kernels<W: 'static> {
-    /// Which ISA this table is (checked by the tests: no silent fallback).
+/// One instruction set: the micro-kernel at every panel width the cells use, any
+/// vector-generic operation, and the ISA's own extra kernels.
+pub(crate) trait Backend: Blocked<2> + Blocked<3> + Blocked<4> + Blocked<6> {
+    /// Runs `op` with this path's vector type inside its `#[target_feature]` code.
+    ///
+    /// # Safety
+    /// As for [`Blocked::panels`], plus `op`'s own contract.
     #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) isa: Isa,
-    /// `NP = 4` plain product with bias (input projection, LSTM projection).
-    pub(crate) gemm: GemmFn<W>,
-    /// Elman RNN step, `NP = 4` tiles per panel.
-    pub(crate) rnn: StepFn<W>,
-    /// LSTM step, one tile (4 gates) per panel.
-    pub(crate) lstm: StepFn<W>,
-    /// GRU (linear before reset), one tile (3 gates) per panel, or two for weight
-    /// types stored in pairs ([`WeightLoad::PAIRED`](crate::element::WeightLoad::PAIRED)).
-    pub(crate) gru_lbr: StepFn<W>,
-    /// GRU original form, pass 1: one tile (r, z) per panel.
-    pub(crate) gru_rz: StepFn<W>,
-    /// GRU original form, pass 2: `NP = 4` tiles of n per panel.
-    pub(crate) gru_n: StepFn<W>,
-}
+    unsafe fn run_op<O: SimdOp>(op: O) -> O::Output;
 
-/// The kernel tables of one ISA, one per weight storage type.
-pub struct IsaTables {
-    pub(crate) f32: Kernels<f32>,
-    pub(crate) f16: Kernels<half::f16>,
-    pub(crate) bf16: Kernels<half::bf16>,
-}
-
-/// Picks the table of a weight type from an ISA's tables.
-pub trait TableOf: crate::element::WeightLoad {
-    /// This type's table among an ISA's tables.
-    fn table(t: &'static IsaTables) -> &'static Kernels<Self>;
-}
-
-impl TableOf for f32 {
-    fn table(t: &'static IsaTables) -> &'static Kernels<f32> {
-        &t.f32
+    /// The `vdpbf16ps` input projection, on paths that have it.
+    fn dot_bf16() -> Option<DotFn> {
+        None
     }
 }
 
-impl TableOf for half::f16 {
-    fn table(t: &'static IsaTables) -> &'static Kernels<half::f16> {
-        &t.f16
-    }
-}
-
-impl TableOf for half::bf16 {
-    fn table(t: &'static IsaTables) -> &'static Kernels<half::bf16> {
-        &t.bf16
-    }
-}
-
-/// Defines the entry points of one ISA inside the module that invokes it. `$v` is the
-/// ISA's [`V16`](vector::V16) type, `$feat` its `target_feature` string, `$mr4`,
-/// `$mr3`, `$mr2`, `$mr6` the rows per block for panels of 4, 3, 2 and 6 vectors.
-macro_rules! isa_kernels {
-    ($isa:expr, $v:ty, $feat:literal, mr4 = $mr4:literal, mr3 = $mr3:literal, mr2 = $mr2:literal, mr6 = $mr6:literal) => {
-        use std::ops::Range;
-
-        use crate::arch::{GemmArgs, IsaTables, Kernels, StepArgs};
-        use crate::element::WeightLoad;
-        use crate::generic::epilogue::{
-            GruLinearBeforeReset, GruNew, GruResetUpdate, Lstm, Rnn, Store,
-        };
-        use crate::generic::phase::run;
-
-        const fn table<W: WeightLoad>(isa: crate::isa::Isa) -> Kernels<W> {
-            Kernels {
-                isa,
-                gemm: gemm::<W>,
-                rnn: rnn::<W>,
-                lstm: lstm::<W>,
-                // Paired storage (bf16) widens vectors two at a time: two tiles of
-                // 3 gates per panel keep every vector in a pair.
-                gru_lbr: if W::PAIRED {
-                    gru_lbr_two_tiles::<W>
-                } else {
-                    gru_lbr::<W>
-                },
-                gru_rz: gru_rz::<W>,
-                gru_n: gru_n::<W>,
-            }
-        }
-
-        /// The kernel tables of this ISA.
-        pub(crate) static TABLES: IsaTables = IsaTables {
-            f32: table::<f32>($isa),
-            f16: table::<half::f16>($isa),
-            bf16: table::<half::bf16>($isa),
-        };
-
-        #[target_feature(enable = $feat)]
-        unsafe fn gemm<W: WeightLoad>(g: &GemmArgs<W>, panels: Range<usize>, reverse: bool) {
-            let epi = Store {
-                out: g.out,
-                stride: g.out_stride,
-                bias: g.bias,
-            };
-            // SAFETY: reached only through the table of a detected ISA; the driver
-            // sized every buffer for these rows and panels.
-            unsafe { run::<$v, W, 4, $mr4, _>(&g.a, g.nrows, &g.w, panels, reverse, &epi) }
-        }
-
-        #[target_feature(enable = $feat)]
-        unsafe fn rnn<W: WeightLoad>(a: &StepArgs<W>, panels: Range<usize>, reverse: bool) {
-            let epi = Rnn {
-                s: a.s,
-                relu: a.relu,
-            };
-            // SAFETY: as for `gemm`.
-            unsafe { run::<$v, W, 4, $mr4, _>(&a.a, a.nrows, &a.w, panels, reverse, &epi) }
-        }
-
-        #[target_feature(enable = $feat)]
-        unsafe fn lstm<W: WeightLoad>(a: &StepArgs<W>, panels: Range<usize>, reverse: bool) {
-            let epi = Lstm { s: a.s };
-            // SAFETY: as for `gemm`.
-            unsafe { run::<$v, W, 4, $mr4, _>(&a.a, a.nrows, &a.w, panels, reverse, &epi) }
-        }
-
-        #[target_feature(enable = $feat)]
-        unsafe fn gru_lbr<W: WeightLoad>(a: &StepArgs<W>, panels: Range<usize>, reverse: bool) {
-            let epi = GruLinearBeforeReset { s: a.s };
-            // SAFETY: as for `gemm`.
-            unsafe { run::<$v, W, 3, $mr3, _>(&a.a, a.nrows, &a.w, panels, reverse, &epi) }
-        }
-
-        #[target_feature(enable = $feat)]
-        unsafe fn gru_lbr_two_tiles<W: WeightLoad>(
-            a: &StepArgs<W>,
-            panels: Range<usize>,
-            reverse: bool,
-        ) {
-            let epi = GruLinearBeforeReset { s: a.s };
-            // SAFETY: as for `gemm`.
-            unsafe { run::<$v, W, 6, $mr6, _>(&a.a, a.nrows, &a.w, panels, reverse, &epi) }
-        }
-
-        #[target_feature(enable = $feat)]
-        unsafe fn gru_rz<W: WeightLoad>(a: &StepArgs<W>, panels: Range<usize>, reverse: bool) {
-            let epi = GruResetUpdate { s: a.s };
-            // SAFETY: as for `gemm`.
-            unsafe { run::<$v, W, 2, $mr2, _>(&a.a, a.nrows, &a.w, panels, reverse, &epi) }
-        }
-
-        #[target_feature(enable = $feat)]
-        unsafe fn gru_n<W: WeightLoad>(a: &StepArgs<W>, panels: Range<usize>, reverse: bool) {
-            let epi = GruNew { s: a.s };
-            // SAFETY: as for `gemm`.
-            unsafe { run::<$v, W, 4, $mr4, _>(&a.a, a.nrows, &a.w, panels, reverse, &epi) }
-        }
-    };
-}
-pub(crate) use isa_kernels;
-
-/// The kernel table of an ISA for weights stored as `W`, or an error if this CPU
-/// cannot run it.
-pub(crate) fn kernels<W: TableOf>(isa: Isa) -> Result<&'static Kernels<W>, crate::Error> {
-    let isa = isa.check()?;
-    let tables: &'static IsaTables = match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512Bf16 => &x86_64::avx512::TABLES_BF16,
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => &x86_64::avx512::TABLES,
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => &x86_64::avx2::TABLES,
-        _ => &portable::TABLES,
-    };
-    Ok(W::table(tables))
-}
-
-/// `out = a x w (+ bias)` with bf16 rows `a` and pair-packed bf16 `w`.
-pub(crate) struct DotGemmArgs {
+/// `out = a x w (+ bias)` with bf16 rows `a` and pair-packed bf16 `w`. (Read by the
+/// AVX512-BF16 kernel only, so unread on other targets.)
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) struct DotJob {
     pub(crate) a: Rows<u16>,
     pub(crate) nrows: usize,
-    pub(crate) w: PairPanelsView,
-    pub(crate) out: *mut f32,
-    pub(crate) out_stride: usize,
-    pub(crate) bias: *const f32,
+    pub(crate) w: PairPanelsView<4>,
 }
 
-// SAFETY: as for `GemmArgs`: the pointers outlive the team that shares them and each
-// member writes its own panels (disjoint columns).
-unsafe impl Sync for DotGemmArgs {}
+// SAFETY: a job only reads its rows and panels, which outlive the team sharing it.
+unsafe impl Sync for DotJob {}
 
 /// A bf16 x bf16 input-projection kernel (`vdpbf16ps`) over some panels.
-pub(crate) type DotGemmFn = unsafe fn(&DotGemmArgs, Range<usize>);
+pub(crate) type DotFn = unsafe fn(&DotJob, Range<usize>, &Store);
 
-/// The `vdpbf16ps` product for `isa`, if it has one and this CPU can run it.
-pub(crate) fn dot_bf16_kernel(isa: Isa) -> Option<DotGemmFn> {
-    match isa.check() {
+/// Something to do with a backend chosen at run time (Rust has no generic closures).
+pub(crate) trait ForBackend {
+    /// What it returns.
+    type Output;
+    /// Does it with backend `B`.
+    fn call<B: Backend>(self) -> Self::Output;
+}
+
+/// Calls `f` with the backend of a detected ISA: the one place that maps [`Isa`] to
+/// code.
+pub(crate) fn dispatch<F: ForBackend>(isa: Detected, f: F) -> F::Output {
+    match isa.isa() {
         #[cfg(target_arch = "x86_64")]
-        Ok(Isa::Avx512Bf16) => Some(x86_64::avx512::dot_bf16::gemm),
-        _ => None,
+        Isa::Avx512Bf16 => f.call::<x86_64::avx512::Avx512Bf16>(),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => f.call::<x86_64::avx512::Avx512>(),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => f.call::<x86_64::avx2::Avx2>(),
+        // Only the portable path can be detected on other targets.
+        _ => f.call::<portable::Portable>(),
     }
 }
+
+/// Defines a backend `$name` in the invoking module: the ZST, its [`Path`],
+/// [`Blocked`] and [`Backend`] impls, and the `#[target_feature]` entry points they
+/// call. Invoked through [`isa_features!`](crate::isa::isa_features), which appends
+/// the feature list, so detection and code generation share one list.
+macro_rules! define_backend {
+    (
+        $(#[$doc:meta])*
+        $name:ident, isa: $isa:expr, vector: $v:ty,
+        rows_per_block: { $($np:literal => $mr:literal),* $(,)? },
+        features: [$($f:tt),*]
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy)]
+        pub(crate) struct $name;
+
+        impl $crate::arch::Path for $name {
+            const ISA: $crate::isa::Isa = $isa;
+            type V = $v;
+        }
+
+        $(
+            impl $crate::arch::Blocked<$np> for $name {
+                const MR: usize = $mr;
+
+                #[inline(always)]
+                unsafe fn panels<
+                    W: $crate::element::Storage,
+                    E: $crate::kernel::Epilogue<$v, $np>,
+                >(
+                    job: &$crate::kernel::walk::Job<W, $np>,
+                    panels: std::ops::Range<usize>,
+                    reverse: bool,
+                    epi: &E,
+                ) {
+                    // SAFETY: forwarded contract (features detected, job and epilogue
+                    // valid for these panels).
+                    unsafe { panels_entry::<W, E, $np, $mr>(job, panels, reverse, epi) }
+                }
+            }
+        )*
+
+        /// The micro-kernel walk, compiled with this path's features.
+        ///
+        /// # Safety
+        /// See [`Blocked::panels`](crate::arch::Blocked::panels).
+        $(#[target_feature(enable = $f)])*
+        unsafe fn panels_entry<
+            W: $crate::element::Storage,
+            E: $crate::kernel::Epilogue<$v, NP>,
+            const NP: usize,
+            const MR: usize,
+        >(
+            job: &$crate::kernel::walk::Job<W, NP>,
+            panels: std::ops::Range<usize>,
+            reverse: bool,
+            epi: &E,
+        ) {
+            // SAFETY: reached only through `dispatch` (features detected); the caller
+            // sized every buffer for these rows and panels.
+            unsafe { $crate::kernel::walk::run::<$v, W, NP, MR, E>(job, panels, reverse, epi) }
+        }
+
+        /// Any vector-generic operation, compiled with this path's features.
+        ///
+        /// # Safety
+        /// See [`Backend::run_op`](crate::arch::Backend::run_op).
+        $(#[target_feature(enable = $f)])*
+        #[cfg_attr(not(test), allow(dead_code))]
+        unsafe fn op_entry<O: $crate::kernel::SimdOp>(op: O) -> O::Output {
+            // SAFETY: reached only through `dispatch` (features detected); forwarded
+            // contract of the operation.
+            unsafe { op.run::<$v>() }
+        }
+    };
+}
+pub(crate) use define_backend;
+
+/// Implements [`Backend`] for a backend defined by [`define_backend!`] in the same
+/// module, with an optional `vdpbf16ps` product.
+macro_rules! impl_backend {
+    ($name:ident $(, dot_bf16: $dot:expr)?) => {
+        impl $crate::arch::Backend for $name {
+            #[inline(always)]
+            unsafe fn run_op<O: $crate::kernel::SimdOp>(op: O) -> O::Output {
+                // SAFETY: forwarded contract.
+                unsafe { op_entry(op) }
+            }
+            $(
+                fn dot_bf16() -> Option<$crate::arch::DotFn> {
+                    Some($dot)
+                }
+            )?
+        }
+    };
+}
+pub(crate) use impl_backend;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A forced path must run that path's code: the table handed out for an ISA is
-    /// that ISA's, for every weight type (no silent fallback to the portable path).
+    struct IsaOf;
+    impl ForBackend for IsaOf {
+        type Output = (Isa, bool);
+        fn call<B: Backend>(self) -> (Isa, bool) {
+            (B::ISA, B::dot_bf16().is_some())
+        }
+    }
+
+    /// A forced path must run that path's code: the backend dispatched for an ISA is
+    /// that ISA's (no silent fallback to the portable path), and only the
+    /// AVX512-BF16 path has the `vdpbf16ps` product.
     #[test]
-    fn every_available_isa_gets_its_own_table() {
+    fn every_available_isa_gets_its_own_backend() {
         for isa in Isa::available() {
-            assert_eq!(kernels::<f32>(isa).unwrap().isa, isa);
-            assert_eq!(kernels::<half::f16>(isa).unwrap().isa, isa);
-            assert_eq!(kernels::<half::bf16>(isa).unwrap().isa, isa);
+            let (got, dot) = dispatch(isa.detected().unwrap(), IsaOf);
+            assert_eq!(got, isa);
+            assert_eq!(dot, isa == Isa::Avx512Bf16);
         }
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f")
@@ -269,10 +234,6 @@ mod tests {
             assert_eq!(Isa::available().contains(&Isa::Avx512Bf16), bf16);
             let best = if bf16 { Isa::Avx512Bf16 } else { Isa::Avx512 };
             assert_eq!(Isa::best(), best);
-        }
-        // Only the AVX512-BF16 path has the `vdpbf16ps` product.
-        for isa in Isa::available() {
-            assert_eq!(dot_bf16_kernel(isa).is_some(), isa == Isa::Avx512Bf16);
         }
     }
 }

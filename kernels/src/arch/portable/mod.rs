@@ -1,27 +1,40 @@
 //! Portable path: four 128-bit `wide` vectors per 16-unit tile (SSE2 on x86_64, NEON
-//! on aarch64). Correct everywhere, fast nowhere in particular: it exists for CPUs
-//! without AVX2 and as a second opinion in the tests.
+//! on aarch64, scalar code on targets `wide` has no SIMD for). Needs no CPU feature
+//! beyond the target's baseline, so it builds wherever `std` does. Correct
+//! everywhere, fast nowhere in particular: it exists for CPUs without AVX2 and as a
+//! second opinion in the tests.
 
 pub(crate) mod vector;
 
-#[cfg(target_arch = "x86_64")]
-crate::arch::isa_kernels!(
-    crate::isa::Isa::Portable,
-    vector::WideX4,
-    "sse2",
-    mr4 = 1,
-    mr3 = 1,
-    mr2 = 2,
-    mr6 = 1
-);
+use crate::arch::{define_backend, impl_backend};
+use crate::isa::Isa;
 
+/// No features: the target baseline (an empty list for `define_backend!`).
+macro_rules! baseline {
+    ($cb:ident!($($args:tt)*)) => {
+        $cb! { $($args)* [] }
+    };
+}
+
+// aarch64 has 32 vector registers: more rows per block for the narrow panels.
 #[cfg(target_arch = "aarch64")]
-crate::arch::isa_kernels!(
-    crate::isa::Isa::Portable,
-    vector::WideX4,
-    "neon",
-    mr4 = 1,
-    mr3 = 2,
-    mr2 = 3,
-    mr6 = 1
-);
+baseline!(define_backend!(
+    /// Portable `wide` code.
+    Portable,
+    isa: Isa::Portable,
+    vector: vector::WideX4,
+    rows_per_block: { 2 => 3, 3 => 2, 4 => 1, 6 => 1 },
+    features:
+));
+
+#[cfg(not(target_arch = "aarch64"))]
+baseline!(define_backend!(
+    /// Portable `wide` code.
+    Portable,
+    isa: Isa::Portable,
+    vector: vector::WideX4,
+    rows_per_block: { 2 => 2, 3 => 1, 4 => 1, 6 => 1 },
+    features:
+));
+
+impl_backend!(Portable);

@@ -4,7 +4,7 @@
 
 use wide::{f32x4, i32x4};
 
-use crate::arch::vector::V16;
+use crate::simd::V16;
 
 /// 16 `f32` lanes as four `wide::f32x4` (lanes `4 * i .. 4 * i + 4` in `.0[i]`).
 #[derive(Clone, Copy)]

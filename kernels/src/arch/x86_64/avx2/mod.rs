@@ -4,14 +4,19 @@
 
 pub(crate) mod vector;
 
+use crate::arch::{define_backend, impl_backend};
+use crate::isa::{isa_features, Isa};
 use vector::Avx2x2;
 
-crate::arch::isa_kernels!(
-    crate::isa::Isa::Avx2,
-    Avx2x2,
-    "avx2,fma,f16c",
-    mr4 = 6,
-    mr3 = 6,
-    mr2 = 6,
-    mr6 = 6
+isa_features!(
+    avx2,
+    define_backend!(
+        /// AVX2 + FMA + F16C.
+        Avx2,
+        isa: Isa::Avx2,
+        vector: Avx2x2,
+        rows_per_block: { 2 => 6, 3 => 6, 4 => 6, 6 => 6 },
+        features:
+    )
 );
+impl_backend!(Avx2);

@@ -1,11 +1,12 @@
 //! [`V16`] for two AVX registers: [`Avx2x2`].
 //!
-//! Needs `avx2` and `fma`. Every method is `#[inline(always)]` so it inlines into the
-//! `#[target_feature(enable = "avx2,fma", ...)]` kernel that instantiates it.
+//! Needs the AVX2 path's features (`avx2`, `fma`, `f16c`: see `isa_features!`). Every
+//! method is `#[inline(always)]` so it inlines into the path's `#[target_feature]`
+//! entry point that instantiates it.
 
 use core::arch::x86_64::*;
 
-use crate::arch::vector::V16;
+use crate::simd::V16;
 
 /// 16 `f32` lanes as two `__m256`: lanes 0..8 in `.0[0]`, lanes 8..16 in `.0[1]`.
 #[derive(Clone, Copy)]
@@ -46,9 +47,10 @@ impl Avx2x2 {
     }
 }
 
-// SAFETY: every method only uses `avx`, `avx2` and `fma` intrinsics (plus unaligned
-// loads/stores of 16 `f32` through the caller's pointers); the trait contract requires
-// callers to have detected `avx2` and `fma` before using `Avx2x2` as a `V16`.
+// SAFETY: every method only uses `avx`, `avx2` and `fma` intrinsics, and `f16c` for
+// `load_f16` (plus unaligned loads/stores of 16 values through the caller's pointers);
+// the trait contract requires callers to have detected the AVX2 path's features
+// (`avx2`, `fma`, `f16c`, which imply `avx`) before using `Avx2x2` as a `V16`.
 unsafe impl V16 for Avx2x2 {
     // 16 ymm, two per vector: 6 vectors = 12 accumulators + weights + broadcast.
     const MAX_ACC: usize = 6;

@@ -10,77 +10,75 @@
 use core::arch::x86_64::*;
 use std::ops::Range;
 
-use crate::arch::DotGemmArgs;
-use crate::generic::epilogue::Store;
-use crate::generic::phase::{Epilogue, ROW_CHUNK_FLOATS};
+use super::Avx512;
+use crate::arch::{Blocked, DotJob};
+use crate::isa::isa_features;
+use crate::kernel::walk::ROW_CHUNK_FLOATS;
+use crate::kernel::{Epilogue, Store};
 use crate::pack::LANES;
 
-/// Vectors per panel (the plain-product width, `NP_PLAIN`).
+/// Vectors per panel: the width of the packing [`DotJob`] carries.
 const NP: usize = 4;
 /// Rows per register block: 6 x 4 = 24 accumulators, as for the `f32` product.
-const MR: usize = 6;
+const MR: usize = <Avx512 as Blocked<NP>>::MR;
 
-/// Computes rows `0..nrows` for panels in `panels`.
-///
-/// # Safety
-/// The CPU must have AVX512F and AVX512-BF16 (the dispatcher hands this out only for
-/// [`Isa::Avx512Bf16`](crate::Isa::Avx512Bf16) after detection); `a` must hold `nrows`
-/// rows of `w.k` readable u16; `panels` must lie within `w.panels`; `out` must hold
-/// `nrows` rows of `out_stride >= w.panels * 64` floats and `bias` (or null) as many.
-#[target_feature(enable = "avx512f,avx512bf16,avx512vl,fma,f16c")]
-pub(crate) unsafe fn gemm(g: &DotGemmArgs, panels: Range<usize>) {
-    debug_assert!(panels.end <= g.w.panels);
-    let epi = Store {
-        out: g.out,
-        stride: g.out_stride,
-        bias: g.bias,
-    };
-    let width = NP * LANES;
-    let kq = g.w.k.div_ceil(2);
-    // Row chunks whose left operand stays in L2 while the panels pass over it (bf16
-    // rows: twice the rows of the f32 product for the same bytes).
-    let chunk = (2 * ROW_CHUNK_FLOATS / g.w.k.max(1)).max(1).div_ceil(MR) * MR;
-    let mut r0 = 0;
-    while r0 < g.nrows {
-        let r1 = g.nrows.min(r0 + chunk);
-        for p in panels.clone() {
-            // SAFETY: `p < w.panels`: the panel lies inside the packed data.
-            let panel = unsafe { g.w.ptr.add(p * kq * width) };
-            let mut r = r0;
-            // SAFETY: (every block) rows stay below `nrows`; forwarded contract.
-            unsafe {
-                while r + MR <= r1 {
-                    block::<MR>(g, r, panel, p, &epi);
-                    r += MR;
-                }
-                while r < r1 {
-                    let left = r1 - r;
-                    if left >= 4 {
-                        block::<4>(g, r, panel, p, &epi);
-                        r += 4;
-                    } else if left >= 2 {
-                        block::<2>(g, r, panel, p, &epi);
-                        r += 2;
-                    } else {
-                        block::<1>(g, r, panel, p, &epi);
-                        r += 1;
+/// Defines [`gemm`] with the AVX512-BF16 path's features (from `isa_features!`).
+macro_rules! dot_gemm {
+    ([$($f:tt),*]) => {
+        /// Computes rows `0..g.nrows` for panels in `panels` into `epi`.
+        ///
+        /// # Safety
+        /// The CPU must have the AVX512-BF16 path's features (the dispatcher hands this
+        /// out only for [`Isa::Avx512Bf16`](crate::Isa::Avx512Bf16) after detection);
+        /// `g.a` must hold `g.nrows` rows of `g.w.k` readable u16; `panels` must lie
+        /// within `g.w.panels`; `epi.out` must hold `g.nrows` rows of
+        /// `epi.stride >= g.w.panels * 64` floats and `epi.bias` (or null) as many.
+        $(#[target_feature(enable = $f)])*
+        pub(crate) unsafe fn gemm(g: &DotJob, panels: Range<usize>, epi: &Store) {
+            debug_assert!(panels.end <= g.w.panels);
+            let width = NP * LANES;
+            let kq = g.w.k.div_ceil(2);
+            // Row chunks whose left operand stays in L2 while the panels pass over it (bf16
+            // rows: twice the rows of the f32 product for the same bytes).
+            let chunk = (2 * ROW_CHUNK_FLOATS / g.w.k.max(1)).max(1).div_ceil(MR) * MR;
+            let mut r0 = 0;
+            while r0 < g.nrows {
+                let r1 = g.nrows.min(r0 + chunk);
+                for p in panels.clone() {
+                    // SAFETY: `p < w.panels`: the panel lies inside the packed data.
+                    let panel = unsafe { g.w.ptr.add(p * kq * width) };
+                    let mut r = r0;
+                    // SAFETY: (every block) rows stay below `nrows`; forwarded contract.
+                    unsafe {
+                        while r + MR <= r1 {
+                            block::<MR>(g, r, panel, p, epi);
+                            r += MR;
+                        }
+                        while r < r1 {
+                            let left = r1 - r;
+                            if left >= 4 {
+                                block::<4>(g, r, panel, p, epi);
+                                r += 4;
+                            } else if left >= 2 {
+                                block::<2>(g, r, panel, p, epi);
+                                r += 2;
+                            } else {
+                                block::<1>(g, r, panel, p, epi);
+                                r += 1;
+                            }
+                        }
                     }
                 }
+                r0 = r1;
             }
         }
-        r0 = r1;
-    }
+    };
 }
+isa_features!(avx512bf16, dot_gemm!());
 
 /// One `M x 64` block: pairs of `k` in increasing order, then the odd last row.
 #[inline(always)]
-unsafe fn block<const M: usize>(
-    g: &DotGemmArgs,
-    r0: usize,
-    panel: *const u32,
-    p: usize,
-    epi: &Store,
-) {
+unsafe fn block<const M: usize>(g: &DotJob, r0: usize, panel: *const u32, p: usize, epi: &Store) {
     let k = g.w.k;
     let width = NP * LANES;
     let mut rows = [std::ptr::null::<u16>(); M];

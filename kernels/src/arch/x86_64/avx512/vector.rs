@@ -1,11 +1,12 @@
 //! [`V16`] for one AVX-512 register (`__m512`).
 //!
-//! Needs `avx512f` only. Every method is `#[inline(always)]` so it inlines into the
-//! `#[target_feature(enable = "avx512f", ...)]` kernel that instantiates it.
+//! Needs `avx512f` only (`_mm512_cvtph_ps` is AVX512F). Every method is
+//! `#[inline(always)]` so it inlines into the AVX-512 path's `#[target_feature]` entry
+//! point that instantiates it.
 
 use core::arch::x86_64::*;
 
-use crate::arch::vector::V16;
+use crate::simd::V16;
 
 // SAFETY: every method only uses `avx512f` intrinsics (plus unaligned 64-byte
 // loads/stores through the caller's pointers); the trait contract requires callers to
@@ -131,8 +132,8 @@ unsafe impl V16 for __m512 {
 
     #[inline(always)]
     unsafe fn load_f16(p: *const u16) -> Self {
-        // SAFETY: the caller guarantees avx512f (which this path requires along with
-        // f16c) and 16 readable u16 at `p`.
+        // SAFETY: the caller guarantees avx512f (`vcvtph2ps` on zmm is AVX512F) and 16
+        // readable u16 at `p`.
         unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())) }
     }
 

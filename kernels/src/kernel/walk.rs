@@ -4,9 +4,9 @@
 use std::ops::Range;
 
 use super::microkernel::tile;
-use crate::arch::vector::V16;
-use crate::element::WeightLoad;
+use crate::element::Storage;
 use crate::pack::PanelsView;
+use crate::simd::V16;
 
 /// Where the rows of the left operand live: row `r` is step `t = r / batch`, batch row
 /// `b = r % batch`, at `base + t * stride_t + b * stride_b` (in elements of `T`: `f32`,
@@ -17,6 +17,10 @@ pub(crate) struct Rows<T = f32> {
     pub(crate) stride_b: usize,
     pub(crate) batch: usize,
 }
+
+// SAFETY: `Rows` only reads through its pointer, into an operand that outlives the
+// team sharing it and that nobody writes while the product runs.
+unsafe impl<T> Sync for Rows<T> {}
 
 impl<T> Clone for Rows<T> {
     fn clone(&self) -> Self {
@@ -51,37 +55,49 @@ impl Rows {
 }
 
 /// Finishes output tiles: called once per row and panel with that row's `NP`
-/// accumulators.
-pub(crate) trait Epilogue<V: V16, const NP: usize> {
+/// accumulators. `Sync`: a team's members share one epilogue (and write disjoint
+/// panels through it).
+pub(crate) trait Epilogue<V: V16, const NP: usize>: Sync {
     /// # Safety
     /// `V`'s ISA must be available; `row` and `panel` are within the bounds the
     /// epilogue was built for.
     unsafe fn finish(&self, row: usize, panel: usize, acc: &[V; NP]);
 }
 
-/// Computes rows `0..nrows` of `a x w` for panels in `panels`, in reverse panel order
-/// when `reverse` (the "zig-zag" order: the panels used last in one step are still in
-/// cache at the start of the next).
+/// One product `a x w`: `nrows` rows of the left operand times packed panels of `NP`
+/// vectors.
+pub(crate) struct Job<W, const NP: usize> {
+    pub(crate) a: Rows,
+    pub(crate) nrows: usize,
+    pub(crate) w: PanelsView<W, NP>,
+}
+
+// SAFETY: a job only reads (its rows and its panels), from buffers that outlive the
+// team sharing it.
+unsafe impl<W, const NP: usize> Sync for Job<W, NP> {}
+
+/// Computes rows `0..job.nrows` of `job.a x job.w` for panels in `panels`, in reverse
+/// panel order when `reverse` (the "zig-zag" order: the panels used last in one step
+/// are still in cache at the start of the next), `MR` rows per register block.
 ///
 /// # Safety
-/// `V`'s ISA must be available; `a` must hold `nrows` rows of `w.k` readable floats;
-/// `panels` must lie within `w.panels`; the epilogue's targets must cover every
-/// (row, panel) visited.
+/// `V`'s ISA must be available; `job.a` must hold `job.nrows` rows of `job.w.k`
+/// readable floats; `panels` must lie within `job.w.panels`; the epilogue's targets
+/// must cover every (row, panel) visited.
 #[inline(always)]
 pub(crate) unsafe fn run<
     V: V16,
-    W: WeightLoad,
+    W: Storage,
     const NP: usize,
     const MR: usize,
     E: Epilogue<V, NP>,
 >(
-    a: &Rows,
-    nrows: usize,
-    w: &PanelsView<W>,
+    job: &Job<W, NP>,
     panels: Range<usize>,
     reverse: bool,
     epi: &E,
 ) {
+    let (a, nrows, w) = (&job.a, job.nrows, &job.w);
     // No closures here: a closure does not inherit the caller's `#[target_feature]`s,
     // so the intrinsics inlined into it would become calls.
     let width = NP * crate::pack::LANES;
@@ -136,7 +152,7 @@ pub(crate) const ROW_CHUNK_FLOATS: usize = 96 * 1024;
 
 /// One `M x NP` block: micro-kernel then epilogue per row.
 #[inline(always)]
-unsafe fn block<V: V16, W: WeightLoad, const NP: usize, const M: usize, E: Epilogue<V, NP>>(
+unsafe fn block<V: V16, W: Storage, const NP: usize, const M: usize, E: Epilogue<V, NP>>(
     a: &Rows,
     r0: usize,
     k: usize,

@@ -1,8 +1,8 @@
 //! The register-tile micro-kernel: `MR` rows times `NP` 16-lane column blocks.
 
-use crate::arch::vector::V16;
-use crate::element::WeightLoad;
+use crate::element::Storage;
 use crate::pack::LANES;
+use crate::simd::V16;
 
 /// Accumulates `acc[i][j] = sum_p a_i[p] * panel[p][16 j .. 16 j + 16]` for `p` in
 /// `0..k`, weights widened from `W` to `f32` in registers.
@@ -17,7 +17,7 @@ use crate::pack::LANES;
 /// `V`'s instruction set must be available; each `rows[i]` must be valid for `k` reads
 /// and `panel` for `k * NP * 16` reads.
 #[inline(always)]
-pub(crate) unsafe fn tile<V: V16, W: WeightLoad, const MR: usize, const NP: usize>(
+pub(crate) unsafe fn tile<V: V16, W: Storage, const MR: usize, const NP: usize>(
     rows: &[*const f32; MR],
     k: usize,
     panel: *const W,
@@ -52,7 +52,7 @@ pub(crate) unsafe fn tile<V: V16, W: WeightLoad, const MR: usize, const NP: usiz
 /// Like [`tile_in_order`], `GS` of the panel's `NP` vectors at a time (`GS` divides
 /// `NP`): the same sums in the same order, with `MR * GS` accumulators live.
 #[inline(always)]
-unsafe fn tile_groups<V: V16, W: WeightLoad, const MR: usize, const NP: usize, const GS: usize>(
+unsafe fn tile_groups<V: V16, W: Storage, const MR: usize, const NP: usize, const GS: usize>(
     rows: &[*const f32; MR],
     k: usize,
     panel: *const W,
@@ -92,7 +92,7 @@ unsafe fn tile_groups<V: V16, W: WeightLoad, const MR: usize, const NP: usize, c
 /// # Safety
 /// As for [`tile`], with `p < k` and `w` pointing at row `p` of the panel.
 #[inline(always)]
-unsafe fn fma_row<V: V16, W: WeightLoad, const MR: usize, const NP: usize>(
+unsafe fn fma_row<V: V16, W: Storage, const MR: usize, const NP: usize>(
     acc: &mut [[V; NP]; MR],
     rows: &[*const f32; MR],
     p: usize,
@@ -112,7 +112,7 @@ unsafe fn fma_row<V: V16, W: WeightLoad, const MR: usize, const NP: usize>(
 
 /// In increasing `p`, one accumulator per output vector.
 #[inline(always)]
-unsafe fn tile_in_order<V: V16, W: WeightLoad, const MR: usize, const NP: usize>(
+unsafe fn tile_in_order<V: V16, W: Storage, const MR: usize, const NP: usize>(
     rows: &[*const f32; MR],
     k: usize,
     panel: *const W,
@@ -128,7 +128,7 @@ unsafe fn tile_in_order<V: V16, W: WeightLoad, const MR: usize, const NP: usize>
 
 /// Even and odd `p` into separate accumulators, added at the end.
 #[inline(always)]
-unsafe fn tile_split<V: V16, W: WeightLoad, const MR: usize, const NP: usize>(
+unsafe fn tile_split<V: V16, W: Storage, const MR: usize, const NP: usize>(
     rows: &[*const f32; MR],
     k: usize,
     panel: *const W,

@@ -26,7 +26,7 @@
 //!
 //! # Accuracy
 //! Measured against `f64` (`exp`, `tanh`, `1/(1+exp(−x))`) over **all** 2³² `f32`
-//! inputs with `cargo test --release -p rnn-kernels arch::math -- --include-ignored`
+//! inputs with `cargo test --release -p rnn-kernels simd::math -- --include-ignored`
 //! (test `exhaustive_all_f32`); the default sweep test (`dense_sweep`) checks every
 //! 97th bit pattern against the same bounds. "ulp" is the spacing of `f32` at the
 //! exact result (`2^(k−23)` for results in `[2^k, 2^(k+1))`, at least 2⁻¹⁴⁹), the error is
@@ -47,10 +47,10 @@
 //! uses unfused multiply-add on x86_64 and may differ from them by an ulp or so,
 //! always within the bounds above.
 
-use crate::arch::vector::V16;
+use crate::simd::V16;
 
 #[cfg(test)]
-#[path = "math_tests.rs"]
+#[path = "math_tests/mod.rs"]
 mod tests;
 
 /// `log2(e)`.

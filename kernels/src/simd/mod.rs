@@ -1,11 +1,15 @@
-//! The one tiny vector abstraction every kernel is written against: 16 `f32` lanes,
-//! the width of one tile of hidden units. AVX-512 holds it in one `zmm`, AVX2 in two
-//! `ymm`, the portable path in four 128-bit `wide` vectors.
+//! The SIMD vocabulary, the bottom of the crate's module graph: the one tiny vector
+//! abstraction every kernel is written against ([`V16`]: 16 `f32` lanes, the width of
+//! one tile of hidden units) and the activations over it ([`math`]). AVX-512 holds a
+//! [`V16`] in one `zmm`, AVX2 in two `ymm`, the portable path in four 128-bit `wide`
+//! vectors; those implementations live with their ISA in `arch/<arch>/<isa>/vector.rs`.
 //!
 //! Every method is `unsafe` because an implementation may only run on a CPU with its
 //! instruction set; the generic kernels are instantiated inside `#[target_feature]`
 //! functions that the dispatcher reaches only after detection, and all methods are
 //! `#[inline(always)]` so the intrinsics inline into those functions.
+
+pub(crate) mod math;
 
 /// 16 lanes of `f32`.
 ///

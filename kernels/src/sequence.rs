@@ -3,14 +3,17 @@
 
 use rnn_reference::{check_len, check_seq_lens, Error, SeqShape, SequenceInput, TensorLayout};
 
-use crate::arch::{kernels, DotGemmFn};
+use crate::arch::{DotFn, DotJob};
+use crate::cells::{pre_stride, state_sizes, step_fmas, StateBufs, StepPtrs};
+use crate::dispatch::{kernels, Kernels};
 use crate::element::Element;
-use crate::generic::phase::Rows;
-use crate::isa::Isa;
-use crate::layer::{PackedDirection, PackedRnn};
+use crate::io::input_f32;
+use crate::kernel::walk::Job;
+use crate::kernel::{Rows, Store};
 use crate::pack::padded;
+use crate::packed::PackedRnn;
 use crate::parallel::{run_team, threads_for, Team};
-use crate::step_kernel::{gemm, gemm_dot, state_sizes, step, step_fmas, StateBufs};
+use crate::passes::gemm_dot;
 use crate::workspace::Workspace;
 use crate::Result;
 
@@ -24,38 +27,6 @@ pub struct SequenceOutputMut<'a, T = f32> {
     pub h_n: Option<&'a mut [T]>,
     /// Final cell state of every layer and direction (LSTM only).
     pub c_n: Option<&'a mut [T]>,
-}
-
-/// Reinterprets a slice of `T` as `f32` when `T` is `f32`.
-pub(crate) fn as_f32<T: Element>(s: &[T]) -> Option<&[f32]> {
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| {
-        // SAFETY: T is f32 (same TypeId), so the slice is a slice of f32.
-        unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) }
-    })
-}
-
-/// Mutable version of [`as_f32`].
-pub(crate) fn as_f32_mut<T: Element>(s: &mut [T]) -> Option<&mut [f32]> {
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| {
-        // SAFETY: T is f32 (same TypeId), so the slice is a slice of f32.
-        unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) }
-    })
-}
-
-/// An `f32` view of a caller's slice: the slice itself, or a converted copy in `buf`.
-///
-/// # Safety
-/// `buf` must be valid for `s.len()` writes and not otherwise in use.
-pub(crate) unsafe fn input_f32<T: Element>(s: &[T], buf: *mut f32) -> &[f32] {
-    match as_f32(s) {
-        Some(f) => f,
-        None => {
-            // SAFETY: caller's contract: `buf` holds s.len() floats, unaliased.
-            let dst = unsafe { std::slice::from_raw_parts_mut(buf, s.len()) };
-            T::slice_to_f32(s, dst);
-            dst
-        }
-    }
 }
 
 /// Where rows of a `[·, ·, width]` tensor live, by step and batch row.
@@ -106,7 +77,7 @@ impl<W: Element> PackedRnn<W> {
     /// all arithmetic, the cell state, the recurrent `h` and the outputs passed between
     /// layers stay `f32`; `y`, `h_n` and `c_n` are rounded to `T` once, when written
     /// (to nearest, ties to even). With bf16 weights and bf16 inputs on
-    /// [`Isa::Avx512Bf16`], the first layer's input projection multiplies the bf16
+    /// [`Isa::Avx512Bf16`](crate::Isa::Avx512Bf16), the first layer's input projection multiplies the bf16
     /// values directly (`vdpbf16ps`: exact products, `f32` sums, subnormals flushed).
     pub fn forward<T: Element>(
         &self,
@@ -145,23 +116,23 @@ impl<W: Element> PackedRnn<W> {
         check_seq_lens(input.seq_lens, &shape)?;
         let isa = self.isa()?;
         let k = kernels::<W>(isa)?;
-        if as_f32(input.x).is_some() {
+        if let Some(x) = T::as_f32(input.x) {
             let input = SequenceInput {
-                x: as_f32(input.x).unwrap_or_default(),
-                h0: input.h0.and_then(as_f32),
-                c0: input.c0.and_then(as_f32),
+                x,
+                h0: input.h0.and_then(T::as_f32),
+                c0: input.c0.and_then(T::as_f32),
                 seq_lens: input.seq_lens,
             };
             let out = SequenceOutputMut {
-                y: as_f32_mut(out.y).unwrap_or_default(),
-                h_n: out.h_n.take().and_then(as_f32_mut),
-                c_n: out.c_n.take().and_then(as_f32_mut),
+                y: T::as_f32_mut(out.y).unwrap_or_default(),
+                h_n: out.h_n.take().and_then(T::as_f32_mut),
+                c_n: out.c_n.take().and_then(T::as_f32_mut),
             };
-            return self.run(k, ws, shape, input, out, None);
+            return self.run(&k, ws, shape, input, out, None);
         }
         // bf16 inputs and bf16 weights on an AVX512-BF16 CPU: layer 0 multiplies the
         // caller's bf16 `x` directly (`vdpbf16ps`), so `x` is never widened.
-        let dot = self.dot_input(isa, input.x);
+        let dot = self.dot_input(&k, input.x);
         // Half-precision inputs and outputs: widen into f32 copies, run, round back.
         let [x32, h032, c032, y32, hn32, cn32] =
             ws.carve_io([dims.x, dims.h, dims.c, dims.y, dims.h, dims.c])?;
@@ -189,7 +160,7 @@ impl<W: Element> PackedRnn<W> {
         let want_h = out.h_n.is_some();
         let want_c = out.c_n.is_some();
         self.run(
-            k,
+            &k,
             ws,
             shape,
             input32,
@@ -210,13 +181,13 @@ impl<W: Element> PackedRnn<W> {
         Ok(())
     }
 
-    /// The `vdpbf16ps` input projection of layer 0, if `isa` has it and the weights
-    /// and `x` are bf16.
-    fn dot_input<T: Element>(&self, isa: Isa, x: &[T]) -> Option<DotInput> {
+    /// The `vdpbf16ps` input projection of layer 0, if the table has it and the
+    /// weights and `x` are bf16.
+    fn dot_input<T: Element>(&self, k: &Kernels<W>, x: &[T]) -> Option<DotInput> {
         let d = self.cfg.num_directions();
         let mut f = None;
         for set in &self.sets[..d] {
-            f = Some(set.dot_input::<T>(isa)?.0);
+            f = Some(set.dot_input(k, x)?.0);
         }
         Some(DotInput {
             f: f?,
@@ -228,7 +199,7 @@ impl<W: Element> PackedRnn<W> {
     /// reads the bf16 `x` it names instead of `input.x` (then empty).
     fn run(
         &self,
-        k: &crate::arch::Kernels<W>,
+        k: &Kernels<W>,
         ws: &mut Workspace,
         shape: SeqShape,
         input: SequenceInput<'_, f32>,
@@ -246,9 +217,7 @@ impl<W: Element> PackedRnn<W> {
             arg: "steps".into(),
             what: "steps * batch * gates * padded hidden (input projection buffer)".into(),
         };
-        let pre_len = rows
-            .checked_mul(PackedDirection::<W>::pre_stride(cfg))
-            .ok_or_else(overflow)?;
+        let pre_len = rows.checked_mul(pre_stride(cfg)).ok_or_else(overflow)?;
         let io_len = if cfg.num_layers > 1 { dims.y } else { 0 };
         let (hl, cl, al) = state_sizes(cfg, batch);
         let [pre, io0, io1, h0b, h1b, c0b, c1b, aux, aux2] =
@@ -267,10 +236,10 @@ impl<W: Element> PackedRnn<W> {
             x: input.x.as_ptr(),
         };
         let tm = SeqShape::new(t_len, batch);
-        let pre_stride = PackedDirection::<W>::pre_stride(cfg);
+        let pre_stride = pre_stride(cfg);
         let want = threads_for(
             step_fmas(cfg, batch),
-            self.sets[0].w_hh.panels(),
+            self.sets[0].cell.panels(),
             rayon::current_num_threads(),
         );
 
@@ -308,8 +277,12 @@ impl<W: Element> PackedRnn<W> {
                         // h0/c0 were checked to hold L*D*B rows.
                         unsafe { init_state(&st, &input, ld, batch, (ho, h), (ps, hs), (hl, cl)) };
                     }
-                    let pairs = set.w_ih_pairs.get().and_then(Option::as_ref);
-                    let pairs = pairs.filter(|_| layer == 0);
+                    let pairs = set.dot_pairs().filter(|_| layer == 0);
+                    let store = Store {
+                        out: bufs.pre,
+                        stride: pre_stride,
+                        bias: set.bias.as_slice().as_ptr(),
+                    };
                     if let (Some(d), Some(pairs)) = (dot, pairs) {
                         let xr = Tensor3::new(std::ptr::null_mut(), &shape, cfg.input_size);
                         let a = Rows {
@@ -318,37 +291,25 @@ impl<W: Element> PackedRnn<W> {
                             stride_b: xr.stride_b,
                             batch,
                         };
+                        let job = DotJob {
+                            a,
+                            nrows: rows,
+                            w: pairs.view(),
+                        };
                         // SAFETY: `d.x` is the caller's bf16 `x`, checked to hold rows
-                        // * I values laid out like `shape`; `d.f` came from
-                        // `dot_bf16_kernel`; `pre` and the bias as below.
-                        unsafe {
-                            gemm_dot(
-                                d.f,
-                                a,
-                                rows,
-                                pairs,
-                                bufs.pre,
-                                pre_stride,
-                                set.bias.as_slice().as_ptr(),
-                                team,
-                            );
-                        }
+                        // * I values laid out like `shape`; `d.f` came from the
+                        // dispatched table; `pre` and the bias as below.
+                        unsafe { gemm_dot(team, d.f, &job, &store) };
                     } else {
+                        let job = Job {
+                            a: src.rows(batch),
+                            nrows: rows,
+                            w: set.w_ih.view(),
+                        };
                         // SAFETY: `src` holds rows * k_in floats (checked `x`, or an io
                         // buffer of dims.y); `pre` holds rows * pre_stride >= rows *
                         // w_ih.cols(); the bias covers w_ih.cols().
-                        unsafe {
-                            gemm(
-                                k,
-                                src.rows(batch),
-                                rows,
-                                &set.w_ih,
-                                bufs.pre,
-                                pre_stride,
-                                set.bias.as_slice().as_ptr(),
-                                team,
-                            );
-                        }
+                        unsafe { (k.gemm)(team, &job, &store) };
                     }
                     let reverse = cfg.direction.is_reverse(dir);
                     for s in 0..t_len {
@@ -357,7 +318,8 @@ impl<W: Element> PackedRnn<W> {
                         // buffers sized by `state_sizes`.
                         unsafe {
                             let pre_t = bufs.pre.add(t * batch * pre_stride);
-                            step(k, cfg, set, batch, pre_t, &st, s % 2 == 1, team);
+                            let sp = StepPtrs::new(cfg, batch, pre_t, &st, s % 2 == 1);
+                            (k.step)(&set.cell, &sp, team);
                         }
                         if team.is_leader() {
                             // SAFETY: (t, b) inside `dst` for b < batch; state rows
@@ -405,7 +367,7 @@ impl<W: Element> PackedRnn<W> {
 /// Layer 0's input projection by `vdpbf16ps` straight from the caller's bf16 `x`.
 #[derive(Clone, Copy)]
 struct DotInput {
-    f: DotGemmFn,
+    f: DotFn,
     x: *const u16,
 }
 

@@ -2,15 +2,18 @@
 
 use rnn_reference::{check_len, check_weights, Direction, Error, LayerWeights, RnnConfig};
 
-use crate::arch::kernels;
+use crate::arch::DotJob;
+use crate::cells::{pre_stride, state_sizes, step_fmas, StateBufs, StepPtrs};
+use crate::dispatch::kernels;
 use crate::element::Element;
-use crate::forward::input_f32;
-use crate::generic::phase::Rows;
+use crate::io::{copy_len, input_f32};
 use crate::isa::Isa;
-use crate::layer::PackedDirection;
+use crate::kernel::walk::Job;
+use crate::kernel::{Rows, Store};
 use crate::pack::padded;
+use crate::packed::PackedDirection;
 use crate::parallel::{run_team, threads_for, Shared};
-use crate::step_kernel::{gemm, gemm_dot, state_sizes, step, step_fmas, StateBufs};
+use crate::passes::gemm_dot;
 use crate::workspace::Workspace;
 use crate::Result;
 
@@ -89,7 +92,7 @@ impl<W: Element> PackedCell<W> {
         check_weights(cfg, std::slice::from_ref(weights))?;
         Ok(PackedCell {
             cfg: *cfg,
-            set: PackedDirection::pack(cfg, 0, weights),
+            set: PackedDirection::pack(cfg, 0, weights)?,
             isa: None,
         })
     }
@@ -161,13 +164,13 @@ impl<W: Element> PackedCell<W> {
         let k = kernels::<W>(isa)?;
         // bf16 inputs and weights on an AVX512-BF16 CPU: the input projection reads the
         // caller's bf16 `x` directly, as in `PackedRnn::forward`.
-        let dot = self.set.dot_input::<T>(isa);
-        let pre_stride = PackedDirection::<W>::pre_stride(cfg);
+        let dot = self.set.dot_input(&k, input.x);
+        let pre_stride = pre_stride(cfg);
         let pre_len = len("batch", pre_stride)?;
         let (hl, cl, al) = state_sizes(cfg, batch);
         let [pre, h0b, h1b, c0b, c1b, aux, aux2] = ws.carve([pre_len, hl, hl, cl, cl, al, al])?;
         // f32 inputs are used in place; only half inputs need f32 copies.
-        let copy = |n: usize| if T::NAME == "f32" { 0 } else { n };
+        let copy = copy_len::<T>;
         let [x32, h32, c32] = ws.carve_io([
             if dot.is_some() {
                 0
@@ -218,7 +221,7 @@ impl<W: Element> PackedCell<W> {
             };
             let want = threads_for(
                 step_fmas(cfg, batch),
-                self.set.w_hh.panels(),
+                self.set.cell.panels(),
                 rayon::current_num_threads(),
             );
             let shared = Shared((x_rows, x_bf16, pre, st));
@@ -228,23 +231,31 @@ impl<W: Element> PackedCell<W> {
                 // barrier after each pass (inside the enclosing unsafe block). With
                 // `dot`, `x` is bf16 (`T` is bf16) and was checked to hold `batch` rows.
                 {
-                    let bias = self.set.bias.as_slice().as_ptr();
+                    let store = Store {
+                        out: pre,
+                        stride: pre_stride,
+                        bias: self.set.bias.as_slice().as_ptr(),
+                    };
                     match dot {
                         Some((f, pairs)) => {
-                            gemm_dot(f, x_bf16, batch, pairs, pre, pre_stride, bias, team)
+                            let job = DotJob {
+                                a: x_bf16,
+                                nrows: batch,
+                                w: pairs.view(),
+                            };
+                            gemm_dot(team, f, &job, &store)
                         }
-                        None => gemm(
-                            k,
-                            x_rows,
-                            batch,
-                            &self.set.w_ih,
-                            pre,
-                            pre_stride,
-                            bias,
-                            team,
-                        ),
+                        None => {
+                            let job = Job {
+                                a: x_rows,
+                                nrows: batch,
+                                w: self.set.w_ih.view(),
+                            };
+                            (k.gemm)(team, &job, &store)
+                        }
                     }
-                    step(k, cfg, &self.set, batch, pre, &st, false, team);
+                    let sp = StepPtrs::new(cfg, batch, pre, &st, false);
+                    (k.step)(&self.set.cell, &sp, team);
                 }
             });
             for b in 0..batch {

@@ -1,0 +1,267 @@
+//! The GRU (PyTorch gate order r, z, n) in both reset forms:
+//!
+//! ```text
+//! r = σ(clip(pre_r + W_hr h))        z = σ(clip(pre_z + W_hz h))
+//! linear before reset (PyTorch, ONNX linear_before_reset=1):
+//!     n = tanh(clip(pre_n + r ⊙ (W_hn h + b_hn)))
+//! reset before the product (ONNX default):
+//!     n = tanh(clip(pre_n + W_hn (r ⊙ h)))          (b_hn folded into pre_n)
+//! h' = (1 − z) ⊙ n + z ⊙ h, evaluated as n + z ⊙ (h − n) (PyTorch ATen's form)
+//! ```
+//!
+//! The first form is one pass over panels holding r, z and n of a tile (two tiles for
+//! paired bf16 storage, so no vector widens alone). The second needs `r ⊙ h` before
+//! its product: a pass over (r, z) panels writes `r ⊙ h` and `z` to scratch, then a
+//! pass over `W_hn` panels of four tiles finishes `h'`.
+
+use rnn_reference::{CellKind, LayerWeights, RnnConfig};
+
+use super::{clip, sum_biases, Cell, StepPtrs};
+use crate::aligned::AlignedVec;
+use crate::arch::Backend;
+use crate::element::{Element, Storage};
+use crate::kernel::walk::Job;
+use crate::kernel::Epilogue;
+use crate::pack::{padded_rows, Panels, LANES};
+use crate::parallel::Team;
+use crate::passes::pass;
+use crate::simd::{math, V16};
+
+/// The GRU cell.
+pub(crate) struct Gru;
+
+/// Packed recurrent weights of a GRU layer.
+#[derive(Clone)]
+pub(crate) enum Weights<W: Storage> {
+    /// Reset applied to the recurrent product (`linear_before_reset`).
+    LinearBeforeReset {
+        /// `W_hh`, all three gates; `k = H`.
+        w_hh: ThreeGates<W>,
+        /// The recurrent bias of the n gate, one padded row (multiplied by `r`, so not
+        /// folded into the input projection).
+        b_hn: AlignedVec,
+    },
+    /// Reset applied to `h` before the product.
+    ResetBefore {
+        /// r and z of `W_hh`, one tile per panel; `k = H`.
+        w_rz: Panels<W, 2>,
+        /// n of `W_hh`, four tiles per panel; `k = H`.
+        w_n: Panels<W, 4>,
+    },
+}
+
+/// All three gates of `W_hh`: one tile per panel, or two for paired (bf16) storage.
+#[derive(Clone)]
+pub(crate) enum ThreeGates<W: Storage> {
+    One(Panels<W, 3>),
+    Two(Panels<W, 6>),
+}
+
+fn linear_before_reset(cfg: &RnnConfig) -> bool {
+    matches!(
+        cfg.cell,
+        CellKind::Gru {
+            linear_before_reset: true
+        }
+    )
+}
+
+impl Cell for Gru {
+    type Weights<W: Storage> = Weights<W>;
+
+    fn pack<W: Storage, S: Element>(cfg: &RnnConfig, w: &LayerWeights<'_, S>) -> Weights<W> {
+        let (h, ho) = (cfg.hidden_size, cfg.output_size());
+        if linear_before_reset(cfg) {
+            let zeros = vec![S::default(); h];
+            let b_hn = w.b_hh.map_or(&zeros[..], |b| &b[2 * h..]);
+            let gates = [0, 1, 2];
+            Weights::LinearBeforeReset {
+                w_hh: if W::PAIRED {
+                    ThreeGates::Two(Panels::pack(w.w_hh, h, ho, &gates))
+                } else {
+                    ThreeGates::One(Panels::pack(w.w_hh, h, ho, &gates))
+                },
+                b_hn: padded_rows(b_hn, 1, h),
+            }
+        } else {
+            Weights::ResetBefore {
+                w_rz: Panels::pack(w.w_hh, h, ho, &[0, 1]),
+                w_n: Panels::pack(w.w_hh, h, ho, &[2]),
+            }
+        }
+    }
+
+    /// `b_ih + b_hh`, except `b_hn` of the linear-before-reset form, which is
+    /// multiplied by `r` and stays apart.
+    fn folded_bias<S: Element>(cfg: &RnnConfig, w: &LayerWeights<'_, S>) -> Vec<f32> {
+        let lbr = linear_before_reset(cfg);
+        let h = cfg.hidden_size;
+        sum_biases(cfg, w, |k| !(lbr && k >= 2 * h))
+    }
+
+    fn panels<W: Storage>(w: &Weights<W>) -> usize {
+        match w {
+            Weights::LinearBeforeReset {
+                w_hh: ThreeGates::One(p),
+                ..
+            } => p.panels(),
+            Weights::LinearBeforeReset {
+                w_hh: ThreeGates::Two(p),
+                ..
+            } => p.panels(),
+            Weights::ResetBefore { w_rz, .. } => w_rz.panels(),
+        }
+    }
+
+    unsafe fn step<B: Backend, W: Storage>(w: &Weights<W>, s: &StepPtrs, team: &Team<'_>) {
+        let a = s.h_rows();
+        let nrows = s.batch;
+        // SAFETY (every pass): forwarded contract; every `k` is `H`, the width of the
+        // `h` and `aux` rows.
+        match w {
+            Weights::LinearBeforeReset { w_hh, b_hn } => {
+                let epi = LinearBeforeReset {
+                    s,
+                    b_hn: b_hn.as_slice(),
+                };
+                match w_hh {
+                    ThreeGates::One(p) => {
+                        let job = Job {
+                            a,
+                            nrows,
+                            w: p.view(),
+                        };
+                        // SAFETY: see above.
+                        unsafe { pass::<B, W, _, 3>(team, &job, s.zigzag, &epi) }
+                    }
+                    ThreeGates::Two(p) => {
+                        let job = Job {
+                            a,
+                            nrows,
+                            w: p.view(),
+                        };
+                        // SAFETY: see above.
+                        unsafe { pass::<B, W, _, 6>(team, &job, s.zigzag, &epi) }
+                    }
+                }
+            }
+            Weights::ResetBefore { w_rz, w_n } => {
+                let job = Job {
+                    a,
+                    nrows,
+                    w: w_rz.view(),
+                };
+                // SAFETY: see above.
+                unsafe { pass::<B, W, _, 2>(team, &job, s.zigzag, &ResetUpdate { s }) };
+                let job = Job {
+                    a: s.aux_rows(),
+                    nrows,
+                    w: w_n.view(),
+                };
+                // SAFETY: see above; the first pass wrote `r ⊙ h` and `z` for every
+                // tile before the barrier that ended it.
+                unsafe { pass::<B, W, _, 4>(team, &job, s.zigzag, &New { s }) };
+            }
+        }
+    }
+}
+
+/// Linear before reset: the recurrent products of r, z and n of one tile in, `h'` out.
+struct LinearBeforeReset<'a> {
+    s: &'a StepPtrs,
+    b_hn: &'a [f32],
+}
+
+impl<V: V16> Epilogue<V, 3> for LinearBeforeReset<'_> {
+    #[inline(always)]
+    unsafe fn finish(&self, row: usize, tile: usize, acc: &[V; 3]) {
+        // SAFETY: forwarded contract.
+        unsafe { self.tile(row, tile, acc) }
+    }
+}
+
+/// Two tiles per panel (paired storage): tiles `2 panel` and `2 panel + 1`; state rows
+/// are padded to 4 tiles, so both exist.
+impl<V: V16> Epilogue<V, 6> for LinearBeforeReset<'_> {
+    #[inline(always)]
+    unsafe fn finish(&self, row: usize, panel: usize, acc: &[V; 6]) {
+        // SAFETY: forwarded contract; the padded rows hold both tiles.
+        unsafe {
+            self.tile(row, 2 * panel, &[acc[0], acc[1], acc[2]]);
+            self.tile(row, 2 * panel + 1, &[acc[3], acc[4], acc[5]]);
+        }
+    }
+}
+
+impl LinearBeforeReset<'_> {
+    /// One tile: `acc` holds the recurrent products of r, z and n.
+    ///
+    /// # Safety
+    /// As for [`Epilogue::finish`].
+    #[inline(always)]
+    unsafe fn tile<V: V16>(&self, row: usize, tile: usize, acc: &[V; 3]) {
+        let s = self.s;
+        let u = tile * LANES;
+        // SAFETY: `tile` is a packed tile; rows are padded to whole tiles; `pre` has 3
+        // gate columns per tile; `b_hn` is a padded row of hidden units.
+        unsafe {
+            let pre = s.pre.add(row * s.pre_stride + 3 * u);
+            let r = math::sigmoid(clip(acc[0].add(V::load(pre)), s.clip));
+            let z = math::sigmoid(clip(acc[1].add(V::load(pre.add(LANES))), s.clip));
+            let hn = acc[2].add(V::load(self.b_hn.as_ptr().add(u)));
+            let n = math::tanh(clip(r.mul_add(hn, V::load(pre.add(2 * LANES))), s.clip));
+            let h = V::load(s.h_prev.add(row * s.h_stride + u));
+            // (1 - z) n + z h = n + z (h - n)
+            z.mul_add(h.sub(n), n)
+                .store(s.h_next.add(row * s.h_stride + u));
+        }
+    }
+}
+
+/// Reset before the product, first pass: r and z of one tile per panel; writes
+/// `r ⊙ h` (the left operand of the second pass) and `z` to scratch.
+struct ResetUpdate<'a> {
+    s: &'a StepPtrs,
+}
+
+impl<V: V16> Epilogue<V, 2> for ResetUpdate<'_> {
+    #[inline(always)]
+    unsafe fn finish(&self, row: usize, tile: usize, acc: &[V; 2]) {
+        let s = self.s;
+        let u = tile * LANES;
+        // SAFETY: as for `LinearBeforeReset`; `aux`/`aux2` are padded rows.
+        unsafe {
+            let pre = s.pre.add(row * s.pre_stride + 3 * u);
+            let r = math::sigmoid(clip(acc[0].add(V::load(pre)), s.clip));
+            let z = math::sigmoid(clip(acc[1].add(V::load(pre.add(LANES))), s.clip));
+            let h = V::load(s.h_prev.add(row * s.h_stride + u));
+            r.mul(h).store(s.aux.add(row * s.aux_stride + u));
+            z.store(s.aux2.add(row * s.aux_stride + u));
+        }
+    }
+}
+
+/// Reset before the product, second pass: `acc = W_hn (r ⊙ h)` for tiles
+/// `panel * NP + q`; finishes `h'`.
+struct New<'a> {
+    s: &'a StepPtrs,
+}
+
+impl<V: V16, const NP: usize> Epilogue<V, NP> for New<'_> {
+    #[inline(always)]
+    unsafe fn finish(&self, row: usize, panel: usize, acc: &[V; NP]) {
+        let s = self.s;
+        for (q, &a) in acc.iter().enumerate() {
+            let u = (panel * NP + q) * LANES;
+            // SAFETY: as for `ResetUpdate`; `pre` has 3 gate columns per tile.
+            unsafe {
+                let pre_n = V::load(s.pre.add(row * s.pre_stride + 3 * u + 2 * LANES));
+                let n = math::tanh(clip(a.add(pre_n), s.clip));
+                let z = V::load(s.aux2.add(row * s.aux_stride + u));
+                let h = V::load(s.h_prev.add(row * s.h_stride + u));
+                z.mul_add(h.sub(n), n)
+                    .store(s.h_next.add(row * s.h_stride + u));
+            }
+        }
+    }
+}

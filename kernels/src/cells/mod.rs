@@ -1,0 +1,263 @@
+//! One home per cell kind: each file owns what makes its cell that cell, and nothing
+//! else in the crate knows it:
+//!
+//! - how its recurrent weights are packed (gate count, panel widths, extra vectors),
+//! - which biases fold into the input projection,
+//! - its fused post-GEMM epilogues (the gate math, in registers),
+//! - the passes of one step (their order, their left operands, their scratch).
+//!
+//! [`Cell`] is that contract; [`CellWeights`] is the registry, the one place that
+//! lists the cells. A new variant of a cell is a change to that cell's file; a new
+//! cell is one more file and one more arm here.
+
+mod gru;
+mod lstm;
+mod rnn;
+
+use rnn_reference::{CellKind, Error, LayerWeights, RnnConfig};
+
+use crate::arch::Backend;
+use crate::element::{Element, Storage};
+use crate::kernel::Rows;
+use crate::pack::padded;
+use crate::parallel::Team;
+use crate::simd::{math, V16};
+use crate::Result;
+
+/// What a cell's home provides.
+pub(crate) trait Cell {
+    /// The packed recurrent weights (and per-unit vectors) of one layer and direction.
+    type Weights<W: Storage>: Clone + Send + Sync;
+
+    /// Packs one validated weight set's recurrent part, rounding to `W`.
+    fn pack<W: Storage, S: Element>(cfg: &RnnConfig, w: &LayerWeights<'_, S>) -> Self::Weights<W>;
+
+    /// The bias added to the input projection, `[G*H]` in PyTorch gate order: by
+    /// default `b_ih + b_hh` (missing biases count as zero).
+    fn folded_bias<S: Element>(cfg: &RnnConfig, w: &LayerWeights<'_, S>) -> Vec<f32> {
+        sum_biases(cfg, w, |_| true)
+    }
+
+    /// Panels of the step's first pass (how far a step can be split over threads).
+    fn panels<W: Storage>(w: &Self::Weights<W>) -> usize;
+
+    /// One step for `s.batch` rows, by every member of `team` (each pass ends at a
+    /// barrier).
+    ///
+    /// # Safety
+    /// `B` came from `arch::dispatch`; `s` describes buffers sized by [`state_sizes`]
+    /// for `s.batch` rows and a `pre` block of `s.batch` rows of `s.pre_stride`.
+    unsafe fn step<B: Backend, W: Storage>(w: &Self::Weights<W>, s: &StepPtrs, team: &Team<'_>);
+}
+
+/// `b_ih + b_hh` (`[G*H]`) element-wise, taking `b_hh[k]` only where `keep(k)`; missing
+/// biases count as zero.
+fn sum_biases<S: Element>(
+    cfg: &RnnConfig,
+    w: &LayerWeights<'_, S>,
+    keep: impl Fn(usize) -> bool,
+) -> Vec<f32> {
+    (0..cfg.gates() * cfg.hidden_size)
+        .map(|k| {
+            let bi = w.b_ih.map_or(0.0, |b| b[k].to_f32());
+            let bh = w.b_hh.filter(|_| keep(k)).map_or(0.0, |b| b[k].to_f32());
+            bi + bh
+        })
+        .collect()
+}
+
+/// The recurrent weights of one layer and direction, whichever cell it is.
+#[derive(Clone)]
+pub(crate) enum CellWeights<W: Storage> {
+    /// Elman RNN.
+    Rnn(<rnn::Rnn as Cell>::Weights<W>),
+    /// LSTM, with or without peephole and projection.
+    Lstm(<lstm::Lstm as Cell>::Weights<W>),
+    /// GRU, either reset form.
+    Gru(<gru::Gru as Cell>::Weights<W>),
+}
+
+impl<W: Storage> CellWeights<W> {
+    /// Packs the recurrent part of one validated weight set and returns it with the
+    /// bias to fold into the input projection (`[G*H]`).
+    pub(crate) fn pack<S: Element>(
+        cfg: &RnnConfig,
+        w: &LayerWeights<'_, S>,
+    ) -> Result<(Self, Vec<f32>)> {
+        Ok(match cfg.cell {
+            CellKind::Rnn { .. } => (
+                CellWeights::Rnn(rnn::Rnn::pack(cfg, w)),
+                rnn::Rnn::folded_bias(cfg, w),
+            ),
+            CellKind::Lstm { .. } => (
+                CellWeights::Lstm(lstm::Lstm::pack(cfg, w)),
+                lstm::Lstm::folded_bias(cfg, w),
+            ),
+            CellKind::Gru { .. } => (
+                CellWeights::Gru(gru::Gru::pack(cfg, w)),
+                gru::Gru::folded_bias(cfg, w),
+            ),
+            #[allow(unreachable_patterns)] // `CellKind` may grow
+            other => {
+                return Err(Error::Invalid {
+                    arg: "cell".into(),
+                    expected: "a cell kind these kernels implement".into(),
+                    actual: format!("{other:?}"),
+                })
+            }
+        })
+    }
+
+    /// Panels of the step's first pass.
+    pub(crate) fn panels(&self) -> usize {
+        match self {
+            CellWeights::Rnn(w) => rnn::Rnn::panels(w),
+            CellWeights::Lstm(w) => lstm::Lstm::panels(w),
+            CellWeights::Gru(w) => gru::Gru::panels(w),
+        }
+    }
+
+    /// One step (see [`Cell::step`]).
+    ///
+    /// # Safety
+    /// As for [`Cell::step`].
+    pub(crate) unsafe fn step<B: Backend>(&self, s: &StepPtrs, team: &Team<'_>) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            match self {
+                CellWeights::Rnn(w) => rnn::Rnn::step::<B, W>(w, s, team),
+                CellWeights::Lstm(w) => lstm::Lstm::step::<B, W>(w, s, team),
+                CellWeights::Gru(w) => gru::Gru::step::<B, W>(w, s, team),
+            }
+        }
+    }
+}
+
+/// ONNX `clip` of a gate pre-activation, when set.
+///
+/// # Safety
+/// `V`'s ISA must be available.
+#[inline(always)]
+unsafe fn clip<V: V16>(x: V, c: Option<f32>) -> V {
+    match c {
+        // SAFETY: the caller guarantees V's ISA.
+        Some(c) => unsafe { math::clip(x, c) },
+        None => x,
+    }
+}
+
+/// State rows of one direction; strides are padded so kernels can store whole panels.
+#[derive(Clone, Copy)]
+pub(crate) struct StateBufs {
+    pub(crate) h_prev: *mut f32,
+    pub(crate) h_next: *mut f32,
+    pub(crate) c_prev: *mut f32,
+    pub(crate) c_next: *mut f32,
+    /// Scratch rows: the LSTM projection's input `o * tanh(c')`, or the GRU's `r * h`.
+    pub(crate) aux: *mut f32,
+    /// Scratch rows: the GRU's `z`.
+    pub(crate) aux2: *mut f32,
+}
+
+impl StateBufs {
+    /// After a step: the new state becomes the old one.
+    pub(crate) fn swap(&mut self) {
+        std::mem::swap(&mut self.h_prev, &mut self.h_next);
+        std::mem::swap(&mut self.c_prev, &mut self.c_next);
+    }
+}
+
+/// Element counts of the state buffers for `batch` rows: `(h, c, aux)` each, where `h`
+/// rows have stride `padded(H_out)` and `c`/`aux` rows `padded(H)`.
+pub(crate) fn state_sizes(cfg: &RnnConfig, batch: usize) -> (usize, usize, usize) {
+    let hs = padded(cfg.hidden_size);
+    (batch * padded(cfg.output_size()), batch * hs, batch * hs)
+}
+
+/// Multiply-adds of one step of one direction for `batch` rows (for sizing a team).
+pub(crate) fn step_fmas(cfg: &RnnConfig, batch: usize) -> usize {
+    let (g, h, ho) = (cfg.gates(), cfg.hidden_size, cfg.output_size());
+    batch
+        .saturating_mul(g * h)
+        .saturating_mul(ho)
+        .saturating_add(batch.saturating_mul(h).saturating_mul(ho))
+}
+
+/// Width of one row of the input projection buffer: `G * padded(H)`.
+pub(crate) fn pre_stride(cfg: &RnnConfig) -> usize {
+    cfg.gates() * padded(cfg.hidden_size)
+}
+
+/// Everything one step of one direction reads and writes, built by the drivers from
+/// buffers whose sizes they checked; every row stride is a whole number of padded
+/// tiles.
+#[derive(Clone, Copy)]
+pub(crate) struct StepPtrs {
+    /// Rows of this step.
+    pub(crate) batch: usize,
+    /// Input projection of this step, row `b` at `pre + b * pre_stride`, columns
+    /// gate-interleaved per tile (`[tile][gate][16]`), biases folded in.
+    pub(crate) pre: *const f32,
+    pub(crate) pre_stride: usize,
+    /// `h` before and after the step, row stride `h_stride` (`padded(H_out)`).
+    pub(crate) h_prev: *const f32,
+    pub(crate) h_next: *mut f32,
+    pub(crate) h_stride: usize,
+    /// LSTM cell state before and after, row stride `c_stride` (`padded(H)`).
+    pub(crate) c_prev: *const f32,
+    pub(crate) c_next: *mut f32,
+    pub(crate) c_stride: usize,
+    /// Scratch rows of stride `aux_stride` (`padded(H)`), see [`StateBufs`].
+    pub(crate) aux: *mut f32,
+    pub(crate) aux2: *mut f32,
+    pub(crate) aux_stride: usize,
+    /// ONNX clip threshold.
+    pub(crate) clip: Option<f32>,
+    /// Walk the panels backwards (every other step: the panels used last are still
+    /// in cache).
+    pub(crate) zigzag: bool,
+}
+
+// SAFETY: the pointers point into buffers that outlive the team sharing them; members
+// write disjoint panels (disjoint columns of every state row) between barriers.
+unsafe impl Sync for StepPtrs {}
+
+impl StepPtrs {
+    /// The pointers of one step of `cfg` for `batch` rows reading the input projection
+    /// block `pre`.
+    pub(crate) fn new(
+        cfg: &RnnConfig,
+        batch: usize,
+        pre: *const f32,
+        b: &StateBufs,
+        zigzag: bool,
+    ) -> Self {
+        let hs = padded(cfg.hidden_size);
+        StepPtrs {
+            batch,
+            pre,
+            pre_stride: pre_stride(cfg),
+            h_prev: b.h_prev,
+            h_next: b.h_next,
+            h_stride: padded(cfg.output_size()),
+            c_prev: b.c_prev,
+            c_next: b.c_next,
+            c_stride: hs,
+            aux: b.aux,
+            aux2: b.aux2,
+            aux_stride: hs,
+            clip: cfg.clip,
+            zigzag,
+        }
+    }
+
+    /// The rows of `h_prev` (the recurrent product's left operand).
+    pub(crate) fn h_rows(&self) -> Rows {
+        Rows::strided(self.h_prev, self.h_stride, self.batch)
+    }
+
+    /// The rows of `aux` (a second pass's left operand).
+    pub(crate) fn aux_rows(&self) -> Rows {
+        Rows::strided(self.aux, self.aux_stride, self.batch)
+    }
+}

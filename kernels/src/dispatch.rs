@@ -1,0 +1,70 @@
+//! The dispatch table: for one detected ISA and weight storage type, the functions the
+//! drivers call. Built by [`arch::dispatch`], which is the only way to reach a
+//! backend; every entry is an instantiation for that one backend.
+
+use std::marker::PhantomData;
+
+use crate::arch::{dispatch, Backend, DotFn, ForBackend};
+use crate::cells::{CellWeights, StepPtrs};
+use crate::element::Storage;
+use crate::isa::Isa;
+use crate::kernel::walk::Job;
+use crate::kernel::Store;
+use crate::parallel::Team;
+use crate::{passes, Result};
+
+/// One step of one direction (see `cells::Cell::step`).
+pub(crate) type StepFn<W> = unsafe fn(&CellWeights<W>, &StepPtrs, &Team<'_>);
+/// A team's plain product with a bias (see `passes::gemm`).
+pub(crate) type GemmFn<W> = unsafe fn(&Team<'_>, &Job<W, 4>, &Store);
+
+/// Every kernel the drivers call, for one ISA and weight type `W`.
+pub(crate) struct Kernels<W: Storage> {
+    /// Which ISA this table is (checked by the tests: no silent fallback).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) isa: Isa,
+    /// One recurrent step, whatever the cell.
+    pub(crate) step: StepFn<W>,
+    /// The input projection.
+    pub(crate) gemm: GemmFn<W>,
+    /// The `vdpbf16ps` input projection, where the ISA has it.
+    pub(crate) dot_bf16: Option<DotFn>,
+}
+
+/// The table of `isa` for weights stored as `W`, or an error if this CPU cannot run it.
+pub(crate) fn kernels<W: Storage>(isa: Isa) -> Result<Kernels<W>> {
+    Ok(dispatch(isa.detected()?, Table::<W>(PhantomData)))
+}
+
+/// Builds a [`Kernels`] for the backend `dispatch` picks.
+struct Table<W>(PhantomData<W>);
+
+impl<W: Storage> ForBackend for Table<W> {
+    type Output = Kernels<W>;
+
+    fn call<B: Backend>(self) -> Kernels<W> {
+        Kernels {
+            isa: B::ISA,
+            step: CellWeights::<W>::step::<B>,
+            gemm: passes::gemm::<B, W>,
+            dot_bf16: B::dot_bf16(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table handed out for an ISA is that ISA's, for every weight type.
+    #[test]
+    fn every_available_isa_gets_its_own_table() {
+        for isa in Isa::available() {
+            assert_eq!(kernels::<f32>(isa).unwrap().isa, isa);
+            assert_eq!(kernels::<half::f16>(isa).unwrap().isa, isa);
+            assert_eq!(kernels::<half::bf16>(isa).unwrap().isa, isa);
+            let dot = kernels::<half::bf16>(isa).unwrap().dot_bf16.is_some();
+            assert_eq!(dot, isa == Isa::Avx512Bf16);
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Packing of weight matrices into panels for the register-tile micro-kernel.
+//!
+//! A PyTorch weight matrix is `[gates * rows, k]` row-major: output unit `u` of gate
+//! `g` is row `g * rows + u`. Packing turns a chosen subset of gates into *columns*
+//! grouped 16 units at a time and gate-interleaved:
+//!
+//! ```text
+//! column c  ->  unit tile j = c / (16 * ng),  gate index (c / 16) % ng,  lane c % 16
+//! ```
+//!
+//! so one 16-unit tile of hidden units yields all `ng` gates side by side. Columns are
+//! cut into panels of `NP * 16`; a panel is stored `k`-major (`[k][NP * 16]`), which is
+//! the order the micro-kernel streams it in. Padding columns (units past `rows`, or
+//! past the last panel) are zero, which keeps padded hidden units at exactly zero.
+//!
+//! The panel width `NP` is part of the type ([`Panels<W, NP>`], [`PanelsView<W, NP>`]),
+//! and the kernels take it from there: a packing and a kernel cannot disagree on it.
+//! Where the 16 values of a vector sit inside a panel row is the storage type's
+//! [`Storage::position`].
+
+mod pairs;
+
+pub(crate) use pairs::{PairPanels, PairPanelsView};
+
+use crate::aligned::AlignedVec;
+use crate::element::{Element, Storage};
+
+/// Lanes per vector tile: one tile of hidden units.
+pub(crate) const LANES: usize = 16;
+
+/// Rounds `n` up to a whole number of 64-unit blocks: the stride of every padded
+/// state row, so any kernel (panels of up to 4 tiles) may write whole panels.
+pub(crate) fn padded(n: usize) -> usize {
+    n.div_ceil(64) * 64
+}
+
+/// A packed matrix: `panels` panels of `NP * 16` columns by `k` rows, stored as `W`.
+#[derive(Clone)]
+pub(crate) struct Panels<W: Storage, const NP: usize> {
+    data: AlignedVec<W>,
+    k: usize,
+    panels: usize,
+}
+
+impl<W: Storage, const NP: usize> Panels<W, NP> {
+    /// Columns per panel.
+    pub(crate) const WIDTH: usize = NP * LANES;
+
+    /// Packs gates `gates` (indices of gate blocks) of `w` (`[n_gates * rows, k]`),
+    /// rounding each value to `W` (to nearest, ties to even).
+    pub(crate) fn pack<S: Element>(w: &[S], rows: usize, k: usize, gates: &[usize]) -> Self {
+        let ng = gates.len();
+        let tiles = rows.div_ceil(LANES);
+        let cols = tiles * ng * LANES;
+        let width = Self::WIDTH;
+        let panels = cols.div_ceil(width);
+        let mut data = AlignedVec::zeros(panels * k * width);
+        let out = data.as_mut_slice();
+        for c in 0..panels * width {
+            let (j, gi, l) = (c / (LANES * ng), (c / LANES) % ng, c % LANES);
+            let u = j * LANES + l;
+            if j >= tiles || u >= rows {
+                continue;
+            }
+            let src = &w[(gates[gi] * rows + u) * k..][..k];
+            let (p, col) = (c / width, c % width);
+            for (kk, &v) in src.iter().enumerate() {
+                out[(p * k + kk) * width + W::position(col, NP)] = W::round_from(v.to_f32());
+            }
+        }
+        Panels { data, k, panels }
+    }
+
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
+    pub(crate) fn panels(&self) -> usize {
+        self.panels
+    }
+
+    /// Total packed columns (`panels * NP * 16`).
+    pub(crate) fn cols(&self) -> usize {
+        self.panels * Self::WIDTH
+    }
+
+    /// Borrowed raw view for the kernels.
+    pub(crate) fn view(&self) -> PanelsView<W, NP> {
+        PanelsView {
+            ptr: self.data.as_slice().as_ptr(),
+            k: self.k,
+            panels: self.panels,
+        }
+    }
+
+    /// The stored values.
+    pub(crate) fn data(&self) -> &[W] {
+        self.data.as_slice()
+    }
+}
+
+/// Packs a vector laid out like the columns of a packing of `gates`: element `c`
+/// takes `v[gates[gi] * rows + u]` (zero in padding). Used for biases so they line up
+/// with accumulator lanes.
+pub(crate) fn pack_vector<S: Element>(
+    v: &[S],
+    rows: usize,
+    gates: &[usize],
+    stride_cols: usize,
+) -> AlignedVec {
+    let ng = gates.len();
+    let mut out = AlignedVec::zeros(stride_cols);
+    let o = out.as_mut_slice();
+    for (c, slot) in o.iter_mut().enumerate() {
+        let (j, gi, l) = (c / (LANES * ng), (c / LANES) % ng, c % LANES);
+        let u = j * LANES + l;
+        if u < rows {
+            *slot = v[gates[gi] * rows + u].to_f32();
+        }
+    }
+    out
+}
+
+/// `rows` consecutive `k`-vectors of `v` (`[rows][len]`), each widened to `f32` and
+/// padded with zeros to [`padded`]`(len)`: per-unit vectors (peepholes, the GRU's
+/// `b_hn`) in the layout of a padded state row.
+pub(crate) fn padded_rows<S: Element>(v: &[S], rows: usize, len: usize) -> AlignedVec {
+    let hs = padded(len);
+    let mut out = AlignedVec::zeros(rows * hs);
+    for r in 0..rows {
+        for (o, x) in out.as_mut_slice()[r * hs..r * hs + len]
+            .iter_mut()
+            .zip(&v[r * len..(r + 1) * len])
+        {
+            *o = x.to_f32();
+        }
+    }
+    out
+}
+
+/// What a kernel needs of a [`Panels`]: base pointer, `k` and the panel count; the
+/// width is the type's `NP`.
+pub(crate) struct PanelsView<W, const NP: usize> {
+    pub(crate) ptr: *const W,
+    pub(crate) k: usize,
+    pub(crate) panels: usize,
+}
+
+impl<W, const NP: usize> Clone for PanelsView<W, NP> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<W, const NP: usize> Copy for PanelsView<W, NP> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_are_gate_interleaved_per_tile() {
+        // 2 gates x 20 rows, k = 3; value encodes (gate, unit, k).
+        let (rows, k) = (20, 3);
+        let w: Vec<f32> = (0..2 * rows * k)
+            .map(|i| {
+                let (r, kk) = (i / k, i % k);
+                (r / rows * 1000 + r % rows * 10 + kk) as f32
+            })
+            .collect();
+        let p = Panels::<f32, 2>::pack(&w, rows, k, &[0, 1]);
+        assert_eq!(p.panels(), 2); // two 16-unit tiles, two gates each
+        let d = p.data();
+        let width = 32;
+        // panel 0, k = 2, column 16 + 5: gate 1, unit 5.
+        assert_eq!(d[2 * width + 21], 1052.0);
+        // panel 1, k = 1, column 3: gate 0, unit 19.
+        assert_eq!(d[(k + 1) * width + 3], 191.0);
+        // panel 1, column 4: unit 20 is padding.
+        assert_eq!(d[(k + 1) * width + 4], 0.0);
+        // Only gate 1 of the pair, 4 tiles per panel.
+        let q = Panels::<f32, 4>::pack(&w, rows, k, &[1]);
+        assert_eq!(q.panels(), 1);
+        assert_eq!(q.data()[17 + 64 * 2], 1172.0); // unit 17, k = 2
+    }
+
+    #[test]
+    fn padded_rows_pad_each_row() {
+        let v = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let p = padded_rows(&v, 2, 3);
+        let d = p.as_slice();
+        assert_eq!(d.len(), 128);
+        assert_eq!(&d[..4], &[1.0, 2.0, 3.0, 0.0]);
+        assert_eq!(&d[64..68], &[4.0, 5.0, 6.0, 0.0]);
+    }
+}
