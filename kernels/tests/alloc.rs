@@ -15,9 +15,11 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rnn_kernels::{
-    CellKind, Direction, OwnedLayerWeights, PackedCell, PackedRnn, RnnActivation, RnnConfig,
-    SeqShape, SequenceInput, SequenceOutputMut, StepInput, StepOutputMut, TensorLayout, Workspace,
+    CellKind, Direction, PackedCell, PackedRnn, RnnConfig, SeqShape, SequenceInput,
+    SequenceOutputMut, StepInput, StepOutputMut, TensorLayout, Workspace,
 };
+use rnn_reference::testkit::fixture::Sawtooth;
+use rnn_reference::testkit::variants;
 
 struct Counting;
 
@@ -65,53 +67,12 @@ fn count(f: impl FnOnce()) -> usize {
     ALLOCS.load(Ordering::SeqCst)
 }
 
-const CELLS: [CellKind; 7] = [
-    CellKind::Rnn {
-        activation: RnnActivation::Tanh,
-    },
-    CellKind::Rnn {
-        activation: RnnActivation::Relu,
-    },
-    CellKind::Lstm {
-        peephole: false,
-        proj_size: None,
-    },
-    CellKind::Lstm {
-        peephole: true,
-        proj_size: None,
-    },
-    CellKind::Lstm {
-        peephole: true,
-        proj_size: Some(11),
-    },
-    CellKind::Gru {
-        linear_before_reset: true,
-    },
-    CellKind::Gru {
-        linear_before_reset: false,
-    },
-];
+/// Every variant; projected LSTMs project the 37 hidden units used below to 11.
+const CELLS: [CellKind; variants::COUNT] = variants::all(11);
 
+/// Fixed values in [-0.1, 0.1].
 fn vals(n: usize, seed: usize) -> Vec<f32> {
-    (0..n)
-        .map(|k| (((k * 7919 + seed * 104_729) % 601) as f32 / 3000.0) - 0.1)
-        .collect()
-}
-
-fn weights(cfg: &RnnConfig) -> Vec<OwnedLayerWeights<f32>> {
-    (0..cfg.num_weight_sets())
-        .map(|k| {
-            let l = cfg.weight_lens(k / cfg.num_directions());
-            OwnedLayerWeights {
-                w_ih: vals(l.w_ih, 6 * k),
-                w_hh: vals(l.w_hh, 6 * k + 1),
-                b_ih: Some(vals(l.bias, 6 * k + 2)),
-                b_hh: Some(vals(l.bias, 6 * k + 3)),
-                w_hr: l.w_hr.map(|n| vals(n, 6 * k + 4)),
-                peephole: l.peephole.map(|n| vals(n, 6 * k + 5)),
-            }
-        })
-        .collect()
+    Sawtooth::TINY.vals(n, seed)
 }
 
 /// Buffers for one forward call, allocated outside the measured region.
@@ -167,7 +128,8 @@ impl Call {
 /// Forward for every cell kind, then steps, in the current rayon pool; returns the
 /// allocation count of everything after the warm-up calls.
 fn measure_forward(cfg: RnnConfig, big: SeqShape, small: SeqShape) -> usize {
-    let rnn = PackedRnn::from_pytorch(&cfg, &rnn_reference::views(&weights(&cfg))).unwrap();
+    let rnn = PackedRnn::from_pytorch(&cfg, &rnn_reference::views(&Sawtooth::TINY.weights(&cfg)))
+        .unwrap();
     let mut ws = Workspace::new();
     let mut a = Call::new(&cfg, big);
     let mut b = Call::new(&cfg, small);
@@ -181,7 +143,7 @@ fn measure_forward(cfg: RnnConfig, big: SeqShape, small: SeqShape) -> usize {
 }
 
 fn measure_step(cfg: RnnConfig, batch: usize) -> usize {
-    let w = weights(&cfg);
+    let w = Sawtooth::TINY.weights(&cfg);
     let cell = PackedCell::from_pytorch(&cfg, &w[0].view()).unwrap();
     let (i, h, ho) = (cfg.input_size, cfg.hidden_size, cfg.output_size());
     let lstm = cfg.cell.has_cell_state();
@@ -264,7 +226,7 @@ fn no_allocations_after_warm_up() {
         for _ in 0..1000 {
             rayon::join(|| std::hint::black_box(1), || std::hint::black_box(2));
         }
-        for cell in [CELLS[0], CELLS[3], CELLS[5]] {
+        for cell in [variants::RNN_TANH, variants::LSTM_PEEPHOLE, variants::GRU] {
             let cfg = RnnConfig::new(cell, 256, 256).with_direction(Direction::Bidirectional);
             let n = measure_forward(cfg, SeqShape::new(4, 32), SeqShape::new(2, 16));
             report.push(format!(

@@ -2,40 +2,17 @@
 //! set this CPU has (and the one `RNN_KERNELS_ISA` names). Reads `$RNN_GOLDEN_DIR`,
 //! defaulting to the workspace's `testdata/golden`; fails on a directory with no case.
 
-#[path = "../../reference/tests/common/golden_case.rs"]
-mod golden_case;
+mod common;
 
-use golden_case::{golden_dir, load_all, run_all, to_f32, to_f64, Case, Tolerance};
-use rnn_kernels::{Isa, PackedRnn, SequenceInput, SequenceOutputMut, Workspace};
-use rnn_reference::views;
+use common::try_run_typed;
+use rnn_kernels::Isa;
+use rnn_reference::testkit::golden::{golden_dir, load_all, run_all, Case, Tolerance};
+use rnn_reference::testkit::to_f64;
 
 type Outputs = (Vec<f64>, Vec<f64>, Vec<f64>);
 
 fn run(case: &Case, isa: Isa) -> Result<Outputs, String> {
-    let owned = case.weights_f32();
-    let rnn = PackedRnn::from_pytorch(&case.cfg, &views(&owned))
-        .and_then(|r| r.with_isa(Some(isa)))
-        .map_err(|e| e.to_string())?;
-    let (x, h0, c0) = (to_f32(&case.x), to_f32(&case.h0), to_f32(&case.c0));
-    let dims = case.shape.dims(&case.cfg).map_err(|e| e.to_string())?;
-    let lstm = case.cfg.cell.has_cell_state();
-    let (mut y, mut h_n, mut c_n) = (vec![0.0; dims.y], vec![0.0; dims.h], vec![0.0; dims.c]);
-    rnn.forward(
-        &mut Workspace::new(),
-        case.shape,
-        SequenceInput {
-            x: &x,
-            h0: Some(&h0),
-            c0: lstm.then_some(&c0[..]),
-            seq_lens: case.seq_lens.as_deref(),
-        },
-        SequenceOutputMut {
-            y: &mut y,
-            h_n: Some(&mut h_n),
-            c_n: lstm.then_some(&mut c_n[..]),
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let (y, h_n, c_n) = try_run_typed::<f32, f32>(&case.problem_f32(), isa)?;
     Ok((to_f64(&y), to_f64(&h_n), to_f64(&c_n)))
 }
 

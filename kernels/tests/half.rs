@@ -1,24 +1,22 @@
 //! Half precision (f16 and bf16 weights, inputs and outputs) at every instruction set,
 //! against the f64 reference run on the same half-rounded weights and inputs.
 //!
-//! Bound: the f32 bound of `common::tolerance` (all arithmetic is f32; the half values
+//! Bound: the f32 bound of `rnn_reference::testkit::tolerance` (all arithmetic is f32; the half values
 //! widen exactly) plus one rounding of each output to the half type when the outputs
 //! are half: half an ulp, i.e. `2^-11 |want|` for f16 (plus half the smallest f16
 //! subnormal, `2^-25`, below the normal range) and `2^-8 |want|` for bf16.
 
 mod common;
 
-#[path = "../../reference/tests/common/golden_case.rs"]
-mod golden_case;
-
-use common::{compare, problem, reference, run_typed as run, tolerance, Problem};
+use common::run_typed as run;
 use proptest::prelude::*;
 use rnn_kernels::half::{bf16, f16};
 use rnn_kernels::{
     Element, Isa, PackedCell, PackedRnn, SequenceInput, SequenceOutputMut, StepInput,
     StepOutputMut, Workspace,
 };
-use rnn_reference::OwnedLayerWeights;
+use rnn_reference::testkit::golden::{golden_dir, load_all};
+use rnn_reference::testkit::{compare, problem, variants, Problem};
 
 fn round<T: Element>(v: &[f32]) -> Vec<f32> {
     v.iter().map(|&x| T::from_f32(x).to_f32()).collect()
@@ -26,28 +24,7 @@ fn round<T: Element>(v: &[f32]) -> Vec<f32> {
 
 /// The problem with every weight and input rounded to `H`.
 fn rounded<H: Element>(p: &Problem) -> Problem {
-    let r = |v: &Option<Vec<f32>>| v.as_deref().map(round::<H>);
-    Problem {
-        cfg: p.cfg,
-        shape: p.shape,
-        weights: p
-            .weights
-            .iter()
-            .map(|w| OwnedLayerWeights {
-                w_ih: round::<H>(&w.w_ih),
-                w_hh: round::<H>(&w.w_hh),
-                b_ih: r(&w.b_ih),
-                b_hh: r(&w.b_hh),
-                w_hr: r(&w.w_hr),
-                peephole: r(&w.peephole),
-            })
-            .collect(),
-        x: round::<H>(&p.x),
-        h0: r(&p.h0),
-        c0: r(&p.c0),
-        seq_lens: p.seq_lens.clone(),
-        x_scale: p.x_scale,
-    }
+    p.map_values(round::<H>)
 }
 
 /// Relative output rounding of element type `T`, and its absolute floor.
@@ -65,8 +42,8 @@ fn check<W: Element, T: Element>(p: &Problem) -> Result<(), String> {
     q.x = round::<T>(&q.x);
     q.h0 = q.h0.as_deref().map(round::<T>);
     q.c0 = q.c0.as_deref().map(round::<T>);
-    let want = reference(&q);
-    let (atol, rtol) = tolerance(&q);
+    let want = q.reference();
+    let (atol, rtol) = q.tolerance();
     let (r, floor) = output_rounding::<T>();
     let tol = (atol + floor, rtol + r);
     for isa in Isa::available() {
@@ -117,22 +94,9 @@ proptest! {
 /// the f64 reference on those rounded values.
 #[test]
 fn golden_cases_in_half_precision() {
-    let cases = golden_case::load_all(&golden_case::golden_dir());
+    let cases = load_all(&golden_dir());
     for case in &cases {
-        let p = Problem {
-            cfg: case.cfg,
-            shape: case.shape,
-            weights: case.weights_f32(),
-            x: golden_case::to_f32(&case.x),
-            h0: Some(golden_case::to_f32(&case.h0)),
-            c0: case
-                .cfg
-                .cell
-                .has_cell_state()
-                .then(|| golden_case::to_f32(&case.c0)),
-            seq_lens: case.seq_lens.clone(),
-            x_scale: case.x.iter().fold(1.0f64, |m, v| m.max(v.abs())) as f32,
-        };
+        let p = case.problem_f32();
         for r in [
             check::<f16, f16>(&p),
             check::<bf16, bf16>(&p),
@@ -155,7 +119,7 @@ fn beyond_f16_range() {
     p.weights[0].w_ih[1] = -7.0e4;
     let q = rounded::<f16>(&p);
     assert!(q.weights[0].w_ih[0].is_infinite() && q.weights[0].w_ih[1] == f32::NEG_INFINITY);
-    let want = reference(&q);
+    let want = q.reference();
     for isa in Isa::available() {
         let (y, _, _) = run::<f16, f32>(&q, isa);
         for (g, w) in y.iter().zip(&want.y) {
@@ -205,10 +169,7 @@ fn bf16_input_specials() {
 /// path must not use it for such weights (found by the `step_vs_reference` fuzzer).
 #[test]
 fn bf16_subnormal_weights_meet_infinite_inputs() {
-    let lstm = rnn_reference::CellKind::Lstm {
-        peephole: false,
-        proj_size: None,
-    };
+    let lstm = variants::LSTM;
     let tiny = f32::from_bits(0x0001_0000); // a bf16 subnormal
     for seed in 0..6u64 {
         let mut p = problem(seed, (6, 37, 4, 2), 1, Some(lstm));
@@ -283,14 +244,7 @@ fn half_step_matches_sequence_of_one_step() {
 #[test]
 fn f16_outputs_beyond_the_range_become_inf() {
     let (i, h, t) = (2usize, 3usize, 20usize);
-    let cfg = rnn_reference::RnnConfig::new(
-        rnn_reference::CellKind::Lstm {
-            peephole: false,
-            proj_size: None,
-        },
-        i,
-        h,
-    );
+    let cfg = rnn_reference::RnnConfig::new(variants::LSTM, i, h);
     let (w_ih, w_hh) = (vec![0.0f32; 4 * h * i], vec![0.0f32; 4 * h * h]);
     let bias = vec![50.0f32; 4 * h]; // i = f = o = 1, g = tanh(50) = 1
     let sets = [rnn_reference::LayerWeights::new(&w_ih, &w_hh).with_bias(&bias, &bias)];

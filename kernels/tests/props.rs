@@ -1,18 +1,20 @@
 //! Property tests: every instruction set this CPU has, every variant, both layouts,
 //! with and without sequence lengths, against the f64 reference, with the bound of
-//! `common::tolerance`. Sizes cross every SIMD width and tile edge (16-unit tiles,
+//! `rnn_reference::testkit::tolerance`. Sizes cross every SIMD width and tile edge (16-unit tiles,
 //! 64-unit panels, 6-row blocks).
 
 mod common;
 
-use common::{compare, problem, reference, run_kernels, tolerance, Problem};
+use common::run_kernels;
 use proptest::prelude::*;
 use rnn_kernels::{Isa, PackedCell, StepInput, StepOutputMut, Workspace};
-use rnn_reference::{step, RnnConfig};
+use rnn_reference::testkit::oracle::step_f64;
+use rnn_reference::testkit::{compare, problem, tolerance, variants, Problem};
+use rnn_reference::RnnConfig;
 
 fn check_sequence(p: &Problem) -> Result<(), String> {
-    let want = reference(p);
-    let tol = tolerance(p);
+    let want = p.reference();
+    let tol = p.tolerance();
     for isa in Isa::available() {
         let (y, h_n, c_n) = run_kernels(p, isa);
         let ctx = format!("{isa} {:?} {:?}", p.cfg, p.shape);
@@ -42,35 +44,9 @@ fn check_step(p: &Problem) -> Result<(), String> {
     let c: Vec<f32> = (0..b * cfg.hidden_size)
         .map(|k| ((k * 5) % 11) as f32 / 5.0 - 1.0)
         .collect();
-    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
-    let w64 = rnn_reference::OwnedLayerWeights {
-        w_ih: f64s(w.w_ih),
-        w_hh: f64s(w.w_hh),
-        b_ih: w.b_ih.map(f64s),
-        b_hh: w.b_hh.map(f64s),
-        w_hr: w.w_hr.map(f64s),
-        peephole: w.peephole.map(f64s),
-    };
-    let want = step(
-        &cfg,
-        &w64.view(),
-        b,
-        &f64s(x),
-        &f64s(&h),
-        lstm.then(|| f64s(&c)).as_deref(),
-    )
-    .unwrap();
-    let one_step = Problem {
-        shape: rnn_reference::SeqShape::new(1, b),
-        cfg,
-        weights: vec![],
-        x: vec![],
-        h0: None,
-        c0: None,
-        seq_lens: None,
-        x_scale: p.x_scale,
-    };
-    let tol = tolerance(&one_step);
+    let want = step_f64(&cfg, &w, b, x, &h, lstm.then_some(&c[..])).unwrap();
+    // One step of layer 0: the sequence bound with L = T = 1.
+    let tol = tolerance(&cfg, 1, f64::from(p.x_scale));
     for isa in Isa::available() {
         let cell = PackedCell::from_pytorch(&cfg, &w)
             .unwrap()
@@ -137,30 +113,10 @@ fn larger_shapes_match_reference() {
         (3, (64, 64, 16, 2)),
         (4, (17, 96, 25, 2)),
     ] {
-        for cell in 0..3 {
-            let mut p = problem(seed * 10 + cell, dims, 1, None);
-            // Cover every cell kind at these sizes regardless of the draw.
-            p = match cell {
-                0 => problem(
-                    seed,
-                    dims,
-                    1,
-                    Some(rnn_reference::CellKind::Lstm {
-                        peephole: true,
-                        proj_size: Some(dims.1 / 3),
-                    }),
-                ),
-                1 => problem(
-                    seed,
-                    dims,
-                    1,
-                    Some(rnn_reference::CellKind::Gru {
-                        linear_before_reset: false,
-                    }),
-                ),
-                _ => p,
-            };
-            if let Err(e) = check_sequence(&p) {
+        // Every variant at these sizes regardless of the draw, and one random draw.
+        let every = variants::all(dims.1 / 3).map(|cell| problem(seed, dims, 1, Some(cell)));
+        for p in every.iter().chain([&problem(seed * 10 + 2, dims, 1, None)]) {
+            if let Err(e) = check_sequence(p) {
                 panic!("{e}");
             }
         }

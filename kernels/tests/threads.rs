@@ -3,10 +3,11 @@
 
 mod common;
 
-use common::{problem, run_kernels, run_typed, Problem};
+use common::{run_kernels, run_typed};
 use rayon::prelude::*;
 use rnn_kernels::half::bf16;
 use rnn_kernels::Isa;
+use rnn_reference::testkit::{problem, variants, Problem};
 use rnn_reference::CellKind;
 
 fn run(p: &Problem, isa: Isa) -> Vec<u32> {
@@ -18,22 +19,9 @@ fn run(p: &Problem, isa: Isa) -> Vec<u32> {
         .collect()
 }
 
-fn cells() -> [CellKind; 4] {
-    [
-        CellKind::Lstm {
-            peephole: true,
-            proj_size: Some(70),
-        },
-        CellKind::Gru {
-            linear_before_reset: false,
-        },
-        CellKind::Gru {
-            linear_before_reset: true,
-        },
-        CellKind::Rnn {
-            activation: rnn_reference::RnnActivation::Tanh,
-        },
-    ]
+/// Every variant; projected LSTMs project 300 units to 70.
+fn cells() -> [CellKind; variants::COUNT] {
+    variants::all(70)
 }
 
 #[test]
@@ -84,7 +72,7 @@ fn bf16_bit_identical_for_any_thread_count() {
 
 #[test]
 fn nested_calls_from_inside_the_pool_complete() {
-    let p = problem(9, (64, 256, 3, 3), 1, Some(cells()[0]));
+    let p = problem(9, (64, 256, 3, 3), 1, Some(variants::lstm(true, Some(70))));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()

@@ -19,6 +19,9 @@ mod sequence;
 mod spec;
 mod weights;
 
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
 pub use cell::{step, StepOutput};
 pub use real::Real;
 pub use sequence::{forward, SequenceInput, SequenceOutput};

@@ -1,55 +1,16 @@
 //! Every public entry point rejects bad input with an `Err` naming the argument (and
 //! never panics, including on sizes whose products overflow).
 
+use rnn_reference::testkit::errors::{assert_invalid, assert_length, assert_overflow};
+use rnn_reference::testkit::variants::{self, lstm};
 use rnn_reference::{
     check_len, check_seq_lens, check_weights, export_onnx, forward, import_onnx, step, views,
-    CellKind, Direction, Error, LayerWeights, OnnxWeights, OwnedLayerWeights, RnnActivation,
-    RnnConfig, SeqShape, SequenceInput,
+    CellKind, Direction, LayerWeights, OnnxWeights, OwnedLayerWeights, RnnConfig, SeqShape,
+    SequenceInput,
 };
 
-fn lstm(peephole: bool, proj_size: Option<usize>) -> CellKind {
-    CellKind::Lstm {
-        peephole,
-        proj_size,
-    }
-}
-const RNN: CellKind = CellKind::Rnn {
-    activation: RnnActivation::Tanh,
-};
-const GRU: CellKind = CellKind::Gru {
-    linear_before_reset: true,
-};
-
-#[track_caller]
-fn is_length<T: std::fmt::Debug>(r: Result<T, Error>, arg: &str, expected: usize, actual: usize) {
-    match r {
-        Err(Error::Length {
-            arg: a,
-            expected: e,
-            actual: g,
-        }) => assert_eq!((a.as_str(), e, g), (arg, expected, actual)),
-        other => panic!("expected Length error on `{arg}`, got {other:?}"),
-    }
-}
-
-#[track_caller]
-fn is_invalid<T: std::fmt::Debug>(r: Result<T, Error>, arg: &str) {
-    match r {
-        Err(e @ Error::Invalid { .. }) => {
-            assert_eq!(e.arg(), arg, "{e}");
-            assert!(e.to_string().contains(arg));
-        }
-        other => panic!("expected Invalid error on `{arg}`, got {other:?}"),
-    }
-}
-
-#[track_caller]
-fn is_overflow<T: std::fmt::Debug>(r: Result<T, Error>, arg: &str) {
-    match r {
-        Err(e @ Error::Overflow { .. }) => assert_eq!(e.arg(), arg, "{e}"),
-        other => panic!("expected Overflow error on `{arg}`, got {other:?}"),
-    }
-}
+const RNN: CellKind = variants::RNN_TANH;
+const GRU: CellKind = variants::GRU;
 
 /// Zero-filled owned weights of the right shape for `cfg`.
 fn zero_weights(cfg: &RnnConfig) -> Vec<OwnedLayerWeights<f64>> {
@@ -72,13 +33,13 @@ fn zero_weights(cfg: &RnnConfig) -> Vec<OwnedLayerWeights<f64>> {
 
 #[test]
 fn validate_rejects_zero_sizes() {
-    is_invalid(RnnConfig::new(RNN, 0, 4).validate(), "input_size");
-    is_invalid(RnnConfig::new(RNN, 4, 0).validate(), "hidden_size");
-    is_invalid(
+    assert_invalid(RnnConfig::new(RNN, 0, 4).validate(), "input_size");
+    assert_invalid(RnnConfig::new(RNN, 4, 0).validate(), "hidden_size");
+    assert_invalid(
         RnnConfig::new(RNN, 4, 4).with_layers(0).validate(),
         "num_layers",
     );
-    is_invalid(
+    assert_invalid(
         RnnConfig::new(lstm(false, None), 0, 4).validate(),
         "input_size",
     );
@@ -86,25 +47,25 @@ fn validate_rejects_zero_sizes() {
 
 #[test]
 fn validate_rejects_bad_proj_and_clip() {
-    is_invalid(
+    assert_invalid(
         RnnConfig::new(lstm(false, Some(0)), 3, 4).validate(),
         "proj_size",
     );
-    is_invalid(
+    assert_invalid(
         RnnConfig::new(lstm(false, Some(4)), 3, 4).validate(),
         "proj_size",
     );
-    is_invalid(
+    assert_invalid(
         RnnConfig::new(lstm(false, Some(9)), 3, 4).validate(),
         "proj_size",
     );
-    is_invalid(
+    assert_invalid(
         RnnConfig::new(lstm(false, Some(1)), 3, 1).validate(),
         "proj_size",
     );
     assert!(RnnConfig::new(lstm(true, Some(3)), 3, 4).validate().is_ok());
     for clip in [0.0, -1.0, f32::NAN, f32::INFINITY] {
-        is_invalid(
+        assert_invalid(
             RnnConfig::new(RNN, 3, 4).with_clip(Some(clip)).validate(),
             "clip",
         );
@@ -117,26 +78,26 @@ fn validate_rejects_bad_proj_and_clip() {
 
 #[test]
 fn validate_rejects_overflowing_sizes() {
-    is_overflow(
+    assert_overflow(
         RnnConfig::new(RNN, 4, usize::MAX / 2).validate(),
         "hidden_size",
     );
-    is_overflow(
+    assert_overflow(
         RnnConfig::new(GRU, usize::MAX / 2, 4).validate(),
         "hidden_size",
     );
-    is_overflow(
+    assert_overflow(
         RnnConfig::new(lstm(false, None), 4, usize::MAX)
             .with_direction(Direction::Bidirectional)
             .validate(),
         "hidden_size",
     );
     // Fits in usize but not in the i32 element range.
-    is_overflow(
+    assert_overflow(
         RnnConfig::new(GRU, 1 << 20, 1 << 12).validate(),
         "hidden_size",
     );
-    is_overflow(
+    assert_overflow(
         RnnConfig::new(RNN, 4, 4)
             .with_layers(usize::MAX)
             .with_direction(Direction::Bidirectional)
@@ -150,19 +111,19 @@ fn validate_rejects_overflowing_sizes() {
 #[test]
 fn dims_rejects_zero_and_overflow() {
     let cfg = RnnConfig::new(lstm(false, None), 3, 4);
-    is_invalid(SeqShape::new(0, 2).dims(&cfg), "steps");
-    is_invalid(SeqShape::new(2, 0).dims(&cfg), "batch");
-    is_overflow(SeqShape::new(usize::MAX, 2).dims(&cfg), "x");
-    is_overflow(SeqShape::new(usize::MAX / 4, 2).dims(&cfg), "x");
+    assert_invalid(SeqShape::new(0, 2).dims(&cfg), "steps");
+    assert_invalid(SeqShape::new(2, 0).dims(&cfg), "batch");
+    assert_overflow(SeqShape::new(usize::MAX, 2).dims(&cfg), "x");
+    assert_overflow(SeqShape::new(usize::MAX / 4, 2).dims(&cfg), "x");
     let wide = RnnConfig::new(RNN, 1, 1 << 20);
-    is_overflow(SeqShape::new(1 << 22, 1 << 22).dims(&wide), "y");
+    assert_overflow(SeqShape::new(1 << 22, 1 << 22).dims(&wide), "y");
     let deep = RnnConfig::new(lstm(false, None), 1, 1 << 20).with_layers(1 << 30);
-    is_overflow(SeqShape::new(1, 1 << 20).dims(&deep), "h0");
+    assert_overflow(SeqShape::new(1, 1 << 20).dims(&deep), "h0");
     // A config `validate` would reject must not make `dims` panic either.
     let huge = RnnConfig::new(lstm(false, None), 1, 1)
         .with_layers(usize::MAX)
         .with_direction(Direction::Bidirectional);
-    is_overflow(SeqShape::new(1, 1).dims(&huge), "h0");
+    assert_overflow(SeqShape::new(1, 1).dims(&huge), "h0");
     let d = SeqShape::new(5, 2).dims(&cfg).unwrap();
     assert_eq!((d.x, d.y, d.h, d.c), (30, 40, 8, 8));
 }
@@ -170,15 +131,15 @@ fn dims_rejects_zero_and_overflow() {
 #[test]
 fn seq_lens_wrong_count_or_too_long() {
     let shape = SeqShape::new(4, 3);
-    is_length(check_seq_lens(Some(&[1, 2]), &shape), "seq_lens", 3, 2);
-    is_length(
+    assert_length(check_seq_lens(Some(&[1, 2]), &shape), "seq_lens", 3, 2);
+    assert_length(
         check_seq_lens(Some(&[1, 2, 3, 4]), &shape),
         "seq_lens",
         3,
         4,
     );
-    is_invalid(check_seq_lens(Some(&[1, 5, 2]), &shape), "seq_lens[1]");
-    is_invalid(
+    assert_invalid(check_seq_lens(Some(&[1, 5, 2]), &shape), "seq_lens[1]");
+    assert_invalid(
         check_seq_lens(Some(&[1, 2, usize::MAX]), &shape),
         "seq_lens[2]",
     );
@@ -188,7 +149,7 @@ fn seq_lens_wrong_count_or_too_long() {
 
 #[test]
 fn check_len_names_the_argument() {
-    is_length(check_len("foo", 3, 4), "foo", 3, 4);
+    assert_length(check_len("foo", 3, 4), "foo", 3, 4);
     assert!(check_len("foo", 3, 3).is_ok());
 }
 
@@ -202,13 +163,13 @@ fn check_weights_wrong_count_and_lengths() {
     let owned = zero_weights(&cfg);
     assert!(check_weights(&cfg, &views(&owned)).is_ok());
     let v = views(&owned);
-    is_length(
+    assert_length(
         check_weights(&cfg, &v[..3]),
         "weights (sets, layer * directions)",
         4,
         3,
     );
-    is_length(
+    assert_length(
         check_weights::<f64>(&cfg, &[]),
         "weights (sets, layer * directions)",
         4,
@@ -218,16 +179,16 @@ fn check_weights_wrong_count_and_lengths() {
     let short = vec![0.0; 5];
     let mut bad = views(&owned);
     bad[2].w_ih = &short; // layer 1 reads D*H = 4 inputs: 8*4 = 32
-    is_length(check_weights(&cfg, &bad), "weights[2].w_ih", 32, 5);
+    assert_length(check_weights(&cfg, &bad), "weights[2].w_ih", 32, 5);
     let mut bad = views(&owned);
     bad[1].w_hh = &short;
-    is_length(check_weights(&cfg, &bad), "weights[1].w_hh", 16, 5);
+    assert_length(check_weights(&cfg, &bad), "weights[1].w_hh", 16, 5);
     let mut bad = views(&owned);
     bad[3].b_ih = Some(&short);
-    is_length(check_weights(&cfg, &bad), "weights[3].b_ih", 8, 5);
+    assert_length(check_weights(&cfg, &bad), "weights[3].b_ih", 8, 5);
     let mut bad = views(&owned);
     bad[0].b_hh = Some(&short);
-    is_length(check_weights(&cfg, &bad), "weights[0].b_hh", 8, 5);
+    assert_length(check_weights(&cfg, &bad), "weights[0].b_hh", 8, 5);
     // Missing biases are fine.
     let mut ok = views(&owned);
     ok[0].b_ih = None;
@@ -244,31 +205,31 @@ fn check_weights_missing_or_extra_peephole_and_projection() {
         let owned = zero_weights(&cfg);
         let mut bad = views(&owned);
         bad[0].peephole = Some(&extra);
-        is_invalid(check_weights(&cfg, &bad), "weights[0].peephole");
+        assert_invalid(check_weights(&cfg, &bad), "weights[0].peephole");
         let mut bad = views(&owned);
         bad[0].w_hr = Some(&extra);
-        is_invalid(check_weights(&cfg, &bad), "weights[0].w_hr");
+        assert_invalid(check_weights(&cfg, &bad), "weights[0].w_hr");
     }
     // Missing ones.
     let cfg = RnnConfig::new(lstm(true, Some(1)), 3, 2);
     let owned = zero_weights(&cfg);
     let mut bad = views(&owned);
     bad[0].peephole = None;
-    is_invalid(check_weights(&cfg, &bad), "weights[0].peephole");
+    assert_invalid(check_weights(&cfg, &bad), "weights[0].peephole");
     let mut bad = views(&owned);
     bad[0].w_hr = None;
-    is_invalid(check_weights(&cfg, &bad), "weights[0].w_hr");
+    assert_invalid(check_weights(&cfg, &bad), "weights[0].w_hr");
     // Wrong lengths.
     let mut bad = views(&owned);
     bad[0].peephole = Some(&extra[..5]);
-    is_length(check_weights(&cfg, &bad), "weights[0].peephole", 6, 5);
+    assert_length(check_weights(&cfg, &bad), "weights[0].peephole", 6, 5);
     let mut bad = views(&owned);
     bad[0].w_hr = Some(&extra[..3]);
-    is_length(check_weights(&cfg, &bad), "weights[0].w_hr", 2, 3);
+    assert_length(check_weights(&cfg, &bad), "weights[0].w_hr", 2, 3);
     // And it validates the config first.
     let bad_cfg = RnnConfig::new(RNN, 3, 0);
-    is_invalid(check_weights::<f64>(&bad_cfg, &[]), "hidden_size");
-    is_overflow(
+    assert_invalid(check_weights::<f64>(&bad_cfg, &[]), "hidden_size");
+    assert_overflow(
         check_weights::<f64>(&RnnConfig::new(RNN, 3, usize::MAX / 2), &[]),
         "hidden_size",
     );
@@ -287,19 +248,19 @@ fn import_onnx_bad_inputs() {
         p: None,
     };
     assert!(import_onnx(&cfg, ok).is_ok());
-    is_length(
+    assert_length(
         import_onnx(&cfg, OnnxWeights { w: &w[1..], ..ok }),
         "W",
         24,
         23,
     );
-    is_length(
+    assert_length(
         import_onnx(&cfg, OnnxWeights { r: &r[1..], ..ok }),
         "R",
         36,
         35,
     );
-    is_length(
+    assert_length(
         import_onnx(
             &cfg,
             OnnxWeights {
@@ -311,10 +272,10 @@ fn import_onnx_bad_inputs() {
         24,
         12,
     );
-    is_invalid(import_onnx(&cfg, OnnxWeights { p: Some(&p), ..ok }), "P");
+    assert_invalid(import_onnx(&cfg, OnnxWeights { p: Some(&p), ..ok }), "P");
     let peep = RnnConfig::new(lstm(true, None), 2, 3);
-    is_invalid(import_onnx(&peep, ok), "P");
-    is_length(
+    assert_invalid(import_onnx(&peep, ok), "P");
+    assert_length(
         import_onnx(
             &peep,
             OnnxWeights {
@@ -328,16 +289,16 @@ fn import_onnx_bad_inputs() {
     );
     // Bidirectional needs D = 2 sets of everything.
     let bi = cfg.with_direction(Direction::Bidirectional);
-    is_length(import_onnx(&bi, ok), "W", 48, 24);
+    assert_length(import_onnx(&bi, ok), "W", 48, 24);
     // ONNX operators are single-layer and have no projection.
-    is_invalid(import_onnx(&cfg.with_layers(2), ok), "num_layers");
-    is_invalid(
+    assert_invalid(import_onnx(&cfg.with_layers(2), ok), "num_layers");
+    assert_invalid(
         import_onnx(&RnnConfig::new(lstm(false, Some(2)), 2, 3), ok),
         "proj_size",
     );
     // Invalid and overflowing configs.
-    is_invalid(import_onnx(&RnnConfig::new(GRU, 0, 3), ok), "input_size");
-    is_overflow(
+    assert_invalid(import_onnx(&RnnConfig::new(GRU, 0, 3), ok), "input_size");
+    assert_overflow(
         import_onnx(&RnnConfig::new(GRU, 2, usize::MAX / 2), ok),
         "hidden_size",
     );
@@ -348,20 +309,20 @@ fn export_onnx_bad_inputs() {
     let cfg = RnnConfig::new(GRU, 2, 3);
     let owned = zero_weights(&cfg);
     assert!(export_onnx(&cfg, &views(&owned)).is_ok());
-    is_invalid(
+    assert_invalid(
         export_onnx(&cfg.with_layers(2), &views(&owned)),
         "num_layers",
     );
     let proj = RnnConfig::new(lstm(false, Some(1)), 2, 3);
-    is_invalid(
+    assert_invalid(
         export_onnx(&proj, &views(&zero_weights(&proj))),
         "proj_size",
     );
     let short = vec![0.0; 3];
     let mut bad = views(&owned);
     bad[0].w_hh = &short;
-    is_length(export_onnx(&cfg, &bad), "weights[0].w_hh", 27, 3);
-    is_length(
+    assert_length(export_onnx(&cfg, &bad), "weights[0].w_hh", 27, 3);
+    assert_length(
         export_onnx(
             &cfg.with_direction(Direction::Bidirectional),
             &views(&owned),
@@ -370,7 +331,7 @@ fn export_onnx_bad_inputs() {
         2,
         1,
     );
-    is_overflow(
+    assert_overflow(
         export_onnx::<f64>(&RnnConfig::new(GRU, 2, usize::MAX / 2), &[]),
         "hidden_size",
     );
@@ -385,15 +346,15 @@ fn step_bad_inputs() {
     let w = owned[0].view();
     let (x, h, c) = (vec![0.0; 4], vec![0.0; 6], vec![0.0; 6]);
     assert!(step(&cfg, &w, 2, &x, &h, Some(&c)).is_ok());
-    is_invalid(
+    assert_invalid(
         step(&cfg.with_layers(2), &w, 2, &x, &h, Some(&c)),
         "num_layers",
     );
-    is_invalid(
+    assert_invalid(
         step(&cfg.with_layers(0), &w, 2, &x, &h, Some(&c)),
         "num_layers",
     );
-    is_invalid(
+    assert_invalid(
         step(
             &cfg.with_direction(Direction::Reverse),
             &w,
@@ -404,7 +365,7 @@ fn step_bad_inputs() {
         ),
         "direction",
     );
-    is_invalid(
+    assert_invalid(
         step(
             &cfg.with_direction(Direction::Bidirectional),
             &w,
@@ -415,27 +376,27 @@ fn step_bad_inputs() {
         ),
         "direction",
     );
-    is_invalid(step(&cfg, &w, 0, &[], &[], Some(&[])), "batch");
-    is_length(step(&cfg, &w, 2, &x[1..], &h, Some(&c)), "x", 4, 3);
-    is_length(step(&cfg, &w, 2, &x, &h[1..], Some(&c)), "h", 6, 5);
-    is_length(step(&cfg, &w, 2, &x, &h, Some(&c[1..])), "c", 6, 5);
-    is_invalid(step(&cfg, &w, 2, &x, &h, None), "c");
-    is_overflow(step(&cfg, &w, usize::MAX, &x, &h, Some(&c)), "x");
+    assert_invalid(step(&cfg, &w, 0, &[], &[], Some(&[])), "batch");
+    assert_length(step(&cfg, &w, 2, &x[1..], &h, Some(&c)), "x", 4, 3);
+    assert_length(step(&cfg, &w, 2, &x, &h[1..], Some(&c)), "h", 6, 5);
+    assert_length(step(&cfg, &w, 2, &x, &h, Some(&c[1..])), "c", 6, 5);
+    assert_invalid(step(&cfg, &w, 2, &x, &h, None), "c");
+    assert_overflow(step(&cfg, &w, usize::MAX, &x, &h, Some(&c)), "x");
     // Wrong weights.
     let mut bad = w;
     bad.w_ih = &x;
-    is_length(
+    assert_length(
         step(&cfg, &bad, 2, &x, &h, Some(&c)),
         "weights[0].w_ih",
         24,
         4,
     );
     // Invalid / overflowing configs.
-    is_invalid(
+    assert_invalid(
         step(&RnnConfig::new(RNN, 2, 0), &w, 2, &x, &h, None),
         "hidden_size",
     );
-    is_overflow(
+    assert_overflow(
         step(&RnnConfig::new(RNN, 2, usize::MAX / 2), &w, 2, &x, &h, None),
         "hidden_size",
     );
@@ -443,12 +404,12 @@ fn step_bad_inputs() {
     let gru = RnnConfig::new(GRU, 2, 3);
     let gw = zero_weights(&gru);
     assert!(step(&gru, &gw[0].view(), 2, &x, &h, None).is_ok());
-    is_invalid(step(&gru, &gw[0].view(), 2, &x, &h, Some(&c)), "c");
+    assert_invalid(step(&gru, &gw[0].view(), 2, &x, &h, Some(&c)), "c");
     // Projected LSTM: h is [B, P], c is [B, H].
     let proj = RnnConfig::new(lstm(false, Some(1)), 2, 3);
     let pw = zero_weights(&proj);
     assert!(step(&proj, &pw[0].view(), 2, &x, &h[..2], Some(&c)).is_ok());
-    is_length(step(&proj, &pw[0].view(), 2, &x, &h, Some(&c)), "h", 2, 6);
+    assert_length(step(&proj, &pw[0].view(), 2, &x, &h, Some(&c)), "h", 2, 6);
 }
 
 // ---- forward ----
@@ -471,7 +432,7 @@ fn forward_bad_inputs() {
     let out = forward(&cfg, &w, shape, input).unwrap();
     assert_eq!((out.y.len(), out.h_n.len(), out.c_n.len()), (48, 24, 24));
 
-    is_length(
+    assert_length(
         forward(
             &cfg,
             &w,
@@ -485,7 +446,7 @@ fn forward_bad_inputs() {
         16,
         15,
     );
-    is_length(
+    assert_length(
         forward(
             &cfg,
             &w,
@@ -499,7 +460,7 @@ fn forward_bad_inputs() {
         24,
         23,
     );
-    is_length(
+    assert_length(
         forward(
             &cfg,
             &w,
@@ -513,7 +474,7 @@ fn forward_bad_inputs() {
         24,
         23,
     );
-    is_length(
+    assert_length(
         forward(
             &cfg,
             &w,
@@ -527,7 +488,7 @@ fn forward_bad_inputs() {
         2,
         1,
     );
-    is_invalid(
+    assert_invalid(
         forward(
             &cfg,
             &w,
@@ -539,20 +500,20 @@ fn forward_bad_inputs() {
         ),
         "seq_lens[1]",
     );
-    is_invalid(forward(&cfg, &w, SeqShape::new(0, 2), input), "steps");
-    is_invalid(forward(&cfg, &w, SeqShape::new(4, 0), input), "batch");
-    is_overflow(
+    assert_invalid(forward(&cfg, &w, SeqShape::new(0, 2), input), "steps");
+    assert_invalid(forward(&cfg, &w, SeqShape::new(4, 0), input), "batch");
+    assert_overflow(
         forward(&cfg, &w, SeqShape::new(usize::MAX / 2, 2), input),
         "x",
     );
-    is_length(
+    assert_length(
         forward(&cfg, &w[..3], shape, input),
         "weights (sets, layer * directions)",
         4,
         3,
     );
-    is_invalid(forward(&cfg.with_layers(0), &w, shape, input), "num_layers");
-    is_overflow(
+    assert_invalid(forward(&cfg.with_layers(0), &w, shape, input), "num_layers");
+    assert_overflow(
         forward(&RnnConfig::new(RNN, 2, usize::MAX / 2), &w, shape, input),
         "hidden_size",
     );
@@ -566,7 +527,7 @@ fn forward_bad_inputs() {
         seq_lens: None,
     };
     assert!(forward(&gru, &views(&gw), shape, gi).is_ok());
-    is_invalid(
+    assert_invalid(
         forward(
             &gru,
             &views(&gw),

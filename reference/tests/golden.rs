@@ -1,10 +1,8 @@
 //! Golden-vector tests: every `*.json` case of `$RNN_GOLDEN_DIR` (default: the
 //! workspace's `testdata/golden`) through the reference, in f64 and in f32.
 
-#[path = "common/golden_case.rs"]
-mod golden_case;
-
-use golden_case::{golden_dir, load_all, run_all, to_f32, to_f64, Case, Tolerance};
+use rnn_reference::testkit::golden::{golden_dir, load_all, run_all, Case, Tolerance};
+use rnn_reference::testkit::{to_f32, to_f64};
 use rnn_reference::{forward, views, SequenceInput};
 
 type Outputs = (Vec<f64>, Vec<f64>, Vec<f64>);

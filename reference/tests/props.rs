@@ -36,28 +36,14 @@
 //! (asserted, so the test has teeth); the observed error uses 1e-5..7e-2 of it.
 
 use proptest::prelude::*;
+use rnn_reference::testkit::convert::weights_f32;
+use rnn_reference::testkit::{to_f32, to_f64, variants, Lcg};
 use rnn_reference::{
     forward, views, CellKind, Direction, OwnedLayerWeights, RnnActivation, RnnConfig, SeqShape,
     SequenceInput, TensorLayout,
 };
 
 const U: f64 = 1.0 / (1u64 << 24) as f64;
-
-/// Deterministic f32-representable values in [-scale, scale).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, scale: f64) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let unit = ((self.0 >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0;
-        f64::from((unit * scale) as f32)
-    }
-    fn vec(&mut self, n: usize, scale: f64) -> Vec<f64> {
-        (0..n).map(|_| self.next(scale)).collect()
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Problem {
@@ -84,33 +70,21 @@ fn build(
     lens: bool,
     seed: u64,
 ) -> Problem {
-    let h = if variant == 4 || variant == 5 {
-        h.max(2)
+    // Projected variants need room for a projection (1 <= proj < h).
+    let projected = matches!(
+        variants::all(1)[variant],
+        CellKind::Lstm {
+            proj_size: Some(_),
+            ..
+        }
+    );
+    let h = if projected { h.max(2) } else { h };
+    let proj = if projected {
+        1 + (seed as usize % (h - 1))
     } else {
-        h
+        1
     };
-    let cell = match variant {
-        0 => CellKind::Rnn {
-            activation: RnnActivation::Tanh,
-        },
-        1 => CellKind::Rnn {
-            activation: RnnActivation::Relu,
-        },
-        2 | 3 => CellKind::Lstm {
-            peephole: variant == 3,
-            proj_size: None,
-        },
-        4 | 5 => CellKind::Lstm {
-            peephole: variant == 5,
-            proj_size: Some(1 + (seed as usize % (h - 1))),
-        },
-        6 => CellKind::Gru {
-            linear_before_reset: true,
-        },
-        _ => CellKind::Gru {
-            linear_before_reset: false,
-        },
-    };
+    let cell = variants::all(proj)[variant];
     let direction = [
         Direction::Forward,
         Direction::Reverse,
@@ -126,19 +100,19 @@ fn build(
         TensorLayout::TimeMajor
     };
     let shape = SeqShape::new(t, b).with_layout(layout);
-    let mut rng = Lcg(seed);
+    let mut rng = Lcg::new(seed);
     let weights = (0..cfg.num_weight_sets())
         .map(|k| {
             let layer = k / cfg.num_directions();
             let l = cfg.weight_lens(layer);
             let s = 0.5 / (cfg.layer_input_size(layer) + cfg.output_size()) as f64;
             OwnedLayerWeights {
-                w_ih: rng.vec(l.w_ih, s),
-                w_hh: rng.vec(l.w_hh, s),
-                b_ih: Some(rng.vec(l.bias, 1.0)),
-                b_hh: Some(rng.vec(l.bias, 1.0)),
-                w_hr: l.w_hr.map(|n| rng.vec(n, 1.0 / h as f64)),
-                peephole: l.peephole.map(|n| rng.vec(n, 0.25)),
+                w_ih: rng.vec_f32_exact(l.w_ih, s),
+                w_hh: rng.vec_f32_exact(l.w_hh, s),
+                b_ih: Some(rng.vec_f32_exact(l.bias, 1.0)),
+                b_hh: Some(rng.vec_f32_exact(l.bias, 1.0)),
+                w_hr: l.w_hr.map(|n| rng.vec_f32_exact(n, 1.0 / h as f64)),
+                peephole: l.peephole.map(|n| rng.vec_f32_exact(n, 0.25)),
             }
         })
         .collect();
@@ -152,9 +126,9 @@ fn build(
         cfg,
         shape,
         weights,
-        x: rng.vec(d.x, 2.0),
-        h0: rng.vec(d.h, 1.0),
-        c0: rng.vec(d.c, 1.0),
+        x: rng.vec_f32_exact(d.x, 2.0),
+        h0: rng.vec_f32_exact(d.h, 1.0),
+        c0: rng.vec_f32_exact(d.c, 1.0),
         seq_lens,
     }
 }
@@ -253,20 +227,9 @@ fn run_f64(p: &Problem) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
 }
 
 fn run_f32(p: &Problem) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-    let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-    let weights: Vec<OwnedLayerWeights<f32>> = p
-        .weights
-        .iter()
-        .map(|w| OwnedLayerWeights {
-            w_ih: f(&w.w_ih),
-            w_hh: f(&w.w_hh),
-            b_ih: w.b_ih.as_deref().map(f),
-            b_hh: w.b_hh.as_deref().map(f),
-            w_hr: w.w_hr.as_deref().map(f),
-            peephole: w.peephole.as_deref().map(f),
-        })
-        .collect();
-    let (x, h0, c0) = (f(&p.x), f(&p.h0), f(&p.c0));
+    let weights: Vec<OwnedLayerWeights<f32>> =
+        p.weights.iter().map(|w| weights_f32(&w.view())).collect();
+    let (x, h0, c0) = (to_f32(&p.x), to_f32(&p.h0), to_f32(&p.c0));
     let out = forward(
         &p.cfg,
         &views(&weights),
@@ -279,8 +242,7 @@ fn run_f32(p: &Problem) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
         },
     )
     .unwrap();
-    let w = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
-    (w(out.y), w(out.h_n), w(out.c_n))
+    (to_f64(&out.y), to_f64(&out.h_n), to_f64(&out.c_n))
 }
 
 fn max_diff(a: &[f64], b: &[f64]) -> f64 {
@@ -293,7 +255,13 @@ fn max_diff(a: &[f64], b: &[f64]) -> f64 {
 
 fn problems() -> impl Strategy<Value = Problem> {
     (
-        (0usize..8, 1usize..6, 1usize..7, 1usize..3, 0usize..3),
+        (
+            0..variants::COUNT,
+            1usize..6,
+            1usize..7,
+            1usize..3,
+            0usize..3,
+        ),
         (1usize..6, 1usize..4, any::<bool>()),
         (
             proptest::option::of(0.25f32..3.0),
@@ -331,7 +299,7 @@ fn bound_is_within_a_few_orders_of_the_observed_error() {
     let (mut worst_ratio, mut best_ratio) = (0.0f64, f64::INFINITY);
     for seed in 0..200u64 {
         let p = build(
-            (seed % 8) as usize,
+            (seed % variants::COUNT as u64) as usize,
             1 + (seed % 5) as usize,
             2 + (seed % 5) as usize,
             1 + (seed % 2) as usize,

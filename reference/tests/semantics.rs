@@ -1,25 +1,11 @@
 //! The cell equations against hand-written formulas, and the sequence semantics
 //! (directions, layers, layouts, sequence lengths) against compositions of simpler runs.
 
+use rnn_reference::testkit::{variants, Lcg};
 use rnn_reference::{
     forward, step, views, CellKind, Direction, OwnedLayerWeights, Real, RnnActivation, RnnConfig,
     SeqShape, SequenceInput, SequenceOutput, TensorLayout,
 };
-
-/// Deterministic values in [-1, 1).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize) -> Vec<f64> {
-        (0..n).map(|_| self.next()).collect()
-    }
-}
 
 fn random_weights(cfg: &RnnConfig, rng: &mut Lcg) -> Vec<OwnedLayerWeights<f64>> {
     (0..cfg.num_weight_sets())
@@ -44,32 +30,8 @@ fn close(a: &[f64], b: &[f64], what: &str) {
     }
 }
 
-const ALL_CELLS: [CellKind; 7] = [
-    CellKind::Rnn {
-        activation: RnnActivation::Tanh,
-    },
-    CellKind::Rnn {
-        activation: RnnActivation::Relu,
-    },
-    CellKind::Lstm {
-        peephole: false,
-        proj_size: None,
-    },
-    CellKind::Lstm {
-        peephole: true,
-        proj_size: Some(2),
-    },
-    CellKind::Lstm {
-        peephole: true,
-        proj_size: None,
-    },
-    CellKind::Gru {
-        linear_before_reset: true,
-    },
-    CellKind::Gru {
-        linear_before_reset: false,
-    },
-];
+/// Every variant; projected LSTMs project to 2 of the 4 hidden units used here.
+const ALL_CELLS: [CellKind; variants::COUNT] = variants::all(2);
 
 // ---- single steps against hand-written formulas (I = H = 1 unless noted) ----
 
@@ -113,7 +75,7 @@ fn lstm_step_by_hand_with_peephole_clip_and_projection() {
         proj_size: Some(1),
     };
     let cfg = RnnConfig::new(cell, 1, 2).with_clip(Some(0.5));
-    let mut rng = Lcg(7);
+    let mut rng = Lcg::new(7);
     let w_ih = rng.vec(8); // [4H, 1]: i0 i1 f0 f1 g0 g1 o0 o1
     let w_hh = rng.vec(8); // [4H, P=1]
     let b_ih = rng.vec(8);
@@ -143,7 +105,7 @@ fn lstm_step_by_hand_with_peephole_clip_and_projection() {
 
 #[test]
 fn gru_step_by_hand_both_forms() {
-    let mut rng = Lcg(11);
+    let mut rng = Lcg::new(11);
     let (w_ih, w_hh, b_ih, b_hh) = (rng.vec(3), rng.vec(3), rng.vec(3), rng.vec(3));
     let w = rnn_reference::LayerWeights::new(&w_ih[..], &w_hh[..]).with_bias(&b_ih, &b_hh);
     let (x, h) = (0.7, -0.8);
@@ -194,7 +156,7 @@ fn gru_step_by_hand_both_forms() {
 
 #[test]
 fn missing_biases_are_zero() {
-    let mut rng = Lcg(3);
+    let mut rng = Lcg::new(3);
     for cell in ALL_CELLS {
         let cfg = RnnConfig::new(cell, 3, 4);
         let owned = random_weights(&cfg, &mut rng);
@@ -256,7 +218,7 @@ fn problem(
     b: usize,
     seed: u64,
 ) -> Problem {
-    let mut rng = Lcg(seed);
+    let mut rng = Lcg::new(seed);
     let cfg = RnnConfig::new(cell, 3, 4)
         .with_layers(layers)
         .with_direction(dir);

@@ -1,0 +1,190 @@
+//! The one list of every cell variant the tests, fuzz targets and benches iterate, the
+//! named variants they pick from, and the pickers that draw one from a selector byte
+//! or a generator.
+//!
+//! Adding a variant (a new [`CellKind`] or a new flag) means: add it to [`all`] (and
+//! [`COUNT`]), give it its place in [`index`] (which does not compile until then), and
+//! make [`from_selector`] and [`random`] reach it (the unit tests below check both).
+//! Every test that loops over `all` then covers it.
+
+use crate::{CellKind, RnnActivation};
+
+use super::rng::SplitMix64;
+
+/// Elman RNN with `tanh` (PyTorch's default, ONNX's default).
+pub const RNN_TANH: CellKind = CellKind::Rnn {
+    activation: RnnActivation::Tanh,
+};
+
+/// Elman RNN with `relu`.
+pub const RNN_RELU: CellKind = CellKind::Rnn {
+    activation: RnnActivation::Relu,
+};
+
+/// An LSTM with the given flags.
+pub const fn lstm(peephole: bool, proj_size: Option<usize>) -> CellKind {
+    CellKind::Lstm {
+        peephole,
+        proj_size,
+    }
+}
+
+/// PyTorch's LSTM: no peepholes, no projection.
+pub const LSTM: CellKind = lstm(false, None);
+
+/// An LSTM with peepholes (ONNX `P`), no projection.
+pub const LSTM_PEEPHOLE: CellKind = lstm(true, None);
+
+/// GRU with `linear_before_reset = true` (PyTorch, cuDNN).
+pub const GRU: CellKind = CellKind::Gru {
+    linear_before_reset: true,
+};
+
+/// GRU with `linear_before_reset = false` (ONNX's default).
+pub const GRU_ONNX: CellKind = CellKind::Gru {
+    linear_before_reset: false,
+};
+
+/// How many variants [`all`] lists.
+pub const COUNT: usize = 8;
+
+/// Every variant, each flag combination once, in a fixed order; projected LSTMs
+/// project to `proj` units (valid for a hidden size above `proj`, with `proj >= 1`).
+///
+/// ```
+/// use rnn_reference::{testkit::variants, RnnConfig};
+/// for cell in variants::all(2) {
+///     assert!(RnnConfig::new(cell, 3, 4).validate().is_ok());
+/// }
+/// ```
+pub const fn all(proj: usize) -> [CellKind; COUNT] {
+    [
+        RNN_TANH,
+        RNN_RELU,
+        LSTM,
+        LSTM_PEEPHOLE,
+        lstm(false, Some(proj)),
+        lstm(true, Some(proj)),
+        GRU,
+        GRU_ONNX,
+    ]
+}
+
+/// The position of `cell` in [`all`] (whatever its projection size). An exhaustive
+/// match: a new variant or flag does not compile until it has a place.
+pub fn index(cell: CellKind) -> usize {
+    match cell {
+        CellKind::Rnn { activation } => match activation {
+            RnnActivation::Tanh => 0,
+            RnnActivation::Relu => 1,
+        },
+        CellKind::Lstm {
+            peephole,
+            proj_size,
+        } => 2 + usize::from(peephole) + 2 * usize::from(proj_size.is_some()),
+        CellKind::Gru {
+            linear_before_reset,
+        } => 6 + usize::from(!linear_before_reset),
+    }
+}
+
+/// The variant a fuzzer's selector byte names. `sel % 7` picks one of seven slots; the
+/// projected-LSTM slot takes its peephole flag from bit 3 of `sel`, so every variant
+/// of [`all`] is reachable. Projected LSTMs project to `1 + proj % (hidden - 1)`
+/// units, or lose their projection when `hidden <= 1`.
+///
+/// The mapping is frozen: the committed fuzz corpora (their `crash-*` regression
+/// inputs included) encode it.
+pub fn from_selector(sel: u8, hidden: usize, proj: usize) -> CellKind {
+    let projected = hidden > 1;
+    let every = all(if projected {
+        1 + proj % (hidden - 1)
+    } else {
+        1
+    });
+    let slot = match sel % 7 {
+        // The projected LSTM, without or with peepholes.
+        4 => 4 + usize::from(sel & 8 != 0),
+        s @ 5.. => usize::from(s) + 1,
+        s => usize::from(s),
+    };
+    match every[slot] {
+        CellKind::Lstm {
+            peephole,
+            proj_size: Some(_),
+        } if !projected => lstm(peephole, None),
+        cell => cell,
+    }
+}
+
+/// A random variant for `hidden` units, drawn from `rng`: the cell kind first, then
+/// its flags (a projection to `1 + below(hidden - 1)` units half the time when
+/// `hidden > 1`). The order of draws is fixed: the kernels' property tests derive
+/// whole problems from one generator, so changing it changes every seeded case.
+pub fn random(rng: &mut SplitMix64, hidden: usize) -> CellKind {
+    match rng.below(3) {
+        0 => {
+            if rng.coin() {
+                RNN_TANH
+            } else {
+                RNN_RELU
+            }
+        }
+        1 => {
+            let peephole = rng.coin();
+            let proj = (hidden > 1 && rng.coin()).then(|| 1 + rng.below(hidden - 1));
+            lstm(peephole, proj)
+        }
+        _ => {
+            if rng.coin() {
+                GRU
+            } else {
+                GRU_ONNX
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RnnConfig;
+
+    #[test]
+    fn all_lists_distinct_valid_variants_in_index_order() {
+        let every = all(3);
+        for (k, cell) in every.into_iter().enumerate() {
+            assert_eq!(index(cell), k, "{cell:?}");
+            assert!(RnnConfig::new(cell, 2, 5).validate().is_ok(), "{cell:?}");
+        }
+    }
+
+    #[test]
+    fn selector_reaches_every_variant() {
+        let (hidden, proj) = (5, 1); // projection 1 + 1 % 4 = 2
+        let mut seen = [false; COUNT];
+        for sel in 0..=u8::MAX {
+            let cell = from_selector(sel, hidden, proj);
+            assert_eq!(all(2)[index(cell)], cell);
+            seen[index(cell)] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "{seen:?}");
+        // Without room for a projection, no projected variant.
+        for sel in 0..=u8::MAX {
+            let cell = from_selector(sel, 1, 9);
+            assert!(RnnConfig::new(cell, 1, 1).validate().is_ok(), "{cell:?}");
+        }
+    }
+
+    #[test]
+    fn random_reaches_every_variant() {
+        let mut seen = [false; COUNT];
+        let mut rng = SplitMix64::new(1);
+        for _ in 0..1000 {
+            let cell = random(&mut rng, 4);
+            assert!(RnnConfig::new(cell, 2, 4).validate().is_ok(), "{cell:?}");
+            seen[index(cell)] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "{seen:?}");
+    }
+}
