@@ -13,12 +13,13 @@ use std::sync::OnceLock;
 
 use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use rnn_fuzz::{cell_from, compare, direction_from, f64s, layout_from, tolerance, Check};
+use rnn_fuzz::{compare, direction_from, forward_f64, layout_from, step_f64, tolerance, weights_consistent, Check, SplitMix64};
+use rnn_reference::testkit::variants;
 use rnn_kernels::{
     Error, Isa, LayerWeights, OnnxWeights, PackedCell, PackedRnn, RnnConfig, SeqShape,
     SequenceInput, SequenceOutputMut, StepInput, StepOutputMut, Workspace,
 };
-use rnn_reference::{CellKind, Direction, OwnedLayerWeights};
+use rnn_reference::{CellKind, Direction};
 
 /// Largest slice ever built.
 const LIMIT: usize = 1 << 18;
@@ -28,7 +29,7 @@ const LIMIT: usize = 1 << 18;
 fn src() -> &'static [f32] {
     static BUF: OnceLock<Vec<f32>> = OnceLock::new();
     BUF.get_or_init(|| {
-        let mut r = rnn_fuzz::Rng(7);
+        let mut r = SplitMix64::new(7);
         (0..=LIMIT).map(|_| r.sym() * 0.01).collect()
     })
 }
@@ -100,7 +101,7 @@ fn s(len: usize) -> &'static [f32] {
 fn arbitrary_cfg(u: &mut Unstructured<'_>) -> Result<RnnConfig> {
     let sel: u8 = u.arbitrary()?;
     let hidden = dim(u)?;
-    let mut cell = cell_from(sel, hidden.max(2), 0);
+    let mut cell = variants::from_selector(sel, hidden.max(2), 0);
     if let CellKind::Lstm { proj_size: Some(_), peephole } = cell {
         let p = match u.int_in_range(0..=3u8)? {
             0 => 0,
@@ -151,33 +152,6 @@ fn arbitrary_weights(u: &mut Unstructured<'_>, cfg: &RnnConfig) -> Result<Vec<La
         });
     }
     Ok(v)
-}
-
-fn to_f64(w: &LayerWeights<'_, f32>) -> OwnedLayerWeights<f64> {
-    OwnedLayerWeights {
-        w_ih: f64s(w.w_ih),
-        w_hh: f64s(w.w_hh),
-        b_ih: w.b_ih.map(f64s),
-        b_hh: w.b_hh.map(f64s),
-        w_hr: w.w_hr.map(f64s),
-        peephole: w.peephole.map(f64s),
-    }
-}
-
-/// Whether the weight slices are exactly what `cfg` asks for.
-fn weights_consistent(cfg: &RnnConfig, w: &[LayerWeights<'_, f32>]) -> bool {
-    if cfg.validate().is_err() || w.len() != cfg.num_weight_sets() {
-        return false;
-    }
-    w.iter().enumerate().all(|(k, w)| {
-        let l = cfg.weight_lens(k / cfg.num_directions());
-        w.w_ih.len() == l.w_ih
-            && w.w_hh.len() == l.w_hh
-            && w.b_ih.is_none_or(|b| b.len() == l.bias)
-            && w.b_hh.is_none_or(|b| b.len() == l.bias)
-            && w.w_hr.map(<[f32]>::len) == l.w_hr
-            && w.peephole.map(<[f32]>::len) == l.peephole
-    })
 }
 
 fn small_for_numbers(cfg: &RnnConfig) -> bool {
@@ -335,14 +309,7 @@ fn sequence(u: &mut Unstructured<'_>, cfg: &RnnConfig, shape: SeqShape) -> Resul
         }
         // The reference (cheap cases only: x was built, so the shape is small).
         if ref_expect_ok || x_len <= 4096 {
-            let w64: Vec<_> = weights.iter().map(to_f64).collect();
-            let (x64, h064, c064) = (f64s(input.x), input.h0.map(f64s), input.c0.map(f64s));
-            let r = rnn_reference::forward(
-                cfg,
-                &rnn_reference::views(&w64),
-                shape,
-                SequenceInput { x: &x64, h0: h064.as_deref(), c0: c064.as_deref(), seq_lens: input.seq_lens },
-            );
+            let r = forward_f64(cfg, &weights, shape, input);
             assert_eq!(r.is_ok(), ref_expect_ok, "reference forward -> {:?}", r.as_ref().err());
             match r {
                 Err(e) => check_err("reference forward", &e),
@@ -397,8 +364,7 @@ fn cell(u: &mut Unstructured<'_>, cfg: &RnnConfig) -> Result<()> {
         && (if lstm { c_len.is_some() && c_len == batch.checked_mul(h) } else { c_len.is_none() });
     // The reference step on the same arguments (only when the slices were small).
     if x_len + h_len <= 4096 {
-        let w64 = to_f64(&w);
-        let r = rnn_reference::step(&cfg, &w64.view(), batch, &f64s(s(x_len)), &f64s(s(h_len)), c_len.map(|l| f64s(s(l))).as_deref());
+        let r = step_f64(&cfg, &w, batch, s(x_len), s(h_len), c_len.map(s));
         assert_eq!(r.is_ok(), consistent && inputs_ok, "reference step -> {:?}", r.as_ref().err());
         if let Err(e) = &r {
             check_err("reference step", e);
@@ -433,8 +399,7 @@ fn cell(u: &mut Unstructured<'_>, cfg: &RnnConfig) -> Result<()> {
         match res {
             Err(e) => check_err("step", &e),
             Ok(()) if small_for_numbers(&cfg) => {
-                let w64 = to_f64(&w);
-                let want = rnn_reference::step(&cfg, &w64.view(), batch, &f64s(s(x_len)), &f64s(s(h_len)), c_len.map(|l| f64s(s(l))).as_deref()).unwrap();
+                let want = step_f64(&cfg, &w, batch, s(x_len), s(h_len), c_len.map(s)).unwrap();
                 let tol = Check::Values(tolerance(&cfg, 1, 1.0));
                 let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
                 compare("h", &hout[..ho_len], &want.h, &f32s(&want.h), tol).unwrap();

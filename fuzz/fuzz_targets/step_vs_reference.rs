@@ -10,7 +10,7 @@ use rnn_kernels::half::bf16;
 use rnn_kernels::{
     Element, Isa, PackedCell, PackedRnn, SequenceOutputMut, StepInput, StepOutputMut, Workspace,
 };
-use rnn_reference::{Direction, RnnConfig, SequenceInput};
+use rnn_reference::{Direction, RnnConfig};
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
@@ -52,8 +52,7 @@ fn check_sequence_as<T: Element>(q: &Problem, label: &str, cmp: Compare) {
     let check = check_for(q, q.shape.steps, &q.cfg, &q.x, q.h0.as_deref(), q.c0.as_deref());
     let d = q.shape.dims(&q.cfg).unwrap();
     let lstm = q.cfg.cell.has_cell_state();
-    let to = |v: &[f32]| v.iter().map(|&x| T::from_f32(x)).collect::<Vec<T>>();
-    let (x, h0, c0) = (to(&q.x), q.h0.as_deref().map(to), q.c0.as_deref().map(to));
+    let inputs = q.inputs_as(T::from_f32);
     let back = |v: &[T]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
     let mut ws = Workspace::new();
     for isa in Isa::available() {
@@ -63,22 +62,8 @@ fn check_sequence_as<T: Element>(q: &Problem, label: &str, cmp: Compare) {
             .expect("available ISA");
         let nan = T::from_f32(f32::NAN);
         let (mut y, mut h_n, mut c_n) = (vec![nan; d.y], vec![nan; d.h], vec![nan; d.c]);
-        rnn.forward(
-            &mut ws,
-            q.shape,
-            SequenceInput {
-                x: &x,
-                h0: h0.as_deref(),
-                c0: c0.as_deref(),
-                seq_lens: q.seq_lens.as_deref(),
-            },
-            SequenceOutputMut {
-                y: &mut y,
-                h_n: Some(&mut h_n),
-                c_n: lstm.then_some(&mut c_n[..]),
-            },
-        )
-        .expect("forward accepts a well-formed problem");
+        let out = SequenceOutputMut { y: &mut y, h_n: Some(&mut h_n), c_n: lstm.then_some(&mut c_n[..]) };
+        rnn.forward(&mut ws, q.shape, inputs.input(), out).expect("forward accepts a well-formed problem");
         let ctx = |e: String| {
             panic!(
                 "{label}sequence mismatch at {isa} ({check:?}): {e}\ncfg {:?}\nshape {:?} seq_lens {:?}",
@@ -114,9 +99,7 @@ fn check_step(p: &Problem) {
         None => (0..b * h).map(|k| ((k * 5) % 11) as f32 / 5.0 - 1.0).collect(),
     };
     let c_in = lstm.then_some(&cv[..]);
-    let w64 = to_f64_weights(&p.weights[0]);
-    let want = rnn_reference::step(&cfg, &w64.view(), b, &f64s(x), &f64s(&hv), c_in.map(f64s).as_deref())
-        .expect("reference step");
+    let want = step_f64(&cfg, &p.weights[0].view(), b, x, &hv, c_in).expect("reference step");
     let want32 = rnn_reference::step(&cfg, &p.weights[0].view(), b, x, &hv, c_in).expect("reference step f32");
     let check = check_for(p, 1, &cfg, x, Some(&hv), c_in);
     let mut ws = Workspace::new();

@@ -10,7 +10,8 @@
 
 use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use rnn_fuzz::{cell_from, direction_from, Rng, PALETTE};
+use rnn_fuzz::{direction_from, weights_consistent, SplitMix64, PALETTE};
+use rnn_reference::testkit::variants;
 use rnn_kernels::{
     Isa, LayerWeights, OnnxWeights, PackedRnn, RnnConfig, SeqShape, SequenceInput,
     SequenceOutputMut, Workspace,
@@ -37,7 +38,7 @@ fn same_opt(a: Option<&[f32]>, b: Option<&[f32]>) -> bool {
 }
 
 struct Values {
-    rng: Rng,
+    rng: SplitMix64,
     mode: u8,
 }
 
@@ -70,7 +71,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     let i = u.int_in_range(0..=24usize)?;
     let h = u.int_in_range(0..=24usize)?;
     let proj = u.int_in_range(0..=24usize)?;
-    let mut cell = cell_from(sel, h, proj);
+    let mut cell = variants::from_selector(sel, h, proj);
     if let CellKind::Lstm { peephole, proj_size: Some(_) } = cell {
         cell = CellKind::Lstm { peephole, proj_size: Some(proj) }; // may be invalid
     }
@@ -78,7 +79,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     let cfg = RnnConfig::new(cell, i, h)
         .with_layers(layers)
         .with_direction(direction_from(u.arbitrary()?));
-    let mut vals = Values { rng: Rng(u.arbitrary()?), mode: u.int_in_range(0..=3)? };
+    let mut vals = Values { rng: SplitMix64::new(u.arbitrary()?), mode: u.int_in_range(0..=3)? };
     let valid = cfg.validate().is_ok();
     let (d, g) = (cfg.num_directions(), cfg.gates());
     let onnx_ok_cfg = valid && layers == 1 && !matches!(cell, CellKind::Lstm { proj_size: Some(_), .. });
@@ -144,17 +145,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         });
     }
     let views: Vec<LayerWeights<'_, f32>> = rnn_reference::views(&owned);
-    let consistent = valid
-        && views.len() == cfg.num_weight_sets()
-        && views.iter().enumerate().all(|(k, w)| {
-            let l = cfg.weight_lens(k / d);
-            w.w_ih.len() == l.w_ih
-                && w.w_hh.len() == l.w_hh
-                && w.b_ih.is_none_or(|b| b.len() == l.bias)
-                && w.b_hh.is_none_or(|b| b.len() == l.bias)
-                && w.w_hr.map(<[f32]>::len) == l.w_hr
-                && w.peephole.map(<[f32]>::len) == l.peephole
-        });
+    let consistent = weights_consistent(&cfg, &views);
     let packed = PackedRnn::from_pytorch(&cfg, &views);
     assert_eq!(packed.is_ok(), consistent, "from_pytorch {cfg:?} -> {:?}", packed.as_ref().err());
     match packed {

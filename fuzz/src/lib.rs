@@ -1,6 +1,7 @@
 //! Shared code of the fuzz targets: a problem generator driven by the fuzzer's bytes,
-//! the f64/f32 reference runs, an f32-overflow bound, the kernels' tolerance and the
-//! comparisons.
+//! the f64/f32 reference runs, an f32-overflow bound and the class-aware comparisons.
+//! The generator, the list of variants, the f64 oracle and the derived tolerance come
+//! from the workspace's test kit (`rnn_reference::testkit`).
 //!
 //! # What `step_vs_reference` checks, and why it is restricted
 //!
@@ -18,19 +19,26 @@
 //!    on the class are also skipped: they are decided by f32 underflow, e.g. a sigmoid
 //!    gate of -200 is exactly 0 in f32 and 1e-87 in f64, and multiplied by an infinite
 //!    state (`f * c`, `z * h`, `r * (W_hn h + b_hn)`) gives NaN in f32 and inf in f64.
-//! 3. **Finite values agree within the documented tolerance** (the formula of
-//!    `kernels/tests/common/mod.rs`, copied in [`tolerance`]) when every input is finite
+//! 3. **Finite values agree within the documented tolerance**
+//!    ([`rnn_reference::testkit::tolerance`]) when every input is finite
 //!    and the weights are normalized the way the property tests normalize them (row
 //!    absolute sums <= 2 for `W_ih`, <= 0.9 for `W_hh`, <= 1 for `W_hr`, |bias| and
 //!    |peephole| <= 0.5, |h0|, |c0| <= 1): the tolerance is only a valid bound under
 //!    those conditions (with arbitrary weights the recurrence amplifies rounding errors
 //!    without limit). Inputs `x` may still be as large as 1e30.
 
+use std::ops::{Deref, DerefMut};
+
 use arbitrary::{Result, Unstructured};
+use rnn_reference::testkit::problem::limit_rows;
+use rnn_reference::testkit::{class, variants, Class};
 use rnn_reference::{
     CellKind, Direction, LayerWeights, OwnedLayerWeights, RnnActivation, RnnConfig, SeqShape,
-    SequenceInput, SequenceOutput, TensorLayout,
+    SequenceOutput, TensorLayout,
 };
+
+pub use rnn_reference::testkit::oracle::{forward_f64, step_f64};
+pub use rnn_reference::testkit::{to_f64, tolerance, SplitMix64};
 
 /// Values the fuzzer can inject anywhere.
 pub const PALETTE: [f32; 24] = [
@@ -60,67 +68,26 @@ pub const PALETTE: [f32; 24] = [
     -3.0,
 ];
 
-/// SplitMix64, as in the kernels' tests.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    pub fn sym(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-}
-
-/// One problem for the sequence and step APIs.
+/// One problem for the sequence and step APIs: the test kit's problem, and whether the
+/// tolerance applies to it.
 #[derive(Clone, Debug)]
 pub struct Problem {
-    pub cfg: RnnConfig,
-    pub shape: SeqShape,
-    pub weights: Vec<OwnedLayerWeights<f32>>,
-    pub x: Vec<f32>,
-    pub h0: Option<Vec<f32>>,
-    pub c0: Option<Vec<f32>>,
-    pub seq_lens: Option<Vec<usize>>,
+    /// Config, shape, weights and inputs.
+    pub base: rnn_reference::testkit::Problem,
     /// Every value finite and the weights normalized: the tolerance applies.
     pub finite_mode: bool,
 }
 
-/// The seven cell variants.
-pub fn cell_from(sel: u8, hidden: usize, proj: usize) -> CellKind {
-    match sel % 7 {
-        0 => CellKind::Rnn {
-            activation: RnnActivation::Tanh,
-        },
-        1 => CellKind::Rnn {
-            activation: RnnActivation::Relu,
-        },
-        2 => CellKind::Lstm {
-            peephole: false,
-            proj_size: None,
-        },
-        3 => CellKind::Lstm {
-            peephole: true,
-            proj_size: None,
-        },
-        4 => CellKind::Lstm {
-            peephole: sel & 8 != 0,
-            proj_size: (hidden > 1).then(|| 1 + proj % (hidden - 1)),
-        },
-        5 => CellKind::Gru {
-            linear_before_reset: true,
-        },
-        _ => CellKind::Gru {
-            linear_before_reset: false,
-        },
+impl Deref for Problem {
+    type Target = rnn_reference::testkit::Problem;
+    fn deref(&self) -> &Self::Target {
+        &self.base
+    }
+}
+
+impl DerefMut for Problem {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.base
     }
 }
 
@@ -133,15 +100,6 @@ pub fn layout_from(b: bool) -> TensorLayout {
         TensorLayout::BatchMajor
     } else {
         TensorLayout::TimeMajor
-    }
-}
-
-fn limit_rows(w: &mut [f32], k: usize, limit: f32) {
-    for row in w.chunks_mut(k.max(1)) {
-        let s: f32 = row.iter().map(|v| v.abs()).sum();
-        if s > limit {
-            row.iter_mut().for_each(|v| *v *= limit / s);
-        }
     }
 }
 
@@ -163,7 +121,7 @@ pub fn arbitrary_problem(u: &mut Unstructured<'_>) -> Result<Problem> {
     let t = u.int_in_range(1..=4usize)?;
     let layers = u.int_in_range(1..=2usize)?;
     let proj: usize = u.int_in_range(0..=63)?;
-    let cell = cell_from(sel, h, proj);
+    let cell = variants::from_selector(sel, h, proj);
     let direction = direction_from(u.arbitrary()?);
     let layout = layout_from(u.arbitrary()?);
     let clip = match u.int_in_range(0..=7u8)? {
@@ -197,7 +155,7 @@ pub fn arbitrary_problem(u: &mut Unstructured<'_>) -> Result<Problem> {
         0 => u.int_in_range(1..=64u8)? as u64,
         _ => 0,
     };
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut gen = |n: usize, scale: f32| -> Vec<f32> {
         (0..n)
             .map(|_| {
@@ -226,13 +184,7 @@ pub fn arbitrary_problem(u: &mut Unstructured<'_>) -> Result<Problem> {
     let h0 = want_h0.then(|| gen(d.h, 1.0));
     let c0 = (want_c0 && cfg.cell.has_cell_state()).then(|| gen(d.c, 1.0));
     let mut p = Problem {
-        cfg,
-        shape,
-        weights,
-        x,
-        h0,
-        c0,
-        seq_lens,
+        base: rnn_reference::testkit::Problem { cfg, shape, weights, x, h0, c0, seq_lens, x_scale: scale },
         finite_mode: false,
     };
     // Up to 8 injections of palette values at chosen positions.
@@ -252,6 +204,7 @@ pub fn arbitrary_problem(u: &mut Unstructured<'_>) -> Result<Problem> {
     let all_finite = p.arrays().iter().all(|a| a.iter().all(|v| v.is_finite()));
     if normalize && all_finite {
         let (h, ho) = (p.cfg.hidden_size, p.cfg.output_size());
+        let p = &mut p.base;
         for (k, w) in p.weights.iter_mut().enumerate() {
             let k_in = p.cfg.layer_input_size(k / p.cfg.num_directions());
             limit_rows(&mut w.w_ih, k_in, 2.0);
@@ -269,98 +222,17 @@ pub fn arbitrary_problem(u: &mut Unstructured<'_>) -> Result<Problem> {
         for v in [p.h0.as_mut(), p.c0.as_mut()].into_iter().flatten() {
             limit_max(v, 1.0);
         }
-        p.finite_mode = true;
     }
+    p.finite_mode = normalize && all_finite;
+    p.x_scale = max_abs(&p.x).max(1.0) as f32;
     Ok(p)
-}
-
-impl Problem {
-    /// Every value array (weights, then x, h0, c0).
-    pub fn arrays(&self) -> Vec<&Vec<f32>> {
-        let mut v: Vec<&Vec<f32>> = Vec::new();
-        for w in &self.weights {
-            v.push(&w.w_ih);
-            v.push(&w.w_hh);
-            v.extend(w.b_ih.iter());
-            v.extend(w.b_hh.iter());
-            v.extend(w.w_hr.iter());
-            v.extend(w.peephole.iter());
-        }
-        v.push(&self.x);
-        v.extend(self.h0.iter());
-        v.extend(self.c0.iter());
-        v
-    }
-
-    pub fn arrays_mut(&mut self) -> Vec<&mut Vec<f32>> {
-        let mut v: Vec<&mut Vec<f32>> = Vec::new();
-        for w in &mut self.weights {
-            v.push(&mut w.w_ih);
-            v.push(&mut w.w_hh);
-            v.extend(w.b_ih.iter_mut());
-            v.extend(w.b_hh.iter_mut());
-            v.extend(w.w_hr.iter_mut());
-            v.extend(w.peephole.iter_mut());
-        }
-        v.push(&mut self.x);
-        v.extend(self.h0.iter_mut());
-        v.extend(self.c0.iter_mut());
-        v
-    }
-
-    pub fn input(&self) -> SequenceInput<'_, f32> {
-        SequenceInput {
-            x: &self.x,
-            h0: self.h0.as_deref(),
-            c0: self.c0.as_deref(),
-            seq_lens: self.seq_lens.as_deref(),
-        }
-    }
-
-    /// Largest finite |x| (at least 1).
-    pub fn x_scale(&self) -> f64 {
-        max_abs(&self.x).max(1.0)
-    }
-}
-
-pub fn f64s(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| x as f64).collect()
-}
-
-pub fn to_f64_weights(w: &OwnedLayerWeights<f32>) -> OwnedLayerWeights<f64> {
-    OwnedLayerWeights {
-        w_ih: f64s(&w.w_ih),
-        w_hh: f64s(&w.w_hh),
-        b_ih: w.b_ih.as_deref().map(f64s),
-        b_hh: w.b_hh.as_deref().map(f64s),
-        w_hr: w.w_hr.as_deref().map(f64s),
-        peephole: w.peephole.as_deref().map(f64s),
-    }
 }
 
 /// The reference in f64 and in f32 on the problem's values.
 pub fn references(p: &Problem) -> (SequenceOutput<f64>, SequenceOutput<f32>) {
-    let w64: Vec<_> = p.weights.iter().map(to_f64_weights).collect();
-    let (x, h0, c0) = (
-        f64s(&p.x),
-        p.h0.as_deref().map(f64s),
-        p.c0.as_deref().map(f64s),
-    );
-    let r64 = rnn_reference::forward(
-        &p.cfg,
-        &rnn_reference::views(&w64),
-        p.shape,
-        SequenceInput {
-            x: &x,
-            h0: h0.as_deref(),
-            c0: c0.as_deref(),
-            seq_lens: p.seq_lens.as_deref(),
-        },
-    )
-    .expect("f64 reference accepts a well-formed problem");
     let r32 = rnn_reference::forward(&p.cfg, &rnn_reference::views(&p.weights), p.shape, p.input())
         .expect("f32 reference accepts a well-formed problem");
-    (r64, r32)
+    (p.reference(), r32)
 }
 
 /// Largest finite |v| (0 if none).
@@ -433,52 +305,6 @@ pub fn overflow_free(
     true
 }
 
-/// The tolerance of `kernels/tests/common/mod.rs` (see the derivation there), for
-/// problems whose weights are normalized and whose |h0|, |c0| <= 1.
-pub fn tolerance(cfg: &RnnConfig, steps: usize, x_scale: f64) -> (f64, f64) {
-    let u = f64::powi(2.0, -24);
-    let n = (cfg.input_size.max(cfg.num_directions() * cfg.output_size())
-        + cfg.output_size()
-        + 2) as f64;
-    let gamma = n * u / (1.0 - n * u);
-    let relu = matches!(
-        cfg.cell,
-        CellKind::Rnn {
-            activation: RnnActivation::Relu
-        }
-    );
-    let mut xs = x_scale.max(1.0);
-    let mut hs = 1.0f64;
-    if relu {
-        for _ in 0..cfg.num_layers {
-            hs = (2.0 * xs + 1.0) / 0.1 + 1.0;
-            xs = xs.max(hs);
-        }
-    }
-    let s = 2.0 * xs + 0.9 * hs + 1.0;
-    let t = steps as f64;
-    let f = if cfg.cell.has_cell_state() {
-        1.5 + (1.0 + t) / 4.0
-    } else {
-        1.0
-    };
-    let atol = cfg.num_layers as f64 * t * f * (gamma * s + 16.0 * u);
-    (atol, 8.0 * u)
-}
-
-/// NaN, +inf, -inf or finite.
-fn class(v: f64) -> u8 {
-    if v.is_nan() {
-        0
-    } else if v == f64::INFINITY {
-        1
-    } else if v == f64::NEG_INFINITY {
-        2
-    } else {
-        3
-    }
-}
-
 /// How outputs are compared (see the module docs).
 #[derive(Clone, Copy, Debug)]
 pub enum Check {
@@ -511,7 +337,7 @@ pub fn compare(
         return Ok(());
     }
     for (k, ((&g, &w), &w32)) in got.iter().zip(want).zip(want32).enumerate() {
-        let (cg, cw, c32) = (class(g as f64), class(w), class(w32 as f64));
+        let (cg, cw, c32) = (class(f64::from(g)), class(w), class(f64::from(w32)));
         if cw != c32 {
             continue; // decided by f32 underflow/rounding: see the module docs
         }
@@ -521,7 +347,7 @@ pub fn compare(
             ));
         }
         if let Check::Values((atol, rtol)) = check {
-            if cw == 3 && ((g as f64) - w).abs() > atol + rtol * w.abs() {
+            if cw == Class::Finite && ((g as f64) - w).abs() > atol + rtol * w.abs() {
                 return Err(format!(
                     "{name}[{k}]: kernel {g:e}, f64 reference {w:e}: error {:e} > atol {atol:e} + rtol {rtol:e}*|want|",
                     ((g as f64) - w).abs()
@@ -606,4 +432,22 @@ pub fn compare_bf16_outputs(
 /// Borrowed f32 views of owned weights.
 pub fn views(w: &[OwnedLayerWeights<f32>]) -> Vec<LayerWeights<'_, f32>> {
     rnn_reference::views(w)
+}
+
+/// Whether the weight slices are exactly what `cfg` asks for (a valid config, one set
+/// per layer and direction, every part of the right length, optional parts present
+/// exactly when the cell has them).
+pub fn weights_consistent(cfg: &RnnConfig, w: &[LayerWeights<'_, f32>]) -> bool {
+    if cfg.validate().is_err() || w.len() != cfg.num_weight_sets() {
+        return false;
+    }
+    w.iter().enumerate().all(|(k, w)| {
+        let l = cfg.weight_lens(k / cfg.num_directions());
+        w.w_ih.len() == l.w_ih
+            && w.w_hh.len() == l.w_hh
+            && w.b_ih.is_none_or(|b| b.len() == l.bias)
+            && w.b_hh.is_none_or(|b| b.len() == l.bias)
+            && w.w_hr.map(<[f32]>::len) == l.w_hr
+            && w.peephole.map(<[f32]>::len) == l.peephole
+    })
 }

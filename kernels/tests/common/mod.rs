@@ -4,7 +4,7 @@
 
 use rnn_kernels::{Element, Isa, PackedRnn, SequenceOutputMut, Workspace};
 use rnn_reference::testkit::Problem;
-use rnn_reference::{views, SequenceInput};
+use rnn_reference::views;
 
 /// Outputs `(y, h_n, c_n)` widened to `f32` (`c_n` empty for cells without a state).
 pub type Outputs = (Vec<f32>, Vec<f32>, Vec<f32>);
@@ -29,23 +29,13 @@ pub fn try_run_typed<W: Element, T: Element>(p: &Problem, isa: Isa) -> Result<Ou
         .map_err(|e| e.to_string())?;
     let d = p.shape.dims(&p.cfg).map_err(|e| e.to_string())?;
     let lstm = p.cfg.cell.has_cell_state();
-    let conv = |v: &[f32]| v.iter().map(|&x| T::from_f32(x)).collect::<Vec<T>>();
-    let (x, h0, c0) = (
-        conv(&p.x),
-        p.h0.as_deref().map(conv),
-        p.c0.as_deref().map(conv),
-    );
+    let inputs = p.inputs_as(T::from_f32);
     let nan = T::from_f32(f32::NAN);
     let (mut y, mut h_n, mut c_n) = (vec![nan; d.y], vec![nan; d.h], vec![nan; d.c]);
     rnn.forward(
         &mut Workspace::new(),
         p.shape,
-        SequenceInput {
-            x: &x,
-            h0: h0.as_deref(),
-            c0: c0.as_deref(),
-            seq_lens: p.seq_lens.as_deref(),
-        },
+        inputs.input(),
         SequenceOutputMut {
             y: &mut y,
             h_n: Some(&mut h_n),

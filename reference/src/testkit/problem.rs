@@ -44,6 +44,18 @@ impl Problem {
         }
     }
 
+    /// The problem's inputs converted element by element with `f` (to the element type
+    /// of a typed run).
+    pub fn inputs_as<T>(&self, f: impl Fn(f32) -> T) -> TypedInputs<T> {
+        let conv = |v: &[f32]| v.iter().map(|&x| f(x)).collect::<Vec<T>>();
+        TypedInputs {
+            x: conv(&self.x),
+            h0: self.h0.as_deref().map(conv),
+            c0: self.c0.as_deref().map(conv),
+            seq_lens: self.seq_lens.clone(),
+        }
+    }
+
     /// The f64 reference on the problem's (f32) values.
     ///
     /// # Panics
@@ -106,6 +118,31 @@ impl Problem {
         v.extend(self.h0.iter_mut());
         v.extend(self.c0.iter_mut());
         v
+    }
+}
+
+/// A problem's inputs in another element type ([`Problem::inputs_as`]).
+#[derive(Clone, Debug)]
+pub struct TypedInputs<T> {
+    /// The input sequence.
+    pub x: Vec<T>,
+    /// Initial hidden states, if given.
+    pub h0: Option<Vec<T>>,
+    /// Initial cell states, if given.
+    pub c0: Option<Vec<T>>,
+    /// Per-row sequence lengths, if given.
+    pub seq_lens: Option<Vec<usize>>,
+}
+
+impl<T> TypedInputs<T> {
+    /// The inputs as the sequence API takes them.
+    pub fn input(&self) -> SequenceInput<'_, T> {
+        SequenceInput {
+            x: &self.x,
+            h0: self.h0.as_deref(),
+            c0: self.c0.as_deref(),
+            seq_lens: self.seq_lens.as_deref(),
+        }
     }
 }
 
