@@ -2,6 +2,7 @@
 //! must land exactly where the PyTorch layout expects it. The expected permutations are
 //! written out here independently of the crate's tables.
 
+use rnn_reference::testkit::variants;
 use rnn_reference::{
     export_onnx, import_onnx, views, CellKind, Direction, OnnxWeights, RnnActivation, RnnConfig,
 };
@@ -165,13 +166,7 @@ fn rnn_blocks_every_direction() {
 
 #[test]
 fn missing_bias_imports_as_none_and_exports_without_b() {
-    let cfg = RnnConfig::new(
-        CellKind::Gru {
-            linear_before_reset: false,
-        },
-        2,
-        2,
-    );
+    let cfg = RnnConfig::new(variants::GRU_ONNX, 2, 2);
     let w = tagged(W, 1, 3, 4);
     let r = tagged(R, 1, 3, 4);
     let sets = import_onnx(
@@ -192,14 +187,7 @@ fn missing_bias_imports_as_none_and_exports_without_b() {
 
 #[test]
 fn export_fills_a_missing_bias_half_with_zeros() {
-    let cfg = RnnConfig::new(
-        CellKind::Lstm {
-            peephole: false,
-            proj_size: None,
-        },
-        1,
-        1,
-    );
+    let cfg = RnnConfig::new(variants::LSTM, 1, 1);
     let (w_ih, w_hh) = ([1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]);
     let b_ih = [10.0, 20.0, 30.0, 40.0]; // i, f, g, o
     let mut set = rnn_reference::LayerWeights::new(&w_ih[..], &w_hh[..]);
@@ -216,15 +204,8 @@ fn export_fills_a_missing_bias_half_with_zeros() {
 
 #[test]
 fn export_then_import_round_trips_bidirectional_peephole() {
-    let cfg = RnnConfig::new(
-        CellKind::Lstm {
-            peephole: true,
-            proj_size: None,
-        },
-        3,
-        2,
-    )
-    .with_direction(Direction::Bidirectional);
+    let cfg =
+        RnnConfig::new(variants::LSTM_PEEPHOLE, 3, 2).with_direction(Direction::Bidirectional);
     let v = |n: usize, k: f64| (0..n).map(|e| e as f64 * 0.5 + k).collect::<Vec<_>>();
     let owned: Vec<_> = (0..2)
         .map(|d| rnn_reference::OwnedLayerWeights {
@@ -255,13 +236,7 @@ fn export_then_import_round_trips_bidirectional_peephole() {
 #[test]
 fn imported_gru_computes_onnx_semantics() {
     use rnn_reference::{step, Real};
-    let cfg = RnnConfig::new(
-        CellKind::Gru {
-            linear_before_reset: false,
-        },
-        1,
-        1,
-    );
+    let cfg = RnnConfig::new(variants::GRU_ONNX, 1, 1);
     // ONNX W = [w_z, w_r, w_h], R = [r_z, r_r, r_h].
     let (wz, wr, wh) = (0.3, -0.7, 1.1);
     let (rz, rr, rh) = (0.2, 0.9, -0.4);

@@ -3,8 +3,8 @@
 
 use rnn_reference::testkit::{variants, Lcg};
 use rnn_reference::{
-    forward, step, views, CellKind, Direction, OwnedLayerWeights, Real, RnnActivation, RnnConfig,
-    SeqShape, SequenceInput, SequenceOutput, TensorLayout,
+    forward, step, views, CellKind, Direction, OwnedLayerWeights, Real, RnnConfig, SeqShape,
+    SequenceInput, SequenceOutput, TensorLayout,
 };
 
 fn random_weights(cfg: &RnnConfig, rng: &mut Lcg) -> Vec<OwnedLayerWeights<f64>> {
@@ -37,13 +37,7 @@ const ALL_CELLS: [CellKind; variants::COUNT] = variants::all(2);
 
 #[test]
 fn rnn_step_by_hand() {
-    let cfg = RnnConfig::new(
-        CellKind::Rnn {
-            activation: RnnActivation::Tanh,
-        },
-        2,
-        1,
-    );
+    let cfg = RnnConfig::new(variants::RNN_TANH, 2, 1);
     let (w_ih, w_hh, b_ih, b_hh) = ([0.5, -0.25], [0.75], [0.1], [-0.2]);
     let w = rnn_reference::LayerWeights::new(&w_ih[..], &w_hh[..]).with_bias(&b_ih, &b_hh);
     // Two batch rows.
@@ -54,13 +48,7 @@ fn rnn_step_by_hand() {
     close(&out.h, &[want0, want1], "h");
     assert!(out.c.is_empty());
     // Relu and clip.
-    let relu = RnnConfig::new(
-        CellKind::Rnn {
-            activation: RnnActivation::Relu,
-        },
-        2,
-        1,
-    );
+    let relu = RnnConfig::new(variants::RNN_RELU, 2, 1);
     let out = step(&relu, &w, 2, &[1.0, 2.0, -1.0, 0.5], &[0.3, -0.4], None).unwrap();
     close(&out.h, &[want0.atanh().max(0.0), 0.0], "relu h");
     let clipped = relu.with_clip(Some(0.01));
@@ -70,10 +58,7 @@ fn rnn_step_by_hand() {
 
 #[test]
 fn lstm_step_by_hand_with_peephole_clip_and_projection() {
-    let cell = CellKind::Lstm {
-        peephole: true,
-        proj_size: Some(1),
-    };
+    let cell = variants::lstm(true, Some(1));
     let cfg = RnnConfig::new(cell, 1, 2).with_clip(Some(0.5));
     let mut rng = Lcg::new(7);
     let w_ih = rng.vec(8); // [4H, 1]: i0 i1 f0 f1 g0 g1 o0 o1
@@ -135,20 +120,8 @@ fn gru_step_by_hand_both_forms() {
         }
     }
     // The two forms really differ.
-    let a = RnnConfig::new(
-        CellKind::Gru {
-            linear_before_reset: true,
-        },
-        1,
-        1,
-    );
-    let b = RnnConfig::new(
-        CellKind::Gru {
-            linear_before_reset: false,
-        },
-        1,
-        1,
-    );
+    let a = RnnConfig::new(variants::GRU, 1, 1);
+    let b = RnnConfig::new(variants::GRU_ONNX, 1, 1);
     let ha = step(&a, &w, 1, &[x], &[h], None).unwrap().h[0];
     let hb = step(&b, &w, 1, &[x], &[h], None).unwrap().h[0];
     assert!((ha - hb).abs() > 1e-6);
@@ -177,25 +150,11 @@ fn missing_biases_are_zero() {
 
 #[test]
 fn nan_propagates() {
-    let cfg = RnnConfig::new(
-        CellKind::Lstm {
-            peephole: false,
-            proj_size: None,
-        },
-        1,
-        1,
-    );
+    let cfg = RnnConfig::new(variants::LSTM, 1, 1);
     let w = rnn_reference::LayerWeights::new(&[1.0f32; 4][..], &[1.0f32; 4][..]);
     let out = step(&cfg, &w, 1, &[f32::NAN], &[0.0], Some(&[0.0])).unwrap();
     assert!(out.h[0].is_nan() && out.c[0].is_nan());
-    let relu = RnnConfig::new(
-        CellKind::Rnn {
-            activation: RnnActivation::Relu,
-        },
-        1,
-        1,
-    )
-    .with_clip(Some(1.0));
+    let relu = RnnConfig::new(variants::RNN_RELU, 1, 1).with_clip(Some(1.0));
     let w = rnn_reference::LayerWeights::new(&[1.0f32][..], &[1.0f32][..]);
     assert!(step(&relu, &w, 1, &[f32::NAN], &[0.0], None).unwrap().h[0].is_nan());
 }
