@@ -13,7 +13,7 @@ use crate::{CellKind, RnnActivation, RnnConfig};
 /// and `S` the sum of |term|, which the generator bounds: input rows have absolute sum
 /// <= 2 (times the largest input `xs`), recurrent rows <= 0.9 (times the largest state
 /// `hs`), the two biases <= 1. sigmoid and tanh are 1-Lipschitz and the vector
-/// activations add at most a few `u` absolute (measured, see `arch::math`); the cell
+/// activations add at most a few `u` absolute (measured, see `simd::math`); the cell
 /// update adds a few more roundings of O(1) values: `16 u` covers both. The recurrent
 /// maps are contractions (row sums <= 0.9 after 1-Lipschitz activations), so an error
 /// made at one step is not amplified later, but the errors of all `T` steps and `L`
