@@ -43,7 +43,12 @@ fn modules_import_only_lower_layers() {
     let mut upward = Vec::new();
     for f in &files {
         let rel = f.strip_prefix(&src).unwrap();
-        let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
         let module = first.trim_end_matches(".rs").to_string();
         if module == "lib" || rel.to_string_lossy().contains("tests") {
             continue;
@@ -68,7 +73,12 @@ fn modules_import_only_lower_layers() {
     // Every top-level module is in a layer.
     for f in &files {
         let rel = f.strip_prefix(&src).unwrap();
-        let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
         let module = first.trim_end_matches(".rs");
         assert!(module == "lib" || layer(module).is_some(), "{module}");
     }
