@@ -36,26 +36,39 @@ fn case(cell: CellKind, dir: Direction, layers: usize) -> Case {
     }
 }
 
+impl Case {
+    /// The inputs (no sequence lengths; `c0` for an LSTM).
+    fn input(&self) -> SequenceInput<'_, f32> {
+        SequenceInput {
+            x: &self.x,
+            h0: Some(&self.h0),
+            c0: self.cfg.cell.has_cell_state().then_some(&self.c0[..]),
+            seq_lens: None,
+        }
+    }
+
+    /// The kernels at `isa`; must succeed.
+    fn run(&self, isa: Isa) -> Outs {
+        let rnn = PackedRnn::from_pytorch(&self.cfg, &views(&self.w))
+            .unwrap()
+            .with_isa(Some(isa))
+            .unwrap();
+        let mut o = Outs::new(&self.cfg, self.shape);
+        let lstm = self.cfg.cell.has_cell_state();
+        rnn.forward(&mut Workspace::new(), self.shape, self.input(), o.out(lstm))
+            .unwrap();
+        o
+    }
+}
+
 /// Runs `c` through the f64 reference and every ISA; returns the reference outputs
 /// and panics if any kernel output's class (NaN/±inf/finite) differs from it.
 fn same_classes(c: &Case, what: &str) -> Vec<f64> {
     let lstm = c.cfg.cell.has_cell_state();
-    let input = SequenceInput {
-        x: &c.x,
-        h0: Some(&c.h0),
-        c0: lstm.then_some(&c.c0[..]),
-        seq_lens: None,
-    };
-    let want = forward_f64(&c.cfg, &views(&c.w), c.shape, input).unwrap();
+    let want = forward_f64(&c.cfg, &views(&c.w), c.shape, c.input()).unwrap();
     let all_want: Vec<f64> = [&want.y[..], &want.h_n, &want.c_n].concat();
     for isa in Isa::available() {
-        let rnn = PackedRnn::from_pytorch(&c.cfg, &views(&c.w))
-            .unwrap()
-            .with_isa(Some(isa))
-            .unwrap();
-        let mut o = Outs::new(&c.cfg, c.shape);
-        rnn.forward(&mut Workspace::new(), c.shape, input, o.out(lstm))
-            .unwrap();
+        let o = c.run(isa);
         let got: Vec<f32> = [&o.y[..], &o.h_n, if lstm { &o.c_n } else { &[][..] }].concat();
         for (k, (&g, &w)) in got.iter().zip(&all_want).enumerate() {
             assert_eq!(
@@ -146,25 +159,8 @@ fn values_beyond_f32_range() {
             let mut c = case(cell, Direction::Bidirectional, 2);
             c.x.iter_mut().for_each(|v| *v *= scale);
             c.w[0].w_ih.iter_mut().for_each(|v| *v *= 1e10);
-            let lstm = cell.has_cell_state();
             for isa in Isa::available() {
-                let rnn = PackedRnn::from_pytorch(&c.cfg, &views(&c.w))
-                    .unwrap()
-                    .with_isa(Some(isa))
-                    .unwrap();
-                let mut o = Outs::new(&c.cfg, c.shape);
-                rnn.forward(
-                    &mut Workspace::new(),
-                    c.shape,
-                    SequenceInput {
-                        x: &c.x,
-                        h0: Some(&c.h0),
-                        c0: lstm.then_some(&c.c0[..]),
-                        seq_lens: None,
-                    },
-                    o.out(lstm),
-                )
-                .unwrap();
+                let o = c.run(isa);
                 // Bounded cells stay in [-1, 1] (or NaN from inf - inf); ReLU is >= 0.
                 let bounded = !matches!(
                     cell,
