@@ -136,6 +136,7 @@ fn bench_step(
                     x: black_box(x),
                     h: &h0,
                     c: lstm.then_some(&c0[..]),
+                    attention: None,
                 },
                 StepOutputMut {
                     h: &mut h1,

@@ -19,7 +19,7 @@ use rnn_kernels::{
     Error, Isa, LayerWeights, OnnxWeights, PackedCell, PackedRnn, RnnConfig, SeqShape,
     SequenceInput, SequenceOutputMut, StepInput, StepOutputMut, Workspace,
 };
-use rnn_reference::{CellKind, Direction};
+use rnn_reference::{CellKind, Direction, LstmVariant};
 
 /// Largest slice ever built.
 const LIMIT: usize = 1 << 18;
@@ -102,14 +102,15 @@ fn arbitrary_cfg(u: &mut Unstructured<'_>) -> Result<RnnConfig> {
     let sel: u8 = u.arbitrary()?;
     let hidden = dim(u)?;
     let mut cell = variants::from_selector(sel, hidden.max(2), 0);
-    if let CellKind::Lstm { proj_size: Some(_), peephole } = cell {
+    if let CellKind::Lstm(mut v @ LstmVariant { proj_size: Some(_), .. }) = cell {
         let p = match u.int_in_range(0..=3u8)? {
             0 => 0,
             1 => hidden,
             2 => dim(u)?,
             _ => 1 + u.int_in_range(0..=hidden.saturating_sub(2).min(1000))?,
         };
-        cell = CellKind::Lstm { peephole, proj_size: Some(p) };
+        v.proj_size = Some(p);
+        cell = CellKind::Lstm(v);
     }
     let layers = match u.int_in_range(0..=5u8)? {
         0 => 0,
@@ -149,6 +150,7 @@ fn arbitrary_weights(u: &mut Unstructured<'_>, cfg: &RnnConfig) -> Result<Vec<La
             b_hh: opt_len(u, c(lens.bias), bias)?.map(s),
             w_hr: opt_len(u, lens.w_hr.and_then(c), lens.w_hr.is_some())?.map(s),
             peephole: opt_len(u, lens.peephole.and_then(c), lens.peephole.is_some())?.map(s),
+            layer_norm: None,
         });
     }
     Ok(v)
@@ -266,6 +268,7 @@ fn sequence(u: &mut Unstructured<'_>, cfg: &RnnConfig, shape: SeqShape) -> Resul
         h0: h0_len.map(s),
         c0: c0_len.map(s),
         seq_lens: seq_lens.as_deref(),
+        attention: None,
     };
     // What the contract says the answer is.
     let seq_ok = match &seq_lens {
@@ -392,7 +395,7 @@ fn cell(u: &mut Unstructured<'_>, cfg: &RnnConfig) -> Result<()> {
         let res = cell.step(
             &mut Workspace::new(),
             batch,
-            StepInput { x: s(x_len), h: s(h_len), c: c_len.map(s) },
+            StepInput { x: s(x_len), h: s(h_len), c: c_len.map(s), attention: None, },
             StepOutputMut { h: &mut hout[..ho_len], c: co_len.map(|l| &mut cout[..l]) },
         );
         assert_eq!(res.is_ok(), expect_ok, "step {cfg:?} batch {batch} -> {res:?}");
@@ -421,10 +424,10 @@ fn onnx(u: &mut Unstructured<'_>, cfg: &RnnConfig) -> Result<()> {
     let w_len = pick_len(u, prod(&[d, g, h, i]))?;
     let r_len = pick_len(u, prod(&[d, g, h, h]))?;
     let b_len = { let want = u.arbitrary::<bool>()?; opt_len(u, prod(&[d, 2, g, h]), want)? };
-    let peephole = matches!(cfg.cell, CellKind::Lstm { peephole: true, .. });
+    let peephole = cfg.cell.has_peephole();
     let p_len = opt_len(u, prod(&[d, 3, h]), peephole)?;
     let onnx_cfg_ok = cfg.num_layers == 1
-        && !matches!(cfg.cell, CellKind::Lstm { proj_size: Some(_), .. });
+        && cfg.cell.proj_size().is_none();
     let expect_ok = valid
         && onnx_cfg_ok
         && Some(w_len) == prod(&[d, g, h, i])

@@ -112,7 +112,7 @@ fn check_step(p: &Problem) {
         cell.step(
             &mut ws,
             b,
-            StepInput { x, h: &hv, c: c_in },
+            StepInput { x, h: &hv, c: c_in, attention: None, },
             StepOutputMut {
                 h: &mut h1,
                 c: lstm.then_some(&mut c1[..]),

@@ -16,7 +16,7 @@ use rnn_kernels::{
     Isa, LayerWeights, OnnxWeights, PackedRnn, RnnConfig, SeqShape, SequenceInput,
     SequenceOutputMut, Workspace,
 };
-use rnn_reference::{CellKind, OwnedLayerWeights};
+use rnn_reference::{CellKind, LstmVariant, OwnedLayerWeights};
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
@@ -72,8 +72,9 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     let h = u.int_in_range(0..=24usize)?;
     let proj = u.int_in_range(0..=24usize)?;
     let mut cell = variants::from_selector(sel, h, proj);
-    if let CellKind::Lstm { peephole, proj_size: Some(_) } = cell {
-        cell = CellKind::Lstm { peephole, proj_size: Some(proj) }; // may be invalid
+    if let CellKind::Lstm(mut v @ LstmVariant { proj_size: Some(_), .. }) = cell {
+        v.proj_size = Some(proj);
+        cell = CellKind::Lstm(v); // may be invalid
     }
     let layers = u.int_in_range(0..=2usize)?;
     let cfg = RnnConfig::new(cell, i, h)
@@ -82,8 +83,8 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     let mut vals = Values { rng: SplitMix64::new(u.arbitrary()?), mode: u.int_in_range(0..=3)? };
     let valid = cfg.validate().is_ok();
     let (d, g) = (cfg.num_directions(), cfg.gates());
-    let onnx_ok_cfg = valid && layers == 1 && !matches!(cell, CellKind::Lstm { proj_size: Some(_), .. });
-    let peephole = matches!(cell, CellKind::Lstm { peephole: true, .. });
+    let onnx_ok_cfg = valid && layers == 1 && cell.proj_size().is_none();
+    let peephole = cell.has_peephole();
 
     // ---- ONNX layout ----
     let (wl, rl, bl, pl) = (d * g * h * i, d * g * h * h, d * 2 * g * h, d * 3 * h);
@@ -142,6 +143,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
                 (None, true) => Some(vals.vec(3 * h)),
                 _ => None,
             },
+            layer_norm: None,
         });
     }
     let views: Vec<LayerWeights<'_, f32>> = rnn_reference::views(&owned);

@@ -33,7 +33,7 @@ use arbitrary::{Result, Unstructured};
 use rnn_reference::testkit::problem::limit_rows;
 use rnn_reference::testkit::{class, variants, Class};
 use rnn_reference::{
-    CellKind, Direction, LayerWeights, OwnedLayerWeights, RnnActivation, RnnConfig, SeqShape,
+    CellKind, Direction, LayerWeights, OwnedLayerWeights, RnnConfig, SeqShape,
     SequenceOutput, TensorLayout,
 };
 
@@ -177,6 +177,7 @@ pub fn arbitrary_problem(u: &mut Unstructured<'_>) -> Result<Problem> {
             b_hh: bias.then(|| gen(lens.bias, 0.5)),
             w_hr: lens.w_hr.map(|n| gen(n, 1.0)),
             peephole: lens.peephole.map(|n| gen(n, 0.5)),
+            layer_norm: None,
         });
     }
     let d = shape.dims(&cfg).expect("small dims");
@@ -287,12 +288,10 @@ pub fn overflow_free(
                 return false;
             }
             match cfg.cell {
-                CellKind::Rnn {
-                    activation: RnnActivation::Relu,
-                } => hb = hb.max(pre),
-                CellKind::Lstm { proj_size, .. } => {
+                CellKind::RNN_RELU => hb = hb.max(pre),
+                CellKind::Lstm(v) => {
                     cb += 1.0;
-                    hb = hb.max(if proj_size.is_some() { rs_hr } else { 1.0 });
+                    hb = hb.max(if v.proj_size.is_some() { rs_hr } else { 1.0 });
                 }
                 _ => hb = hb.max(1.0),
             }

@@ -1,24 +1,16 @@
 //! Quick timing of the single-step API (the bench-suite is the real tool):
 //! `cargo run --release -p rnn-kernels --example step_timing -- lstm 1 32 32`
 use rnn_kernels::{
-    CellKind, LayerWeights, PackedCell, RnnActivation, RnnConfig, StepInput, StepOutputMut,
-    Workspace,
+    CellKind, LayerWeights, PackedCell, RnnConfig, StepInput, StepOutputMut, Workspace,
 };
 use std::time::Instant;
 
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let cell = match a.first().map(String::as_str).unwrap_or("lstm") {
-        "gru" => CellKind::Gru {
-            linear_before_reset: true,
-        },
-        "rnn" => CellKind::Rnn {
-            activation: RnnActivation::Tanh,
-        },
-        _ => CellKind::Lstm {
-            peephole: false,
-            proj_size: None,
-        },
+        "gru" => CellKind::GRU,
+        "rnn" => CellKind::RNN_TANH,
+        _ => CellKind::LSTM,
     };
     let n = |i: usize, d: usize| a.get(i).map_or(d, |s| s.parse().unwrap());
     let (b, h, i) = (n(1, 1), n(2, 32), n(3, 32));
@@ -45,6 +37,7 @@ fn main() {
                         x: &x,
                         h: &hh,
                         c: lstm.then_some(&cc[..]),
+                        attention: None,
                     },
                     StepOutputMut {
                         h: &mut h1,

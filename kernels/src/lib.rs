@@ -64,8 +64,9 @@ pub use isa::{Isa, ISA_ENV};
 pub use packed::PackedRnn;
 pub use packed_cell::{PackedCell, StepInput, StepOutputMut};
 pub use rnn_reference::{
-    import_onnx, CellKind, Direction, Error, LayerWeights, OnnxWeights, OwnedLayerWeights, Result,
-    RnnActivation, RnnConfig, SeqShape, SequenceInput, TensorLayout,
+    import_onnx, CellKind, Direction, Error, GateCoupling, GruVariant, LayerWeights, LstmVariant,
+    OnnxWeights, OwnedLayerWeights, Result, RnnActivation, RnnConfig, RnnVariant, SeqShape,
+    SequenceInput, TensorLayout,
 };
 pub use sequence::SequenceOutputMut;
 pub use workspace::Workspace;

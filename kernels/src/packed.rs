@@ -86,7 +86,7 @@ impl<W: Storage> PackedDirection<W> {
 /// use rnn_kernels::{CellKind, LayerWeights, PackedRnn, RnnConfig, SeqShape, SequenceInput,
 ///     SequenceOutputMut, Workspace};
 /// let (i, h, t, b) = (3, 4, 5, 2);
-/// let cfg = RnnConfig::new(CellKind::Gru { linear_before_reset: true }, i, h);
+/// let cfg = RnnConfig::new(CellKind::GRU, i, h);
 /// let w_ih = vec![0.1f32; 3 * h * i];
 /// let w_hh = vec![0.05f32; 3 * h * h];
 /// let rnn = PackedRnn::from_pytorch(&cfg, &[LayerWeights::new(&w_ih, &w_hh)])?;

@@ -27,6 +27,8 @@ pub struct StepInput<'a, T = f32> {
     pub h: &'a [T],
     /// `c_{t-1}` (LSTM only).
     pub c: Option<&'a [T]>,
+    /// AUGRU's attention `[B]` (GRU with `attention` only).
+    pub attention: Option<&'a [T]>,
 }
 
 /// Outputs of one step: `h` `[B, H_out]` and, for an LSTM, `c` `[B, H]`. They may not
@@ -45,13 +47,13 @@ pub struct StepOutputMut<'a, T = f32> {
 /// use rnn_kernels::{CellKind, LayerWeights, PackedCell, RnnConfig, StepInput,
 ///     StepOutputMut, Workspace};
 /// let (i, h) = (2, 3);
-/// let cfg = RnnConfig::new(CellKind::Lstm { peephole: false, proj_size: None }, i, h);
+/// let cfg = RnnConfig::new(CellKind::LSTM, i, h);
 /// let (w_ih, w_hh) = (vec![0.5f32; 4 * h * i], vec![0.25f32; 4 * h * h]);
 /// let cell = PackedCell::from_pytorch(&cfg, &LayerWeights::new(&w_ih, &w_hh))?;
 /// let (mut h1, mut c1) = (vec![0.0; h], vec![0.0; h]);
 /// let mut ws = Workspace::new();
 /// cell.step(&mut ws, 1,
-///     StepInput { x: &[1.0, -1.0], h: &[0.0; 3], c: Some(&[0.0; 3]) },
+///     StepInput { x: &[1.0, -1.0], h: &[0.0; 3], c: Some(&[0.0; 3]), attention: None },
 ///     StepOutputMut { h: &mut h1, c: Some(&mut c1) })?;
 /// # Ok::<(), rnn_kernels::Error>(())
 /// ```
@@ -159,6 +161,13 @@ impl<W: Element> PackedCell<W> {
                 }
                 (false, None) => {}
             }
+        }
+        if input.attention.is_some() {
+            return Err(Error::Invalid {
+                arg: "attention".into(),
+                expected: format!("None (a {} cell takes no attention input)", cfg.cell.name()),
+                actual: "an attention input".into(),
+            });
         }
         let isa = Isa::resolve(self.isa)?;
         let k = kernels::<W>(isa)?;

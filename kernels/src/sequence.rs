@@ -114,6 +114,13 @@ impl<W: Element> PackedRnn<W> {
             }
         }
         check_seq_lens(input.seq_lens, &shape)?;
+        if input.attention.is_some() {
+            return Err(Error::Invalid {
+                arg: "attention".into(),
+                expected: format!("None (a {} cell takes no attention input)", cfg.cell.name()),
+                actual: "an attention input".into(),
+            });
+        }
         let isa = self.isa()?;
         let k = kernels::<W>(isa)?;
         if let Some(x) = T::as_f32(input.x) {
@@ -122,6 +129,7 @@ impl<W: Element> PackedRnn<W> {
                 h0: input.h0.and_then(T::as_f32),
                 c0: input.c0.and_then(T::as_f32),
                 seq_lens: input.seq_lens,
+                attention: None,
             };
             let out = SequenceOutputMut {
                 y: T::as_f32_mut(out.y).unwrap_or_default(),
@@ -147,6 +155,7 @@ impl<W: Element> PackedRnn<W> {
                 h0: input.h0.map(|h| input_f32(h, h032)),
                 c0: input.c0.map(|c| input_f32(c, c032)),
                 seq_lens: input.seq_lens,
+                attention: None,
             }
         };
         // SAFETY: as above; the regions are disjoint from each other and from `ws.buf`.

@@ -137,6 +137,7 @@ impl Call {
                 h0: Some(&self.h0),
                 c0: lstm.then_some(&self.c0[..]),
                 seq_lens: Some(&self.lens),
+                attention: None,
             },
             SequenceOutputMut {
                 y: &mut self.y,
@@ -183,6 +184,7 @@ fn measure_step(cfg: RnnConfig, batch: usize) -> usize {
                 x: &x,
                 h: hs,
                 c: lstm.then_some(&cs[..]),
+                attention: None,
             },
             StepOutputMut {
                 h: &mut h1,

@@ -221,6 +221,7 @@ fn half_step_matches_sequence_of_one_step() {
                 x: &x16,
                 h: &h16,
                 c: lstm.then_some(&c16[..]),
+                attention: None,
             },
             StepOutputMut {
                 h: &mut h1,
@@ -266,6 +267,7 @@ fn f16_outputs_beyond_the_range_become_inf() {
                 h0: None,
                 c0: Some(&c0),
                 seq_lens: None,
+                attention: None,
             },
             SequenceOutputMut {
                 y: &mut y,
@@ -293,6 +295,7 @@ fn f16_outputs_beyond_the_range_become_inf() {
                 h0: None,
                 c0: Some(&c0_32),
                 seq_lens: None,
+                attention: None,
             },
             SequenceOutputMut {
                 y: &mut y32,

@@ -60,6 +60,7 @@ fn check_step(p: &Problem) -> Result<(), String> {
                 x,
                 h: &h,
                 c: lstm.then_some(&c[..]),
+                attention: None,
             },
             StepOutputMut {
                 h: &mut h1,

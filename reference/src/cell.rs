@@ -1,9 +1,10 @@
 //! One time step of one layer and direction, for a batch: `(x_t, h_{t-1}, c_{t-1}) ->
 //! (h_t, c_t)`, following the equations of the golden README line by line.
 
+use crate::cell_kind::{CellKind, GruVariant, LstmVariant, RnnActivation, RnnVariant};
 use crate::error::{checked_product, Error, Result};
 use crate::real::Real;
-use crate::spec::{check_len, CellKind, Direction, RnnActivation, RnnConfig};
+use crate::spec::{check_len, Direction, RnnConfig};
 use crate::weights::{check_weights, LayerWeights};
 
 /// The new state after one step.
@@ -23,8 +24,8 @@ pub struct StepOutput<T> {
 /// an LSTM. Missing biases count as zero.
 ///
 /// ```
-/// use rnn_reference::{step, CellKind, LayerWeights, RnnActivation, RnnConfig};
-/// let cfg = RnnConfig::new(CellKind::Rnn { activation: RnnActivation::Relu }, 1, 1);
+/// use rnn_reference::{step, CellKind, LayerWeights, RnnConfig};
+/// let cfg = RnnConfig::new(CellKind::RNN_RELU, 1, 1);
 /// let w = LayerWeights::new(&[2.0f64][..], &[3.0][..]);
 /// let out = step(&cfg, &w, 1, &[1.0], &[1.0], None).unwrap();
 /// assert_eq!(out.h, vec![5.0]);
@@ -108,7 +109,7 @@ pub fn step<T: Real>(
             ho,
         };
         match cfg.cell {
-            CellKind::Rnn { activation } => {
+            CellKind::Rnn(RnnVariant { activation }) => {
                 for j in 0..hid {
                     let pre = cl(g.x_part(j, xb) + g.h_part(j, hb));
                     out.h.push(match activation {
@@ -117,7 +118,7 @@ pub fn step<T: Real>(
                     });
                 }
             }
-            CellKind::Lstm { proj_size, .. } => {
+            CellKind::Lstm(LstmVariant { proj_size, .. }) => {
                 let cb = &c.expect("checked above")[b * hid..(b + 1) * hid];
                 // Peephole terms p ⊙ c for (i, f, o). Absent peepholes contribute no term
                 // at all (not 0 * c, which would turn an infinite c into NaN where
@@ -147,9 +148,10 @@ pub fn step<T: Real>(
                     None => out.h.extend_from_slice(&m),
                 }
             }
-            CellKind::Gru {
+            CellKind::Gru(GruVariant {
                 linear_before_reset,
-            } => {
+                ..
+            }) => {
                 let mut r = Vec::with_capacity(hid);
                 let mut z = Vec::with_capacity(hid);
                 for j in 0..hid {

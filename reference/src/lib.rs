@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod cell;
+mod cell_kind;
 mod error;
 mod real;
 mod sequence;
@@ -26,10 +27,10 @@ pub use cell::{step, StepOutput};
 pub use real::Real;
 pub use sequence::{forward, SequenceInput, SequenceOutput};
 
+pub use cell_kind::{CellKind, GateCoupling, GruVariant, LstmVariant, RnnActivation, RnnVariant};
 pub use error::{Error, Result};
 pub use spec::{
-    check_len, check_seq_lens, CellKind, Direction, RnnActivation, RnnConfig, SeqDims, SeqShape,
-    TensorLayout, WeightLens,
+    check_len, check_seq_lens, Direction, RnnConfig, SeqDims, SeqShape, TensorLayout, WeightLens,
 };
 pub use weights::{
     check_weights, export_onnx, import_onnx, views, LayerWeights, OnnxWeights, OwnedLayerWeights,

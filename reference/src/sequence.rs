@@ -18,6 +18,10 @@ pub struct SequenceInput<'a, T> {
     pub c0: Option<&'a [T]>,
     /// One length per batch row (`<= T`, 0 allowed); `None` = every row runs `T` steps.
     pub seq_lens: Option<&'a [usize]>,
+    /// AUGRU's attention `[T, B]` (or `[B, T]` for a batch-major shape): the update
+    /// gate of row `b` at step `t` is scaled by `1 − a[t, b]`. Only for a GRU with
+    /// `attention`.
+    pub attention: Option<&'a [T]>,
 }
 
 impl<'a, T> SequenceInput<'a, T> {
@@ -28,7 +32,32 @@ impl<'a, T> SequenceInput<'a, T> {
             h0: None,
             c0: None,
             seq_lens: None,
+            attention: None,
         }
+    }
+
+    /// Sets the initial hidden state `[L*D, B, H_out]`.
+    pub fn with_h0(mut self, h0: &'a [T]) -> Self {
+        self.h0 = Some(h0);
+        self
+    }
+
+    /// Sets the initial cell state `[L*D, B, H]` (LSTM).
+    pub fn with_c0(mut self, c0: &'a [T]) -> Self {
+        self.c0 = Some(c0);
+        self
+    }
+
+    /// Sets per-row sequence lengths.
+    pub fn with_seq_lens(mut self, seq_lens: &'a [usize]) -> Self {
+        self.seq_lens = Some(seq_lens);
+        self
+    }
+
+    /// Sets AUGRU's attention input.
+    pub fn with_attention(mut self, attention: &'a [T]) -> Self {
+        self.attention = Some(attention);
+        self
     }
 }
 
@@ -50,9 +79,9 @@ pub struct SequenceOutput<T> {
 /// checked up front; see [`SequenceInput`] and [`SequenceOutput`] for the shapes.
 ///
 /// ```
-/// use rnn_reference::{forward, CellKind, LayerWeights, RnnActivation, RnnConfig, SeqShape,
+/// use rnn_reference::{forward, CellKind, LayerWeights, RnnConfig, SeqShape,
 ///     SequenceInput};
-/// let cfg = RnnConfig::new(CellKind::Rnn { activation: RnnActivation::Relu }, 1, 1);
+/// let cfg = RnnConfig::new(CellKind::RNN_RELU, 1, 1);
 /// let w = [LayerWeights::new(&[1.0f64][..], &[1.0][..])];
 /// let out = forward(&cfg, &w, SeqShape::new(3, 1), SequenceInput::new(&[1.0, 2.0, 3.0]))
 ///     .unwrap();
@@ -83,6 +112,13 @@ pub fn forward<T: Real>(
             ))
         }
         None => {}
+    }
+    if input.attention.is_some() {
+        return Err(Error::invalid(
+            "attention",
+            format!("None (a {} cell takes no attention input)", cfg.cell.name()),
+            "an attention input",
+        ));
     }
 
     let (steps, batch) = (shape.steps, shape.batch);

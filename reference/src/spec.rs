@@ -1,65 +1,8 @@
 //! The problem vocabulary shared by the reference and the kernels: which cell, which
 //! sizes, which direction and tensor layout. Nothing here computes anything.
 
+use crate::cell_kind::CellKind;
 use crate::error::{checked_product, Error, Result};
-
-/// The nonlinearity of a plain (Elman) RNN cell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RnnActivation {
-    /// `h' = tanh(...)` (PyTorch `nonlinearity="tanh"`, ONNX default).
-    Tanh,
-    /// `h' = max(0, ...)` (PyTorch `nonlinearity="relu"`, ONNX `activations=["Relu"]`).
-    Relu,
-}
-
-/// The recurrent cell and its variant flags.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CellKind {
-    /// Elman RNN, one gate.
-    Rnn {
-        /// tanh or relu.
-        activation: RnnActivation,
-    },
-    /// LSTM, four gates (PyTorch order i, f, g, o).
-    Lstm {
-        /// Peephole connections (ONNX `P`): `p_i ⊙ c`, `p_f ⊙ c` and `p_o ⊙ c'` join the gates.
-        peephole: bool,
-        /// Projection (PyTorch `proj_size`): `h' = W_hr · (o ⊙ tanh(c'))`, `0 < proj < hidden`.
-        proj_size: Option<usize>,
-    },
-    /// GRU, three gates (PyTorch order r, z, n).
-    Gru {
-        /// `true`: `n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))` (PyTorch, cuDNN).
-        /// `false`: `n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)` (ONNX default).
-        linear_before_reset: bool,
-    },
-}
-
-impl CellKind {
-    /// Number of gate blocks `G` in the stacked weight matrices: 1, 4 or 3.
-    pub fn gates(&self) -> usize {
-        match self {
-            CellKind::Rnn { .. } => 1,
-            CellKind::Lstm { .. } => 4,
-            CellKind::Gru { .. } => 3,
-        }
-    }
-
-    /// `"rnn"`, `"lstm"` or `"gru"`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            CellKind::Rnn { .. } => "rnn",
-            CellKind::Lstm { .. } => "lstm",
-            CellKind::Gru { .. } => "gru",
-        }
-    }
-
-    /// Whether the cell carries a cell state `c` besides `h` (LSTM only).
-    pub fn has_cell_state(&self) -> bool {
-        matches!(self, CellKind::Lstm { .. })
-    }
-}
 
 /// Which way(s) the sequence is run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -107,7 +50,7 @@ pub enum TensorLayout {
 ///
 /// ```
 /// use rnn_reference::{CellKind, Direction, RnnConfig};
-/// let cfg = RnnConfig::new(CellKind::Gru { linear_before_reset: true }, 80, 256)
+/// let cfg = RnnConfig::new(CellKind::GRU, 80, 256)
 ///     .with_layers(2)
 ///     .with_direction(Direction::Bidirectional);
 /// assert!(cfg.validate().is_ok());
@@ -173,12 +116,7 @@ impl RnnConfig {
 
     /// `H_out`: the width of `h` (the projection size for a projected LSTM, else `H`).
     pub fn output_size(&self) -> usize {
-        match self.cell {
-            CellKind::Lstm {
-                proj_size: Some(p), ..
-            } => p,
-            _ => self.hidden_size,
-        }
+        self.cell.proj_size().unwrap_or(self.hidden_size)
     }
 
     /// Width of the input of `layer`: `I` for layer 0, `D * H_out` after.
@@ -210,10 +148,14 @@ impl RnnConfig {
         if self.num_layers == 0 {
             return Err(Error::invalid("num_layers", "at least 1", 0));
         }
-        if let CellKind::Lstm {
-            proj_size: Some(p), ..
-        } = self.cell
-        {
+        if let Some(option) = self.cell.unimplemented_option() {
+            return Err(Error::invalid(
+                "cell",
+                format!("a variant this version implements (not `{option}`)"),
+                format!("{:?}", self.cell),
+            ));
+        }
+        if let Some(p) = self.cell.proj_size() {
             if p == 0 || p >= self.hidden_size {
                 return Err(Error::invalid(
                     "proj_size",
@@ -266,16 +208,13 @@ impl RnnConfig {
             w_ih: gh.saturating_mul(self.layer_input_size(layer)),
             w_hh: gh.saturating_mul(ho),
             bias: gh,
-            w_hr: match self.cell {
-                CellKind::Lstm {
-                    proj_size: Some(p), ..
-                } => Some(p.saturating_mul(h)),
-                _ => None,
-            },
+            w_hr: self.cell.proj_size().map(|p| p.saturating_mul(h)),
             peephole: match self.cell {
-                CellKind::Lstm { peephole: true, .. } => Some(3usize.saturating_mul(h)),
+                CellKind::Lstm(v) if v.peephole => Some(3usize.saturating_mul(h)),
+                CellKind::Gru(v) if v.peephole => Some(2usize.saturating_mul(h)),
                 _ => None,
             },
+            layer_norm: self.cell.lstm().filter(|v| v.layer_norm).map(|_| gh),
         }
     }
 }
@@ -291,8 +230,11 @@ pub struct WeightLens {
     pub bias: usize,
     /// `w_hr`: `H_out x H` (projected LSTM only).
     pub w_hr: Option<usize>,
-    /// Peephole: `3*H` in order (i, f, o) (peephole LSTM only).
+    /// Peephole: `3*H` in order (i, f, o) for a peephole LSTM, `2*H` in order (r, z)
+    /// for a peephole GRU.
     pub peephole: Option<usize>,
+    /// Layer-norm scales `G*H`, per gate block (layer-norm LSTM only).
+    pub layer_norm: Option<usize>,
 }
 
 /// Steps, batch and layout of one sequence call.

@@ -1,8 +1,9 @@
 //! Weights as borrowed views in PyTorch layout, their validation, and the ONNX
 //! importer/exporter (which permutes gate blocks).
 
+use crate::cell_kind::CellKind;
 use crate::error::{Error, Result};
-use crate::spec::{CellKind, RnnConfig};
+use crate::spec::RnnConfig;
 
 /// The weights of one layer and direction, borrowed, in **PyTorch layout** and gate
 /// order (LSTM i, f, g, o; GRU r, z, n). Matrices are row-major.
@@ -20,8 +21,12 @@ pub struct LayerWeights<'a, T> {
     pub b_hh: Option<&'a [T]>,
     /// `[H_out, H]`: the projection of a projected LSTM; `None` otherwise.
     pub w_hr: Option<&'a [T]>,
-    /// `[3*H]` peephole weights in order (i, f, o) for a peephole LSTM; `None` otherwise.
+    /// Peephole weights: `[3*H]` in order (i, f, o) for a peephole LSTM, `[2*H]` in
+    /// order (r, z) for a peephole GRU; `None` otherwise.
     pub peephole: Option<&'a [T]>,
+    /// `[G*H]` layer-norm scales, one block per gate, for a layer-norm LSTM; `None`
+    /// otherwise.
+    pub layer_norm: Option<&'a [T]>,
 }
 
 impl<'a, T> LayerWeights<'a, T> {
@@ -34,6 +39,20 @@ impl<'a, T> LayerWeights<'a, T> {
             b_hh: None,
             w_hr: None,
             peephole: None,
+            layer_norm: None,
+        }
+    }
+
+    /// Every part converted by `f` into an owned set (e.g. of another element type).
+    pub fn map<U>(&self, f: impl Fn(&[T]) -> Vec<U>) -> OwnedLayerWeights<U> {
+        OwnedLayerWeights {
+            w_ih: f(self.w_ih),
+            w_hh: f(self.w_hh),
+            b_ih: self.b_ih.map(&f),
+            b_hh: self.b_hh.map(&f),
+            w_hr: self.w_hr.map(&f),
+            peephole: self.peephole.map(&f),
+            layer_norm: self.layer_norm.map(&f),
         }
     }
 
@@ -60,9 +79,16 @@ pub struct OwnedLayerWeights<T> {
     pub w_hr: Option<Vec<T>>,
     /// See [`LayerWeights::peephole`].
     pub peephole: Option<Vec<T>>,
+    /// See [`LayerWeights::layer_norm`].
+    pub layer_norm: Option<Vec<T>>,
 }
 
 impl<T> OwnedLayerWeights<T> {
+    /// Every part converted by `f` (e.g. to another element type).
+    pub fn map<U>(&self, f: impl Fn(&[T]) -> Vec<U>) -> OwnedLayerWeights<U> {
+        self.view().map(f)
+    }
+
     /// Borrows as a [`LayerWeights`].
     pub fn view(&self) -> LayerWeights<'_, T> {
         LayerWeights {
@@ -72,6 +98,7 @@ impl<T> OwnedLayerWeights<T> {
             b_hh: self.b_hh.as_deref(),
             w_hr: self.w_hr.as_deref(),
             peephole: self.peephole.as_deref(),
+            layer_norm: self.layer_norm.as_deref(),
         }
     }
 }
@@ -114,7 +141,13 @@ pub fn check_weights<T>(cfg: &RnnConfig, weights: &[LayerWeights<'_, T>]) -> Res
             &name("peephole"),
             lens.peephole,
             w.peephole.map(<[T]>::len),
-            "a peephole LSTM",
+            "a peephole cell",
+        )?;
+        optional(
+            &name("layer_norm"),
+            lens.layer_norm,
+            w.layer_norm.map(<[T]>::len),
+            "a layer-norm LSTM",
         )?;
     }
     Ok(())
@@ -145,9 +178,9 @@ fn optional(arg: &str, expected: Option<usize>, actual: Option<usize>, who: &str
 /// LSTM: PyTorch (i, f, g, o) from ONNX (i, o, f, c). GRU: (r, z, n) from (z, r, h).
 fn onnx_gate_source(cell: CellKind) -> &'static [usize] {
     match cell {
-        CellKind::Rnn { .. } => &[0],
-        CellKind::Lstm { .. } => &[0, 2, 3, 1],
-        CellKind::Gru { .. } => &[1, 0, 2],
+        CellKind::Rnn(_) => &[0],
+        CellKind::Lstm(_) => &[0, 2, 3, 1],
+        CellKind::Gru(_) => &[1, 0, 2],
     }
 }
 
@@ -195,7 +228,7 @@ pub struct OnnxWeights<'a, T> {
 ///
 /// ```
 /// use rnn_reference::{import_onnx, CellKind, OnnxWeights, RnnConfig};
-/// let cfg = RnnConfig::new(CellKind::Gru { linear_before_reset: false }, 1, 1);
+/// let cfg = RnnConfig::new(CellKind::GRU_ONNX, 1, 1);
 /// // ONNX gate order z, r, h.
 /// let w = [10.0f32, 20.0, 30.0];
 /// let r = [1.0f32, 2.0, 3.0];
@@ -215,7 +248,7 @@ pub fn import_onnx<T: Copy>(
     if let Some(b) = onnx.b {
         check("B", d * 2 * g * h, b.len())?;
     }
-    let peephole = matches!(cfg.cell, CellKind::Lstm { peephole: true, .. });
+    let peephole = cfg.cell.lstm().is_some_and(|v| v.peephole);
     match (peephole, onnx.p) {
         (true, Some(p)) => check("P", d * 3 * h, p.len())?,
         (true, None) => {
@@ -259,6 +292,7 @@ pub fn import_onnx<T: Copy>(
             b_hh,
             w_hr: None,
             peephole,
+            layer_norm: None,
         });
     }
     Ok(sets)
@@ -318,10 +352,7 @@ fn check_onnx_cfg(cfg: &RnnConfig) -> Result<()> {
             cfg.num_layers,
         ));
     }
-    if let CellKind::Lstm {
-        proj_size: Some(p), ..
-    } = cfg.cell
-    {
+    if let Some(p) = cfg.cell.proj_size() {
         return Err(Error::invalid(
             "proj_size",
             "None (ONNX LSTM has no projection)",

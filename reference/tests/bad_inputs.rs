@@ -24,6 +24,7 @@ fn zero_weights(cfg: &RnnConfig) -> Vec<OwnedLayerWeights<f64>> {
                 b_hh: Some(vec![0.0; l.bias]),
                 w_hr: l.w_hr.map(|n| vec![0.0; n]),
                 peephole: l.peephole.map(|n| vec![0.0; n]),
+                layer_norm: None,
             }
         })
         .collect()
@@ -428,6 +429,7 @@ fn forward_bad_inputs() {
         h0: Some(&h0[..]),
         c0: Some(&c0[..]),
         seq_lens: Some(&[4, 0][..]),
+        attention: None,
     };
     let out = forward(&cfg, &w, shape, input).unwrap();
     assert_eq!((out.y.len(), out.h_n.len(), out.c_n.len()), (48, 24, 24));
@@ -525,6 +527,7 @@ fn forward_bad_inputs() {
         h0: Some(&h0[..6]),
         c0: None,
         seq_lens: None,
+        attention: None,
     };
     assert!(forward(&gru, &views(&gw), shape, gi).is_ok());
     assert_invalid(

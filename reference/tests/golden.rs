@@ -18,6 +18,7 @@ fn run_f64(case: &Case) -> Result<Outputs, String> {
             h0: Some(&case.h0),
             c0: case.cfg.cell.has_cell_state().then_some(&case.c0[..]),
             seq_lens: case.seq_lens.as_deref(),
+            attention: None,
         },
     )
     .map_err(|e| e.to_string())?;
@@ -37,6 +38,7 @@ fn run_f32(case: &Case) -> Result<Outputs, String> {
             h0: Some(&h0),
             c0: case.cfg.cell.has_cell_state().then_some(&c0[..]),
             seq_lens: case.seq_lens.as_deref(),
+            attention: None,
         },
     )
     .map_err(|e| e.to_string())?;

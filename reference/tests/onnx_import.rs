@@ -4,7 +4,8 @@
 
 use rnn_reference::testkit::variants;
 use rnn_reference::{
-    export_onnx, import_onnx, views, CellKind, Direction, OnnxWeights, RnnActivation, RnnConfig,
+    export_onnx, import_onnx, views, CellKind, Direction, GruVariant, OnnxWeights, RnnActivation,
+    RnnConfig, RnnVariant,
 };
 
 /// A distinct value for (tensor, direction, ONNX block, element within the block).
@@ -50,7 +51,7 @@ fn check_import(cell: CellKind, dir: Direction, src: &[usize]) {
     let cfg = RnnConfig::new(cell, i, h).with_direction(dir);
     let d = dir.num_directions();
     let g = src.len();
-    let peephole = matches!(cell, CellKind::Lstm { peephole: true, .. });
+    let peephole = cell.has_peephole();
     let w = tagged(W, d, g, h * i);
     let r = tagged(R, d, g, h * h);
     // B per direction: 2G blocks (input biases then recurrent biases).
@@ -124,14 +125,7 @@ fn lstm_blocks_every_direction() {
         Direction::Bidirectional,
     ] {
         for peephole in [false, true] {
-            check_import(
-                CellKind::Lstm {
-                    peephole,
-                    proj_size: None,
-                },
-                dir,
-                &LSTM_SRC,
-            );
+            check_import(variants::lstm(peephole, None), dir, &LSTM_SRC);
         }
     }
 }
@@ -144,13 +138,11 @@ fn gru_blocks_every_direction() {
         Direction::Bidirectional,
     ] {
         for linear_before_reset in [false, true] {
-            check_import(
-                CellKind::Gru {
-                    linear_before_reset,
-                },
-                dir,
-                &GRU_SRC,
-            );
+            let cell = CellKind::Gru(GruVariant {
+                linear_before_reset,
+                ..Default::default()
+            });
+            check_import(cell, dir, &GRU_SRC);
         }
     }
 }
@@ -159,7 +151,7 @@ fn gru_blocks_every_direction() {
 fn rnn_blocks_every_direction() {
     for dir in [Direction::Forward, Direction::Bidirectional] {
         for activation in [RnnActivation::Tanh, RnnActivation::Relu] {
-            check_import(CellKind::Rnn { activation }, dir, &[0]);
+            check_import(CellKind::Rnn(RnnVariant { activation }), dir, &[0]);
         }
     }
 }
@@ -215,6 +207,7 @@ fn export_then_import_round_trips_bidirectional_peephole() {
             b_hh: Some(v(8, 3000.0 + 100.0 * d as f64)),
             w_hr: None,
             peephole: Some(v(6, 4000.0 + 100.0 * d as f64)),
+            layer_norm: None,
         })
         .collect();
     let onnx = export_onnx(&cfg, &views(&owned)).unwrap();

@@ -39,8 +39,8 @@ use proptest::prelude::*;
 use rnn_reference::testkit::convert::weights_f32;
 use rnn_reference::testkit::{to_f32, to_f64, variants, Lcg};
 use rnn_reference::{
-    forward, views, CellKind, Direction, OwnedLayerWeights, RnnActivation, RnnConfig, SeqShape,
-    SequenceInput, TensorLayout,
+    forward, views, CellKind, Direction, LstmVariant, OwnedLayerWeights, RnnActivation, RnnConfig,
+    RnnVariant, SeqShape, SequenceInput, TensorLayout,
 };
 
 const U: f64 = 1.0 / (1u64 << 24) as f64;
@@ -71,13 +71,7 @@ fn build(
     seed: u64,
 ) -> Problem {
     // Projected variants need room for a projection (1 <= proj < h).
-    let projected = matches!(
-        variants::all(1)[variant],
-        CellKind::Lstm {
-            proj_size: Some(_),
-            ..
-        }
-    );
+    let projected = variants::all(1)[variant].proj_size().is_some();
     let h = if projected { h.max(2) } else { h };
     let proj = if projected {
         1 + (seed as usize % (h - 1))
@@ -113,6 +107,7 @@ fn build(
                 b_hh: Some(rng.vec_f32_exact(l.bias, 1.0)),
                 w_hr: l.w_hr.map(|n| rng.vec_f32_exact(n, 1.0 / h as f64)),
                 peephole: l.peephole.map(|n| rng.vec_f32_exact(n, 0.25)),
+                layer_norm: None,
             }
         })
         .collect();
@@ -170,7 +165,7 @@ fn bound(p: &Problem) -> (f64, f64) {
             let eps = 1.01 * m * U * s + wx * e_x + wh * e_h + pp * e_c;
             let e_a = eps + 4.0 * U;
             let (e_h_new, h_new) = match cfg.cell {
-                CellKind::Rnn { activation } => (
+                CellKind::Rnn(RnnVariant { activation }) => (
                     e_a,
                     match activation {
                         RnnActivation::Tanh => 1.0,
@@ -178,7 +173,7 @@ fn bound(p: &Problem) -> (f64, f64) {
                         other => unreachable!("no error bound for {other:?} yet"),
                     },
                 ),
-                CellKind::Lstm { proj_size, .. } => {
+                CellKind::Lstm(LstmVariant { proj_size, .. }) => {
                     let e_sig = eps / 4.0 + 4.0 * U;
                     let e_c_new = e_sig * (cm + 1.0) + e_a + e_c + 3.0 * U * (cm + 1.0);
                     cm += 1.0;
@@ -189,7 +184,7 @@ fn bound(p: &Problem) -> (f64, f64) {
                         None => (e_m, 1.0),
                     }
                 }
-                CellKind::Gru { .. } => {
+                CellKind::Gru(_) => {
                     let e_sig = eps / 4.0 + 4.0 * U;
                     let e_n = e_a + e_sig * s;
                     (
@@ -197,6 +192,7 @@ fn bound(p: &Problem) -> (f64, f64) {
                         hm.max(1.0),
                     )
                 }
+                other => unreachable!("no error bound for {other:?} yet"),
             };
             e_h = e_h.max(e_h_new);
             hm = hm.max(h_new);
@@ -220,6 +216,7 @@ fn run_f64(p: &Problem) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
             h0: Some(&p.h0),
             c0: p.cfg.cell.has_cell_state().then_some(&p.c0[..]),
             seq_lens: p.seq_lens.as_deref(),
+            attention: None,
         },
     )
     .unwrap();
@@ -239,6 +236,7 @@ fn run_f32(p: &Problem) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
             h0: Some(&h0),
             c0: p.cfg.cell.has_cell_state().then_some(&c0[..]),
             seq_lens: p.seq_lens.as_deref(),
+            attention: None,
         },
     )
     .unwrap();

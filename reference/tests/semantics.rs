@@ -18,6 +18,7 @@ fn random_weights(cfg: &RnnConfig, rng: &mut Lcg) -> Vec<OwnedLayerWeights<f64>>
                 b_hh: Some(rng.vec(l.bias)),
                 w_hr: l.w_hr.map(|n| rng.vec(n)),
                 peephole: l.peephole.map(|n| rng.vec(n)),
+                layer_norm: None,
             }
         })
         .collect()
@@ -98,14 +99,12 @@ fn gru_step_by_hand_both_forms() {
     let c = |v: f64| v.clamp(-(clip as f64), clip as f64);
     for lbr in [true, false] {
         for clipped in [false, true] {
-            let cfg = RnnConfig::new(
-                CellKind::Gru {
-                    linear_before_reset: lbr,
-                },
-                1,
-                1,
-            )
-            .with_clip(clipped.then_some(clip));
+            let cell = if lbr {
+                CellKind::GRU
+            } else {
+                CellKind::GRU_ONNX
+            };
+            let cfg = RnnConfig::new(cell, 1, 1).with_clip(clipped.then_some(clip));
             let cl = |v: f64| if clipped { c(v) } else { v };
             let r = cl(w_ih[0] * x + b_ih[0] + w_hh[0] * h + b_hh[0]).sigmoid();
             let z = cl(w_ih[1] * x + b_ih[1] + w_hh[1] * h + b_hh[1]).sigmoid();
@@ -202,6 +201,7 @@ fn run(p: &Problem, shape: SeqShape, x: &[f64], lens: Option<&[usize]>) -> Seque
             h0: Some(&p.h0),
             c0: p.cfg.cell.has_cell_state().then_some(&p.c0[..]),
             seq_lens: lens,
+            attention: None,
         },
     )
     .unwrap()

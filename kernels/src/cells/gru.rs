@@ -14,7 +14,7 @@
 //! its product: a pass over (r, z) panels writes `r ⊙ h` and `z` to scratch, then a
 //! pass over `W_hn` panels of four tiles finishes `h'`.
 
-use rnn_reference::{CellKind, LayerWeights, RnnConfig};
+use rnn_reference::{LayerWeights, RnnConfig};
 
 use super::{clip, sum_biases, Cell, StepPtrs};
 use crate::aligned::AlignedVec;
@@ -58,12 +58,7 @@ pub(crate) enum ThreeGates<W: Storage> {
 }
 
 fn linear_before_reset(cfg: &RnnConfig) -> bool {
-    matches!(
-        cfg.cell,
-        CellKind::Gru {
-            linear_before_reset: true
-        }
-    )
+    cfg.cell.gru().is_some_and(|v| v.linear_before_reset)
 }
 
 impl Cell for Gru {

@@ -85,19 +85,19 @@ impl<W: Storage> CellWeights<W> {
         w: &LayerWeights<'_, S>,
     ) -> Result<(Self, Vec<f32>)> {
         Ok(match cfg.cell {
-            CellKind::Rnn { .. } => (
+            CellKind::Rnn(_) => (
                 CellWeights::Rnn(rnn::Rnn::pack(cfg, w)),
                 rnn::Rnn::folded_bias(cfg, w),
             ),
-            CellKind::Lstm { .. } => (
+            CellKind::Lstm(_) => (
                 CellWeights::Lstm(lstm::Lstm::pack(cfg, w)),
                 lstm::Lstm::folded_bias(cfg, w),
             ),
-            CellKind::Gru { .. } => (
+            CellKind::Gru(_) => (
                 CellWeights::Gru(gru::Gru::pack(cfg, w)),
                 gru::Gru::folded_bias(cfg, w),
             ),
-            #[allow(unreachable_patterns)] // `CellKind` may grow
+            // `CellKind` may grow.
             other => {
                 return Err(Error::Invalid {
                     arg: "cell".into(),

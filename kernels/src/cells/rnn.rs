@@ -2,7 +2,7 @@
 //! One pass per step: the recurrent product over panels of four 16-unit tiles, the
 //! activation in the epilogue.
 
-use rnn_reference::{CellKind, LayerWeights, RnnActivation, RnnConfig};
+use rnn_reference::{CellKind, LayerWeights, RnnConfig};
 
 use super::{clip, Cell, StepPtrs};
 use crate::arch::Backend;
@@ -31,12 +31,7 @@ impl Cell for Rnn {
     fn pack<W: Storage, S: Element>(cfg: &RnnConfig, w: &LayerWeights<'_, S>) -> Weights<W> {
         Weights {
             w_hh: Panels::pack(w.w_hh, cfg.hidden_size, cfg.output_size(), &[0]),
-            relu: matches!(
-                cfg.cell,
-                CellKind::Rnn {
-                    activation: RnnActivation::Relu
-                }
-            ),
+            relu: cfg.cell == CellKind::RNN_RELU,
         }
     }
 

@@ -26,6 +26,7 @@ fn forward_errors() {
         h0: Some(&h0),
         c0: Some(&c0),
         seq_lens: None,
+        attention: None,
     };
     assert!(rnn.forward(&mut ws, shape, input, o.out(true)).is_ok());
 
@@ -106,6 +107,7 @@ fn forward_errors() {
         h0: Some(&gh0),
         c0: None,
         seq_lens: None,
+        attention: None,
     };
     assert!(grnn.forward(&mut ws, shape, ginput, go.out(false)).is_ok());
     assert_invalid(
@@ -191,6 +193,7 @@ fn zero_and_short_sequence_lengths() {
                         h0: Some(&h0),
                         c0: lstm.then_some(&c0[..]),
                         seq_lens: Some(&lens),
+                        attention: None,
                     },
                     o.out(lstm),
                 )
@@ -258,7 +261,12 @@ fn cell_errors() {
             cell.step(
                 &mut ws,
                 batch,
-                StepInput { x, h, c },
+                StepInput {
+                    x,
+                    h,
+                    c,
+                    attention: None,
+                },
                 StepOutputMut {
                     h: &mut h1[..ho],
                     c: co.map(|n| &mut c1[..n]),
@@ -289,6 +297,7 @@ fn cell_errors() {
                 x: &x,
                 h: &h,
                 c: Some(&c),
+                attention: None,
             },
             StepOutputMut {
                 h: &mut h1,
@@ -305,6 +314,7 @@ fn cell_errors() {
                 x: &x,
                 h: &h,
                 c: None,
+                attention: None,
             },
             StepOutputMut {
                 h: &mut h1,

@@ -3,8 +3,8 @@
 //! fuzz findings are at the end, `#[ignore]`d until fixed.
 
 use rnn_kernels::{
-    CellKind, Direction, Isa, OwnedLayerWeights, PackedCell, PackedRnn, RnnActivation, RnnConfig,
-    SeqShape, SequenceInput, StepInput, StepOutputMut, Workspace,
+    CellKind, Direction, Isa, OwnedLayerWeights, PackedCell, PackedRnn, RnnConfig, SeqShape,
+    SequenceInput, StepInput, StepOutputMut, Workspace,
 };
 use rnn_reference::testkit::class;
 use rnn_reference::testkit::oracle::{forward_f64, step_f64};
@@ -44,6 +44,7 @@ impl Case {
             h0: Some(&self.h0),
             c0: self.cfg.cell.has_cell_state().then_some(&self.c0[..]),
             seq_lens: None,
+            attention: None,
         }
     }
 
@@ -162,15 +163,7 @@ fn values_beyond_f32_range() {
             for isa in Isa::available() {
                 let o = c.run(isa);
                 // Bounded cells stay in [-1, 1] (or NaN from inf - inf); ReLU is >= 0.
-                let bounded = !matches!(
-                    cell,
-                    CellKind::Rnn {
-                        activation: RnnActivation::Relu
-                    } | CellKind::Lstm {
-                        proj_size: Some(_),
-                        ..
-                    }
-                );
+                let bounded = cell != CellKind::RNN_RELU && cell.proj_size().is_none();
                 for &v in &o.y {
                     if bounded {
                         assert!(
@@ -213,6 +206,7 @@ fn step_nan_and_inf() {
                     x: &x,
                     h: &h,
                     c: lstm.then_some(&c[..]),
+                    attention: None,
                 },
                 StepOutputMut {
                     h: &mut h1,

@@ -19,14 +19,7 @@ pub fn map_weights<A, B>(
     w: &LayerWeights<'_, A>,
     f: impl Fn(&[A]) -> Vec<B>,
 ) -> OwnedLayerWeights<B> {
-    OwnedLayerWeights {
-        w_ih: f(w.w_ih),
-        w_hh: f(w.w_hh),
-        b_ih: w.b_ih.map(&f),
-        b_hh: w.b_hh.map(&f),
-        w_hr: w.w_hr.map(&f),
-        peephole: w.peephole.map(&f),
-    }
+    w.map(f)
 }
 
 /// The weights widened to `f64` (exact).

@@ -46,6 +46,7 @@ impl Sawtooth {
                     b_hh: Some(self.vals(l.bias, 6 * k + 3)),
                     w_hr: l.w_hr.map(|n| self.vals(n, 6 * k + 4)),
                     peephole: l.peephole.map(|n| self.vals(n, 6 * k + 5)),
+                    layer_norm: l.layer_norm.map(|n| self.vals(n, 6 * k + 6)),
                 }
             })
             .collect()

@@ -26,6 +26,7 @@ pub fn forward_f64(
             h0: h0.as_deref(),
             c0: c0.as_deref(),
             seq_lens: input.seq_lens,
+            attention: None,
         },
     )
 }

@@ -41,6 +41,7 @@ impl Problem {
             h0: self.h0.as_deref(),
             c0: self.c0.as_deref(),
             seq_lens: self.seq_lens.as_deref(),
+            attention: None,
         }
     }
 
@@ -142,6 +143,7 @@ impl<T> TypedInputs<T> {
             h0: self.h0.as_deref(),
             c0: self.c0.as_deref(),
             seq_lens: self.seq_lens.as_deref(),
+            attention: None,
         }
     }
 }
@@ -212,6 +214,7 @@ pub fn problem(
             b_hh: bias.then(|| gen(lens.bias, 0.5)),
             w_hr,
             peephole: lens.peephole.map(|n| gen(n, 0.5)),
+            layer_norm: None,
         });
     }
     // Inputs: mostly O(1), sometimes large enough to saturate every gate (non-finite

@@ -1,6 +1,6 @@
 //! The derived tolerance every kernel path is held to, against the f64 reference.
 
-use crate::{CellKind, RnnActivation, RnnConfig};
+use crate::{CellKind, RnnConfig};
 
 /// The absolute and relative error allowed for every output of a problem (`cfg`,
 /// `steps` steps, largest input `x_scale`), against the f64 reference run on the same
@@ -32,12 +32,7 @@ pub fn tolerance(cfg: &RnnConfig, steps: usize, x_scale: f64) -> (f64, f64) {
     let n = (cfg.input_size.max(cfg.num_directions() * cfg.output_size()) + cfg.output_size() + 2)
         as f64;
     let gamma = n * u / (1.0 - n * u);
-    let relu = matches!(
-        cfg.cell,
-        CellKind::Rnn {
-            activation: RnnActivation::Relu
-        }
-    );
+    let relu = cfg.cell == CellKind::RNN_RELU;
     let mut xs = x_scale.max(1.0);
     let mut hs = 1.0f64;
     if relu {

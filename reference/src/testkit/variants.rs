@@ -7,43 +7,37 @@
 //! make [`from_selector`] and [`random`] reach it (the unit tests below check both).
 //! Every test that loops over `all` then covers it.
 
-use crate::{CellKind, RnnActivation};
+use crate::{CellKind, GateCoupling, GruVariant, LstmVariant, RnnActivation, RnnVariant};
 
 use super::rng::SplitMix64;
 
 /// Elman RNN with `tanh` (PyTorch's default, ONNX's default).
-pub const RNN_TANH: CellKind = CellKind::Rnn {
-    activation: RnnActivation::Tanh,
-};
+pub const RNN_TANH: CellKind = CellKind::RNN_TANH;
 
 /// Elman RNN with `relu`.
-pub const RNN_RELU: CellKind = CellKind::Rnn {
-    activation: RnnActivation::Relu,
-};
+pub const RNN_RELU: CellKind = CellKind::RNN_RELU;
 
 /// An LSTM with the given flags.
 pub const fn lstm(peephole: bool, proj_size: Option<usize>) -> CellKind {
-    CellKind::Lstm {
+    CellKind::Lstm(LstmVariant {
         peephole,
         proj_size,
-    }
+        coupling: GateCoupling::None,
+        layer_norm: false,
+    })
 }
 
 /// PyTorch's LSTM: no peepholes, no projection.
-pub const LSTM: CellKind = lstm(false, None);
+pub const LSTM: CellKind = CellKind::LSTM;
 
 /// An LSTM with peepholes (ONNX `P`), no projection.
 pub const LSTM_PEEPHOLE: CellKind = lstm(true, None);
 
 /// GRU with `linear_before_reset = true` (PyTorch, cuDNN).
-pub const GRU: CellKind = CellKind::Gru {
-    linear_before_reset: true,
-};
+pub const GRU: CellKind = CellKind::GRU;
 
 /// GRU with `linear_before_reset = false` (ONNX's default).
-pub const GRU_ONNX: CellKind = CellKind::Gru {
-    linear_before_reset: false,
-};
+pub const GRU_ONNX: CellKind = CellKind::GRU_ONNX;
 
 /// How many variants [`all`] lists.
 pub const COUNT: usize = 8;
@@ -74,17 +68,33 @@ pub const fn all(proj: usize) -> [CellKind; COUNT] {
 /// match: a new variant or flag does not compile until it has a place.
 pub fn index(cell: CellKind) -> usize {
     match cell {
-        CellKind::Rnn { activation } => match activation {
+        CellKind::Rnn(RnnVariant { activation }) => match activation {
             RnnActivation::Tanh => 0,
             RnnActivation::Relu => 1,
         },
-        CellKind::Lstm {
+        CellKind::Lstm(LstmVariant {
             peephole,
             proj_size,
-        } => 2 + usize::from(peephole) + 2 * usize::from(proj_size.is_some()),
-        CellKind::Gru {
+            coupling,
+            layer_norm,
+        }) => {
+            assert!(
+                coupling == GateCoupling::None && !layer_norm,
+                "{cell:?} has no place in the list yet"
+            );
+            2 + usize::from(peephole) + 2 * usize::from(proj_size.is_some())
+        }
+        CellKind::Gru(GruVariant {
             linear_before_reset,
-        } => 6 + usize::from(!linear_before_reset),
+            peephole,
+            attention,
+        }) => {
+            assert!(
+                !peephole && !attention,
+                "{cell:?} has no place in the list yet"
+            );
+            6 + usize::from(!linear_before_reset)
+        }
     }
 }
 
@@ -109,10 +119,7 @@ pub fn from_selector(sel: u8, hidden: usize, proj: usize) -> CellKind {
         s => usize::from(s),
     };
     match every[slot] {
-        CellKind::Lstm {
-            peephole,
-            proj_size: Some(_),
-        } if !projected => lstm(peephole, None),
+        CellKind::Lstm(v) if v.proj_size.is_some() && !projected => lstm(v.peephole, None),
         cell => cell,
     }
 }

@@ -5,8 +5,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::{
-    import_onnx, CellKind, Direction, OnnxWeights, OwnedLayerWeights, RnnActivation, RnnConfig,
-    SeqShape,
+    import_onnx, CellKind, Direction, GruVariant, LstmVariant, OnnxWeights, OwnedLayerWeights,
+    RnnActivation, RnnConfig, RnnVariant, SeqShape,
 };
 
 use super::Case;
@@ -174,23 +174,25 @@ fn parse_case(v: &Value, path: &Path) -> Result<Case, String> {
         },
     };
     let cell = match str_of(v, "cell")? {
-        "rnn" => CellKind::Rnn {
+        "rnn" => CellKind::Rnn(RnnVariant {
             activation: match c.get("nonlinearity").and_then(Value::as_str) {
                 None | Some("tanh") => RnnActivation::Tanh,
                 Some("relu") => RnnActivation::Relu,
                 Some(other) => return Err(format!("unknown nonlinearity `{other}`")),
             },
-        },
-        "lstm" => CellKind::Lstm {
+        }),
+        "lstm" => CellKind::Lstm(LstmVariant {
             peephole: bool_or(c, "peephole", false)?,
             proj_size,
-        },
-        "gru" => CellKind::Gru {
+            ..Default::default()
+        }),
+        "gru" => CellKind::Gru(GruVariant {
             linear_before_reset: bool_or(c, "linear_before_reset", !onnx)?,
-        },
+            ..Default::default()
+        }),
         other => return Err(format!("unknown cell `{other}`")),
     };
-    if !matches!(cell, CellKind::Lstm { .. }) && proj_size.is_some() {
+    if !cell.has_cell_state() && proj_size.is_some() {
         return Err("`config.proj_size` is only supported for an LSTM".into());
     }
     if !matches!(c.get("activations"), None | Some(Value::Null)) {
@@ -275,6 +277,7 @@ fn parse_case(v: &Value, path: &Path) -> Result<Case, String> {
                 b_hh,
                 w_hr: opt_data(s, "w_hr", &name("w_hr"), &[ho, h])?,
                 peephole: opt_data(s, "peephole", &name("peephole"), &[3 * h])?,
+                layer_norm: None,
             });
         }
         out

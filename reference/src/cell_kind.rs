@@ -1,0 +1,186 @@
+//! Which recurrent cell, and which variant of it: [`CellKind`] and the variant
+//! options of each cell ([`RnnVariant`], [`LstmVariant`], [`GruVariant`]).
+//!
+//! The options are plain structs with public fields and a `Default`, so new options
+//! can be added without breaking code that writes `..Default::default()`:
+//!
+//! ```
+//! use rnn_reference::{CellKind, LstmVariant};
+//! let plain = CellKind::LSTM;
+//! let onnx_peephole = CellKind::Lstm(LstmVariant { peephole: true, ..Default::default() });
+//! assert_ne!(plain, onnx_peephole);
+//! assert_eq!(onnx_peephole.gates(), 4);
+//! ```
+
+/// The nonlinearity of a plain (Elman) RNN cell.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RnnActivation {
+    /// `h' = tanh(...)` (PyTorch `nonlinearity="tanh"`, ONNX default).
+    #[default]
+    Tanh,
+    /// `h' = max(0, ...)` (PyTorch `nonlinearity="relu"`, ONNX `activations=["Relu"]`).
+    Relu,
+}
+
+/// The recurrent cell and its variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CellKind {
+    /// Elman RNN, one gate.
+    Rnn(RnnVariant),
+    /// LSTM, four gates (PyTorch order i, f, g, o).
+    Lstm(LstmVariant),
+    /// GRU, three gates (PyTorch order r, z, n).
+    Gru(GruVariant),
+}
+
+/// Options of the Elman RNN.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RnnVariant {
+    /// tanh (default) or relu.
+    pub activation: RnnActivation,
+}
+
+/// Options of the LSTM. `Default` is PyTorch's plain `nn.LSTM`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LstmVariant {
+    /// Peephole connections (ONNX `P`): `p_i ⊙ c`, `p_f ⊙ c` and `p_o ⊙ c'` join the
+    /// gates.
+    pub peephole: bool,
+    /// Projection (PyTorch `proj_size`): `h' = W_hr · (o ⊙ tanh(c'))`,
+    /// `0 < proj < hidden`.
+    pub proj_size: Option<usize>,
+    /// Coupled input and forget gates (two conventions, see [`GateCoupling`]).
+    pub coupling: GateCoupling,
+    /// Layer normalisation of every gate's pre-activation (TFLite's layer-norm LSTM).
+    pub layer_norm: bool,
+}
+
+/// How an LSTM couples its input and forget gates. Two conventions exist and they are
+/// not the same cell: which gate is computed, and which gate's weights exist, differ.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GateCoupling {
+    /// Independent gates (PyTorch, ONNX default).
+    #[default]
+    None,
+    /// ONNX `input_forget=1`: the input gate is computed, and `f = 1 − i`. The weights
+    /// keep all four gate blocks; the forget gate's are unused.
+    InputForget,
+    /// TFLite's CIFG ("coupled input and forget gate"): the forget gate is computed,
+    /// and `i = 1 − f`. There are no input-gate weights: three gate blocks (f, g, o).
+    Cifg,
+}
+
+/// Options of the GRU. `Default` is ONNX's default form (reset before the product);
+/// PyTorch's `nn.GRU` is [`CellKind::GRU`] (`linear_before_reset: true`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct GruVariant {
+    /// `true`: `n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))` (PyTorch, cuDNN).
+    /// `false`: `n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)` (ONNX default).
+    pub linear_before_reset: bool,
+    /// Peephole connections on `h` for the reset and update gates (this crate's own
+    /// definition; no standard has one).
+    pub peephole: bool,
+    /// AUGRU (oneDNN): the update gate is scaled by a per-row attention input.
+    pub attention: bool,
+}
+
+impl CellKind {
+    /// Elman RNN with `tanh` (PyTorch's and ONNX's default).
+    pub const RNN_TANH: CellKind = CellKind::Rnn(RnnVariant {
+        activation: RnnActivation::Tanh,
+    });
+    /// Elman RNN with `relu`.
+    pub const RNN_RELU: CellKind = CellKind::Rnn(RnnVariant {
+        activation: RnnActivation::Relu,
+    });
+    /// PyTorch's `nn.LSTM` (ONNX `LSTM` without `P`).
+    pub const LSTM: CellKind = CellKind::Lstm(LstmVariant {
+        peephole: false,
+        proj_size: None,
+        coupling: GateCoupling::None,
+        layer_norm: false,
+    });
+    /// PyTorch's `nn.GRU` (ONNX `GRU` with `linear_before_reset=1`).
+    pub const GRU: CellKind = CellKind::Gru(GruVariant {
+        linear_before_reset: true,
+        peephole: false,
+        attention: false,
+    });
+    /// ONNX's default `GRU` (`linear_before_reset=0`).
+    pub const GRU_ONNX: CellKind = CellKind::Gru(GruVariant {
+        linear_before_reset: false,
+        peephole: false,
+        attention: false,
+    });
+
+    /// Number of gate blocks `G` in the stacked weight matrices: 1 (RNN), 4 (LSTM; 3
+    /// with [`GateCoupling::Cifg`]) or 3 (GRU).
+    pub fn gates(&self) -> usize {
+        match self {
+            CellKind::Rnn(_) => 1,
+            CellKind::Lstm(v) if v.coupling == GateCoupling::Cifg => 3,
+            CellKind::Lstm(_) => 4,
+            CellKind::Gru(_) => 3,
+        }
+    }
+
+    /// `"rnn"`, `"lstm"` or `"gru"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CellKind::Rnn(_) => "rnn",
+            CellKind::Lstm(_) => "lstm",
+            CellKind::Gru(_) => "gru",
+        }
+    }
+
+    /// Whether the cell carries a cell state `c` besides `h` (LSTM only).
+    pub fn has_cell_state(&self) -> bool {
+        matches!(self, CellKind::Lstm(_))
+    }
+
+    /// The LSTM options, if this is an LSTM.
+    pub fn lstm(&self) -> Option<&LstmVariant> {
+        match self {
+            CellKind::Lstm(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The GRU options, if this is a GRU.
+    pub fn gru(&self) -> Option<&GruVariant> {
+        match self {
+            CellKind::Gru(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The LSTM projection size, if any.
+    pub fn proj_size(&self) -> Option<usize> {
+        self.lstm().and_then(|v| v.proj_size)
+    }
+
+    /// Whether the cell has peephole weights (LSTM: `[3*H]` in order i, f, o; GRU:
+    /// `[2*H]` in order r, z).
+    pub fn has_peephole(&self) -> bool {
+        match self {
+            CellKind::Lstm(v) => v.peephole,
+            CellKind::Gru(v) => v.peephole,
+            CellKind::Rnn(_) => false,
+        }
+    }
+
+    /// The variant options this version of the crate does not implement yet, named
+    /// (the fields exist so that adding them is not a breaking change).
+    pub fn unimplemented_option(&self) -> Option<&'static str> {
+        match self {
+            CellKind::Lstm(v) if v.coupling != GateCoupling::None => Some("coupling"),
+            CellKind::Lstm(v) if v.layer_norm => Some("layer_norm"),
+            CellKind::Gru(v) if v.peephole => Some("peephole (GRU)"),
+            CellKind::Gru(v) if v.attention => Some("attention"),
+            _ => None,
+        }
+    }
+}
