@@ -29,6 +29,7 @@
 // - `dispatch`: the table of a detected ISA for the drivers
 // - `packed`, `workspace`, `io`: packed weights, scratch, callers' tensors as f32
 // - `sequence`, `packed_cell`: the drivers (whole sequences, single steps)
+// - `models`: file loaders (features `safetensors`, `onnx`) over the public API only
 
 mod aligned;
 mod isa;
@@ -57,6 +58,9 @@ mod workspace;
 mod packed_cell;
 mod sequence;
 
+#[cfg(any(feature = "safetensors", feature = "onnx"))]
+pub mod models;
+
 pub use element::Element;
 /// The `half` crate, whose `f16` and `bf16` are this crate's half-precision types.
 pub use half;
@@ -64,9 +68,9 @@ pub use isa::{Isa, ISA_ENV};
 pub use packed::PackedRnn;
 pub use packed_cell::{PackedCell, StepInput, StepOutputMut};
 pub use rnn_reference::{
-    import_onnx, CellKind, Direction, Error, GateCoupling, GruVariant, LayerWeights, LstmVariant,
-    OnnxWeights, OwnedLayerWeights, Result, RnnActivation, RnnConfig, RnnVariant, SeqShape,
-    SequenceInput, TensorLayout,
+    import_onnx, views, CellKind, Direction, Error, GateCoupling, GruVariant, LayerWeights,
+    LstmVariant, OnnxWeights, OwnedLayerWeights, Result, RnnActivation, RnnConfig, RnnVariant,
+    SeqShape, SequenceInput, TensorLayout,
 };
 pub use sequence::SequenceOutputMut;
 pub use workspace::Workspace;

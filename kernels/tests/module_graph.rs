@@ -17,6 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["dispatch"],
     &["io", "packed", "workspace"],
     &["packed_cell", "sequence"],
+    &["models"],
 ];
 
 fn layer(module: &str) -> Option<usize> {
