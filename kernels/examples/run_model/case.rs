@@ -47,6 +47,8 @@ pub struct Case {
     pub seq_lens: Option<Vec<usize>>,
     /// `(name, expected)` for each of `y`, `h_n`, `c_n` the file has.
     pub outputs: Vec<(&'static str, Array)>,
+    /// Read by the tests (the example takes the model from its command line).
+    #[allow(dead_code)]
     pub run: Run,
 }
 

@@ -6,8 +6,8 @@ use std::path::Path;
 use rnn_kernels::half::{bf16, f16};
 use rnn_kernels::models::{Dtype, LoadOptions, OnnxModel, SafetensorsRnn};
 use rnn_kernels::{
-    CellKind, Element, PackedRnn, RnnActivation, RnnConfig, SeqShape, SequenceInput,
-    SequenceOutputMut, Workspace,
+    CellKind, Element, Isa, PackedRnn, RnnActivation, SeqShape, SequenceInput, SequenceOutputMut,
+    Workspace,
 };
 
 use crate::case::Case;
@@ -151,12 +151,16 @@ impl Outputs {
 }
 
 impl AnyRnn {
-    pub fn config(&self) -> &RnnConfig {
-        match self {
-            AnyRnn::F32(r) => r.config(),
-            AnyRnn::F16(r) => r.config(),
-            AnyRnn::Bf16(r) => r.config(),
-        }
+    /// The same network forced onto `isa` (the tests run every available one; the
+    /// example takes `RNN_KERNELS_ISA`).
+    #[allow(dead_code)]
+    pub fn with_isa(&self, isa: Isa) -> Result<AnyRnn, String> {
+        let e = |e: rnn_kernels::Error| e.to_string();
+        Ok(match self {
+            AnyRnn::F32(r) => AnyRnn::F32(r.clone().with_isa(Some(isa)).map_err(e)?),
+            AnyRnn::F16(r) => AnyRnn::F16(r.clone().with_isa(Some(isa)).map_err(e)?),
+            AnyRnn::Bf16(r) => AnyRnn::Bf16(r.clone().with_isa(Some(isa)).map_err(e)?),
+        })
     }
 
     pub fn weight_type(&self) -> &'static str {

@@ -250,3 +250,117 @@ fn show(a: &AttributeProto) -> String {
         "a value of another type".to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(op_type: &str, attrs: Vec<AttributeProto>) -> NodeProto {
+        NodeProto {
+            op_type: Some(op_type.to_string()),
+            attribute: attrs,
+            ..Default::default()
+        }
+    }
+
+    fn int(name: &str, v: i64) -> AttributeProto {
+        AttributeProto {
+            name: Some(name.into()),
+            i: Some(v),
+            ..Default::default()
+        }
+    }
+
+    fn strings(name: &str, v: &[&str]) -> AttributeProto {
+        AttributeProto {
+            name: Some(name.into()),
+            strings: v.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn text(name: &str, v: &str) -> AttributeProto {
+        AttributeProto {
+            name: Some(name.into()),
+            s: Some(v.as_bytes().to_vec()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_follow_onnx() {
+        let a = parse(Op::Gru, &node("GRU", vec![]), "GRU node").unwrap();
+        assert_eq!(
+            a.cell,
+            CellKind::Gru {
+                linear_before_reset: false
+            }
+        );
+        assert_eq!(
+            (a.direction, a.layout, a.clip, a.hidden_size),
+            (Direction::Forward, TensorLayout::TimeMajor, None, None)
+        );
+        let a = parse(Op::Rnn, &node("RNN", vec![]), "RNN node").unwrap();
+        assert_eq!(
+            a.cell,
+            CellKind::Rnn {
+                activation: RnnActivation::Tanh
+            }
+        );
+    }
+
+    #[test]
+    fn supported_values() {
+        let n = node(
+            "RNN",
+            vec![
+                text("direction", "bidirectional"),
+                strings("activations", &["Relu", "relu"]),
+                int("layout", 1),
+                int("hidden_size", 7),
+            ],
+        );
+        let a = parse(Op::Rnn, &n, "RNN node").unwrap();
+        assert_eq!(
+            a.cell,
+            CellKind::Rnn {
+                activation: RnnActivation::Relu
+            }
+        );
+        assert_eq!(
+            (a.direction, a.layout, a.hidden_size),
+            (Direction::Bidirectional, TensorLayout::BatchMajor, Some(7))
+        );
+        let n = node(
+            "LSTM",
+            vec![
+                strings("activations", &["Sigmoid", "Tanh", "Tanh"]),
+                int("input_forget", 0),
+            ],
+        );
+        assert!(parse(Op::Lstm, &n, "LSTM node").is_ok());
+    }
+
+    #[test]
+    fn unsupported_values_are_named() {
+        for (op, attr) in [
+            (Op::Rnn, strings("activations", &["Relu", "Tanh"])),
+            (Op::Rnn, strings("activations", &["Tanh", "Tanh"])), // 2 for 1 direction
+            (
+                Op::Lstm,
+                strings("activations", &["Sigmoid", "Tanh", "Relu"]),
+            ),
+            (Op::Lstm, int("input_forget", 1)),
+            (Op::Gru, int("linear_before_reset", 2)),
+            (Op::Gru, int("input_forget", 0)), // an LSTM attribute
+            (Op::Lstm, int("hidden_size", -3)),
+            (Op::Lstm, int("layout", 2)),
+            (Op::Lstm, text("direction", "sideways")),
+            (Op::Lstm, int("frobnicate", 1)),
+        ] {
+            let name = attr.name.clone().unwrap();
+            let e = parse(op, &node(op.name(), vec![attr]), "X node \"n\"").unwrap_err();
+            assert_eq!(e.arg(), format!("X node \"n\" attribute {name}"), "{e}");
+        }
+    }
+}
