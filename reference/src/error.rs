@@ -72,7 +72,17 @@ impl Error {
         }
     }
 
-    /// The name of the argument the error is about (`requested` ISA for [`Error::IsaUnavailable`]).
+    /// The name of the argument the error is about: `arg` of [`Error::Length`],
+    /// [`Error::Invalid`] and [`Error::Overflow`]; `"isa"` for
+    /// [`Error::IsaUnavailable`] (whose `requested` field holds the name asked for).
+    ///
+    /// ```
+    /// use rnn_reference::Error;
+    /// let e = Error::Length { arg: "x".into(), expected: 30, actual: 29 };
+    /// assert_eq!(e.arg(), "x");
+    /// let e = Error::IsaUnavailable { requested: "avx9".into(), reason: "unknown".into() };
+    /// assert_eq!(e.arg(), "isa");
+    /// ```
     pub fn arg(&self) -> &str {
         match self {
             Error::Length { arg, .. }

@@ -6,7 +6,7 @@
 //! Both give an [`RnnConfig`](crate::RnnConfig) read from the file and a
 //! [`PackedRnn`](crate::PackedRnn) ready for [`forward`](crate::PackedRnn::forward).
 //! A bad file, a tensor of the wrong shape or an ONNX attribute this crate does not
-//! implement is an [`Error`](crate::Error) naming the tensor, attribute or node; nothing
+//! implement is an [`Error`] naming the tensor, attribute or node; nothing
 //! panics.
 //!
 //! To run a model file on inputs and compare with expected outputs in one command:
