@@ -10,6 +10,10 @@
 //!     [--configs BxHxIxT,...] [--json]
 //! ```
 //!
+//! The path measured is `--isa`, else `RNN_KERNELS_ISA` (as for the kernels' own
+//! default), else the best this CPU has; the header line names it. An unknown or
+//! unavailable name in either is an error (exit status 2), never a silent fallback.
+//!
 //! `--dtype f16` / `bf16`: weights (and biases) stored in the half type, `x` converted
 //! to it once before timing, `y` written in it. Several dtypes run f32 first, so half
 //! rows get their `× f32` speedup from the same run.
@@ -30,7 +34,9 @@ use rnn_bench_suite::{
     Unfused, UnfusedWorkspace, CELLS, CONFIGS,
 };
 use rnn_kernels::half::{bf16, f16};
-use rnn_kernels::{Element, Isa, PackedRnn, SeqShape, SequenceInput, SequenceOutputMut, Workspace};
+use rnn_kernels::{
+    Element, Isa, PackedRnn, SeqShape, SequenceInput, SequenceOutputMut, Workspace, ISA_ENV,
+};
 
 const USAGE: &str = "\
 usage: report [--quick] [--threads N] [--isa avx512bf16|avx512|avx2|portable] [--dtype f32,f16,bf16]
@@ -39,7 +45,8 @@ usage: report [--quick] [--threads N] [--isa avx512bf16|avx512|avx2|portable] [-
   --quick          fewer repeats (min 3 runs / 0.2 s per case); f32 run < 1 minute,
                    --dtype f32,f16,bf16 about 2 minutes
   --threads N      rayon threads for the kernels and the baseline (default 1)
-  --isa NAME       kernel path (default: the best this CPU has)
+  --isa NAME       kernel path (default: $RNN_KERNELS_ISA if set, else the best this CPU
+                   has; an unknown or unavailable name in either is an error)
   --dtype LIST     comma-separated subset of f32,f16,bf16 (default f32); f16 / bf16:
                    weights, x and y in the half type; f32 always runs first
   --cells LIST     comma-separated subset of lstm,gru,rnn (default all)
@@ -94,12 +101,13 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Opts>, String
     let mut o = Opts {
         quick: false,
         threads: 1,
-        isa: Isa::default_for_process().unwrap_or_else(|_| Isa::best()),
+        isa: Isa::Portable, // set below: --isa, else RNN_KERNELS_ISA, else the best
         dtypes: vec![Dtype::F32],
         cells: CELLS.to_vec(),
         configs: CONFIGS.to_vec(),
         json: false,
     };
+    let mut isa_flag = None;
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         // Accept both `--flag value` and `--flag=value`.
@@ -127,7 +135,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Opts>, String
             "--isa" => {
                 let v = value("--isa")?;
                 let isa: Isa = v.parse().map_err(|e| format!("--isa: {e}"))?;
-                o.isa = isa.check().map_err(|e| format!("--isa: {e}"))?;
+                isa_flag = Some(isa.check().map_err(|e| format!("--isa: {e}"))?);
             }
             "--dtype" => {
                 let v = value("--dtype")?;
@@ -172,7 +180,32 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Opts>, String
     if o.cells.is_empty() || o.configs.is_empty() || o.dtypes.is_empty() {
         return Err("nothing to run (empty --cells, --configs or --dtype)".into());
     }
+    o.isa = resolve_isa(isa_flag, std::env::var(ISA_ENV).ok().as_deref())?;
     Ok(Some(o))
+}
+
+/// The path to measure: `--isa` if given, else `RNN_KERNELS_ISA` (the kernels'
+/// process default) if set, else the best this CPU has. A set variable must name an
+/// available path even when `--isa` overrides it: a typo there is reported, never
+/// silently replaced by another path.
+fn resolve_isa(flag: Option<Isa>, env: Option<&str>) -> Result<Isa, String> {
+    let from_env = match env.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(v) => Some(
+            v.parse::<Isa>()
+                .and_then(Isa::check)
+                .map_err(|e| format!("{ISA_ENV}={v}: {e}"))?,
+        ),
+        None => None,
+    };
+    match (flag, from_env) {
+        (Some(f), Some(e)) if f != e => {
+            eprintln!("report: --isa {f} overrides {ISA_ENV}={e}");
+            Ok(f)
+        }
+        (Some(f), _) => Ok(f),
+        (None, Some(e)) => Ok(e),
+        (None, None) => Ok(Isa::best()),
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -655,6 +688,27 @@ mod tests {
         );
         assert!(dtypes(&["--dtype", "f32,f64"]).is_err());
         assert!(dtypes(&["--dtype", ","]).is_err());
+    }
+
+    #[test]
+    fn isa_from_flag_then_environment_then_best() {
+        assert_eq!(resolve_isa(None, None), Ok(Isa::best()));
+        assert_eq!(resolve_isa(None, Some("")), Ok(Isa::best()));
+        assert_eq!(resolve_isa(None, Some("portable")), Ok(Isa::Portable));
+        assert_eq!(
+            resolve_isa(Some(Isa::Portable), Some(Isa::best().name())),
+            Ok(Isa::Portable)
+        );
+        let bogus = resolve_isa(None, Some("bogus")).unwrap_err();
+        assert!(
+            bogus.starts_with("RNN_KERNELS_ISA=bogus: instruction set `bogus`"),
+            "{bogus}"
+        );
+        assert!(resolve_isa(Some(Isa::Portable), Some("bogus")).is_err());
+        if let Some(missing) = Isa::ALL.iter().find(|i| !i.is_available()) {
+            let e = resolve_isa(None, Some(missing.name())).unwrap_err();
+            assert!(e.contains("unavailable"), "{e}");
+        }
     }
 
     #[test]
