@@ -6,11 +6,78 @@
 //! math is defined by the naive [`rnn_reference`] crate and every kernel path is tested
 //! against it.
 //!
-//! * [`PackedRnn`]: weights packed once (PyTorch or ONNX layout), whole sequences.
-//! * [`PackedCell`]: one layer, single steps for streaming.
-//! * [`Workspace`]: reusable scratch, so repeated calls do not allocate.
-//! * [`Isa`]: which path runs; `RNN_KERNELS_ISA=avx512bf16|avx512|avx2|portable`
+//! ```rust
+//! use rnn_kernels::{CellKind, Direction, LayerWeights, PackedRnn, RnnConfig, SeqShape,
+//!     SequenceInput, SequenceOutputMut, Workspace};
+//!
+//! fn main() -> Result<(), rnn_kernels::Error> {
+//!     // A 2-layer bidirectional PyTorch-style LSTM: I = 80, H = 256.
+//!     let cfg = RnnConfig::new(CellKind::Lstm { peephole: false, proj_size: None }, 80, 256)
+//!         .with_layers(2)
+//!         .with_direction(Direction::Bidirectional);
+//!
+//!     // One weight set per (layer, direction), in the order layer * D + direction
+//!     // (l0 forward, l0 reverse, l1 forward, l1 reverse), PyTorch layout and gate order:
+//!     // w_ih [4H, I_l], w_hh [4H, H], b_ih and b_hh [4H], where I_l is the input width of
+//!     // layer l: I for layer 0, D * H = 512 after it. `cfg.weight_lens(l)` gives the lengths.
+//!     // Zeros here; your tensors (any `&[f32]`) in practice.
+//!     let tensors: Vec<[Vec<f32>; 4]> = (0..cfg.num_weight_sets())
+//!         .map(|k| {
+//!             let n = cfg.weight_lens(k / cfg.num_directions());
+//!             [vec![0.0; n.w_ih], vec![0.0; n.w_hh], vec![0.0; n.bias], vec![0.0; n.bias]]
+//!         })
+//!         .collect();
+//!     let sets: Vec<LayerWeights<f32>> = tensors
+//!         .iter()
+//!         .map(|[w_ih, w_hh, b_ih, b_hh]| LayerWeights::new(w_ih, w_hh).with_bias(b_ih, b_hh))
+//!         .collect();
+//!     let rnn = PackedRnn::from_pytorch(&cfg, &sets)?; // validates and packs once
+//!
+//!     let (t, b) = (100, 4);
+//!     let shape = SeqShape::new(t, b); // time-major: x [T, B, I], y [T, B, D * H]
+//!     let dims = shape.dims(&cfg)?; // every length the call needs
+//!     let x = vec![0.5f32; dims.x];
+//!     let (mut y, mut h_n, mut c_n) = (vec![0.0; dims.y], vec![0.0; dims.h], vec![0.0; dims.c]);
+//!     let mut ws = Workspace::new(); // reuse it: no allocation after the first call
+//!     let out = SequenceOutputMut { y: &mut y, h_n: Some(&mut h_n), c_n: Some(&mut c_n) };
+//!     rnn.forward(&mut ws, shape, SequenceInput::new(&x), out)?;
+//!     assert_eq!(y.len(), t * b * 2 * 256);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## Where to start
+//!
+//! * **A trained model file**: the `models` module (features `safetensors`, `onnx`, or
+//!   `models` for both): `models::SafetensorsRnn` reads a PyTorch `state_dict`,
+//!   `models::OnnxModel` the `LSTM` / `GRU` / `RNN` nodes of an ONNX graph; both give
+//!   a [`PackedRnn`]. The `run_model` example runs one on a case file.
+//! * **Weights in memory**: an [`RnnConfig`] and one [`LayerWeights`] per layer and
+//!   direction (PyTorch layout) into [`PackedRnn::from_pytorch`], or ONNX tensors
+//!   ([`OnnxWeights`]) into [`PackedRnn::from_onnx`]; [`PackedRnn::pack`] stores them
+//!   as `f16` / `bf16`.
+//! * **Whole sequences**: [`PackedRnn::forward`] with a [`SeqShape`] (steps, batch,
+//!   layout), [`SequenceInput`] (`x`, optional `h0`, `c0`, `seq_lens`),
+//!   [`SequenceOutputMut`] and a reusable [`Workspace`].
+//! * **Streaming**: [`PackedCell::step`], one layer one step at a time.
+//! * **Errors**: one [`Error`] type; every bad argument is named (`docs/errors.md`).
+//! * **Instruction set**: [`Isa`]; `RNN_KERNELS_ISA=avx512bf16|avx512|avx2|portable`
 //!   forces one.
+//!
+//! ## Facts easy to miss
+//!
+//! * Weight sets are a slice in the order `layer * D + direction` (forward before
+//!   reverse); `w_ih` of layer `l` is `[G*H, I_l]` where `I_l` is `I` for layer 0 and
+//!   `D * H_out` after it ([`RnnConfig::layer_input_size`], [`RnnConfig::weight_lens`]).
+//! * Weights are stored as `W` (`f32`, `half::f16`, `half::bf16`); the inputs and
+//!   outputs of a call share one type `T` of the same three, chosen per call,
+//!   independent of `W`. Arithmetic is `f32`.
+//! * A call uses the rayon pool of the calling thread: the pool of an enclosing
+//!   `pool.install(..)`, else rayon's global pool (by default one worker per logical
+//!   CPU, so all cores; `RAYON_NUM_THREADS` sets it). Work is split only when a step is
+//!   large enough; results are bit-identical for any thread count.
+//! * `x` / `y` are time-major `[T, B, ·]` unless the [`SeqShape`] says batch-major;
+//!   states are `[L*D, B, ·]` with the same `layer * D + direction` index.
 
 // The module graph, bottom to top (a module only imports modules above it in this
 // list; `cargo test` checks nothing here, the README's "Architecture" section explains
@@ -60,6 +127,14 @@ mod sequence;
 
 #[cfg(any(feature = "safetensors", feature = "onnx"))]
 pub mod models;
+
+// The README's code blocks, compiled (and the runnable ones run) as doctests; those that
+// load model files need the `models` feature, which CI's `cargo test --features models`
+// turns on. Its Usage example is also this page's, which runs without features
+// (`kernels/tests/readme.rs` keeps the two identical).
+#[cfg(all(doctest, feature = "models"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
 
 pub use element::Element;
 /// The `half` crate, whose `f16` and `bf16` are this crate's half-precision types.
