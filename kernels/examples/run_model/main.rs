@@ -67,26 +67,26 @@ type Parsed = (PathBuf, PathBuf, ModelArgs);
 fn parse(args: impl Iterator<Item = String>) -> Result<Option<Parsed>, String> {
     let mut files = Vec::new();
     let mut m = ModelArgs::default();
-    let mut args = args.peekable();
+    // `--flag=value` is read as `--flag value`.
+    let mut args = args.flat_map(|a| match a.split_once('=') {
+        Some((f, v)) if f.starts_with("--") => vec![f.to_string(), v.to_string()],
+        _ => vec![a],
+    });
     while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--prefix" => m.prefix = Some(value("--prefix")?),
-            "--cell" => m.cell = Some(parse_cell(&value("--cell")?)?),
-            "--node" => m.node = Some(value("--node")?),
-            "--dtype" => m.dtype = Some(parse_dtype(&value("--dtype")?)?),
-            f if f.starts_with("--") => return Err(format!("unknown option {f}")),
-            _ => files.push(PathBuf::from(arg)),
+        if arg == "-h" || arg == "--help" {
+            return Ok(None);
+        }
+        if !arg.starts_with("--") {
+            files.push(PathBuf::from(arg));
+            continue;
+        }
+        let v = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+        match arg.as_str() {
+            "--prefix" => m.prefix = Some(v),
+            "--cell" => m.cell = Some(parse_cell(&v)?),
+            "--node" => m.node = Some(v),
+            "--dtype" => m.dtype = Some(parse_dtype(&v)?),
+            other => return Err(format!("unknown option {other}")),
         }
     }
     match <[PathBuf; 2]>::try_from(files) {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use rnn_kernels::half::{bf16, f16};
-use rnn_kernels::models::{Dtype, LoadOptions, OnnxModel, SafetensorsRnn};
+use rnn_kernels::models::{Dtype, LoadOptions, OnnxModel, OnnxRnn, SafetensorsRnn};
 use rnn_kernels::{
     CellKind, Element, Isa, PackedRnn, RnnActivation, SeqShape, SequenceInput, SequenceOutputMut,
     Workspace,
@@ -86,12 +86,7 @@ pub fn load(path: &Path, args: &ModelArgs) -> Result<Loaded, String> {
                 opts = opts.cell(c);
             }
             let m = SafetensorsRnn::open(path, &opts).map_err(fail)?;
-            let dtype = args.dtype.unwrap_or(m.dtype());
-            let rnn = match dtype {
-                Dtype::F16 => AnyRnn::F16(m.pack().map_err(fail)?),
-                Dtype::Bf16 => AnyRnn::Bf16(m.pack().map_err(fail)?),
-                _ => AnyRnn::F32(m.pack().map_err(fail)?),
-            };
+            let rnn = pack_any(&m, args.dtype.unwrap_or(m.dtype())).map_err(fail)?;
             let description = format!(
                 "safetensors module {:?} ({} tensors), {:?}, weights stored as {}",
                 m.prefix(),
@@ -108,11 +103,7 @@ pub fn load(path: &Path, args: &ModelArgs) -> Result<Loaded, String> {
                 None => m.single(),
             }
             .map_err(fail)?;
-            let rnn = match args.dtype.unwrap_or(Dtype::F32) {
-                Dtype::F16 => AnyRnn::F16(net.pack().map_err(fail)?),
-                Dtype::Bf16 => AnyRnn::Bf16(net.pack().map_err(fail)?),
-                _ => AnyRnn::F32(net.pack().map_err(fail)?),
-            };
+            let rnn = pack_any(net, args.dtype.unwrap_or(Dtype::F32)).map_err(fail)?;
             let description = format!(
                 "onnx nodes {:?} ({:?}, inputs {:?}, outputs {:?}), {:?}, weights stored as {}",
                 net.nodes(),
@@ -129,6 +120,32 @@ pub fn load(path: &Path, args: &ModelArgs) -> Result<Loaded, String> {
             path.display()
         )),
     }
+}
+
+/// A loaded model, packable with any weight type.
+trait Pack {
+    fn pack_as<W: Element>(&self) -> rnn_kernels::Result<PackedRnn<W>>;
+}
+
+impl Pack for SafetensorsRnn {
+    fn pack_as<W: Element>(&self) -> rnn_kernels::Result<PackedRnn<W>> {
+        self.pack()
+    }
+}
+
+impl Pack for OnnxRnn {
+    fn pack_as<W: Element>(&self) -> rnn_kernels::Result<PackedRnn<W>> {
+        self.pack()
+    }
+}
+
+/// Packs `m` with weights stored as `dtype` (f64 is not a storage type: f32).
+fn pack_any(m: &impl Pack, dtype: Dtype) -> rnn_kernels::Result<AnyRnn> {
+    Ok(match dtype {
+        Dtype::F16 => AnyRnn::F16(m.pack_as()?),
+        Dtype::Bf16 => AnyRnn::Bf16(m.pack_as()?),
+        _ => AnyRnn::F32(m.pack_as()?),
+    })
 }
 
 /// The outputs of one run, `f32`, in the case format's layouts.

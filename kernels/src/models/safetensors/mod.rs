@@ -254,13 +254,9 @@ struct Set<'a, S: Clone> {
 
 impl<S: Clone> Set<'_, S> {
     fn view(&self) -> LayerWeights<'_, S> {
-        LayerWeights {
-            w_ih: &self.w_ih,
-            w_hh: &self.w_hh,
-            b_ih: self.b_ih.as_deref(),
-            b_hh: self.b_hh.as_deref(),
-            w_hr: self.w_hr.as_deref(),
-            peephole: None,
-        }
+        let mut w = LayerWeights::new(&self.w_ih, &self.w_hh);
+        (w.b_ih, w.b_hh) = (self.b_ih.as_deref(), self.b_hh.as_deref());
+        w.w_hr = self.w_hr.as_deref();
+        w
     }
 }
