@@ -341,6 +341,7 @@ fn state_dict(tensors: &[(&str, StDtype, &[usize])]) -> Vec<u8> {
                     .flat_map(|_| rnn_kernels::half::f16::from_f32(v).to_le_bytes())
                     .collect(),
                 StDtype::I32 => (0..n).flat_map(|_| 1i32.to_le_bytes()).collect(),
+                StDtype::F64 => (0..n).flat_map(|_| f64::from(v).to_le_bytes()).collect(),
                 _ => (0..n).flat_map(|_| v.to_le_bytes()).collect(),
             }
         })
@@ -443,6 +444,17 @@ fn safetensors_tensor_errors_name_the_tensor() {
     let m = SafetensorsRnn::from_bytes(state_dict(&rnn), &LoadOptions::new().cell(relu))
         .expect("an RNN with its cell");
     assert_eq!(m.config().cell, relu);
+    // f64 tensors are read by rounding to f32 (exact for these values).
+    let f64s: Vec<(&str, StDtype, &[usize])> = vec![
+        ("weight_ih_l0", StDtype::F64, &[2, 3]),
+        ("weight_hh_l0", StDtype::F64, &[2, 2]),
+    ];
+    let m = SafetensorsRnn::from_bytes(state_dict(&f64s), &LoadOptions::new().cell(relu))
+        .expect("f64 tensors");
+    assert_eq!(m.dtype(), Dtype::F64);
+    let w = m.weights::<f32>().expect("weights");
+    assert_eq!((w[0].w_ih[0], w[0].w_hh[3]), (0.125, 0.25));
+    assert!(m.pack::<f32>().is_ok());
 }
 
 /// f16 weights packed as f32 (exact widening) and as f16 (no rounding) give the same
