@@ -12,7 +12,7 @@
 //!
 //! fn main() -> Result<(), rnn_kernels::Error> {
 //!     // A 2-layer bidirectional PyTorch-style LSTM: I = 80, H = 256.
-//!     let cfg = RnnConfig::new(CellKind::Lstm { peephole: false, proj_size: None }, 80, 256)
+//!     let cfg = RnnConfig::new(CellKind::LSTM, 80, 256)
 //!         .with_layers(2)
 //!         .with_direction(Direction::Bidirectional);
 //!

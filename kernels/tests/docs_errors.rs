@@ -33,13 +33,7 @@ fn quoted_messages() -> Vec<(String, bool)> {
 
 /// The errors the core table describes, produced by real calls.
 fn core_messages() -> Vec<String> {
-    let cfg = RnnConfig::new(
-        CellKind::Gru {
-            linear_before_reset: true,
-        },
-        3,
-        2,
-    );
+    let cfg = RnnConfig::new(CellKind::GRU, 3, 2);
     let (w_ih, w_hh) = (vec![0.1f32; 6 * 3], vec![0.1f32; 6 * 2]);
     let rnn = PackedRnn::from_pytorch(&cfg, &[rnn_kernels::LayerWeights::new(&w_ih, &w_hh)])
         .expect("valid weights");

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use rnn_kernels::models::{Dtype, LoadOptions, OnnxModel, SafetensorsRnn};
 use rnn_kernels::{
-    CellKind, Direction, Error, Isa, PackedRnn, RnnActivation, RnnConfig, SeqShape, SequenceInput,
+    CellKind, Direction, Error, Isa, LstmVariant, PackedRnn, RnnConfig, SeqShape, SequenceInput,
     SequenceOutputMut, TensorLayout, Workspace,
 };
 use safetensors::tensor::{Dtype as StDtype, TensorView};
@@ -149,10 +149,11 @@ fn pytorch_onnx_exports_load_as_one_stacked_network() {
     assert_eq!(net.config().clip, Some(0.8));
     assert!(matches!(
         net.config().cell,
-        CellKind::Lstm {
+        CellKind::Lstm(LstmVariant {
             peephole: true,
-            proj_size: None
-        }
+            proj_size: None,
+            ..
+        })
     ));
 }
 
@@ -251,10 +252,10 @@ fn safetensors_infers_the_configuration() {
     assert_eq!(
         *enc.config(),
         RnnConfig::new(
-            CellKind::Lstm {
-                peephole: false,
-                proj_size: Some(3)
-            },
+            CellKind::Lstm(LstmVariant {
+                proj_size: Some(3),
+                ..Default::default()
+            }),
             5,
             6
         )
@@ -269,12 +270,7 @@ fn safetensors_infers_the_configuration() {
     );
     let bf16 = load_st("gru_bf16_bidir.safetensors", &LoadOptions::new()).expect("bf16");
     assert_eq!(bf16.dtype(), Dtype::Bf16);
-    assert!(matches!(
-        bf16.config().cell,
-        CellKind::Gru {
-            linear_before_reset: true
-        }
-    ));
+    assert!(matches!(bf16.config().cell, CellKind::GRU));
     // A given config is checked field by field, and its clip kept.
     let want = *enc.config();
     let opts = LoadOptions::new()
@@ -313,10 +309,7 @@ fn safetensors_errors_name_what_is_missing() {
     );
     let gru_as_lstm = LoadOptions::new()
         .prefix("decoder.rnn.")
-        .cell(CellKind::Lstm {
-            peephole: false,
-            proj_size: None,
-        });
+        .cell(CellKind::LSTM);
     let err = load_st("encoder_decoder.safetensors", &gru_as_lstm).expect_err("GRU weights");
     assert_eq!(err.arg(), "cell");
     let err = SafetensorsRnn::from_bytes(vec![1, 2, 3], &LoadOptions::new()).expect_err("garbage");
@@ -408,7 +401,7 @@ fn safetensors_tensor_errors_name_the_tensor() {
         ("bias_hh_l0", F32, &[8]),
     ];
     let ok = SafetensorsRnn::from_bytes(state_dict(&good), &LoadOptions::new()).expect("good");
-    assert!(matches!(ok.config().cell, CellKind::Lstm { .. }));
+    assert!(matches!(ok.config().cell, CellKind::Lstm(_)));
     let expect_err = |tensors: Vec<(&str, StDtype, &[usize])>, arg: &str| {
         let err =
             SafetensorsRnn::from_bytes(state_dict(&tensors), &LoadOptions::new()).expect_err(arg);
@@ -438,9 +431,7 @@ fn safetensors_tensor_errors_name_the_tensor() {
         ("weight_ih_l0", F32, &[2, 3]),
         ("weight_hh_l0", F32, &[2, 2]),
     ];
-    let relu = CellKind::Rnn {
-        activation: RnnActivation::Relu,
-    };
+    let relu = CellKind::RNN_RELU;
     let m = SafetensorsRnn::from_bytes(state_dict(&rnn), &LoadOptions::new().cell(relu))
         .expect("an RNN with its cell");
     assert_eq!(m.config().cell, relu);

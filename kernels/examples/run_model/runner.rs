@@ -6,8 +6,7 @@ use std::path::Path;
 use rnn_kernels::half::{bf16, f16};
 use rnn_kernels::models::{Dtype, LoadOptions, OnnxModel, OnnxRnn, SafetensorsRnn};
 use rnn_kernels::{
-    CellKind, Element, Isa, PackedRnn, RnnActivation, SeqShape, SequenceInput, SequenceOutputMut,
-    Workspace,
+    CellKind, Element, Isa, PackedRnn, SeqShape, SequenceInput, SequenceOutputMut, Workspace,
 };
 
 use crate::case::Case;
@@ -28,19 +27,10 @@ pub struct ModelArgs {
 /// `lstm`, `gru`, `rnn-tanh` or `rnn-relu` (PyTorch's variants).
 pub fn parse_cell(s: &str) -> Result<CellKind, String> {
     Ok(match s {
-        "lstm" => CellKind::Lstm {
-            peephole: false,
-            proj_size: None,
-        },
-        "gru" => CellKind::Gru {
-            linear_before_reset: true,
-        },
-        "rnn-tanh" => CellKind::Rnn {
-            activation: RnnActivation::Tanh,
-        },
-        "rnn-relu" => CellKind::Rnn {
-            activation: RnnActivation::Relu,
-        },
+        "lstm" => CellKind::LSTM,
+        "gru" => CellKind::GRU,
+        "rnn-tanh" => CellKind::RNN_TANH,
+        "rnn-relu" => CellKind::RNN_RELU,
         other => {
             return Err(format!(
                 "--cell: expected lstm, gru, rnn-tanh or rnn-relu, got {other:?}"
@@ -229,6 +219,7 @@ fn run<W: Element>(rnn: &PackedRnn<W>, case: &Case) -> Result<Outputs, String> {
         h0: h0.as_deref(),
         c0: c0.as_deref(),
         seq_lens: case.seq_lens.as_deref(),
+        attention: None,
     };
     let mut out = Outputs {
         y: vec![0.0; dims.y],

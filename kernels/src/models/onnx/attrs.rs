@@ -6,7 +6,7 @@
 use super::graph::op;
 use super::proto::{AttributeProto, NodeProto};
 use crate::models::invalid;
-use crate::{CellKind, Direction, Result, RnnActivation, TensorLayout};
+use crate::{CellKind, Direction, Result, RnnActivation, RnnVariant, TensorLayout};
 
 /// The three recurrent operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,17 +72,10 @@ pub(super) fn parse(op: Op, n: &NodeProto, who: &str) -> Result<Attrs> {
         layout: TensorLayout::TimeMajor,
         clip: None,
         cell: match op {
-            Op::Lstm => CellKind::Lstm {
-                peephole: false,
-                proj_size: None,
-            },
+            Op::Lstm => CellKind::LSTM,
             // ONNX's default is the original form (reset before the product).
-            Op::Gru => CellKind::Gru {
-                linear_before_reset: false,
-            },
-            Op::Rnn => CellKind::Rnn {
-                activation: RnnActivation::Tanh,
-            },
+            Op::Gru => CellKind::GRU_ONNX,
+            Op::Rnn => CellKind::RNN_TANH,
         },
     };
     let mut activations: Option<Vec<String>> = None;
@@ -119,12 +112,10 @@ pub(super) fn parse(op: Op, n: &NodeProto, who: &str) -> Result<Attrs> {
                 )
             }
             (Op::Gru, "linear_before_reset") => {
-                out.cell = CellKind::Gru {
-                    linear_before_reset: match a.i {
-                        Some(0) => false,
-                        Some(1) => true,
-                        _ => return Err(invalid(&arg, "0 or 1", show(a))),
-                    },
+                out.cell = match a.i {
+                    Some(0) => CellKind::GRU_ONNX,
+                    Some(1) => CellKind::GRU,
+                    _ => return Err(invalid(&arg, "0 or 1", show(a))),
                 }
             }
             (Op::Lstm, "input_forget") => {
@@ -202,7 +193,7 @@ fn check_activations(
                         .to_string(),
                 ));
             };
-            Ok(CellKind::Rnn { activation })
+            Ok(CellKind::Rnn(RnnVariant { activation }))
         }
         Op::Lstm | Op::Gru => {
             let default = op.default_activations();
@@ -290,23 +281,13 @@ mod tests {
     #[test]
     fn defaults_follow_onnx() {
         let a = parse(Op::Gru, &node("GRU", vec![]), "GRU node").unwrap();
-        assert_eq!(
-            a.cell,
-            CellKind::Gru {
-                linear_before_reset: false
-            }
-        );
+        assert_eq!(a.cell, CellKind::GRU_ONNX);
         assert_eq!(
             (a.direction, a.layout, a.clip, a.hidden_size),
             (Direction::Forward, TensorLayout::TimeMajor, None, None)
         );
         let a = parse(Op::Rnn, &node("RNN", vec![]), "RNN node").unwrap();
-        assert_eq!(
-            a.cell,
-            CellKind::Rnn {
-                activation: RnnActivation::Tanh
-            }
-        );
+        assert_eq!(a.cell, CellKind::RNN_TANH);
     }
 
     #[test]
@@ -321,12 +302,7 @@ mod tests {
             ],
         );
         let a = parse(Op::Rnn, &n, "RNN node").unwrap();
-        assert_eq!(
-            a.cell,
-            CellKind::Rnn {
-                activation: RnnActivation::Relu
-            }
-        );
+        assert_eq!(a.cell, CellKind::RNN_RELU);
         assert_eq!(
             (a.direction, a.layout, a.hidden_size),
             (Direction::Bidirectional, TensorLayout::BatchMajor, Some(7))

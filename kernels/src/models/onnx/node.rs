@@ -6,7 +6,8 @@ use super::graph::{dims, Graph};
 use super::proto::NodeProto;
 use crate::models::invalid;
 use crate::{
-    import_onnx, CellKind, Error, OnnxWeights, OwnedLayerWeights, Result, RnnConfig, TensorLayout,
+    import_onnx, CellKind, Error, LstmVariant, OnnxWeights, OwnedLayerWeights, Result, RnnConfig,
+    TensorLayout,
 };
 
 /// Where an initial state comes from.
@@ -179,10 +180,7 @@ fn config(who: &str, attrs: &Attrs, w: &[usize], r: &[usize], peephole: bool) ->
         ));
     }
     let cell = match attrs.cell {
-        CellKind::Lstm { proj_size, .. } => CellKind::Lstm {
-            peephole,
-            proj_size,
-        },
+        CellKind::Lstm(v) => CellKind::Lstm(LstmVariant { peephole, ..v }),
         c => c,
     };
     let cfg = RnnConfig::new(cell, w[2], hidden)

@@ -6,7 +6,7 @@ use ::safetensors::tensor::SafeTensors;
 use super::names::ParamNames;
 use super::LoadOptions;
 use crate::models::invalid;
-use crate::{CellKind, Direction, Result, RnnActivation, RnnConfig};
+use crate::{CellKind, Direction, LstmVariant, Result, RnnConfig};
 
 /// What the names and the layer-0 shapes say.
 pub(super) struct Found {
@@ -78,16 +78,12 @@ impl Found {
             0
         };
         let inferred = match gates {
-            4 => CellKind::Lstm {
-                peephole: false,
+            4 => CellKind::Lstm(LstmVariant {
                 proj_size: proj,
-            },
-            3 if proj.is_none() => CellKind::Gru {
-                linear_before_reset: true,
-            },
-            1 if proj.is_none() => CellKind::Rnn {
-                activation: RnnActivation::Tanh,
-            },
+                ..Default::default()
+            }),
+            3 if proj.is_none() => CellKind::GRU,
+            1 if proj.is_none() => CellKind::RNN_TANH,
             _ => {
                 return Err(invalid(
                     hh_name.as_str(),
@@ -99,7 +95,7 @@ impl Found {
             }
         };
         let cell = match (opts.cell, inferred) {
-            (None, CellKind::Rnn { .. }) => {
+            (None, CellKind::Rnn(_)) => {
                 return Err(invalid(
                     "cell",
                     "the nonlinearity of this nn.RNN, which its weights do not record: \
@@ -139,12 +135,12 @@ impl Found {
 /// PyTorch modules have no peephole, and only an LSTM has a projection.
 fn check_cell_variant(cell: CellKind, proj: Option<usize>) -> Result<()> {
     match cell {
-        CellKind::Lstm { peephole: true, .. } => Err(invalid(
+        CellKind::Lstm(v) if v.peephole => Err(invalid(
             "cell",
             "an LSTM without peephole (a PyTorch state_dict has no peephole weights)",
             "peephole: true",
         )),
-        CellKind::Lstm { proj_size, .. } if proj_size != proj => Err(invalid(
+        CellKind::Lstm(LstmVariant { proj_size, .. }) if proj_size != proj => Err(invalid(
             "cell",
             format!("proj_size {proj:?} (from weight_hr_l0)"),
             format!("{proj_size:?}"),

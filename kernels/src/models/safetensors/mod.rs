@@ -19,10 +19,10 @@ use crate::{CellKind, Element, LayerWeights, OwnedLayerWeights, PackedRnn, Resul
 ///
 /// ```
 /// use rnn_kernels::models::LoadOptions;
-/// use rnn_kernels::{CellKind, RnnActivation};
+/// use rnn_kernels::CellKind;
 /// let opts = LoadOptions::new()
 ///     .prefix("encoder.rnn.")
-///     .cell(CellKind::Rnn { activation: RnnActivation::Relu });
+///     .cell(CellKind::RNN_RELU);
 /// # let _ = opts;
 /// ```
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -187,14 +187,7 @@ impl SafetensorsRnn {
             .map(|k| {
                 let set = self.set::<f32>(&st, k)?;
                 let conv = |v: &[f32]| v.iter().map(|&x| T::from_f32(x)).collect::<Vec<T>>();
-                Ok(OwnedLayerWeights {
-                    w_ih: conv(&set.w_ih),
-                    w_hh: conv(&set.w_hh),
-                    b_ih: set.b_ih.as_deref().map(conv),
-                    b_hh: set.b_hh.as_deref().map(conv),
-                    w_hr: set.w_hr.as_deref().map(conv),
-                    peephole: None,
-                })
+                Ok(set.view().map(conv))
             })
             .collect()
     }
