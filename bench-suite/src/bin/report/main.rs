@@ -1,0 +1,247 @@
+//! `report`: one command that times the rnn-kernels forward pass on the bench-suite
+//! shapes and prints, per cell, configuration and element type, ms per sequence, the
+//! speedup of half precision over the crate's own f32, GFLOP/s, % of the measured FMA
+//! peak, speedups over the reference and the unfused baseline, and the max error
+//! against the reference.
+//!
+//! ```text
+//! cargo run --release -p rnn-bench-suite --bin report -- [--quick] [--threads N]
+//!     [--isa avx512bf16|avx512|avx2|portable] [--dtype f32,f16,bf16] [--cells lstm,gru,rnn]
+//!     [--configs BxHxIxT,...] [--json]
+//! ```
+//!
+//! The path measured is `--isa`, else `RNN_KERNELS_ISA` (as for the kernels' own
+//! default), else the best this CPU has; the header line names it. An unknown or
+//! unavailable name in either is an error (exit status 2), never a silent fallback.
+//!
+//! `--dtype f16` / `bf16`: weights (and biases) stored in the half type, `x` converted
+//! to it once before timing, `y` written in it. Several dtypes run f32 first, so half
+//! rows get their `× f32` speedup from the same run.
+//!
+//! With `--json`, stdout carries only JSON lines (keys `impl`, `isa`, `dtype`, `cell`,
+//! `batch`, `hidden`, `input`, `steps`, `threads`, `s_per_seq`, `gflops`, plus
+//! `max_err` and `speedup_vs_f32`, `null` unless f32 ran too); progress goes to
+//! stderr.
+
+mod kernels;
+mod measure;
+mod options;
+mod output;
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use rnn_bench_suite::fma_peak_gflops;
+
+use measure::{measure, measure_baseline, Effort};
+use options::{parse_args, Dtype, Opts, USAGE};
+use output::{json_line, table_row, TABLE_HEADER};
+
+fn run(o: &Opts) -> Result<(), String> {
+    let e = Effort::new(o.quick);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(o.threads)
+        .build()
+        .map_err(|e| format!("thread pool: {e}"))?;
+    let started = Instant::now();
+    let progress = |msg: &str| {
+        if o.json {
+            eprintln!("[report] {msg}");
+        }
+    };
+    let dtypes: Vec<&str> = o.dtypes.iter().map(|d| d.name()).collect();
+    let half = o.dtypes.iter().any(|&d| d != Dtype::F32);
+
+    let per_core = fma_peak_gflops(o.isa, e.probe)
+        .ok_or_else(|| format!("FMA probe: {} unavailable on this CPU", o.isa))?;
+    let peak = per_core * o.threads as f64;
+    let mut head = String::new();
+    let _ = writeln!(
+        head,
+        "rnn-kernels report: dtype {}, isa {}, {} thread(s){}",
+        dtypes.join(","),
+        o.isa,
+        o.threads,
+        if o.quick { ", --quick" } else { "" }
+    );
+    let _ = writeln!(
+        head,
+        "FMA peak ({}, measured): {per_core:.1} GFLOP/s per core × {} thread(s) = {peak:.1} GFLOP/s",
+        o.isa, o.threads
+    );
+    if half {
+        let _ = writeln!(
+            head,
+            "f16/bf16 rows: weights and biases stored in the half type, x converted to it once \
+             before timing, y written in it\n(f32 arithmetic inside). Their max err is against \
+             the f32 reference run on the same half-rounded weights, biases and\ninputs, so it \
+             includes the final rounding of y (up to |y|·2^-11 for f16, |y|·2^-8 for bf16) plus \
+             the f32 compute error.\n× f32: the f32 row's time ÷ this row's time (> 1: faster \
+             than the crate's own f32). × ref / × unfused: against the f32 reference / baseline."
+        );
+    }
+    if o.json {
+        eprint!("{head}");
+    } else {
+        print!("{head}");
+        println!();
+    }
+
+    let stdout = std::io::stdout();
+    let mut rows = Vec::new();
+    for &cell in &o.cells {
+        if !o.json {
+            println!("{TABLE_HEADER}");
+            println!("{}", "-".repeat(TABLE_HEADER.chars().count()));
+        }
+        for &shape in &o.configs {
+            progress(&format!("{} {} baselines ...", cell.name(), shape.label()));
+            let base = pool.install(|| measure_baseline(&e, cell, shape))?;
+            let mut f32_s = None;
+            for &dtype in &o.dtypes {
+                progress(&format!(
+                    "{} {} {} ...",
+                    cell.name(),
+                    shape.label(),
+                    dtype.name()
+                ));
+                let mut r = pool.install(|| measure(o, &e, &base, dtype))?;
+                if dtype == Dtype::F32 {
+                    f32_s = Some(r.s_per_seq);
+                } else {
+                    r.vs_f32 = f32_s.map(|f| f / r.s_per_seq);
+                }
+                let line = if o.json {
+                    json_line(o, &r)
+                } else {
+                    table_row(&r, peak)
+                };
+                let mut out = stdout.lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+                progress(&format!(
+                    "{} {} {}: {:.3} ms/seq, {:.1} GFLOP/s, max err {:.1e}",
+                    cell.name(),
+                    shape.label(),
+                    dtype.name(),
+                    r.s_per_seq * 1e3,
+                    r.gflops,
+                    r.max_err
+                ));
+                rows.push(r);
+            }
+        }
+        if !o.json {
+            println!();
+        }
+    }
+
+    let k = rows.iter().map(|r| r.ref_steps).max().unwrap_or(0);
+    let notes = format!(
+        "ms/seq: median over runs (min {} runs / {:.1} s per case). GFLOP/s: 2·T·B·G·H·(I+H) / time.\n\
+         % peak: of the measured {} FMA peak × threads above.\n\
+         × ref: the naive reference crate (f32), timed on the first {k} steps only (it is very \
+         slow) and scaled by T/{k}.\n\
+         × unfused: matrixmultiply sgemm X·W_ihᵀ + per-step sgemm h·W_hhᵀ + scalar gate pass \
+         (candle/burn-style, f32), columns split over the same {} thread(s).\n\
+         max err: max |y - y_ref| over the first {k} steps, same inputs{}.\n\
+         total time {:.1} s",
+        e.kernel.min_runs,
+        e.kernel.min_time.as_secs_f64(),
+        o.isa,
+        o.threads,
+        if half {
+            " (half rows: reference on the half-rounded weights and inputs, see the header)"
+        } else {
+            ""
+        },
+        started.elapsed().as_secs_f64()
+    );
+    if o.json {
+        eprintln!("{notes}");
+    } else {
+        println!("{notes}");
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let opts = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("report: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("report: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rnn_bench_suite::{max_abs_diff, BenchConfig, Cell, Problem};
+    use rnn_kernels::Isa;
+
+    use crate::kernels::{build_kernels, reference_on};
+    use crate::options::{parse_args, resolve_isa, Dtype};
+
+    fn dtypes(args: &[&str]) -> Result<Vec<Dtype>, String> {
+        parse_args(args.iter().map(|s| s.to_string())).map(|o| o.unwrap().dtypes)
+    }
+
+    #[test]
+    fn dtype_lists_parse_sorted_f32_first() {
+        assert_eq!(dtypes(&[]).unwrap(), [Dtype::F32]);
+        assert_eq!(dtypes(&["--dtype=bf16"]).unwrap(), [Dtype::Bf16]);
+        assert_eq!(
+            dtypes(&["--dtype", "bf16,f16,f32,bf16"]).unwrap(),
+            [Dtype::F32, Dtype::F16, Dtype::Bf16]
+        );
+        assert!(dtypes(&["--dtype", "f32,f64"]).is_err());
+        assert!(dtypes(&["--dtype", ","]).is_err());
+    }
+
+    #[test]
+    fn isa_from_flag_then_environment_then_best() {
+        assert_eq!(resolve_isa(None, None), Ok(Isa::best()));
+        assert_eq!(resolve_isa(None, Some("")), Ok(Isa::best()));
+        assert_eq!(resolve_isa(None, Some("portable")), Ok(Isa::Portable));
+        assert_eq!(
+            resolve_isa(Some(Isa::Portable), Some(Isa::best().name())),
+            Ok(Isa::Portable)
+        );
+        let bogus = resolve_isa(None, Some("bogus")).unwrap_err();
+        assert!(
+            bogus.starts_with("RNN_KERNELS_ISA=bogus: instruction set `bogus`"),
+            "{bogus}"
+        );
+        assert!(resolve_isa(Some(Isa::Portable), Some("bogus")).is_err());
+        if let Some(missing) = Isa::ALL.iter().find(|i| !i.is_available()) {
+            let e = resolve_isa(None, Some(missing.name())).unwrap_err();
+            assert!(e.contains("unavailable"), "{e}");
+        }
+    }
+
+    #[test]
+    fn half_kernels_match_the_rounded_reference() {
+        let p = Problem::new(Cell::Gru, BenchConfig::new(2, 24, 8, 3));
+        for (dtype, tol) in [(Dtype::F32, 1e-5), (Dtype::F16, 2e-3), (Dtype::Bf16, 1e-2)] {
+            let mut k = build_kernels(dtype, &p, Isa::best()).unwrap();
+            k.run(3).unwrap();
+            let want = reference_on(dtype, &p, 3).unwrap();
+            let err = max_abs_diff(&k.output(3), &want);
+            assert!(err < tol, "{}: {err}", dtype.name());
+        }
+    }
+}
