@@ -58,16 +58,16 @@ unsafe fn tile_groups<V: V16, W: Storage, const MR: usize, const NP: usize, cons
     panel: *const W,
 ) -> [[V; NP]; MR] {
     // SAFETY: the caller guarantees the ISA; `zero` reads no memory.
-    let zero = unsafe { V::zero() };
-    let mut out = [[zero; NP]; MR];
+    let mut out = [[unsafe { V::zero() }; NP]; MR];
     let mut g0 = 0;
     while g0 + GS <= NP {
-        let mut acc = [[zero; GS]; MR];
+        // SAFETY: as above.
+        let mut acc = [[unsafe { V::zero() }; GS]; MR];
         for p in 0..k {
             // SAFETY: `p < k`; vectors g0..g0+GS of panel row `p`; rows valid for `k`.
             unsafe {
                 let w = panel.add(p * NP * LANES);
-                let mut wv = [zero; GS];
+                let mut wv = [V::zero(); GS];
                 for (j, v) in wv.iter_mut().enumerate() {
                     *v = W::load_vec::<V>(w, g0 + j, NP);
                 }
@@ -80,7 +80,13 @@ unsafe fn tile_groups<V: V16, W: Storage, const MR: usize, const NP: usize, cons
             }
         }
         for i in 0..MR {
-            out[i][g0..g0 + GS].copy_from_slice(&acc[i]);
+            for j in 0..GS {
+                // A volatile store: the finished group must leave the registers now.
+                // Kept in registers (LLVM promotes `out` to them), the earlier groups'
+                // sums crowd the next group's accumulators and the AVX2 loop spills.
+                // SAFETY: `out[i][g0 + j]` is a valid, aligned local.
+                unsafe { std::ptr::write_volatile(&mut out[i][g0 + j], acc[i][j]) };
+            }
         }
         g0 += GS;
     }
