@@ -93,6 +93,11 @@ def parse_args(argv=None):
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
                    help="before each case, wait up to SECONDS for other processes to use < 0.25 cores "
                         "(default 0: do not wait)")
+    p.add_argument("--max-isa", choices=["avx2"], default=None,
+                   help="restrict torch to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, MKL_ENABLE_INSTRUCTIONS=AVX2, "
+                        "ATEN_CPU_CAPABILITY=avx2), to judge the kernels' avx2 path on an AVX-512 machine. "
+                        "ONNX Runtime has no such switch (MLAS picks its kernels from CPUID), so it is "
+                        "skipped unless --impl names it, and its rows then say 'unrestricted'")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-check", action="store_true", help="skip the torch-vs-ORT self-check")
     a = p.parse_args(argv)
@@ -101,6 +106,8 @@ def parse_args(argv=None):
     a.cells = parse_list(a.cells, ALL_CELLS, "cell")
     a.dtype = parse_list(a.dtype, ALL_DTYPES, "dtype")
     a.impl = parse_list(a.impl, ALL_IMPLS, "impl")
+    if a.max_isa and "--impl" not in " ".join(argv if argv is not None else sys.argv):
+        a.impl = ["torch"]
     if a.shapes:
         a.shapes = parse_shapes(a.shapes)
     else:
@@ -119,6 +126,11 @@ ARGS = parse_args()
 # Thread counts must be in the environment before torch / numpy load OpenMP / MKL.
 for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
+# So must the ISA limits: oneDNN and MKL read them once, when they first dispatch.
+if ARGS.max_isa == "avx2":
+    os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
+    os.environ["MKL_ENABLE_INSTRUCTIONS"] = "AVX2"
+    os.environ["ATEN_CPU_CAPABILITY"] = "avx2"
 
 import numpy as np  # noqa: E402
 
@@ -389,6 +401,8 @@ def main(args):
                 continue
             for cell in args.cells:
                 isa = torch_isa(cell, TORCH_DTYPES[dtype]) if impl == "torch" else "mlas"
+                if impl == "onnxruntime" and args.max_isa:
+                    isa = "mlas/unrestricted"
                 for (b, h, i, t) in args.shapes:
                     if args.wait_idle > 0:
                         wait_idle(args.wait_idle)
