@@ -8,10 +8,13 @@
 //!
 //! - [`step`]: one time step of one cell for a batch;
 //! - [`forward`]: a whole sequence through every layer and direction;
+//! - [`backward`]: backpropagation through time, the gradients of every parameter,
+//!   the input and the initial states;
 //! - [`import_onnx`] / [`export_onnx`]: ONNX weight layout to and from PyTorch layout.
 
 #![warn(missing_docs)]
 
+mod backward;
 mod cell;
 mod cell_kind;
 mod error;
@@ -23,6 +26,7 @@ mod weights;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use backward::{backward, Gradients, OutputGrads};
 pub use cell::{step, StepOutput};
 pub use real::Real;
 pub use sequence::{forward, SequenceInput, SequenceOutput};

@@ -13,7 +13,8 @@
 //! - [`mod@tolerance`]: the derived bound every kernel path is held to
 //!   ([`tolerance()`]);
 //! - [`mod@compare`]: element-wise comparison against the reference and IEEE classes;
-//! - [`mod@golden`]: the golden-vector loader and runner;
+//! - [`mod@golden`]: the golden-vector loader and runner (gradients included);
+//! - [`mod@gradcheck`]: gradients by central finite differences of the f64 forward;
 //! - [`mod@fixture`]: fixed, non-random weights and inputs;
 //! - [`mod@errors`]: assertions on the errors of the bad-input contract;
 //! - [`mod@convert`]: `f32` / `f64` conversions of values and weight sets.
@@ -23,6 +24,7 @@ pub mod convert;
 pub mod errors;
 pub mod fixture;
 pub mod golden;
+pub mod gradcheck;
 pub mod oracle;
 pub mod problem;
 pub mod rng;
