@@ -39,10 +39,19 @@ fn gate_grad<T: Real>(d: T, pre: T, a: T, act: Act, clip: Option<T>) -> T {
     }
 }
 
-/// The gradients of one row's step that leave the cell: `d h_{t-1}` and `d c_{t-1}`.
+/// The gradients of one row's step that leave the cell: `d h_{t-1}` and `d c_{t-1}`;
+/// and, for the test kit's error bound, the largest gate gradient (input and recurrent
+/// side) and the largest intermediate gradient (`∂m`, `∂c'`, `∂(r ⊙ h)`).
 pub(crate) struct StateGrads<T> {
     pub(crate) dh: Vec<T>,
     pub(crate) dc: Vec<T>,
+    pub(crate) max_gate: f64,
+    pub(crate) max_inner: f64,
+}
+
+/// Largest |v|.
+fn max_abs<T: Real>(v: &[T]) -> f64 {
+    v.iter().fold(0.0, |m, x| m.max(x.to_f64().abs()))
 }
 
 /// Back-propagates one recorded row step `s` of `cfg.cell` (a one-layer config whose
@@ -68,6 +77,8 @@ pub(crate) fn row_backward<T: Real>(
     let mut out = StateGrads {
         dh: vec![T::ZERO; s.h.len()],
         dc: vec![T::ZERO; s.c.len()],
+        max_gate: 0.0,
+        max_inner: 0.0,
     };
     match cfg.cell {
         CellKind::Rnn(RnnVariant { activation }) => {
@@ -97,6 +108,7 @@ pub(crate) fn row_backward<T: Real>(
                 }
                 None => dh.to_vec(),
             };
+            out.max_inner = max_abs(&dm);
             let p = |k: usize, j: usize| w.peephole.map_or(T::ZERO, |p| p[k * hid + j]);
             for j in 0..hid {
                 let (ri, rf, rg, ro) = (j, hid + j, 2 * hid + j, 3 * hid + j);
@@ -106,6 +118,7 @@ pub(crate) fn row_backward<T: Real>(
                 // m = o ⊙ tanh(c'); o sees c' through its peephole.
                 let d_o = gate_grad(dm[j] * tc, s.pre[ro], o, Act::Sigmoid, cl);
                 let dcn = dc[j] + dm[j] * o * (T::ONE - tc * tc) + d_o * p(2, j);
+                out.max_inner = out.max_inner.max(dcn.to_f64().abs());
                 // c' = f ⊙ c + i ⊙ g; i and f see c through their peepholes.
                 let d_i = gate_grad(dcn * gg, s.pre[ri], i, Act::Sigmoid, cl);
                 let d_f = gate_grad(dcn * c_old, s.pre[rf], f, Act::Sigmoid, cl);
@@ -147,6 +160,7 @@ pub(crate) fn row_backward<T: Real>(
                 // pre_n = x part + W_hn (r ⊙ h) + b_hn: the product's input is r ⊙ h.
                 let rows = 2 * hid..3 * hid;
                 let d_rh = recurrent(w, g, rows, &s.m, &d_h);
+                out.max_inner = max_abs(&d_rh);
                 for j in 0..hid {
                     dr[j] = d_rh[j] * s.h[j];
                     out.dh[j] += d_rh[j] * s.act[j];
@@ -164,12 +178,14 @@ pub(crate) fn row_backward<T: Real>(
                 add(&mut out.dh, &d);
             }
             input_side(w, g, &s.x, &d_x, dx);
+            out.max_gate = max_abs(&d_x).max(max_abs(&d_h));
             return out;
         }
     }
     let d = recurrent(w, g, 0..n, &s.h, &d_h);
     add(&mut out.dh, &d);
     input_side(w, g, &s.x, &d_x, dx);
+    out.max_gate = max_abs(&d_x).max(max_abs(&d_h));
     out
 }
 
