@@ -153,7 +153,7 @@ fn zeros_like<T: Real>(w: &LayerWeights<'_, T>) -> OwnedLayerWeights<T> {
 /// let g = backward(&cfg, &w, SeqShape::new(3, 1), SequenceInput::new(&x),
 ///     OutputGrads::new(&[0.0, 0.0, 0.0]).with_dh_n(&[1.0])).unwrap();
 /// assert_eq!(g.dx, vec![2.0, 2.0, 2.0]);
-/// assert_eq!(g.weights[0].w_ih, vec![12.0]); // Σ x_t
+/// assert_eq!(g.weights[0].w_ih, vec![6.0]); // Σ x_t
 /// assert_eq!(g.weights[0].w_hh, vec![8.0]); // Σ h_{t-1} = 0 + 2 + 6
 /// assert_eq!(g.dh0, vec![1.0]);
 /// ```
