@@ -37,6 +37,6 @@ pub use spec::{
     check_len, check_seq_lens, Direction, RnnConfig, SeqDims, SeqShape, TensorLayout, WeightLens,
 };
 pub use weights::{
-    check_weights, export_onnx, import_onnx, views, LayerWeights, OnnxWeights, OwnedLayerWeights,
-    OwnedOnnxWeights,
+    check_weights, export_onnx, import_onnx, onnx_gate_source, views, LayerWeights, OnnxWeights,
+    OwnedLayerWeights, OwnedOnnxWeights, ONNX_PEEPHOLE_SOURCE,
 };

@@ -170,6 +170,7 @@ pub fn backward<T: Real>(
 /// The largest magnitudes one layer's backward met (over directions, steps and rows),
 /// for the test kit's error bound.
 #[derive(Clone, Copy, Debug, Default)]
+#[cfg_attr(not(feature = "testkit"), allow(dead_code))]
 pub struct LayerMaxima {
     /// `∂L/∂h_t`, `dy` included.
     pub dh: f64,
