@@ -8,7 +8,8 @@ mod common;
 
 use common::train::{try_train, Trained, Upstream};
 use proptest::prelude::*;
-use rnn_kernels::{Activations, Isa, TrainingWorkspace};
+use rnn_kernels::half;
+use rnn_kernels::{Activations, Element, Isa, TrainingWorkspace};
 use rnn_reference::testkit::golden::named_parts;
 use rnn_reference::testkit::oracle::kink_margin_f64;
 use rnn_reference::testkit::{
@@ -191,4 +192,53 @@ fn bound_is_far_below_the_gradients() {
         "the bound is too loose to catch a bug: median {median:e}, worst {worst:e}"
     );
     assert!(used > 1e-6, "the errors use {used:e} of the bound");
+}
+
+/// `problem` with the weight matrices rounded to `W` and the inputs and upstream
+/// gradients to `T` (biases and peepholes stay f32): exactly what a training step with
+/// weights stored as `W` and tensors in `T` computes on.
+fn rounded<W: Element, T: Element>(p: &Problem, up: &Upstream) -> (Problem, Upstream) {
+    let via_w = |v: &mut Vec<f32>| v.iter_mut().for_each(|x| *x = W::from_f32(*x).to_f32());
+    let via_t = |v: &mut Vec<f32>| v.iter_mut().for_each(|x| *x = T::from_f32(*x).to_f32());
+    let mut q = p.clone();
+    for w in &mut q.weights {
+        via_w(&mut w.w_ih);
+        via_w(&mut w.w_hh);
+        w.w_hr.iter_mut().for_each(via_w);
+    }
+    via_t(&mut q.x);
+    q.h0.iter_mut().for_each(via_t);
+    q.c0.iter_mut().for_each(via_t);
+    let mut u = up.clone();
+    via_t(&mut u.dy);
+    u.dh_n.iter_mut().for_each(via_t);
+    u.dc_n.iter_mut().for_each(via_t);
+    (q, u)
+}
+
+/// Half-precision weights (and tensors): `f32` gradients of the half-rounded network,
+/// within the same bound as `f32` (the rounding happens before the computation).
+#[test]
+fn half_precision_weights_give_f32_gradients() {
+    fn run<W: Element, T: Element>(label: &str) {
+        for (k, cell) in variants::all(7).into_iter().enumerate() {
+            let (p, up) = backward_problem(300 + k as u64, (20, 33, 3, 3), 2, Some(cell));
+            let (q, u) = rounded::<W, T>(&p, &up);
+            let Some((want, tol)) = reference(&q, &u) else {
+                continue;
+            };
+            for isa in Isa::available() {
+                for mode in [Activations::Keep, Activations::Recompute] {
+                    let mut tws = TrainingWorkspace::new();
+                    let got = try_train::<W, T>(&q, &u, isa, mode, &mut tws).unwrap();
+                    compare_grads(&got, &want, &tol)
+                        .unwrap_or_else(|e| panic!("{label} {isa} {mode:?} {cell:?}: {e}"));
+                }
+            }
+        }
+    }
+    run::<half::bf16, f32>("bf16 weights");
+    run::<half::f16, f32>("f16 weights");
+    run::<half::bf16, half::bf16>("bf16 weights and tensors");
+    run::<half::f16, half::f16>("f16 weights and tensors");
 }

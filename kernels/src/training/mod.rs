@@ -207,12 +207,24 @@ fn check_grads<T>(
     }
     for (k, g) in out.weights.iter().enumerate() {
         let lens = cfg.weight_lens(k / cfg.num_directions());
+        // Names are only built for an error: checking allocates nothing.
         let name = |p: &str| format!("weights[{k}].{p}");
-        check_len(&name("dw_ih"), lens.w_ih, g.dw_ih.len())?;
-        check_len(&name("dw_hh"), lens.w_hh, g.dw_hh.len())?;
+        let len = |p: &str, want: usize, got: usize| {
+            if want == got {
+                Ok(())
+            } else {
+                Err(Error::Length {
+                    arg: name(p),
+                    expected: want,
+                    actual: got,
+                })
+            }
+        };
+        len("dw_ih", lens.w_ih, g.dw_ih.len())?;
+        len("dw_hh", lens.w_hh, g.dw_hh.len())?;
         for (p, v) in [("db_ih", &g.db_ih), ("db_hh", &g.db_hh)] {
             if let Some(v) = v {
-                check_len(&name(p), lens.bias, v.len())?;
+                len(p, lens.bias, v.len())?;
             }
         }
         for (p, v, want) in [
@@ -220,7 +232,7 @@ fn check_grads<T>(
             ("dpeephole", &g.dpeephole, lens.peephole),
         ] {
             match (v.as_deref().map(<[f32]>::len), want) {
-                (Some(l), Some(w)) => check_len(&name(p), w, l)?,
+                (Some(l), Some(w)) => len(p, w, l)?,
                 (None, None) => {}
                 (None, Some(w)) => {
                     return Err(Error::Invalid {
