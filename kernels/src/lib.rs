@@ -60,6 +60,8 @@
 //!   layout), [`SequenceInput`] (`x`, optional `h0`, `c0`, `seq_lens`),
 //!   [`SequenceOutputMut`] and a reusable [`Workspace`].
 //! * **Streaming**: [`PackedCell::step`], one layer one step at a time.
+//! * **Training**: [`PackedRnn::forward_train`] then [`PackedRnn::backward`] with a
+//!   [`TrainingWorkspace`] (backpropagation through time, every variant).
 //! * **Errors**: one [`Error`] type; every bad argument is named (`docs/errors.md`).
 //! * **Instruction set**: [`Isa`]; `RNN_KERNELS_ISA=avx512bf16|avx512|avx2|portable`
 //!   forces one.
@@ -95,7 +97,8 @@
 // - `cells`: one home per cell kind (packing recipe, epilogues, passes of a step)
 // - `dispatch`: the table of a detected ISA for the drivers
 // - `packed`, `workspace`, `io`: packed weights, scratch, callers' tensors as f32
-// - `sequence`, `packed_cell`: the drivers (whole sequences, single steps)
+// - `sequence`, `packed_cell`, `training`: the drivers (whole sequences, single steps,
+//   the training forward and the backward)
 // - `models`: file loaders (features `safetensors`, `onnx`) over the public API only
 
 mod aligned;
@@ -124,6 +127,7 @@ mod workspace;
 
 mod packed_cell;
 mod sequence;
+mod training;
 
 #[cfg(any(feature = "safetensors", feature = "onnx"))]
 pub mod models;
@@ -148,4 +152,7 @@ pub use rnn_reference::{
     SeqShape, SequenceInput, TensorLayout,
 };
 pub use sequence::SequenceOutputMut;
+pub use training::{
+    Activations, GradientsMut, LayerGradsMut, OnnxGradsMut, OutputGrads, TrainingWorkspace,
+};
 pub use workspace::Workspace;

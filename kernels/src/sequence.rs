@@ -1,7 +1,9 @@
 //! The whole-sequence driver: per layer and direction, the input projection for all
 //! steps as one product, then the time loop of fused recurrent steps.
 
-use rnn_reference::{check_len, check_seq_lens, Error, SeqShape, SequenceInput, TensorLayout};
+use rnn_reference::{
+    check_len, check_seq_lens, Error, RnnConfig, SeqDims, SeqShape, SequenceInput, TensorLayout,
+};
 
 use crate::arch::{DotFn, DotJob};
 use crate::cells::{pre_stride, state_sizes, step_fmas, StateBufs, StepPtrs};
@@ -31,14 +33,14 @@ pub struct SequenceOutputMut<'a, T = f32> {
 
 /// Where rows of a `[·, ·, width]` tensor live, by step and batch row.
 #[derive(Clone, Copy)]
-struct Tensor3 {
+pub(crate) struct Tensor3 {
     base: *mut f32,
     stride_t: usize,
     stride_b: usize,
 }
 
 impl Tensor3 {
-    fn new(base: *mut f32, shape: &SeqShape, width: usize) -> Self {
+    pub(crate) fn new(base: *mut f32, shape: &SeqShape, width: usize) -> Self {
         let (stride_t, stride_b) = match shape.layout {
             TensorLayout::TimeMajor => (shape.batch * width, width),
             TensorLayout::BatchMajor => (width, shape.steps * width),
@@ -50,7 +52,7 @@ impl Tensor3 {
         }
     }
 
-    fn rows(&self, batch: usize) -> Rows {
+    pub(crate) fn rows(&self, batch: usize) -> Rows {
         Rows {
             base: self.base,
             stride_t: self.stride_t,
@@ -61,7 +63,7 @@ impl Tensor3 {
 
     /// # Safety
     /// `(t, b)` must be inside the tensor.
-    unsafe fn at(&self, t: usize, b: usize) -> *mut f32 {
+    pub(crate) unsafe fn at(&self, t: usize, b: usize) -> *mut f32 {
         // SAFETY: caller's contract.
         unsafe { self.base.add(t * self.stride_t + b * self.stride_b) }
     }
@@ -87,40 +89,7 @@ impl<W: Element> PackedRnn<W> {
         mut out: SequenceOutputMut<'_, T>,
     ) -> Result<()> {
         let cfg = &self.cfg;
-        let dims = shape.dims(cfg)?;
-        check_len("x", dims.x, input.x.len())?;
-        let lstm = cfg.cell.has_cell_state();
-        if let Some(h0) = input.h0 {
-            check_len("h0", dims.h, h0.len())?;
-        }
-        if let Some(h_n) = out.h_n.as_deref() {
-            check_len("h_n", dims.h, h_n.len())?;
-        }
-        check_len("y", dims.y, out.y.len())?;
-        for (name, len) in [
-            ("c0", input.c0.map(<[T]>::len)),
-            ("c_n", out.c_n.as_deref().map(<[T]>::len)),
-        ] {
-            match (lstm, len) {
-                (true, Some(l)) => check_len(name, dims.c, l)?,
-                (false, Some(_)) => {
-                    return Err(Error::Invalid {
-                        arg: name.into(),
-                        expected: format!("None (a {} has no cell state)", cfg.cell.name()),
-                        actual: "a slice".into(),
-                    })
-                }
-                _ => {}
-            }
-        }
-        check_seq_lens(input.seq_lens, &shape)?;
-        if input.attention.is_some() {
-            return Err(Error::Invalid {
-                arg: "attention".into(),
-                expected: format!("None (a {} cell takes no attention input)", cfg.cell.name()),
-                actual: "an attention input".into(),
-            });
-        }
+        let dims = check_call(cfg, shape, &input, &out)?;
         let isa = self.isa()?;
         let k = kernels::<W>(isa)?;
         if let Some(x) = T::as_f32(input.x) {
@@ -373,6 +342,51 @@ impl<W: Element> PackedRnn<W> {
     }
 }
 
+/// Checks every length and option of a sequence call (the forward's and the training
+/// forward's) and returns the lengths the shape implies.
+pub(crate) fn check_call<T>(
+    cfg: &RnnConfig,
+    shape: SeqShape,
+    input: &SequenceInput<'_, T>,
+    out: &SequenceOutputMut<'_, T>,
+) -> Result<SeqDims> {
+    let dims = shape.dims(cfg)?;
+    check_len("x", dims.x, input.x.len())?;
+    let lstm = cfg.cell.has_cell_state();
+    if let Some(h0) = input.h0 {
+        check_len("h0", dims.h, h0.len())?;
+    }
+    if let Some(h_n) = out.h_n.as_deref() {
+        check_len("h_n", dims.h, h_n.len())?;
+    }
+    check_len("y", dims.y, out.y.len())?;
+    for (name, len) in [
+        ("c0", input.c0.map(<[T]>::len)),
+        ("c_n", out.c_n.as_deref().map(<[T]>::len)),
+    ] {
+        match (lstm, len) {
+            (true, Some(l)) => check_len(name, dims.c, l)?,
+            (false, Some(_)) => {
+                return Err(Error::Invalid {
+                    arg: name.into(),
+                    expected: format!("None (a {} has no cell state)", cfg.cell.name()),
+                    actual: "a slice".into(),
+                })
+            }
+            _ => {}
+        }
+    }
+    check_seq_lens(input.seq_lens, &shape)?;
+    if input.attention.is_some() {
+        return Err(Error::Invalid {
+            arg: "attention".into(),
+            expected: format!("None (a {} cell takes no attention input)", cfg.cell.name()),
+            actual: "an attention input".into(),
+        });
+    }
+    Ok(dims)
+}
+
 /// Layer 0's input projection by `vdpbf16ps` straight from the caller's bf16 `x`.
 #[derive(Clone, Copy)]
 struct DotInput {
@@ -407,7 +421,7 @@ unsafe impl Sync for Bufs {}
 ///
 /// # Safety
 /// `st.h_prev` holds `lens.0` floats and `st.c_prev` `lens.1`; `h0`/`c0` hold L*D*B rows.
-unsafe fn init_state(
+pub(crate) unsafe fn init_state(
     st: &StateBufs,
     input: &SequenceInput<'_, f32>,
     ld: usize,
@@ -439,7 +453,7 @@ unsafe fn init_state(
 /// # Safety
 /// `(t, b)` is inside `dst` for every `b < batch`; state rows are padded to `ps`/`hs`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn finish_step(
+pub(crate) unsafe fn finish_step(
     st: &StateBufs,
     dst: &Tensor3,
     t: usize,

@@ -37,7 +37,11 @@ impl Workspace {
     }
 }
 
-fn carve<const N: usize>(buf: &mut AlignedVec, sizes: [usize; N]) -> Result<[*mut f32; N]> {
+/// Carves `sizes.len()` disjoint regions of `buf` (see [`Workspace::carve`]).
+pub(crate) fn carve<const N: usize>(
+    buf: &mut AlignedVec,
+    sizes: [usize; N],
+) -> Result<[*mut f32; N]> {
     #[allow(clippy::blocks_in_conditions)]
     {
         let mut offsets = [0usize; N];

@@ -11,6 +11,8 @@
 //! - 1-thread rayon pool: after one warm-up call, `PackedRnn::forward` (every cell kind,
 //!   2 layers, bidirectional, sequence lengths, both layouts, h0/c0 given) and
 //!   `PackedCell::step` make **zero** allocations, also for smaller shapes afterwards.
+//! - The same for a training step (`forward_train` then `backward`, every cell kind,
+//!   both `Activations` modes).
 //! - 2-thread rayon pool on a shape large enough to be split across a team: also
 //!   **zero** (the team is forked with `rayon::join`, whose jobs live on the stack).
 
@@ -18,8 +20,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rnn_kernels::{
-    CellKind, Direction, PackedCell, PackedRnn, RnnConfig, SeqShape, SequenceInput,
-    SequenceOutputMut, StepInput, StepOutputMut, TensorLayout, Workspace,
+    Activations, CellKind, Direction, GradientsMut, LayerGradsMut, OutputGrads, OwnedLayerWeights,
+    PackedCell, PackedRnn, RnnConfig, SeqShape, SequenceInput, SequenceOutputMut, StepInput,
+    StepOutputMut, TensorLayout, TrainingWorkspace, Workspace,
 };
 use rnn_reference::testkit::fixture::Sawtooth;
 use rnn_reference::testkit::variants;
@@ -204,6 +207,96 @@ fn measure_step(cfg: RnnConfig, batch: usize) -> usize {
         }
     })
 }
+/// Buffers for one training step (forward and backward), allocated outside the
+/// measured region.
+struct TrainCall {
+    call: Call,
+    dy: Vec<f32>,
+    dh_n: Vec<f32>,
+    dc_n: Vec<f32>,
+    dx: Vec<f32>,
+    dh0: Vec<f32>,
+    dc0: Vec<f32>,
+    grads: Vec<OwnedLayerWeights<f32>>,
+}
+
+impl TrainCall {
+    fn new(cfg: &RnnConfig, shape: SeqShape) -> Self {
+        let d = shape.dims(cfg).unwrap();
+        TrainCall {
+            call: Call::new(cfg, shape),
+            dy: vals(d.y, 4),
+            dh_n: vals(d.h, 5),
+            dc_n: vals(d.c, 6),
+            dx: vec![0.0; d.x],
+            dh0: vec![0.0; d.h],
+            dc0: vec![0.0; d.c],
+            grads: Sawtooth::TINY.weights(cfg),
+        }
+    }
+
+    /// A training forward and backward; `N` = the config's weight sets.
+    fn run<const N: usize>(&mut self, rnn: &PackedRnn, tws: &mut TrainingWorkspace) {
+        let lstm = rnn.config().cell.has_cell_state();
+        let c = &mut self.call;
+        rnn.forward_train(
+            tws,
+            c.shape,
+            SequenceInput {
+                x: &c.x,
+                h0: Some(&c.h0),
+                c0: lstm.then_some(&c.c0[..]),
+                seq_lens: Some(&c.lens),
+                attention: None,
+            },
+            SequenceOutputMut {
+                y: &mut c.y,
+                h_n: Some(&mut c.h_n),
+                c_n: lstm.then_some(&mut c.c_n[..]),
+            },
+        )
+        .unwrap();
+        let mut it = self.grads.iter_mut().map(LayerGradsMut::from_owned);
+        let mut sets: [LayerGradsMut<'_>; N] = std::array::from_fn(|_| it.next().unwrap());
+        rnn.backward(
+            tws,
+            OutputGrads {
+                dy: &self.dy,
+                dh_n: Some(&self.dh_n),
+                dc_n: lstm.then_some(&self.dc_n[..]),
+            },
+            GradientsMut {
+                dx: Some(&mut self.dx),
+                dh0: Some(&mut self.dh0),
+                dc0: lstm.then_some(&mut self.dc0[..]),
+                weights: &mut sets,
+            },
+        )
+        .unwrap();
+    }
+}
+
+/// Training steps (`N` weight sets) in the current rayon pool; the allocation count of
+/// everything after the warm-up step.
+fn measure_train<const N: usize>(
+    cfg: RnnConfig,
+    big: SeqShape,
+    small: SeqShape,
+    mode: Activations,
+) -> usize {
+    let rnn = PackedRnn::from_pytorch(&cfg, &rnn_reference::views(&Sawtooth::TINY.weights(&cfg)))
+        .unwrap();
+    let mut tws = TrainingWorkspace::with_activations(mode);
+    let (mut a, mut b) = (TrainCall::new(&cfg, big), TrainCall::new(&cfg, small));
+    a.run::<N>(&rnn, &mut tws); // warm-up: the workspace grows here
+    count(|| {
+        for _ in 0..2 {
+            a.run::<N>(&rnn, &mut tws);
+            b.run::<N>(&rnn, &mut tws); // smaller shape: same workspace
+        }
+    })
+}
+
 #[test]
 fn no_allocations_after_warm_up() {
     // ---- one thread: must be exactly zero ----
@@ -223,6 +316,22 @@ fn no_allocations_after_warm_up() {
                 assert_eq!(
                     n, 0,
                     "forward {cell:?} {layout:?}: {n} allocations after warm-up"
+                );
+            }
+            for mode in [Activations::Keep, Activations::Recompute] {
+                let cfg = RnnConfig::new(cell, 13, 37)
+                    .with_layers(2)
+                    .with_direction(Direction::Bidirectional);
+                let layout = TensorLayout::BatchMajor;
+                let n = measure_train::<4>(
+                    cfg,
+                    SeqShape::new(6, 7).with_layout(layout),
+                    SeqShape::new(4, 3).with_layout(layout),
+                    mode,
+                );
+                assert_eq!(
+                    n, 0,
+                    "training {cell:?} {mode:?}: {n} allocations after warm-up"
                 );
             }
             let cfg = RnnConfig::new(cell, 13, 37);
@@ -262,8 +371,18 @@ fn no_allocations_after_warm_up() {
                 "step {:?} 2 threads: {n1} allocations / 5 calls",
                 cell
             ));
+            let n2 = measure_train::<2>(
+                cfg,
+                SeqShape::new(4, 32),
+                SeqShape::new(2, 16),
+                Activations::Keep,
+            );
+            report.push(format!(
+                "training {cell:?} 2 threads: {n2} allocations / 4 steps"
+            ));
             assert_eq!(n, 0, "forward {cell:?}: {n} allocations with 2 threads");
             assert_eq!(n1, 0, "step {cell:?}: {n1} allocations with 2 threads");
+            assert_eq!(n2, 0, "training {cell:?}: {n2} allocations with 2 threads");
         }
     });
     println!("{}", report.join("\n"));

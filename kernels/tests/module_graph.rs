@@ -16,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["cells"],
     &["dispatch"],
     &["io", "packed", "workspace"],
-    &["packed_cell", "sequence"],
+    &["packed_cell", "sequence", "training"],
     &["models"],
 ];
 

@@ -3,10 +3,11 @@
 
 mod common;
 
+use common::train::{try_train, Upstream};
 use common::{run_kernels, run_typed};
 use rayon::prelude::*;
 use rnn_kernels::half::bf16;
-use rnn_kernels::Isa;
+use rnn_kernels::{Activations, Isa, TrainingWorkspace};
 use rnn_reference::testkit::{problem, variants, Problem};
 use rnn_reference::CellKind;
 
@@ -66,6 +67,34 @@ fn bf16_bit_identical_for_any_thread_count() {
             });
             assert_eq!(outs[0], outs[1], "{isa} {cell:?}: 1 vs 2 threads");
             assert_eq!(outs[0], outs[2], "{isa} {cell:?}: 1 vs 3 threads");
+        }
+    }
+}
+
+/// Training (forward and backward, both activation modes): gradients are split by
+/// output columns only, never by `k`, so they are bit-identical too.
+#[test]
+fn training_bit_identical_for_any_thread_count() {
+    for (seed, cell) in cells().into_iter().enumerate() {
+        let p = problem(200 + seed as u64, (96, 300, 5, 4), 2, Some(cell));
+        let d = p.shape.dims(&p.cfg).unwrap();
+        let mut rng = rnn_reference::testkit::SplitMix64::new(seed as u64);
+        let up = Upstream {
+            dy: rng.vec(d.y, 1.0),
+            dh_n: Some(rng.vec(d.h, 1.0)),
+            dc_n: p.cfg.cell.has_cell_state().then(|| rng.vec(d.c, 1.0)),
+        };
+        for isa in Isa::available() {
+            for mode in [Activations::Keep, Activations::Recompute] {
+                let outs = across_thread_counts(|| {
+                    let mut tws = TrainingWorkspace::new();
+                    try_train::<f32, f32>(&p, &up, isa, mode, &mut tws)
+                        .unwrap()
+                        .bits()
+                });
+                assert_eq!(outs[0], outs[1], "{isa} {mode:?} {cell:?}: 1 vs 2 threads");
+                assert_eq!(outs[0], outs[2], "{isa} {mode:?} {cell:?}: 1 vs 3 threads");
+            }
         }
     }
 }

@@ -212,7 +212,7 @@ impl<T: Real> Gates<'_, '_, T> {
 }
 
 /// `Σ a[k] b[k]`, accumulated in `T` in index order.
-fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     let mut s = T::ZERO;
     for (&a, &b) in a.iter().zip(b) {
         s += a * b;

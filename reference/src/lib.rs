@@ -8,10 +8,13 @@
 //!
 //! - [`step`]: one time step of one cell for a batch;
 //! - [`forward`]: a whole sequence through every layer and direction;
+//! - [`backward`]: backpropagation through time, the gradients of every parameter,
+//!   the input and the initial states;
 //! - [`import_onnx`] / [`export_onnx`]: ONNX weight layout to and from PyTorch layout.
 
 #![warn(missing_docs)]
 
+mod backward;
 mod cell;
 mod cell_kind;
 mod error;
@@ -23,6 +26,7 @@ mod weights;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use backward::{backward, Gradients, OutputGrads};
 pub use cell::{step, StepOutput};
 pub use real::Real;
 pub use sequence::{forward, SequenceInput, SequenceOutput};
@@ -33,6 +37,6 @@ pub use spec::{
     check_len, check_seq_lens, Direction, RnnConfig, SeqDims, SeqShape, TensorLayout, WeightLens,
 };
 pub use weights::{
-    check_weights, export_onnx, import_onnx, views, LayerWeights, OnnxWeights, OwnedLayerWeights,
-    OwnedOnnxWeights,
+    check_weights, export_onnx, import_onnx, onnx_gate_source, views, LayerWeights, OnnxWeights,
+    OwnedLayerWeights, OwnedOnnxWeights, ONNX_PEEPHOLE_SOURCE,
 };

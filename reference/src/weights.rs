@@ -176,7 +176,8 @@ fn optional(arg: &str, expected: Option<usize>, actual: Option<usize>, who: &str
 
 /// For each PyTorch gate block, the ONNX gate block it comes from.
 /// LSTM: PyTorch (i, f, g, o) from ONNX (i, o, f, c). GRU: (r, z, n) from (z, r, h).
-fn onnx_gate_source(cell: CellKind) -> &'static [usize] {
+/// (Gradients permute like the weights.)
+pub fn onnx_gate_source(cell: CellKind) -> &'static [usize] {
     match cell {
         CellKind::Rnn(_) => &[0],
         CellKind::Lstm(_) => &[0, 2, 3, 1],
@@ -185,7 +186,7 @@ fn onnx_gate_source(cell: CellKind) -> &'static [usize] {
 }
 
 /// Peephole: ours (i, f, o) from ONNX (i, o, f).
-const ONNX_PEEPHOLE_SOURCE: [usize; 3] = [0, 2, 1];
+pub const ONNX_PEEPHOLE_SOURCE: [usize; 3] = [0, 2, 1];
 
 /// Copies `blocks.len()` blocks of `block` elements: block `k` of `dst` is block
 /// `blocks[k]` of `src`.

@@ -10,6 +10,7 @@
 //! lists the cells. A new variant of a cell is a change to that cell's file; a new
 //! cell is one more file and one more arm here.
 
+pub(crate) mod backward;
 mod gru;
 mod lstm;
 mod rnn;
@@ -197,8 +198,12 @@ pub(crate) struct StepPtrs {
     pub(crate) batch: usize,
     /// Input projection of this step, row `b` at `pre + b * pre_stride`, columns
     /// gate-interleaved per tile (`[tile][gate][16]`), biases folded in.
-    pub(crate) pre: *const f32,
+    pub(crate) pre: *mut f32,
     pub(crate) pre_stride: usize,
+    /// Training: the epilogues write every gate's full pre-activation (before clip)
+    /// back over `pre`, and extra values the backward needs to `aux` (see
+    /// `training`). Off for inference.
+    pub(crate) keep_pre: bool,
     /// `h` before and after the step, row stride `h_stride` (`padded(H_out)`).
     pub(crate) h_prev: *const f32,
     pub(crate) h_next: *mut f32,
@@ -228,7 +233,7 @@ impl StepPtrs {
     pub(crate) fn new(
         cfg: &RnnConfig,
         batch: usize,
-        pre: *const f32,
+        pre: *mut f32,
         b: &StateBufs,
         zigzag: bool,
     ) -> Self {
@@ -237,6 +242,7 @@ impl StepPtrs {
             batch,
             pre,
             pre_stride: pre_stride(cfg),
+            keep_pre: false,
             h_prev: b.h_prev,
             h_next: b.h_next,
             h_stride: padded(cfg.output_size()),

@@ -19,6 +19,7 @@
 //! [`Storage::position`].
 
 mod pairs;
+pub(crate) mod runtime;
 
 pub(crate) use pairs::{PairPanels, PairPanelsView};
 

@@ -46,3 +46,5 @@ pub fn try_run_typed<W: Element, T: Element>(p: &Problem, isa: Isa) -> Result<Ou
     let back = |v: &[T]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
     Ok((back(&y), back(&h_n), back(&c_n)))
 }
+
+pub mod train;

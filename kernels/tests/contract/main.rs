@@ -5,12 +5,14 @@
 //!
 //! - `configs`: configs, PyTorch weights and ONNX weights;
 //! - `calls`: the sequence and step APIs' arguments, sequence lengths, ISA selection;
+//! - `training`: the training forward, `backward` and `backward_onnx`;
 //! - `special_values`: NaN, infinities and values beyond the f32 range, and
 //!   regression tests for fuzz findings.
 
 mod calls;
 mod configs;
 mod special_values;
+mod training;
 
 use rnn_kernels::{
     CellKind, Error, LayerWeights, OwnedLayerWeights, PackedRnn, RnnConfig, SeqShape,

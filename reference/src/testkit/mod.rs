@@ -13,7 +13,9 @@
 //! - [`mod@tolerance`]: the derived bound every kernel path is held to
 //!   ([`tolerance()`]);
 //! - [`mod@compare`]: element-wise comparison against the reference and IEEE classes;
-//! - [`mod@golden`]: the golden-vector loader and runner;
+//! - [`mod@golden`]: the golden-vector loader and runner (gradients included);
+//! - [`mod@gradcheck`]: gradients by central finite differences of the f64 forward;
+//! - [`mod@grad_tolerance`]: the derived bound every kernel backward is held to;
 //! - [`mod@fixture`]: fixed, non-random weights and inputs;
 //! - [`mod@errors`]: assertions on the errors of the bad-input contract;
 //! - [`mod@convert`]: `f32` / `f64` conversions of values and weight sets.
@@ -23,6 +25,8 @@ pub mod convert;
 pub mod errors;
 pub mod fixture;
 pub mod golden;
+pub mod grad_tolerance;
+pub mod gradcheck;
 pub mod oracle;
 pub mod problem;
 pub mod rng;
@@ -31,6 +35,7 @@ pub mod variants;
 
 pub use compare::{class, compare, Class};
 pub use convert::{to_f32, to_f64};
+pub use grad_tolerance::{grad_tolerance, maxima, GradTolerance, LayerMaxima};
 pub use problem::{problem, Problem, TypedInputs};
 pub use rng::{Lcg, SplitMix64};
 pub use tolerance::tolerance;

@@ -14,6 +14,8 @@
 //! its product: a pass over (r, z) panels writes `r ⊙ h` and `z` to scratch, then a
 //! pass over `W_hn` panels of four tiles finishes `h'`.
 
+pub(crate) mod backward;
+
 use rnn_reference::{LayerWeights, RnnConfig};
 
 use super::{clip, sum_biases, Cell, StepPtrs};
@@ -201,10 +203,22 @@ impl LinearBeforeReset<'_> {
         // gate columns per tile; `b_hn` is a padded row of hidden units.
         unsafe {
             let pre = s.pre.add(row * s.pre_stride + 3 * u);
-            let r = math::sigmoid(clip(acc[0].add(V::load(pre)), s.clip));
-            let z = math::sigmoid(clip(acc[1].add(V::load(pre.add(LANES))), s.clip));
+            let (zr, zz) = (
+                acc[0].add(V::load(pre)),
+                acc[1].add(V::load(pre.add(LANES))),
+            );
+            let r = math::sigmoid(clip(zr, s.clip));
+            let z = math::sigmoid(clip(zz, s.clip));
             let hn = acc[2].add(V::load(self.b_hn.as_ptr().add(u)));
-            let n = math::tanh(clip(r.mul_add(hn, V::load(pre.add(2 * LANES))), s.clip));
+            let zn = r.mul_add(hn, V::load(pre.add(2 * LANES)));
+            if s.keep_pre {
+                // Training: the pre-activations, and the n gate's recurrent part.
+                zr.store(pre);
+                zz.store(pre.add(LANES));
+                zn.store(pre.add(2 * LANES));
+                hn.store(s.aux.add(row * s.aux_stride + u));
+            }
+            let n = math::tanh(clip(zn, s.clip));
             let h = V::load(s.h_prev.add(row * s.h_stride + u));
             // (1 - z) n + z h = n + z (h - n)
             z.mul_add(h.sub(n), n)
@@ -227,8 +241,16 @@ impl<V: V16> Epilogue<V, 2> for ResetUpdate<'_> {
         // SAFETY: as for `LinearBeforeReset`; `aux`/`aux2` are padded rows.
         unsafe {
             let pre = s.pre.add(row * s.pre_stride + 3 * u);
-            let r = math::sigmoid(clip(acc[0].add(V::load(pre)), s.clip));
-            let z = math::sigmoid(clip(acc[1].add(V::load(pre.add(LANES))), s.clip));
+            let (zr, zz) = (
+                acc[0].add(V::load(pre)),
+                acc[1].add(V::load(pre.add(LANES))),
+            );
+            if s.keep_pre {
+                zr.store(pre);
+                zz.store(pre.add(LANES));
+            }
+            let r = math::sigmoid(clip(zr, s.clip));
+            let z = math::sigmoid(clip(zz, s.clip));
             let h = V::load(s.h_prev.add(row * s.h_stride + u));
             r.mul(h).store(s.aux.add(row * s.aux_stride + u));
             z.store(s.aux2.add(row * s.aux_stride + u));
@@ -250,8 +272,12 @@ impl<V: V16, const NP: usize> Epilogue<V, NP> for New<'_> {
             let u = (panel * NP + q) * LANES;
             // SAFETY: as for `ResetUpdate`; `pre` has 3 gate columns per tile.
             unsafe {
-                let pre_n = V::load(s.pre.add(row * s.pre_stride + 3 * u + 2 * LANES));
-                let n = math::tanh(clip(a.add(pre_n), s.clip));
+                let pre_n = s.pre.add(row * s.pre_stride + 3 * u + 2 * LANES);
+                let zn = a.add(V::load(pre_n));
+                if s.keep_pre {
+                    zn.store(pre_n);
+                }
+                let n = math::tanh(clip(zn, s.clip));
                 let z = V::load(s.aux2.add(row * s.aux_stride + u));
                 let h = V::load(s.h_prev.add(row * s.h_stride + u));
                 z.mul_add(h.sub(n), n)

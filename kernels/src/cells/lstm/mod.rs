@@ -11,6 +11,8 @@
 //! the epilogue; a projected LSTM writes `o ⊙ tanh(c')` to scratch and a second pass
 //! (a plain product with `W_hr`) makes `h'`.
 
+pub(crate) mod backward;
+
 use rnn_reference::{LayerWeights, RnnConfig};
 
 use super::{clip, Cell, StepPtrs};
@@ -123,12 +125,20 @@ impl<V: V16> Epilogue<V, 4> for Update<'_> {
                 gi = V::load(p.add(u)).mul_add(c, gi);
                 gf = V::load(p.add(s.c_stride + u)).mul_add(c, gf);
             }
+            if s.keep_pre {
+                gi.store(pre);
+                gf.store(pre.add(LANES));
+                gg.store(pre.add(2 * LANES));
+            }
             let i = math::sigmoid(clip(gi, s.clip));
             let f = math::sigmoid(clip(gf, s.clip));
             let g = math::tanh(clip(gg, s.clip));
             let c_new = f.mul_add(c, i.mul(g));
             if let Some(p) = self.peephole {
                 go = V::load(p.as_ptr().add(2 * s.c_stride + u)).mul_add(c_new, go);
+            }
+            if s.keep_pre {
+                go.store(pre.add(3 * LANES));
             }
             let o = math::sigmoid(clip(go, s.clip));
             let h = o.mul(math::tanh(c_new));

@@ -2,6 +2,8 @@
 //! One pass per step: the recurrent product over panels of four 16-unit tiles, the
 //! activation in the epilogue.
 
+pub(crate) mod backward;
+
 use rnn_reference::{CellKind, LayerWeights, RnnConfig};
 
 use super::{clip, Cell, StepPtrs};
@@ -65,7 +67,12 @@ impl<V: V16, const NP: usize> Epilogue<V, NP> for Activate<'_> {
             let u = (panel * NP + q) * LANES;
             // SAFETY: unit offsets of every visited tile lie within the padded rows.
             unsafe {
-                let x = clip(a.add(V::load(s.pre.add(row * s.pre_stride + u))), s.clip);
+                let pre = s.pre.add(row * s.pre_stride + u);
+                let z = a.add(V::load(pre));
+                if s.keep_pre {
+                    z.store(pre);
+                }
+                let x = clip(z, s.clip);
                 let h = if self.relu {
                     math::relu(x)
                 } else {

@@ -11,6 +11,7 @@
 //! });
 //! ```
 
+mod grads;
 mod parse;
 
 use std::fmt::Write as _;
@@ -21,6 +22,10 @@ use crate::{OwnedLayerWeights, RnnConfig, SeqShape};
 use super::convert::{to_f32, weights_f32};
 use super::problem::Problem;
 
+pub use grads::{
+    load_grad_case, load_grad_cases, named_parts, run_grads, GradCase, GradCases, GradOutputs,
+    Grads, UNSUPPORTED,
+};
 pub use parse::load_case;
 
 /// One golden case, with the weights already in PyTorch layout.

@@ -13,10 +13,13 @@ use super::Case;
 
 /// Parses one case file.
 pub fn load_case(path: &Path) -> Result<Case, String> {
+    parse_case(&read_json(path)?, path)
+}
+
+/// Reads and parses one JSON file (Python's bare non-finite numbers accepted).
+pub(super) fn read_json(path: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    let v: Value =
-        serde_json::from_str(&quote_non_finite(&text)).map_err(|e| format!("invalid JSON: {e}"))?;
-    parse_case(&v, path)
+    serde_json::from_str(&quote_non_finite(&text)).map_err(|e| format!("invalid JSON: {e}"))
 }
 
 /// Python's `json` writes NaN and infinities as bare `NaN`, `Infinity` and `-Infinity`,
@@ -99,7 +102,7 @@ fn array(v: &Value, what: &str) -> Result<(Vec<usize>, Vec<f64>), String> {
     Ok((shape, data))
 }
 
-fn data(v: &Value, what: &str, expected: &[usize]) -> Result<Vec<f64>, String> {
+pub(super) fn data(v: &Value, what: &str, expected: &[usize]) -> Result<Vec<f64>, String> {
     let (shape, d) = array(v, what)?;
     if shape != expected {
         return Err(format!(
@@ -109,7 +112,7 @@ fn data(v: &Value, what: &str, expected: &[usize]) -> Result<Vec<f64>, String> {
     Ok(d)
 }
 
-fn opt_data(
+pub(super) fn opt_data(
     v: &Value,
     key: &str,
     what: &str,
@@ -121,7 +124,7 @@ fn opt_data(
     }
 }
 
-fn get<'v>(v: &'v Value, key: &str) -> Result<&'v Value, String> {
+pub(super) fn get<'v>(v: &'v Value, key: &str) -> Result<&'v Value, String> {
     v.get(key).ok_or_else(|| format!("missing key `{key}`"))
 }
 
@@ -197,6 +200,9 @@ fn parse_case(v: &Value, path: &Path) -> Result<Case, String> {
     }
     if !matches!(c.get("activations"), None | Some(Value::Null)) {
         return Err("`config.activations` other than null is not supported".into());
+    }
+    if bool_or(c, "input_forget", false)? {
+        return Err("`config.input_forget` is not supported".into());
     }
     let bidirectional = bool_or(c, "bidirectional", false)?;
     let direction = match c.get("direction").and_then(Value::as_str) {

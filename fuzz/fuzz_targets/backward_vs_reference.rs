@@ -1,0 +1,84 @@
+//! The training step (forward_train then backward) at every available ISA, keeping and
+//! recomputing activations, against the f64 reference backward, on the problems of
+//! `step_vs_reference` (values may include NaN, ±inf, subnormals, ±1e30, f32::MAX):
+//!
+//! 1. nothing panics, and every call on a well-formed problem returns `Ok`;
+//! 2. when every value is finite and the weights are normalized (the fuzz problem's
+//!    `finite_mode`) and no relu or clip argument lies within the forward's error of
+//!    its kink, every gradient is within the derived bound of
+//!    `rnn_reference::testkit::grad_tolerance` (valid for any weights; only tight for
+//!    contracting ones).
+#![no_main]
+
+use arbitrary::Unstructured;
+use libfuzzer_sys::fuzz_target;
+use rnn_fuzz::*;
+use rnn_kernels::{
+    Activations, GradientsMut, Isa, LayerGradsMut, OutputGrads, PackedRnn, SequenceOutputMut,
+    TrainingWorkspace,
+};
+use rnn_reference::testkit::golden::named_parts;
+use rnn_reference::testkit::oracle::kink_margin_f64;
+use rnn_reference::testkit::{compare, grad_tolerance, maxima, SplitMix64};
+
+fuzz_target!(|data: &[u8]| {
+    let mut u = Unstructured::new(data);
+    let Ok(p) = arbitrary_problem(&mut u) else { return };
+    let Ok(seed) = u.arbitrary::<u64>() else { return };
+    check_training(&p, seed);
+});
+
+fn check_training(p: &Problem, seed: u64) {
+    let d = p.shape.dims(&p.cfg).unwrap();
+    let lstm = p.cfg.cell.has_cell_state();
+    let mut rng = SplitMix64::new(seed);
+    let (dy, dh_n, dc_n) = (rng.vec(d.y, 1.0), rng.vec(d.h, 1.0), rng.vec(d.c, 1.0));
+    let up = OutputGrads { dy: &dy, dh_n: Some(&dh_n), dc_n: lstm.then_some(&dc_n[..]) };
+    // The bound applies in finite mode away from kinks (see the module docs).
+    let e_z = 4.4 * tolerance(&p.cfg, p.shape.steps, p.x_scale.into()).0;
+    let want = (p.finite_mode
+        && kink_margin_f64(&p.cfg, &views(&p.weights), p.shape, p.input()) > 2.0 * e_z)
+        .then(|| {
+            let (g, m) = maxima(p, up);
+            (g, grad_tolerance(p, &m))
+        });
+    let mut tws = TrainingWorkspace::new();
+    for isa in Isa::available() {
+        let rnn = PackedRnn::from_pytorch(&p.cfg, &views(&p.weights))
+            .expect("valid weights")
+            .with_isa(Some(isa))
+            .expect("available ISA");
+        for mode in [Activations::Keep, Activations::Recompute] {
+            tws.set_activations(mode);
+            let (mut y, mut h_n, mut c_n) = (vec![0.0; d.y], vec![0.0; d.h], vec![0.0; d.c]);
+            let out = SequenceOutputMut { y: &mut y, h_n: Some(&mut h_n), c_n: lstm.then_some(&mut c_n[..]) };
+            rnn.forward_train(&mut tws, p.shape, p.input(), out).expect("forward_train accepts a well-formed problem");
+            let mut grads: Vec<_> = p.weights.iter().map(|w| w.map(|v| vec![f32::NAN; v.len()])).collect();
+            let (mut dx, mut dh0, mut dc0) = (vec![f32::NAN; d.x], vec![f32::NAN; d.h], vec![f32::NAN; d.c]);
+            {
+                let mut sets: Vec<LayerGradsMut<'_>> = grads.iter_mut().map(LayerGradsMut::from_owned).collect();
+                let g = GradientsMut {
+                    dx: Some(&mut dx),
+                    dh0: Some(&mut dh0),
+                    dc0: lstm.then_some(&mut dc0[..]),
+                    weights: &mut sets,
+                };
+                rnn.backward(&mut tws, up, g).expect("backward accepts a well-formed problem");
+            }
+            let Some((want, tol)) = &want else { continue };
+            let ctx = |e: String| {
+                panic!("backward mismatch at {isa} {mode:?}: {e}\ncfg {:?}\nshape {:?} seq_lens {:?}", p.cfg, p.shape, p.seq_lens)
+            };
+            compare("dx", &dx, &want.dx, (tol.dx, tol.rtol)).unwrap_or_else(ctx);
+            compare("dh0", &dh0, &want.dh0, (tol.dh0, tol.rtol)).unwrap_or_else(ctx);
+            if lstm {
+                compare("dc0", &dc0, &want.dc0, (tol.dc0, tol.rtol)).unwrap_or_else(ctx);
+            }
+            for (k, (g, w)) in grads.iter().zip(&want.weights).enumerate() {
+                for ((n, g), (_, w)) in named_parts(g).into_iter().zip(named_parts(w)) {
+                    compare(&format!("d{n}[{k}]"), g, w, tol.for_part(n)).unwrap_or_else(ctx);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The backward pass's side of the cells: what every cell's backward step reads and
+//! writes ([`BackPtrs`]), the registry of the cells' backward weights ([`BackCell`]),
+//! the weight-gradient products each cell needs ([`GradJob`]), and the helpers their
+//! epilogues share. Each cell's own backward (its epilogues and the passes of its
+//! step, its transposed weights) lives in `cells/<cell>/backward.rs`.
+//!
+//! A backward step mirrors a forward step: a product of the later step's gate
+//! gradients with a transposed recurrent matrix (`W_hhᵀ`, packed once per backward
+//! call), whose epilogue adds the carried and upstream gradients and finishes the
+//! cell's elementwise backward for its tile of units, in registers.
+
+use rnn_reference::{CellKind, RnnConfig};
+
+use crate::arch::Backend;
+use crate::element::Element;
+use crate::kernel::walk::Job;
+use crate::kernel::{Epilogue, Rows};
+use crate::pack::{PanelsView, LANES};
+use crate::parallel::Team;
+use crate::passes::pass;
+use crate::simd::V16;
+
+use super::{gru, lstm, rnn, CellWeights};
+
+/// Everything one backward step of one direction reads and writes. Rows are batch
+/// rows; every row stride is a whole number of padded tiles. Built by the training
+/// driver from buffers it sized.
+#[derive(Clone, Copy)]
+pub(crate) struct BackPtrs {
+    pub(crate) batch: usize,
+    /// Time index of the step, and the rows' lengths (null: every row runs every
+    /// step): row `b` ran this step iff `t < lens[b]`.
+    pub(crate) t: usize,
+    pub(crate) lens: *const usize,
+    /// `H` and `H_out`: units past them are padding, their gradients are zeroed.
+    pub(crate) hid: usize,
+    pub(crate) out_units: usize,
+    pub(crate) clip: Option<f32>,
+    pub(crate) zigzag: bool,
+    /// The step's gate pre-activations (as the training forward kept them) and where
+    /// its gate gradients go (may be the same memory: each tile reads before writing).
+    pub(crate) z: *const f32,
+    pub(crate) z_stride: usize,
+    pub(crate) dg: *mut f32,
+    pub(crate) dg_stride: usize,
+    /// Per-unit extra rows of the step (`padded(H)` stride): the GRU's recurrent n part
+    /// or `r ⊙ h`, the projected LSTM's `m`.
+    pub(crate) ext: *mut f32,
+    pub(crate) ext_stride: usize,
+    /// States before and after the step.
+    pub(crate) h_prev: *const f32,
+    pub(crate) h_after: *const f32,
+    pub(crate) h_stride: usize,
+    pub(crate) c_prev: *const f32,
+    pub(crate) c_after: *const f32,
+    pub(crate) c_stride: usize,
+    /// `∂L/∂y` of the step, this direction's block (`padded(H_out)` units).
+    pub(crate) dy: *const f32,
+    pub(crate) dy_stride: usize,
+    /// Carried gradients (stride `h_stride` / `c_stride`): the part of `∂L/∂h` not
+    /// produced by this step's product, and `∂L/∂c`.
+    pub(crate) dhc: *mut f32,
+    pub(crate) dc: *mut f32,
+    /// Left operand of the step's first product: the later step's gate gradients (or a
+    /// cell's step buffer), and the cell's step buffer written by this step.
+    pub(crate) later: *const f32,
+    pub(crate) later_stride: usize,
+    pub(crate) carry_out: *mut f32,
+    /// Projected LSTM: `∂L/∂h'` rows of the step (`h_stride`).
+    pub(crate) dh_rows: *mut f32,
+    /// Peephole LSTM: gradient accumulators `[3][c_stride]` (i, f, o).
+    pub(crate) dp: *mut f32,
+}
+
+// SAFETY: the pointers point into buffers that outlive the team sharing them; members
+// write disjoint tiles (columns) of every row between barriers.
+unsafe impl Sync for BackPtrs {}
+
+impl BackPtrs {
+    /// Whether batch row `row` ran this step.
+    #[inline(always)]
+    pub(crate) fn active(&self, row: usize) -> bool {
+        // SAFETY: `lens` (when not null) holds `batch` lengths (driver's contract).
+        self.lens.is_null() || self.t < unsafe { *self.lens.add(row) }
+    }
+
+    /// Rows of the later step's gradients, `k` floats each.
+    pub(crate) fn later_rows(&self) -> Rows {
+        Rows::strided(self.later, self.later_stride, self.batch)
+    }
+}
+
+/// The lane indices 0..16 as floats (for lane masks).
+static IOTA: [f32; LANES] = [
+    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
+];
+
+/// `g` with the lanes of units `u + lane >= n` set to exactly zero (padding units
+/// carry no gradient, whatever their operands held).
+///
+/// # Safety
+/// `V`'s ISA must be available.
+#[inline(always)]
+pub(crate) unsafe fn keep_units<V: V16>(g: V, u: usize, n: usize) -> V {
+    if u + LANES <= n {
+        return g;
+    }
+    // SAFETY: the caller guarantees the ISA; IOTA holds 16 floats.
+    unsafe {
+        let valid = V::splat(n.saturating_sub(u) as f32);
+        V::load(IOTA.as_ptr()).select_lt(valid, g, V::zero())
+    }
+}
+
+/// `d` where the gate argument `z` was not clamped by `clip` (`|z| <= clip`), else 0.
+///
+/// # Safety
+/// `V`'s ISA must be available.
+#[inline(always)]
+pub(crate) unsafe fn unclipped<V: V16>(d: V, z: V, clip: Option<f32>) -> V {
+    match clip {
+        // SAFETY: the caller guarantees the ISA.
+        Some(c) => unsafe { V::splat(c).select_lt(z.abs(), V::zero(), d) },
+        None => d,
+    }
+}
+
+/// `σ'` from `σ`: `s (1 - s)`.
+///
+/// # Safety
+/// `V`'s ISA must be available.
+#[inline(always)]
+pub(crate) unsafe fn dsigmoid<V: V16>(s: V) -> V {
+    // SAFETY: the caller guarantees the ISA.
+    unsafe { s.mul(V::splat(1.0).sub(s)) }
+}
+
+/// `tanh'` from `tanh`: `1 - t²`.
+///
+/// # Safety
+/// `V`'s ISA must be available.
+#[inline(always)]
+pub(crate) unsafe fn dtanh<V: V16>(t: V) -> V {
+    // SAFETY: the caller guarantees the ISA.
+    unsafe { t.mul(t).mul_add(V::splat(-1.0), V::splat(1.0)) }
+}
+
+/// `∂L/∂h` of a step's output units: the product `acc`, the carried part, and `dy` if
+/// the row ran the step.
+///
+/// # Safety
+/// `V`'s ISA must be available; `(row, u)` inside the step's rows.
+#[inline(always)]
+pub(crate) unsafe fn dh_in<V: V16>(s: &BackPtrs, row: usize, u: usize, acc: V, active: bool) -> V {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let dh = acc.add(V::load(s.dhc.add(row * s.h_stride + u)));
+        if active {
+            dh.add(V::load(s.dy.add(row * s.dy_stride + u)))
+        } else {
+            dh
+        }
+    }
+}
+
+/// The last pass of a direction: `∂L/∂h0 = acc + carried`, into the carry rows.
+pub(crate) struct Final<'a> {
+    pub(crate) s: &'a BackPtrs,
+}
+
+impl<V: V16, const NP: usize> Epilogue<V, NP> for Final<'_> {
+    #[inline(always)]
+    unsafe fn finish(&self, row: usize, panel: usize, acc: &[V; NP]) {
+        let s = self.s;
+        for (q, &a) in acc.iter().enumerate() {
+            let u = (panel * NP + q) * LANES;
+            // SAFETY: carry rows are padded to whole panels.
+            unsafe {
+                let p = s.dhc.add(row * s.h_stride + u);
+                a.add(V::load(p)).store(p);
+            }
+        }
+    }
+}
+
+/// One pass of a backward step: the product `a × w` (`k = 0` when `first`: no later
+/// step, the accumulators are zero) with epilogue `epi`, shared by the team.
+///
+/// # Safety
+/// As for `passes::pass`; `a` holds `batch` rows of `w.k` floats (unless `first`).
+pub(crate) unsafe fn back_pass<B: Backend, E: Epilogue<B::V, 4>>(
+    team: &Team<'_>,
+    a: Rows,
+    batch: usize,
+    w: PanelsView<f32, 4>,
+    first: bool,
+    zigzag: bool,
+    epi: &E,
+) {
+    let w = PanelsView {
+        k: if first { 0 } else { w.k },
+        ..w
+    };
+    let job = Job { a, nrows: batch, w };
+    // SAFETY: forwarded contract.
+    unsafe { pass::<B, f32, E, 4>(team, &job, zigzag, epi) }
+}
+
+/// Which runtime rows a weight-gradient product takes as its left operand
+/// (transposed): the layer's input, the states before each step, or the step's extra
+/// rows (`r ⊙ h`, or the projected LSTM's `m`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Left {
+    Input,
+    HPrev,
+    Ext,
+}
+
+/// Which rows hold a product's right operand: the gate gradients (their gate-
+/// interleaved row, gates `pick`), the step's extra rows, or the projected LSTM's
+/// `∂L/∂h'` rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Right {
+    Gates(&'static [usize]),
+    Ext,
+    DhRows,
+}
+
+/// Which parameter a product's output is the gradient of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Param {
+    /// `w_ih` (and `b_ih`).
+    Input,
+    /// `w_hh` (and `b_hh`).
+    Recurrent,
+    /// `w_hr`.
+    Projection,
+}
+
+/// One weight-gradient product over all `T·B` rows: `out[i][c] = Σ_r left[r][i] ·
+/// right[r][c]`, plus a bias row (`Σ_r right[r][c]`) when `ones`. Output column block
+/// `q` is gate `gates[q % gates.len()]` of tile `q / gates.len()`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GradJob {
+    pub(crate) left: Left,
+    pub(crate) right: Right,
+    pub(crate) param: Param,
+    pub(crate) gates: &'static [usize],
+    pub(crate) ones: bool,
+}
+
+/// The transposed recurrent weights of one layer and direction (views into the
+/// training workspace), whichever cell it is.
+pub(crate) enum BackCell {
+    Rnn(rnn::backward::BackWeights),
+    Lstm(lstm::backward::BackWeights),
+    Gru(gru::backward::BackWeights),
+}
+
+impl<W: Element> CellWeights<W> {
+    /// Floats of the transposed weights [`CellWeights::pack_backward`] writes.
+    pub(crate) fn backward_len(cfg: &RnnConfig) -> usize {
+        match cfg.cell {
+            CellKind::Rnn(_) => rnn::backward::packed_len(cfg),
+            CellKind::Lstm(_) => lstm::backward::packed_len(cfg),
+            CellKind::Gru(_) => gru::backward::packed_len(cfg),
+            // Packing rejected any other kind.
+            _ => 0,
+        }
+    }
+
+    /// Writes the transposed recurrent weights into `mem` (`backward_len` floats,
+    /// zeroed here).
+    ///
+    /// # Safety
+    /// `mem` must be valid for `backward_len(cfg)` writes.
+    pub(crate) unsafe fn pack_backward(&self, cfg: &RnnConfig, mem: *mut f32) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            std::ptr::write_bytes(mem, 0, Self::backward_len(cfg));
+            match self {
+                CellWeights::Rnn(w) => rnn::backward::write(w, cfg, mem),
+                CellWeights::Lstm(w) => lstm::backward::write(w, cfg, mem),
+                CellWeights::Gru(w) => gru::backward::write(w, cfg, mem),
+            }
+        }
+    }
+
+    /// Views of the transposed weights [`CellWeights::pack_backward`] wrote at `mem`
+    /// (every member of a team builds its own; only the leader writes them).
+    pub(crate) fn backward_views(&self, cfg: &RnnConfig, mem: *const f32) -> BackCell {
+        match self {
+            CellWeights::Rnn(w) => BackCell::Rnn(rnn::backward::views(w, cfg, mem)),
+            CellWeights::Lstm(w) => BackCell::Lstm(lstm::backward::views(w, cfg, mem)),
+            CellWeights::Gru(w) => BackCell::Gru(gru::backward::views(w, cfg, mem)),
+        }
+    }
+}
+
+impl BackCell {
+    /// The weight-gradient products of this cell.
+    pub(crate) fn grad_jobs(&self) -> &'static [GradJob] {
+        match self {
+            BackCell::Rnn(_) => rnn::backward::GRAD_JOBS,
+            BackCell::Lstm(w) => w.grad_jobs(),
+            BackCell::Gru(w) => w.grad_jobs(),
+        }
+    }
+
+    /// Floats per row of the cell's step buffers (`later` / `carry_out`), 0 if it
+    /// reads the later step's gate gradients directly.
+    pub(crate) fn carry_width(&self) -> usize {
+        match self {
+            BackCell::Gru(w) => w.carry_width(),
+            _ => 0,
+        }
+    }
+
+    /// One backward step (`first`: no later step).
+    ///
+    /// # Safety
+    /// `B` came from `arch::dispatch`; `s` describes buffers sized for its rows.
+    pub(crate) unsafe fn step<B: Backend>(&self, s: &BackPtrs, first: bool, team: &Team<'_>) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            match self {
+                BackCell::Rnn(w) => rnn::backward::step::<B>(w, s, first, team),
+                BackCell::Lstm(w) => lstm::backward::step::<B>(w, s, first, team),
+                BackCell::Gru(w) => gru::backward::step::<B>(w, s, first, team),
+            }
+        }
+    }
+
+    /// After the earliest step: `∂L/∂h0` into the carry rows.
+    ///
+    /// # Safety
+    /// As for [`BackCell::step`], with `s` describing the earliest step.
+    pub(crate) unsafe fn finish<B: Backend>(&self, s: &BackPtrs, team: &Team<'_>) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            match self {
+                BackCell::Rnn(w) => rnn::backward::finish::<B>(w, s, team),
+                BackCell::Lstm(w) => lstm::backward::finish::<B>(w, s, team),
+                BackCell::Gru(w) => gru::backward::finish::<B>(w, s, team),
+            }
+        }
+    }
+}

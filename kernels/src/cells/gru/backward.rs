@@ -1,0 +1,397 @@
+//! The GRU's backward step, in both reset forms. With `h' = n + z ⊙ (h − n)`:
+//!
+//! ```text
+//! d_n = ∂h' · (1 − z) · tanh'(n)      d_z = ∂h' · (h − n) · σ'(z)      ∂h += ∂h' · z
+//! linear before reset (pre_n = … + r ⊙ hn, hn = W_hn h + b_hn):
+//!     d_r = d_n · hn · σ'(r); the recurrent side of n is d_n ⊙ r
+//! reset before the product (pre_n = … + W_hn (r ⊙ h)):
+//!     ∂(r ⊙ h) = d_n × W_hn;  d_r = ∂(r ⊙ h) · h · σ'(r);  ∂h += ∂(r ⊙ h) · r
+//! ```
+//! (each gate gradient zero where clip clamped it).
+//!
+//! The first form is one pass per step over `W_hhᵀ`, its left operand a step buffer of
+//! `[d_r, d_z, d_n ⊙ r]` per tile (the gate gradients themselves, `[d_r, d_z, d_n]`, go
+//! to `dg` for `∂W_ih` and `dx`; `d_n ⊙ r` also to the extra rows for `∂W_hn`). The
+//! second form needs `∂(r ⊙ h)` before `d_r`, so it is two passes, as its forward: over
+//! `[W_hr W_hz]ᵀ` (finishing `d_z`, `d_n`), then over `W_hnᵀ` (finishing `d_r`); its
+//! step buffer holds `[d_r, d_z]` per tile, then `d_n`.
+
+use rnn_reference::RnnConfig;
+
+use super::{ThreeGates, Weights};
+use crate::arch::Backend;
+use crate::cells::backward::{
+    back_pass, dh_in, dsigmoid, dtanh, keep_units, unclipped, BackPtrs, Final, GradJob, Left,
+    Param, Right,
+};
+use crate::cells::clip;
+use crate::element::Element;
+use crate::kernel::{Epilogue, Rows};
+use crate::pack::runtime::{forward_cols, panels_len, transpose_panels};
+use crate::pack::{padded, PanelsView, LANES};
+use crate::parallel::Team;
+use crate::simd::{math, V16};
+
+/// The transposed recurrent weights of one GRU layer and direction.
+pub(crate) enum BackWeights {
+    /// `W_hhᵀ`, `k` = the three gates interleaved per tile; `hp = padded(H)` (the
+    /// step buffer is `[3 * hp]`, laid out like the pre-activations).
+    LinearBeforeReset {
+        w_hh_t: PanelsView<f32, 4>,
+        hp: usize,
+    },
+    /// `[W_hr W_hz]ᵀ` (`k` = r and z interleaved per tile) and `W_hnᵀ`.
+    ResetBefore {
+        w_rz_t: PanelsView<f32, 4>,
+        w_n_t: PanelsView<f32, 4>,
+        /// `padded(H)`: the step buffer is `[2 * hp]` (r, z) then `[hp]` (n).
+        hp: usize,
+    },
+}
+
+const ALL: &[usize] = &[0, 1, 2];
+const RZ: &[usize] = &[0, 1];
+const N: &[usize] = &[2];
+
+const INPUT: GradJob = GradJob {
+    left: Left::Input,
+    right: Right::Gates(ALL),
+    param: Param::Input,
+    gates: ALL,
+    ones: true,
+};
+const RECURRENT_RZ: GradJob = GradJob {
+    left: Left::HPrev,
+    right: Right::Gates(RZ),
+    param: Param::Recurrent,
+    gates: RZ,
+    ones: true,
+};
+
+/// Linear before reset: the n gate's recurrent side (`d_n ⊙ r`, in the extra rows)
+/// times `h`.
+static LBR_JOBS: &[GradJob] = &[
+    INPUT,
+    RECURRENT_RZ,
+    GradJob {
+        left: Left::HPrev,
+        right: Right::Ext,
+        param: Param::Recurrent,
+        gates: N,
+        ones: true,
+    },
+];
+
+/// Reset before: `d_n` times `r ⊙ h` (in the extra rows).
+static RB_JOBS: &[GradJob] = &[
+    INPUT,
+    RECURRENT_RZ,
+    GradJob {
+        left: Left::Ext,
+        right: Right::Gates(N),
+        param: Param::Recurrent,
+        gates: N,
+        ones: true,
+    },
+];
+
+impl BackWeights {
+    /// The weight-gradient products.
+    pub(crate) fn grad_jobs(&self) -> &'static [GradJob] {
+        match self {
+            BackWeights::LinearBeforeReset { .. } => LBR_JOBS,
+            BackWeights::ResetBefore { .. } => RB_JOBS,
+        }
+    }
+
+    /// Floats per row of the step buffers.
+    pub(crate) fn carry_width(&self) -> usize {
+        match self {
+            BackWeights::LinearBeforeReset { hp, .. } | BackWeights::ResetBefore { hp, .. } => {
+                3 * hp
+            }
+        }
+    }
+}
+
+/// Floats of the packed transposed weights (for either storage: paired bf16 panels of
+/// two tiles may pack one tile more).
+pub(crate) fn packed_len(cfg: &RnnConfig) -> usize {
+    let h = cfg.hidden_size;
+    if cfg.cell.gru().is_some_and(|v| v.linear_before_reset) {
+        panels_len(forward_cols(h, 3, 6), h)
+    } else {
+        panels_len(forward_cols(h, 2, 2), h) + panels_len(forward_cols(h, 1, 4), h)
+    }
+}
+
+/// `k` of each transposed matrix: the forward panels' packed columns.
+fn ks<W: Element>(w: &Weights<W>) -> (usize, usize) {
+    match w {
+        Weights::LinearBeforeReset {
+            w_hh: ThreeGates::One(p),
+            ..
+        } => (p.cols(), 0),
+        Weights::LinearBeforeReset {
+            w_hh: ThreeGates::Two(p),
+            ..
+        } => (p.cols(), 0),
+        Weights::ResetBefore { w_rz, w_n } => (w_rz.cols(), w_n.cols()),
+    }
+}
+
+/// Writes the transposed weights into `mem` (zeroed, `packed_len` floats).
+///
+/// # Safety
+/// `mem` valid for `packed_len(cfg)` writes.
+pub(crate) unsafe fn write<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *mut f32) {
+    let (k0, k1) = ks(w);
+    // SAFETY: `mem` holds `packed_len` floats, which cover each packing at `k` = its
+    // forward panels' packed columns.
+    unsafe {
+        match w {
+            Weights::LinearBeforeReset { w_hh, .. } => match w_hh {
+                ThreeGates::One(p) => transpose_panels(p, mem, k0, 0, |u| u),
+                ThreeGates::Two(p) => transpose_panels(p, mem, k0, 0, |u| u),
+            },
+            Weights::ResetBefore { w_rz, w_n } => {
+                transpose_panels(w_rz, mem, k0, 0, |u| u);
+                let n_mem = mem.add(panels_len(k0, cfg.hidden_size));
+                transpose_panels(w_n, n_mem, k1, 0, |u| u);
+            }
+        }
+    }
+}
+
+/// The views of what [`write`] wrote at `mem`.
+pub(crate) fn views<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *const f32) -> BackWeights {
+    let h = cfg.hidden_size;
+    let (k0, k1) = ks(w);
+    let view = |ptr: *const f32, k: usize| PanelsView {
+        ptr,
+        k,
+        panels: h.div_ceil(64),
+    };
+    match w {
+        Weights::LinearBeforeReset { .. } => BackWeights::LinearBeforeReset {
+            w_hh_t: view(mem, k0),
+            hp: padded(h),
+        },
+        Weights::ResetBefore { .. } => BackWeights::ResetBefore {
+            w_rz_t: view(mem, k0),
+            w_n_t: view(mem.wrapping_add(panels_len(k0, h)), k1),
+            hp: padded(h),
+        },
+    }
+}
+
+/// One backward step.
+///
+/// # Safety
+/// `B` came from `arch::dispatch`; `s` describes buffers sized for its rows, `later`
+/// and `carry_out` step buffers of [`BackWeights::carry_width`] floats per row.
+pub(crate) unsafe fn step<B: Backend>(w: &BackWeights, s: &BackPtrs, first: bool, team: &Team<'_>) {
+    let a = s.later_rows();
+    // SAFETY: forwarded contract; each left operand holds its `k` floats per row (the
+    // step buffer's r/z part, or its n part).
+    unsafe {
+        match w {
+            BackWeights::LinearBeforeReset { w_hh_t, .. } => {
+                back_pass::<B, _>(team, a, s.batch, *w_hh_t, first, s.zigzag, &Lbr { s })
+            }
+            BackWeights::ResetBefore { w_rz_t, w_n_t, hp } => {
+                let epi = RbUpdate { s, hp: *hp };
+                back_pass::<B, _>(team, a, s.batch, *w_rz_t, first, s.zigzag, &epi);
+                let dn = Rows::strided(s.carry_out.add(2 * hp), s.later_stride, s.batch);
+                let epi = RbReset { s };
+                back_pass::<B, _>(team, dn, s.batch, *w_n_t, false, s.zigzag, &epi)
+            }
+        }
+    }
+}
+
+/// After the earliest step: `∂L/∂h0`.
+///
+/// # Safety
+/// As for [`step`].
+pub(crate) unsafe fn finish<B: Backend>(w: &BackWeights, s: &BackPtrs, team: &Team<'_>) {
+    let w_t = match w {
+        BackWeights::LinearBeforeReset { w_hh_t, .. } => *w_hh_t,
+        BackWeights::ResetBefore { w_rz_t, .. } => *w_rz_t,
+    };
+    // SAFETY: forwarded contract.
+    unsafe {
+        back_pass::<B, _>(
+            team,
+            s.later_rows(),
+            s.batch,
+            w_t,
+            false,
+            s.zigzag,
+            &Final { s },
+        )
+    }
+}
+
+/// The values of `z`, `n` (and their pre-activations) of one tile, and `h`.
+struct Zn<V> {
+    zz: V,
+    zn: V,
+    z: V,
+    n: V,
+    h: V,
+}
+
+impl<V: V16> Zn<V> {
+    /// # Safety
+    /// `V`'s ISA; `(row, u)` inside the padded rows.
+    #[inline(always)]
+    unsafe fn load(s: &BackPtrs, row: usize, u: usize) -> Self {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let zp = s.z.add(row * s.z_stride + 3 * u);
+            let (zz, zn) = (V::load(zp.add(LANES)), V::load(zp.add(2 * LANES)));
+            Zn {
+                zz,
+                zn,
+                z: math::sigmoid(clip(zz, s.clip)),
+                n: math::tanh(clip(zn, s.clip)),
+                h: V::load(s.h_prev.add(row * s.h_stride + u)),
+            }
+        }
+    }
+
+    /// `(d_z, d_n)` from `∂h'`, lane-masked.
+    ///
+    /// # Safety
+    /// `V`'s ISA.
+    #[inline(always)]
+    unsafe fn grads(&self, s: &BackPtrs, u: usize, dh: V) -> (V, V) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let one_z = V::splat(1.0).sub(self.z);
+            let d_n = unclipped(dh.mul(one_z).mul(dtanh(self.n)), self.zn, s.clip);
+            let d_z = unclipped(
+                dh.mul(self.h.sub(self.n)).mul(dsigmoid(self.z)),
+                self.zz,
+                s.clip,
+            );
+            (keep_units(d_z, u, s.hid), keep_units(d_n, u, s.hid))
+        }
+    }
+}
+
+/// Linear before reset: `∂h'` in, `[d_r, d_z, d_n]` out.
+struct Lbr<'a> {
+    s: &'a BackPtrs,
+}
+
+impl<V: V16> Epilogue<V, 4> for Lbr<'_> {
+    #[inline(always)]
+    unsafe fn finish(&self, row: usize, panel: usize, acc: &[V; 4]) {
+        let s = self.s;
+        let active = s.active(row);
+        for (q, &a) in acc.iter().enumerate() {
+            let u = (panel * 4 + q) * LANES;
+            // SAFETY: `(row, u)` inside every padded buffer.
+            unsafe {
+                let dh = dh_in(s, row, u, a, active);
+                let (g, carry, ext, dhc) = if active {
+                    let t = Zn::load(s, row, u);
+                    let zr = V::load(s.z.add(row * s.z_stride + 3 * u));
+                    let r = math::sigmoid(clip(zr, s.clip));
+                    let (d_z, d_n) = t.grads(s, u, dh);
+                    let hn = V::load(s.ext.add(row * s.ext_stride + u));
+                    let d_r = unclipped(d_n.mul(hn).mul(dsigmoid(r)), zr, s.clip);
+                    let d_r = keep_units(d_r, u, s.hid);
+                    let d_nr = d_n.mul(r);
+                    ([d_r, d_z, d_n], [d_r, d_z, d_nr], d_nr, dh.mul(t.z))
+                } else {
+                    let z = V::zero();
+                    ([z; 3], [z; 3], z, dh)
+                };
+                let (dg, co) = (
+                    s.dg.add(row * s.dg_stride + 3 * u),
+                    s.carry_out.add(row * s.later_stride + 3 * u),
+                );
+                for k in 0..3 {
+                    g[k].store(dg.add(k * LANES));
+                    carry[k].store(co.add(k * LANES));
+                }
+                ext.store(s.ext.add(row * s.ext_stride + u));
+                dhc.store(s.dhc.add(row * s.h_stride + u));
+            }
+        }
+    }
+}
+
+/// Reset before, first pass: `∂h'` in; `d_z`, `d_n` out (the r slot of the kept
+/// pre-activations stays for the second pass).
+struct RbUpdate<'a> {
+    s: &'a BackPtrs,
+    hp: usize,
+}
+
+impl<V: V16> Epilogue<V, 4> for RbUpdate<'_> {
+    #[inline(always)]
+    unsafe fn finish(&self, row: usize, panel: usize, acc: &[V; 4]) {
+        let s = self.s;
+        let active = s.active(row);
+        for (q, &a) in acc.iter().enumerate() {
+            let u = (panel * 4 + q) * LANES;
+            // SAFETY: `(row, u)` inside every padded buffer; the step buffer row holds
+            // `3 * hp` floats.
+            unsafe {
+                let dh = dh_in(s, row, u, a, active);
+                let (d_z, d_n, dhc) = if active {
+                    let t = Zn::load(s, row, u);
+                    let (d_z, d_n) = t.grads(s, u, dh);
+                    (d_z, d_n, dh.mul(t.z))
+                } else {
+                    (V::zero(), V::zero(), dh)
+                };
+                let dg = s.dg.add(row * s.dg_stride + 3 * u);
+                d_z.store(dg.add(LANES));
+                d_n.store(dg.add(2 * LANES));
+                let co = s.carry_out.add(row * s.later_stride);
+                d_z.store(co.add(2 * u + LANES));
+                d_n.store(co.add(2 * self.hp + u));
+                dhc.store(s.dhc.add(row * s.h_stride + u));
+            }
+        }
+    }
+}
+
+/// Reset before, second pass: `acc = ∂(r ⊙ h)`; `d_r` out, `∂h += ∂(r ⊙ h) · r`, and
+/// `r ⊙ h` to the extra rows (the left operand of `∂W_hn`).
+struct RbReset<'a> {
+    s: &'a BackPtrs,
+}
+
+impl<V: V16> Epilogue<V, 4> for RbReset<'_> {
+    #[inline(always)]
+    unsafe fn finish(&self, row: usize, panel: usize, acc: &[V; 4]) {
+        let s = self.s;
+        let active = s.active(row);
+        for (q, &a) in acc.iter().enumerate() {
+            let u = (panel * 4 + q) * LANES;
+            // SAFETY: as for `RbUpdate`.
+            unsafe {
+                let (d_r, rh) = if active {
+                    let zr = V::load(s.z.add(row * s.z_stride + 3 * u));
+                    let r = math::sigmoid(clip(zr, s.clip));
+                    let h = V::load(s.h_prev.add(row * s.h_stride + u));
+                    let d_r = unclipped(a.mul(h).mul(dsigmoid(r)), zr, s.clip);
+                    let dhc = s.dhc.add(row * s.h_stride + u);
+                    a.mul_add(r, V::load(dhc)).store(dhc);
+                    (keep_units(d_r, u, s.hid), r.mul(h))
+                } else {
+                    (V::zero(), V::zero())
+                };
+                d_r.store(s.dg.add(row * s.dg_stride + 3 * u));
+                d_r.store(s.carry_out.add(row * s.later_stride + 2 * u));
+                rh.store(s.ext.add(row * s.ext_stride + u));
+            }
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Packing for the backward pass, apart from any compute (matrixmultiply's split): the
+//! transposed weights (`W_hhᵀ`, `W_ihᵀ`, `W_hrᵀ`) rebuilt from the forward's packed
+//! panels, and the runtime operands of the weight-gradient products (rows transposed
+//! into contiguous `k`, and 16-column blocks of a row-major buffer gathered into
+//! panels). Everything here writes `f32` panels of four 16-lane vectors (64 columns),
+//! the layout `kernel::walk` reads as `PanelsView<f32, 4>`, into caller-provided
+//! workspace memory; nothing allocates.
+
+use crate::element::Element;
+use crate::pack::{Panels, LANES};
+
+/// Columns of every panel built here.
+pub(crate) const WIDTH: usize = 4 * LANES;
+
+/// Packed columns of `Panels::pack(_, units, _, gates)` with `np` vectors per panel:
+/// whole 16-unit tiles of all gates, rounded up to whole panels.
+pub(crate) fn forward_cols(units: usize, gates: usize, np: usize) -> usize {
+    (units.div_ceil(LANES) * gates * LANES).div_ceil(np * LANES) * np * LANES
+}
+
+/// Floats of `k` rows of panels covering `cols` columns.
+pub(crate) fn panels_len(k: usize, cols: usize) -> usize {
+    cols.div_ceil(WIDTH) * WIDTH * k
+}
+
+/// Writes the transpose of `src` into the f32 panels at `dst` (`dst_k` rows, panels of
+/// 64 columns): source element (row `kk`, packed column `c`) goes to destination row
+/// `k0 + c`, column `map(kk)`. The packed columns of `src` are its gate-interleaved
+/// columns (`[tile][gate][16]`, padding included, zero), so destination rows
+/// `k0 .. k0 + src.cols()` follow that layout. Other destination elements are left
+/// as they are (the caller zeroes the buffer first).
+///
+/// # Safety
+/// `dst` must be valid for `dst_k * (panels)` writes covering every `map(kk)` column,
+/// and `k0 + src.cols() <= dst_k`.
+pub(crate) unsafe fn transpose_panels<W: Element, const NP: usize>(
+    src: &Panels<W, NP>,
+    dst: *mut f32,
+    dst_k: usize,
+    k0: usize,
+    map: impl Fn(usize) -> usize,
+) {
+    let width = NP * LANES;
+    let (k, data) = (src.k(), src.data());
+    for p in 0..src.panels() {
+        for kk in 0..k {
+            let dc = map(kk);
+            // SAFETY: caller's contract: column `dc` and rows `k0 + p*width + col` are
+            // inside `dst`.
+            let out =
+                unsafe { dst.add((dc / WIDTH * dst_k + k0 + p * width) * WIDTH + dc % WIDTH) };
+            let row = &data[(p * k + kk) * width..][..width];
+            for col in 0..width {
+                let v = row[W::position(col, NP)].to_f32();
+                // SAFETY: as above.
+                unsafe { *out.add(col * WIDTH) = v };
+            }
+        }
+    }
+}
+
+/// Rows of a row-major runtime operand: row `r` (`r < rows`) at `base + r * stride`,
+/// `width` values each.
+#[derive(Clone, Copy)]
+pub(crate) struct RowSource {
+    pub(crate) base: *const f32,
+    pub(crate) stride: usize,
+    pub(crate) width: usize,
+}
+
+/// Writes the transpose of rows `rows` of `src` into `dst` (row `i` of `dst`, at
+/// `dst + i * ld`, holds column `i` of `src`), with zeros for rows where `keep(r)` is
+/// false, and, when `ones`, a last row `src.width` of ones (the weight-gradient
+/// products' bias row: `Σ_r d[r]`).
+///
+/// # Safety
+/// `src` must be valid for every row in `rows`; `dst` for `(src.width + ones) * ld`
+/// floats with `rows.end <= ld`.
+pub(crate) unsafe fn transpose_rows(
+    src: RowSource,
+    rows: std::ops::Range<usize>,
+    dst: *mut f32,
+    ld: usize,
+    ones: bool,
+    keep: impl Fn(usize) -> bool,
+) {
+    // 16 x 16 blocks: reads and writes stay within a few cache lines.
+    let mut r0 = rows.start;
+    while r0 < rows.end {
+        let r1 = rows.end.min(r0 + LANES);
+        let mut i0 = 0;
+        while i0 < src.width {
+            let i1 = src.width.min(i0 + LANES);
+            for r in r0..r1 {
+                let k = keep(r);
+                for i in i0..i1 {
+                    // SAFETY: `r` is a valid row and `i < width`; `(i, r)` inside `dst`.
+                    unsafe {
+                        let v = if k {
+                            *src.base.add(r * src.stride + i)
+                        } else {
+                            0.0
+                        };
+                        *dst.add(i * ld + r) = v;
+                    }
+                }
+            }
+            i0 = i1;
+        }
+        if ones {
+            for r in r0..r1 {
+                // SAFETY: row `width` of `dst` exists when `ones`.
+                unsafe { *dst.add(src.width * ld + r) = 1.0 };
+            }
+        }
+        r0 = r1;
+    }
+}
+
+/// 16-column blocks of a row-major runtime operand, chosen gate by gate: block `q` of
+/// row `r` starts at `base + r * stride + (q / pick.len()) * tile_stride + pick[q %
+/// pick.len()] * 16`. E.g. every gate of a gate-interleaved row (`tile_stride = G *
+/// 16`, `pick = 0..G`), or only some gates of it.
+#[derive(Clone, Copy)]
+pub(crate) struct BlockCols<'a> {
+    pub(crate) base: *const f32,
+    pub(crate) stride: usize,
+    pub(crate) tile_stride: usize,
+    pub(crate) pick: &'a [usize],
+    /// Blocks per row.
+    pub(crate) blocks: usize,
+}
+
+impl BlockCols<'_> {
+    /// Columns, a whole number of panels.
+    pub(crate) fn cols(&self) -> usize {
+        (self.blocks * LANES).div_ceil(WIDTH) * WIDTH
+    }
+
+    /// Panels.
+    pub(crate) fn panels(&self) -> usize {
+        self.cols() / WIDTH
+    }
+
+    /// Offset of block `q` within a row.
+    fn offset(&self, q: usize) -> usize {
+        let n = self.pick.len();
+        (q / n) * self.tile_stride + self.pick[q % n] * LANES
+    }
+}
+
+/// Gathers panels `panels` of `src` over `rows` rows into `dst` (panel `p` at `dst + p *
+/// rows * 64`, `[r][64]`): the right operand of a weight-gradient product, `k` = the
+/// rows. Blocks past `src.blocks` are zero.
+///
+/// # Safety
+/// `src` must be valid for every row and block; `dst` for `src.panels() * rows * 64`
+/// floats.
+pub(crate) unsafe fn gather_blocks(
+    src: &BlockCols<'_>,
+    rows: usize,
+    panels: std::ops::Range<usize>,
+    dst: *mut f32,
+) {
+    for p in panels {
+        for q in 0..WIDTH / LANES {
+            let block = p * (WIDTH / LANES) + q;
+            let off = (block < src.blocks).then(|| src.offset(block));
+            for r in 0..rows {
+                // SAFETY: caller's contract; 16 floats at the block of row `r`.
+                unsafe {
+                    let out = dst.add((p * rows + r) * WIDTH + q * LANES);
+                    match off {
+                        Some(o) => std::ptr::copy_nonoverlapping(
+                            src.base.add(r * src.stride + o),
+                            out,
+                            LANES,
+                        ),
+                        None => std::ptr::write_bytes(out, 0, LANES),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transposed_panels_hold_the_transpose() {
+        // 2 gates x 20 units, k = 3: w[(g*20 + u)*3 + kk] = 100 g + u + 1000 kk.
+        let (rows, k) = (20, 3);
+        let w: Vec<f32> = (0..2 * rows * k)
+            .map(|i| {
+                let (r, kk) = (i / k, i % k);
+                (r / rows * 100 + r % rows + 1000 * kk) as f32
+            })
+            .collect();
+        for_storage::<f32>(&w, rows, k);
+        for_storage::<half::bf16>(&w, rows, k);
+    }
+
+    fn for_storage<W: Element>(w: &[f32], rows: usize, k: usize) {
+        let p = Panels::<W, 4>::pack(w, rows, k, &[0, 1]);
+        let dst_k = p.cols();
+        let mut dst = vec![f32::NAN; panels_len(dst_k, k)];
+        dst.iter_mut().for_each(|v| *v = 0.0);
+        // SAFETY: dst covers dst_k rows of one panel (k <= 64 columns).
+        unsafe { transpose_panels(&p, dst.as_mut_ptr(), dst_k, 0, |kk| kk) };
+        // Row (tile 1, gate 1, lane 3) = unit 19 of gate 1; column kk = 2.
+        let row = (2 + 1) * 16 + 3;
+        let want = (100 + 19 + 2000) as f32;
+        assert_eq!(
+            W::from_f32(dst[row * WIDTH + 2]).to_f32(),
+            W::from_f32(want).to_f32()
+        );
+        // Padding unit 20 of gate 0: zero.
+        assert_eq!(dst[(2 * 16 + 4) * WIDTH + 1], 0.0);
+    }
+
+    #[test]
+    fn rows_transpose_with_mask_and_ones() {
+        let src: Vec<f32> = (0..5 * 3).map(|v| v as f32).collect(); // 5 rows of 3
+        let s = RowSource {
+            base: src.as_ptr(),
+            stride: 3,
+            width: 3,
+        };
+        let mut dst = vec![f32::NAN; 4 * 5];
+        // SAFETY: dst holds (3 + 1) rows of ld = 5.
+        unsafe { transpose_rows(s, 0..5, dst.as_mut_ptr(), 5, true, |r| r != 2) };
+        assert_eq!(&dst[..5], &[0.0, 3.0, 0.0, 9.0, 12.0]);
+        assert_eq!(&dst[10..15], &[2.0, 5.0, 0.0, 11.0, 14.0]);
+        assert_eq!(&dst[15..], &[1.0; 5]);
+    }
+
+    #[test]
+    fn blocks_gather_the_picked_gates() {
+        // 2 rows of 2 tiles x 3 gates x 16.
+        let src: Vec<f32> = (0..2 * 96).map(|v| v as f32).collect();
+        let b = BlockCols {
+            base: src.as_ptr(),
+            stride: 96,
+            tile_stride: 48,
+            pick: &[0, 2],
+            blocks: 4,
+        };
+        assert_eq!(b.panels(), 1);
+        let mut dst = vec![f32::NAN; 2 * 64];
+        // SAFETY: one panel of 2 rows.
+        unsafe { gather_blocks(&b, 2, 0..1, dst.as_mut_ptr()) };
+        // Row 1, block 3 = tile 1, gate 2: source offset 96 + 48 + 32.
+        assert_eq!(dst[64 + 48], (96 + 48 + 32) as f32);
+        assert_eq!(dst[16], 32.0); // row 0, block 1 = tile 0 gate 2
+    }
+}

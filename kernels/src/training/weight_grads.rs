@@ -1,0 +1,186 @@
+//! The weight-gradient products of one layer and direction, after its time loop: for
+//! each of the cell's [`GradJob`]s, pack the left operand transposed (`k` = the `T·B`
+//! rows, contiguous; rows of steps a batch row did not run are zero) and the right
+//! operand's 16-column blocks into panels, multiply over all rows at once, and copy
+//! the result into the caller's gradient in PyTorch layout.
+
+use super::workspace::Dims;
+use crate::cells::backward::{GradJob, Left, Param, Right};
+use crate::kernel::walk::Job;
+use crate::kernel::{Rows, Store};
+use crate::pack::runtime::{gather_blocks, transpose_rows, BlockCols, RowSource, WIDTH};
+use crate::pack::{PanelsView, LANES};
+use crate::parallel::Team;
+use crate::training::kernels::BackKernels;
+use crate::training::LayerGradsMut;
+
+/// Where the operands of one direction's products live.
+pub(crate) struct Operands {
+    /// The layer's input transposed, `[(width + 1), R]` (its last row ones), packed
+    /// once per layer.
+    pub(crate) x_t: *mut f32,
+    pub(crate) width: usize,
+    /// History rows of the states before each step (`R` rows of `pp` from the slot
+    /// before step 0).
+    pub(crate) h_prev: *const f32,
+    /// The extra rows `[R, hp]`, the gate gradients of this direction (`[R]` rows of
+    /// `zrow`), the projected LSTM's `∂h'` rows `[R, pp]`.
+    pub(crate) ext: *const f32,
+    pub(crate) dg: *const f32,
+    pub(crate) dh_rows: *const f32,
+    /// Scratch: another transposed left operand, the right panels, the output.
+    pub(crate) left_t: *mut f32,
+    pub(crate) right: *mut f32,
+    pub(crate) out: *mut f32,
+    /// Lengths (null: all full).
+    pub(crate) lens: *const usize,
+}
+
+impl Operands {
+    /// Whether row `r` (step `r / B`, batch row `r % B`) ran.
+    fn active(&self, d: &Dims, r: usize) -> bool {
+        // SAFETY: `lens` (when not null) holds `B` lengths.
+        self.lens.is_null() || r / d.b < unsafe { *self.lens.add(r % d.b) }
+    }
+}
+
+/// Runs `jobs` for one direction with gate count `g`, writing into `grads`.
+///
+/// # Safety
+/// Every pointer of `o` covers the sizes `d` implies; only the leader touches `grads`.
+pub(crate) unsafe fn run(
+    jobs: &[GradJob],
+    o: &Operands,
+    d: &Dims,
+    g: usize,
+    bk: &BackKernels,
+    grads: *mut LayerGradsMut<'_>,
+    team: &Team<'_>,
+) {
+    for job in jobs {
+        let (left, rows) = match job.left {
+            Left::Input => (o.x_t.cast_const(), o.width + 1),
+            other => {
+                let (base, stride, width) = match other {
+                    Left::HPrev => (o.h_prev, d.pp, d.ho),
+                    _ => (o.ext, d.hp, d.h),
+                };
+                if team.is_leader() {
+                    let src = RowSource {
+                        base,
+                        stride,
+                        width,
+                    };
+                    // SAFETY: `left_t` holds `(max(H, H_out) + 1) * R` floats.
+                    unsafe {
+                        transpose_rows(src, 0..d.r, o.left_t, d.r, job.ones, |r| o.active(d, r))
+                    };
+                }
+                (o.left_t.cast_const(), width + usize::from(job.ones))
+            }
+        };
+        let right = match job.right {
+            Right::Gates(pick) => BlockCols {
+                base: o.dg,
+                stride: d.zrow,
+                tile_stride: g * LANES,
+                pick,
+                blocks: d.hp / LANES * pick.len(),
+            },
+            Right::Ext => BlockCols {
+                base: o.ext,
+                stride: d.hp,
+                tile_stride: LANES,
+                pick: &[0],
+                blocks: d.hp / LANES,
+            },
+            Right::DhRows => BlockCols {
+                base: o.dh_rows,
+                stride: d.pp,
+                tile_stride: LANES,
+                pick: &[0],
+                blocks: d.pp / LANES,
+            },
+        };
+        let panels = right.panels();
+        // The panels are split over the team like the product (disjoint panels).
+        let mine = team.chunk(panels, panels);
+        // SAFETY: `right` holds `panels_len(R, zs)` floats >= these panels.
+        unsafe { gather_blocks(&right, d.r, mine, o.right) };
+        team.sync();
+        let job_w = Job {
+            a: Rows::strided(left, d.r, rows),
+            nrows: rows,
+            w: PanelsView {
+                ptr: o.right.cast_const(),
+                k: d.r,
+                panels,
+            },
+        };
+        let cols = panels * WIDTH;
+        let store = Store {
+            out: o.out,
+            stride: cols,
+            bias: std::ptr::null(),
+        };
+        // SAFETY: the left rows hold `R` floats, the output `rows * cols`.
+        unsafe { (bk.gemm)(team, &job_w, &store) };
+        if team.is_leader() {
+            // SAFETY: only the leader writes the caller's gradients.
+            unsafe { copy_out(job, o.out, cols, rows, d, &mut *grads) };
+        }
+        team.sync();
+    }
+}
+
+/// Copies a product's output (`rows` x `cols`, columns in the job's block order) into
+/// the caller's gradient arrays.
+///
+/// # Safety
+/// `out` holds `rows * cols` floats.
+unsafe fn copy_out(
+    job: &GradJob,
+    out: *const f32,
+    cols: usize,
+    rows: usize,
+    d: &Dims,
+    g: &mut LayerGradsMut<'_>,
+) {
+    let width = rows - usize::from(job.ones);
+    let (w, bias, units): (&mut [f32], Option<&mut [f32]>, usize) = match job.param {
+        Param::Input => (&mut *g.dw_ih, g.db_ih.as_deref_mut(), d.h),
+        Param::Recurrent => (&mut *g.dw_hh, g.db_hh.as_deref_mut(), d.h),
+        Param::Projection => match g.dw_hr.as_deref_mut() {
+            Some(w) => (w, None, d.ho),
+            None => return,
+        },
+    };
+    let n = job.gates.len();
+    let blocks = cols / LANES;
+    for q in 0..blocks {
+        let (tile, gate) = (q / n, job.gates[q % n]);
+        for lane in 0..LANES {
+            let unit = tile * LANES + lane;
+            if unit >= units {
+                continue;
+            }
+            let row = gate * units + unit;
+            for i in 0..width {
+                // SAFETY: (i, q*16 + lane) inside the output.
+                w[row * width + i] = unsafe { *out.add(i * cols + q * LANES + lane) };
+            }
+        }
+    }
+    if let (true, Some(b)) = (job.ones, bias) {
+        for q in 0..blocks {
+            let (tile, gate) = (q / n, job.gates[q % n]);
+            for lane in 0..LANES {
+                let unit = tile * LANES + lane;
+                if unit < units {
+                    // SAFETY: the ones row is row `width` of the output.
+                    b[gate * units + unit] = unsafe { *out.add(width * cols + q * LANES + lane) };
+                }
+            }
+        }
+    }
+}

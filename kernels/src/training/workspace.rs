@@ -1,0 +1,363 @@
+//! The training workspace: what the training forward keeps for the backward (layer
+//! inputs, states, and with [`Activations::Keep`] the gate pre-activations), scratch
+//! for both passes, and where every buffer lives in them.
+
+use rnn_reference::{Error, RnnConfig, SeqShape};
+
+use crate::aligned::AlignedVec;
+use crate::cells::CellWeights;
+use crate::element::Element;
+use crate::pack::padded;
+use crate::pack::runtime::panels_len;
+use crate::Result;
+
+/// What the training forward keeps for the backward: memory against time.
+///
+/// Per step and batch row, with `P(n)` = `n` rounded up to a multiple of 64, `G` the
+/// gates, `D` the directions, the forward keeps, for every layer, in `f32`:
+///
+/// - both: the layer's input (`I` for layer 0, `D·H_out` after) and, per direction,
+///   the states `h` (`P(H_out)`) and, for an LSTM, `c` (`P(H)`);
+/// - [`Activations::Keep`] also: per direction every gate's pre-activation
+///   (`G·P(H)`) and, for a GRU or a projected LSTM, one more vector (`P(H)`: the GRU's
+///   recurrent n part, the LSTM's `o ⊙ tanh(c')`).
+///
+/// [`TrainingWorkspace::kept_floats`] gives the exact total. `Recompute` runs each
+/// step's forward again during the backward (one more input projection and recurrent
+/// product per step, about +50% time for the training step); the backward then needs
+/// one layer's gate gradients (`D·G·P(H)` per step and row) as scratch, which `Keep`
+/// writes over the kept pre-activations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Activations {
+    /// Keep the gate pre-activations of every layer (fastest).
+    #[default]
+    Keep,
+    /// Keep only the layer inputs and states; recompute the gates in the backward.
+    Recompute,
+}
+
+/// Reusable memory for [`PackedRnn::forward_train`](crate::PackedRnn::forward_train)
+/// and [`PackedRnn::backward`](crate::PackedRnn::backward): it holds what the training
+/// forward keeps until the backward reads it, and grows on first use for a shape, so
+/// repeated training steps of the same or smaller shapes never allocate. One per
+/// thread or stream.
+#[derive(Default)]
+pub struct TrainingWorkspace {
+    pub(crate) mode: Activations,
+    /// What the forward kept (read by the backward).
+    pub(crate) kept: AlignedVec,
+    /// Scratch of either pass.
+    pub(crate) scratch: AlignedVec,
+    /// f32 copies of half-precision states and outputs.
+    pub(crate) io: AlignedVec,
+    /// The run the kept values belong to (`None` until a training forward ran, and
+    /// after a failed one).
+    pub(crate) run: Option<Run>,
+    /// That run's sequence lengths.
+    pub(crate) lens: Vec<usize>,
+}
+
+/// What the backward needs to know about the training forward that filled `kept`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Run {
+    pub(crate) cfg: RnnConfig,
+    pub(crate) shape: SeqShape,
+    pub(crate) mode: Activations,
+    pub(crate) has_lens: bool,
+}
+
+impl TrainingWorkspace {
+    /// An empty workspace that keeps activations ([`Activations::Keep`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty workspace with the given memory/time choice.
+    pub fn with_activations(mode: Activations) -> Self {
+        TrainingWorkspace {
+            mode,
+            ..Self::default()
+        }
+    }
+
+    /// The memory/time choice of the next training forward.
+    pub fn activations(&self) -> Activations {
+        self.mode
+    }
+
+    /// Changes the memory/time choice (for the next training forward).
+    pub fn set_activations(&mut self, mode: Activations) {
+        self.mode = mode;
+    }
+
+    /// Floats currently held.
+    pub fn capacity(&self) -> usize {
+        self.kept.len() + self.scratch.len() + self.io.len()
+    }
+
+    /// Floats a training forward of `cfg` over `shape` keeps for the backward with
+    /// `mode` (see [`Activations`]).
+    pub fn kept_floats(cfg: &RnnConfig, shape: SeqShape, mode: Activations) -> Result<usize> {
+        let d = Dims::new(cfg, shape, mode)?;
+        Ok(Kept::new(&d, cfg.num_layers)?.total)
+    }
+}
+
+/// Every size a training call of one config and shape implies (the kernels' padded
+/// strides).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Dims {
+    pub(crate) t: usize,
+    pub(crate) b: usize,
+    /// `T * B` rows, time-major.
+    pub(crate) r: usize,
+    pub(crate) d: usize,
+    pub(crate) h: usize,
+    pub(crate) ho: usize,
+    pub(crate) i: usize,
+    /// `padded(H)`, `padded(H_out)`, `padded(I)`.
+    pub(crate) hp: usize,
+    pub(crate) pp: usize,
+    pub(crate) ip: usize,
+    /// Gate columns of one direction (`G * hp`) and of a layer (`D * zs`).
+    pub(crate) zs: usize,
+    pub(crate) zrow: usize,
+    pub(crate) lstm: bool,
+    /// Whether the cell has per-unit extra rows (GRU, projected LSTM).
+    pub(crate) ext: bool,
+    pub(crate) keep: bool,
+}
+
+/// An overflow of the training workspace's sizes.
+fn overflow() -> Error {
+    Error::Overflow {
+        arg: "steps".into(),
+        what: "steps * batch * gates * padded hidden (training workspace)".into(),
+    }
+}
+
+fn mul(a: usize, b: usize) -> Result<usize> {
+    a.checked_mul(b).ok_or_else(overflow)
+}
+
+impl Dims {
+    pub(crate) fn new(cfg: &RnnConfig, shape: SeqShape, mode: Activations) -> Result<Self> {
+        shape.dims(cfg)?;
+        let (h, ho) = (cfg.hidden_size, cfg.output_size());
+        let hp = padded(h);
+        let zs = mul(cfg.gates(), hp)?;
+        let d = cfg.num_directions();
+        Ok(Dims {
+            t: shape.steps,
+            b: shape.batch,
+            r: mul(shape.steps, shape.batch)?,
+            d,
+            h,
+            ho,
+            i: cfg.input_size,
+            hp,
+            pp: padded(ho),
+            ip: padded(cfg.input_size),
+            zs,
+            zrow: mul(d, zs)?,
+            lstm: cfg.cell.has_cell_state(),
+            ext: cfg.cell.gru().is_some() || cfg.cell.proj_size().is_some(),
+            keep: mode == Activations::Keep,
+        })
+    }
+
+    /// Width of layer `l`'s input.
+    pub(crate) fn width(&self, l: usize) -> usize {
+        if l == 0 {
+            self.i
+        } else {
+            self.d * self.ho
+        }
+    }
+
+    /// Row of step `t`, batch row `b` (time-major).
+    pub(crate) fn row(&self, t: usize, b: usize) -> usize {
+        t * self.b + b
+    }
+
+    /// The history slot before step `t` of a direction (`rev`: it runs backwards).
+    pub(crate) fn before(&self, t: usize, rev: bool) -> usize {
+        t + usize::from(rev)
+    }
+
+    /// The history slot after step `t`.
+    pub(crate) fn after(&self, t: usize, rev: bool) -> usize {
+        t + 1 - usize::from(rev)
+    }
+}
+
+/// Bump allocation of offsets (in floats, each region 64-byte aligned).
+#[derive(Default)]
+pub(crate) struct Arena {
+    pub(crate) total: usize,
+}
+
+impl Arena {
+    pub(crate) fn take(&mut self, n: usize) -> Result<usize> {
+        let o = self.total;
+        let n = n.checked_next_multiple_of(16).ok_or_else(overflow)?;
+        self.total = o.checked_add(n).ok_or_else(overflow)?;
+        Ok(o)
+    }
+}
+
+/// Offsets of one layer's kept buffers.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LayerKept {
+    /// Input `[R, width]`, time-major, dense.
+    pub(crate) input: usize,
+    /// Per direction: `h` history `[(T+1) * B, pp]`, `c` history `[(T+1) * B, hp]`.
+    pub(crate) hist_h: [usize; 2],
+    pub(crate) hist_c: [usize; 2],
+    /// Keep: pre-activations `[R, zrow]`, and per direction extra rows `[R, hp]`.
+    pub(crate) z: usize,
+    pub(crate) ext: [usize; 2],
+}
+
+/// The layout of the kept region.
+pub(crate) struct Kept {
+    pub(crate) total: usize,
+    /// Layer 0's offsets, and the size of every later layer's block (all alike).
+    first: LayerKept,
+    block0: usize,
+    block: usize,
+}
+
+/// Takes one layer's kept buffers from `a` (layer input `width` wide).
+fn layer_kept(a: &mut Arena, d: &Dims, width: usize) -> Result<LayerKept> {
+    let mut k = LayerKept {
+        input: a.take(mul(d.r, width)?)?,
+        ..LayerKept::default()
+    };
+    let slots = mul(d.t + 1, d.b)?;
+    for dir in 0..d.d {
+        k.hist_h[dir] = a.take(mul(slots, d.pp)?)?;
+        if d.lstm {
+            k.hist_c[dir] = a.take(mul(slots, d.hp)?)?;
+        }
+    }
+    if d.keep {
+        k.z = a.take(mul(d.r, d.zrow)?)?;
+        if d.ext {
+            for dir in 0..d.d {
+                k.ext[dir] = a.take(mul(d.r, d.hp)?)?;
+            }
+        }
+    }
+    Ok(k)
+}
+
+impl Kept {
+    pub(crate) fn new(d: &Dims, layers: usize) -> Result<Self> {
+        let mut a = Arena::default();
+        let first = layer_kept(&mut a, d, d.i)?;
+        let block0 = a.total;
+        let mut b = Arena::default();
+        layer_kept(&mut b, d, d.d * d.ho)?;
+        let block = b.total;
+        let total = block0
+            .checked_add(mul(block, layers - 1)?)
+            .ok_or_else(overflow)?;
+        Ok(Kept {
+            total,
+            first,
+            block0,
+            block,
+        })
+    }
+
+    /// Offsets of layer `l`'s buffers (`l` < the `layers` of `new`).
+    pub(crate) fn layer(&self, l: usize, d: &Dims) -> LayerKept {
+        if l == 0 {
+            return self.first;
+        }
+        // The same sizes as in `new`, from the layer's block: they did not overflow there.
+        let mut a = Arena {
+            total: self.block0 + (l - 1) * self.block,
+        };
+        layer_kept(&mut a, d, d.d * d.ho).unwrap_or_default()
+    }
+}
+
+/// Offsets of the scratch buffers of both passes.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Scratch {
+    pub(crate) total: usize,
+    /// Forward: input projection of one direction `[R, zs]` (Recompute), per-step aux
+    /// rows `[B, hp]` x2.
+    pub(crate) pre: usize,
+    pub(crate) aux: usize,
+    pub(crate) aux2: usize,
+    /// Backward: `∂L/∂y` of the current layer `[R, D * pp]`, layer 0's `dx` `[R, ip]`.
+    pub(crate) dy: usize,
+    pub(crate) dx: usize,
+    /// Recompute: gate gradients `[R, zrow]`, extra rows `[R, hp]`, one step's
+    /// pre-activations `[B, zs]` and states `[B, pp]`, `[B, hp]`.
+    pub(crate) dg: usize,
+    pub(crate) ext: usize,
+    pub(crate) zstep: usize,
+    pub(crate) hstep: usize,
+    pub(crate) cstep: usize,
+    /// Carries `[B, pp]`, `[B, hp]`; the cells' step buffers `2 x [B, 3 hp]`; the
+    /// projected LSTM's `∂h'` rows `[R, pp]`; peephole sums `[3, hp]`.
+    pub(crate) dhc: usize,
+    pub(crate) dc: usize,
+    pub(crate) carry: [usize; 2],
+    pub(crate) dh_rows: usize,
+    pub(crate) dp: usize,
+    /// Transposed recurrent weights of one direction, `W_ihᵀ` of one layer.
+    pub(crate) w_back: usize,
+    pub(crate) w_ih_t: usize,
+    /// Weight-gradient products: the input transposed `[(W + 1), R]`, another left
+    /// operand transposed `[(max(H, H_out) + 1), R]`, the right operand's panels, the
+    /// output `[(W + 1), zs]`.
+    pub(crate) x_t: usize,
+    pub(crate) left_t: usize,
+    pub(crate) right: usize,
+    pub(crate) out: usize,
+    /// Floats of `w_ih_t`'s panels per row (its `k` is `zrow`).
+    pub(crate) w_ih_cols: usize,
+}
+
+impl Scratch {
+    pub(crate) fn new<W: Element>(d: &Dims, cfg: &RnnConfig) -> Result<Self> {
+        let mut a = Arena::default();
+        let mut s = Scratch {
+            pre: a.take(if d.keep { 0 } else { mul(d.r, d.zs)? })?,
+            aux: a.take(mul(d.b, d.hp)?)?,
+            aux2: a.take(mul(d.b, d.hp)?)?,
+            dy: a.take(mul(d.r, mul(d.d, d.pp)?)?)?,
+            dx: a.take(mul(d.r, d.ip)?)?,
+            ..Scratch::default()
+        };
+        if !d.keep {
+            s.dg = a.take(mul(d.r, d.zrow)?)?;
+            s.ext = a.take(if d.ext { mul(d.r, d.hp)? } else { 0 })?;
+            s.zstep = a.take(mul(d.b, d.zs)?)?;
+            s.hstep = a.take(mul(d.b, d.pp)?)?;
+            s.cstep = a.take(mul(d.b, d.hp)?)?;
+        }
+        s.dhc = a.take(mul(d.b, d.pp)?)?;
+        s.dc = a.take(mul(d.b, d.hp)?)?;
+        for c in &mut s.carry {
+            *c = a.take(mul(d.b, mul(3, d.hp)?)?)?;
+        }
+        s.dh_rows = a.take(if d.ext && d.lstm { mul(d.r, d.pp)? } else { 0 })?;
+        s.dp = a.take(mul(3, d.hp)?)?;
+        s.w_back = a.take(CellWeights::<W>::backward_len(cfg))?;
+        s.w_ih_cols = (d.d * d.pp).max(d.ip);
+        let wide = d.i.max(d.d * d.ho);
+        s.w_ih_t = a.take(panels_len(d.zrow, s.w_ih_cols))?;
+        s.x_t = a.take(mul(wide + 1, d.r)?)?;
+        s.left_t = a.take(mul(d.h.max(d.ho) + 1, d.r)?)?;
+        s.right = a.take(panels_len(d.r, d.zs))?;
+        s.out = a.take(mul(wide.max(d.h) + 1, d.zs)?)?;
+        s.total = a.total;
+        Ok(s)
+    }
+}

@@ -1,0 +1,241 @@
+//! The backward pass of one step of one cell for one batch row: from the gradients of
+//! `h_t` (and `c_t`) to those of every gate's pre-activation, then to the parameters,
+//! `x_t`, `h_{t-1}` and `c_{t-1}`. Follows the equations of the golden README line by
+//! line, in the order the forward computed them, reversed.
+
+use crate::cell_kind::{CellKind, GruVariant, LstmVariant, RnnActivation, RnnVariant};
+use crate::real::Real;
+use crate::spec::RnnConfig;
+use crate::weights::{LayerWeights, OwnedLayerWeights};
+
+use super::tape::RowStep;
+
+/// How a gate's activation is differentiated.
+#[derive(Clone, Copy)]
+enum Act {
+    Sigmoid,
+    Tanh,
+    Relu,
+}
+
+/// The gradient of a gate's pre-activation `pre` (before clip) from that of its
+/// activation `a = act(clip(pre))`: zero where `clip` clamped it (`|pre| > clip`, the
+/// convention of `torch.clamp`), else `d · act'`, with `act'` written in terms of `a`
+/// (`a (1 - a)`, `1 - a²`) or, for relu, `pre > 0`.
+fn gate_grad<T: Real>(d: T, pre: T, a: T, act: Act, clip: Option<T>) -> T {
+    if clip.is_some_and(|c| pre > c || pre < -c) {
+        return T::ZERO;
+    }
+    match act {
+        Act::Sigmoid => d * (a * (T::ONE - a)),
+        Act::Tanh => d * (T::ONE - a * a),
+        Act::Relu => {
+            if pre > T::ZERO {
+                d
+            } else {
+                T::ZERO
+            }
+        }
+    }
+}
+
+/// The gradients of one row's step that leave the cell: `d h_{t-1}` and `d c_{t-1}`;
+/// and, for the test kit's error bound, the largest gate gradient (input and recurrent
+/// side) and the largest intermediate gradient (`∂m`, `∂c'`, `∂(r ⊙ h)`).
+pub(crate) struct StateGrads<T> {
+    pub(crate) dh: Vec<T>,
+    pub(crate) dc: Vec<T>,
+    pub(crate) max_gate: f64,
+    pub(crate) max_inner: f64,
+}
+
+/// Largest |v|.
+fn max_abs<T: Real>(v: &[T]) -> f64 {
+    v.iter().fold(0.0, |m, x| m.max(x.to_f64().abs()))
+}
+
+/// Back-propagates one recorded row step `s` of `cfg.cell` (a one-layer config whose
+/// `input_size` is the layer's input width) given `dh = ∂L/∂h_t` (`H_out`) and, for an
+/// LSTM, `dc = ∂L/∂c_t` (`H`): adds the parameter gradients to `g` and `∂L/∂x_t` to
+/// `dx`, and returns the gradients of the previous state.
+pub(crate) fn row_backward<T: Real>(
+    cfg: &RnnConfig,
+    w: &LayerWeights<'_, T>,
+    s: &RowStep<T>,
+    dh: &[T],
+    dc: &[T],
+    g: &mut OwnedLayerWeights<T>,
+    dx: &mut [T],
+) -> StateGrads<T> {
+    let hid = cfg.hidden_size;
+    let cl = cfg.clip.map(|c| T::from_f64(f64::from(c)));
+    let n = cfg.gates() * hid;
+    // ∂L/∂(input part) and ∂L/∂(recurrent part) of every gate row; they differ only
+    // for the n gate of the linear-before-reset GRU (whose recurrent part is scaled by r).
+    let mut d_x = vec![T::ZERO; n];
+    let mut d_h = vec![T::ZERO; n];
+    let mut out = StateGrads {
+        dh: vec![T::ZERO; s.h.len()],
+        dc: vec![T::ZERO; s.c.len()],
+        max_gate: 0.0,
+        max_inner: 0.0,
+    };
+    match cfg.cell {
+        CellKind::Rnn(RnnVariant { activation }) => {
+            let act = match activation {
+                RnnActivation::Tanh => Act::Tanh,
+                RnnActivation::Relu => Act::Relu,
+            };
+            for j in 0..hid {
+                d_x[j] = gate_grad(dh[j], s.pre[j], s.act[j], act, cl);
+            }
+            d_h.clone_from(&d_x);
+        }
+        CellKind::Lstm(LstmVariant { proj_size, .. }) => {
+            // h = W_hr m (projection) or h = m.
+            let dm: Vec<T> = match proj_size {
+                Some(_) => {
+                    let w_hr = w.w_hr.expect("checked by check_weights");
+                    let g_hr = g.w_hr.as_mut().expect("mirrors the weights");
+                    let mut dm = vec![T::ZERO; hid];
+                    for (r, &d) in dh.iter().enumerate() {
+                        for j in 0..hid {
+                            g_hr[r * hid + j] += d * s.m[j];
+                            dm[j] += d * w_hr[r * hid + j];
+                        }
+                    }
+                    dm
+                }
+                None => dh.to_vec(),
+            };
+            out.max_inner = max_abs(&dm);
+            let p = |k: usize, j: usize| w.peephole.map_or(T::ZERO, |p| p[k * hid + j]);
+            for j in 0..hid {
+                let (ri, rf, rg, ro) = (j, hid + j, 2 * hid + j, 3 * hid + j);
+                let (i, f, gg, o) = (s.act[ri], s.act[rf], s.act[rg], s.act[ro]);
+                let (c_old, c_new) = (s.c[j], s.extra[j]);
+                let tc = c_new.tanh();
+                // m = o ⊙ tanh(c'); o sees c' through its peephole.
+                let d_o = gate_grad(dm[j] * tc, s.pre[ro], o, Act::Sigmoid, cl);
+                let dcn = dc[j] + dm[j] * o * (T::ONE - tc * tc) + d_o * p(2, j);
+                out.max_inner = out.max_inner.max(dcn.to_f64().abs());
+                // c' = f ⊙ c + i ⊙ g; i and f see c through their peepholes.
+                let d_i = gate_grad(dcn * gg, s.pre[ri], i, Act::Sigmoid, cl);
+                let d_f = gate_grad(dcn * c_old, s.pre[rf], f, Act::Sigmoid, cl);
+                let d_g = gate_grad(dcn * i, s.pre[rg], gg, Act::Tanh, cl);
+                out.dc[j] = dcn * f + d_i * p(0, j) + d_f * p(1, j);
+                if let Some(gp) = g.peephole.as_mut() {
+                    gp[j] += d_i * c_old;
+                    gp[hid + j] += d_f * c_old;
+                    gp[2 * hid + j] += d_o * c_new;
+                }
+                for (r, d) in [(ri, d_i), (rf, d_f), (rg, d_g), (ro, d_o)] {
+                    d_x[r] = d;
+                    d_h[r] = d;
+                }
+            }
+        }
+        CellKind::Gru(GruVariant {
+            linear_before_reset,
+            ..
+        }) => {
+            // h' = n + z (h - n): ∂/∂n = 1 - z, ∂/∂z = h - n, ∂/∂h = z.
+            let mut dr = vec![T::ZERO; hid];
+            for j in 0..hid {
+                let (rn, r, z, nn) = (2 * hid + j, s.act[j], s.act[hid + j], s.act[2 * hid + j]);
+                let d_n = gate_grad(dh[j] * (T::ONE - z), s.pre[rn], nn, Act::Tanh, cl);
+                d_x[hid + j] =
+                    gate_grad(dh[j] * (s.h[j] - nn), s.pre[hid + j], z, Act::Sigmoid, cl);
+                d_x[rn] = d_n;
+                out.dh[j] = dh[j] * z;
+                if linear_before_reset {
+                    // pre_n = x part + r ⊙ (W_hn h + b_hn).
+                    dr[j] = d_n * s.extra[j];
+                    d_h[rn] = d_n * r;
+                } else {
+                    d_h[rn] = d_n;
+                }
+            }
+            if !linear_before_reset {
+                // pre_n = x part + W_hn (r ⊙ h) + b_hn: the product's input is r ⊙ h.
+                let rows = 2 * hid..3 * hid;
+                let d_rh = recurrent(w, g, rows, &s.m, &d_h);
+                out.max_inner = max_abs(&d_rh);
+                for j in 0..hid {
+                    dr[j] = d_rh[j] * s.h[j];
+                    out.dh[j] += d_rh[j] * s.act[j];
+                }
+            }
+            for j in 0..hid {
+                d_x[j] = gate_grad(dr[j], s.pre[j], s.act[j], Act::Sigmoid, cl);
+            }
+            d_h[..2 * hid].copy_from_slice(&d_x[..2 * hid]);
+            if linear_before_reset {
+                let d = recurrent(w, g, 0..3 * hid, &s.h, &d_h);
+                add(&mut out.dh, &d);
+            } else {
+                let d = recurrent(w, g, 0..2 * hid, &s.h, &d_h);
+                add(&mut out.dh, &d);
+            }
+            input_side(w, g, &s.x, &d_x, dx);
+            out.max_gate = max_abs(&d_x).max(max_abs(&d_h));
+            return out;
+        }
+    }
+    let d = recurrent(w, g, 0..n, &s.h, &d_h);
+    add(&mut out.dh, &d);
+    input_side(w, g, &s.x, &d_x, dx);
+    out.max_gate = max_abs(&d_x).max(max_abs(&d_h));
+    out
+}
+
+/// `a += b` element-wise.
+fn add<T: Real>(a: &mut [T], b: &[T]) {
+    for (a, &b) in a.iter_mut().zip(b) {
+        *a += b;
+    }
+}
+
+/// The input side of every gate row: `∂W_ih[r] += d[r] x`, `∂b_ih[r] += d[r]`,
+/// `dx += d[r] W_ih[r]`.
+fn input_side<T: Real>(
+    w: &LayerWeights<'_, T>,
+    g: &mut OwnedLayerWeights<T>,
+    x: &[T],
+    d: &[T],
+    dx: &mut [T],
+) {
+    let k = x.len();
+    for (r, &dr) in d.iter().enumerate() {
+        for (c, &xc) in x.iter().enumerate() {
+            g.w_ih[r * k + c] += dr * xc;
+            dx[c] += dr * w.w_ih[r * k + c];
+        }
+        if let Some(b) = g.b_ih.as_mut() {
+            b[r] += dr;
+        }
+    }
+}
+
+/// The recurrent side of gate rows `rows`, whose product input was `v` (`h`, or
+/// `r ⊙ h`): `∂W_hh[r] += d[r] v`, `∂b_hh[r] += d[r]`; returns `Σ_r d[r] W_hh[r]`.
+fn recurrent<T: Real>(
+    w: &LayerWeights<'_, T>,
+    g: &mut OwnedLayerWeights<T>,
+    rows: std::ops::Range<usize>,
+    v: &[T],
+    d: &[T],
+) -> Vec<T> {
+    let k = v.len();
+    let mut out = vec![T::ZERO; k];
+    for r in rows {
+        for (c, &vc) in v.iter().enumerate() {
+            g.w_hh[r * k + c] += d[r] * vc;
+            out[c] += d[r] * w.w_hh[r * k + c];
+        }
+        if let Some(b) = g.b_hh.as_mut() {
+            b[r] += d[r];
+        }
+    }
+    out
+}

@@ -1,0 +1,321 @@
+//! The backward pass (backpropagation through time) of the whole network: the
+//! gradients of a loss `L` with respect to every parameter, the input sequence and the
+//! initial states, given the gradients of `L` with respect to the outputs.
+//!
+//! The naive definition the kernels' backward is tested against: the forward is run
+//! again row by row, recording every intermediate value ([`tape`]), then each step is
+//! differentiated by hand ([`cells`]) from the last step to the first.
+//!
+//! Conventions (those of PyTorch autograd):
+//! - a gate pre-activation clamped by ONNX `clip` (`|pre| > clip`) passes no gradient;
+//!   `relu` passes the gradient where its input is `> 0`;
+//! - steps at or past a row's length (`seq_lens`) do not run: they contribute nothing,
+//!   their `dx` is 0 and `dy` there is ignored (their `y` is 0 by definition); the
+//!   state gradient passes through them unchanged;
+//! - every parameter gradient is summed over all steps and rows.
+
+mod cells;
+pub(crate) mod tape;
+
+use crate::error::{Error, Result};
+use crate::real::Real;
+use crate::spec::{check_len, check_seq_lens, Direction, RnnConfig, SeqShape};
+use crate::weights::{check_weights, export_onnx, views, LayerWeights, OwnedLayerWeights};
+use crate::{OwnedOnnxWeights, SequenceInput};
+
+use cells::row_backward;
+use tape::record;
+
+/// The gradients of the loss with respect to the forward's outputs (the "upstream"
+/// gradients a framework's autograd hands to the backward pass).
+#[derive(Clone, Copy, Debug)]
+pub struct OutputGrads<'a, T> {
+    /// `∂L/∂y`, shaped like `y`: `[T, B, D*H_out]` (or batch-major). Ignored at steps
+    /// past a row's length.
+    pub dy: &'a [T],
+    /// `∂L/∂h_n` `[L*D, B, H_out]`; `None` = zeros.
+    pub dh_n: Option<&'a [T]>,
+    /// `∂L/∂c_n` `[L*D, B, H]` (LSTM only); `None` = zeros.
+    pub dc_n: Option<&'a [T]>,
+}
+
+impl<'a, T> OutputGrads<'a, T> {
+    /// Just `∂L/∂y`.
+    pub fn new(dy: &'a [T]) -> Self {
+        OutputGrads {
+            dy,
+            dh_n: None,
+            dc_n: None,
+        }
+    }
+
+    /// Sets `∂L/∂h_n`.
+    pub fn with_dh_n(mut self, dh_n: &'a [T]) -> Self {
+        self.dh_n = Some(dh_n);
+        self
+    }
+
+    /// Sets `∂L/∂c_n` (LSTM).
+    pub fn with_dc_n(mut self, dc_n: &'a [T]) -> Self {
+        self.dc_n = Some(dc_n);
+        self
+    }
+}
+
+/// The gradients [`backward`] returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gradients<T> {
+    /// `∂L/∂x`, shaped like `x`.
+    pub dx: Vec<T>,
+    /// `∂L/∂h0` `[L*D, B, H_out]`.
+    pub dh0: Vec<T>,
+    /// `∂L/∂c0` `[L*D, B, H]` for an LSTM; empty otherwise.
+    pub dc0: Vec<T>,
+    /// One set per layer and direction, in PyTorch layout and gate order, with exactly
+    /// the parts the weights have (`b_ih`/`b_hh` only if given, `w_hr` for a projected
+    /// LSTM, `peephole` for a peephole cell).
+    pub weights: Vec<OwnedLayerWeights<T>>,
+}
+
+impl<T: Real + Default> Gradients<T> {
+    /// The parameter gradients in ONNX layout (`dW`, `dR`, `dB`, `dP`): they permute
+    /// exactly like the weights ([`export_onnx`]). ONNX configs only (one layer, no
+    /// projection).
+    pub fn onnx(&self, cfg: &RnnConfig) -> Result<OwnedOnnxWeights<T>> {
+        export_onnx(cfg, &views(&self.weights))
+    }
+}
+
+/// Checks the arguments of a backward pass (as `forward` checks its own, plus the
+/// output gradients).
+fn check<T>(
+    cfg: &RnnConfig,
+    weights: &[LayerWeights<'_, T>],
+    shape: SeqShape,
+    input: &SequenceInput<'_, T>,
+    grads: &OutputGrads<'_, T>,
+) -> Result<()> {
+    check_weights(cfg, weights)?;
+    let dims = shape.dims(cfg)?;
+    check_seq_lens(input.seq_lens, &shape)?;
+    check_len("x", dims.x, input.x.len())?;
+    check_len("dy", dims.y, grads.dy.len())?;
+    if let Some(h0) = input.h0 {
+        check_len("h0", dims.h, h0.len())?;
+    }
+    if let Some(dh_n) = grads.dh_n {
+        check_len("dh_n", dims.h, dh_n.len())?;
+    }
+    let lstm = cfg.cell.has_cell_state();
+    for (name, v) in [("c0", input.c0), ("dc_n", grads.dc_n)] {
+        match v {
+            Some(v) if lstm => check_len(name, dims.c, v.len())?,
+            Some(_) => {
+                return Err(Error::invalid(
+                    name,
+                    format!("None (a {} cell has no cell state)", cfg.cell.name()),
+                    "a slice",
+                ))
+            }
+            None => {}
+        }
+    }
+    if input.attention.is_some() {
+        return Err(Error::invalid(
+            "attention",
+            format!("None (a {} cell takes no attention input)", cfg.cell.name()),
+            "an attention input",
+        ));
+    }
+    Ok(())
+}
+
+/// Zeros shaped like `w` (same optional parts).
+fn zeros_like<T: Real>(w: &LayerWeights<'_, T>) -> OwnedLayerWeights<T> {
+    w.map(|v| vec![T::ZERO; v.len()])
+}
+
+/// Backpropagation through time: the gradients of `L` with respect to `x`, `h0`, `c0`
+/// and every parameter, where `L` is any loss whose gradients with respect to the
+/// outputs of [`forward`](crate::forward) are `grads` (for the golden cases' loss
+/// `Σ y·dy + Σ h_n·dh_n + Σ c_n·dc_n` they are `dy`, `dh_n`, `dc_n` themselves).
+///
+/// Arguments as for [`forward`](crate::forward); every length is checked up front.
+///
+/// ```
+/// use rnn_reference::{backward, CellKind, LayerWeights, OutputGrads, RnnConfig, SeqShape,
+///     SequenceInput};
+/// // h_t = h_{t-1} + 2 x_t (a linear relu RNN while everything stays positive).
+/// let cfg = RnnConfig::new(CellKind::RNN_RELU, 1, 1);
+/// let w = [LayerWeights::new(&[2.0f64][..], &[1.0][..])];
+/// let x = [1.0, 2.0, 3.0];
+/// // L = h_n = y_2 = 2 (x_0 + x_1 + x_2).
+/// let g = backward(&cfg, &w, SeqShape::new(3, 1), SequenceInput::new(&x),
+///     OutputGrads::new(&[0.0, 0.0, 0.0]).with_dh_n(&[1.0])).unwrap();
+/// assert_eq!(g.dx, vec![2.0, 2.0, 2.0]);
+/// assert_eq!(g.weights[0].w_ih, vec![6.0]); // Σ x_t
+/// assert_eq!(g.weights[0].w_hh, vec![8.0]); // Σ h_{t-1} = 0 + 2 + 6
+/// assert_eq!(g.dh0, vec![1.0]);
+/// ```
+pub fn backward<T: Real>(
+    cfg: &RnnConfig,
+    weights: &[LayerWeights<'_, T>],
+    shape: SeqShape,
+    input: SequenceInput<'_, T>,
+    grads: OutputGrads<'_, T>,
+) -> Result<Gradients<T>> {
+    backward_traced(cfg, weights, shape, input, grads, None)
+}
+
+/// The largest magnitudes one layer's backward met (over directions, steps and rows),
+/// for the test kit's error bound.
+#[derive(Clone, Copy, Debug, Default)]
+#[cfg_attr(not(feature = "testkit"), allow(dead_code))]
+pub struct LayerMaxima {
+    /// `∂L/∂h_t`, `dy` included.
+    pub dh: f64,
+    /// `∂L/∂c_t` (LSTM).
+    pub dc: f64,
+    /// Gate gradients, input and recurrent side.
+    pub gate: f64,
+    /// Intermediate gradients: the LSTM's `∂m` and `∂c'`, the GRU's `∂(r ⊙ h)`.
+    pub inner: f64,
+    /// The layer's `∂L/∂y`.
+    pub dy: f64,
+    /// The forward's states `|h|` and (LSTM) `|c|`, initial states included.
+    pub h: f64,
+    /// See `h`.
+    pub c: f64,
+}
+
+/// [`backward`], recording each layer's [`LayerMaxima`] (first layer first) when asked.
+pub(crate) fn backward_traced<T: Real>(
+    cfg: &RnnConfig,
+    weights: &[LayerWeights<'_, T>],
+    shape: SeqShape,
+    input: SequenceInput<'_, T>,
+    grads: OutputGrads<'_, T>,
+    mut maxima: Option<&mut Vec<LayerMaxima>>,
+) -> Result<Gradients<T>> {
+    check(cfg, weights, shape, &input, &grads)?;
+    if let Some(m) = maxima.as_deref_mut() {
+        *m = vec![LayerMaxima::default(); cfg.num_layers];
+    }
+    let tapes = record(cfg, weights, shape, &input);
+    let (nd, hid, ho) = (cfg.num_directions(), cfg.hidden_size, cfg.output_size());
+    let batch = shape.batch;
+    let lstm = cfg.cell.has_cell_state();
+    let dims = shape.dims(cfg)?;
+    let mut out = Gradients {
+        dx: Vec::new(),
+        dh0: vec![T::ZERO; dims.h],
+        dc0: vec![T::ZERO; dims.c],
+        weights: weights.iter().map(zeros_like).collect(),
+    };
+    // ∂L/∂(output of the current layer), in `shape.layout`, `nd * ho` per row.
+    let mut d_out = grads.dy.to_vec();
+    for (layer, tape) in tapes.iter().enumerate().rev() {
+        let width = tape.width;
+        let step_cfg = RnnConfig {
+            input_size: width,
+            num_layers: 1,
+            direction: Direction::Forward,
+            ..*cfg
+        };
+        let mut d_in = vec![T::ZERO; tape.input.len()];
+        let mut mx = LayerMaxima {
+            dy: d_out.iter().fold(0.0, |m, v| m.max(v.to_f64().abs())),
+            ..LayerMaxima::default()
+        };
+        for (d, steps) in tape.dirs.iter().enumerate() {
+            let k = layer * nd + d;
+            let slice = |v: Option<&[T]>, b: usize, n: usize| -> Vec<T> {
+                v.map_or(vec![T::ZERO; n], |v| v[(k * batch + b) * n..][..n].to_vec())
+            };
+            let mut dh: Vec<Vec<T>> = (0..batch).map(|b| slice(grads.dh_n, b, ho)).collect();
+            let mut dc: Vec<Vec<T>> = (0..batch)
+                .map(|b| {
+                    if lstm {
+                        slice(grads.dc_n, b, hid)
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect();
+            // Backwards through the recorded steps: each row's steps in reverse order.
+            for s in steps.iter().rev() {
+                let r = shape.row(s.t, s.b);
+                let mut dh_t = dh[s.b].clone();
+                for (a, &y) in dh_t.iter_mut().zip(&d_out[r * nd * ho + d * ho..][..ho]) {
+                    *a += y;
+                }
+                let dx = &mut d_in[r * width..(r + 1) * width];
+                let big = |v: &[T]| v.iter().fold(0.0f64, |m, x| m.max(x.to_f64().abs()));
+                mx.dh = mx.dh.max(big(&dh_t));
+                mx.dc = mx.dc.max(big(&dc[s.b]));
+                mx.h = mx.h.max(big(&s.h)).max(big(&s.h_new));
+                if lstm {
+                    mx.c = mx.c.max(big(&s.c)).max(big(&s.extra));
+                }
+                let g = row_backward(
+                    &step_cfg,
+                    &weights[k],
+                    s,
+                    &dh_t,
+                    &dc[s.b],
+                    &mut out.weights[k],
+                    dx,
+                );
+                mx.gate = mx.gate.max(g.max_gate);
+                mx.inner = mx.inner.max(g.max_inner);
+                dh[s.b] = g.dh;
+                dc[s.b] = g.dc;
+            }
+            for b in 0..batch {
+                out.dh0[(k * batch + b) * ho..][..ho].copy_from_slice(&dh[b]);
+                if lstm {
+                    out.dc0[(k * batch + b) * hid..][..hid].copy_from_slice(&dc[b]);
+                }
+            }
+        }
+        if let Some(m) = maxima.as_deref_mut() {
+            m[layer] = mx;
+        }
+        d_out = d_in;
+    }
+    out.dx = d_out;
+    Ok(out)
+}
+
+/// The smallest distance of any clipped or relu gate argument to its kink (`±clip`,
+/// `0`) in the forward pass of these arguments (`inf` if there is none). Where it is
+/// tiny, a finite-difference estimate straddles the kink and differs from the
+/// one-sided gradient [`backward`] returns (test support).
+#[cfg(feature = "testkit")]
+pub(crate) fn kink_margin<T: Real>(
+    cfg: &RnnConfig,
+    weights: &[LayerWeights<'_, T>],
+    shape: SeqShape,
+    input: &SequenceInput<'_, T>,
+) -> f64 {
+    let relu = cfg.cell == crate::CellKind::RNN_RELU;
+    let clip = cfg.clip.map(f64::from);
+    let mut m = f64::INFINITY;
+    for tape in record(cfg, weights, shape, input) {
+        for s in tape.dirs.iter().flatten() {
+            for &p in &s.pre {
+                let p = p.to_f64();
+                if let Some(c) = clip {
+                    m = m.min((p.abs() - c).abs());
+                }
+                if relu {
+                    m = m.min(p.abs());
+                }
+            }
+        }
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+//! The reference backward against central finite differences of the f64 forward, on
+//! random small problems of every variant (layers, directions, clip, layouts, sequence
+//! lengths), and its bad-input contract.
+//!
+//! # The tolerance
+//!
+//! Central differences with step `h` err by the truncation `h²/6 · |L'''|` plus the
+//! rounding of the two losses over `2h`. Here every input is O(1) (|x| ≤ 2, weights
+//! with row sums ≤ 1/2, |dy| ≤ 1), so `L''' = O(1..100)` and the loss, a sum of a few
+//! hundred O(1) terms, is computed with an error of about `100 · 2⁻⁵³ · Σ|terms| ≲ 1e-12`:
+//! with `h = 1e-5` both parts are below ~1e-8. The check is
+//! `|backward − fd| ≤ 1e-6 · (1 + |fd|)`, ≥ 100× above that and far below the O(0.01..1)
+//! errors of a wrong gate, sign or missing term. Problems with a `relu` or `clip`
+//! argument within 1e-3 of its kink are discarded (a difference across the kink measures
+//! neither side's derivative).
+
+use proptest::prelude::*;
+use rnn_reference::testkit::gradcheck::{finite_differences, gradient_arrays, Point};
+use rnn_reference::testkit::{variants, Lcg};
+use rnn_reference::{
+    backward, CellKind, Direction, LayerWeights, OutputGrads, OwnedLayerWeights, RnnConfig,
+    SeqShape, SequenceInput, TensorLayout,
+};
+
+const H_STEP: f64 = 1e-5;
+
+/// A random point: `cell`, sizes `(I, H, B, T)`, `layers`, direction `dir`, clip,
+/// layout and lengths from the flags, values from `seed`.
+#[allow(clippy::too_many_arguments)]
+fn point(
+    cell: CellKind,
+    (i, h, b, t): (usize, usize, usize, usize),
+    layers: usize,
+    dir: usize,
+    clip: Option<f32>,
+    batch_major: bool,
+    lens: bool,
+    seed: u64,
+) -> Point {
+    let direction = [
+        Direction::Forward,
+        Direction::Reverse,
+        Direction::Bidirectional,
+    ][dir];
+    let cfg = RnnConfig::new(cell, i, h)
+        .with_layers(layers)
+        .with_direction(direction)
+        .with_clip(clip);
+    let layout = if batch_major {
+        TensorLayout::BatchMajor
+    } else {
+        TensorLayout::TimeMajor
+    };
+    let shape = SeqShape::new(t, b).with_layout(layout);
+    let mut rng = Lcg::new(seed);
+    let weights = (0..cfg.num_weight_sets())
+        .map(|k| {
+            let layer = k / cfg.num_directions();
+            let l = cfg.weight_lens(layer);
+            let s = 1.0 / (cfg.layer_input_size(layer) + cfg.output_size()) as f64;
+            OwnedLayerWeights {
+                w_ih: rng.vec_f32_exact(l.w_ih, s),
+                w_hh: rng.vec_f32_exact(l.w_hh, s),
+                b_ih: Some(rng.vec_f32_exact(l.bias, 1.0)),
+                b_hh: Some(rng.vec_f32_exact(l.bias, 1.0)),
+                w_hr: l.w_hr.map(|n| rng.vec_f32_exact(n, 1.0 / h as f64)),
+                peephole: l.peephole.map(|n| rng.vec_f32_exact(n, 0.5)),
+                layer_norm: None,
+            }
+        })
+        .collect();
+    let d = shape.dims(&cfg).unwrap();
+    let seq_lens = lens.then(|| {
+        (0..b)
+            .map(|r| (seed as usize >> (3 * r)) % (t + 1))
+            .collect()
+    });
+    Point {
+        cfg,
+        shape,
+        weights,
+        x: rng.vec_f32_exact(d.x, 2.0),
+        h0: rng.vec_f32_exact(d.h, 1.0),
+        c0: rng.vec_f32_exact(d.c, 1.0),
+        seq_lens,
+        dy: rng.vec_f32_exact(d.y, 1.0),
+        dh_n: rng.vec_f32_exact(d.h, 1.0),
+        dc_n: rng.vec_f32_exact(d.c, 1.0),
+    }
+}
+
+/// `Err` describing the worst element where the backward and the differences disagree.
+fn check_fd(p: &Point) -> Result<(), String> {
+    let g = p.backward();
+    let fd = finite_differences(p, H_STEP);
+    let bw = gradient_arrays(&g);
+    assert_eq!(bw.len(), fd.len());
+    for (a, (got, want)) in bw.iter().zip(&fd).enumerate() {
+        assert_eq!(got.len(), want.len(), "array {a}");
+        for (e, (&g, &f)) in got.iter().zip(want).enumerate() {
+            if (g - f).abs() > 1e-6 * (1.0 + f.abs()) {
+                return Err(format!(
+                    "array {a} (sets' parts in order w_ih, w_hh, b_ih, b_hh, w_hr, peephole, then x, h0, c0) element {e}: backward {g:e}, differences {f:e}; {:?} {:?} lens {:?}",
+                    p.cfg, p.shape, p.seq_lens
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
+
+    #[test]
+    fn backward_matches_finite_differences(
+        variant in 0usize..variants::COUNT,
+        i in 1usize..=4,
+        h in 2usize..=4,
+        b in 1usize..=3,
+        t in 1usize..=4,
+        layers in 1usize..=2,
+        dir in 0usize..3,
+        clip in prop_oneof![Just(None), Just(Some(0.5f32)), Just(Some(2.0f32))],
+        batch_major in any::<bool>(),
+        lens in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let cell = variants::all(h - 1)[variant];
+        let p = point(cell, (i, h, b, t), layers, dir, clip, batch_major, lens, seed);
+        prop_assume!(p.kink_margin() > 1e-3);
+        prop_assert!(check_fd(&p).is_ok(), "{}", check_fd(&p).unwrap_err());
+    }
+}
+
+/// Every variant once, with everything switched on, regardless of the draws above.
+#[test]
+fn every_variant_matches_finite_differences() {
+    for (k, cell) in variants::all(2).into_iter().enumerate() {
+        let mut seed = 11 + k as u64;
+        loop {
+            let p = point(cell, (3, 4, 2, 3), 2, 2, Some(2.0), k % 2 == 1, true, seed);
+            if p.kink_margin() > 1e-3 {
+                check_fd(&p).unwrap_or_else(|e| panic!("{cell:?}: {e}"));
+                break;
+            }
+            seed += 100;
+        }
+    }
+}
+
+/// The checker has teeth: a gradient that is off by a little fails it.
+#[test]
+fn finite_difference_check_bites() {
+    let p = point(variants::LSTM, (2, 3, 2, 2), 1, 0, None, false, false, 5);
+    let mut q = p.clone();
+    // dy scaled by 1.001 changes the loss's gradients by 0.1%: the backward of q
+    // against the differences of p must fail.
+    q.dy.iter_mut().for_each(|v| *v *= 1.001);
+    let g = q.backward();
+    let fd = finite_differences(&p, H_STEP);
+    let bad = gradient_arrays(&g).iter().zip(&fd).any(|(g, f)| {
+        g.iter()
+            .zip(f)
+            .any(|(g, f)| (g - f).abs() > 1e-6 * (1.0 + f.abs()))
+    });
+    assert!(bad);
+}
+
+#[test]
+fn backward_rejects_bad_output_gradients() {
+    use rnn_reference::testkit::errors::{assert_invalid, assert_length};
+    let cfg = RnnConfig::new(CellKind::LSTM, 2, 3);
+    let (w_ih, w_hh) = (vec![0.1f32; 24], vec![0.1f32; 36]);
+    let w = [LayerWeights::new(&w_ih[..], &w_hh[..])];
+    let shape = SeqShape::new(2, 1);
+    let x = [0.5f32; 4];
+    let dy = [1.0f32; 6];
+    let run = |g: OutputGrads<'_, f32>| backward(&cfg, &w, shape, SequenceInput::new(&x), g);
+    assert_length(run(OutputGrads::new(&dy[..5])), "dy", 6, 5);
+    assert_length(
+        run(OutputGrads::new(&dy).with_dh_n(&[0.0; 2])),
+        "dh_n",
+        3,
+        2,
+    );
+    assert_length(
+        run(OutputGrads::new(&dy).with_dc_n(&[0.0; 4])),
+        "dc_n",
+        3,
+        4,
+    );
+    assert!(run(OutputGrads::new(&dy)).is_ok());
+    let gru = RnnConfig::new(CellKind::GRU, 2, 3);
+    let (g_ih, g_hh) = (vec![0.1f32; 18], vec![0.1f32; 27]);
+    let gw = [LayerWeights::new(&g_ih[..], &g_hh[..])];
+    let r = backward(
+        &gru,
+        &gw,
+        shape,
+        SequenceInput::new(&x),
+        OutputGrads::new(&dy).with_dc_n(&[0.0; 3]),
+    );
+    assert_invalid(r, "dc_n");
+}
