@@ -26,6 +26,11 @@ half-precision RNN kernels, so that is the only comparison it allows).  It is
 labelled as a mixed-precision comparison: the peers there run in f32, we run
 with half weights, inputs and outputs (f32 arithmetic).  It also shows our own
 half ÷ f32 speedup when our f32 rows are present.
+
+Records carry an optional "pass" ("forward" when absent; "train" from
+`report --pass train` and `peers.py --pass train`). Only the pass named by
+--pass (default forward) is read, so forward and training-step files can be
+given together; a training-step table says so in its heading.
 """
 
 import argparse
@@ -48,7 +53,7 @@ def order_key(seq, x):
     return (seq.index(x), "") if x in seq else (len(seq), str(x))
 
 
-def read_records(paths):
+def read_records(paths, pass_="forward"):
     best = {}
     for path in paths:
         f = sys.stdin if path == "-" else open(path)
@@ -65,6 +70,8 @@ def read_records(paths):
                 missing = [k for k in KEYS if k not in r]
                 if missing:
                     print(f"join: {path}:{n}: skipping, missing keys {missing}", file=sys.stderr)
+                    continue
+                if r.get("pass", "forward") != pass_:
                     continue
                 key = (str(r["impl"]), str(r["isa"]), str(r["dtype"]), str(r["cell"]),
                        (int(r["batch"]), int(r["hidden"]), int(r["input"]), int(r["steps"])),
@@ -103,9 +110,12 @@ def main(argv=None):
     p.add_argument("--half-vs-f32", action="store_true",
                    help="add a section comparing our f16/bf16 rows with the peers' f32 rows "
                         "(mixed precision, labelled as such)")
+    p.add_argument("--pass", dest="pass_", choices=["forward", "train"], default="forward",
+                   help="which records to join: forward passes (default) or training steps")
     a = p.parse_args(argv)
 
-    best = read_records(a.files)
+    best = read_records(a.files, a.pass_)
+    what = " (training step: forward + backward)" if a.pass_ == "train" else ""
     if not best:
         print("join: no records found", file=sys.stderr)
         return 1
@@ -128,7 +138,7 @@ def main(argv=None):
         if not first:
             print()
         first = False
-        print(f"### {dtype}, {threads} thread{'s' if threads != 1 else ''}")
+        print(f"### {dtype}, {threads} thread{'s' if threads != 1 else ''}{what}")
         print()
         notes = [f"{a.ours}: {', '.join(our_isas) if our_isas else 'no data'}"]
         notes += [f"{pi}: {', '.join(peer_isas[pi]) if peer_isas[pi] else 'no data'}" for pi in peers]
@@ -200,7 +210,7 @@ def main(argv=None):
         summary.append((threads, dtype, gm, len(ratios_best), tail))
 
     print()
-    print("### Summary: geometric-mean speedup of rnn-kernels over the best peer")
+    print(f"### Summary: geometric-mean speedup of rnn-kernels over the best peer{what}")
     print()
     print("| threads | dtype | speedup | configurations | per peer (configurations) |")
     print("|---:|---|---:|---:|---|")

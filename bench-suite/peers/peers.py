@@ -26,6 +26,23 @@ forward is repeated until about `--budget` seconds have passed and at least
                 only timed for f32.
 
 GFLOP/s uses the GEMM flop count 2*T*B*G*H*(I+H), G = 1, 3, 4 for RNN, GRU, LSTM.
+
+With --pass train (records gain "pass": "train"; without it they say "forward"),
+a training step is timed instead, as `report --pass train` times rnn-kernels':
+
+  torch:        the module in train mode, x with requires_grad (so dx is
+                computed, as ours is); per run the parameters' .grad are reset to
+                None, y = m(x), then y.backward(dy) with a fixed dy ~ U(-1, 1) --
+                loss.backward() of L = sum(y * dy) without forming the product.
+                Autograd picks oneDNN's RNN backward where torch has one (LSTM),
+                else ATen's (GRU, RNN); the isa field names the forward op found.
+                f16/bf16: module, x and dy in that dtype (torch's gradients are
+                then in that dtype too; ours are always f32).
+  onnxruntime:  has no training step; skipped (say --impl torch).
+
+GFLOP/s of a training step counts the backward's products too: 3*2*T*B*G*H*(I+H)
+(forward; backward: dh through W_hh, dW_hh, dW_ih, dx, each the size of a forward
+product).
 """
 
 import argparse
@@ -98,6 +115,9 @@ def parse_args(argv=None):
                         "ATEN_CPU_CAPABILITY=avx2), to judge the kernels' avx2 path on an AVX-512 machine. "
                         "ONNX Runtime has no such switch (MLAS picks its kernels from CPUID), so it is "
                         "skipped unless --impl names it, and its rows then say 'unrestricted'")
+    p.add_argument("--pass", dest="pass_", choices=["forward", "train"], default="forward",
+                   help="forward (default) or train: a training step, forward + loss.backward() "
+                        "(torch only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-check", action="store_true", help="skip the torch-vs-ORT self-check")
     a = p.parse_args(argv)
@@ -106,7 +126,8 @@ def parse_args(argv=None):
     a.cells = parse_list(a.cells, ALL_CELLS, "cell")
     a.dtype = parse_list(a.dtype, ALL_DTYPES, "dtype")
     a.impl = parse_list(a.impl, ALL_IMPLS, "impl")
-    if a.max_isa and "--impl" not in " ".join(argv if argv is not None else sys.argv):
+    impl_given = "--impl" in " ".join(argv if argv is not None else sys.argv)
+    if (a.max_isa or a.pass_ == "train") and not impl_given:
         a.impl = ["torch"]
     if a.shapes:
         a.shapes = parse_shapes(a.shapes)
@@ -148,8 +169,10 @@ except ImportError as e:  # pragma: no cover
     ORT_ERR = e
 
 
-def gflops(cell, b, h, i, t, secs):
-    return 2.0 * t * b * GATES[cell] * h * (i + h) / secs / 1e9
+def gflops(cell, b, h, i, t, secs, pass_="forward"):
+    """GEMM GFLOP/s; a training step does 3 forwards' worth of products (see the docstring)."""
+    products = 3.0 if pass_ == "train" else 1.0
+    return products * 2.0 * t * b * GATES[cell] * h * (i + h) / secs / 1e9
 
 
 def cpu_snapshot():
@@ -236,8 +259,9 @@ class quiet_stderr:
         return False
 
 
-def torch_isa(cell, tdtype):
-    """Which torch CPU path runs this cell: profile a tiny forward and look for oneDNN's RNN op."""
+def torch_isa(cell, tdtype, pass_="forward"):
+    """Which torch CPU path runs this cell: profile a tiny forward (train: a training step)
+    and look for oneDNN's RNN op."""
     cap = "unknown"
     try:
         cap = torch.backends.cpu.get_cpu_capability().lower()
@@ -248,8 +272,15 @@ def torch_isa(cell, tdtype):
         m = make_torch(cell, 16, 16, 0).to(tdtype)
         x = torch.zeros(2, 1, 16, dtype=tdtype)
         from torch.profiler import ProfilerActivity, profile
-        with quiet_stderr(), torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
-            m(x)
+        if pass_ == "train":
+            m.train()
+            x.requires_grad_(True)
+            with quiet_stderr(), profile(activities=[ProfilerActivity.CPU]) as prof:
+                y, _ = m(x)
+                y.backward(torch.ones_like(y))
+        else:
+            with quiet_stderr(), torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
+                m(x)
         names = {e.key for e in prof.key_averages()}
         if any("mkldnn_rnn" in n for n in names):
             backend = "onednn"
@@ -266,6 +297,28 @@ def bench_torch(cell, dtype, b, h, i, t, args):
     with torch.inference_mode():
         med, n = time_fn(lambda: m(x), args.warmup, args.budget, args.min_runs, args.max_runs)
     return med, n
+
+
+def bench_torch_train(cell, dtype, b, h, i, t, args):
+    """A training step: forward with autograd recording, then loss.backward() of sum(y * dy)."""
+    tdtype = TORCH_DTYPES[dtype]
+    m = make_torch(cell, h, i, args.seed).to(tdtype).train()
+    g = torch.Generator().manual_seed(args.seed + 1)
+    x = (torch.rand(t, b, i, generator=g) * 2 - 1).to(tdtype).requires_grad_(True)
+    dy = (torch.rand(t, b, h, generator=g) * 2 - 1).to(tdtype)
+    params = list(m.parameters())
+
+    def step():
+        for p in params:
+            p.grad = None
+        x.grad = None
+        y, _ = m(x)
+        y.backward(dy)
+
+    step()  # fail here (unsupported dtype / op) rather than inside the timing loop
+    if any(p.grad is None for p in params) or x.grad is None:
+        raise RuntimeError("autograd left a gradient unset")
+    return time_fn(step, args.warmup, args.budget, args.min_runs, args.max_runs)
 
 
 # ----------------------------------------------------------------- ORT side
@@ -388,7 +441,9 @@ def main(args):
     except OSError:
         pass
     if not args.no_check:
-        if torch is None or ort is None:
+        if args.pass_ == "train":
+            log("[peers] self-check (torch vs ORT forward) skipped: --pass train times torch only")
+        elif torch is None or ort is None:
             log("[peers] self-check skipped: needs both torch and onnxruntime")
         elif not self_check(args.threads):
             raise SystemExit("[peers] self-check FAILED: torch and ORT disagree; not timing")
@@ -396,11 +451,14 @@ def main(args):
     # One impl at a time, so the two runtimes' thread pools do not compete.
     for impl in impls:
         for dtype in args.dtype:
+            if impl == "onnxruntime" and args.pass_ == "train":
+                log("[peers] onnxruntime: skipping (no training step)")
+                break
             if impl == "onnxruntime" and dtype != "f32":
                 log(f"[peers] onnxruntime: skipping {dtype} (its CPU RNN/LSTM/GRU kernels are float32-only)")
                 continue
             for cell in args.cells:
-                isa = torch_isa(cell, TORCH_DTYPES[dtype]) if impl == "torch" else "mlas"
+                isa = torch_isa(cell, TORCH_DTYPES[dtype], args.pass_) if impl == "torch" else "mlas"
                 if impl == "onnxruntime" and args.max_isa:
                     isa = "mlas/unrestricted"
                 for (b, h, i, t) in args.shapes:
@@ -408,7 +466,9 @@ def main(args):
                         wait_idle(args.wait_idle)
                     snap = cpu_snapshot()
                     try:
-                        if impl == "torch":
+                        if impl == "torch" and args.pass_ == "train":
+                            med, n = bench_torch_train(cell, dtype, b, h, i, t, args)
+                        elif impl == "torch":
                             med, n = bench_torch(cell, dtype, b, h, i, t, args)
                         else:
                             med, n = bench_ort(cell, b, h, i, t, args)
@@ -420,10 +480,11 @@ def main(args):
                         "impl": impl, "isa": isa, "dtype": dtype, "cell": cell,
                         "batch": b, "hidden": h, "input": i, "steps": t,
                         "threads": args.threads, "s_per_seq": med,
-                        "gflops": gflops(cell, b, h, i, t, med),
+                        "gflops": gflops(cell, b, h, i, t, med, args.pass_),
+                        "pass": args.pass_,
                     }
                     print(json.dumps(rec), flush=True)
-                    log(f"[peers] {impl:11s} {isa:18s} {dtype:4s} {cell:4s} B={b:<3d} H={h:<4d} I={i:<4d} "
+                    log(f"[peers] {impl:11s} {isa:18s} {args.pass_:7s} {dtype:4s} {cell:4s} B={b:<3d} H={h:<4d} I={i:<4d} "
                         f"T={t:<3d} thr={args.threads}: {med * 1e3:9.3f} ms/seq "
                         f"{rec['gflops']:7.2f} GFLOP/s ({n} runs)"
                         + (f"  WARNING: other processes used {busy:.2f} cores meanwhile" if busy > 0.25 else ""))

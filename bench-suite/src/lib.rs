@@ -1,7 +1,8 @@
 //! Shared pieces of the rnn-kernels bench-suite: the benchmark configurations, the
 //! FLOP count, a deterministic problem builder, the **unfused baseline** (how
 //! candle- or burn-style code computes a cell: GEMMs plus separate elementwise
-//! passes) and a short FMA-throughput probe that measures this machine's peak.
+//! passes), a short FMA-throughput probe that measures this machine's peak, and the
+//! training step (forward + backward) the `report --pass train` times.
 //!
 //! Used by the criterion benches (`benches/rnn.rs`) and the `report`, `bound` and
 //! `widen` binaries. Every item is re-exported at the crate root.
@@ -10,6 +11,7 @@ mod configs;
 mod probes;
 mod problems;
 mod timing;
+mod train;
 mod unfused;
 
 pub use configs::{flops, step_flops, BenchConfig, Cell, CELLS, CONFIGS};
@@ -18,4 +20,5 @@ pub use problems::{max_abs_diff, round_through, to_elem, to_f32, Problem, TypedP
 /// The deterministic generator of the problems (the workspace test kit's).
 pub use rnn_reference::testkit::SplitMix64;
 pub use timing::{huge_page_buffer, median, time_median, Repeats};
+pub use train::{reference_grads, train_flops, upstream, Trainer};
 pub use unfused::{gemm_abt, Unfused, UnfusedWorkspace};

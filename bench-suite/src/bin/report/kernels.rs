@@ -1,16 +1,20 @@
-//! The kernels under test, per dtype, and the reference they are checked against.
+//! The kernels under test, per dtype and pass, and the reference they are checked
+//! against.
 
-use rnn_bench_suite::{to_f32, Problem};
+use rnn_bench_suite::{reference_grads, to_f32, Problem, Trainer};
 use rnn_kernels::half::{bf16, f16};
-use rnn_kernels::{Element, Isa, PackedRnn, SeqShape, SequenceInput, SequenceOutputMut, Workspace};
+use rnn_kernels::{
+    Activations, Element, Isa, PackedRnn, SeqShape, SequenceInput, SequenceOutputMut, Workspace,
+};
 
-use crate::options::Dtype;
+use crate::options::{Dtype, Pass};
 
-/// The rnn-kernels forward pass on one problem, in one dtype.
+/// The rnn-kernels forward pass or training step on one problem, in one dtype.
 pub(crate) trait KernelRun {
     /// Runs the first `steps` steps of the problem's input from zero states.
     fn run(&mut self, steps: usize) -> Result<(), String>;
-    /// `y` of the last `run(steps)`, widened to f32 `[steps, B, H]` (error check).
+    /// What the last `run(steps)` is checked on, widened to f32: `y` `[steps, B, H]`
+    /// for the forward; `∂x` of those steps then `∂W_hh` for a training step.
     fn output(&self, steps: usize) -> Vec<f32>;
 }
 
@@ -66,11 +70,31 @@ impl<T: Element> KernelRun for Kernels<T> {
     }
 }
 
+/// A training step (`--pass train`), activations kept.
+impl<T: Element> KernelRun for Trainer<T> {
+    fn run(&mut self, steps: usize) -> Result<(), String> {
+        Trainer::run(self, steps)
+    }
+
+    fn output(&self, steps: usize) -> Vec<f32> {
+        self.compared(steps)
+    }
+}
+
 pub(crate) fn build_kernels(
     dtype: Dtype,
     p: &Problem,
     isa: Isa,
+    pass: Pass,
 ) -> Result<Box<dyn KernelRun>, String> {
+    if pass == Pass::Train {
+        let keep = Activations::Keep;
+        return Ok(match dtype {
+            Dtype::F32 => Box::new(Trainer::<f32>::new(p, isa, keep)?),
+            Dtype::F16 => Box::new(Trainer::<f16>::new(p, isa, keep)?),
+            Dtype::Bf16 => Box::new(Trainer::<bf16>::new(p, isa, keep)?),
+        });
+    }
     Ok(match dtype {
         Dtype::F32 => Box::new(Kernels::<f32>::new(p, isa)?),
         Dtype::F16 => Box::new(Kernels::<f16>::new(p, isa)?),
@@ -90,12 +114,26 @@ pub(crate) fn reference_y(p: &Problem, k: usize) -> Result<Vec<f32>, String> {
     .map_err(|e| format!("reference: {e}"))
 }
 
+/// What the f32 reference gives for `pass` on the first `k` steps of `p`: `y`, or
+/// the gradients [`KernelRun::output`] holds.
+pub(crate) fn reference(pass: Pass, p: &Problem, k: usize) -> Result<Vec<f32>, String> {
+    match pass {
+        Pass::Forward => reference_y(p, k),
+        Pass::Train => reference_grads(p, k),
+    }
+}
+
 /// The oracle of a `dtype` run: the f32 reference on the weights, biases and inputs
-/// rounded to `dtype` (exactly the values the kernels see).
-pub(crate) fn reference_on(dtype: Dtype, p: &Problem, k: usize) -> Result<Vec<f32>, String> {
+/// (and, training, `∂L/∂y`) rounded to `dtype` (exactly the values the kernels see).
+pub(crate) fn reference_on(
+    dtype: Dtype,
+    pass: Pass,
+    p: &Problem,
+    k: usize,
+) -> Result<Vec<f32>, String> {
     match dtype {
-        Dtype::F32 => reference_y(p, k),
-        Dtype::F16 => reference_y(&p.rounded::<f16>(), k),
-        Dtype::Bf16 => reference_y(&p.rounded::<bf16>(), k),
+        Dtype::F32 => reference(pass, p, k),
+        Dtype::F16 => reference(pass, &p.rounded::<f16>(), k),
+        Dtype::Bf16 => reference(pass, &p.rounded::<bf16>(), k),
     }
 }

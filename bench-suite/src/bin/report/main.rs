@@ -1,5 +1,6 @@
-//! `report`: one command that times the rnn-kernels forward pass on the bench-suite
-//! shapes and prints, per cell, configuration and element type, ms per sequence, the
+//! `report`: one command that times the rnn-kernels forward pass (or, with `--pass
+//! train`, a training step: `forward_train` + `backward`) on the bench-suite shapes
+//! and prints, per cell, configuration and element type, ms per sequence, the
 //! speedup of half precision over the crate's own f32, GFLOP/s, % of the measured FMA
 //! peak, speedups over the reference and the unfused baseline, and the max error
 //! against the reference.
@@ -7,8 +8,15 @@
 //! ```text
 //! cargo run --release -p rnn-bench-suite --bin report -- [--quick] [--threads N]
 //!     [--isa avx512bf16|avx512|avx2|portable] [--dtype f32,f16,bf16] [--cells lstm,gru,rnn]
-//!     [--configs BxHxIxT,...] [--json]
+//!     [--configs BxHxIxT,...] [--pass forward|train] [--json]
 //! ```
+//!
+//! `--pass train`: each row is a training step (the training forward keeping
+//! activations, then the backward of `L = Σ y·dy` with a fixed `dy`: `∂x`, `∂W_ih`,
+//! `∂W_hh`, both biases, all f32); GFLOP/s counts the backward's products too (the
+//! step is 3 × the forward's, `train_flops`); max err is over `∂x` and `∂W_hh`
+//! against the f32 reference backward on the first steps; there is no unfused
+//! baseline (`-`).
 //!
 //! The path measured is `--isa`, else `RNN_KERNELS_ISA` (as for the kernels' own
 //! default), else the best this CPU has; the header line names it. An unknown or
@@ -20,8 +28,8 @@
 //!
 //! With `--json`, stdout carries only JSON lines (keys `impl`, `isa`, `dtype`, `cell`,
 //! `batch`, `hidden`, `input`, `steps`, `threads`, `s_per_seq`, `gflops`, plus
-//! `max_err` and `speedup_vs_f32`, `null` unless f32 ran too); progress goes to
-//! stderr.
+//! `max_err` and `speedup_vs_f32`, `null` unless f32 ran too, and `pass`, `forward`
+//! or `train`); progress goes to stderr.
 
 mod kernels;
 mod measure;
@@ -36,7 +44,7 @@ use std::time::Instant;
 use rnn_bench_suite::fma_peak_gflops;
 
 use measure::{measure, measure_baseline, Effort};
-use options::{parse_args, Dtype, Opts, USAGE};
+use options::{parse_args, Dtype, Opts, Pass, USAGE};
 use output::{json_line, table_row, TABLE_HEADER};
 
 fn run(o: &Opts) -> Result<(), String> {
@@ -60,7 +68,11 @@ fn run(o: &Opts) -> Result<(), String> {
     let mut head = String::new();
     let _ = writeln!(
         head,
-        "rnn-kernels report: dtype {}, isa {}, {} thread(s){}",
+        "rnn-kernels report ({}): dtype {}, isa {}, {} thread(s){}",
+        match o.pass {
+            Pass::Forward => "forward",
+            Pass::Train => "training step: forward_train + backward, f32 gradients",
+        },
         dtypes.join(","),
         o.isa,
         o.threads,
@@ -81,6 +93,13 @@ fn run(o: &Opts) -> Result<(), String> {
              the f32 compute error.\n× f32: the f32 row's time ÷ this row's time (> 1: faster \
              than the crate's own f32). × ref / × unfused: against the f32 reference / baseline."
         );
+        if o.pass == Pass::Train {
+            let _ = writeln!(
+                head,
+                "Training rows: dy in the half type too (on a 1/128 grid, exact in it), \
+                 gradients f32: their max err has no final rounding."
+            );
+        }
     }
     if o.json {
         eprint!("{head}");
@@ -98,7 +117,7 @@ fn run(o: &Opts) -> Result<(), String> {
         }
         for &shape in &o.configs {
             progress(&format!("{} {} baselines ...", cell.name(), shape.label()));
-            let base = pool.install(|| measure_baseline(&e, cell, shape))?;
+            let base = pool.install(|| measure_baseline(&e, cell, shape, o.pass))?;
             let mut f32_s = None;
             for &dtype in &o.dtypes {
                 progress(&format!(
@@ -139,19 +158,33 @@ fn run(o: &Opts) -> Result<(), String> {
     }
 
     let k = rows.iter().map(|r| r.ref_steps).max().unwrap_or(0);
+    let (counted, unfused, err) = match o.pass {
+        Pass::Forward => (
+            "2·T·B·G·H·(I+H)",
+            format!(
+                "matrixmultiply sgemm X·W_ihᵀ + per-step sgemm h·W_hhᵀ + scalar gate pass \
+                 (candle/burn-style, f32), columns split over the same {} thread(s)",
+                o.threads
+            ),
+            "|y - y_ref|",
+        ),
+        Pass::Train => (
+            "3 × 2·T·B·G·H·(I+H) (forward; backward: ∂h·W_hh per step, ∂W_hh, ∂W_ih, ∂x)",
+            "none for a training step".to_string(),
+            "|g - g_ref| over ∂x and ∂W_hh (loss Σ y·dy, fixed dy)",
+        ),
+    };
     let notes = format!(
-        "ms/seq: median over runs (min {} runs / {:.1} s per case). GFLOP/s: 2·T·B·G·H·(I+H) / time.\n\
+        "ms/seq: median over runs (min {} runs / {:.1} s per case). GFLOP/s: {counted} / time.\n\
          % peak: of the measured {} FMA peak × threads above.\n\
          × ref: the naive reference crate (f32), timed on the first {k} steps only (it is very \
          slow) and scaled by T/{k}.\n\
-         × unfused: matrixmultiply sgemm X·W_ihᵀ + per-step sgemm h·W_hhᵀ + scalar gate pass \
-         (candle/burn-style, f32), columns split over the same {} thread(s).\n\
-         max err: max |y - y_ref| over the first {k} steps, same inputs{}.\n\
+         × unfused: {unfused}.\n\
+         max err: max {err} over the first {k} steps, same inputs{}.\n\
          total time {:.1} s",
         e.kernel.min_runs,
         e.kernel.min_time.as_secs_f64(),
         o.isa,
-        o.threads,
         if half {
             " (half rows: reference on the half-rounded weights and inputs, see the header)"
         } else {
@@ -194,7 +227,7 @@ mod tests {
     use rnn_kernels::Isa;
 
     use crate::kernels::{build_kernels, reference_on};
-    use crate::options::{parse_args, resolve_isa, Dtype};
+    use crate::options::{parse_args, resolve_isa, Dtype, Pass};
 
     fn dtypes(args: &[&str]) -> Result<Vec<Dtype>, String> {
         parse_args(args.iter().map(|s| s.to_string())).map(|o| o.unwrap().dtypes)
@@ -237,11 +270,41 @@ mod tests {
     fn half_kernels_match_the_rounded_reference() {
         let p = Problem::new(Cell::Gru, BenchConfig::new(2, 24, 8, 3));
         for (dtype, tol) in [(Dtype::F32, 1e-5), (Dtype::F16, 2e-3), (Dtype::Bf16, 1e-2)] {
-            let mut k = build_kernels(dtype, &p, Isa::best()).unwrap();
+            let mut k = build_kernels(dtype, &p, Isa::best(), Pass::Forward).unwrap();
             k.run(3).unwrap();
-            let want = reference_on(dtype, &p, 3).unwrap();
+            let want = reference_on(dtype, Pass::Forward, &p, 3).unwrap();
             let err = max_abs_diff(&k.output(3), &want);
             assert!(err < tol, "{}: {err}", dtype.name());
         }
+    }
+
+    /// The training step the report times computes the reference's gradients, for
+    /// every dtype (half: the reference sees the same rounded weights and x, and dy
+    /// is exact in every dtype; gradients f32, so no output rounding): 1e-5 of the
+    /// largest gradient, the f32 forward's bound. A smoke check of the wiring; the
+    /// kernels' own tests hold the derived bound.
+    #[test]
+    fn training_step_matches_the_reference_backward() {
+        for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
+            let p = Problem::new(cell, BenchConfig::new(2, 24, 8, 3));
+            for dtype in [Dtype::F32, Dtype::F16, Dtype::Bf16] {
+                let mut k = build_kernels(dtype, &p, Isa::best(), Pass::Train).unwrap();
+                k.run(3).unwrap();
+                let want = reference_on(dtype, Pass::Train, &p, 3).unwrap();
+                let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                let err = max_abs_diff(&k.output(3), &want);
+                assert!(err < 1e-5 * scale, "{cell:?} {}: {err}", dtype.name());
+            }
+        }
+    }
+
+    #[test]
+    fn pass_parses() {
+        let pass =
+            |a: &[&str]| parse_args(a.iter().map(|s| s.to_string())).map(|o| o.unwrap().pass);
+        assert_eq!(pass(&[]).unwrap(), Pass::Forward);
+        assert_eq!(pass(&["--pass", "train"]).unwrap(), Pass::Train);
+        assert_eq!(pass(&["--pass=forward"]).unwrap(), Pass::Forward);
+        assert!(pass(&["--pass", "backward"]).is_err());
     }
 }

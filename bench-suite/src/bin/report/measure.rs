@@ -4,12 +4,13 @@ use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use rnn_bench_suite::{
-    flops, max_abs_diff, time_median, BenchConfig, Cell, Problem, Repeats, Unfused,
+    flops, max_abs_diff, time_median, train_flops, BenchConfig, Cell, Problem, Repeats, Unfused,
     UnfusedWorkspace,
 };
+use rnn_kernels::Activations;
 
-use crate::kernels::{build_kernels, reference_on, reference_y};
-use crate::options::{Dtype, Opts};
+use crate::kernels::{build_kernels, reference, reference_on};
+use crate::options::{Dtype, Opts, Pass};
 
 /// How hard to try, per case.
 pub(crate) struct Effort {
@@ -65,11 +66,13 @@ impl Effort {
 }
 
 /// What every dtype of one (cell, shape) shares: the problem, the f32 reference
-/// (output and time) and the unfused f32 baseline's time.
+/// (output or gradients, and time) and the unfused f32 baseline's time (forward only:
+/// `NaN` for a training step).
 pub(crate) struct Baseline {
     pub(crate) p: Problem,
     pub(crate) ref_steps: usize,
-    /// f32 reference `y` over the first `ref_steps` steps, unrounded problem.
+    /// f32 reference `y` (or gradients) over the first `ref_steps` steps, unrounded
+    /// problem.
     pub(crate) want_f32: Vec<f32>,
     pub(crate) ref_s: f64,
     pub(crate) unfused_s: f64,
@@ -79,14 +82,17 @@ pub(crate) fn measure_baseline(
     e: &Effort,
     cell: Cell,
     shape: BenchConfig,
+    pass: Pass,
 ) -> Result<Baseline, String> {
     let p = Problem::new(cell, shape);
     let (t, b) = (shape.steps, shape.batch);
     let k = e.ref_steps.min(t);
+    // The reference's cost per step is constant for the backward too (BPTT).
+    let oracle = |p: &Problem| reference(pass, p, k);
 
     // Error check (and reference timing) on the first k steps.
     let t0 = Instant::now();
-    let want_f32 = reference_y(&p, k)?;
+    let want_f32 = oracle(&p)?;
     let first = t0.elapsed();
     // A cheap reference run is repeated (its first run pays allocations and page
     // faults); an expensive one is timed once, which is plenty at its length.
@@ -98,18 +104,22 @@ pub(crate) fn measure_baseline(
             max_time: Duration::from_millis(200),
         };
         time_median(reps, || {
-            std::hint::black_box(reference_y(&p, k)).ok();
+            std::hint::black_box(oracle(&p)).ok();
         })
     } else {
         first.as_secs_f64()
     };
     let ref_s = ref_k * t as f64 / k as f64;
 
-    // Unfused baseline, whole sequence.
-    let base = Unfused::new(&p);
-    let mut ws = UnfusedWorkspace::new();
-    let mut y = vec![0.0f32; p.y_len(t)];
-    let unfused_s = time_median(e.unfused, || base.forward(&mut ws, t, b, &p.x, &mut y));
+    // Unfused baseline, whole sequence (forward only: it has no backward).
+    let unfused_s = if pass == Pass::Forward {
+        let base = Unfused::new(&p);
+        let mut ws = UnfusedWorkspace::new();
+        let mut y = vec![0.0f32; p.y_len(t)];
+        time_median(e.unfused, || base.forward(&mut ws, t, b, &p.x, &mut y))
+    } else {
+        f64::NAN
+    };
 
     Ok(Baseline {
         p,
@@ -139,10 +149,10 @@ pub(crate) fn measure(o: &Opts, e: &Effort, base: &Baseline, dtype: Dtype) -> Re
     let (t, k) = (p.shape.steps, base.ref_steps);
     let want = match dtype {
         Dtype::F32 => Cow::Borrowed(&base.want_f32),
-        _ => Cow::Owned(reference_on(dtype, p, k)?),
+        _ => Cow::Owned(reference_on(dtype, o.pass, p, k)?),
     };
 
-    let mut kern = build_kernels(dtype, p, o.isa)?;
+    let mut kern = build_kernels(dtype, p, o.isa, o.pass)?;
     kern.run(k)?;
     let max_err = max_abs_diff(&kern.output(k), &want);
 
@@ -154,21 +164,30 @@ pub(crate) fn measure(o: &Opts, e: &Effort, base: &Baseline, dtype: Dtype) -> Re
         }
     });
     if let Some(err) = failed {
-        return Err(format!("rnn-kernels forward ({}): {err}", dtype.name()));
-    }
-    if kern.output(t).iter().any(|v| !v.is_finite()) {
         return Err(format!(
-            "rnn-kernels forward ({}) produced non-finite outputs",
+            "rnn-kernels {} ({}): {err}",
+            o.pass.name(),
             dtype.name()
         ));
     }
+    if kern.output(t).iter().any(|v| !v.is_finite()) {
+        return Err(format!(
+            "rnn-kernels {} ({}) produced non-finite outputs",
+            o.pass.name(),
+            dtype.name()
+        ));
+    }
+    let products = match o.pass {
+        Pass::Forward => flops(p.cell, &p.shape),
+        Pass::Train => train_flops(p.cell, &p.shape, Activations::Keep),
+    };
 
     Ok(Row {
         cell: p.cell,
         dtype,
         shape: p.shape,
         s_per_seq,
-        gflops: flops(p.cell, &p.shape) as f64 / s_per_seq / 1e9,
+        gflops: products as f64 / s_per_seq / 1e9,
         vs_f32: None,
         unfused_s: base.unfused_s,
         ref_s: base.ref_s,

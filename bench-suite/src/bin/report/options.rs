@@ -5,7 +5,7 @@ use rnn_kernels::{Isa, ISA_ENV};
 
 pub(crate) const USAGE: &str = "\
 usage: report [--quick] [--threads N] [--isa avx512bf16|avx512|avx2|portable] [--dtype f32,f16,bf16]
-              [--cells lstm,gru,rnn] [--configs BxHxIxT,...] [--json]
+              [--cells lstm,gru,rnn] [--configs BxHxIxT,...] [--pass forward|train] [--json]
 
   --quick          fewer repeats (min 3 runs / 0.2 s per case); f32 run < 1 minute,
                    --dtype f32,f16,bf16 about 2 minutes
@@ -16,6 +16,8 @@ usage: report [--quick] [--threads N] [--isa avx512bf16|avx512|avx2|portable] [-
                    weights, x and y in the half type; f32 always runs first
   --cells LIST     comma-separated subset of lstm,gru,rnn (default all)
   --configs LIST   comma-separated BxHxIxT shapes (default: the six bench-suite shapes)
+  --pass NAME      forward (default) or train: a training step, forward_train + backward
+                   (f32 gradients; --dtype sets the weights', x's, y's and dy's type)
   --json           one JSON object per line on stdout, progress on stderr";
 
 /// Element type of the kernels under test (weights, `x` and `y`). To add one: a
@@ -47,6 +49,24 @@ impl Dtype {
     }
 }
 
+/// What one timed run is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pass {
+    /// `PackedRnn::forward`.
+    Forward,
+    /// A training step: `forward_train` keeping activations, then `backward`.
+    Train,
+}
+
+impl Pass {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Pass::Forward => "forward",
+            Pass::Train => "train",
+        }
+    }
+}
+
 pub(crate) struct Opts {
     pub(crate) quick: bool,
     pub(crate) threads: usize,
@@ -56,6 +76,7 @@ pub(crate) struct Opts {
     pub(crate) cells: Vec<Cell>,
     pub(crate) configs: Vec<BenchConfig>,
     pub(crate) json: bool,
+    pub(crate) pass: Pass,
 }
 
 pub(crate) fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Opts>, String> {
@@ -67,6 +88,7 @@ pub(crate) fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Op
         cells: CELLS.to_vec(),
         configs: CONFIGS.to_vec(),
         json: false,
+        pass: Pass::Forward,
     };
     let mut isa_flag = None;
     let mut args = args.peekable();
@@ -86,6 +108,13 @@ pub(crate) fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Op
             "-h" | "--help" => return Ok(None),
             "--quick" => o.quick = true,
             "--json" => o.json = true,
+            "--pass" => {
+                o.pass = match value("--pass")?.as_str() {
+                    "forward" => Pass::Forward,
+                    "train" => Pass::Train,
+                    v => return Err(format!("--pass: expected forward or train, got {v:?}")),
+                }
+            }
             "--threads" => {
                 let v = value("--threads")?;
                 o.threads =

@@ -16,7 +16,8 @@ pub(crate) fn json_line(o: &Opts, r: &Row) -> String {
     format!(
         "{{\"impl\": \"rnn-kernels\", \"isa\": \"{}\", \"dtype\": \"{}\", \"cell\": \"{}\", \
          \"batch\": {}, \"hidden\": {}, \"input\": {}, \"steps\": {}, \"threads\": {}, \
-         \"s_per_seq\": {}, \"gflops\": {}, \"max_err\": {}, \"speedup_vs_f32\": {}}}",
+         \"s_per_seq\": {}, \"gflops\": {}, \"max_err\": {}, \"speedup_vs_f32\": {}, \
+         \"pass\": \"{}\"}}",
         o.isa.name(),
         r.dtype.name(),
         r.cell.name(),
@@ -29,6 +30,7 @@ pub(crate) fn json_line(o: &Opts, r: &Row) -> String {
         json_num(r.gflops),
         json_num(f64::from(r.max_err)),
         json_num(r.vs_f32.unwrap_or(f64::NAN)),
+        o.pass.name(),
     )
 }
 
@@ -38,9 +40,15 @@ pub(crate) const TABLE_HEADER: &str =
 
 pub(crate) fn table_row(r: &Row, peak: f64) -> String {
     let vs_f32 = r.vs_f32.map_or("-".to_string(), |v| format!("{v:.2}"));
+    // No unfused baseline for a training step.
+    let unfused = if r.unfused_s.is_finite() {
+        format!("{:.2}", r.unfused_s / r.s_per_seq)
+    } else {
+        "-".to_string()
+    };
     format!(
         "{:<5} | {:<5} | {:>4} | {:>4} | {:>4} | {:>3} | {:>9.3} | {:>6} | {:>7.1} | {:>5.1}% \
-         | {:>7.1} | {:>9.2} | {:.1e}",
+         | {:>7.1} | {:>9} | {:.1e}",
         r.cell.name(),
         r.dtype.name(),
         r.shape.batch,
@@ -52,7 +60,7 @@ pub(crate) fn table_row(r: &Row, peak: f64) -> String {
         r.gflops,
         100.0 * r.gflops / peak,
         r.ref_s / r.s_per_seq,
-        r.unfused_s / r.s_per_seq,
+        unfused,
         r.max_err,
     )
 }
