@@ -1,7 +1,9 @@
 //! # rnn-kernels
 //!
-//! Hand-vectorized, fused-gate RNN / LSTM / GRU forward kernels for CPUs, with runtime
-//! instruction-set dispatch (AVX-512 with or without AVX512-BF16, AVX2+FMA, portable).
+//! Hand-vectorized, fused-gate RNN / LSTM / GRU forward and backward kernels for CPUs,
+//! with runtime instruction-set dispatch (AVX-512 with or without AVX512-BF16,
+//! AVX2+FMA, portable); training is [`PackedRnn::forward_train`] then
+//! [`PackedRnn::backward`].
 //! Results match PyTorch `nn.RNN/LSTM/GRU` and the ONNX `RNN/LSTM/GRU` operators; the
 //! math is defined by the naive [`rnn_reference`] crate and every kernel path is tested
 //! against it.
