@@ -29,7 +29,7 @@
 //! errs by at most `E ∏F + X δ Σ_i ∏_{j≠i} F_j + (m + 1)·1.01 u X ∏F`. Applying that
 //! to each line of a cell's backward (`cells/<cell>/backward.rs`) gives, per step, the
 //! error of `∂L/∂h`, `∂L/∂c` and the gate gradients, carried backwards over the `T`
-//! steps as running maxima ([`layer`]). From those:
+//! steps as running maxima (`layer`). From those:
 //!
 //! - `∂W = Σ_{T·B rows} gate gradient ⊗ operand` errs by `R (E_g X + M_g e_X) + γ(R) R
 //!   M_g X` (`R = T·B`, operand bound `X`, its error `e_X`), biases likewise with
