@@ -10,7 +10,9 @@
 //! - [`forward`]: a whole sequence through every layer and direction;
 //! - [`backward`]: backpropagation through time, the gradients of every parameter,
 //!   the input and the initial states;
-//! - [`import_onnx`] / [`export_onnx`]: ONNX weight layout to and from PyTorch layout.
+//! - [`import_onnx`] / [`export_onnx`]: ONNX weight layout to and from PyTorch layout;
+//! - [`quant`]: int8 weights with activations quantized at run time (this crate's
+//!   schemes and ONNX Runtime's `DynamicQuantizeLSTM`), and their naive oracle.
 
 #![warn(missing_docs)]
 
@@ -18,6 +20,7 @@ mod backward;
 mod cell;
 mod cell_kind;
 mod error;
+pub mod quant;
 mod real;
 mod sequence;
 mod spec;

@@ -13,6 +13,7 @@
 
 mod grads;
 mod parse;
+mod quant;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ pub use grads::{
     Grads, UNSUPPORTED,
 };
 pub use parse::load_case;
+pub use quant::{load_all_quant, load_quant_case, quant_golden_dir, QuantCase};
 
 /// One golden case, with the weights already in PyTorch layout.
 #[derive(Clone, Debug)]
@@ -59,6 +61,12 @@ pub struct Case {
     pub h_n: Vec<f64>,
     /// Expected `[L*D, B, H]` for an LSTM; empty otherwise.
     pub c_n: Vec<f64>,
+}
+
+impl AsRef<Case> for Case {
+    fn as_ref(&self) -> &Case {
+        self
+    }
 }
 
 impl Case {
@@ -158,6 +166,11 @@ pub fn golden_dir() -> PathBuf {
 /// Loads every `*.json` of `dir`, sorted by file name. Panics with a clear message if
 /// the directory cannot be read, holds no case, or a file is malformed.
 pub fn load_all(dir: &Path) -> Vec<Case> {
+    load_files(dir, load_case)
+}
+
+/// Every `*.json` of `dir` through `load`, sorted by file name (see [`load_all`]).
+fn load_files<C>(dir: &Path, load: fn(&Path) -> Result<C, String>) -> Vec<C> {
     let entries = std::fs::read_dir(dir).unwrap_or_else(|e| {
         panic!(
             "cannot read the golden directory {} ({e}); set RNN_GOLDEN_DIR to a directory of *.json cases",
@@ -177,7 +190,7 @@ pub fn load_all(dir: &Path) -> Vec<Case> {
     let mut cases = Vec::new();
     let mut errors = Vec::new();
     for p in &paths {
-        match load_case(p) {
+        match load(p) {
             Ok(c) => cases.push(c),
             Err(e) => errors.push(format!("  {}: {e}", p.display())),
         }
@@ -232,17 +245,19 @@ fn worst_mismatch(got: &[f64], want: &[f64], tol: Tolerance) -> Option<Mismatch>
 /// `f64`; `c_n` empty for non-LSTM cells) with the expected outputs using
 /// `tol.for_case(case)`. Panics, naming `name`, with every failing file, output and its
 /// worst element (index, got, want), after running all cases.
-pub fn run_all<F>(cases: &[Case], tol: Tolerance, name: &str, f: F)
+pub fn run_all<C, F>(cases: &[C], tol: Tolerance, name: &str, f: F)
 where
-    F: Fn(&Case) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>), String>,
+    C: AsRef<Case>,
+    F: Fn(&C) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>), String>,
 {
     assert!(!cases.is_empty(), "{name}: no golden case to run");
     let mut report = String::new();
     let mut failed = 0;
-    for case in cases {
+    for item in cases {
+        let case = item.as_ref();
         let tol = tol.for_case(case);
         let mut lines = Vec::new();
-        match f(case) {
+        match f(item) {
             Err(e) => lines.push(format!("returned an error: {e}")),
             Ok((y, h_n, c_n)) => {
                 for (out, got, want) in [

@@ -61,7 +61,7 @@ fn quote_non_finite(text: &str) -> String {
     out
 }
 
-fn num(v: &Value) -> Result<f64, String> {
+pub(super) fn num(v: &Value) -> Result<f64, String> {
     match v {
         Value::Number(n) => n.as_f64().ok_or_else(|| format!("bad number {n}")),
         Value::String(s) if s == "NaN" => Ok(f64::NAN),
@@ -72,7 +72,7 @@ fn num(v: &Value) -> Result<f64, String> {
 }
 
 /// An array `{"shape": [...], "data": [...]}`: (shape, data), checked for consistency.
-fn array(v: &Value, what: &str) -> Result<(Vec<usize>, Vec<f64>), String> {
+pub(super) fn array(v: &Value, what: &str) -> Result<(Vec<usize>, Vec<f64>), String> {
     let shape = v
         .get("shape")
         .and_then(Value::as_array)
@@ -128,13 +128,13 @@ pub(super) fn get<'v>(v: &'v Value, key: &str) -> Result<&'v Value, String> {
     v.get(key).ok_or_else(|| format!("missing key `{key}`"))
 }
 
-fn str_of<'v>(v: &'v Value, key: &str) -> Result<&'v str, String> {
+pub(super) fn str_of<'v>(v: &'v Value, key: &str) -> Result<&'v str, String> {
     get(v, key)?
         .as_str()
         .ok_or_else(|| format!("`{key}` is not a string"))
 }
 
-fn usize_of(v: &Value, key: &str) -> Result<usize, String> {
+pub(super) fn usize_of(v: &Value, key: &str) -> Result<usize, String> {
     get(v, key)?
         .as_u64()
         .map(|n| n as usize)
@@ -150,7 +150,7 @@ fn bool_or(v: &Value, key: &str, default: bool) -> Result<bool, String> {
     }
 }
 
-fn parse_case(v: &Value, path: &Path) -> Result<Case, String> {
+pub(super) fn parse_case(v: &Value, path: &Path) -> Result<Case, String> {
     let name = str_of(v, "name")?.to_string();
     let source = v
         .get("source")

@@ -1,0 +1,350 @@
+//! One step of one layer and direction with int8 weights, for a batch: the naive
+//! oracle of the kernels' int8 path. Integer sums are exact (`i64`); each product is
+//! scaled as ONNX Runtime scales it, `f32(s_a · s_w[n]) · f32(Σ)` in `f32`; everything
+//! after (sums of the parts, biases, peepholes, clip, activations, the cell update) is
+//! computed in `f64`, on the cell equations of the golden README.
+
+use crate::cell_kind::{CellKind, GruVariant, LstmVariant, RnnActivation, RnnVariant};
+use crate::error::{Error, Result};
+use crate::spec::RnnConfig;
+
+use super::params::{
+    block_params, block_range, quantize, tie_margin, ActivationQuant, BlockParams,
+};
+use super::weights::{QuantizedLayerWeights, QuantizedMatrix};
+
+/// The new state after one int8 step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantStepOutput {
+    /// `h_t`: `[B, H_out]`.
+    pub h: Vec<f64>,
+    /// `c_t`: `[B, H]` for an LSTM, else empty.
+    pub c: Vec<f64>,
+    /// Per element of `h`: how far an implementation that computes the step's *second*
+    /// operand (an LSTM projection's `o ⊙ tanh(c')`, a reset-before GRU's `r ⊙ h`) in
+    /// `f32` may differ from this result because one of those values lies so close to a
+    /// rounding boundary that its code can come out one step apart (0 almost
+    /// everywhere; see [`second_operand_error`]). The step's `x` and `h` are inputs, so
+    /// their codes are exact.
+    pub slack: Vec<f64>,
+}
+
+/// The parameters of each row of an operand `a` (`rows × k`): its own range per row,
+/// or one range over all rows.
+pub fn row_params(a: &[f32], k: usize, scheme: ActivationQuant) -> Vec<BlockParams> {
+    let rows = a.len() / k.max(1);
+    let q = scheme.qmax();
+    if scheme.per_row() {
+        a.chunks(k.max(1))
+            .map(|r| block_params(block_range(r.iter().copied()), q))
+            .collect()
+    } else {
+        vec![block_params(block_range(a.iter().copied()), q); rows]
+    }
+}
+
+/// The int8 product `a × mᵀ` of the operand rows `a` (`rows × k`, row `b` with the
+/// parameters `params[b]`) and the matrix `m` (`n × k`): element `(b, j)` is
+/// `f32(s_b · s_m[j]) · f32(Σ_i (q(a[b,i]) − zp_b)(code[j,i] − zp_m[j]))`, in `f32`.
+pub fn product(
+    m: &QuantizedMatrix<'_>,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    params: &[BlockParams],
+    qmax: u8,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(params.len() * n);
+    for (b, p) in params.iter().enumerate() {
+        let codes: Vec<i64> = a[b * k..(b + 1) * k]
+            .iter()
+            .map(|&v| i64::from(quantize(v, *p, qmax)) - i64::from(p.zero_point))
+            .collect();
+        for j in 0..n {
+            let (s_w, z_w) = m.row_params(j);
+            let sum: i64 = codes
+                .iter()
+                .zip(&m.codes[j * k..(j + 1) * k])
+                .map(|(&q, &w)| q * (i64::from(w) - i64::from(z_w)))
+                .sum();
+            out.push((p.scale * s_w) * sum as f32);
+        }
+    }
+    out
+}
+
+/// A bound on how far an `f32` implementation's value of a computed operand element
+/// can be from this oracle's, given the sum `terms` of the magnitudes of the
+/// pre-activation terms it came from and the magnitudes of the state it multiplies:
+/// a few roundings of the pre-activations (`2u·terms`, through activations of slope
+/// at most 1) and of the activations themselves (at most 2.4 ulp, `simd::math`), the
+/// products and the cell update. Generous by a factor of about 4.
+pub fn second_operand_error(terms: f64, state: f64) -> f64 {
+    let u = f64::powi(2.0, -24);
+    16.0 * u * (1.0 + terms) * (1.0 + state)
+}
+
+/// The code-step slack of a computed operand `a` (`rows × k`) with element error bounds
+/// `err`: for every element whose `a / s` lies within the deviation those errors allow
+/// (its own, plus a moved range) of a rounding boundary, one code step times each
+/// output's weight, added to `slack` (`rows × n`). When the zero point's own rounding
+/// is that close, every element counts.
+#[allow(clippy::too_many_arguments)]
+fn add_slack(
+    m: &QuantizedMatrix<'_>,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    err: &[f64],
+    params: &[BlockParams],
+    per_row: bool,
+    slack: &mut [f64],
+) {
+    let max_of = |v: &[f64]| v.iter().fold(0.0f64, |m, &e| m.max(e));
+    let (all_err, all_lo) = (max_of(err), block_range(a.iter().copied()).0);
+    for (b, p) in params.iter().enumerate() {
+        let row = b * k..(b + 1) * k;
+        let (e, lo) = if per_row {
+            (
+                max_of(&err[row.clone()]),
+                block_range(a[row].iter().copied()).0,
+            )
+        } else {
+            (all_err, all_lo)
+        };
+        // A moved extreme moves the range by up to 2e; every a / s then by up to
+        // |a / s| * 2e / range <= 2e / s.
+        let dev = 3.0 * e / f64::from(p.scale);
+        // zp = round(-lo / s): if that rounding is close, every code may move.
+        let zp_close = tie_margin(-lo, *p) < dev;
+        for i in 0..k {
+            if !zp_close && tie_margin(a[b * k + i], *p) >= dev {
+                continue;
+            }
+            for j in 0..n {
+                let (s_w, z_w) = m.row_params(j);
+                let w = (f64::from(m.codes[j * k + i]) - f64::from(z_w)).abs();
+                slack[b * n + j] += f64::from(p.scale) * f64::from(s_w).abs() * w;
+            }
+        }
+    }
+}
+
+/// One int8 step for `batch` rows whose input products `gx` (`[B, G·H]`, PyTorch gate
+/// order, no biases) are already computed: the recurrent product of `h` (rows
+/// quantized per `scheme`: per row, or one range over the batch), the gates, and the
+/// second product of a projected LSTM or a reset-before GRU.
+pub fn step_from_input_products(
+    cfg: &RnnConfig,
+    w: &QuantizedLayerWeights<'_>,
+    scheme: ActivationQuant,
+    gx: &[f32],
+    h: &[f32],
+    c: Option<&[f64]>,
+) -> Result<QuantStepOutput> {
+    let (hid, ho) = (cfg.hidden_size, cfg.output_size());
+    let g = cfg.gates();
+    let batch = gx.len() / (g * hid);
+    let qmax = scheme.qmax();
+    let gh = product(&w.w_hh, g * hid, ho, h, &row_params(h, ho, scheme), qmax);
+    let bias = |r: usize| {
+        w.b_ih.map_or(0.0, |b| f64::from(b[r])) + w.b_hh.map_or(0.0, |b| f64::from(b[r]))
+    };
+    let clip = |v: f64| match cfg.clip {
+        Some(c) => v.clamp(-f64::from(c), f64::from(c)),
+        None => v,
+    };
+    let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let mut out = QuantStepOutput {
+        h: Vec::with_capacity(batch * ho),
+        c: Vec::new(),
+        slack: vec![0.0; batch * ho],
+    };
+    // The second operand (rows × H) with its error bounds, when the cell has one.
+    let mut second: Vec<f32> = Vec::new();
+    let mut second_err: Vec<f64> = Vec::new();
+    let at = |b: usize, r: usize| b * g * hid + r;
+    match cfg.cell {
+        CellKind::Rnn(RnnVariant { activation }) => {
+            for b in 0..batch {
+                for j in 0..hid {
+                    let pre = clip(f64::from(gx[at(b, j)]) + f64::from(gh[at(b, j)]) + bias(j));
+                    out.h.push(match activation {
+                        RnnActivation::Tanh => pre.tanh(),
+                        RnnActivation::Relu => pre.max(0.0),
+                    });
+                }
+            }
+        }
+        CellKind::Lstm(LstmVariant {
+            proj_size,
+            coupling,
+            layer_norm,
+            ..
+        }) => {
+            if coupling != crate::GateCoupling::None || layer_norm {
+                return Err(unsupported(cfg));
+            }
+            let c = c.ok_or_else(|| Error::invalid("c", "the cell state [B, H]", "None"))?;
+            let pc = |k: usize, j: usize, c: f64| {
+                w.peephole.map_or(0.0, |p| f64::from(p[k * hid + j]) * c)
+            };
+            for b in 0..batch {
+                for j in 0..hid {
+                    let c_old = c[b * hid + j];
+                    // Gate `gate`'s pre-activation and the sum of its terms' magnitudes.
+                    let part = |gate: usize, peep: f64| {
+                        let r = gate * hid + j;
+                        let (x, y, z) = (f64::from(gx[at(b, r)]), f64::from(gh[at(b, r)]), bias(r));
+                        (
+                            clip(x + y + z + peep),
+                            x.abs() + y.abs() + z.abs() + peep.abs(),
+                        )
+                    };
+                    let (pi, ti) = part(0, pc(0, j, c_old));
+                    let (pf, tf) = part(1, pc(1, j, c_old));
+                    let (pg, tg) = part(2, 0.0);
+                    let (i, f, gg) = (sig(pi), sig(pf), pg.tanh());
+                    let c_new = f * c_old + i * gg;
+                    let (po, to) = part(3, pc(2, j, c_new));
+                    let m = sig(po) * c_new.tanh();
+                    out.c.push(c_new);
+                    if proj_size.is_some() {
+                        let terms = ti.max(tf).max(tg).max(to);
+                        second.push(m as f32);
+                        second_err.push(second_operand_error(terms, c_old.abs().max(c_new.abs())));
+                    } else {
+                        out.h.push(m);
+                    }
+                }
+            }
+            if proj_size.is_some() {
+                let w_hr = w
+                    .w_hr
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid("w_hr", "a projection", "None"))?;
+                let p = row_params(&second, hid, scheme);
+                out.h = product(w_hr, ho, hid, &second, &p, qmax)
+                    .into_iter()
+                    .map(f64::from)
+                    .collect();
+                add_slack(
+                    w_hr,
+                    ho,
+                    hid,
+                    &second,
+                    &second_err,
+                    &p,
+                    scheme.per_row(),
+                    &mut out.slack,
+                );
+            }
+        }
+        CellKind::Gru(GruVariant {
+            linear_before_reset,
+            peephole,
+            attention,
+        }) => {
+            if peephole || attention {
+                return Err(unsupported(cfg));
+            }
+            let mut rz = Vec::with_capacity(batch * hid);
+            for b in 0..batch {
+                for j in 0..hid {
+                    let (xr, hr) = (f64::from(gx[at(b, j)]), f64::from(gh[at(b, j)]));
+                    let (xz, hz) = (f64::from(gx[at(b, hid + j)]), f64::from(gh[at(b, hid + j)]));
+                    let r = sig(clip(xr + hr + bias(j)));
+                    let z = sig(clip(xz + hz + bias(hid + j)));
+                    rz.push((r, z));
+                    if !linear_before_reset {
+                        let hv = f64::from(h[b * ho + j]);
+                        let terms = xr.abs() + hr.abs() + bias(j).abs();
+                        second.push((r * hv) as f32);
+                        second_err.push(second_operand_error(terms, hv.abs()));
+                    }
+                }
+            }
+            let rn = |j: usize| 2 * hid + j;
+            let b_in = |j: usize| w.b_ih.map_or(0.0, |b| f64::from(b[rn(j)]));
+            let b_hn = |j: usize| w.b_hh.map_or(0.0, |b| f64::from(b[rn(j)]));
+            // The n gate's recurrent part: r ⊙ (W_hn h + b_hn), or W_hn (r ⊙ h) + b_hn.
+            let gn: Vec<f32> = if linear_before_reset {
+                Vec::new()
+            } else {
+                let w_hn = QuantizedMatrix {
+                    codes: &w.w_hh.codes[2 * hid * ho..],
+                    scales: scales_from(w.w_hh.scales, 2 * hid),
+                    zero_points: w.w_hh.zero_points.map(|z| scales_from(z, 2 * hid)),
+                };
+                let p = row_params(&second, hid, scheme);
+                add_slack(
+                    &w_hn,
+                    hid,
+                    hid,
+                    &second,
+                    &second_err,
+                    &p,
+                    scheme.per_row(),
+                    &mut out.slack,
+                );
+                product(&w_hn, hid, hid, &second, &p, qmax)
+            };
+            for b in 0..batch {
+                for j in 0..hid {
+                    let (r, z) = rz[b * hid + j];
+                    let xn = f64::from(gx[at(b, rn(j))]) + b_in(j);
+                    let pre = if linear_before_reset {
+                        xn + r * (f64::from(gh[at(b, rn(j))]) + b_hn(j))
+                    } else {
+                        xn + f64::from(gn[b * hid + j]) + b_hn(j)
+                    };
+                    let nv = clip(pre).tanh();
+                    let hv = f64::from(h[b * ho + j]);
+                    out.h.push(nv + z * (hv - nv));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The scales (or zero points) of rows `from..` of a matrix: all of them when there is
+/// one per tensor.
+fn scales_from<T>(s: &[T], from: usize) -> &[T] {
+    if s.len() == 1 {
+        s
+    } else {
+        &s[from..]
+    }
+}
+
+fn unsupported(cfg: &RnnConfig) -> Error {
+    Error::invalid(
+        "cell",
+        "a variant the int8 oracle implements",
+        format!("{:?}", cfg.cell),
+    )
+}
+
+/// One int8 step for `batch` rows: `x` (`[B, I]`) and `h` (`[B, H_out]`) quantized per
+/// `scheme` (per row, or one range over the batch), `c` (`[B, H]`) for an LSTM.
+/// `cfg` describes one forward layer, as for [`step`](crate::step).
+pub fn step_quantized(
+    cfg: &RnnConfig,
+    w: &QuantizedLayerWeights<'_>,
+    scheme: ActivationQuant,
+    x: &[f32],
+    h: &[f32],
+    c: Option<&[f64]>,
+) -> Result<QuantStepOutput> {
+    let i = cfg.input_size;
+    let gx = product(
+        &w.w_ih,
+        cfg.gates() * cfg.hidden_size,
+        i,
+        x,
+        &row_params(x, i, scheme),
+        scheme.qmax(),
+    );
+    step_from_input_products(cfg, w, scheme, &gx, h, c)
+}
