@@ -19,6 +19,12 @@ pub unsafe trait Plain: Copy + 'static {}
 unsafe impl Plain for f32 {}
 // SAFETY: plain 4-byte integers: every bit pattern is valid, no padding.
 unsafe impl Plain for u32 {}
+// SAFETY: plain 4-byte integers: every bit pattern is valid, no padding.
+unsafe impl Plain for i32 {}
+// SAFETY: plain bytes: every bit pattern is valid, no padding.
+unsafe impl Plain for i8 {}
+// SAFETY: plain bytes: every bit pattern is valid, no padding.
+unsafe impl Plain for u8 {}
 // SAFETY: `half::f16` is a `repr(transparent)` u16: every bit pattern is valid.
 unsafe impl Plain for half::f16 {}
 // SAFETY: `half::bf16` is a `repr(transparent)` u16: every bit pattern is valid.

@@ -1,32 +1,67 @@
 //! Element types: `f32`, and the half-precision storage formats `half::f16` and
-//! `half::bf16` (this crate computes in `f32` on CPUs without native half arithmetic).
+//! `half::bf16` (this crate computes in `f32` on CPUs without native half arithmetic);
+//! and the weight types, which add `i8` (int8 codes with per-column scales, `int8`).
 //!
-//! [`Element`] is the public, sealed trait; [`Storage`] is its crate-internal half: how
-//! a type is stored in packed panels and widened into a [`V16`], and the type tests the
-//! drivers need (which are trait methods, not comparisons of names or `TypeId`s).
+//! [`Element`] (inputs, outputs and weights) and [`WeightType`] (weights only) are the
+//! public, sealed traits; [`Storage`] is their crate-internal half: how a type is
+//! stored in packed panels and widened into a [`V16`], and the type tests the drivers
+//! need (which are trait methods, not comparisons of names or `TypeId`s).
 
 use half::slice::HalfFloatSliceExt;
 
 use crate::aligned::Plain;
 use crate::simd::V16;
 
+mod int8;
+
+pub(crate) use int8::Coded;
+
 mod sealed {
-    /// Implemented for exactly the three element types; carries the crate-internal
+    /// Implemented for exactly the weight types (the three element types and `i8`, plus
+    /// the crate's private import source); carries the crate-internal
     /// [`Storage`](super::Storage) plumbing (unnameable outside the crate).
     pub trait Sealed: super::storage::Storage {}
     impl Sealed for f32 {}
     impl Sealed for half::f16 {}
     impl Sealed for half::bf16 {}
+    impl Sealed for i8 {}
+    impl Sealed for super::Coded {}
 }
 
 pub(crate) use storage::Storage;
 
+/// How weights are stored once packed: `f32`, `half::f16`, `half::bf16` (every value
+/// rounded once, to nearest even), or `i8`: int8 codes with a scale per output unit
+/// (symmetric per-channel quantization of float weights, or codes imported as given),
+/// multiplied by activations quantized to `uint8` at run time (see
+/// [`ActivationQuant`](crate::ActivationQuant)). Every [`Element`] is one.
+pub trait WeightType:
+    sealed::Sealed + Copy + Default + Send + Sync + std::fmt::Debug + 'static
+{
+    /// `"f32"`, `"f16"`, `"bf16"` or `"int8"`.
+    const STORAGE_NAME: &'static str;
+}
+
+impl WeightType for f32 {
+    const STORAGE_NAME: &'static str = "f32";
+}
+
+impl WeightType for half::f16 {
+    const STORAGE_NAME: &'static str = "f16";
+}
+
+impl WeightType for half::bf16 {
+    const STORAGE_NAME: &'static str = "bf16";
+}
+
+impl WeightType for i8 {
+    const STORAGE_NAME: &'static str = "int8";
+}
+
 /// A tensor element type: `f32`, `half::f16` or `half::bf16`. Weights may be stored in
 /// any of them (see [`PackedRnn::pack`](crate::PackedRnn::pack)) and inputs and outputs
 /// given in any of them; arithmetic is always `f32`.
-pub trait Element:
-    sealed::Sealed + Copy + Default + Send + Sync + std::fmt::Debug + 'static
-{
+pub trait Element: WeightType {
     /// `"f32"`, `"f16"` or `"bf16"`.
     const NAME: &'static str;
     /// Rounds to nearest, ties to even (exact for `f32`); NaN stays NaN, values beyond
@@ -104,6 +139,18 @@ mod storage {
         /// Whether vectors are stored in lane-interleaved pairs (bf16): an odd vector
         /// per panel row then widens on its own, so kernels prefer panels of even width.
         const PAIRED: bool = false;
+
+        /// Whether values are int8 codes with per-column scales (`i8`): packed by
+        /// `pack::int8`, multiplied by the integer product (`passes` sends every job
+        /// of such panels there).
+        const QUANTIZED: bool = false;
+
+        /// The code, zero point and scale this source value carries, when it is an
+        /// imported int8 weight ([`Coded`](super::Coded)); packing int8 panels then
+        /// keeps the code instead of quantizing the value.
+        fn coded(self) -> Option<(i8, i8, f32)> {
+            None
+        }
 
         /// Rounds to nearest, ties to even (what packing stores).
         fn round_from(v: f32) -> Self;

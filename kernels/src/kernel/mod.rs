@@ -7,11 +7,16 @@
 //! an [`Epilogue`] finishes them while they are still in registers: [`Store`] for a
 //! plain product, a cell's gate math for a recurrent step (`cells`). [`walk`] walks
 //! panels and row blocks. [`SimdOp`] is the hook for any other algorithm that is
-//! generic over the vector type (elementwise passes, tests).
+//! generic over the vector type (elementwise passes, the int8 operand's [`quantize`],
+//! tests). [`walk_i8`] is the int8 product: an integer micro-kernel over
+//! [`Dot8`](crate::simd::Dot8) whose exact sums become the `f32` tiles the same
+//! epilogues take.
 
 pub(crate) mod microkernel;
+pub(crate) mod quantize;
 mod store;
 pub(crate) mod walk;
+pub(crate) mod walk_i8;
 
 pub(crate) use store::Store;
 pub(crate) use walk::{Epilogue, Rows};
@@ -21,7 +26,6 @@ use crate::simd::V16;
 /// An algorithm generic over the vector type, run by a path inside its
 /// `#[target_feature]` code (`arch::Backend::run_op`). The activation tests use it to
 /// run `simd::math` through each path exactly as the kernels do.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) trait SimdOp {
     /// What the algorithm returns.
     type Output;

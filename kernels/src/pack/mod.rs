@@ -18,9 +18,11 @@
 //! Where the 16 values of a vector sit inside a panel row is the storage type's
 //! [`Storage::position`].
 
+mod int8;
 mod pairs;
 pub(crate) mod runtime;
 
+pub(crate) use int8::{ColumnQuant, QuantView};
 pub(crate) use pairs::{PairPanels, PairPanelsView};
 
 use crate::aligned::AlignedVec;
@@ -35,12 +37,15 @@ pub(crate) fn padded(n: usize) -> usize {
     n.div_ceil(64) * 64
 }
 
-/// A packed matrix: `panels` panels of `NP * 16` columns by `k` rows, stored as `W`.
+/// A packed matrix: `panels` panels of `NP * 16` columns by `k` rows, stored as `W`
+/// (int8 codes in their own layout, with per-column data: see `int8`).
 #[derive(Clone)]
 pub(crate) struct Panels<W: Storage, const NP: usize> {
     data: AlignedVec<W>,
     k: usize,
     panels: usize,
+    /// The per-column data of int8 codes (`W::QUANTIZED`); `None` for float types.
+    quant: Option<Box<ColumnQuant>>,
 }
 
 impl<W: Storage, const NP: usize> Panels<W, NP> {
@@ -48,8 +53,12 @@ impl<W: Storage, const NP: usize> Panels<W, NP> {
     pub(crate) const WIDTH: usize = NP * LANES;
 
     /// Packs gates `gates` (indices of gate blocks) of `w` (`[n_gates * rows, k]`),
-    /// rounding each value to `W` (to nearest, ties to even).
+    /// rounding each value to `W` (to nearest, ties to even); int8 codes per output
+    /// column for `i8` (`int8`).
     pub(crate) fn pack<S: Element>(w: &[S], rows: usize, k: usize, gates: &[usize]) -> Self {
+        if W::QUANTIZED {
+            return Self::pack_int8(w, rows, k, gates);
+        }
         let ng = gates.len();
         let tiles = rows.div_ceil(LANES);
         let cols = tiles * ng * LANES;
@@ -69,7 +78,12 @@ impl<W: Storage, const NP: usize> Panels<W, NP> {
                 out[(p * k + kk) * width + W::position(col, NP)] = W::round_from(v.to_f32());
             }
         }
-        Panels { data, k, panels }
+        Panels {
+            data,
+            k,
+            panels,
+            quant: None,
+        }
     }
 
     pub(crate) fn k(&self) -> usize {
@@ -91,6 +105,7 @@ impl<W: Storage, const NP: usize> Panels<W, NP> {
             ptr: self.data.as_slice().as_ptr(),
             k: self.k,
             panels: self.panels,
+            quant: self.quant.as_ref().map(|q| q.view()),
         }
     }
 
@@ -139,12 +154,13 @@ pub(crate) fn padded_rows<S: Element>(v: &[S], rows: usize, len: usize) -> Align
     out
 }
 
-/// What a kernel needs of a [`Panels`]: base pointer, `k` and the panel count; the
-/// width is the type's `NP`.
+/// What a kernel needs of a [`Panels`]: base pointer, `k` and the panel count (and
+/// the per-column data of int8 codes); the width is the type's `NP`.
 pub(crate) struct PanelsView<W, const NP: usize> {
     pub(crate) ptr: *const W,
     pub(crate) k: usize,
     pub(crate) panels: usize,
+    pub(crate) quant: Option<QuantView>,
 }
 
 impl<W, const NP: usize> Clone for PanelsView<W, NP> {

@@ -9,7 +9,10 @@
 //! functions that the dispatcher reaches only after detection, and all methods are
 //! `#[inline(always)]` so the intrinsics inline into those functions.
 
+mod dot8;
 pub(crate) mod math;
+
+pub(crate) use dot8::Dot8;
 
 /// 16 lanes of `f32`.
 ///

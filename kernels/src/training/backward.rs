@@ -227,6 +227,7 @@ unsafe fn backward_layer<W: Element, T: Element>(
                     ptr: w_ih_t.cast_const(),
                     k: d.zrow,
                     panels: dx_cols / WIDTH,
+                    quant: None,
                 },
             };
             let (out, stride) = if layer > 0 {

@@ -115,6 +115,7 @@ pub(crate) unsafe fn run(
                 ptr: o.right.cast_const(),
                 k: d.r,
                 panels,
+                quant: None,
             },
         };
         let cols = panels * WIDTH;

@@ -171,6 +171,7 @@ pub(crate) fn views<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *const f32
         ptr,
         k,
         panels: h.div_ceil(64),
+        quant: None,
     };
     match w {
         Weights::LinearBeforeReset { .. } => BackWeights::LinearBeforeReset {

@@ -127,11 +127,13 @@ pub(crate) fn views<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *const f32
             ptr: mem,
             k: k_hh,
             panels: ho.div_ceil(64),
+            quant: None,
         },
         w_hr_t: w.w_hr.as_ref().map(|_| PanelsView {
             ptr: mem.wrapping_add(panels_len(k_hh, ho)),
             k: k_hr,
             panels: h.div_ceil(64),
+            quant: None,
         }),
         peephole: w
             .peephole

@@ -1,0 +1,317 @@
+//! The int8 product: the integer micro-kernel over a [`Dot8`] type, its panel walk, and
+//! the step that turns each finished tile of exact `i32` sums into the `f32` tile a
+//! cell's [`Epilogue`] takes, so every epilogue serves int8 weights unchanged:
+//!
+//! ```text
+//! out[r, c] = f32(s_a[r] · s_w[c]) · f32(acc − zp_a[r] · Σ_k (w − zp_w[c]) − zp_w[c] · Σ_k q[r])
+//! ```
+//!
+//! (`acc = Σ_k q[r, k] · w[k, c]` over the stored codes; the corrections make it
+//! `Σ_k (q − zp_a)(w − zp_w)`, exactly, in wrapping `i32`).
+//!
+//! Integer sums are exact in any order, so the blocking (rows per block, partial sums,
+//! groups of vectors) may differ per instruction set and per block height: results
+//! are identical whatever the thread split and the instruction set, up to the `f32`
+//! epilogue.
+
+use std::ops::Range;
+
+use super::walk::{Epilogue, ROW_CHUNK_FLOATS};
+use crate::pack::{QuantView, LANES};
+use crate::simd::{Dot8, V16};
+
+/// Quantization parameters of one operand row: scale, zero point, and the sum of its
+/// codes (for the weights' zero points).
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub(crate) struct RowQuant {
+    pub(crate) scale: f32,
+    pub(crate) zero_point: i32,
+    pub(crate) sum: i32,
+}
+
+/// Where the left operand of an int8 product is quantized (scratch carved from the
+/// workspace by the driver) and how: `qmax` and one range per row or per product.
+#[derive(Clone, Copy)]
+pub(crate) struct Q8Scratch {
+    /// Room for `codes_len` bytes.
+    pub(crate) codes: *mut u8,
+    pub(crate) codes_len: usize,
+    /// Room for `params_len` rows' parameters.
+    pub(crate) params: *mut RowQuant,
+    pub(crate) params_len: usize,
+    /// The largest code: 255, or 127 for 7-bit codes.
+    pub(crate) qmax: u8,
+    /// One range per row; else one range over every row of the product.
+    pub(crate) per_row: bool,
+}
+
+// SAFETY: the scratch outlives the team sharing it; only the leader writes it, and
+// the team meets at a barrier before anyone reads it (`passes::pass_i8`).
+unsafe impl Sync for Q8Scratch {}
+
+/// One int8 product: `nrows` quantized operand rows times int8 panels of `NP` vectors.
+pub(crate) struct Job8<const NP: usize> {
+    /// Row `r`'s codes at `a + r * stride`, `4 * k4` readable bytes each.
+    pub(crate) a: *const u8,
+    pub(crate) stride: usize,
+    /// `nrows` parameters.
+    pub(crate) rows: *const RowQuant,
+    pub(crate) nrows: usize,
+    /// Panels of `[k4][NP * 16][4]` codes.
+    pub(crate) w: *const i8,
+    pub(crate) k4: usize,
+    pub(crate) panels: usize,
+    pub(crate) q: QuantView,
+}
+
+// SAFETY: a job only reads (its rows, parameters and panels), from buffers that outlive
+// the team sharing it and that nobody writes while the product runs.
+unsafe impl<const NP: usize> Sync for Job8<NP> {}
+
+/// Operand bytes per row chunk: the chunk's codes stay in L2 while the panels of the
+/// range pass over them (the same budget as the `f32` walk's, in bytes).
+const ROW_CHUNK_BYTES: usize = ROW_CHUNK_FLOATS * 4;
+
+/// Computes rows `0..job.nrows` of `job` for panels in `panels` (in reverse order when
+/// `reverse`) with the integer type `D`, handing each row tile to `epi`.
+///
+/// # Safety
+/// `V`'s and `D`'s instruction sets must be available; `D` must be exact for the codes
+/// of `job` (see its type); `job` must describe valid buffers; `panels` must lie within
+/// `job.panels`; the epilogue's targets must cover every (row, panel) visited.
+#[inline(always)]
+pub(crate) unsafe fn run<V: V16, D: Dot8, const NP: usize, E: Epilogue<V, NP>>(
+    job: &Job8<NP>,
+    panels: Range<usize>,
+    reverse: bool,
+    epi: &E,
+) {
+    debug_assert!(panels.end <= job.panels);
+    let width = NP * LANES;
+    let n = panels.len();
+    let chunk = (ROW_CHUNK_BYTES / (4 * job.k4).max(1)).max(1).div_ceil(8) * 8;
+    let mut r0 = 0;
+    while r0 < job.nrows {
+        let r1 = job.nrows.min(r0 + chunk);
+        for idx in 0..n {
+            let p = if reverse {
+                panels.end - 1 - idx
+            } else {
+                panels.start + idx
+            };
+            // SAFETY: `p < job.panels`: the panel lies inside the packed codes.
+            let panel = unsafe { job.w.add(p * job.k4 * width * 4) };
+            let mut r = r0;
+            // SAFETY: (every block) rows stay below `nrows`; forwarded contract.
+            unsafe {
+                while r < r1 {
+                    let left = r1 - r;
+                    let m = if left >= D::MR { D::MR } else { left };
+                    match m {
+                        m if m >= 6 => block::<V, D, NP, 6, E>(job, r, panel, p, epi),
+                        4 | 5 => block::<V, D, NP, 4, E>(job, r, panel, p, epi),
+                        2 | 3 => block::<V, D, NP, 2, E>(job, r, panel, p, epi),
+                        _ => block::<V, D, NP, 1, E>(job, r, panel, p, epi),
+                    }
+                    r += match m {
+                        m if m >= 6 => 6,
+                        4 | 5 => 4,
+                        2 | 3 => 2,
+                        _ => 1,
+                    };
+                }
+            }
+        }
+        r0 = r1;
+    }
+}
+
+/// One `M x NP` block: the integer tile, then the `f32` tile per row into `epi`.
+#[inline(always)]
+unsafe fn block<V: V16, D: Dot8, const NP: usize, const M: usize, E: Epilogue<V, NP>>(
+    job: &Job8<NP>,
+    r0: usize,
+    panel: *const i8,
+    p: usize,
+    epi: &E,
+) {
+    let mut rows = [std::ptr::null::<u8>(); M];
+    for (i, q) in rows.iter_mut().enumerate() {
+        // SAFETY: rows r0..r0+M are below nrows (caller's contract).
+        *q = unsafe { job.a.add((r0 + i) * job.stride) };
+    }
+    // SAFETY: forwarded contract: rows hold 4 k4 bytes, the panel k4 * NP * 64.
+    let acc = unsafe { tile::<D, M, NP>(&rows, job.k4, panel) };
+    for (i, row) in acc.iter().enumerate() {
+        // SAFETY: row r0 + i < nrows has parameters; (r0 + i, p) is inside the
+        // epilogue's bounds (caller's contract).
+        unsafe {
+            let rq = *job.rows.add(r0 + i);
+            let out = scale_tile::<V, D, NP>(row, &rq, &job.q, p);
+            epi.finish(r0 + i, p, &out);
+        }
+    }
+}
+
+/// The `f32` tile of one row: zero-point corrections in `i32`, one conversion, then the
+/// product of the scales (`s_a · s_w[c]`, rounded) times the converted sum.
+///
+/// # Safety
+/// `V`'s and `D`'s instruction sets must be available; `q` must hold every column of
+/// panel `p`.
+#[inline(always)]
+unsafe fn scale_tile<V: V16, D: Dot8, const NP: usize>(
+    acc: &[D; NP],
+    rq: &RowQuant,
+    q: &QuantView,
+    p: usize,
+) -> [V; NP] {
+    // SAFETY: the caller guarantees V's ISA.
+    let mut out = [unsafe { V::zero() }; NP];
+    for (j, (o, a)) in out.iter_mut().zip(acc).enumerate() {
+        let c0 = (p * NP + j) * LANES;
+        let mut sums = [0i32; LANES];
+        let mut f = [0.0f32; LANES];
+        // SAFETY: `sums` holds 16 i32; the column data covers column c0 + 15 (caller's
+        // contract); V's and D's ISAs are available.
+        unsafe {
+            a.store(sums.as_mut_ptr());
+            let col_sum = q.col_sum.add(c0);
+            if q.zero_point.is_null() {
+                for (l, (s, f)) in sums.iter().zip(f.iter_mut()).enumerate() {
+                    *f = s.wrapping_sub(rq.zero_point.wrapping_mul(*col_sum.add(l))) as f32;
+                }
+            } else {
+                let zp = q.zero_point.add(c0);
+                for (l, (s, f)) in sums.iter().zip(f.iter_mut()).enumerate() {
+                    let v = s
+                        .wrapping_sub(rq.zero_point.wrapping_mul(*col_sum.add(l)))
+                        .wrapping_sub(rq.sum.wrapping_mul(*zp.add(l)));
+                    *f = v as f32;
+                }
+            }
+            let m = V::splat(rq.scale).mul(V::load(q.scale.add(c0)));
+            *o = m.mul(V::load(f.as_ptr()));
+        }
+    }
+    out
+}
+
+/// The integer tile `M x NP` over the whole `k` (`k4` groups of 4): the panel's vectors
+/// in groups that fit the register file, two partial sums for blocks of one or two rows
+/// (more independent chains to hide the latency), added at the end (exact).
+///
+/// # Safety
+/// `D`'s ISA must be available; each row valid for `4 k4` reads, `panel` for
+/// `k4 * NP * 64`.
+#[inline(always)]
+unsafe fn tile<D: Dot8, const M: usize, const NP: usize>(
+    rows: &[*const u8; M],
+    k4: usize,
+    panel: *const i8,
+) -> [[D; NP]; M] {
+    let split = M <= 2 && 2 * M * NP <= D::MAX_ACC;
+    let fit = (D::MAX_ACC / (M * if split { 2 } else { 1 })).max(1);
+    let gs = (1..=NP.min(fit))
+        .rev()
+        .find(|&g| NP.is_multiple_of(g))
+        .unwrap_or(1);
+    // SAFETY: (all arms) forwarded contract.
+    unsafe {
+        match (split, gs) {
+            (true, 1) => groups::<D, M, NP, 1, 2>(rows, k4, panel),
+            (true, 2) => groups::<D, M, NP, 2, 2>(rows, k4, panel),
+            (true, 3) => groups::<D, M, NP, 3, 2>(rows, k4, panel),
+            (true, 4) => groups::<D, M, NP, 4, 2>(rows, k4, panel),
+            (true, _) => groups::<D, M, NP, 6, 2>(rows, k4, panel),
+            (false, 1) => groups::<D, M, NP, 1, 1>(rows, k4, panel),
+            (false, 2) => groups::<D, M, NP, 2, 1>(rows, k4, panel),
+            (false, 3) => groups::<D, M, NP, 3, 1>(rows, k4, panel),
+            (false, 4) => groups::<D, M, NP, 4, 1>(rows, k4, panel),
+            (false, _) => groups::<D, M, NP, 6, 1>(rows, k4, panel),
+        }
+    }
+}
+
+/// [`tile`] with `GS` vectors per group (`GS` divides `NP`) and `P` partial sums.
+#[inline(always)]
+unsafe fn groups<D: Dot8, const M: usize, const NP: usize, const GS: usize, const P: usize>(
+    rows: &[*const u8; M],
+    k4: usize,
+    panel: *const i8,
+) -> [[D; NP]; M] {
+    let width = NP * LANES;
+    // SAFETY: the caller guarantees D's ISA; `zero` reads no memory.
+    let zero = unsafe { D::zero() };
+    let mut out = [[zero; NP]; M];
+    let mut g0 = 0;
+    while g0 + GS <= NP {
+        let mut acc = [[[zero; GS]; M]; P];
+        let mut q = 0;
+        while q + P <= k4 {
+            for (pp, part) in acc.iter_mut().enumerate() {
+                // SAFETY: group q + pp < k4 of the panel and of every row.
+                unsafe {
+                    step::<D, M, GS>(
+                        part,
+                        rows,
+                        q + pp,
+                        panel.add(((q + pp) * width + g0 * LANES) * 4),
+                    )
+                };
+            }
+            q += P;
+        }
+        while q < k4 {
+            // SAFETY: as above.
+            unsafe {
+                step::<D, M, GS>(
+                    &mut acc[0],
+                    rows,
+                    q,
+                    panel.add((q * width + g0 * LANES) * 4),
+                )
+            };
+            q += 1;
+        }
+        for i in 0..M {
+            for j in 0..GS {
+                let mut s = acc[0][i][j];
+                for part in &acc[1..] {
+                    // SAFETY: the caller guarantees D's ISA.
+                    s = unsafe { s.add(part[i][j]) };
+                }
+                out[i][g0 + j] = s;
+            }
+        }
+        g0 += GS;
+    }
+    out
+}
+
+/// One group of 4 `k`: `acc[i][j] += a_i[4q..4q+4] · w[q][j]`.
+///
+/// # Safety
+/// As for [`tile`], with `q < k4` and `w` at vector `g0` of row group `q`.
+#[inline(always)]
+unsafe fn step<D: Dot8, const M: usize, const GS: usize>(
+    acc: &mut [[D; GS]; M],
+    rows: &[*const u8; M],
+    q: usize,
+    w: *const i8,
+) {
+    // SAFETY: caller's contract: GS vectors of 64 bytes at `w`, 4 bytes at 4q per row.
+    unsafe {
+        let mut wv = [D::load_w(w); GS];
+        for (j, v) in wv.iter_mut().enumerate().skip(1) {
+            *v = D::load_w(w.add(j * LANES * 4));
+        }
+        for i in 0..M {
+            let a = D::splat_a(rows[i].add(4 * q));
+            for j in 0..GS {
+                acc[i][j] = acc[i][j].dot(a, wv[j]);
+            }
+        }
+    }
+}
