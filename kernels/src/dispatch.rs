@@ -47,7 +47,8 @@ impl<W: Storage> ForBackend for Table<W> {
             isa: B::ISA,
             step: CellWeights::<W>::step::<B>,
             gemm: passes::gemm::<B, W>,
-            dot_bf16: B::dot_bf16(),
+            // The bf16 pair product reads float panels only.
+            dot_bf16: if W::QUANTIZED { None } else { B::dot_bf16() },
         }
     }
 }

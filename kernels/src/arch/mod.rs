@@ -9,6 +9,8 @@
 //!
 //! The only way to reach a backend is [`dispatch`], which takes a [`Detected`] ISA.
 
+#[cfg(test)]
+mod int8_tests;
 pub(crate) mod portable;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;
@@ -18,6 +20,7 @@ use std::ops::Range;
 use crate::element::Storage;
 use crate::isa::{Detected, Isa};
 use crate::kernel::walk::Job;
+use crate::kernel::walk_i8::Job8;
 use crate::kernel::{Epilogue, Rows, SimdOp, Store};
 use crate::pack::PairPanelsView;
 use crate::simd::V16;
@@ -65,6 +68,23 @@ pub(crate) trait Backend: Blocked<2> + Blocked<3> + Blocked<4> + Blocked<6> {
     fn dot_bf16() -> Option<DotFn> {
         None
     }
+
+    /// The int8 product ([`walk_i8::run`](crate::kernel::walk_i8::run)) over `panels`
+    /// with this path's integer micro-kernel: `vpdpbusd` where the CPU has
+    /// AVX512-VNNI, `vpmaddubsw` (one per pair when `pairs_fit`, the exact split form
+    /// otherwise: `arch::x86_64::avx2::dot8`) on AVX2 and AVX-512 without VNNI,
+    /// integer code on the portable path. Every one computes the same exact sums.
+    ///
+    /// # Safety
+    /// As for [`Blocked::panels`], with `walk_i8::run`'s contract; `pairs_fit` only if
+    /// `job.q.pairs_fit_i16` holds for the largest activation code of `job`.
+    unsafe fn panels_i8<const NP: usize, E: Epilogue<Self::V, NP>>(
+        job: &Job8<NP>,
+        panels: Range<usize>,
+        reverse: bool,
+        epi: &E,
+        pairs_fit: bool,
+    );
 }
 
 /// `out = a x w (+ bias)` with bf16 rows `a` and pair-packed bf16 `w`. (Read by the
@@ -182,8 +202,36 @@ macro_rules! define_backend {
 }
 pub(crate) use define_backend;
 
+/// Defines `$name`, the int8 product with integer type `$d` and vector type `$v`
+/// compiled with the path's features plus `$extra` (a callback of
+/// [`isa_features!`](crate::isa::isa_features), which appends the path's list).
+macro_rules! define_i8_entry {
+    (
+        $(#[$doc:meta])*
+        $name:ident, vector: $v:ty, dot: $d:ty, extra: [$($x:tt),*], features: [$($f:tt),*]
+    ) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The features were detected; `walk_i8::run`'s contract.
+        $(#[target_feature(enable = $f)])*
+        $(#[target_feature(enable = $x)])*
+        unsafe fn $name<const NP: usize, E: $crate::kernel::Epilogue<$v, NP>>(
+            job: &$crate::kernel::walk_i8::Job8<NP>,
+            panels: std::ops::Range<usize>,
+            reverse: bool,
+            epi: &E,
+        ) {
+            // SAFETY: reached only after detection; forwarded contract.
+            unsafe { $crate::kernel::walk_i8::run::<$v, $d, NP, E>(job, panels, reverse, epi) }
+        }
+    };
+}
+pub(crate) use define_i8_entry;
+
 /// Implements [`Backend`] for a backend defined by [`define_backend!`] in the same
-/// module, with an optional `vdpbf16ps` product.
+/// module, with an optional `vdpbf16ps` product; the module's `panels_i8` function is
+/// its int8 product.
 macro_rules! impl_backend {
     ($name:ident $(, dot_bf16: $dot:expr)?) => {
         impl $crate::arch::Backend for $name {
@@ -191,6 +239,18 @@ macro_rules! impl_backend {
             unsafe fn run_op<O: $crate::kernel::SimdOp>(op: O) -> O::Output {
                 // SAFETY: forwarded contract.
                 unsafe { op_entry(op) }
+            }
+
+            #[inline(always)]
+            unsafe fn panels_i8<const NP: usize, E: $crate::kernel::Epilogue<Self::V, NP>>(
+                job: &$crate::kernel::walk_i8::Job8<NP>,
+                panels: std::ops::Range<usize>,
+                reverse: bool,
+                epi: &E,
+                pairs_fit: bool,
+            ) {
+                // SAFETY: forwarded contract.
+                unsafe { panels_i8::<NP, E>(job, panels, reverse, epi, pairs_fit) }
             }
             $(
                 fn dot_bf16() -> Option<$crate::arch::DotFn> {

@@ -4,6 +4,7 @@
 //! everywhere, fast nowhere in particular: it exists for CPUs without AVX2 and as a
 //! second opinion in the tests.
 
+pub(crate) mod dot8;
 pub(crate) mod vector;
 
 use crate::arch::{define_backend, impl_backend};
@@ -38,3 +39,23 @@ baseline!(define_backend!(
 ));
 
 impl_backend!(Portable);
+
+/// The int8 product: integer code, exact for every code (`pairs_fit` is moot).
+///
+/// # Safety
+/// `walk_i8::run`'s contract.
+#[inline(always)]
+unsafe fn panels_i8<const NP: usize, E: crate::kernel::Epilogue<vector::WideX4, NP>>(
+    job: &crate::kernel::walk_i8::Job8<NP>,
+    panels: std::ops::Range<usize>,
+    reverse: bool,
+    epi: &E,
+    _pairs_fit: bool,
+) {
+    // SAFETY: forwarded contract; the portable path needs no feature.
+    unsafe {
+        crate::kernel::walk_i8::run::<vector::WideX4, dot8::Dot8Portable, NP, E>(
+            job, panels, reverse, epi,
+        )
+    }
+}

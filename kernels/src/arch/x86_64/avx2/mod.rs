@@ -2,10 +2,12 @@
 //! blocks of 6 rows take a panel one 16-lane vector at a time (6 x 2 ymm), the
 //! classic 6 x 16 AVX2 tile; batch-1 rows take a whole panel (4 vectors = 8 ymm).
 
+pub(crate) mod dot8;
 pub(crate) mod vector;
 
-use crate::arch::{define_backend, impl_backend};
+use crate::arch::{define_backend, define_i8_entry, impl_backend};
 use crate::isa::{isa_features, Isa};
+use dot8::{MaddSplit, Maddubs};
 use vector::Avx2x2;
 
 isa_features!(
@@ -20,3 +22,40 @@ isa_features!(
     )
 );
 impl_backend!(Avx2);
+
+isa_features!(
+    avx2,
+    define_i8_entry!(
+        /// One `vpmaddubsw` per pair (exact only when the pairs fit in `i16`).
+        madd_fast, vector: Avx2x2, dot: Maddubs, extra: [], features:
+    )
+);
+isa_features!(
+    avx2,
+    define_i8_entry!(
+        /// `vpmaddubsw` on split activation bytes (exact for every code).
+        madd_split, vector: Avx2x2, dot: MaddSplit, extra: [], features:
+    )
+);
+
+/// The int8 product: `vpmaddubsw` when the pairs fit, else the split form.
+///
+/// # Safety
+/// AVX2's features were detected; `walk_i8::run`'s contract.
+#[inline(always)]
+unsafe fn panels_i8<const NP: usize, E: crate::kernel::Epilogue<Avx2x2, NP>>(
+    job: &crate::kernel::walk_i8::Job8<NP>,
+    panels: std::ops::Range<usize>,
+    reverse: bool,
+    epi: &E,
+    pairs_fit: bool,
+) {
+    // SAFETY: forwarded contract; `madd_fast` only when no pair can saturate.
+    unsafe {
+        if pairs_fit {
+            madd_fast::<NP, E>(job, panels, reverse, epi)
+        } else {
+            madd_split::<NP, E>(job, panels, reverse, epi)
+        }
+    }
+}

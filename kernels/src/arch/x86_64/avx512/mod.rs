@@ -2,16 +2,19 @@
 //! accumulators (6 rows x 4 vectors). [`Avx512Bf16`] is the same code plus the
 //! `vdpbf16ps` input projection ([`dot_bf16`]).
 
+pub(crate) mod dot8;
 pub(crate) mod dot_bf16;
 pub(crate) mod vector;
 
 use core::arch::x86_64::__m512;
 use std::ops::Range;
 
-use crate::arch::{define_backend, impl_backend, Backend, Blocked, Path};
+use crate::arch::x86_64::avx2::dot8::{MaddSplit, Maddubs};
+use crate::arch::{define_backend, define_i8_entry, impl_backend, Backend, Blocked, Path};
 use crate::element::Storage;
 use crate::isa::{isa_features, Isa};
 use crate::kernel::walk::Job;
+use crate::kernel::walk_i8::Job8;
 use crate::kernel::{Epilogue, SimdOp};
 
 isa_features!(
@@ -67,5 +70,80 @@ impl Backend for Avx512Bf16 {
 
     fn dot_bf16() -> Option<crate::arch::DotFn> {
         Some(dot_bf16::gemm)
+    }
+
+    #[inline(always)]
+    unsafe fn panels_i8<const NP: usize, E: Epilogue<__m512, NP>>(
+        job: &Job8<NP>,
+        panels: Range<usize>,
+        reverse: bool,
+        epi: &E,
+        pairs_fit: bool,
+    ) {
+        // SAFETY: AVX512-BF16's features include AVX-512's; forwarded contract.
+        unsafe { Avx512::panels_i8(job, panels, reverse, epi, pairs_fit) }
+    }
+}
+
+// The int8 products of the AVX-512 paths. AVX512-VNNI is not part of the paths'
+// feature lists (a CPU with AVX-512F but without VNNI still runs them): it is detected
+// here, once per call, and its `#[target_feature]` added to the one entry that uses it.
+isa_features!(
+    avx512,
+    define_i8_entry!(
+        /// `vpdpbusd` (exact for every code).
+        vnni, vector: __m512, dot: dot8::Vnni, extra: ["avx512vnni"], features:
+    )
+);
+// AVX-512F implies AVX2, so the AVX2 integer micro-kernels serve CPUs without VNNI.
+isa_features!(
+    avx512,
+    define_i8_entry!(
+        /// `vpmaddubsw` per pair (exact only when the pairs fit in `i16`).
+        madd_fast, vector: __m512, dot: Maddubs, extra: ["avx2"], features:
+    )
+);
+isa_features!(
+    avx512,
+    define_i8_entry!(
+        /// `vpmaddubsw` on split activation bytes (exact for every code).
+        madd_split, vector: __m512, dot: MaddSplit, extra: ["avx2"], features:
+    )
+);
+
+/// Whether this CPU has AVX512-VNNI (the `vpdpbusd` product). `RNN_KERNELS_NO_VNNI`
+/// set to anything makes it `false`, so the tests can run the `vpmaddubsw` products
+/// of the AVX-512 path on a VNNI machine.
+pub(crate) fn has_vnni() -> bool {
+    static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *VNNI.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx512vnni")
+            && std::env::var_os("RNN_KERNELS_NO_VNNI").is_none()
+    })
+}
+
+/// The int8 product of the AVX-512 path: `vpdpbusd` with AVX512-VNNI, else the AVX2
+/// products (`vpmaddubsw` when the pairs fit, else the split form).
+///
+/// # Safety
+/// AVX-512's features were detected; `walk_i8::run`'s contract.
+#[inline(always)]
+unsafe fn panels_i8<const NP: usize, E: Epilogue<__m512, NP>>(
+    job: &Job8<NP>,
+    panels: Range<usize>,
+    reverse: bool,
+    epi: &E,
+    pairs_fit: bool,
+) {
+    // SAFETY: `vnni` only after detecting AVX512-VNNI; `madd_fast` only when no pair
+    // can saturate; forwarded contract.
+    unsafe {
+        if has_vnni() {
+            vnni::<NP, E>(job, panels, reverse, epi)
+        } else if pairs_fit {
+            madd_fast::<NP, E>(job, panels, reverse, epi)
+        } else {
+            madd_split::<NP, E>(job, panels, reverse, epi)
+        }
     }
 }
