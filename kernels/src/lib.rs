@@ -142,12 +142,16 @@ pub mod models;
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
-pub use element::Element;
+pub use element::{Element, WeightType};
 /// The `half` crate, whose `f16` and `bf16` are this crate's half-precision types.
 pub use half;
 pub use isa::{Isa, ISA_ENV};
 pub use packed::PackedRnn;
 pub use packed_cell::{PackedCell, StepInput, StepOutputMut};
+pub use rnn_reference::quant::{
+    ActivationQuant, Codes, DynamicQuantizeLstmWeights, OwnedQuantizedLayerWeights,
+    QuantizedLayerWeights, QuantizedMatrix,
+};
 pub use rnn_reference::{
     import_onnx, views, CellKind, Direction, Error, GateCoupling, GruVariant, LayerWeights,
     LstmVariant, OnnxWeights, OwnedLayerWeights, Result, RnnActivation, RnnConfig, RnnVariant,

@@ -3,13 +3,20 @@
 
 use std::sync::OnceLock;
 
-use rnn_reference::{check_weights, import_onnx, views, LayerWeights, OnnxWeights, RnnConfig};
+use rnn_reference::quant::{
+    check_quantized_weights, import_dynamic_quantize_lstm, quantized_views, ActivationQuant,
+    DynamicQuantizeLstmWeights, QuantizedLayerWeights, QuantizedMatrix, MAX_K,
+};
+use rnn_reference::{
+    check_weights, import_onnx, views, Error, LayerWeights, OnnxWeights, OwnedLayerWeights,
+    RnnConfig,
+};
 
 use crate::aligned::AlignedVec;
 use crate::arch::DotFn;
 use crate::cells::CellWeights;
 use crate::dispatch::Kernels;
-use crate::element::{Element, Storage};
+use crate::element::{Coded, Element, Storage, WeightType};
 use crate::isa::Isa;
 use crate::pack::{pack_vector, PairPanels, Panels};
 use crate::Result;
@@ -107,10 +114,12 @@ impl<W: Storage> PackedDirection<W> {
 /// # Ok::<(), rnn_kernels::Error>(())
 /// ```
 #[derive(Clone)]
-pub struct PackedRnn<W: Element = f32> {
+pub struct PackedRnn<W: WeightType = f32> {
     pub(crate) cfg: RnnConfig,
     pub(crate) sets: Vec<PackedDirection<W>>,
     pub(crate) isa: Option<Isa>,
+    /// How int8 products quantize their left operands (unused for float weights).
+    pub(crate) act_quant: ActivationQuant,
 }
 
 impl PackedRnn<f32> {
@@ -127,12 +136,21 @@ impl PackedRnn<f32> {
     }
 }
 
-impl<W: Element> PackedRnn<W> {
+impl<W: WeightType> PackedRnn<W> {
     /// Validates and packs weights of any element type `S` (PyTorch layout, one set per
     /// layer and direction), storing them as `W`: values are rounded to nearest, ties to
     /// even, once, here (exact when `S == W`). Biases and peepholes are kept in `f32`.
+    ///
+    /// For `W = i8` every weight matrix is quantized symmetrically per output unit
+    /// (per channel): `scale = max |w| / 127` over the unit's row, `code =
+    /// round_half_even(w / scale)` (`rnn_reference::quant::quantize_matrix`, the same
+    /// formula); activations are quantized at run time ([`ActivationQuant`], default
+    /// [`PerRow`](ActivationQuant::PerRow)).
     pub fn pack<S: Element>(cfg: &RnnConfig, weights: &[LayerWeights<'_, S>]) -> Result<Self> {
         check_weights(cfg, weights)?;
+        if W::QUANTIZED {
+            check_int8_widths(cfg)?;
+        }
         let d = cfg.num_directions();
         let sets = weights
             .iter()
@@ -143,6 +161,7 @@ impl<W: Element> PackedRnn<W> {
             cfg: *cfg,
             sets,
             isa: None,
+            act_quant: ActivationQuant::default(),
         })
     }
 
@@ -168,5 +187,95 @@ impl<W: Element> PackedRnn<W> {
     /// The instruction set calls will use.
     pub fn isa(&self) -> Result<Isa> {
         Isa::resolve(self.isa)
+    }
+}
+
+/// Int8 products sum at most [`MAX_K`] products per output (exact `i32` sums).
+fn check_int8_widths(cfg: &RnnConfig) -> Result<()> {
+    let widest = (0..cfg.num_layers)
+        .map(|l| cfg.layer_input_size(l))
+        .chain([cfg.hidden_size, cfg.output_size()])
+        .max()
+        .unwrap_or(0);
+    if widest > MAX_K {
+        return Err(Error::Invalid {
+            arg: "cfg".into(),
+            expected: format!(
+                "input and hidden widths of at most {MAX_K} for int8 weights (i32 sums)"
+            ),
+            actual: widest.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// One quantized matrix as [`Coded`] values (code, zero point and scale of each).
+fn coded(m: &QuantizedMatrix<'_>, k: usize) -> Vec<Coded> {
+    m.codes
+        .iter()
+        .enumerate()
+        .map(|(e, &c)| {
+            let (s, z) = m.row_params(e / k.max(1));
+            Coded::weight(c, z, s)
+        })
+        .collect()
+}
+
+/// Float vectors as [`Coded`] values without codes.
+fn plain(v: &[f32]) -> Vec<Coded> {
+    v.iter().map(|&x| Coded::from_f32(x)).collect()
+}
+
+impl PackedRnn<i8> {
+    /// Packs int8 weights as given (PyTorch layout, one set per layer and direction):
+    /// codes kept exactly, with their per-tensor or per-unit scales and zero points
+    /// (for example `torch.ao.nn.quantized.dynamic.LSTM`'s packed weights, or
+    /// [`quantize_weights`](rnn_reference::quant::quantize_weights)' output). Biases
+    /// and peepholes are `f32`.
+    pub fn from_quantized(cfg: &RnnConfig, weights: &[QuantizedLayerWeights<'_>]) -> Result<Self> {
+        check_quantized_weights(cfg, weights)?;
+        let d = cfg.num_directions();
+        let (h, ho) = (cfg.hidden_size, cfg.output_size());
+        let owned: Vec<OwnedLayerWeights<Coded>> = weights
+            .iter()
+            .enumerate()
+            .map(|(n, w)| OwnedLayerWeights {
+                w_ih: coded(&w.w_ih, cfg.layer_input_size(n / d)),
+                w_hh: coded(&w.w_hh, ho),
+                b_ih: w.b_ih.map(plain),
+                b_hh: w.b_hh.map(plain),
+                w_hr: w.w_hr.as_ref().map(|m| coded(m, h)),
+                peephole: w.peephole.map(plain),
+                layer_norm: w.layer_norm.map(plain),
+            })
+            .collect();
+        Self::pack(cfg, &views(&owned))
+    }
+
+    /// Packs the weights of ONNX Runtime's `com.microsoft.DynamicQuantizeLSTM` (`W`,
+    /// `R` int8 or uint8 `[D, I, 4H]` / `[D, H, 4H]`, their scales and zero points,
+    /// `B`, `P`; see
+    /// [`import_dynamic_quantize_lstm`](rnn_reference::quant::import_dynamic_quantize_lstm))
+    /// and selects ONNX Runtime's activation scheme
+    /// ([`ActivationQuant::OnnxRuntime`]), so [`forward`](Self::forward) computes
+    /// what the operator computes.
+    pub fn from_dynamic_quantize_lstm(
+        cfg: &RnnConfig,
+        weights: DynamicQuantizeLstmWeights<'_>,
+    ) -> Result<Self> {
+        let sets = import_dynamic_quantize_lstm(cfg, weights)?;
+        Ok(Self::from_quantized(cfg, &quantized_views(&sets))?
+            .with_activation_quant(ActivationQuant::OnnxRuntime))
+    }
+
+    /// Chooses how activations are quantized at run time (see [`ActivationQuant`]).
+    pub fn with_activation_quant(mut self, scheme: ActivationQuant) -> Self {
+        self.act_quant = scheme;
+        self
+    }
+
+    /// The activation scheme calls use.
+    pub fn activation_quant(&self) -> ActivationQuant {
+        self.act_quant
     }
 }

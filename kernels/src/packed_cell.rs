@@ -227,6 +227,7 @@ impl<W: Element> PackedCell<W> {
                 stride_t: 0,
                 stride_b: i,
                 batch,
+                q8: None,
             };
             let want = threads_for(
                 step_fmas(cfg, batch),

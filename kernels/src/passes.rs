@@ -4,9 +4,11 @@
 
 use std::ops::Range;
 
-use crate::arch::{Blocked, DotFn, DotJob};
+use crate::arch::{Backend, Blocked, DotFn, DotJob};
 use crate::element::Storage;
+use crate::kernel::quantize::{params, QuantizeOp, RangeOp};
 use crate::kernel::walk::Job;
+use crate::kernel::walk_i8::Job8;
 use crate::kernel::{Epilogue, Store};
 use crate::parallel::{threads_for, Team};
 
@@ -35,10 +37,14 @@ pub(crate) unsafe fn pass<B, W, E, const NP: usize>(
     zigzag: bool,
     epi: &E,
 ) where
-    B: Blocked<NP>,
+    B: Backend + Blocked<NP>,
     W: Storage,
     E: Epilogue<B::V, NP>,
 {
+    if W::QUANTIZED {
+        // SAFETY: forwarded.
+        return unsafe { pass_i8::<B, W, E, NP>(team, job, zigzag, epi) };
+    }
     let panels = job.w.panels;
     // Work in units of 64-column panels whatever the width: what the split has been
     // tuned with.
@@ -56,11 +62,11 @@ pub(crate) unsafe fn pass<B, W, E, const NP: usize>(
 /// `B` came from `arch::dispatch`; `job.a` holds `job.nrows` rows of `job.w.k` floats,
 /// `epi.out` `job.nrows` rows of `epi.stride >=` the packed columns, `epi.bias` (or
 /// null) as many floats.
-pub(crate) unsafe fn gemm<B: Blocked<4>, W: Storage>(
-    team: &Team<'_>,
-    job: &Job<W, 4>,
-    epi: &Store,
-) {
+pub(crate) unsafe fn gemm<B: Backend, W: Storage>(team: &Team<'_>, job: &Job<W, 4>, epi: &Store) {
+    if W::QUANTIZED {
+        // SAFETY: forwarded.
+        return unsafe { pass_i8::<B, W, Store, 4>(team, job, false, epi) };
+    }
     let work = job.nrows * job.w.k * job.w.panels * 64;
     // SAFETY: forwarded; members write disjoint column ranges.
     share_panels(team, work, job.w.panels, |mine| unsafe {
@@ -80,5 +86,83 @@ pub(crate) unsafe fn gemm_dot(team: &Team<'_>, f: DotFn, job: &DotJob, epi: &Sto
     // SAFETY: forwarded; members write disjoint column ranges.
     share_panels(team, work, job.w.panels, |mine| unsafe {
         f(job, mine, epi)
+    });
+}
+
+/// [`pass`] (and [`gemm`]) for int8 panels: the leader quantizes the job's rows into
+/// their scratch (`job.a.q8`: one range per row, or one over all rows), the team
+/// meets, then each member runs its share of the integer product, whose exact sums
+/// are scaled into the `f32` tiles `epi` takes; then the team meets again.
+///
+/// The quantization is serial: `nrows · k` values against the product's
+/// `nrows · k · columns` multiply-adds.
+///
+/// # Safety
+/// As for [`pass`]; `job.w` holds int8 codes (`W::QUANTIZED`) with their column data,
+/// and `job.a.q8` has room for `nrows` rows of `4 · ceil(k / 4)` codes.
+unsafe fn pass_i8<B, W, E, const NP: usize>(
+    team: &Team<'_>,
+    job: &Job<W, NP>,
+    zigzag: bool,
+    epi: &E,
+) where
+    B: Backend,
+    W: Storage,
+    E: Epilogue<B::V, NP>,
+{
+    // The drivers give every int8 job its scratch and every int8 panel its column
+    // data; a missing one is a bug in this crate, never a caller's input.
+    let q8 = job.a.q8.expect("int8 product without operand scratch");
+    let q = job.w.quant.expect("int8 panels without column data");
+    let (k, nrows) = (job.w.k, job.nrows);
+    let k4 = k.div_ceil(4);
+    let stride = 4 * k4;
+    assert!(
+        nrows * stride <= q8.codes_len && nrows <= q8.params_len,
+        "int8 operand scratch too small"
+    );
+    if team.is_leader() {
+        // SAFETY: the rows hold `k` readable floats each (the job's contract); the
+        // scratch holds `nrows` rows of `stride >= k` bytes and `nrows` parameters
+        // (checked above).
+        unsafe {
+            let block = (!q8.per_row).then(|| {
+                let r = B::run_op(RangeOp {
+                    a: &job.a,
+                    rows: 0..nrows,
+                    k,
+                });
+                params(r, q8.qmax)
+            });
+            B::run_op(QuantizeOp {
+                a: &job.a,
+                rows: 0..nrows,
+                k,
+                dst: q8.codes,
+                stride,
+                params: q8.params,
+                qmax: q8.qmax,
+                block,
+            });
+        }
+    }
+    team.sync();
+    let j8 = Job8 {
+        a: q8.codes,
+        stride,
+        rows: q8.params,
+        nrows,
+        w: job.w.ptr.cast::<i8>(),
+        k4,
+        panels: job.w.panels,
+        q,
+    };
+    let pairs_fit = q.pairs_fit_i16(q8.qmax);
+    // Integer multiply-adds run about 4 per float one.
+    let work = nrows * k * job.w.panels * 64 / 4;
+    // SAFETY: forwarded; the codes were written before the barrier; members write
+    // disjoint panels.
+    share_panels(team, work, job.w.panels, |mine| unsafe {
+        B::panels_i8(&j8, mine, zigzag, epi, pairs_fit)
     });
 }

@@ -1,6 +1,7 @@
 //! The whole-sequence driver: per layer and direction, the input projection for all
 //! steps as one product, then the time loop of fused recurrent steps.
 
+use rnn_reference::quant::ActivationQuant;
 use rnn_reference::{
     check_len, check_seq_lens, Error, RnnConfig, SeqDims, SeqShape, SequenceInput, TensorLayout,
 };
@@ -8,9 +9,10 @@ use rnn_reference::{
 use crate::arch::{DotFn, DotJob};
 use crate::cells::{pre_stride, state_sizes, step_fmas, StateBufs, StepPtrs};
 use crate::dispatch::{kernels, Kernels};
-use crate::element::Element;
+use crate::element::{Element, WeightType};
 use crate::io::input_f32;
 use crate::kernel::walk::Job;
+use crate::kernel::walk_i8::{Q8Scratch, RowQuant};
 use crate::kernel::{Rows, Store};
 use crate::pack::padded;
 use crate::packed::PackedRnn;
@@ -58,6 +60,7 @@ impl Tensor3 {
             stride_t: self.stride_t,
             stride_b: self.stride_b,
             batch,
+            q8: None,
         }
     }
 
@@ -69,7 +72,7 @@ impl Tensor3 {
     }
 }
 
-impl<W: Element> PackedRnn<W> {
+impl<W: WeightType> PackedRnn<W> {
     /// Runs the whole sequence: every layer, every direction, optional sequence
     /// lengths, writing `out`. Validates every length first (an [`Error`] names the
     /// argument); allocates nothing once `ws` has grown to this shape.
@@ -198,8 +201,23 @@ impl<W: Element> PackedRnn<W> {
         let pre_len = rows.checked_mul(pre_stride(cfg)).ok_or_else(overflow)?;
         let io_len = if cfg.num_layers > 1 { dims.y } else { 0 };
         let (hl, cl, al) = state_sizes(cfg, batch);
-        let [pre, io0, io1, h0b, h1b, c0b, c1b, aux, aux2] =
-            ws.carve([pre_len, io_len, io_len, hl, hl, cl, cl, al, al])?;
+        let q8_lens = if W::QUANTIZED {
+            self.check_int8_call(&input, &shape)?;
+            q8_sizes(cfg, rows).ok_or_else(overflow)?
+        } else {
+            (0, 0)
+        };
+        let [pre, io0, io1, h0b, h1b, c0b, c1b, aux, aux2, codes, params] = ws.carve([
+            pre_len, io_len, io_len, hl, hl, cl, cl, al, al, q8_lens.0, q8_lens.1,
+        ])?;
+        let q8 = W::QUANTIZED.then(|| Q8Scratch {
+            codes: codes.cast::<u8>(),
+            codes_len: q8_lens.0 * 4,
+            params: params.cast::<RowQuant>(),
+            params_len: q8_lens.1 / 3,
+            qmax: self.act_quant.qmax(),
+            per_row: self.act_quant.per_row(),
+        });
         let (hs, ps) = (padded(h), padded(ho));
         let bufs = Bufs {
             pre,
@@ -268,6 +286,7 @@ impl<W: Element> PackedRnn<W> {
                             stride_t: xr.stride_t,
                             stride_b: xr.stride_b,
                             batch,
+                            q8: None,
                         };
                         let job = DotJob {
                             a,
@@ -280,7 +299,7 @@ impl<W: Element> PackedRnn<W> {
                         unsafe { gemm_dot(team, d.f, &job, &store) };
                     } else {
                         let job = Job {
-                            a: src.rows(batch),
+                            a: src.rows(batch).with_q8(q8),
                             nrows: rows,
                             w: set.w_ih.view(),
                         };
@@ -296,7 +315,10 @@ impl<W: Element> PackedRnn<W> {
                         // buffers sized by `state_sizes`.
                         unsafe {
                             let pre_t = bufs.pre.add(t * batch * pre_stride);
-                            let sp = StepPtrs::new(cfg, batch, pre_t, &st, s % 2 == 1);
+                            let sp = StepPtrs {
+                                q8,
+                                ..StepPtrs::new(cfg, batch, pre_t, &st, s % 2 == 1)
+                            };
                             (k.step)(&set.cell, &sp, team);
                         }
                         if team.is_leader() {
@@ -340,6 +362,45 @@ impl<W: Element> PackedRnn<W> {
         run_team(want, &body);
         Ok(())
     }
+}
+
+impl<W: WeightType> PackedRnn<W> {
+    /// What the int8 driver does not do yet: ONNX Runtime's scheme with sequences of
+    /// different lengths (its batch-wide `h` ranges and its alignment of reverse rows
+    /// need a driver that runs rows at different time indices in one step).
+    fn check_int8_call(&self, input: &SequenceInput<'_, f32>, shape: &SeqShape) -> Result<()> {
+        let ragged = input
+            .seq_lens
+            .is_some_and(|l| l.iter().any(|&n| n != shape.steps));
+        if self.act_quant == ActivationQuant::OnnxRuntime && ragged {
+            return Err(Error::Invalid {
+                arg: "seq_lens".into(),
+                expected: format!(
+                    "None or every length {} (ActivationQuant::OnnxRuntime with varying \
+                     lengths is not implemented by the kernels yet)",
+                    shape.steps
+                ),
+                actual: "varying lengths".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Workspace floats for the int8 operand scratch of a call with `rows` input rows:
+/// `(codes, parameters)`: the widest product's rows of codes (4-byte groups), and
+/// three floats (a [`RowQuant`]) per row.
+fn q8_sizes(cfg: &RnnConfig, rows: usize) -> Option<(usize, usize)> {
+    let words = |k: usize| k.div_ceil(4);
+    let k_in = (0..cfg.num_layers)
+        .map(|l| cfg.layer_input_size(l))
+        .max()
+        .unwrap_or(0);
+    let k_step = cfg.hidden_size.max(cfg.output_size());
+    let codes = rows
+        .checked_mul(words(k_in))?
+        .max(rows.checked_mul(words(k_step))?);
+    Some((codes, rows.checked_mul(3)?))
 }
 
 /// Checks every length and option of a sequence call (the forward's and the training

@@ -9,7 +9,8 @@
 //! `#[test]`.
 //!
 //! - 1-thread rayon pool: after one warm-up call, `PackedRnn::forward` (every cell kind,
-//!   2 layers, bidirectional, sequence lengths, both layouts, h0/c0 given) and
+//!   2 layers, bidirectional, sequence lengths, both layouts, h0/c0 given; f32 and
+//!   int8 weights) and
 //!   `PackedCell::step` make **zero** allocations, also for smaller shapes afterwards.
 //! - The same for a training step (`forward_train` then `backward`, every cell kind,
 //!   both `Activations` modes).
@@ -22,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use rnn_kernels::{
     Activations, CellKind, Direction, GradientsMut, LayerGradsMut, OutputGrads, OwnedLayerWeights,
     PackedCell, PackedRnn, RnnConfig, SeqShape, SequenceInput, SequenceOutputMut, StepInput,
-    StepOutputMut, TensorLayout, TrainingWorkspace, Workspace,
+    StepOutputMut, TensorLayout, TrainingWorkspace, WeightType, Workspace,
 };
 use rnn_reference::testkit::fixture::Sawtooth;
 use rnn_reference::testkit::variants;
@@ -130,7 +131,7 @@ impl Call {
         }
     }
 
-    fn run(&mut self, rnn: &PackedRnn, ws: &mut Workspace) {
+    fn run<W: WeightType>(&mut self, rnn: &PackedRnn<W>, ws: &mut Workspace) {
         let lstm = rnn.config().cell.has_cell_state();
         rnn.forward(
             ws,
@@ -152,11 +153,11 @@ impl Call {
     }
 }
 
-/// Forward for every cell kind, then steps, in the current rayon pool; returns the
-/// allocation count of everything after the warm-up calls.
-fn measure_forward(cfg: RnnConfig, big: SeqShape, small: SeqShape) -> usize {
-    let rnn = PackedRnn::from_pytorch(&cfg, &rnn_reference::views(&Sawtooth::TINY.weights(&cfg)))
-        .unwrap();
+/// Forward with weights stored as `W`, in the current rayon pool; returns the
+/// allocation count of everything after the warm-up call.
+fn measure_forward<W: WeightType>(cfg: RnnConfig, big: SeqShape, small: SeqShape) -> usize {
+    let rnn =
+        PackedRnn::<W>::pack(&cfg, &rnn_reference::views(&Sawtooth::TINY.weights(&cfg))).unwrap();
     let mut ws = Workspace::new();
     let mut a = Call::new(&cfg, big);
     let mut b = Call::new(&cfg, small);
@@ -308,14 +309,19 @@ fn no_allocations_after_warm_up() {
                 let cfg = RnnConfig::new(cell, 13, 37)
                     .with_layers(2)
                     .with_direction(Direction::Bidirectional);
-                let n = measure_forward(
-                    cfg,
+                let (big, small) = (
                     SeqShape::new(6, 7).with_layout(layout),
                     SeqShape::new(4, 3).with_layout(layout),
                 );
+                let n = measure_forward::<f32>(cfg, big, small);
                 assert_eq!(
                     n, 0,
                     "forward {cell:?} {layout:?}: {n} allocations after warm-up"
+                );
+                let n = measure_forward::<i8>(cfg, big, small);
+                assert_eq!(
+                    n, 0,
+                    "int8 forward {cell:?} {layout:?}: {n} allocations after warm-up"
                 );
             }
             for mode in [Activations::Keep, Activations::Recompute] {
@@ -361,11 +367,19 @@ fn no_allocations_after_warm_up() {
         }
         for cell in [variants::RNN_TANH, variants::LSTM_PEEPHOLE, variants::GRU] {
             let cfg = RnnConfig::new(cell, 256, 256).with_direction(Direction::Bidirectional);
-            let n = measure_forward(cfg, SeqShape::new(4, 32), SeqShape::new(2, 16));
+            let n = measure_forward::<f32>(cfg, SeqShape::new(4, 32), SeqShape::new(2, 16));
             report.push(format!(
                 "forward {:?} 2 threads: {n} allocations / 6 calls",
                 cell
             ));
+            let n8 = measure_forward::<i8>(cfg, SeqShape::new(4, 32), SeqShape::new(2, 16));
+            report.push(format!(
+                "int8 forward {cell:?} 2 threads: {n8} allocations / 6 calls"
+            ));
+            assert_eq!(
+                n8, 0,
+                "int8 forward {cell:?}: {n8} allocations with 2 threads"
+            );
             let n1 = measure_step(RnnConfig::new(cell, 256, 256), 32);
             report.push(format!(
                 "step {:?} 2 threads: {n1} allocations / 5 calls",

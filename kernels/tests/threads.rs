@@ -12,7 +12,11 @@ use rnn_reference::testkit::{problem, variants, Problem};
 use rnn_reference::CellKind;
 
 fn run(p: &Problem, isa: Isa) -> Vec<u32> {
-    let (y, h_n, c_n) = run_kernels(p, isa);
+    bits(run_kernels(p, isa))
+}
+
+/// The bits of every output.
+fn bits((y, h_n, c_n): common::Outputs) -> Vec<u32> {
     y.iter()
         .chain(&h_n)
         .chain(&c_n)
@@ -56,15 +60,22 @@ fn bf16_bit_identical_for_any_thread_count() {
     for (seed, cell) in cells().into_iter().enumerate() {
         let p = problem(100 + seed as u64, (96, 300, 5, 4), 2, Some(cell));
         for isa in Isa::available() {
-            let outs = across_thread_counts(|| {
-                let (y, h_n, c_n) = run_typed::<bf16, bf16>(&p, isa);
-                // bf16 widens exactly, so f32 bits compare bf16 bits.
-                y.iter()
-                    .chain(&h_n)
-                    .chain(&c_n)
-                    .map(|v| v.to_bits())
-                    .collect()
-            });
+            // bf16 widens exactly, so f32 bits compare bf16 bits.
+            let outs = across_thread_counts(|| bits(run_typed::<bf16, bf16>(&p, isa)));
+            assert_eq!(outs[0], outs[1], "{isa} {cell:?}: 1 vs 2 threads");
+            assert_eq!(outs[0], outs[2], "{isa} {cell:?}: 1 vs 3 threads");
+        }
+    }
+}
+
+/// int8 weights (activations quantized per row, the default): the integer product is
+/// split by panels like the float one, and its sums are exact in any order.
+#[test]
+fn int8_bit_identical_for_any_thread_count() {
+    for (seed, cell) in cells().into_iter().enumerate() {
+        let p = problem(200 + seed as u64, (96, 300, 5, 4), 2, Some(cell));
+        for isa in Isa::available() {
+            let outs = across_thread_counts(|| bits(run_typed::<i8, f32>(&p, isa)));
             assert_eq!(outs[0], outs[1], "{isa} {cell:?}: 1 vs 2 threads");
             assert_eq!(outs[0], outs[2], "{isa} {cell:?}: 1 vs 3 threads");
         }

@@ -19,6 +19,7 @@ use rnn_reference::{CellKind, Error, LayerWeights, RnnConfig};
 
 use crate::arch::Backend;
 use crate::element::{Element, Storage};
+use crate::kernel::walk_i8::Q8Scratch;
 use crate::kernel::Rows;
 use crate::pack::padded;
 use crate::parallel::Team;
@@ -221,6 +222,8 @@ pub(crate) struct StepPtrs {
     /// Walk the panels backwards (every other step: the panels used last are still
     /// in cache).
     pub(crate) zigzag: bool,
+    /// Int8 weights: where each pass quantizes its left operand (`None` otherwise).
+    pub(crate) q8: Option<Q8Scratch>,
 }
 
 // SAFETY: the pointers point into buffers that outlive the team sharing them; members
@@ -254,16 +257,17 @@ impl StepPtrs {
             aux_stride: hs,
             clip: cfg.clip,
             zigzag,
+            q8: None,
         }
     }
 
     /// The rows of `h_prev` (the recurrent product's left operand).
     pub(crate) fn h_rows(&self) -> Rows {
-        Rows::strided(self.h_prev, self.h_stride, self.batch)
+        Rows::strided(self.h_prev, self.h_stride, self.batch).with_q8(self.q8)
     }
 
     /// The rows of `aux` (a second pass's left operand).
     pub(crate) fn aux_rows(&self) -> Rows {
-        Rows::strided(self.aux, self.aux_stride, self.batch)
+        Rows::strided(self.aux, self.aux_stride, self.batch).with_q8(self.q8)
     }
 }

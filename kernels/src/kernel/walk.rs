@@ -4,6 +4,7 @@
 use std::ops::Range;
 
 use super::microkernel::tile;
+use super::walk_i8::Q8Scratch;
 use crate::element::Storage;
 use crate::pack::PanelsView;
 use crate::simd::V16;
@@ -16,6 +17,8 @@ pub(crate) struct Rows<T = f32> {
     pub(crate) stride_t: usize,
     pub(crate) stride_b: usize,
     pub(crate) batch: usize,
+    /// Where the rows' `uint8` codes go before an int8 product (int8 weights only).
+    pub(crate) q8: Option<Q8Scratch>,
 }
 
 // SAFETY: `Rows` only reads through its pointer, into an operand that outlives the
@@ -43,6 +46,11 @@ impl<T> Rows<T> {
 }
 
 impl Rows {
+    /// The same rows, quantized into `q8` before an int8 product.
+    pub(crate) fn with_q8(self, q8: Option<Q8Scratch>) -> Self {
+        Rows { q8, ..self }
+    }
+
     /// Rows `b * stride` for `b` in `0..batch` (one step).
     pub(crate) fn strided(base: *const f32, stride: usize, batch: usize) -> Self {
         Rows {
@@ -50,6 +58,7 @@ impl Rows {
             stride_t: 0,
             stride_b: stride,
             batch,
+            q8: None,
         }
     }
 }

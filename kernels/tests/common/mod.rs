@@ -2,7 +2,7 @@
 //! cannot depend on this crate): a problem through `PackedRnn` at one ISA.
 #![allow(dead_code)]
 
-use rnn_kernels::{Element, Isa, PackedRnn, SequenceOutputMut, Workspace};
+use rnn_kernels::{Element, Isa, PackedRnn, SequenceOutputMut, WeightType, Workspace};
 use rnn_reference::testkit::Problem;
 use rnn_reference::views;
 
@@ -16,14 +16,14 @@ pub fn run_kernels(p: &Problem, isa: Isa) -> Outputs {
 }
 
 /// [`try_run_typed`], panicking on an error.
-pub fn run_typed<W: Element, T: Element>(p: &Problem, isa: Isa) -> Outputs {
+pub fn run_typed<W: WeightType, T: Element>(p: &Problem, isa: Isa) -> Outputs {
     try_run_typed::<W, T>(p, isa).unwrap()
 }
 
 /// The kernels with weights stored as `W` and inputs/outputs in `T` (the problem's
 /// values rounded to `T` on the way in), outputs widened back to f32; pre-filled with
 /// NaN so an unwritten element cannot pass.
-pub fn try_run_typed<W: Element, T: Element>(p: &Problem, isa: Isa) -> Result<Outputs, String> {
+pub fn try_run_typed<W: WeightType, T: Element>(p: &Problem, isa: Isa) -> Result<Outputs, String> {
     let rnn = PackedRnn::<W>::pack(&p.cfg, &views(&p.weights))
         .and_then(|r| r.with_isa(Some(isa)))
         .map_err(|e| e.to_string())?;

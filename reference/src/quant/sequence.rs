@@ -119,7 +119,12 @@ pub fn forward_quantized(
             let hs = k * batch * ho..(k + 1) * batch * ho;
             let cs = k * batch * hid..(k + 1) * batch * hid;
             let mut h_state: Vec<f64> = out.h_n[hs.clone()].to_vec();
-            let mut c_state: Vec<f64> = out.c_n[cs.clone()].to_vec();
+            // Cells without a state have no `c_n` (empty).
+            let mut c_state: Vec<f64> = if lstm {
+                out.c_n[cs.clone()].to_vec()
+            } else {
+                Vec::new()
+            };
             let mut final_state: Vec<Option<Final>> = vec![None; batch];
             let mut last_slack = vec![0.0f64; batch * ho];
             let t_of = |s: usize, b: usize| {
