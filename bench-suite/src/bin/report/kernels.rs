@@ -4,8 +4,10 @@
 use rnn_bench_suite::{reference_grads, to_f32, Problem, Trainer};
 use rnn_kernels::half::{bf16, f16};
 use rnn_kernels::{
-    Activations, Element, Isa, PackedRnn, SeqShape, SequenceInput, SequenceOutputMut, Workspace,
+    ActivationQuant, Activations, Element, Isa, PackedRnn, SeqShape, SequenceInput,
+    SequenceOutputMut, WeightType, Workspace,
 };
+use rnn_reference::quant::{forward_quantized, quantize_weights, quantized_views};
 
 use crate::options::{Dtype, Pass};
 
@@ -18,22 +20,25 @@ pub(crate) trait KernelRun {
     fn output(&self, steps: usize) -> Vec<f32>;
 }
 
-/// Weights packed as `T`, input `x` held in `T` (converted once, here), `y` in `T`.
-pub(crate) struct Kernels<T: Element> {
+/// Weights packed as `W`, input `x` held in `T` (converted once, here), `y` in `T`.
+pub(crate) struct Kernels<W: WeightType, T: Element> {
     pub(crate) batch: usize,
     pub(crate) step_in: usize,
     pub(crate) step_out: usize,
-    pub(crate) rnn: PackedRnn<T>,
+    pub(crate) rnn: PackedRnn<W>,
     pub(crate) ws: Workspace,
     pub(crate) x: Vec<T>,
     pub(crate) y: Vec<T>,
 }
 
-impl<T: Element> Kernels<T> {
-    pub(crate) fn new(p: &Problem, isa: Isa) -> Result<Self, String> {
-        // A framework holding T tensors: weights, biases and x all in T.
-        let tp = p.typed::<T>();
-        let rnn = PackedRnn::<T>::pack(&p.cfg, &[tp.weights()])
+impl<W: WeightType, T: Element> Kernels<W, T> {
+    fn with(
+        p: &Problem,
+        isa: Isa,
+        rnn: rnn_kernels::Result<PackedRnn<W>>,
+        x: Vec<T>,
+    ) -> Result<Self, String> {
+        let rnn = rnn
             .and_then(|r| r.with_isa(Some(isa)))
             .map_err(|e| e.to_string())?;
         let (b, s) = (p.shape.batch, p.shape.steps);
@@ -43,13 +48,28 @@ impl<T: Element> Kernels<T> {
             step_out: b * p.shape.hidden,
             rnn,
             ws: Workspace::new(),
-            x: tp.x,
+            x,
             y: vec![T::default(); s * b * p.shape.hidden],
         })
     }
 }
 
-impl<T: Element> KernelRun for Kernels<T> {
+impl<T: Element> Kernels<T, T> {
+    pub(crate) fn new(p: &Problem, isa: Isa) -> Result<Self, String> {
+        // A framework holding T tensors: weights, biases and x all in T.
+        let tp = p.typed::<T>();
+        Self::with(p, isa, PackedRnn::<T>::pack(&p.cfg, &[tp.weights()]), tp.x)
+    }
+}
+
+/// int8 weights (symmetric per-channel quantization of the f32 weights, done by the
+/// packing), activations quantized per row at run time; `x` and `y` in `f32`.
+fn int8(p: &Problem, isa: Isa) -> Result<Kernels<i8, f32>, String> {
+    let x = p.x_prefix(p.shape.steps).to_vec();
+    Kernels::with(p, isa, PackedRnn::<i8>::pack(&p.cfg, &[p.weights()]), x)
+}
+
+impl<W: WeightType, T: Element> KernelRun for Kernels<W, T> {
     fn run(&mut self, steps: usize) -> Result<(), String> {
         self.rnn
             .forward(
@@ -93,12 +113,14 @@ pub(crate) fn build_kernels(
             Dtype::F32 => Box::new(Trainer::<f32>::new(p, isa, keep)?),
             Dtype::F16 => Box::new(Trainer::<f16>::new(p, isa, keep)?),
             Dtype::Bf16 => Box::new(Trainer::<bf16>::new(p, isa, keep)?),
+            Dtype::Int8 => return Err("int8 weights have no training pass".into()),
         });
     }
     Ok(match dtype {
-        Dtype::F32 => Box::new(Kernels::<f32>::new(p, isa)?),
-        Dtype::F16 => Box::new(Kernels::<f16>::new(p, isa)?),
-        Dtype::Bf16 => Box::new(Kernels::<bf16>::new(p, isa)?),
+        Dtype::F32 => Box::new(Kernels::<f32, f32>::new(p, isa)?),
+        Dtype::F16 => Box::new(Kernels::<f16, f16>::new(p, isa)?),
+        Dtype::Bf16 => Box::new(Kernels::<bf16, bf16>::new(p, isa)?),
+        Dtype::Int8 => Box::new(int8(p, isa)?),
     })
 }
 
@@ -135,5 +157,23 @@ pub(crate) fn reference_on(
         Dtype::F32 => reference(pass, p, k),
         Dtype::F16 => reference(pass, &p.rounded::<f16>(), k),
         Dtype::Bf16 => reference(pass, &p.rounded::<bf16>(), k),
+        Dtype::Int8 if pass == Pass::Forward => int8_oracle_y(p, k),
+        Dtype::Int8 => Err("int8 weights have no training pass".into()),
     }
+}
+
+/// `y` of the naive int8 oracle (the same per-channel quantization of the weights,
+/// activations per row) over the first `k` steps of `p`, rounded to f32.
+fn int8_oracle_y(p: &Problem, k: usize) -> Result<Vec<f32>, String> {
+    let q = quantize_weights(&p.cfg, &[p.weights()]).map_err(|e| format!("int8 oracle: {e}"))?;
+    forward_quantized(
+        &p.cfg,
+        &quantized_views(&q),
+        ActivationQuant::PerRow,
+        SeqShape::new(k, p.shape.batch),
+        SequenceInput::new(p.x_prefix(k)),
+        None,
+    )
+    .map(|o| o.y.iter().map(|&v| v as f32).collect())
+    .map_err(|e| format!("int8 oracle: {e}"))
 }

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! cargo run --release -p rnn-bench-suite --bin report -- [--quick] [--threads N]
-//!     [--isa avx512bf16|avx512|avx2|portable] [--dtype f32,f16,bf16] [--cells lstm,gru,rnn]
+//!     [--isa avx512bf16|avx512|avx2|portable] [--dtype f32,f16,bf16,int8] [--cells lstm,gru,rnn]
 //!     [--configs BxHxIxT,...] [--pass forward|train] [--json]
 //! ```
 //!
@@ -24,7 +24,10 @@
 //!
 //! `--dtype f16` / `bf16`: weights (and biases) stored in the half type, `x` converted
 //! to it once before timing, `y` written in it. Several dtypes run f32 first, so half
-//! rows get their `× f32` speedup from the same run.
+//! rows get their `× f32` speedup from the same run. `--dtype int8`: weights quantized
+//! symmetrically per output unit by the packing, activations quantized per row at run
+//! time (`ActivationQuant::PerRow`), `x` and `y` in f32; its max err is against the
+//! naive int8 oracle on the same quantized weights.
 //!
 //! With `--json`, stdout carries only JSON lines (keys `impl`, `isa`, `dtype`, `cell`,
 //! `batch`, `hidden`, `input`, `steps`, `threads`, `s_per_seq`, `gflops`, plus
@@ -60,7 +63,10 @@ fn run(o: &Opts) -> Result<(), String> {
         }
     };
     let dtypes: Vec<&str> = o.dtypes.iter().map(|d| d.name()).collect();
-    let half = o.dtypes.iter().any(|&d| d != Dtype::F32);
+    let half = o
+        .dtypes
+        .iter()
+        .any(|&d| matches!(d, Dtype::F16 | Dtype::Bf16));
 
     let per_core = fma_peak_gflops(o.isa, e.probe)
         .ok_or_else(|| format!("FMA probe: {} unavailable on this CPU", o.isa))?;
@@ -83,6 +89,14 @@ fn run(o: &Opts) -> Result<(), String> {
         "FMA peak ({}, measured): {per_core:.1} GFLOP/s per core × {} thread(s) = {peak:.1} GFLOP/s",
         o.isa, o.threads
     );
+    if o.dtypes.contains(&Dtype::Int8) {
+        let _ = writeln!(
+            head,
+            "int8 rows: weights quantized per output unit (symmetric), activations per row at \
+             run time (uint8), x and y f32;\nmax err against the naive int8 oracle on the same \
+             quantized weights (exact integer sums: f32 compute error only)."
+        );
+    }
     if half {
         let _ = writeln!(
             head,

@@ -4,7 +4,7 @@ use rnn_bench_suite::{BenchConfig, Cell, CELLS, CONFIGS};
 use rnn_kernels::{Isa, ISA_ENV};
 
 pub(crate) const USAGE: &str = "\
-usage: report [--quick] [--threads N] [--isa avx512bf16|avx512|avx2|portable] [--dtype f32,f16,bf16]
+usage: report [--quick] [--threads N] [--isa avx512bf16|avx512|avx2|portable] [--dtype f32,f16,bf16,int8]
               [--cells lstm,gru,rnn] [--configs BxHxIxT,...] [--pass forward|train] [--json]
 
   --quick          fewer repeats (min 3 runs / 0.2 s per case); f32 run < 1 minute,
@@ -12,8 +12,10 @@ usage: report [--quick] [--threads N] [--isa avx512bf16|avx512|avx2|portable] [-
   --threads N      rayon threads for the kernels and the baseline (default 1)
   --isa NAME       kernel path (default: $RNN_KERNELS_ISA if set, else the best this CPU
                    has; an unknown or unavailable name in either is an error)
-  --dtype LIST     comma-separated subset of f32,f16,bf16 (default f32); f16 / bf16:
-                   weights, x and y in the half type; f32 always runs first
+  --dtype LIST     comma-separated subset of f32,f16,bf16,int8 (default f32); f16 / bf16:
+                   weights, x and y in the half type; int8: weights quantized per
+                   channel, activations per row at run time, x and y f32; f32 always
+                   runs first
   --cells LIST     comma-separated subset of lstm,gru,rnn (default all)
   --configs LIST   comma-separated BxHxIxT shapes (default: the six bench-suite shapes)
   --pass NAME      forward (default) or train: a training step, forward_train + backward
@@ -28,6 +30,8 @@ pub(crate) enum Dtype {
     F32,
     F16,
     Bf16,
+    /// int8 weights (per-channel), activations quantized per row at run time.
+    Int8,
 }
 
 impl Dtype {
@@ -36,6 +40,7 @@ impl Dtype {
             Dtype::F32 => "f32",
             Dtype::F16 => "f16",
             Dtype::Bf16 => "bf16",
+            Dtype::Int8 => "int8",
         }
     }
 
@@ -44,6 +49,7 @@ impl Dtype {
             "f32" | "fp32" | "float32" => Some(Dtype::F32),
             "f16" | "fp16" | "half" | "float16" => Some(Dtype::F16),
             "bf16" | "bfloat16" => Some(Dtype::Bf16),
+            "int8" | "i8" | "qint8" => Some(Dtype::Int8),
             _ => None,
         }
     }
