@@ -3,7 +3,7 @@
 //! `PackedRnn::<i8>::from_quantized` and ONNX Runtime's activation scheme, at the
 //! f32 tolerance (the integer sums are exact; see the golden README on rounding ties).
 
-use rnn_kernels::{ActivationQuant, Isa, PackedRnn, SequenceInput, SequenceOutputMut, Workspace};
+use rnn_kernels::{ActivationQuant, Isa, PackedRnn, SequenceOutputMut, Workspace};
 use rnn_reference::quant::quantized_views;
 use rnn_reference::testkit::golden::{
     load_all_quant, quant_golden_dir, run_all, QuantCase, Tolerance,
