@@ -49,6 +49,14 @@ pub trait Real:
         }
     }
 
+    /// `self + t (b - self)`, i.e. `(1 - t) self + t b`, evaluated in that form (PyTorch
+    /// ATen's GRU update `n + z (h - n)`). One method rather than three operations so
+    /// that an error-tracking `Real` (the test kit's `Bounded`) sees `self` once: an
+    /// error in `self` moves the result by `(1 - t)` times it, not `(1 + t)`.
+    fn lerp_to(self, b: Self, t: Self) -> Self {
+        self + t * (b - self)
+    }
+
     /// Clamps to `[-c, c]` (ONNX `clip`, `c > 0`); NaN stays NaN.
     fn clamp_to(self, c: Self) -> Self {
         if self > c {
