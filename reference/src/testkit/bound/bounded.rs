@@ -258,6 +258,11 @@ impl<M: ErrorModel> Mul for Bounded<M> {
     fn mul(self, b: Self) -> Self {
         let (a, b) = (self.settle(), b.settle());
         let v = a.v * b.v;
+        if v == 0.0 && (a.is_exact_zero() || b.is_exact_zero()) {
+            // An exact zero times a finite value: an exact zero, whatever the other
+            // operand's error.
+            return Self::ZERO;
+        }
         if !v.is_finite() {
             // `±inf` times a value whose sign is certain is exactly `±inf`.
             let certain = |x: &Self| x.e == 0.0 || x.v.abs() > x.e;
@@ -332,9 +337,13 @@ impl<M: ErrorModel> Real for Bounded<M> {
         Self::new(y, prop + M::EXP.at(mag) + 4.0 * U64 * mag, None).guarded()
     }
 
-    /// Slope `1 / cosh²`, largest at the point of `[x − e, x + e]` nearest 0.
+    /// Slope `1 / cosh²`, largest at the point of `[x − e, x + e]` nearest 0; `tanh(±0)`
+    /// is exactly `±0` (every implementation keeps tiny arguments).
     fn tanh(self) -> Self {
         let x = self.settle();
+        if x.is_exact_zero() {
+            return x;
+        }
         let c = closest_to_zero(x.v, x.e).cosh();
         Self::activation(x.v.tanh(), 1.0 / (c * c), x.e, M::TANH)
     }
@@ -458,6 +467,11 @@ mod tests {
         assert!((x(a) * x(a)).bound() > 0.0);
         // The reference's accumulator starts at an exact zero, which adds nothing.
         assert_eq!((B::ZERO + x(3.0)).bound(), 0.0);
+        // A zero weight cancels any error of what it multiplies; tanh(0) = 0.
+        let inexact = (x(0.1) * x(0.3)).tanh();
+        let s = x(0.0) * inexact + x(0.5) * x(3.0);
+        assert_eq!(s.bound(), 0.0);
+        assert_eq!((x(0.0) * inexact).tanh().bound(), 0.0);
     }
 
     #[test]
