@@ -141,4 +141,3 @@ fn reference(f: Func, x: f32) -> f64 {
         Func::Clip => x.clamp(-f64::from(CLIP_C), f64::from(CLIP_C)),
     }
 }
-
