@@ -470,10 +470,11 @@ pub fn compare_bf16_outputs(
         .zip(&want_r)
         .map(|(&w, &r)| if r.is_finite() { w } else { r })
         .collect();
+    let (unit, floor) = rnn_reference::testkit::bound::BF16_ROUNDING;
     let bound: Vec<f64> = want
         .iter()
         .zip(bound)
-        .map(|(&w, &b)| b + f64::powi(2.0, -8) * (w.abs() + b) + f64::powi(2.0, -134))
+        .map(|(&w, &b)| b + unit * (w.abs() + b) + floor)
         .collect();
     compare(name, &got_k, &want_v, &want32_r, &bound, check)
 }

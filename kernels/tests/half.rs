@@ -18,6 +18,7 @@ use rnn_kernels::{
     Element, Isa, PackedCell, PackedRnn, SequenceInput, SequenceOutputMut, StepInput,
     StepOutputMut, Workspace,
 };
+use rnn_reference::testkit::bound::{BF16_ROUNDING, F16_ROUNDING};
 use rnn_reference::testkit::golden::{golden_dir, load_all};
 use rnn_reference::testkit::{compare_outputs, problem, proptest_cases, variants, Problem};
 
@@ -49,19 +50,18 @@ fn as_computed<W: Element, T: Element>(p: &Problem) -> Problem {
     q
 }
 
-/// Unit roundoff of element type `T` and half its subnormal spacing.
+/// One rounding to element type `T` (none for f32).
 fn output_rounding<T: Element>() -> (f64, f64) {
     match T::NAME {
-        "f16" => (f64::powi(2.0, -11), f64::powi(2.0, -25)),
-        "bf16" => (f64::powi(2.0, -8), f64::powi(2.0, -134)),
+        "f16" => F16_ROUNDING,
+        "bf16" => BF16_ROUNDING,
         _ => (0.0, 0.0),
     }
 }
 
 fn check<W: Element, T: Element>(p: &Problem) -> Result<(), String> {
     let q = as_computed::<W, T>(p);
-    let (unit, floor) = output_rounding::<T>();
-    let expected = q.expected().rounded_outputs(unit, floor);
+    let expected = q.expected().rounded_outputs(output_rounding::<T>());
     for isa in Isa::available() {
         let (y, h_n, c_n) = run::<W, T>(&q, isa);
         let ctx = format!(

@@ -45,7 +45,7 @@ mod bounded;
 pub mod model;
 
 pub use bounded::Bounded;
-pub use model::{ulp, ActErr, ErrorModel, Kernels, StdF32};
+pub use model::{ulp, ActErr, ErrorModel, Kernels, StdF32, BF16_ROUNDING, F16_ROUNDING};
 
 use super::oracle::{forward_as, step_as};
 use crate::{LayerWeights, Result, RnnConfig, SeqShape, SequenceInput, SequenceOutput};
@@ -63,8 +63,8 @@ pub struct Expected {
 impl Expected {
     /// The bound after the implementation rounds each output once more to a type with
     /// unit roundoff `unit` whose subnormals are spaced `2 floor` apart (half
-    /// precision outputs: `2^-11` and `2^-25` for f16, `2^-8` and `2^-134` for bf16).
-    pub fn rounded_outputs(mut self, unit: f64, floor: f64) -> Self {
+    /// precision outputs: [`model::F16_ROUNDING`], [`model::BF16_ROUNDING`]).
+    pub fn rounded_outputs(mut self, (unit, floor): (f64, f64)) -> Self {
         for (w, b) in [
             (&self.want.y, &mut self.bound.y),
             (&self.want.h_n, &mut self.bound.h_n),

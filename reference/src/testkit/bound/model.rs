@@ -18,6 +18,14 @@ pub const U64: f64 = 1.0 / (1u64 << 53) as f64;
 /// zero (`vdpbf16ps` flushes subnormal products and sums) by less than `2^-126`.
 pub const ETA: f64 = 1.0 / (1u128 << 126) as f64;
 
+/// One rounding to IEEE binary16 (`half::f16`): `(unit, floor)`, the error being at
+/// most `unit |v| + floor` (unit roundoff `2^-11`, half the subnormal spacing `2^-25`).
+pub const F16_ROUNDING: (f64, f64) = (1.0 / 2048.0, 1.0 / (1u64 << 25) as f64);
+
+/// One rounding to bfloat16 (`half::bf16`): unit roundoff `2^-8`, half the subnormal
+/// spacing `2^-134` (see [`F16_ROUNDING`]).
+pub const BF16_ROUNDING: (f64, f64) = (1.0 / 256.0, f64::from_bits((1023 - 134) << 52));
+
 /// Spacing of `f32` at the real number `y`: `2^(k−23)` for `|y|` in `[2^k, 2^(k+1))`,
 /// at least `2^−149` (the unit of the accuracy tables of `simd::math`).
 pub fn ulp(y: f64) -> f64 {
