@@ -36,6 +36,7 @@ use std::ops::{Deref, DerefMut};
 
 use arbitrary::{Result, Unstructured};
 use rnn_reference::testkit::problem::limit_rows;
+use rnn_reference::testkit::compare::VACUOUS;
 use rnn_reference::testkit::{class, variants, Class};
 use rnn_reference::{
     CellKind, Direction, LayerWeights, OwnedLayerWeights, RnnConfig, SeqShape,
@@ -382,6 +383,16 @@ pub fn compare(
     }
     if let Check::None = check {
         return Ok(());
+    }
+    if let Check::Values = check {
+        // A finite bound that could not fail is refused (`refuse_vacuous` of the test
+        // kit on the elements with a finite bound; an infinite one, a possible f32
+        // overflow, checks the class only).
+        let scale = want.iter().filter(|w| w.is_finite()).fold(0.0f64, |m, w| m.max(w.abs()));
+        let vacuous = |(&w, &b): (&f64, &f64)| w.is_finite() && b.is_finite() && b > 0.0 && b >= VACUOUS * scale;
+        if let Some(k) = want.iter().zip(bound).position(vacuous) {
+            return Err(format!("{name}[{k}]: vacuous bound {:e} (largest |want| {scale:e})", bound[k]));
+        }
     }
     for (k, (((&g, &w), &w32), &b)) in got.iter().zip(want).zip(want32).zip(bound).enumerate() {
         let (cg, cw, c32) = (class(f64::from(g)), class(w), class(f64::from(w32)));

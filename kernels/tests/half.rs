@@ -20,7 +20,9 @@ use rnn_kernels::{
 };
 use rnn_reference::testkit::bound::{BF16_ROUNDING, F16_ROUNDING};
 use rnn_reference::testkit::golden::{golden_dir, load_all};
-use rnn_reference::testkit::{compare_outputs, problem, proptest_cases, variants, Problem};
+use rnn_reference::testkit::{
+    compare_outputs, planted, problem, proptest_cases, variants, Problem,
+};
 
 fn round<T: Element>(v: &[f32]) -> Vec<f32> {
     v.iter().map(|&x| T::from_f32(x).to_f32()).collect()
@@ -343,4 +345,29 @@ fn f16_outputs_beyond_the_range_become_inf() {
             "{isa}: {c32:?}"
         );
     }
+}
+
+/// No half check can pass vacuously: the outputs of half weights and half I/O pass
+/// `check`'s comparison, and with one element of `y` moved by 2% of its largest value
+/// they fail it (the bound, output rounding included, is refused at 1% or more).
+#[test]
+fn planted_errors_are_caught() {
+    fn run_planted<W: Element, T: Element>() {
+        for (k, cell) in variants::all(9).into_iter().enumerate() {
+            let p = problem(700 + k as u64, (9, 20, 3, 4), 1 + k % 4, Some(cell));
+            let q = as_computed::<W, T>(&p);
+            let e = q.expected().rounded_outputs(output_rounding::<T>());
+            let (y, h_n, c_n) = run::<W, T>(&q, Isa::best());
+            let ctx = format!("W={} T={} {cell:?}", W::NAME, T::NAME);
+            compare_outputs(&ctx, (&y, &h_n, &c_n), &e).unwrap();
+            for at in [0, y.len() / 2, y.len() - 1] {
+                let bad = planted(&y, &e.want.y, at);
+                let r = compare_outputs(&ctx, (&bad, &h_n, &c_n), &e);
+                assert!(r.is_err(), "{ctx}: planted error in y[{at}] passed");
+            }
+        }
+    }
+    run_planted::<f16, f16>();
+    run_planted::<bf16, bf16>();
+    run_planted::<bf16, f32>();
 }

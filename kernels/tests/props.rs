@@ -10,7 +10,9 @@ use common::run_kernels;
 use proptest::prelude::*;
 use rnn_kernels::{Isa, PackedCell, StepInput, StepOutputMut, Workspace};
 use rnn_reference::testkit::bound::{step_bounded, Kernels};
-use rnn_reference::testkit::{compare_outputs, problem, proptest_cases, variants, Problem};
+use rnn_reference::testkit::{
+    compare_outputs, planted, problem, proptest_cases, variants, Problem,
+};
 use rnn_reference::RnnConfig;
 
 fn check_sequence(p: &Problem) -> Result<(), String> {
@@ -124,6 +126,41 @@ fn larger_shapes_match_reference() {
         for p in every.iter().chain([&problem(seed * 10 + 2, dims, 1, None)]) {
             if let Err(e) = check_sequence(p) {
                 panic!("{e}");
+            }
+        }
+    }
+}
+
+/// No check can pass vacuously: on problems of every variant and depth, the kernels'
+/// outputs pass, and the same outputs with one element moved by 2% of the array's
+/// largest value (first, middle, last element of `y`, `h_n`, `c_n`) fail the very
+/// comparison `check_sequence` uses (its bounds, refused at 1% or more, cannot absorb
+/// it).
+#[test]
+fn planted_errors_are_caught() {
+    for (k, cell) in variants::all(9).into_iter().enumerate() {
+        for layers in 1..=4 {
+            let seed = 900 + 8 * k as u64 + layers as u64;
+            let p = problem(seed, (9, 20, 3, 4), layers, Some(cell));
+            let e = p.expected();
+            let (y, h_n, c_n) = run_kernels(&p, Isa::best());
+            let ctx = format!("{cell:?} layers {layers}");
+            compare_outputs(&ctx, (&y, &h_n, &c_n), &e).unwrap();
+            for which in 0..3 {
+                let mut out = [y.clone(), h_n.clone(), c_n.clone()];
+                let want = [&e.want.y, &e.want.h_n, &e.want.c_n][which];
+                let n = out[which].len();
+                for at in [0, n / 2, n.saturating_sub(1)]
+                    .into_iter()
+                    .filter(|_| n > 0)
+                {
+                    out[which] = planted(&out[which], want, at);
+                    let r = compare_outputs(&ctx, (&out[0], &out[1], &out[2]), &e);
+                    assert!(
+                        r.is_err(),
+                        "{ctx}: planted error in array {which}[{at}] passed"
+                    );
+                }
             }
         }
     }

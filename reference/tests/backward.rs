@@ -16,7 +16,7 @@
 
 use proptest::prelude::*;
 use rnn_reference::testkit::gradcheck::{finite_differences, gradient_arrays, Point};
-use rnn_reference::testkit::{variants, Lcg};
+use rnn_reference::testkit::{proptest_cases, variants, Lcg};
 use rnn_reference::{
     backward, CellKind, Direction, LayerWeights, OutputGrads, OwnedLayerWeights, RnnConfig,
     SeqShape, SequenceInput, TensorLayout,
@@ -110,7 +110,11 @@ fn check_fd(p: &Point) -> Result<(), String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: proptest_cases(160),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn backward_matches_finite_differences(
@@ -129,8 +133,20 @@ proptest! {
         let cell = variants::all(h - 1)[variant];
         let p = point(cell, (i, h, b, t), layers, dir, clip, batch_major, lens, seed);
         prop_assume!(p.kink_margin() > 1e-3);
-        prop_assert!(check_fd(&p).is_ok(), "{}", check_fd(&p).unwrap_err());
+        if let Err(e) = check_fd(&p) {
+            prop_assert!(false, "{}", e);
+        }
     }
+}
+
+/// Cases proptest once found (kept here, not in a regressions file: a saved proptest
+/// seed stops naming its case when a strategy changes).
+#[test]
+fn pinned_cases() {
+    let cell = variants::all(1)[2];
+    let p = point(cell, (1, 2, 1, 1), 1, 0, None, false, false, 0);
+    assert!(p.kink_margin() > 1e-3);
+    check_fd(&p).unwrap();
 }
 
 /// Every variant once, with everything switched on, regardless of the draws above.

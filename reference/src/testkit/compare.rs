@@ -30,10 +30,37 @@ pub fn class(v: f64) -> Class {
     }
 }
 
+/// The largest bound a comparison accepts, as a fraction of the largest finite `|want|`
+/// of the compared array: a bound of 1% of the values or more would let a wrong result
+/// of that size pass, so the check could not fail on it (issue 17).
+pub const VACUOUS: f64 = 0.01;
+
+/// Refuses a vacuous bound: `Err` naming the first element whose `want` is finite and
+/// whose bound is negative, NaN, infinite, or positive and at least [`VACUOUS`] times
+/// the largest finite `|want|` of the array (so a positive bound on an array of zeros is
+/// refused too). Every comparison helper of the test kit and the fuzz targets calls it
+/// before comparing: no check can pass because its bound is too wide to fail.
+pub fn refuse_vacuous(name: &str, want: &[f64], bound: &[f64]) -> Result<(), String> {
+    let scale = want
+        .iter()
+        .filter(|w| w.is_finite())
+        .fold(0.0f64, |m, w| m.max(w.abs()));
+    for (k, (&w, &b)) in want.iter().zip(bound).enumerate() {
+        let vacuous = !(b.is_finite() && b >= 0.0) || (b > 0.0 && b >= VACUOUS * scale);
+        if w.is_finite() && vacuous {
+            return Err(format!(
+                "{name}[{k}]: vacuous bound {b:e} (largest |want| {scale:e}): a check with it \
+                 could not fail"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Compares `got` with `want` element-wise: `|got[k] - want[k]| <= bound[k]` (the
 /// per-element bounds of [`Expected`]); NaN must match NaN and an infinity the same
-/// infinity, and a finite `want` needs a finite bound (an infinite one would test
-/// nothing). Returns a description of the worst violation, named `name[index]`.
+/// infinity. A vacuous bound is refused first ([`refuse_vacuous`]). Returns a
+/// description of the worst violation, named `name[index]`.
 pub fn compare(name: &str, got: &[f32], want: &[f64], bound: &[f64]) -> Result<(), String> {
     if got.len() != want.len() || bound.len() != want.len() {
         return Err(format!(
@@ -43,6 +70,7 @@ pub fn compare(name: &str, got: &[f32], want: &[f64], bound: &[f64]) -> Result<(
             bound.len()
         ));
     }
+    refuse_vacuous(name, want, bound)?;
     let mut worst: Option<(usize, f64)> = None;
     for (k, ((&g, &w), &b)) in got.iter().zip(want).zip(bound).enumerate() {
         let g = g as f64;
@@ -58,8 +86,6 @@ pub fn compare(name: &str, got: &[f32], want: &[f64], bound: &[f64]) -> Result<(
             } else {
                 f64::INFINITY
             }
-        } else if !b.is_finite() {
-            f64::INFINITY
         } else {
             excess(g, w, b)
         };
@@ -77,6 +103,38 @@ pub fn compare(name: &str, got: &[f32], want: &[f64], bound: &[f64]) -> Result<(
             bound[k]
         )),
     }
+}
+
+/// `got` with element `k` replaced by `want[k]` plus 2% of the largest finite `|want|`
+/// (or plus `1e-30` if every `|want|` is 0): a wrong result that every check must
+/// catch, whatever its bound, since [`compare`] refuses a bound of 1% of that or more.
+/// The tests that plant it prove that no comparison can pass vacuously.
+pub fn planted(got: &[f32], want: &[f64], k: usize) -> Vec<f32> {
+    let scale = want
+        .iter()
+        .filter(|w| w.is_finite())
+        .fold(0.0f64, |m, w| m.max(w.abs()));
+    let shift = if scale > 0.0 {
+        2.0 * VACUOUS * scale
+    } else {
+        1e-30
+    };
+    let mut v = got.to_vec();
+    v[k] = (want[k] + shift) as f32;
+    v
+}
+
+/// [`compare`] with the bound `atol + rtol |want[k]|` of each element (a golden
+/// tolerance, or the per-part bounds of
+/// [`GradTolerance`](super::grad_tolerance::GradTolerance)).
+pub fn compare_tol(
+    name: &str,
+    got: &[f32],
+    want: &[f64],
+    (atol, rtol): (f64, f64),
+) -> Result<(), String> {
+    let bound: Vec<f64> = want.iter().map(|w| atol + rtol * w.abs()).collect();
+    compare(name, got, want, &bound)
 }
 
 /// `|got - want| / bound`, the fraction of the bound an error uses (0 for an exact
@@ -114,15 +172,32 @@ mod tests {
         assert!(compare("y", &[1.0, 2.0], &[1.0, 2.0005], &b).is_ok());
         let e = compare("y", &[1.0, 2.0], &[1.0, 2.01], &b).unwrap_err();
         assert!(e.starts_with("y[1]"), "{e}");
-        assert!(compare("y", &[f32::NAN], &[0.0], &b[..1]).is_err());
+        assert!(compare("y", &[f32::NAN, 1.0], &[0.5, 1.0], &b).is_err());
         assert!(compare("y", &[0.0], &[f64::NAN], &b[..1]).is_err());
         assert!(compare("y", &[f32::NAN], &[f64::NAN], &b[..1]).is_ok());
         assert!(compare("y", &[f32::INFINITY], &[f64::NEG_INFINITY], &b[..1]).is_err());
         assert!(compare("y", &[1.0], &[1.0, 2.0], &b).is_err());
-        // A zero bound demands the exact value; an infinite one is refused.
+        // A zero bound demands the exact value; an infinite or NaN one is refused.
         assert!(compare("y", &[1.0], &[1.0], &[0.0]).is_ok());
         assert!(compare("y", &[1.0], &[1.0 + 1e-12], &[0.0]).is_err());
         assert!(compare("y", &[1.0], &[1.0], &[f64::INFINITY]).is_err());
+        assert!(compare("y", &[1.0], &[1.0], &[f64::NAN]).is_err());
+        assert!(compare("y", &[1.0], &[1.0], &[-1e-9]).is_err());
+        // A bound of 1% of the largest |want| or more is refused even when got == want.
+        let e = compare("y", &[1.0, 0.5], &[1.0, 0.5], &[0.0, 0.01]).unwrap_err();
+        assert!(e.starts_with("y[1]: vacuous bound"), "{e}");
+        assert!(compare("y", &[1.0, 0.5], &[1.0, 0.5], &[0.0, 0.0099]).is_ok());
+        assert!(compare("y", &[0.0], &[0.0], &[1e-30]).is_err());
+        assert!(compare("y", &[0.0, 1.0], &[f64::NAN, 1.0], &[f64::NAN, 0.0]).is_err());
+        assert!(compare("y", &[f32::NAN, 1.0], &[f64::NAN, 1.0], &[f64::NAN, 0.0]).is_ok());
+        assert!(compare_tol("y", &[1.0, 2.0], &[1.0, 2.0], (0.02, 0.0)).is_err());
+        assert!(compare_tol("y", &[1.0, 2.0], &[1.0, 2.0], (1e-3, 1e-3)).is_ok());
+        // A planted error is caught whatever the (accepted) bound.
+        let (w, b) = ([1.0, -0.5, 0.0], [0.0099, 0.0099, 0.0099]);
+        for k in 0..3 {
+            assert!(compare("y", &planted(&[1.0, -0.5, 0.0], &w, k), &w, &b).is_err());
+        }
+        assert!(compare("y", &planted(&[0.0], &[0.0], 0), &[0.0], &[0.0]).is_err());
         assert_eq!(class(-0.0), Class::Finite);
         assert_eq!(class(f64::NEG_INFINITY), Class::NegInf);
     }

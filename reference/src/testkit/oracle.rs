@@ -6,8 +6,6 @@ use crate::{
     SeqShape, SequenceInput, SequenceOutput, StepOutput,
 };
 
-use super::convert::to_f64;
-
 /// Weights and inputs converted to `T` value by value, owned.
 struct Wide<T: Real> {
     weights: Vec<crate::OwnedLayerWeights<T>>,
@@ -97,20 +95,19 @@ pub fn step_f64(
     step_as(cfg, weights, batch, (x, h, c), f64::from)
 }
 
-/// [`backward`] in `f64` on `f32` weights, inputs and upstream gradients.
-pub fn backward_f64(
+/// [`backward`] in `T` on `f32` weights, inputs and upstream gradients, each value
+/// converted by `f`.
+pub fn backward_as<T: Real>(
     cfg: &RnnConfig,
     weights: &[LayerWeights<'_, f32>],
     shape: SeqShape,
     input: SequenceInput<'_, f32>,
     grads: OutputGrads<'_, f32>,
-) -> Result<Gradients<f64>> {
-    let w = Wide::new(weights, &input, f64::from);
-    let (dy, dh_n, dc_n) = (
-        to_f64(grads.dy),
-        grads.dh_n.map(to_f64),
-        grads.dc_n.map(to_f64),
-    );
+    f: impl Fn(f32) -> T + Copy,
+) -> Result<Gradients<T>> {
+    let conv = |v: &[f32]| v.iter().map(|&x| f(x)).collect::<Vec<T>>();
+    let w = Wide::new(weights, &input, f);
+    let (dy, dh_n, dc_n) = (conv(grads.dy), grads.dh_n.map(conv), grads.dc_n.map(conv));
     backward(
         cfg,
         &views(&w.weights),
@@ -122,6 +119,17 @@ pub fn backward_f64(
             dc_n: dc_n.as_deref(),
         },
     )
+}
+
+/// [`backward`] in `f64` on `f32` weights, inputs and upstream gradients.
+pub fn backward_f64(
+    cfg: &RnnConfig,
+    weights: &[LayerWeights<'_, f32>],
+    shape: SeqShape,
+    input: SequenceInput<'_, f32>,
+    grads: OutputGrads<'_, f32>,
+) -> Result<Gradients<f64>> {
+    backward_as(cfg, weights, shape, input, grads, f64::from)
 }
 
 /// The smallest distance of a clipped or relu gate argument of the f64 forward on

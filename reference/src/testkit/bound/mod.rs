@@ -47,8 +47,11 @@ pub mod model;
 pub use bounded::Bounded;
 pub use model::{ulp, ActErr, ErrorModel, Kernels, StdF32, BF16_ROUNDING, F16_ROUNDING};
 
-use super::oracle::{forward_as, step_as};
-use crate::{LayerWeights, Result, RnnConfig, SeqShape, SequenceInput, SequenceOutput};
+use super::oracle::{backward_as, forward_as, step_as};
+use crate::{
+    Gradients, LayerWeights, OutputGrads, Result, RnnConfig, SeqShape, SequenceInput,
+    SequenceOutput,
+};
 
 /// The f64 reference's outputs and, element by element, the bound on an
 /// implementation's error.
@@ -130,6 +133,46 @@ pub fn step_bounded<M: ErrorModel>(
             h_n: bh,
             c_n: bc,
         },
+    })
+}
+
+/// The f64 reference backward's gradients and, element by element, the bound on an
+/// implementation's error (see [`backward_bounded`]).
+#[derive(Clone, Debug)]
+pub struct ExpectedGrads {
+    /// The f64 reference (bit for bit [`backward`](crate::backward) in `f64`).
+    pub want: Gradients<f64>,
+    /// The bound on `|implementation − want|` of each element of `want`.
+    pub bound: Gradients<f64>,
+}
+
+/// [`backward`](crate::backward) on [`Bounded`] copies of `f32` weights, inputs and
+/// upstream gradients: the f64 reference backward and the bound for an implementation
+/// following `M` that evaluates the reference's expressions (in any summation order:
+/// the weight gradients as sums over all `T·B` rows, the transposed products as dot
+/// products; the forward it reads, kept or recomputed, bounded as [`forward_bounded`]).
+/// A `relu` or `clip` mask is taken from the reference's value: where an argument lies
+/// within its error of the kink the implementation may take the other side, so callers
+/// skip problems whose [`kink_margin_f64`](super::oracle::kink_margin_f64) is within the
+/// forward's error.
+pub fn backward_bounded<M: ErrorModel>(
+    cfg: &RnnConfig,
+    weights: &[LayerWeights<'_, f32>],
+    shape: SeqShape,
+    input: SequenceInput<'_, f32>,
+    grads: OutputGrads<'_, f32>,
+) -> Result<ExpectedGrads> {
+    let g = backward_as(cfg, weights, shape, input, grads, exact::<M>)?;
+    let part = |v: &[Bounded<M>], f: fn(&Bounded<M>) -> f64| v.iter().map(f).collect();
+    let half = |f: fn(&Bounded<M>) -> f64| Gradients {
+        dx: part(&g.dx, f),
+        dh0: part(&g.dh0, f),
+        dc0: part(&g.dc0, f),
+        weights: g.weights.iter().map(|w| w.map(|v| part(v, f))).collect(),
+    };
+    Ok(ExpectedGrads {
+        want: half(|b| b.value()),
+        bound: half(|b| b.bound()),
     })
 }
 
