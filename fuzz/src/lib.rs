@@ -36,7 +36,7 @@ use std::ops::{Deref, DerefMut};
 
 use arbitrary::{Result, Unstructured};
 use rnn_reference::testkit::problem::limit_rows;
-use rnn_reference::testkit::compare::VACUOUS;
+use rnn_reference::testkit::compare::{VACUOUS, VACUOUS_FLOOR};
 use rnn_reference::testkit::{class, variants, Class};
 use rnn_reference::{
     CellKind, Direction, LayerWeights, OwnedLayerWeights, RnnConfig, SeqShape,
@@ -389,7 +389,7 @@ pub fn compare(
         // kit on the elements with a finite bound; an infinite one, a possible f32
         // overflow, checks the class only).
         let scale = want.iter().filter(|w| w.is_finite()).fold(0.0f64, |m, w| m.max(w.abs()));
-        let vacuous = |(&w, &b): (&f64, &f64)| w.is_finite() && b.is_finite() && b > 0.0 && b >= VACUOUS * scale;
+        let vacuous = |(&w, &b): (&f64, &f64)| w.is_finite() && b.is_finite() && b > VACUOUS_FLOOR && b >= VACUOUS * scale;
         if let Some(k) = want.iter().zip(bound).position(vacuous) {
             return Err(format!("{name}[{k}]: vacuous bound {:e} (largest |want| {scale:e})", bound[k]));
         }

@@ -21,7 +21,7 @@ use rnn_kernels::{
 use rnn_reference::testkit::bound::{BF16_ROUNDING, F16_ROUNDING};
 use rnn_reference::testkit::golden::{golden_dir, load_all};
 use rnn_reference::testkit::{
-    compare_outputs, planted, problem, proptest_cases, variants, Problem,
+    compare_outputs, compare_outputs_ill, planted, problem, proptest_cases, variants, Problem,
 };
 
 fn round<T: Element>(v: &[f32]) -> Vec<f32> {
@@ -74,7 +74,9 @@ fn check<W: Element, T: Element>(p: &Problem) -> Result<(), String> {
             q.shape,
             q.gain
         );
-        compare_outputs(&ctx, (&y, &h_n, &c_n), &expected)?;
+        // An ill-conditioned problem (gain >= 1) may have an array whose bound is vacuous:
+        // left out (rare: `bound_quality.rs` measures it), never for a contracting one.
+        compare_outputs_ill(&ctx, (&y, &h_n, &c_n), &expected, p.gain >= 1.0)?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use rnn_kernels::{Isa, PackedCell, StepInput, StepOutputMut, Workspace};
 use rnn_reference::testkit::bound::{step_bounded, Kernels};
 use rnn_reference::testkit::{
-    compare_outputs, planted, problem, proptest_cases, variants, Problem,
+    compare_outputs, compare_outputs_ill, planted, problem, proptest_cases, variants, Problem,
 };
 use rnn_reference::RnnConfig;
 
@@ -20,7 +20,9 @@ fn check_sequence(p: &Problem) -> Result<(), String> {
     for isa in Isa::available() {
         let (y, h_n, c_n) = run_kernels(p, isa);
         let ctx = format!("{isa} {:?} {:?} gain {}", p.cfg, p.shape, p.gain);
-        compare_outputs(&ctx, (&y, &h_n, &c_n), &expected)?;
+        // An ill-conditioned problem (gain >= 1) may have an array whose bound is vacuous:
+        // left out (rare: `bound_quality.rs` measures it), never for a contracting one.
+        compare_outputs_ill(&ctx, (&y, &h_n, &c_n), &expected, p.gain >= 1.0)?;
     }
     Ok(())
 }

@@ -35,7 +35,10 @@ pub mod rng;
 pub mod variants;
 
 pub use bound::{Bounded, Expected};
-pub use compare::{class, compare, compare_outputs, compare_tol, planted, refuse_vacuous, Class};
+pub use compare::{
+    class, compare, compare_outputs, compare_outputs_ill, compare_tol, planted, refuse_vacuous,
+    Class,
+};
 pub use convert::{to_f32, to_f64};
 pub use grad_tolerance::{grad_tolerance, maxima, GradTolerance, LayerMaxima};
 pub use problem::{problem, Problem, TypedInputs};
