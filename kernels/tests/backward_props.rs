@@ -82,11 +82,11 @@ fn reference(p: &Problem, up: &Upstream) -> Option<ExpectedGrads> {
     })
 }
 
+/// A gradient array: name, the kernels', the reference's, the bound.
+type Array<'a> = (String, &'a [f32], &'a [f64], &'a [f64]);
+
 /// Every gradient array of `got` with the reference's and its bound, named.
-fn arrays<'a>(
-    got: &'a Trained,
-    e: &'a ExpectedGrads,
-) -> Vec<(String, &'a [f32], &'a [f64], &'a [f64])> {
+fn arrays<'a>(got: &'a Trained, e: &'a ExpectedGrads) -> Vec<Array<'a>> {
     let (w, b) = (&e.want, &e.bound);
     let mut v = vec![
         ("dx".to_string(), &got.dx[..], &w.dx[..], &b.dx[..]),
