@@ -70,7 +70,11 @@ fn check_step(p: &Problem) -> Result<(), String> {
         .unwrap();
         let ctx = format!("step {isa} {cfg:?} batch {b}");
         let c1 = if lstm { &c1[..] } else { &[] };
-        compare_outputs(&ctx, (&[], &h1, c1), &expected)?;
+        // Left out like the sequence's: an output array whose bound is >= 1% of its
+        // largest value, which one step meets when its terms cancel into a tiny `h`
+        // (found at 10 000 cases: a reset-after GRU, H = 1, h' = 3.9e-4 with a bound of
+        // 5.6e-6); `bound_quality.rs` asserts there is none in its 600 sequences.
+        compare_outputs_ill(&ctx, (&[], &h1, c1), &expected, true)?;
     }
     Ok(())
 }
