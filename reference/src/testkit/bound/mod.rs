@@ -37,7 +37,7 @@
 //!
 //! A new cell variant written in the reference with [`Real`](crate::Real) operations
 //! gets its bound for free. A new operation of [`Real`](crate::Real) (e.g. `sqrt` for
-//! a layer norm) needs its rule in [`bounded`] (with a default that composes existing
+//! a layer norm) needs its rule in `bounded.rs` (with a default that composes existing
 //! operations, it is bounded through them already). A new kind of implementation (other
 //! activations) is a new [`ErrorModel`].
 
@@ -57,7 +57,7 @@ use crate::{
 /// implementation's error.
 #[derive(Clone, Debug)]
 pub struct Expected {
-    /// The f64 reference (bit for bit [`forward`] in `f64` on the same values).
+    /// The f64 reference (bit for bit [`forward`](crate::forward) in `f64` on the same values).
     pub want: SequenceOutput<f64>,
     /// The bound on `|implementation − want|` of each element of `want`.
     pub bound: SequenceOutput<f64>,
