@@ -11,14 +11,15 @@
 //! of the largest output (asserted, so the test has teeth), and over many problems the
 //! observed error must use a visible fraction of it.
 
+mod common;
+
 use proptest::prelude::*;
 use rnn_reference::testkit::bound::{forward_bounded, StdF32};
 use rnn_reference::testkit::compare::excess;
 use rnn_reference::testkit::convert::weights_f32;
 use rnn_reference::testkit::{proptest_cases, to_f32, variants, Lcg};
 use rnn_reference::{
-    forward, views, Direction, LayerWeights, OwnedLayerWeights, RnnConfig, SeqShape, SequenceInput,
-    TensorLayout,
+    forward, views, LayerWeights, OwnedLayerWeights, RnnConfig, SeqShape, SequenceInput,
 };
 
 #[derive(Debug, Clone)]
@@ -55,44 +56,25 @@ fn build(
         1
     };
     let cell = variants::all(proj)[variant];
-    let direction = [
-        Direction::Forward,
-        Direction::Reverse,
-        Direction::Bidirectional,
-    ][dir];
-    let cfg = RnnConfig::new(cell, i, h)
-        .with_layers(layers)
-        .with_direction(direction)
-        .with_clip(clip);
-    let layout = if batch_major {
-        TensorLayout::BatchMajor
-    } else {
-        TensorLayout::TimeMajor
-    };
-    let shape = SeqShape::new(t, b).with_layout(layout);
     let mut rng = Lcg::new(seed);
-    let weights = (0..cfg.num_weight_sets())
-        .map(|k| {
-            let layer = k / cfg.num_directions();
-            let l = cfg.weight_lens(layer);
-            let s = 0.5 / (cfg.layer_input_size(layer) + cfg.output_size()) as f64;
-            OwnedLayerWeights {
-                w_ih: rng.vec_f32_exact(l.w_ih, s),
-                w_hh: rng.vec_f32_exact(l.w_hh, s),
-                b_ih: Some(rng.vec_f32_exact(l.bias, 1.0)),
-                b_hh: Some(rng.vec_f32_exact(l.bias, 1.0)),
-                w_hr: l.w_hr.map(|n| rng.vec_f32_exact(n, 1.0 / h as f64)),
-                peephole: l.peephole.map(|n| rng.vec_f32_exact(n, 0.25)),
-                layer_norm: None,
-            }
-        })
-        .collect();
+    let common::Setup {
+        cfg,
+        shape,
+        weights,
+        seq_lens,
+    } = common::setup(
+        cell,
+        (i, h, b, t),
+        layers,
+        dir,
+        clip,
+        batch_major,
+        lens,
+        seed,
+        (0.5, 0.25),
+        &mut rng,
+    );
     let d = shape.dims(&cfg).unwrap();
-    let seq_lens = lens.then(|| {
-        (0..b)
-            .map(|r| (seed as usize >> (3 * r)) % (t + 1))
-            .collect()
-    });
     Problem {
         cfg,
         shape,
