@@ -66,8 +66,8 @@ fn check_sequence_as<T: Element>(q: &Problem, label: &str, cmp: Compare) {
         rnn.forward(&mut ws, q.shape, inputs.input(), out).expect("forward accepts a well-formed problem");
         let ctx = |e: String| {
             panic!(
-                "{label}sequence mismatch at {isa} ({check:?}): {e}\ncfg {:?}\nshape {:?} seq_lens {:?}",
-                q.cfg, q.shape, q.seq_lens
+                "{label}sequence mismatch at {isa} ({check:?}): {e}\ncfg {:?}\nshape {:?} seq_lens {:?} gain {}",
+                q.cfg, q.shape, q.seq_lens, q.gain
             )
         };
         cmp("y", &back(&y), &r64.y, &r32.y, &bound.y, check).unwrap_or_else(ctx);

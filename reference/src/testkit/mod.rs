@@ -36,8 +36,8 @@ pub mod variants;
 
 pub use bound::{Bounded, Expected};
 pub use compare::{
-    class, compare, compare_outputs, compare_outputs_ill, compare_tol, planted, refuse_vacuous,
-    Class,
+    class, compare, compare_outputs, compare_outputs_ill, compare_tol, compare_within, planted,
+    refuse_vacuous, Class,
 };
 pub use convert::{to_f32, to_f64};
 pub use grad_tolerance::{grad_tolerance, maxima, GradTolerance, LayerMaxima};
