@@ -1,8 +1,11 @@
 //! Property tests of the backward: every instruction set this CPU has, both
 //! [`Activations`] modes, every variant, both layouts, with and without sequence
-//! lengths, against the f64 reference backward, with the bound of
-//! `rnn_reference::testkit::grad_tolerance` (derivation there). Sizes cross the
-//! 16-unit tiles and 64-unit panels.
+//! lengths, against the f64 reference backward, within the per-element bound computed
+//! alongside it (`rnn_reference::testkit::bound::backward_bounded`: the reference's own
+//! backward on `Bounded` numbers). Problems with a relu or clip argument within the
+//! forward's error of its kink are skipped (the derivative there depends on the last
+//! bit; the forward's pre-activation error `e_z` is the derived one of
+//! `testkit::grad_tolerance`). Sizes cross the 16-unit tiles and 64-unit panels.
 
 mod common;
 
@@ -10,12 +13,15 @@ use common::train::{try_train, Trained, Upstream};
 use proptest::prelude::*;
 use rnn_kernels::half;
 use rnn_kernels::{Activations, Element, Isa, TrainingWorkspace};
+use rnn_reference::testkit::bound::{backward_bounded, ExpectedGrads, Kernels};
+use rnn_reference::testkit::compare::excess;
 use rnn_reference::testkit::golden::named_parts;
 use rnn_reference::testkit::oracle::kink_margin_f64;
 use rnn_reference::testkit::{
-    compare, grad_tolerance, maxima, problem, variants, GradTolerance, Problem, SplitMix64,
+    compare, compare_within, grad_tolerance, maxima, planted, problem, proptest_cases,
+    refuse_vacuous, variants, Problem, SplitMix64,
 };
-use rnn_reference::{views, Gradients, OutputGrads};
+use rnn_reference::{views, OutputGrads};
 
 /// Scales every column of `w` (`[rows, k]`) to an absolute sum of at most `limit`.
 fn limit_cols(w: &mut [f32], k: usize, limit: f32) {
@@ -58,48 +64,111 @@ fn backward_problem(
     (p, up)
 }
 
-/// The reference backward of `p` and the bound, or `None` if a kink argument lies
-/// within the forward's error of its kink (the derivative there depends on the last
-/// bit of the pre-activation).
-fn reference(p: &Problem, up: &Upstream) -> Option<(Gradients<f64>, GradTolerance)> {
-    let e_z = 4.4 * p.tolerance().0;
-    if kink_margin_f64(&p.cfg, &views(&p.weights), p.shape, p.input()) <= 2.0 * e_z {
-        return None;
-    }
-    let (g, m) = maxima(
-        p,
-        OutputGrads {
-            dy: &up.dy,
-            dh_n: up.dh_n.as_deref(),
-            dc_n: up.dc_n.as_deref(),
-        },
-    );
-    Some((g, grad_tolerance(p, &m)))
+/// The reference backward of `p` and its per-element bound, or `None` if a kink
+/// argument lies within twice the forward's pre-activation error bound of its kink
+/// (the derivative there depends on the last bit of the pre-activation).
+fn reference(p: &Problem, up: &Upstream) -> Option<ExpectedGrads> {
+    let grads = OutputGrads {
+        dy: &up.dy,
+        dh_n: up.dh_n.as_deref(),
+        dc_n: up.dc_n.as_deref(),
+    };
+    let (_, m) = maxima(p, grads);
+    let e_z = grad_tolerance(p, &m).e_z;
+    let margin = kink_margin_f64(&p.cfg, &views(&p.weights), p.shape, p.input());
+    (margin > 2.0 * e_z).then(|| {
+        backward_bounded::<Kernels>(&p.cfg, &views(&p.weights), p.shape, p.input(), grads)
+            .expect("the problem is valid")
+    })
 }
 
-/// Every gradient of `got` against `want` with its bound.
-fn compare_grads(got: &Trained, want: &Gradients<f64>, tol: &GradTolerance) -> Result<(), String> {
-    let r = tol.rtol;
-    compare("dx", &got.dx, &want.dx, (tol.dx, r))?;
-    compare("dh0", &got.dh0, &want.dh0, (tol.dh0, r))?;
-    compare("dc0", &got.dc0, &want.dc0, (tol.dc0, r))?;
-    for (k, (g, w)) in got.weights.iter().zip(&want.weights).enumerate() {
-        for ((n, g), (_, w)) in named_parts(g).into_iter().zip(named_parts(w)) {
-            compare(&format!("d{n}[{k}]"), g, w, tol.for_part(n))?;
+/// A gradient array: name, the kernels', the reference's, the bound.
+type Array<'a> = (String, &'a [f32], &'a [f64], &'a [f64]);
+
+/// Every gradient array of `got` with the reference's and its bound, named.
+fn arrays<'a>(got: &'a Trained, e: &'a ExpectedGrads) -> Vec<Array<'a>> {
+    let (w, b) = (&e.want, &e.bound);
+    let mut v = vec![
+        ("dx".to_string(), &got.dx[..], &w.dx[..], &b.dx[..]),
+        ("dh0".to_string(), &got.dh0[..], &w.dh0[..], &b.dh0[..]),
+        ("dc0".to_string(), &got.dc0[..], &w.dc0[..], &b.dc0[..]),
+    ];
+    for (k, ((g, w), b)) in got
+        .weights
+        .iter()
+        .zip(&w.weights)
+        .zip(&b.weights)
+        .enumerate()
+    {
+        let parts = named_parts(g)
+            .into_iter()
+            .zip(named_parts(w))
+            .zip(named_parts(b));
+        for (((n, g), (_, w)), (_, b)) in parts {
+            v.push((format!("d{n}[{k}]"), g, w, b));
         }
     }
-    Ok(())
+    v
 }
 
-fn check(p: &Problem, up: &Upstream) -> Result<(), String> {
-    let Some((want, tol)) = reference(p, up) else {
-        return Ok(());
+/// How many gradient arrays a check compared, and how many it left out as
+/// ill-conditioned.
+#[derive(Clone, Copy, Debug, Default)]
+struct Checked {
+    compared: usize,
+    ill: usize,
+}
+
+impl std::ops::AddAssign for Checked {
+    fn add_assign(&mut self, o: Checked) {
+        self.compared += o.compared;
+        self.ill += o.ill;
+    }
+}
+
+impl Checked {
+    /// Panics unless fewer than 10% of the arrays were ill-conditioned.
+    fn assert_mostly_compared(&self, what: &str) {
+        eprintln!("{what}: {self:?}");
+        assert!(
+            self.ill * 10 < self.compared + self.ill,
+            "{what}: too many ill-conditioned gradient arrays: {self:?}"
+        );
+    }
+}
+
+/// Every gradient of `got` against the reference within its bound. An array whose
+/// own bound is vacuous (`refuse_vacuous`: 1% of its largest gradient or more) is an
+/// ill-conditioned one (saturated gates: `σ' = a (1 − a)` from an f32 activation
+/// within a few ulp of 1 has a large relative error in any f32 backward, and the
+/// gradients that flow through it are tiny): it is still compared within that
+/// rigorous bound (`compare_within`), and counted, and the tests bound how often that
+/// happens.
+fn compare_grads(got: &Trained, e: &ExpectedGrads) -> Result<Checked, String> {
+    let mut c = Checked::default();
+    for (name, g, w, b) in arrays(got, e) {
+        if refuse_vacuous(&name, w, b).is_err() {
+            compare_within(&name, g, w, b)?;
+            c.ill += 1;
+            continue;
+        }
+        compare(&name, g, w, b)?;
+        c.compared += 1;
+    }
+    Ok(c)
+}
+
+/// Every ISA and mode against the reference; what the last one compared.
+fn check(p: &Problem, up: &Upstream) -> Result<Checked, String> {
+    let Some(want) = reference(p, up) else {
+        return Ok(Checked::default());
     };
     let mut tws = TrainingWorkspace::new();
+    let mut c = Checked::default();
     for isa in Isa::available() {
         for mode in [Activations::Keep, Activations::Recompute] {
             let got = try_train::<f32, f32>(p, up, isa, mode, &mut tws)?;
-            compare_grads(&got, &want, &tol).map_err(|e| {
+            c = compare_grads(&got, &want).map_err(|e| {
                 format!(
                     "{isa} {mode:?} {:?} {:?} lens {:?}: {e}",
                     p.cfg, p.shape, p.seq_lens
@@ -107,11 +176,15 @@ fn check(p: &Problem, up: &Upstream) -> Result<(), String> {
             })?;
         }
     }
-    Ok(())
+    Ok(c)
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: proptest_cases(192),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn backward_matches_reference(
@@ -123,75 +196,114 @@ proptest! {
         layers in 1usize..=2,
     ) {
         let (p, up) = backward_problem(seed, (i, h, b, t), layers, None);
-        prop_assert!(check(&p, &up).is_ok(), "{}", check(&p, &up).unwrap_err());
+        match check(&p, &up) {
+            Err(e) => prop_assert!(false, "{}", e),
+            Ok(c) => prop_assert!(c.compared > 0 || c.ill == 0, "nothing compared: {:?}", c),
+        }
     }
+}
+
+/// Cases proptest once found (kept here, not in a regressions file: a saved proptest
+/// seed stops naming its case when a strategy changes).
+#[test]
+fn pinned_cases() {
+    let (p, up) = backward_problem(2148873722551562578, (17, 19, 2, 2), 1, None);
+    check(&p, &up).unwrap();
 }
 
 /// Every variant at sizes that cross several panels, regardless of the draws.
 #[test]
 fn every_variant_matches_reference() {
+    let mut c = Checked::default();
     for (k, cell) in variants::all(23).into_iter().enumerate() {
         for seed in 0..3u64 {
             let (p, up) = backward_problem(seed * 31 + k as u64, (37, 70, 6, 3), 2, Some(cell));
-            check(&p, &up).unwrap_or_else(|e| panic!("{e}"));
+            c += check(&p, &up).unwrap_or_else(|e| panic!("{e}"));
         }
     }
+    c.assert_mostly_compared("every variant");
 }
 
-/// The bound bites: on typical problems it lies well below the gradients themselves,
-/// so a bug that moves a gradient by more than a few percent fails (the golden cases
-/// hold every path to 1e-4 relative); and the observed errors are a measurable part of
-/// it (it is not vacuous).
+/// The bound bites and holds: over many problems of every variant (1 and 2 layers),
+/// the kernels' errors stay within it at every ISA and mode (checked by `check`), fewer
+/// than 10% of the gradient arrays are ill-conditioned (bound of 1% of their largest
+/// value or more, not compared), and the errors use a visible fraction of the bound
+/// (the largest usage per problem, median over problems).
 #[test]
-fn bound_is_far_below_the_gradients() {
-    let mut ratios = Vec::new();
-    let mut used = 0.0f64;
-    for (k, cell) in variants::all(5).into_iter().enumerate() {
-        for seed in 0..4u64 {
-            let (p, up) =
-                backward_problem(100 + seed * 8 + k as u64, (12, 24, 3, 3), 1, Some(cell));
-            let Some((want, tol)) = reference(&p, &up) else {
+fn bound_is_tight_and_never_vacuous() {
+    let mut usages = Vec::new();
+    let mut c = Checked::default();
+    for seed in 0..60u64 {
+        let cell = variants::all(5)[seed as usize % variants::COUNT];
+        let layers = 1 + (seed as usize / variants::COUNT) % 2;
+        let (p, up) = backward_problem(100 + seed, (12, 24, 3, 3), layers, Some(cell));
+        c += check(&p, &up).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let Some(e) = reference(&p, &up) else {
+            continue;
+        };
+        let got = try_train::<f32, f32>(
+            &p,
+            &up,
+            Isa::best(),
+            Activations::Keep,
+            &mut TrainingWorkspace::new(),
+        )
+        .unwrap();
+        let mut usage = 0.0f64;
+        for (name, g, w, b) in arrays(&got, &e) {
+            if refuse_vacuous(&name, w, b).is_err() {
                 continue;
-            };
-            let got = try_train::<f32, f32>(
-                &p,
-                &up,
-                Isa::best(),
-                Activations::Keep,
-                &mut TrainingWorkspace::new(),
-            )
-            .unwrap();
-            let biggest = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-            let err = |g: &[f32], w: &[f64]| {
-                g.iter()
-                    .zip(w)
-                    .fold(0.0f64, |m, (g, w)| m.max((f64::from(*g) - w).abs()))
-            };
-            let mut items = vec![
-                (tol.dx, biggest(&want.dx), err(&got.dx, &want.dx)),
-                (tol.dh0, biggest(&want.dh0), err(&got.dh0, &want.dh0)),
-            ];
-            for (gw, w) in got.weights.iter().zip(&want.weights) {
-                for ((n, g), (_, v)) in named_parts(gw).into_iter().zip(named_parts(w)) {
-                    items.push((tol.for_part(n).0, biggest(v), err(g, v)));
-                }
             }
-            for (bound, mag, e) in items {
-                if mag > 1e-3 {
-                    ratios.push(bound / mag);
-                    used = used.max(e / bound);
-                }
+            for ((g, w), b) in g.iter().zip(w).zip(b) {
+                usage = usage.max(excess(f64::from(*g), *w, *b));
             }
         }
+        usages.push(usage);
     }
-    ratios.sort_by(f64::total_cmp);
-    let (median, worst) = (ratios[ratios.len() / 2], ratios[ratios.len() - 1]);
-    eprintln!("bound / largest gradient: median {median:e}, worst {worst:e}; largest error / bound {used:e}");
-    assert!(
-        worst < 0.25 && median < 0.02,
-        "the bound is too loose to catch a bug: median {median:e}, worst {worst:e}"
+    usages.sort_by(f64::total_cmp);
+    let median = usages[usages.len() / 2];
+    eprintln!(
+        "backward bound usage over {} problems: median {median:e}, max {:e}",
+        usages.len(),
+        usages[usages.len() - 1]
     );
-    assert!(used > 1e-6, "the errors use {used:e} of the bound");
+    assert!(usages.len() >= 40, "too many problems skipped at kinks");
+    c.assert_mostly_compared("bound test");
+    assert!(median >= 1e-2, "bound too loose: median usage {median:e}");
+}
+
+/// No backward check can pass vacuously: the kernels' gradients pass `compare_grads`,
+/// and with one element of any gradient array moved by 2% of its largest value they
+/// fail it (its bounds are refused at 1% or more).
+#[test]
+fn planted_errors_are_caught() {
+    let mut tested = 0;
+    for (k, cell) in variants::all(5).into_iter().enumerate() {
+        let (p, up) = backward_problem(500 + k as u64, (7, 12, 2, 3), 1 + k % 2, Some(cell));
+        let Some(e) = reference(&p, &up) else {
+            continue;
+        };
+        let mut tws = TrainingWorkspace::new();
+        let got = try_train::<f32, f32>(&p, &up, Isa::best(), Activations::Keep, &mut tws).unwrap();
+        compare_grads(&got, &e).unwrap();
+        for (name, g, w, b) in arrays(&got, &e) {
+            for at in [0, g.len() / 2, g.len().saturating_sub(1)]
+                .into_iter()
+                .filter(|_| !g.is_empty())
+            {
+                let bad = planted(g, w, at);
+                assert!(
+                    compare(&name, &bad, w, b).is_err(),
+                    "{cell:?}: planted error in {name}[{at}] passed"
+                );
+            }
+        }
+        tested += 1;
+    }
+    assert!(
+        tested >= variants::COUNT - 2,
+        "too many problems skipped at kinks"
+    );
 }
 
 /// `problem` with the weight matrices rounded to `W` and the inputs and upstream
@@ -224,14 +336,15 @@ fn half_precision_weights_give_f32_gradients() {
         for (k, cell) in variants::all(7).into_iter().enumerate() {
             let (p, up) = backward_problem(300 + k as u64, (20, 33, 3, 3), 2, Some(cell));
             let (q, u) = rounded::<W, T>(&p, &up);
-            let Some((want, tol)) = reference(&q, &u) else {
+            let Some(want) = reference(&q, &u) else {
                 continue;
             };
             for isa in Isa::available() {
                 for mode in [Activations::Keep, Activations::Recompute] {
                     let mut tws = TrainingWorkspace::new();
                     let got = try_train::<W, T>(&q, &u, isa, mode, &mut tws).unwrap();
-                    compare_grads(&got, &want, &tol)
+                    compare_grads(&got, &want)
+                        .map(|c| assert!(c.compared > 0 || c.ill == 0))
                         .unwrap_or_else(|e| panic!("{label} {isa} {mode:?} {cell:?}: {e}"));
                 }
             }

@@ -50,7 +50,7 @@ fn golden_grads_kernels_every_isa() {
 #[test]
 fn golden_grads_onnx_layout_every_isa() {
     use rnn_kernels::{OnnxGradsMut, OutputGrads, PackedRnn, SequenceOutputMut};
-    use rnn_reference::testkit::compare;
+    use rnn_reference::testkit::compare_tol as compare;
     let set = load_grad_cases(&golden_dir());
     let mut n = 0;
     for gc in set.cases.iter().filter(|c| c.grads.onnx.is_some()) {

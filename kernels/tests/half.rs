@@ -1,10 +1,13 @@
 //! Half precision (f16 and bf16 weights, inputs and outputs) at every instruction set,
-//! against the f64 reference run on the same half-rounded weights and inputs.
+//! 1 to 4 layers, against the f64 reference run on the same half-rounded weight
+//! matrices and inputs (biases and peepholes stay `f32` when packed, as the kernels
+//! keep them).
 //!
-//! Bound: the f32 bound of `rnn_reference::testkit::tolerance` (all arithmetic is f32; the half values
-//! widen exactly) plus one rounding of each output to the half type when the outputs
-//! are half: half an ulp, i.e. `2^-11 |want|` for f16 (plus half the smallest f16
-//! subnormal, `2^-25`, below the normal range) and `2^-8 |want|` for bf16.
+//! Bound: the f32 bound computed alongside the reference (`Problem::expected`: all
+//! arithmetic is f32; the half values widen exactly) plus one rounding of each output
+//! to the half type when the outputs are half: half an ulp of the computed value, i.e.
+//! `2^-11` relative for f16 (plus half the smallest f16 subnormal, `2^-25`, below the
+//! normal range) and `2^-8` for bf16 (plus `2^-134`).
 
 mod common;
 
@@ -15,57 +18,92 @@ use rnn_kernels::{
     Element, Isa, PackedCell, PackedRnn, SequenceInput, SequenceOutputMut, StepInput,
     StepOutputMut, Workspace,
 };
+use rnn_reference::testkit::bound::{BF16_ROUNDING, F16_ROUNDING};
 use rnn_reference::testkit::golden::{golden_dir, load_all};
-use rnn_reference::testkit::{compare, problem, variants, Problem};
+use rnn_reference::testkit::{
+    compare_outputs, compare_outputs_ill, planted, problem, proptest_cases, variants, Problem,
+};
 
 fn round<T: Element>(v: &[f32]) -> Vec<f32> {
     v.iter().map(|&x| T::from_f32(x).to_f32()).collect()
 }
 
-/// The problem with every weight and input rounded to `H`.
+/// The problem with every value rounded to `H` (what a caller holding half values
+/// has).
 fn rounded<H: Element>(p: &Problem) -> Problem {
     p.map_values(round::<H>)
 }
 
-/// Relative output rounding of element type `T`, and its absolute floor.
+/// What the kernels compute on: the weight matrices rounded to the storage type `W`
+/// (biases and peepholes are kept in f32), the inputs to the I/O type `T`.
+fn as_computed<W: Element, T: Element>(p: &Problem) -> Problem {
+    let mut q = p.clone();
+    for w in &mut q.weights {
+        for m in [Some(&mut w.w_ih), Some(&mut w.w_hh), w.w_hr.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            *m = round::<W>(m);
+        }
+    }
+    q.x = round::<T>(&q.x);
+    q.h0 = q.h0.as_deref().map(round::<T>);
+    q.c0 = q.c0.as_deref().map(round::<T>);
+    q
+}
+
+/// One rounding to element type `T` (none for f32).
 fn output_rounding<T: Element>() -> (f64, f64) {
     match T::NAME {
-        "f16" => (f64::powi(2.0, -11), f64::powi(2.0, -25)),
-        "bf16" => (f64::powi(2.0, -8), 0.0),
+        "f16" => F16_ROUNDING,
+        "bf16" => BF16_ROUNDING,
         _ => (0.0, 0.0),
     }
 }
 
 fn check<W: Element, T: Element>(p: &Problem) -> Result<(), String> {
-    // Inputs are rounded to the I/O type, weights to the storage type.
-    let mut q = rounded::<W>(p);
-    q.x = round::<T>(&q.x);
-    q.h0 = q.h0.as_deref().map(round::<T>);
-    q.c0 = q.c0.as_deref().map(round::<T>);
-    let want = q.reference();
-    let (atol, rtol) = q.tolerance();
-    let (r, floor) = output_rounding::<T>();
-    let tol = (atol + floor, rtol + r);
+    let q = as_computed::<W, T>(p);
+    let expected = q.expected().rounded_outputs(output_rounding::<T>());
     for isa in Isa::available() {
         let (y, h_n, c_n) = run::<W, T>(&q, isa);
         let ctx = format!(
-            "W={} T={} {isa} {:?} {:?}",
+            "W={} T={} {isa} {:?} {:?} gain {}",
             W::NAME,
             T::NAME,
             q.cfg,
-            q.shape
+            q.shape,
+            q.gain
         );
-        compare("y", &y, &want.y, tol).map_err(|e| format!("{ctx}: {e}"))?;
-        compare("h_n", &h_n, &want.h_n, tol).map_err(|e| format!("{ctx}: {e}"))?;
-        if q.cfg.cell.has_cell_state() {
-            compare("c_n", &c_n, &want.c_n, tol).map_err(|e| format!("{ctx}: {e}"))?;
-        }
+        // An ill-conditioned array (bound >= 1% of its largest value: a recurrence
+        // that amplifies errors, dot products that cancel into tiny outputs) is still
+        // compared, within its rigorous bound; proptest meets one in ~50..300 problems
+        // (4 layers mostly), and `bound_quality.rs` asserts there is none in its 600.
+        compare_outputs_ill(&ctx, (&y, &h_n, &c_n), &expected, true)?;
     }
     Ok(())
 }
 
+/// The weight and I/O type combinations with a half type in it, by number.
+const COMBOS: usize = 6;
+
+/// Combination `k` (of [`COMBOS`]): (weights, inputs and outputs).
+fn check_combo(k: usize, p: &Problem) -> Result<(), String> {
+    match k {
+        0 => check::<f16, f32>(p),
+        1 => check::<bf16, f32>(p),
+        2 => check::<f16, f16>(p),
+        3 => check::<bf16, bf16>(p),
+        4 => check::<f32, f16>(p),
+        _ => check::<bf16, f16>(p),
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: proptest_cases(1000),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn half_weights_and_io_match_reference(
@@ -74,19 +112,21 @@ proptest! {
         h in 1usize..=70,
         b in 1usize..=9,
         t in 1usize..=5,
-        layers in 1usize..=2,
+        layers in 1usize..=4,
+        combo in 0..COMBOS,
     ) {
         let p = problem(seed, (i, h, b, t), layers, None);
-        for r in [
-            check::<f16, f32>(&p),
-            check::<bf16, f32>(&p),
-            check::<f16, f16>(&p),
-            check::<bf16, bf16>(&p),
-            check::<f32, f16>(&p),
-            check::<bf16, f16>(&p),
-        ] {
-            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
-        }
+        check_combo(combo, &p).map_err(TestCaseError::fail)?;
+    }
+}
+
+/// A case proptest once found (formerly `half.proptest-regressions`, whose saved
+/// proptest seed stops naming it when the strategy changes), pinned by problem seed.
+#[test]
+fn pinned_cases() {
+    let p = problem(4027141324443650759, (2, 9, 1, 1), 1, None);
+    for k in 0..COMBOS {
+        check_combo(k, &p).unwrap();
     }
 }
 
@@ -309,4 +349,29 @@ fn f16_outputs_beyond_the_range_become_inf() {
             "{isa}: {c32:?}"
         );
     }
+}
+
+/// No half check can pass vacuously: the outputs of half weights and half I/O pass
+/// `check`'s comparison, and with one element of `y` moved by 2% of its largest value
+/// they fail it (the bound, output rounding included, is refused at 1% or more).
+#[test]
+fn planted_errors_are_caught() {
+    fn run_planted<W: Element, T: Element>() {
+        for (k, cell) in variants::all(9).into_iter().enumerate() {
+            let p = problem(700 + k as u64, (9, 20, 3, 4), 1 + k % 4, Some(cell));
+            let q = as_computed::<W, T>(&p);
+            let e = q.expected().rounded_outputs(output_rounding::<T>());
+            let (y, h_n, c_n) = run::<W, T>(&q, Isa::best());
+            let ctx = format!("W={} T={} {cell:?}", W::NAME, T::NAME);
+            compare_outputs(&ctx, (&y, &h_n, &c_n), &e).unwrap();
+            for at in [0, y.len() / 2, y.len() - 1] {
+                let bad = planted(&y, &e.want.y, at);
+                let r = compare_outputs(&ctx, (&bad, &h_n, &c_n), &e);
+                assert!(r.is_err(), "{ctx}: planted error in y[{at}] passed");
+            }
+        }
+    }
+    run_planted::<f16, f16>();
+    run_planted::<bf16, bf16>();
+    run_planted::<bf16, f32>();
 }

@@ -176,7 +176,7 @@ pub fn step<T: Real>(
                     // `(h - n) * z + n`: the same value, and the same rounding (when
                     // z rounds to exactly 1, a tiny h is lost next to n, as in PyTorch
                     // and in the kernels; the other form keeps it).
-                    out.h.push(n + z[j] * (hb[j] - n));
+                    out.h.push(n.lerp_to(hb[j], z[j]));
                 }
             }
         }

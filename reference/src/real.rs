@@ -49,6 +49,22 @@ pub trait Real:
         }
     }
 
+    /// `self + t (b - self)`, i.e. `(1 - t) self + t b`, evaluated in that form (PyTorch
+    /// ATen's GRU update `n + z (h - n)`). One method rather than three operations so
+    /// that an error-tracking `Real` (the test kit's `Bounded`) sees `self` once: an
+    /// error in `self` moves the result by `(1 - t)` times it, not `(1 + t)`.
+    fn lerp_to(self, b: Self, t: Self) -> Self {
+        self + t * (b - self)
+    }
+
+    /// The bound on an implementation's error that an error-tracking number carries
+    /// (the test kit's `Bounded`); `None` for plain floats. Lets code that must
+    /// know how far an implementation's value may be (the int8 oracle: may a value
+    /// round to another code?) use the rigorous bound where one is tracked.
+    fn error_bound(self) -> Option<f64> {
+        None
+    }
+
     /// Clamps to `[-c, c]` (ONNX `clip`, `c > 0`); NaN stays NaN.
     fn clamp_to(self, c: Self) -> Self {
         if self > c {

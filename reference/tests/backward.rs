@@ -14,12 +14,13 @@
 //! argument within 1e-3 of its kink are discarded (a difference across the kink measures
 //! neither side's derivative).
 
+mod common;
+
 use proptest::prelude::*;
 use rnn_reference::testkit::gradcheck::{finite_differences, gradient_arrays, Point};
-use rnn_reference::testkit::{variants, Lcg};
+use rnn_reference::testkit::{proptest_cases, variants, Lcg};
 use rnn_reference::{
-    backward, CellKind, Direction, LayerWeights, OutputGrads, OwnedLayerWeights, RnnConfig,
-    SeqShape, SequenceInput, TensorLayout,
+    backward, CellKind, LayerWeights, OutputGrads, RnnConfig, SeqShape, SequenceInput,
 };
 
 const H_STEP: f64 = 1e-5;
@@ -37,44 +38,25 @@ fn point(
     lens: bool,
     seed: u64,
 ) -> Point {
-    let direction = [
-        Direction::Forward,
-        Direction::Reverse,
-        Direction::Bidirectional,
-    ][dir];
-    let cfg = RnnConfig::new(cell, i, h)
-        .with_layers(layers)
-        .with_direction(direction)
-        .with_clip(clip);
-    let layout = if batch_major {
-        TensorLayout::BatchMajor
-    } else {
-        TensorLayout::TimeMajor
-    };
-    let shape = SeqShape::new(t, b).with_layout(layout);
     let mut rng = Lcg::new(seed);
-    let weights = (0..cfg.num_weight_sets())
-        .map(|k| {
-            let layer = k / cfg.num_directions();
-            let l = cfg.weight_lens(layer);
-            let s = 1.0 / (cfg.layer_input_size(layer) + cfg.output_size()) as f64;
-            OwnedLayerWeights {
-                w_ih: rng.vec_f32_exact(l.w_ih, s),
-                w_hh: rng.vec_f32_exact(l.w_hh, s),
-                b_ih: Some(rng.vec_f32_exact(l.bias, 1.0)),
-                b_hh: Some(rng.vec_f32_exact(l.bias, 1.0)),
-                w_hr: l.w_hr.map(|n| rng.vec_f32_exact(n, 1.0 / h as f64)),
-                peephole: l.peephole.map(|n| rng.vec_f32_exact(n, 0.5)),
-                layer_norm: None,
-            }
-        })
-        .collect();
+    let common::Setup {
+        cfg,
+        shape,
+        weights,
+        seq_lens,
+    } = common::setup(
+        cell,
+        (i, h, b, t),
+        layers,
+        dir,
+        clip,
+        batch_major,
+        lens,
+        seed,
+        (1.0, 0.5),
+        &mut rng,
+    );
     let d = shape.dims(&cfg).unwrap();
-    let seq_lens = lens.then(|| {
-        (0..b)
-            .map(|r| (seed as usize >> (3 * r)) % (t + 1))
-            .collect()
-    });
     Point {
         cfg,
         shape,
@@ -110,7 +92,11 @@ fn check_fd(p: &Point) -> Result<(), String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: proptest_cases(160),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn backward_matches_finite_differences(
@@ -129,8 +115,20 @@ proptest! {
         let cell = variants::all(h - 1)[variant];
         let p = point(cell, (i, h, b, t), layers, dir, clip, batch_major, lens, seed);
         prop_assume!(p.kink_margin() > 1e-3);
-        prop_assert!(check_fd(&p).is_ok(), "{}", check_fd(&p).unwrap_err());
+        if let Err(e) = check_fd(&p) {
+            prop_assert!(false, "{}", e);
+        }
     }
+}
+
+/// Cases proptest once found (kept here, not in a regressions file: a saved proptest
+/// seed stops naming its case when a strategy changes).
+#[test]
+fn pinned_cases() {
+    let cell = variants::all(1)[2];
+    let p = point(cell, (1, 2, 1, 1), 1, 0, None, false, false, 0);
+    assert!(p.kink_margin() > 1e-3);
+    check_fd(&p).unwrap();
 }
 
 /// Every variant once, with everything switched on, regardless of the draws above.

@@ -57,10 +57,13 @@ fn rnn_step_by_hand() {
     close(&out.h, &[0.01f32 as f64], "clipped relu h");
 }
 
+/// The LSTM step by hand, with peepholes, a projection and a clip: once with a clip
+/// that clips nothing (every pre-activation is asserted well inside it, where the
+/// sigmoid's slope is above 0.1, so no saturated gate hides a peephole or a bias), once
+/// with one that clips some gates and not others (asserted).
 #[test]
 fn lstm_step_by_hand_with_peephole_clip_and_projection() {
     let cell = variants::lstm(true, Some(1));
-    let cfg = RnnConfig::new(cell, 1, 2).with_clip(Some(0.5));
     let mut rng = Lcg::new(7);
     let w_ih = rng.vec(8); // [4H, 1]: i0 i1 f0 f1 g0 g1 o0 o1
     let w_hh = rng.vec(8); // [4H, P=1]
@@ -72,21 +75,94 @@ fn lstm_step_by_hand_with_peephole_clip_and_projection() {
     w.peephole = Some(&p);
     w.w_hr = Some(&w_hr);
     let (x, h, c) = (0.9, -0.3, [0.4, -1.2]);
-    let out = step(&cfg, &w, 1, &[x], &[h], Some(&c)).unwrap();
-    let clip = |v: f64| v.clamp(-0.5f32 as f64, 0.5f32 as f64);
-    let pre = |r: usize| w_ih[r] * x + b_ih[r] + w_hh[r] * h + b_hh[r];
-    let mut m = [0.0; 2];
-    let mut c_new = [0.0; 2];
-    for j in 0..2 {
-        let i = clip(pre(j) + p[j] * c[j]).sigmoid();
-        let f = clip(pre(2 + j) + p[2 + j] * c[j]).sigmoid();
-        let g = clip(pre(4 + j)).tanh();
-        c_new[j] = f * c[j] + i * g;
-        let o = clip(pre(6 + j) + p[4 + j] * c_new[j]).sigmoid();
-        m[j] = o * c_new[j].tanh();
+    for (limit, clips) in [(2.0f32, false), (0.5, true)] {
+        let cfg = RnnConfig::new(cell, 1, 2).with_clip(Some(limit));
+        let out = step(&cfg, &w, 1, &[x], &[h], Some(&c)).unwrap();
+        let limit = f64::from(limit);
+        let mut pres = Vec::new();
+        let mut clip = |v: f64| {
+            pres.push(v);
+            v.clamp(-limit, limit)
+        };
+        let pre = |r: usize| w_ih[r] * x + b_ih[r] + w_hh[r] * h + b_hh[r];
+        let mut m = [0.0; 2];
+        let mut c_new = [0.0; 2];
+        for j in 0..2 {
+            let i = clip(pre(j) + p[j] * c[j]).sigmoid();
+            let f = clip(pre(2 + j) + p[2 + j] * c[j]).sigmoid();
+            let g = clip(pre(4 + j)).tanh();
+            c_new[j] = f * c[j] + i * g;
+            let o = clip(pre(6 + j) + p[4 + j] * c_new[j]).sigmoid();
+            m[j] = o * c_new[j].tanh();
+        }
+        close(&out.c, &c_new, "c");
+        close(&out.h, &[w_hr[0] * m[0] + w_hr[1] * m[1]], "h");
+        let clipped = pres.iter().filter(|v| v.abs() > limit).count();
+        if clips {
+            assert!(clipped > 0 && clipped < pres.len(), "{pres:?}");
+        } else {
+            assert!(pres.iter().all(|v| v.abs() < 0.9 * limit), "{pres:?}");
+        }
     }
-    close(&out.c, &c_new, "c");
-    close(&out.h, &[w_hr[0] * m[0] + w_hr[1] * m[1]], "h");
+}
+
+/// Part `p` of a weight set: `w_ih`, `w_hh`, `b_ih`, `b_hh`, `w_hr`, `peephole`.
+fn part(w: &mut OwnedLayerWeights<f64>, p: usize) -> Option<&mut Vec<f64>> {
+    match p {
+        0 => Some(&mut w.w_ih),
+        1 => Some(&mut w.w_hh),
+        2 => w.b_ih.as_mut(),
+        3 => w.b_hh.as_mut(),
+        4 => w.w_hr.as_mut(),
+        _ => w.peephole.as_mut(),
+    }
+}
+
+/// Every weight, bias, peephole, projection weight and input of one step matters:
+/// nudging any single one changes the output, for every variant (no term dropped or
+/// cancelled; weights are small, so no gate saturates).
+#[test]
+fn every_parameter_moves_the_step_output() {
+    let batch = 2;
+    for cell in ALL_CELLS {
+        let cfg = RnnConfig::new(cell, 3, 4);
+        let mut rng = Lcg::new(5);
+        let mut w = random_weights(&cfg, &mut rng)[0].map(|v| v.iter().map(|x| 0.5 * x).collect());
+        if cell == variants::RNN_RELU {
+            // Every unit active (pre-activations > 0).
+            w.b_ih.iter_mut().flatten().for_each(|b| *b += 4.0);
+        }
+        let x = rng.vec(batch * 3);
+        let h = rng.vec(batch * cfg.output_size());
+        let c = rng.vec(batch * 4);
+        let lstm = cell.has_cell_state();
+        let run = |w: &OwnedLayerWeights<f64>, x: &[f64], h: &[f64], c: &[f64]| {
+            let out = step(&cfg, &w.view(), batch, x, h, lstm.then_some(c)).unwrap();
+            [out.h, out.c].concat()
+        };
+        let base = run(&w, &x, &h, &c);
+        let moved = |other: Vec<f64>| {
+            let d = other.iter().zip(&base).map(|(a, b)| (a - b).abs());
+            d.fold(0.0, f64::max) > 1e-7
+        };
+        let names = ["w_ih", "w_hh", "b_ih", "b_hh", "w_hr", "peephole"];
+        for (p, name) in names.into_iter().enumerate() {
+            let len = part(&mut w.clone(), p).map_or(0, |v| v.len());
+            for k in 0..len {
+                let mut n = w.clone();
+                part(&mut n, p).unwrap()[k] += 1e-3;
+                assert!(moved(run(&n, &x, &h, &c)), "{cell:?}: {name}[{k}]");
+            }
+        }
+        let inputs: [(&str, &Vec<f64>); 3] = [("x", &x), ("h", &h), ("c", &c)];
+        for (which, (name, v)) in inputs.into_iter().enumerate() {
+            for k in 0..if which == 2 && !lstm { 0 } else { v.len() } {
+                let mut n = [x.clone(), h.clone(), c.clone()];
+                n[which][k] += 1e-3;
+                assert!(moved(run(&w, &n[0], &n[1], &n[2])), "{cell:?}: {name}[{k}]");
+            }
+        }
+    }
 }
 
 #[test]

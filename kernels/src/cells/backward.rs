@@ -183,6 +183,30 @@ impl<V: V16, const NP: usize> Epilogue<V, NP> for Final<'_> {
     }
 }
 
+/// After the earliest step, every cell: `∂L/∂h0` (the product through `w_t`, the cell's
+/// transposed recurrent weights) into the carry rows, by the [`Final`] epilogue.
+///
+/// # Safety
+/// As for [`back_pass`], with `s` describing the earliest step.
+pub(crate) unsafe fn final_pass<B: Backend>(
+    w_t: PanelsView<f32, 4>,
+    s: &BackPtrs,
+    team: &Team<'_>,
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        back_pass::<B, _>(
+            team,
+            s.later_rows(),
+            s.batch,
+            w_t,
+            false,
+            s.zigzag,
+            &Final { s },
+        )
+    }
+}
+
 /// One pass of a backward step: the product `a × w` (`k = 0` when `first`: no later
 /// step, the accumulators are zero) with epilogue `epi`, shared by the team.
 ///

@@ -2,7 +2,7 @@
 //! cannot depend on this crate): a problem through `PackedRnn` at one ISA.
 #![allow(dead_code)]
 
-use rnn_kernels::{Element, Isa, PackedRnn, SequenceOutputMut, WeightType, Workspace};
+use rnn_kernels::{Element, Error, Isa, PackedRnn, SequenceOutputMut, WeightType, Workspace};
 use rnn_reference::testkit::Problem;
 use rnn_reference::views;
 
@@ -20,14 +20,18 @@ pub fn run_typed<W: WeightType, T: Element>(p: &Problem, isa: Isa) -> Outputs {
     try_run_typed::<W, T>(p, isa).unwrap()
 }
 
-/// The kernels with weights stored as `W` and inputs/outputs in `T` (the problem's
-/// values rounded to `T` on the way in), outputs widened back to f32; pre-filled with
-/// NaN so an unwritten element cannot pass.
+/// [`run_at`] at `isa`, errors as text.
 pub fn try_run_typed<W: WeightType, T: Element>(p: &Problem, isa: Isa) -> Result<Outputs, String> {
-    let rnn = PackedRnn::<W>::pack(&p.cfg, &views(&p.weights))
-        .and_then(|r| r.with_isa(Some(isa)))
-        .map_err(|e| e.to_string())?;
-    let d = p.shape.dims(&p.cfg).map_err(|e| e.to_string())?;
+    run_at::<W, T>(p, Some(isa)).map_err(|e| e.to_string())
+}
+
+/// The kernels with weights stored as `W` and inputs/outputs in `T` (the problem's
+/// values rounded to `T` on the way in) at `isa` (`None`: the process default),
+/// outputs widened back to f32; pre-filled with NaN so an unwritten element cannot
+/// pass.
+pub fn run_at<W: WeightType, T: Element>(p: &Problem, isa: Option<Isa>) -> Result<Outputs, Error> {
+    let rnn = PackedRnn::<W>::pack(&p.cfg, &views(&p.weights))?.with_isa(isa)?;
+    let d = p.shape.dims(&p.cfg)?;
     let lstm = p.cfg.cell.has_cell_state();
     let inputs = p.inputs_as(T::from_f32);
     let nan = T::from_f32(f32::NAN);
@@ -41,8 +45,7 @@ pub fn try_run_typed<W: WeightType, T: Element>(p: &Problem, isa: Isa) -> Result
             h_n: Some(&mut h_n),
             c_n: lstm.then_some(&mut c_n[..]),
         },
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let back = |v: &[T]| v.iter().map(|x| x.to_f32()).collect::<Vec<f32>>();
     Ok((back(&y), back(&h_n), back(&c_n)))
 }

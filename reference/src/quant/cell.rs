@@ -2,11 +2,14 @@
 //! oracle of the kernels' int8 path. Integer sums are exact (`i64`); each product is
 //! scaled as ONNX Runtime scales it, `f32(s_a · s_w[n]) · f32(Σ)` in `f32`; everything
 //! after (sums of the parts, biases, peepholes, clip, activations, the cell update) is
-//! computed in `f64`, on the cell equations of the golden README.
+//! computed in a [`Real`] (`f64` for the oracle; the test kit's `Bounded` numbers also
+//! carry the bound on an `f32` implementation's error), on the cell equations of the
+//! golden README.
 
 use crate::cell_kind::{CellKind, GruVariant, LstmVariant, RnnActivation, RnnVariant};
 use crate::error::{Error, Result};
 use crate::spec::RnnConfig;
+use crate::Real;
 
 use super::params::{
     block_params, block_range, quantize, tie_margin, ActivationQuant, BlockParams,
@@ -15,17 +18,18 @@ use super::weights::{QuantizedLayerWeights, QuantizedMatrix};
 
 /// The new state after one int8 step.
 #[derive(Clone, Debug, PartialEq)]
-pub struct QuantStepOutput {
+pub struct QuantStepOutput<R = f64> {
     /// `h_t`: `[B, H_out]`.
-    pub h: Vec<f64>,
+    pub h: Vec<R>,
     /// `c_t`: `[B, H]` for an LSTM, else empty.
-    pub c: Vec<f64>,
+    pub c: Vec<R>,
     /// Per element of `h`: how far an implementation that computes the step's *second*
     /// operand (an LSTM projection's `o ⊙ tanh(c')`, a reset-before GRU's `r ⊙ h`) in
     /// `f32` may differ from this result because one of those values lies so close to a
     /// rounding boundary that its code can come out one step apart (0 almost
-    /// everywhere; see [`second_operand_error`]). The step's `x` and `h` are inputs, so
-    /// their codes are exact.
+    /// everywhere; see [`second_operand_error`]), plus the difference its scale makes
+    /// when that implementation's range differs by those errors. The step's `x` and `h`
+    /// are inputs, so their codes and scales are exact.
     pub slack: Vec<f64>,
 }
 
@@ -84,27 +88,36 @@ pub fn second_operand_error(terms: f64, state: f64) -> f64 {
     16.0 * u * (1.0 + terms) * (1.0 + state)
 }
 
-/// The code-step slack of a computed operand `a` (`rows × k`) with element error bounds
-/// `err`: for every element whose `a / s` lies within the deviation those errors allow
-/// (its own, plus a moved range) of a rounding boundary, one code step times each
-/// output's weight, added to `slack` (`rows × n`). When the zero point's own rounding
-/// is that close, every element counts.
+/// The slack of the product `prod` (`rows × n`) of a computed operand `a` (`rows × k`)
+/// whose elements an implementation may hold within `err` of these, added to `slack`
+/// (`rows × n`):
+///
+/// - **codes**: for every element whose `a / s` lies within the deviation those errors
+///   allow (its own, plus a moved range) of a rounding boundary, one code step times
+///   each output's weight. When the zero point's own rounding is that close, every
+///   element counts.
+/// - **scale**: the block's `hi − lo` may differ by `2e` (`e` the largest error in the
+///   block), so `s = (hi − lo) / qmax` by `2e / qmax`, and with the same codes the
+///   product `f32(s · s_w) · f32(Σ)` by `|prod| (2e / (qmax s) + 8u)`: the relative
+///   change of `s`, and the two roundings of `s` and the two of the product on each
+///   side (`u = 2⁻²⁴`; counted as `2⁻²⁰`, which also covers the second-order terms).
 #[allow(clippy::too_many_arguments)]
 fn add_slack(
     m: &QuantizedMatrix<'_>,
-    n: usize,
-    k: usize,
+    (n, k): (usize, usize),
     a: &[f32],
     err: &[f64],
     params: &[BlockParams],
-    per_row: bool,
+    scheme: ActivationQuant,
+    prod: &[f32],
     slack: &mut [f64],
 ) {
     let max_of = |v: &[f64]| v.iter().fold(0.0f64, |m, &e| m.max(e));
     let (all_err, all_lo) = (max_of(err), block_range(a.iter().copied()).0);
+    let qmax = f64::from(scheme.qmax());
     for (b, p) in params.iter().enumerate() {
         let row = b * k..(b + 1) * k;
-        let (e, lo) = if per_row {
+        let (e, lo) = if scheme.per_row() {
             (
                 max_of(&err[row.clone()]),
                 block_range(a[row].iter().copied()).0,
@@ -112,9 +125,14 @@ fn add_slack(
         } else {
             (all_err, all_lo)
         };
+        let s = f64::from(p.scale);
+        let rel = 2.0 * e / (qmax * s) + f64::powi(2.0, -20);
+        for j in 0..n {
+            slack[b * n + j] += f64::from(prod[b * n + j]).abs() * rel;
+        }
         // A moved extreme moves the range by up to 2e; every a / s then by up to
         // |a / s| * 2e / range <= 2e / s.
-        let dev = 3.0 * e / f64::from(p.scale);
+        let dev = 3.0 * e / s;
         // zp = round(-lo / s): if that rounding is close, every code may move.
         let zp_close = tie_margin(-lo, *p) < dev;
         for i in 0..k {
@@ -124,7 +142,7 @@ fn add_slack(
             for j in 0..n {
                 let (s_w, z_w) = m.row_params(j);
                 let w = (f64::from(m.codes[j * k + i]) - f64::from(z_w)).abs();
-                slack[b * n + j] += f64::from(p.scale) * f64::from(s_w).abs() * w;
+                slack[b * n + j] += s * f64::from(s_w).abs() * w;
             }
         }
     }
@@ -133,34 +151,37 @@ fn add_slack(
 /// One int8 step for `batch` rows whose input products `gx` (`[B, G·H]`, PyTorch gate
 /// order, no biases) are already computed: the recurrent product of `h` (rows
 /// quantized per `scheme`: per row, or one range over the batch), the gates, and the
-/// second product of a projected LSTM or a reset-before GRU.
-pub fn step_from_input_products(
+/// second product of a projected LSTM or a reset-before GRU. The cell after the
+/// products runs in `R` (`f64` for the oracle).
+pub fn step_from_input_products<R: Real>(
     cfg: &RnnConfig,
     w: &QuantizedLayerWeights<'_>,
     scheme: ActivationQuant,
     gx: &[f32],
     h: &[f32],
-    c: Option<&[f64]>,
-) -> Result<QuantStepOutput> {
+    c: Option<&[R]>,
+) -> Result<QuantStepOutput<R>> {
     let (hid, ho) = (cfg.hidden_size, cfg.output_size());
     let g = cfg.gates();
     let batch = gx.len() / (g * hid);
     let qmax = scheme.qmax();
     let gh = product(&w.w_hh, g * hid, ho, h, &row_params(h, ho, scheme), qmax);
-    let bias = |r: usize| {
-        w.b_ih.map_or(0.0, |b| f64::from(b[r])) + w.b_hh.map_or(0.0, |b| f64::from(b[r]))
-    };
-    let clip = |v: f64| match cfg.clip {
-        Some(c) => v.clamp(-f64::from(c), f64::from(c)),
+    // The products, the biases and the inputs are values both sides hold exactly.
+    let val = |v: f32| R::from_f64(f64::from(v));
+    let opt = |b: Option<&[f32]>, r: usize| b.map_or(R::ZERO, |b| val(b[r]));
+    let bias = |r: usize| opt(w.b_ih, r) + opt(w.b_hh, r);
+    let clip = |v: R| match cfg.clip {
+        Some(c) => v.clamp_to(R::from_f64(f64::from(c))),
         None => v,
     };
-    let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let mag = |v: R| v.to_f64().abs();
     let mut out = QuantStepOutput {
         h: Vec::with_capacity(batch * ho),
         c: Vec::new(),
         slack: vec![0.0; batch * ho],
     };
-    // The second operand (rows × H) with its error bounds, when the cell has one.
+    // The second operand (rows × H) with its error bounds, when the cell has one: the
+    // tracked bound where `R` carries one, else `second_operand_error`'s estimate.
     let mut second: Vec<f32> = Vec::new();
     let mut second_err: Vec<f64> = Vec::new();
     let at = |b: usize, r: usize| b * g * hid + r;
@@ -168,10 +189,10 @@ pub fn step_from_input_products(
         CellKind::Rnn(RnnVariant { activation }) => {
             for b in 0..batch {
                 for j in 0..hid {
-                    let pre = clip(f64::from(gx[at(b, j)]) + f64::from(gh[at(b, j)]) + bias(j));
+                    let pre = clip(val(gx[at(b, j)]) + val(gh[at(b, j)]) + bias(j));
                     out.h.push(match activation {
                         RnnActivation::Tanh => pre.tanh(),
-                        RnnActivation::Relu => pre.max(0.0),
+                        RnnActivation::Relu => pre.relu(),
                     });
                 }
             }
@@ -186,33 +207,37 @@ pub fn step_from_input_products(
                 return Err(unsupported(cfg));
             }
             let c = c.ok_or_else(|| Error::invalid("c", "the cell state [B, H]", "None"))?;
-            let pc = |k: usize, j: usize, c: f64| {
-                w.peephole.map_or(0.0, |p| f64::from(p[k * hid + j]) * c)
-            };
+            let pc = |k: usize, j: usize, c: R| w.peephole.map(|p| val(p[k * hid + j]) * c);
             for b in 0..batch {
                 for j in 0..hid {
                     let c_old = c[b * hid + j];
                     // Gate `gate`'s pre-activation and the sum of its terms' magnitudes.
-                    let part = |gate: usize, peep: f64| {
+                    let part = |gate: usize, peep: Option<R>| {
                         let r = gate * hid + j;
-                        let (x, y, z) = (f64::from(gx[at(b, r)]), f64::from(gh[at(b, r)]), bias(r));
-                        (
-                            clip(x + y + z + peep),
-                            x.abs() + y.abs() + z.abs() + peep.abs(),
-                        )
+                        let (x, y, z) = (val(gx[at(b, r)]), val(gh[at(b, r)]), bias(r));
+                        let terms = mag(x) + mag(y) + mag(z) + peep.map_or(0.0, mag);
+                        let pre = match peep {
+                            Some(p) => x + y + z + p,
+                            None => x + y + z,
+                        };
+                        (clip(pre), terms)
                     };
                     let (pi, ti) = part(0, pc(0, j, c_old));
                     let (pf, tf) = part(1, pc(1, j, c_old));
-                    let (pg, tg) = part(2, 0.0);
-                    let (i, f, gg) = (sig(pi), sig(pf), pg.tanh());
+                    let (pg, tg) = part(2, None);
+                    let (i, f, gg) = (pi.sigmoid(), pf.sigmoid(), pg.tanh());
                     let c_new = f * c_old + i * gg;
                     let (po, to) = part(3, pc(2, j, c_new));
-                    let m = sig(po) * c_new.tanh();
+                    let m = po.sigmoid() * c_new.tanh();
                     out.c.push(c_new);
                     if proj_size.is_some() {
                         let terms = ti.max(tf).max(tg).max(to);
-                        second.push(m as f32);
-                        second_err.push(second_operand_error(terms, c_old.abs().max(c_new.abs())));
+                        let state = mag(c_old).max(mag(c_new));
+                        second.push(m.to_f64() as f32);
+                        second_err.push(
+                            m.error_bound()
+                                .unwrap_or_else(|| second_operand_error(terms, state)),
+                        );
                     } else {
                         out.h.push(m);
                     }
@@ -224,20 +249,19 @@ pub fn step_from_input_products(
                     .as_ref()
                     .ok_or_else(|| Error::invalid("w_hr", "a projection", "None"))?;
                 let p = row_params(&second, hid, scheme);
-                out.h = product(w_hr, ho, hid, &second, &p, qmax)
-                    .into_iter()
-                    .map(f64::from)
-                    .collect();
+                let prod = product(w_hr, ho, hid, &second, &p, qmax);
+                let err = &second_err;
                 add_slack(
                     w_hr,
-                    ho,
-                    hid,
+                    (ho, hid),
                     &second,
-                    &second_err,
+                    err,
                     &p,
-                    scheme.per_row(),
+                    scheme,
+                    &prod,
                     &mut out.slack,
                 );
+                out.h = prod.into_iter().map(val).collect();
             }
         }
         CellKind::Gru(GruVariant {
@@ -251,22 +275,24 @@ pub fn step_from_input_products(
             let mut rz = Vec::with_capacity(batch * hid);
             for b in 0..batch {
                 for j in 0..hid {
-                    let (xr, hr) = (f64::from(gx[at(b, j)]), f64::from(gh[at(b, j)]));
-                    let (xz, hz) = (f64::from(gx[at(b, hid + j)]), f64::from(gh[at(b, hid + j)]));
-                    let r = sig(clip(xr + hr + bias(j)));
-                    let z = sig(clip(xz + hz + bias(hid + j)));
+                    let (xr, hr) = (val(gx[at(b, j)]), val(gh[at(b, j)]));
+                    let (xz, hz) = (val(gx[at(b, hid + j)]), val(gh[at(b, hid + j)]));
+                    let r = clip(xr + hr + bias(j)).sigmoid();
+                    let z = clip(xz + hz + bias(hid + j)).sigmoid();
                     rz.push((r, z));
                     if !linear_before_reset {
-                        let hv = f64::from(h[b * ho + j]);
-                        let terms = xr.abs() + hr.abs() + bias(j).abs();
-                        second.push((r * hv) as f32);
-                        second_err.push(second_operand_error(terms, hv.abs()));
+                        let hv = val(h[b * ho + j]);
+                        let terms = mag(xr) + mag(hr) + mag(bias(j));
+                        let rh = r * hv;
+                        second.push(rh.to_f64() as f32);
+                        second_err.push(
+                            rh.error_bound()
+                                .unwrap_or_else(|| second_operand_error(terms, mag(hv))),
+                        );
                     }
                 }
             }
             let rn = |j: usize| 2 * hid + j;
-            let b_in = |j: usize| w.b_ih.map_or(0.0, |b| f64::from(b[rn(j)]));
-            let b_hn = |j: usize| w.b_hh.map_or(0.0, |b| f64::from(b[rn(j)]));
             // The n gate's recurrent part: r ⊙ (W_hn h + b_hn), or W_hn (r ⊙ h) + b_hn.
             let gn: Vec<f32> = if linear_before_reset {
                 Vec::new()
@@ -277,30 +303,32 @@ pub fn step_from_input_products(
                     zero_points: w.w_hh.zero_points.map(|z| scales_from(z, 2 * hid)),
                 };
                 let p = row_params(&second, hid, scheme);
+                let prod = product(&w_hn, hid, hid, &second, &p, qmax);
+                let err = &second_err;
                 add_slack(
                     &w_hn,
-                    hid,
-                    hid,
+                    (hid, hid),
                     &second,
-                    &second_err,
+                    err,
                     &p,
-                    scheme.per_row(),
+                    scheme,
+                    &prod,
                     &mut out.slack,
                 );
-                product(&w_hn, hid, hid, &second, &p, qmax)
+                prod
             };
             for b in 0..batch {
                 for j in 0..hid {
                     let (r, z) = rz[b * hid + j];
-                    let xn = f64::from(gx[at(b, rn(j))]) + b_in(j);
+                    let xn = val(gx[at(b, rn(j))]) + opt(w.b_ih, rn(j));
+                    let b_hn = opt(w.b_hh, rn(j));
                     let pre = if linear_before_reset {
-                        xn + r * (f64::from(gh[at(b, rn(j))]) + b_hn(j))
+                        xn + r * (val(gh[at(b, rn(j))]) + b_hn)
                     } else {
-                        xn + f64::from(gn[b * hid + j]) + b_hn(j)
+                        xn + val(gn[b * hid + j]) + b_hn
                     };
                     let nv = clip(pre).tanh();
-                    let hv = f64::from(h[b * ho + j]);
-                    out.h.push(nv + z * (hv - nv));
+                    out.h.push(nv.lerp_to(val(h[b * ho + j]), z));
                 }
             }
         }
@@ -329,14 +357,14 @@ fn unsupported(cfg: &RnnConfig) -> Error {
 /// One int8 step for `batch` rows: `x` (`[B, I]`) and `h` (`[B, H_out]`) quantized per
 /// `scheme` (per row, or one range over the batch), `c` (`[B, H]`) for an LSTM.
 /// `cfg` describes one forward layer, as for [`step`](crate::step).
-pub fn step_quantized(
+pub fn step_quantized<R: Real>(
     cfg: &RnnConfig,
     w: &QuantizedLayerWeights<'_>,
     scheme: ActivationQuant,
     x: &[f32],
     h: &[f32],
-    c: Option<&[f64]>,
-) -> Result<QuantStepOutput> {
+    c: Option<&[R]>,
+) -> Result<QuantStepOutput<R>> {
     let i = cfg.input_size;
     let gx = product(
         &w.w_ih,

@@ -30,7 +30,7 @@ pub use onnx::{import_dynamic_quantize_lstm, Codes, DynamicQuantizeLstmWeights};
 pub use params::{
     block_params, block_range, quantize, tie_margin, ActivationQuant, BlockParams, MAX_K,
 };
-pub use sequence::{forward_quantized, QuantSequenceOutput};
+pub use sequence::{forward_quantized, forward_quantized_as, QuantSequenceOutput};
 pub use weights::{
     check_quantized_weights, quantize_matrix, quantize_weights, quantized_views,
     OwnedQuantizedLayerWeights, OwnedQuantizedMatrix, QuantizedLayerWeights, QuantizedMatrix,

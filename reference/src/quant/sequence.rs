@@ -13,24 +13,25 @@
 use crate::error::{Error, Result};
 use crate::sequence::SequenceInput;
 use crate::spec::{check_len, check_seq_lens, Direction, RnnConfig, SeqShape};
+use crate::Real;
 
 use super::cell::{product, row_params, step_from_input_products};
 use super::params::{block_params, block_range, ActivationQuant};
 use super::weights::{check_quantized_weights, QuantizedLayerWeights};
 
 /// A row's final state: `h`, `c` (empty without a cell state), the slack of `h`.
-type Final = (Vec<f64>, Vec<f64>, Vec<f64>);
+type Final<R> = (Vec<R>, Vec<R>, Vec<f64>);
 
 /// The outputs of [`forward_quantized`], with the slack of each `y` and `h_n` element
 /// (see [`QuantStepOutput::slack`](super::QuantStepOutput::slack)).
 #[derive(Clone, Debug, PartialEq)]
-pub struct QuantSequenceOutput {
+pub struct QuantSequenceOutput<R = f64> {
     /// `[T, B, D*H_out]` (or batch-major, as `shape` says).
-    pub y: Vec<f64>,
+    pub y: Vec<R>,
     /// `[L*D, B, H_out]`.
-    pub h_n: Vec<f64>,
+    pub h_n: Vec<R>,
     /// `[L*D, B, H]` for an LSTM, else empty.
-    pub c_n: Vec<f64>,
+    pub c_n: Vec<R>,
     /// Per element of `y`.
     pub y_slack: Vec<f64>,
     /// Per element of `h_n`.
@@ -52,6 +53,19 @@ pub fn forward_quantized(
     input: SequenceInput<'_, f32>,
     forced_y: Option<&[f32]>,
 ) -> Result<QuantSequenceOutput> {
+    forward_quantized_as::<f64>(cfg, weights, scheme, shape, input, forced_y)
+}
+
+/// [`forward_quantized`] with the cell after the products in `R` (the test kit runs it
+/// on `Bounded` numbers to get the bound on an `f32` implementation's error).
+pub fn forward_quantized_as<R: Real>(
+    cfg: &RnnConfig,
+    weights: &[QuantizedLayerWeights<'_>],
+    scheme: ActivationQuant,
+    shape: SeqShape,
+    input: SequenceInput<'_, f32>,
+    forced_y: Option<&[f32]>,
+) -> Result<QuantSequenceOutput<R>> {
     check_quantized_weights(cfg, weights)?;
     let dims = shape.dims(cfg)?;
     check_seq_lens(input.seq_lens, &shape)?;
@@ -78,11 +92,11 @@ pub fn forward_quantized(
     let max_len = lens.iter().copied().max().unwrap_or(0);
     let mut out = QuantSequenceOutput {
         y: Vec::new(),
-        h_n: input.h0.map_or(vec![0.0; dims.h], |h| {
-            h.iter().map(|&v| f64::from(v)).collect()
+        h_n: input.h0.map_or(vec![R::ZERO; dims.h], |h| {
+            h.iter().map(|&v| R::from_f64(f64::from(v))).collect()
         }),
-        c_n: input.c0.map_or(vec![0.0; dims.c], |c| {
-            c.iter().map(|&v| f64::from(v)).collect()
+        c_n: input.c0.map_or(vec![R::ZERO; dims.c], |c| {
+            c.iter().map(|&v| R::from_f64(f64::from(v))).collect()
         }),
         y_slack: Vec::new(),
         h_n_slack: vec![0.0; dims.h],
@@ -96,7 +110,7 @@ pub fn forward_quantized(
             direction: Direction::Forward,
             ..*cfg
         };
-        let mut y = vec![0.0f64; dims.y];
+        let mut y = vec![R::ZERO; dims.y];
         let mut y_slack = vec![0.0f64; dims.y];
         // Input rows of the steps that run, in (t, b) order.
         let rows_in: Vec<f32> = (0..max_len * batch)
@@ -118,14 +132,14 @@ pub fn forward_quantized(
             let gx = product(&w.w_ih, g * hid, width, &rows_in, &params, scheme.qmax());
             let hs = k * batch * ho..(k + 1) * batch * ho;
             let cs = k * batch * hid..(k + 1) * batch * hid;
-            let mut h_state: Vec<f64> = out.h_n[hs.clone()].to_vec();
+            let mut h_state: Vec<R> = out.h_n[hs.clone()].to_vec();
             // Cells without a state have no `c_n` (empty).
-            let mut c_state: Vec<f64> = if lstm {
+            let mut c_state: Vec<R> = if lstm {
                 out.c_n[cs.clone()].to_vec()
             } else {
                 Vec::new()
             };
-            let mut final_state: Vec<Option<Final>> = vec![None; batch];
+            let mut final_state: Vec<Option<Final<R>>> = vec![None; batch];
             let mut last_slack = vec![0.0f64; batch * ho];
             let t_of = |s: usize, b: usize| {
                 if reverse && s < lens[b] {
@@ -142,13 +156,13 @@ pub fn forward_quantized(
                     })
                     .collect();
                 let h_op: Vec<f32> = match forced_y {
-                    None => h_state.iter().map(|&v| v as f32).collect(),
+                    None => h_state.iter().map(|&v| v.to_f64() as f32).collect(),
                     Some(f) => (0..batch)
                         .flat_map(|b| {
                             let row: Vec<f32> = if s == 0 {
                                 h_state[b * ho..(b + 1) * ho]
                                     .iter()
-                                    .map(|&v| v as f32)
+                                    .map(|&v| v.to_f64() as f32)
                                     .collect()
                             } else if s <= lens[b] {
                                 let at = shape.row(t_of(s - 1, b), b) * yw + d * ho;
@@ -189,9 +203,9 @@ pub fn forward_quantized(
                             let sl = last_slack[hr.clone()].to_vec();
                             final_state[b] = Some((h_state[hr.clone()].to_vec(), c, sl));
                         }
-                        h_state[hr].iter_mut().for_each(|v| *v = 0.0);
+                        h_state[hr].iter_mut().for_each(|v| *v = R::ZERO);
                         if lstm {
-                            c_state[cr].iter_mut().for_each(|v| *v = 0.0);
+                            c_state[cr].iter_mut().for_each(|v| *v = R::ZERO);
                         }
                     }
                 }
@@ -219,7 +233,7 @@ pub fn forward_quantized(
                 }
             }
         }
-        layer_in = y.iter().map(|&v| v as f32).collect();
+        layer_in = y.iter().map(|&v| v.to_f64() as f32).collect();
         width = yw;
         out.y = y;
         out.y_slack = y_slack;

@@ -76,6 +76,11 @@ pub struct GradTolerance {
     pub peephole: f64,
     /// Relative part, for every output.
     pub rtol: f64,
+    /// The forward's bound on every gate pre-activation's error (`e_z` of the module
+    /// docs): where a `relu` or `clip` argument lies within `2 e_z` of its kink
+    /// ([`kink_margin_f64`](super::oracle::kink_margin_f64)), the derivative depends on
+    /// the last bits of the forward and the bound does not apply.
+    pub e_z: f64,
 }
 
 impl GradTolerance {
@@ -377,6 +382,7 @@ pub fn grad_tolerance(p: &Problem, maxima: &[LayerMaxima]) -> GradTolerance {
     let delta = 2.0 * (f.e_z + 2.0 * U);
     let mut tol = GradTolerance {
         rtol: 8.0 * U,
+        e_z: f.e_z,
         ..GradTolerance::default()
     };
     let mut e_y = 0.0;

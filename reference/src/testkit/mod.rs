@@ -7,12 +7,13 @@
 //! - [`mod@rng`]: the seeded generators ([`SplitMix64`], [`Lcg`]);
 //! - [`mod@variants`]: the one list of every cell variant ([`variants::all`]) and the
 //!   pickers that draw one from a selector byte or a generator;
-//! - [`mod@problem`]: random problems normalized for the derived tolerance
+//! - [`mod@problem`]: random problems, contracting or ill-conditioned on purpose
 //!   ([`problem()`], [`Problem`]);
 //! - [`mod@oracle`]: the f64 reference run on `f32` values;
-//! - [`mod@tolerance`]: the derived bound every kernel path is held to
-//!   ([`tolerance()`]);
-//! - [`mod@compare`]: element-wise comparison against the reference and IEEE classes;
+//! - [`mod@bound`]: the per-element error bound every implementation is held to,
+//!   computed alongside the f64 reference ([`Expected`], [`Bounded`]);
+//! - [`mod@compare`]: element-wise comparison against the reference within those
+//!   bounds, and IEEE classes;
 //! - [`mod@golden`]: the golden-vector loader and runner (gradients included);
 //! - [`mod@gradcheck`]: gradients by central finite differences of the f64 forward;
 //! - [`mod@grad_tolerance`]: the derived bound every kernel backward is held to;
@@ -20,6 +21,7 @@
 //! - [`mod@errors`]: assertions on the errors of the bad-input contract;
 //! - [`mod@convert`]: `f32` / `f64` conversions of values and weight sets.
 
+pub mod bound;
 pub mod compare;
 pub mod convert;
 pub mod errors;
@@ -30,12 +32,23 @@ pub mod gradcheck;
 pub mod oracle;
 pub mod problem;
 pub mod rng;
-pub mod tolerance;
 pub mod variants;
 
-pub use compare::{class, compare, Class};
+pub use bound::{Bounded, Expected};
+pub use compare::{
+    class, compare, compare_outputs, compare_outputs_ill, compare_tol, compare_within, planted,
+    refuse_vacuous, Class,
+};
 pub use convert::{to_f32, to_f64};
 pub use grad_tolerance::{grad_tolerance, maxima, GradTolerance, LayerMaxima};
 pub use problem::{problem, Problem, TypedInputs};
 pub use rng::{Lcg, SplitMix64};
-pub use tolerance::tolerance;
+
+/// Cases per property test: `$PROPTEST_CASES` if set (CI sets 10 000), else `default`
+/// (what `cargo test --release` runs locally).
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}

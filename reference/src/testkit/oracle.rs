@@ -2,32 +2,35 @@
 //! fuzz target is compared with.
 
 use crate::{
-    backward, forward, step, views, Gradients, LayerWeights, OutputGrads, Result, RnnConfig,
+    backward, forward, step, views, Gradients, LayerWeights, OutputGrads, Real, Result, RnnConfig,
     SeqShape, SequenceInput, SequenceOutput, StepOutput,
 };
 
-use super::convert::{to_f64, weights_f64};
-
-/// Weights and inputs widened to `f64` (exact), owned.
-struct Wide {
-    weights: Vec<crate::OwnedLayerWeights<f64>>,
-    x: Vec<f64>,
-    h0: Option<Vec<f64>>,
-    c0: Option<Vec<f64>>,
+/// Weights and inputs converted to `T` value by value, owned.
+struct Wide<T: Real> {
+    weights: Vec<crate::OwnedLayerWeights<T>>,
+    x: Vec<T>,
+    h0: Option<Vec<T>>,
+    c0: Option<Vec<T>>,
 }
 
-impl Wide {
-    fn new(weights: &[LayerWeights<'_, f32>], input: &SequenceInput<'_, f32>) -> Self {
+impl<T: Real> Wide<T> {
+    fn new(
+        weights: &[LayerWeights<'_, f32>],
+        input: &SequenceInput<'_, f32>,
+        f: impl Fn(f32) -> T + Copy,
+    ) -> Self {
+        let conv = |v: &[f32]| v.iter().map(|&x| f(x)).collect::<Vec<T>>();
         Wide {
-            weights: weights.iter().map(weights_f64).collect(),
-            x: to_f64(input.x),
-            h0: input.h0.map(to_f64),
-            c0: input.c0.map(to_f64),
+            weights: weights.iter().map(|w| w.map(conv)).collect(),
+            x: conv(input.x),
+            h0: input.h0.map(conv),
+            c0: input.c0.map(conv),
         }
     }
 
     /// The input, with `input`'s lengths.
-    fn input<'a>(&'a self, input: &SequenceInput<'a, f32>) -> SequenceInput<'a, f64> {
+    fn input<'a>(&'a self, input: &SequenceInput<'a, f32>) -> SequenceInput<'a, T> {
         SequenceInput {
             x: &self.x,
             h0: self.h0.as_deref(),
@@ -38,6 +41,38 @@ impl Wide {
     }
 }
 
+/// [`forward`] in `T` on `f32` weights and inputs, each value converted by `f`.
+pub fn forward_as<T: Real>(
+    cfg: &RnnConfig,
+    weights: &[LayerWeights<'_, f32>],
+    shape: SeqShape,
+    input: SequenceInput<'_, f32>,
+    f: impl Fn(f32) -> T + Copy,
+) -> Result<SequenceOutput<T>> {
+    let w = Wide::new(weights, &input, f);
+    forward(cfg, &views(&w.weights), shape, w.input(&input))
+}
+
+/// [`step`] in `T` on `f32` weights and inputs, each value converted by `f`.
+pub fn step_as<T: Real>(
+    cfg: &RnnConfig,
+    weights: &LayerWeights<'_, f32>,
+    batch: usize,
+    (x, h, c): (&[f32], &[f32], Option<&[f32]>),
+    f: impl Fn(f32) -> T + Copy,
+) -> Result<StepOutput<T>> {
+    let conv = |v: &[f32]| v.iter().map(|&x| f(x)).collect::<Vec<T>>();
+    let w = weights.map(conv);
+    step(
+        cfg,
+        &w.view(),
+        batch,
+        &conv(x),
+        &conv(h),
+        c.map(conv).as_deref(),
+    )
+}
+
 /// [`forward`] in `f64` on `f32` weights and inputs.
 pub fn forward_f64(
     cfg: &RnnConfig,
@@ -45,8 +80,7 @@ pub fn forward_f64(
     shape: SeqShape,
     input: SequenceInput<'_, f32>,
 ) -> Result<SequenceOutput<f64>> {
-    let w = Wide::new(weights, &input);
-    forward(cfg, &views(&w.weights), shape, w.input(&input))
+    forward_as(cfg, weights, shape, input, f64::from)
 }
 
 /// [`step`] in `f64` on `f32` weights and inputs.
@@ -58,31 +92,22 @@ pub fn step_f64(
     h: &[f32],
     c: Option<&[f32]>,
 ) -> Result<StepOutput<f64>> {
-    let w = weights_f64(weights);
-    step(
-        cfg,
-        &w.view(),
-        batch,
-        &to_f64(x),
-        &to_f64(h),
-        c.map(to_f64).as_deref(),
-    )
+    step_as(cfg, weights, batch, (x, h, c), f64::from)
 }
 
-/// [`backward`] in `f64` on `f32` weights, inputs and upstream gradients.
-pub fn backward_f64(
+/// [`backward`] in `T` on `f32` weights, inputs and upstream gradients, each value
+/// converted by `f`.
+pub fn backward_as<T: Real>(
     cfg: &RnnConfig,
     weights: &[LayerWeights<'_, f32>],
     shape: SeqShape,
     input: SequenceInput<'_, f32>,
     grads: OutputGrads<'_, f32>,
-) -> Result<Gradients<f64>> {
-    let w = Wide::new(weights, &input);
-    let (dy, dh_n, dc_n) = (
-        to_f64(grads.dy),
-        grads.dh_n.map(to_f64),
-        grads.dc_n.map(to_f64),
-    );
+    f: impl Fn(f32) -> T + Copy,
+) -> Result<Gradients<T>> {
+    let conv = |v: &[f32]| v.iter().map(|&x| f(x)).collect::<Vec<T>>();
+    let w = Wide::new(weights, &input, f);
+    let (dy, dh_n, dc_n) = (conv(grads.dy), grads.dh_n.map(conv), grads.dc_n.map(conv));
     backward(
         cfg,
         &views(&w.weights),
@@ -96,6 +121,17 @@ pub fn backward_f64(
     )
 }
 
+/// [`backward`] in `f64` on `f32` weights, inputs and upstream gradients.
+pub fn backward_f64(
+    cfg: &RnnConfig,
+    weights: &[LayerWeights<'_, f32>],
+    shape: SeqShape,
+    input: SequenceInput<'_, f32>,
+    grads: OutputGrads<'_, f32>,
+) -> Result<Gradients<f64>> {
+    backward_as(cfg, weights, shape, input, grads, f64::from)
+}
+
 /// The smallest distance of a clipped or relu gate argument of the f64 forward on
 /// these `f32` values to its kink (see [`Point::kink_margin`](super::gradcheck::Point)).
 pub fn kink_margin_f64(
@@ -104,6 +140,6 @@ pub fn kink_margin_f64(
     shape: SeqShape,
     input: SequenceInput<'_, f32>,
 ) -> f64 {
-    let w = Wide::new(weights, &input);
+    let w = Wide::new(weights, &input, f64::from);
     crate::backward::kink_margin(cfg, &views(&w.weights), shape, &w.input(&input))
 }

@@ -1,14 +1,14 @@
-//! Random problems for the property tests: a config, a shape, `f32` weights normalized
-//! so that the derived tolerance holds, and inputs.
+//! Random problems for the property tests: a config, a shape, `f32` weights and
+//! inputs; most with contracting recurrences, some ill-conditioned on purpose.
 
 use crate::{
     views, CellKind, Direction, OwnedLayerWeights, RnnConfig, SeqShape, SequenceInput,
     SequenceOutput, TensorLayout,
 };
 
+use super::bound::{forward_bounded, Expected, Kernels};
 use super::oracle::forward_f64;
 use super::rng::SplitMix64;
-use super::tolerance::tolerance;
 use super::variants;
 
 /// One problem: config, shape, `f32` weights (one set per layer and direction) and
@@ -31,6 +31,10 @@ pub struct Problem {
     pub seq_lens: Option<Vec<usize>>,
     /// Largest |x| (the scale the inputs were drawn at).
     pub x_scale: f32,
+    /// The limit on the absolute row sums of `W_hh`: below 1 the recurrence contracts
+    /// (errors shrink from step to step), above 1 it may amplify them (an
+    /// ill-conditioned problem, see [`problem`]).
+    pub gain: f32,
 }
 
 impl Problem {
@@ -66,9 +70,14 @@ impl Problem {
             .expect("reference accepts the generated problem")
     }
 
-    /// The derived tolerance ([`tolerance`]) for the problem.
-    pub fn tolerance(&self) -> (f64, f64) {
-        tolerance(&self.cfg, self.shape.steps, f64::from(self.x_scale))
+    /// The f64 reference and the bound on the kernels' error, per output element
+    /// ([`forward_bounded`] with the [`Kernels`] error model).
+    ///
+    /// # Panics
+    /// If the reference rejects the problem.
+    pub fn expected(&self) -> Expected {
+        forward_bounded::<Kernels>(&self.cfg, &views(&self.weights), self.shape, self.input())
+            .expect("reference accepts the generated problem")
     }
 
     /// The problem with every value (weights, `x`, `h0`, `c0`) passed through `f`.
@@ -149,8 +158,8 @@ impl<T> TypedInputs<T> {
 }
 
 /// Scales every row of `w` (`rows x k`) so that its absolute sum is at most `limit`:
-/// the recurrent maps are then contractions in the max-norm, so rounding errors do not
-/// grow from step to step (see [`tolerance`]).
+/// below 1 for `W_hh`, the recurrent maps are contractions in the max-norm, so
+/// rounding errors do not grow from step to step.
 pub fn limit_rows(w: &mut [f32], k: usize, limit: f32) {
     for row in w.chunks_mut(k.max(1)) {
         let s: f32 = row.iter().map(|v| v.abs()).sum();
@@ -162,10 +171,21 @@ pub fn limit_rows(w: &mut [f32], k: usize, limit: f32) {
 
 /// A random problem with sizes `dims` = (I, H, B, T), `layers` layers and a random cell
 /// (or `cell`); direction, clip, layout, biases, initial states and sequence lengths
-/// are drawn too. Weights are normalized as [`tolerance`] assumes.
+/// are drawn too.
+///
+/// Weights are normalized: `W_ih` rows have absolute sums <= 2, `W_hr` rows <= 1,
+/// and `W_hh` rows <= [`Problem::gain`], which is 0.9 (a contraction) for three
+/// problems in four and drawn in `[1, 2]` for the fourth: an **ill-conditioned**
+/// problem, whose recurrence may amplify an error made at one step by up to `gain`
+/// per later step (tanh, relu and the gates' slopes allowing). Its bound
+/// ([`Problem::expected`]) tracks that amplification output by output, so it is
+/// larger than a contracting problem's but still far below the outputs
+/// (`kernels/tests/bound_quality.rs` checks it stays under 1% of the largest |y|).
 ///
 /// Everything derives from one [`SplitMix64`] seeded with `seed`, in a fixed order of
-/// draws: a seed names one problem for good (tests pin cases by seed).
+/// draws: a seed names one problem for good (tests pin cases by seed). The conditioning
+/// comes from a second generator seeded from `seed`, so the draws of the rest are those
+/// of a contracting problem.
 pub fn problem(
     seed: u64,
     dims: (usize, usize, usize, usize),
@@ -193,6 +213,12 @@ pub fn problem(
     };
     let shape = SeqShape::new(t, b).with_layout(layout);
     let bias = rng.below(4) != 0;
+    let mut cond = SplitMix64::new(seed ^ 0xC0DE_C0DE_C0DE_C0DE);
+    let gain = if cond.below(4) == 0 {
+        1.0 + cond.sym().abs()
+    } else {
+        0.9
+    };
     let mut weights = Vec::new();
     for set in 0..cfg.num_weight_sets() {
         let layer = set / cfg.num_directions();
@@ -202,7 +228,7 @@ pub fn problem(
         let mut w_ih = gen(lens.w_ih, 1.0);
         let mut w_hh = gen(lens.w_hh, 1.0);
         limit_rows(&mut w_ih, k_in, 2.0);
-        limit_rows(&mut w_hh, cfg.output_size(), 0.9);
+        limit_rows(&mut w_hh, cfg.output_size(), gain);
         let mut w_hr = lens.w_hr.map(|n| gen(n, 1.0));
         if let Some(w) = w_hr.as_mut() {
             limit_rows(w, h, 1.0);
@@ -236,5 +262,6 @@ pub fn problem(
         c0,
         seq_lens,
         x_scale,
+        gain,
     }
 }

@@ -21,7 +21,7 @@ use rnn_reference::RnnConfig;
 use super::{ThreeGates, Weights};
 use crate::arch::Backend;
 use crate::cells::backward::{
-    back_pass, dh_in, dsigmoid, dtanh, keep_units, unclipped, BackPtrs, Final, GradJob, Left,
+    back_pass, dh_in, dsigmoid, dtanh, final_pass, keep_units, unclipped, BackPtrs, GradJob, Left,
     Param, Right,
 };
 use crate::cells::clip;
@@ -221,17 +221,7 @@ pub(crate) unsafe fn finish<B: Backend>(w: &BackWeights, s: &BackPtrs, team: &Te
         BackWeights::ResetBefore { w_rz_t, .. } => *w_rz_t,
     };
     // SAFETY: forwarded contract.
-    unsafe {
-        back_pass::<B, _>(
-            team,
-            s.later_rows(),
-            s.batch,
-            w_t,
-            false,
-            s.zigzag,
-            &Final { s },
-        )
-    }
+    unsafe { final_pass::<B>(w_t, s, team) }
 }
 
 /// The values of `z`, `n` (and their pre-activations) of one tile, and `h`.

@@ -19,7 +19,7 @@ use super::Weights;
 use crate::aligned::AlignedVec;
 use crate::arch::Backend;
 use crate::cells::backward::{
-    back_pass, dh_in, dsigmoid, dtanh, keep_units, unclipped, BackPtrs, Final, GradJob, Left,
+    back_pass, dh_in, dsigmoid, dtanh, final_pass, keep_units, unclipped, BackPtrs, GradJob, Left,
     Param, Right,
 };
 use crate::cells::clip;
@@ -173,17 +173,7 @@ pub(crate) unsafe fn step<B: Backend>(w: &BackWeights, s: &BackPtrs, first: bool
 /// As for [`step`].
 pub(crate) unsafe fn finish<B: Backend>(w: &BackWeights, s: &BackPtrs, team: &Team<'_>) {
     // SAFETY: forwarded contract.
-    unsafe {
-        back_pass::<B, _>(
-            team,
-            s.later_rows(),
-            s.batch,
-            w.w_hh_t,
-            false,
-            s.zigzag,
-            &Final { s },
-        )
-    }
+    unsafe { final_pass::<B>(w.w_hh_t, s, team) }
 }
 
 /// The unprojected cell: `∂m = ∂L/∂h'` (product + carried + dy), then the update.

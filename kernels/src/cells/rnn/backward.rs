@@ -7,7 +7,8 @@ use rnn_reference::RnnConfig;
 use super::Weights;
 use crate::arch::Backend;
 use crate::cells::backward::{
-    back_pass, dh_in, dtanh, keep_units, unclipped, BackPtrs, Final, GradJob, Left, Param, Right,
+    back_pass, dh_in, dtanh, final_pass, keep_units, unclipped, BackPtrs, GradJob, Left, Param,
+    Right,
 };
 use crate::element::Element;
 use crate::kernel::Epilogue;
@@ -95,17 +96,7 @@ pub(crate) unsafe fn step<B: Backend>(w: &BackWeights, s: &BackPtrs, first: bool
 /// As for [`step`].
 pub(crate) unsafe fn finish<B: Backend>(w: &BackWeights, s: &BackPtrs, team: &Team<'_>) {
     // SAFETY: forwarded contract.
-    unsafe {
-        back_pass::<B, _>(
-            team,
-            s.later_rows(),
-            s.batch,
-            w.w_hh_t,
-            false,
-            s.zigzag,
-            &Final { s },
-        )
-    }
+    unsafe { final_pass::<B>(w.w_hh_t, s, team) }
 }
 
 /// `∂L/∂h` in, `dz` out, for the tiles of one panel.

@@ -80,7 +80,7 @@ impl Case {
     }
 
     /// The case as an `f32` [`Problem`] (time-major, `h0` always given, `c0` for an
-    /// LSTM; `x_scale` the largest |x|, at least 1).
+    /// LSTM; `x_scale` the largest |x|, at least 1; `gain` 1, not measured).
     pub fn problem_f32(&self) -> Problem {
         Problem {
             cfg: self.cfg,
@@ -91,6 +91,7 @@ impl Case {
             c0: self.cfg.cell.has_cell_state().then(|| to_f32(&self.c0)),
             seq_lens: self.seq_lens.clone(),
             x_scale: self.x.iter().fold(1.0f64, |m, v| m.max(v.abs())) as f32,
+            gain: 1.0,
         }
     }
 }

@@ -1,0 +1,142 @@
+//! Error models: what one operation of the implementation under test may get wrong.
+//! [`Kernels`] describes `rnn-kernels` (f32 arithmetic, the activations of
+//! `kernels/src/simd/math.rs`); [`StdF32`] the reference itself instantiated in `f32`
+//! (and any code using `std`'s `f32` `exp` / `tanh`).
+
+use std::fmt::Debug;
+
+/// `f32`'s unit roundoff, `2^-24`.
+pub const U32: f64 = 1.0 / (1u64 << 24) as f64;
+
+/// `f64`'s unit roundoff, `2^-53`: the f64 reference's own rounding, added to every
+/// `f32` rounding so the bound holds against the computed f64 reference rather than
+/// the exact result.
+pub const U64: f64 = 1.0 / (1u64 << 53) as f64;
+
+/// Absolute slack of one rounding, for underflow: `2^-126`, the smallest normal `f32`.
+/// A rounding into the subnormals errs by at most `2^-150` beyond `u |x|`, a flush to
+/// zero (`vdpbf16ps` flushes subnormal products and sums) by less than `2^-126`.
+pub const ETA: f64 = 1.0 / (1u128 << 126) as f64;
+
+/// One rounding to IEEE binary16 (`half::f16`): `(unit, floor)`, the error being at
+/// most `unit |v| + floor` (unit roundoff `2^-11`, half the subnormal spacing `2^-25`).
+pub const F16_ROUNDING: (f64, f64) = (1.0 / 2048.0, 1.0 / (1u64 << 25) as f64);
+
+/// One rounding to bfloat16 (`half::bf16`): unit roundoff `2^-8`, half the subnormal
+/// spacing `2^-134` (see [`F16_ROUNDING`]).
+pub const BF16_ROUNDING: (f64, f64) = (1.0 / 256.0, f64::from_bits((1023 - 134) << 52));
+
+/// Spacing of `f32` at the real number `y`: `2^(k−23)` for `|y|` in `[2^k, 2^(k+1))`,
+/// at least `2^−149` (the unit of the accuracy tables of `simd::math`).
+pub fn ulp(y: f64) -> f64 {
+    let k = ((y.to_bits() >> 52) & 0x7ff) as i64 - 1023;
+    f64::from_bits((((k - 23).max(-149) + 1023) as u64) << 52)
+}
+
+/// The accuracy of one activation: `|computed(x) − f(x)| <= min(ulps · ulp(f(x)), abs)`
+/// for every `f32` input `x`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ActErr {
+    /// Largest error in units of the last place of the exact result.
+    pub ulps: f64,
+    /// Largest absolute error (`f64::INFINITY`: none stated).
+    pub abs: f64,
+}
+
+impl ActErr {
+    /// The largest error on a result of magnitude at most `mag`.
+    pub fn at(self, mag: f64) -> f64 {
+        (self.ulps * ulp(mag)).min(self.abs)
+    }
+}
+
+/// The accuracy of the activations the kernels use, every ISA: the bounds the tests of
+/// `kernels/src/simd/math.rs` assert (`dense_sweep`, and `exhaustive_all_f32` over all
+/// 2³² inputs), which are the measured maxima of that module's table rounded up.
+pub mod kernel_activations {
+    use super::ActErr;
+
+    /// `exp`: 1.05 ulp (measured 1.010).
+    pub const EXP: ActErr = ActErr {
+        ulps: 1.05,
+        abs: f64::INFINITY,
+    };
+    /// `sigmoid`: 2.5 ulp (measured 2.402), 1.2e-7 absolute (measured 7.09e-8).
+    pub const SIGMOID: ActErr = ActErr {
+        ulps: 2.5,
+        abs: 1.2e-7,
+    };
+    /// `tanh`: 1.5 ulp (measured 1.456), 1.2e-7 absolute (measured 8.68e-8).
+    pub const TANH: ActErr = ActErr {
+        ulps: 1.5,
+        abs: 1.2e-7,
+    };
+}
+
+/// What one operation of an implementation may get wrong: the unit roundoff of its
+/// arithmetic and the accuracy of its activations.
+pub trait ErrorModel: Copy + Debug + Send + Sync + 'static {
+    /// Unit roundoff of additions and multiplications.
+    const U: f64;
+    /// `exp`.
+    const EXP: ActErr;
+    /// `tanh`.
+    const TANH: ActErr;
+    /// The sigmoid as one function with this accuracy, or `None` when it is computed
+    /// as `1 / (1 + exp(-x))` from the other operations (as the reference does).
+    const SIGMOID: Option<ActErr>;
+    /// Whether a product may read a subnormal operand as zero (then it may lose the
+    /// whole product).
+    const FLUSHES_SUBNORMAL_OPERANDS: bool;
+}
+
+/// `rnn-kernels`: `f32` arithmetic (FMA or not, any summation order), the fused
+/// activations of `simd::math` ([`kernel_activations`]), and subnormal operands read as
+/// zero by `vdpbf16ps` (the AVX512-BF16 input projection).
+#[derive(Clone, Copy, Debug)]
+pub struct Kernels;
+
+impl ErrorModel for Kernels {
+    const U: f64 = U32;
+    const EXP: ActErr = kernel_activations::EXP;
+    const TANH: ActErr = kernel_activations::TANH;
+    const SIGMOID: Option<ActErr> = Some(kernel_activations::SIGMOID);
+    const FLUSHES_SUBNORMAL_OPERANDS: bool = true;
+}
+
+/// `f32` code on `std`'s `f32::exp` and `f32::tanh` (glibc's `expf`, `tanhf` on
+/// Linux): the reference instantiated in `f32`, the bench-suite's unfused baseline.
+/// glibc documents at most 1 ulp for `expf` and 2 ulp for `tanhf` on x86_64
+/// (`libm-test-ulps`); the sigmoid is composed, `1 / (1 + exp(-x))`.
+#[derive(Clone, Copy, Debug)]
+pub struct StdF32;
+
+impl ErrorModel for StdF32 {
+    const U: f64 = U32;
+    const EXP: ActErr = ActErr {
+        ulps: 1.0,
+        abs: f64::INFINITY,
+    };
+    const TANH: ActErr = ActErr {
+        ulps: 2.0,
+        abs: f64::INFINITY,
+    };
+    const SIGMOID: Option<ActErr> = None;
+    const FLUSHES_SUBNORMAL_OPERANDS: bool = false;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ulp_is_the_f32_spacing() {
+        assert_eq!(ulp(1.0), U32 * 2.0);
+        assert_eq!(ulp(0.75), U32);
+        assert_eq!(ulp(-3.0), 4.0 * U32);
+        assert_eq!(ulp(0.0), f64::from(f32::from_bits(1)));
+        assert_eq!(ulp(1e-40), f64::from(f32::from_bits(1)));
+        assert_eq!(kernel_activations::TANH.at(0.9), 1.5 * U32);
+        assert_eq!(kernel_activations::SIGMOID.at(0.9), 1.2e-7);
+    }
+}
