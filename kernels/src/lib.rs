@@ -129,6 +129,7 @@ mod workspace;
 
 mod packed_cell;
 mod sequence;
+mod sequence_aligned;
 mod training;
 
 #[cfg(any(feature = "safetensors", feature = "onnx"))]

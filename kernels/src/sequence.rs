@@ -18,6 +18,7 @@ use crate::pack::padded;
 use crate::packed::PackedRnn;
 use crate::parallel::{run_team, threads_for, Team};
 use crate::passes::gemm_dot;
+use crate::sequence_aligned::{align_reverse, finish_aligned, finish_aligned_step, Finals};
 use crate::workspace::Workspace;
 use crate::Result;
 
@@ -201,8 +202,13 @@ impl<W: WeightType> PackedRnn<W> {
         let pre_len = rows.checked_mul(pre_stride(cfg)).ok_or_else(overflow)?;
         let io_len = if cfg.num_layers > 1 { dims.y } else { 0 };
         let (hl, cl, al) = state_sizes(cfg, batch);
+        // ONNX Runtime's scheme with sequence lengths runs rows aligned at their first
+        // step, and only the first max(len) steps (`sequence_aligned`).
+        let aligned = (W::QUANTIZED && self.act_quant == ActivationQuant::OnnxRuntime)
+            .then_some(input.seq_lens)
+            .flatten();
+        let run_len = aligned.map_or(t_len, |l| l.iter().copied().max().unwrap_or(0));
         let q8_lens = if W::QUANTIZED {
-            self.check_int8_call(&input, &shape)?;
             q8_sizes(cfg, rows).ok_or_else(overflow)?
         } else {
             (0, 0)
@@ -300,7 +306,7 @@ impl<W: WeightType> PackedRnn<W> {
                     } else {
                         let job = Job {
                             a: src.rows(batch).with_q8(q8),
-                            nrows: rows,
+                            nrows: run_len * batch,
                             w: set.w_ih.view(),
                         };
                         // SAFETY: `src` holds rows * k_in floats (checked `x`, or an io
@@ -309,8 +315,25 @@ impl<W: WeightType> PackedRnn<W> {
                         unsafe { (k.gemm)(team, &job, &store) };
                     }
                     let reverse = cfg.direction.is_reverse(dir);
-                    for s in 0..t_len {
-                        let t = if reverse { t_len - 1 - s } else { s };
+                    let fin = Finals {
+                        // SAFETY: h_n / c_n were checked to hold L*D*B rows.
+                        h_n: bufs.h_n.map(|p| unsafe { p.add(ld * batch * ho) }),
+                        // SAFETY: as above.
+                        c_n: bufs.c_n.map(|p| unsafe { p.add(ld * batch * h) }),
+                    };
+                    if let (Some(lens), true) = (aligned, reverse) {
+                        if team.is_leader() {
+                            // SAFETY: the product wrote run_len * batch rows of `pre`.
+                            unsafe { align_reverse(bufs.pre, pre_stride, lens) };
+                        }
+                        team.sync();
+                    }
+                    for s in 0..run_len {
+                        let t = if reverse && aligned.is_none() {
+                            t_len - 1 - s
+                        } else {
+                            s
+                        };
                         // SAFETY: `pre` row block t lies within rows * pre_stride; state
                         // buffers sized by `state_sizes`.
                         unsafe {
@@ -321,7 +344,23 @@ impl<W: WeightType> PackedRnn<W> {
                             };
                             (k.step)(&set.cell, &sp, team);
                         }
-                        if team.is_leader() {
+                        if let (Some(lens), true) = (aligned, team.is_leader()) {
+                            let dims = (ho, h, ps, hs);
+                            // SAFETY: (t, b) inside `dst` for t < steps, b < batch;
+                            // state rows padded to ps / hs; `fin` as above.
+                            unsafe {
+                                finish_aligned_step(
+                                    &st,
+                                    &dst,
+                                    s,
+                                    (dir, reverse),
+                                    lens,
+                                    lstm,
+                                    fin,
+                                    dims,
+                                );
+                            }
+                        } else if team.is_leader() {
                             // SAFETY: (t, b) inside `dst` for b < batch; state rows
                             // padded to ps / hs.
                             unsafe {
@@ -340,7 +379,13 @@ impl<W: WeightType> PackedRnn<W> {
                         team.sync();
                         st.swap();
                     }
-                    if team.is_leader() {
+                    if let (Some(lens), true) = (aligned, team.is_leader()) {
+                        let dims = (ho, h, ps, hs);
+                        // SAFETY: as for `finish_aligned_step`.
+                        unsafe {
+                            finish_aligned(&st, &dst, (dir, t_len), lens, lstm, fin, dims);
+                        }
+                    } else if team.is_leader() {
                         for b in 0..batch {
                             // SAFETY: row b of the padded state buffers holds >= ho / h
                             // floats; h_n / c_n were checked to hold L*D*B rows.
@@ -360,29 +405,6 @@ impl<W: WeightType> PackedRnn<W> {
             }
         };
         run_team(want, &body);
-        Ok(())
-    }
-}
-
-impl<W: WeightType> PackedRnn<W> {
-    /// What the int8 driver does not do yet: ONNX Runtime's scheme with sequences of
-    /// different lengths (its batch-wide `h` ranges and its alignment of reverse rows
-    /// need a driver that runs rows at different time indices in one step).
-    fn check_int8_call(&self, input: &SequenceInput<'_, f32>, shape: &SeqShape) -> Result<()> {
-        let ragged = input
-            .seq_lens
-            .is_some_and(|l| l.iter().any(|&n| n != shape.steps));
-        if self.act_quant == ActivationQuant::OnnxRuntime && ragged {
-            return Err(Error::Invalid {
-                arg: "seq_lens".into(),
-                expected: format!(
-                    "None or every length {} (ActivationQuant::OnnxRuntime with varying \
-                     lengths is not implemented by the kernels yet)",
-                    shape.steps
-                ),
-                actual: "varying lengths".into(),
-            });
-        }
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! int8 weights through the kernels against the naive int8 oracle
 //! (`rnn_reference::quant::forward_quantized`), every variant, every instruction set,
-//! every activation scheme.
+//! every activation scheme, with sequence lengths too (ONNX Runtime's scheme in its
+//! order: rows aligned at their first step, `kernels/src/sequence_aligned.rs`).
 //!
 //! The oracle runs each step on the kernels' own `y` as its recurrent input
 //! (`forced_y`), so both quantize bit-identical `h` (and `x`) values to the same codes;
@@ -91,18 +92,13 @@ fn check(p: &Problem, used: &mut f64) -> (usize, usize) {
     let q = quantize_weights(&p.cfg, &views(&p.weights)).unwrap();
     let (mut ill, mut arrays) = (0, 0);
     for scheme in ActivationQuant::ALL {
-        let mut p = p.clone();
-        if scheme == ActivationQuant::OnnxRuntime {
-            // Not implemented by the kernels with varying lengths (a named error).
-            p.seq_lens = None;
-        }
         for isa in Isa::available() {
             let rnn = PackedRnn::<i8>::from_quantized(&p.cfg, &quantized_views(&q))
                 .unwrap()
                 .with_isa(Some(isa))
                 .unwrap()
                 .with_activation_quant(scheme);
-            let got = run(&rnn, &p);
+            let got = run(&rnn, p);
             let packed = PackedRnn::<i8>::pack(&p.cfg, &views(&p.weights))
                 .unwrap()
                 .with_isa(Some(isa))
@@ -116,11 +112,11 @@ fn check(p: &Problem, used: &mut f64) -> (usize, usize) {
                     .collect()
             };
             assert_eq!(
-                bits(&run(&packed, &p)),
+                bits(&run(&packed, p)),
                 bits(&got),
                 "pack vs from_quantized {isa}"
             );
-            let e = expected(&p, &quantized_views(&q), scheme, &got.0);
+            let e = expected(p, &quantized_views(&q), scheme, &got.0);
             let ctx = format!("{isa} {scheme:?} {:?} {:?}", p.cfg, p.shape);
             let c_n: &[f32] = if p.cfg.cell.has_cell_state() {
                 &got.2
