@@ -41,6 +41,8 @@
 
 use std::ops::{Deref, DerefMut};
 
+pub mod int8;
+
 use arbitrary::{Result, Unstructured};
 use rnn_reference::testkit::problem::limit_rows;
 use rnn_reference::testkit::{class, variants, Class};
