@@ -40,6 +40,20 @@ a training step is timed instead, as `report --pass train` times rnn-kernels':
                 then in that dtype too; ours are always f32).
   onnxruntime:  has no training step; skipped (say --impl torch).
 
+With --dtype int8 (dynamically quantized: int8 weights, activations quantized at run
+time), the same forward on the same f32 weights quantized symmetrically per output
+channel (scale = max|w| / 127, as `PackedRnn::<i8>::pack` does):
+
+  torch:        torch.ao.quantization.quantize_dynamic(wrapper, {LSTM, GRU}, qint8)
+                on a module holding the nn.LSTM / nn.GRU as a child (a bare nn.LSTM
+                is not replaced); weights per tensor (torch's dynamic LSTM/GRU
+                quantize each matrix per tensor), kernels of the engine
+                torch.backends.quantized.engine (isa = "<engine>/<capability>").
+                No RNN (quantize_dynamic does not replace nn.RNN).
+  onnxruntime:  one com.microsoft.DynamicQuantizeLSTM node: W [1, I, 4H], R [1, H, 4H]
+                int8 (transposed, ONNX gate order), per-channel scales [1, 4H], zero
+                points 0, B; LSTM only (isa = "mlas").
+
 GFLOP/s of a training step counts the backward's products too: 3*2*T*B*G*H*(I+H)
 (forward; backward: dh through W_hh, dW_hh, dW_ih, dx, each the size of a forward
 product).
@@ -52,6 +66,7 @@ import os
 import statistics
 import sys
 import time
+import warnings
 
 CONFIGS = [  # (batch, hidden, input, steps), DeepBench-style, scaled to 2 cores
     (1, 256, 256, 100),
@@ -63,7 +78,9 @@ CONFIGS = [  # (batch, hidden, input, steps), DeepBench-style, scaled to 2 cores
 ]
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 ALL_CELLS = ["lstm", "gru", "rnn"]
-ALL_DTYPES = ["f32", "f16", "bf16"]
+ALL_DTYPES = ["f32", "f16", "bf16", "int8"]
+# int8 peers exist for these cells only (ORT: DynamicQuantizeLSTM; torch: quantize_dynamic).
+INT8_CELLS = {"torch": ["lstm", "gru"], "onnxruntime": ["lstm"]}
 ALL_IMPLS = ["torch", "onnxruntime"]
 
 
@@ -96,7 +113,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=1, help="intra-op threads for both peers (default 1)")
     p.add_argument("--cells", default="lstm,gru,rnn", help="comma list of lstm,gru,rnn")
-    p.add_argument("--dtype", default="f32", help="comma list of f32,f16,bf16 (f16/bf16: torch only)")
+    p.add_argument("--dtype", default="f32", help="comma list of f32,f16,bf16,int8 (f16/bf16: torch only; int8: dynamically "
+                        "quantized LSTM (torch, ORT's DynamicQuantizeLSTM) and GRU (torch))")
     p.add_argument("--impl", default="torch,onnxruntime", help="comma list of torch,onnxruntime")
     p.add_argument("--shapes", default=None,
                    help="comma list of BxHxIxT (default: the six benchmark configurations)")
@@ -381,6 +399,94 @@ def make_ort_session(cell, b, h, i, t, w, r, bias, threads):
     return ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
 
 
+def quantize_per_channel(w):
+    """Symmetric per-row int8 codes and scales of a [rows, k] float32 matrix."""
+    m = np.abs(w).max(axis=1)
+    scale = np.where(m > 0, m / 127.0, 1.0).astype(np.float32)
+    codes = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
+    return codes, scale
+
+
+def make_ort_int8_session(b, h, i, t, w, r, bias, threads):
+    """A one-node com.microsoft.DynamicQuantizeLSTM session on f32 ONNX weights w [1, 4H, I],
+    r [1, 4H, H], quantized per channel; also returns the dequantized (w, r)."""
+    wq, ws = quantize_per_channel(w[0])
+    rq, rs = quantize_per_channel(r[0])
+    inits = [
+        numpy_helper.from_array(np.ascontiguousarray(wq.T[None]), "W"),
+        numpy_helper.from_array(np.ascontiguousarray(rq.T[None]), "R"),
+        numpy_helper.from_array(bias, "B"),
+        numpy_helper.from_array(ws[None], "W_scale"),
+        numpy_helper.from_array(np.zeros((1, 4 * h), np.int8), "W_zero_point"),
+        numpy_helper.from_array(rs[None], "R_scale"),
+        numpy_helper.from_array(np.zeros((1, 4 * h), np.int8), "R_zero_point"),
+    ]
+    node = helper.make_node(
+        "DynamicQuantizeLSTM",
+        ["X", "W", "R", "B", "", "", "", "", "W_scale", "W_zero_point", "R_scale", "R_zero_point"],
+        ["Y", "Y_h"], domain="com.microsoft", hidden_size=h, direction="forward")
+    graph = helper.make_graph(
+        [node], "dq_lstm_peer",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [t, b, i])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [t, 1, b, h]),
+         helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, [1, b, h])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14),
+                                                    helper.make_opsetid("com.microsoft", 1)],
+                              producer_name="rnn-kernels-peers")
+    model.ir_version = min(model.ir_version, 8)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
+    deq = ((wq.astype(np.float32) * ws[:, None])[None], (rq.astype(np.float32) * rs[:, None])[None])
+    return sess, deq
+
+
+class Holder(torch.nn.Module if torch is not None else object):
+    """quantize_dynamic replaces child modules only: the RNN must be a child."""
+
+    def __init__(self, rnn):
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, x):
+        return self.rnn(x)
+
+
+def make_torch_int8(cell, h, i, seed):
+    """torch's dynamic quantized LSTM / GRU (int8 weights; its from_float quantizes each
+    weight matrix per tensor, whatever the qconfig), and the f32 module it came from."""
+    m = make_torch(cell, h, i, seed)
+    kind = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+    with warnings.catch_warnings():  # the deprecation notice of torch.ao.quantization
+        warnings.simplefilter("ignore")
+        q = torch.ao.quantization.quantize_dynamic(Holder(m), {kind}, dtype=torch.qint8)
+    if isinstance(q.rnn, kind):
+        raise RuntimeError(f"quantize_dynamic left {cell} in f32")
+    return q.eval(), m
+
+
+def bench_torch_int8(cell, b, h, i, t, args):
+    q, _ = make_torch_int8(cell, h, i, args.seed)
+    g = torch.Generator().manual_seed(args.seed + 1)
+    x = torch.rand(t, b, i, generator=g) * 2 - 1
+    with torch.inference_mode():
+        return time_fn(lambda: q(x), args.warmup, args.budget, args.min_runs, args.max_runs)
+
+
+def bench_ort_int8(b, h, i, t, args):
+    rng = np.random.default_rng(args.seed)
+    w, r, bias = random_onnx_weights("lstm", h, i, rng)
+    sess, _ = make_ort_int8_session(b, h, i, t, w, r, bias, args.threads)
+    x = rng.uniform(-1, 1, size=(t, b, i)).astype(np.float32)
+    feeds = {"X": x}
+    return time_fn(lambda: sess.run(None, feeds), args.warmup, args.budget, args.min_runs, args.max_runs)
+
+
 def bench_ort(cell, b, h, i, t, args):
     rng = np.random.default_rng(args.seed)
     w, r, bias = random_onnx_weights(cell, h, i, rng)
@@ -411,6 +517,56 @@ def self_check(threads, tol=1e-5):
         ok &= good
         log(f"[peers] self-check {cell}: max |ORT - torch| = {max(err, err_h):.2e} over Y and Y_h "
             f"(B={b} H={h} I={i} T={t}) -> {'ok' if good else 'MISMATCH'}")
+    return ok
+
+
+def int8_self_check(threads, tol=1e-2):
+    """Tiny config: ORT's DynamicQuantizeLSTM must stay within `tol` of torch's f32 LSTM on
+    the dequantized weights (the difference is the run-time quantization of x and h), and
+    torch's dynamic quantized LSTM / GRU within `tol` of the f32 module on its dequantized
+    weights. A difference of exactly 0 fails too (the int8 path did not run).
+
+    `tol`: 8-bit activations over a block in [-1, 1] are off by at most half a step, 1/255;
+    times the row sums of |W| (about (I + H) / (2 sqrt(H)) = 3.5 here) that is up to 1.4e-2
+    on one step's pre-activations, and the gates (slopes <= 1) and the state's decay keep
+    the outputs' error below that. Observed: 1.0e-3 (ORT LSTM), 2.0e-3 / 4.4e-3 (torch
+    LSTM / GRU). A wrong scale, zero point or gate order is off by 0.1 or more."""
+    b, h, i, t = 3, 16, 12, 5
+    ok = True
+    x = torch.rand(t, b, i, generator=torch.Generator().manual_seed(7)) * 2 - 1
+    m = make_torch("lstm", h, i, 123)
+    w, r, bias = torch_to_onnx_weights("lstm", m)
+    sess, (wd, rd) = make_ort_int8_session(b, h, i, t, w, r, bias, threads)
+    y_o, yh_o = sess.run(None, {"X": x.numpy()})
+    # torch's f32 LSTM on the same dequantized weights (ONNX gate order i,o,f,c -> torch i,f,g,o).
+    def torch_order(a):
+        blocks = np.split(a[0], 4, axis=0)
+        return torch.from_numpy(np.concatenate([blocks[k] for k in (0, 2, 3, 1)], axis=0))
+    with torch.no_grad():
+        m.weight_ih_l0.copy_(torch_order(wd))
+        m.weight_hh_l0.copy_(torch_order(rd))
+    with torch.inference_mode():
+        y_f, yh_f = m(x)
+    y_f, yh_f = y_f.numpy(), yh_f[0].numpy()
+    err = float(max(np.abs(y_o[:, 0] - y_f).max(), np.abs(yh_o - yh_f).max()))
+    good = 0 < err <= tol
+    ok &= good
+    log(f"[peers] int8 self-check onnxruntime lstm: max |DynamicQuantizeLSTM - torch f32 LSTM on the "
+        f"dequantized weights| = {err:.2e} (B={b} H={h} I={i} T={t}) -> {'ok' if good else 'MISMATCH'}")
+    for cell in INT8_CELLS["torch"]:
+        q, m = make_torch_int8(cell, h, i, 123)
+        with torch.no_grad():  # the f32 module on the weights torch quantized, dequantized
+            for name, v in q.rnn.get_weight().items():
+                getattr(m, name).copy_(v.dequantize())
+        with torch.inference_mode():
+            y_q, _ = q(x)
+            y_t, _ = m(x)
+        err = float((y_q - y_t).abs().max())
+        good = 0 < err <= tol
+        ok &= good
+        log(f"[peers] int8 self-check torch {cell}: max |dynamic quantized - f32 on its dequantized "
+            f"weights| = {err:.2e} "
+            f"-> {'ok' if good else 'MISMATCH'}")
     return ok
 
 
@@ -447,6 +603,8 @@ def main(args):
             log("[peers] self-check skipped: needs both torch and onnxruntime")
         elif not self_check(args.threads):
             raise SystemExit("[peers] self-check FAILED: torch and ORT disagree; not timing")
+        elif "int8" in args.dtype and not int8_self_check(args.threads):
+            raise SystemExit("[peers] int8 self-check FAILED; not timing")
 
     # One impl at a time, so the two runtimes' thread pools do not compete.
     for impl in impls:
@@ -454,11 +612,18 @@ def main(args):
             if impl == "onnxruntime" and args.pass_ == "train":
                 log("[peers] onnxruntime: skipping (no training step)")
                 break
-            if impl == "onnxruntime" and dtype != "f32":
+            if impl == "onnxruntime" and dtype not in ("f32", "int8"):
                 log(f"[peers] onnxruntime: skipping {dtype} (its CPU RNN/LSTM/GRU kernels are float32-only)")
                 continue
             for cell in args.cells:
-                isa = torch_isa(cell, TORCH_DTYPES[dtype], args.pass_) if impl == "torch" else "mlas"
+                if dtype == "int8" and (args.pass_ == "train" or cell not in INT8_CELLS[impl]):
+                    log(f"[peers] {impl}: no int8 {cell} {args.pass_} peer; skipping")
+                    continue
+                if dtype == "int8":
+                    isa = "mlas" if impl == "onnxruntime" else (
+                        f"{torch.backends.quantized.engine}/{torch.backends.cpu.get_cpu_capability().lower()}")
+                else:
+                    isa = torch_isa(cell, TORCH_DTYPES[dtype], args.pass_) if impl == "torch" else "mlas"
                 if impl == "onnxruntime" and args.max_isa:
                     isa = "mlas/unrestricted"
                 for (b, h, i, t) in args.shapes:
@@ -466,7 +631,11 @@ def main(args):
                         wait_idle(args.wait_idle)
                     snap = cpu_snapshot()
                     try:
-                        if impl == "torch" and args.pass_ == "train":
+                        if dtype == "int8" and impl == "torch":
+                            med, n = bench_torch_int8(cell, b, h, i, t, args)
+                        elif dtype == "int8":
+                            med, n = bench_ort_int8(b, h, i, t, args)
+                        elif impl == "torch" and args.pass_ == "train":
                             med, n = bench_torch_train(cell, dtype, b, h, i, t, args)
                         elif impl == "torch":
                             med, n = bench_torch(cell, dtype, b, h, i, t, args)
