@@ -169,19 +169,22 @@ fn plot(path: &str, curves: &[(&Net, Vec<f32>)]) -> Result<(), Box<dyn std::erro
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(1f32..T_MAX as f32, ((lo / 4.0)..(hi * 4.0)).log_scale())?;
+        // log10 of the norms on a linear axis, labelled as powers of ten: plotters' own
+        // log scale labels only a few decades of a 40-decade range.
+        .build_cartesian_2d(1f32..T_MAX as f32, (lo.log10() - 0.5)..(hi.log10() + 0.5))?;
     chart
         .configure_mesh()
         .x_desc("T (steps)")
         .y_desc("‖∂L/∂h₀‖ (log scale)")
-        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .y_labels(12)
+        .y_label_formatter(&|v| format!("1e{v:.0}"))
         .draw()?;
     for (net, norms) in curves {
         let points = norms
             .iter()
             .enumerate()
             .filter(|(_, &v)| v > 0.0)
-            .map(|(i, &v)| ((i + 1) as f32, v));
+            .map(|(i, &v)| ((i + 1) as f32, v.log10()));
         let color = net.color;
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))?

@@ -237,10 +237,10 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use rnn_bench_suite::{max_abs_diff, BenchConfig, Cell, Problem};
+    use rnn_bench_suite::{BenchConfig, Cell, Problem};
     use rnn_kernels::Isa;
 
-    use crate::kernels::{build_kernels, reference_on};
+    use crate::kernels::build_kernels;
     use crate::options::{parse_args, resolve_isa, Dtype, Pass};
 
     fn dtypes(args: &[&str]) -> Result<Vec<Dtype>, String> {
@@ -309,21 +309,39 @@ mod tests {
     }
 
     /// The training step the report times computes the reference's gradients, for
-    /// every dtype (half: the reference sees the same rounded weights and x, and dy
-    /// is exact in every dtype; gradients f32, so no output rounding): 1e-5 of the
-    /// largest gradient, the f32 forward's bound. A smoke check of the wiring; the
-    /// kernels' own tests hold the derived bound.
+    /// every dtype (half: the reference sees the same rounded weights and x, and dy is
+    /// exact in every dtype; gradients f32, so no output rounding), within the bound
+    /// computed alongside the f64 reference backward (`testkit::bound`); `compare`
+    /// refuses a bound of 1% of the gradients or more.
     #[test]
     fn training_step_matches_the_reference_backward() {
+        use rnn_kernels::half::{bf16, f16};
+        use rnn_kernels::{SeqShape, SequenceInput};
+        use rnn_reference::testkit::bound::{backward_bounded, Kernels as Model};
         for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
             let p = Problem::new(cell, BenchConfig::new(2, 24, 8, 3));
             for dtype in [Dtype::F32, Dtype::F16, Dtype::Bf16] {
                 let mut k = build_kernels(dtype, &p, Isa::best(), Pass::Train).unwrap();
                 k.run(3).unwrap();
-                let want = reference_on(dtype, Pass::Train, &p, 3).unwrap();
-                let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-                let err = max_abs_diff(&k.output(3), &want);
-                assert!(err < 1e-5 * scale, "{cell:?} {}: {err}", dtype.name());
+                let q = match dtype {
+                    Dtype::F16 => p.rounded::<f16>(),
+                    Dtype::Bf16 => p.rounded::<bf16>(),
+                    _ => p.clone(),
+                };
+                let dy = rnn_bench_suite::upstream(&q);
+                let e = backward_bounded::<Model>(
+                    &q.cfg,
+                    &[q.weights()],
+                    SeqShape::new(3, q.shape.batch),
+                    SequenceInput::new(q.x_prefix(3)),
+                    rnn_reference::OutputGrads::new(&dy[..q.y_len(3)]),
+                )
+                .unwrap();
+                // What `output` holds: ∂L/∂x of the 3 steps, then ∂W_hh.
+                let want = [&e.want.dx[..], &e.want.weights[0].w_hh].concat();
+                let bound = [&e.bound.dx[..], &e.bound.weights[0].w_hh].concat();
+                rnn_reference::testkit::compare("dx, dW_hh", &k.output(3), &want, &bound)
+                    .unwrap_or_else(|m| panic!("{cell:?} {}: {m}", dtype.name()));
             }
         }
     }
