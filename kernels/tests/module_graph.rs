@@ -16,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["cells"],
     &["dispatch"],
     &["io", "packed", "workspace"],
-    &["packed_cell", "sequence", "training"],
+    &["packed_cell", "sequence", "sequence_aligned", "training"],
     &["models"],
 ];
 
