@@ -204,7 +204,9 @@ pub(crate) use define_backend;
 
 /// Defines `$name`, the int8 product with integer type `$d` and vector type `$v`
 /// compiled with the path's features plus `$extra` (a callback of
-/// [`isa_features!`](crate::isa::isa_features), which appends the path's list).
+/// [`isa_features!`](crate::isa::isa_features), which appends the path's list). Only the
+/// x86 paths have separately compiled int8 entries.
+#[cfg(target_arch = "x86_64")]
 macro_rules! define_i8_entry {
     (
         $(#[$doc:meta])*
@@ -227,6 +229,7 @@ macro_rules! define_i8_entry {
         }
     };
 }
+#[cfg(target_arch = "x86_64")]
 pub(crate) use define_i8_entry;
 
 /// Implements [`Backend`] for a backend defined by [`define_backend!`] in the same
