@@ -15,7 +15,7 @@ mod train;
 mod unfused;
 
 pub use configs::{flops, step_flops, BenchConfig, Cell, CELLS, CONFIGS};
-pub use probes::{dot_bf16_peak_gflops, fma_peak_gflops, PROBE_ACCUMULATORS};
+pub use probes::{dot_bf16_peak_gflops, dot_u8i8_peak_gops, fma_peak_gflops, PROBE_ACCUMULATORS};
 pub use problems::{max_abs_diff, round_through, to_elem, to_f32, Problem, TypedProblem};
 /// The deterministic generator of the problems (the workspace test kit's).
 pub use rnn_reference::testkit::SplitMix64;

@@ -81,6 +81,23 @@ pub fn dot_bf16_peak_gflops(budget: Duration) -> Option<f64> {
     None
 }
 
+/// The `vpdpbusd` rate in GOP/s of one core (four `u8 × i8` multiply-adds per `i32`
+/// lane per instruction, counted as 8 operations like the int8 rows' GFLOP/s), measured
+/// like [`fma_peak_gflops`]; `None` without AVX512-VNNI. This is the peak of the int8
+/// products on the AVX-512 paths.
+pub fn dot_u8i8_peak_gops(budget: Duration) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni") {
+        let round: fn(u64) -> f32 = |n| {
+            // SAFETY: reached only after detecting avx512f and avx512vnni just above.
+            unsafe { probe::dpbusd(n) }
+        };
+        return Some(best_rate(round, 8 * 16 * PROBE_ACCUMULATORS as u64, budget));
+    }
+    let _ = budget;
+    None
+}
+
 /// Best GFLOP/s of `round` over `budget`.
 fn best_rate(round: fn(u64) -> f32, flops_per_iter: u64, budget: Duration) -> f64 {
     // Calibrate: grow the iteration count until one round takes >= 5 ms.
@@ -174,6 +191,33 @@ mod probe {
             s = _mm512_add_ps(s, v);
         }
         _mm512_reduce_add_ps(s)
+    }
+
+    /// AVX512-VNNI: `vpdpbusd` on zmm registers, `acc += Σ a·w` over bytes whose
+    /// products cancel (codes 1 times weights 1, -1, 1, -1), so the accumulators stay.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and AVX512-VNNI.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub(super) unsafe fn dpbusd(iters: u64) -> f32 {
+        use std::arch::x86_64::*;
+        let a = _mm512_set1_epi8(1);
+        let w = _mm512_set1_epi32(0xFF01_FF01u32 as i32);
+        let mut acc = [_mm512_setzero_si512(); N];
+        for (k, v) in acc.iter_mut().enumerate() {
+            *v = _mm512_set1_epi32(k as i32);
+        }
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_dpbusd_epi32(*v, a, w);
+            }
+        }
+        let mut s = _mm512_setzero_si512();
+        for v in acc {
+            s = _mm512_add_epi32(s, v);
+        }
+        _mm512_reduce_add_epi32(s) as f32
     }
 
     /// AVX2: `vfmadd` on ymm registers.

@@ -164,10 +164,7 @@ unsafe fn quantize_row<V: V16>(
                 .round_nearest()
                 .add(zv);
             sum = sum.add(q);
-            q.store(tmp.as_mut_ptr());
-            for (l, &v) in tmp.iter().enumerate() {
-                *d.add(c + l) = v as u8;
-            }
+            q.store_codes(d.add(c));
             c += LANES;
         }
         sum.store(tmp.as_mut_ptr());

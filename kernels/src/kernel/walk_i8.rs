@@ -141,6 +141,9 @@ unsafe fn block<V: V16, D: Dot8, const NP: usize, const M: usize, E: Epilogue<V,
         // SAFETY: rows r0..r0+M are below nrows (caller's contract).
         *q = unsafe { job.a.add((r0 + i) * job.stride) };
     }
+    for i in 0..M {
+        epi.prefetch(r0 + i, p);
+    }
     // SAFETY: forwarded contract: rows hold 4 k4 bytes, the panel k4 * NP * 64.
     let acc = unsafe { tile::<D, M, NP>(&rows, job.k4, panel) };
     for (i, row) in acc.iter().enumerate() {

@@ -14,6 +14,28 @@ pub(crate) mod math;
 
 pub(crate) use dot8::Dot8;
 
+/// Asks the cache for the lines holding `floats` floats from `p` (a hint: never reads,
+/// never faults, whatever the address; a no-op off x86_64). The epilogues use it for
+/// rows they will read after a block's products, `pre_stride` apart, a pattern the
+/// hardware prefetchers do not follow.
+#[inline(always)]
+pub(crate) fn prefetch(p: *const f32, floats: usize) {
+    let mut off = 0;
+    while off < floats {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `prefetcht0` is in SSE (every x86_64 CPU) and only hints the cache: it
+        // does not dereference the address and cannot fault, so any address is fine
+        // (`wrapping_add` keeps even the pointer arithmetic defined).
+        unsafe {
+            use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off).cast());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
+        off += 16;
+    }
+}
+
 /// 16 lanes of `f32`.
 ///
 /// # Safety
@@ -70,4 +92,18 @@ pub unsafe trait V16: Copy {
     /// vector, `p[2l + 1]` for lane `l` of the second) and widens both with one shift
     /// and one mask: half the work of two [`load_bf16`](V16::load_bf16).
     unsafe fn load_bf16_pair(p: *const u16) -> (Self, Self);
+    /// Stores the 16 lanes, each an integer in `0..=255` or NaN, as 16 bytes at `p` (a
+    /// NaN as 0, like `as u8`): the codes of run-time quantization. Other values give
+    /// unspecified (but not undefined) bytes. `p` must be valid for 16 byte writes.
+    #[inline(always)]
+    unsafe fn store_codes(self, p: *mut u8) {
+        let mut t = [0.0f32; 16];
+        // SAFETY: `t` holds 16 floats; the caller guarantees the ISA and 16 bytes at `p`.
+        unsafe {
+            self.store(t.as_mut_ptr());
+            for (i, &v) in t.iter().enumerate() {
+                *p.add(i) = v as u8;
+            }
+        }
+    }
 }

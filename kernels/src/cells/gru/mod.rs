@@ -27,7 +27,7 @@ use crate::kernel::Epilogue;
 use crate::pack::{padded_rows, Panels, LANES};
 use crate::parallel::Team;
 use crate::passes::pass;
-use crate::simd::{math, V16};
+use crate::simd::{self, math, V16};
 
 /// The GRU cell.
 pub(crate) struct Gru;
@@ -171,6 +171,11 @@ struct LinearBeforeReset<'a> {
 
 impl<V: V16> Epilogue<V, 3> for LinearBeforeReset<'_> {
     #[inline(always)]
+    fn prefetch(&self, row: usize, tile: usize) {
+        self.prefetch_tiles(row, tile, 1);
+    }
+
+    #[inline(always)]
     unsafe fn finish(&self, row: usize, tile: usize, acc: &[V; 3]) {
         // SAFETY: forwarded contract.
         unsafe { self.tile(row, tile, acc) }
@@ -180,6 +185,11 @@ impl<V: V16> Epilogue<V, 3> for LinearBeforeReset<'_> {
 /// Two tiles per panel (paired storage): tiles `2 panel` and `2 panel + 1`; state rows
 /// are padded to 4 tiles, so both exist.
 impl<V: V16> Epilogue<V, 6> for LinearBeforeReset<'_> {
+    #[inline(always)]
+    fn prefetch(&self, row: usize, panel: usize) {
+        self.prefetch_tiles(row, 2 * panel, 2);
+    }
+
     #[inline(always)]
     unsafe fn finish(&self, row: usize, panel: usize, acc: &[V; 6]) {
         // SAFETY: forwarded contract; the padded rows hold both tiles.
@@ -191,6 +201,17 @@ impl<V: V16> Epilogue<V, 6> for LinearBeforeReset<'_> {
 }
 
 impl LinearBeforeReset<'_> {
+    /// Prefetches the input projections and `h` of `tiles` tiles from `tile` of `row`.
+    #[inline(always)]
+    fn prefetch_tiles(&self, row: usize, tile: usize, tiles: usize) {
+        let (s, u) = (self.s, tile * LANES);
+        simd::prefetch(
+            s.pre.wrapping_add(row * s.pre_stride + 3 * u),
+            3 * LANES * tiles,
+        );
+        simd::prefetch(s.h_prev.wrapping_add(row * s.h_stride + u), LANES * tiles);
+    }
+
     /// One tile: `acc` holds the recurrent products of r, z and n.
     ///
     /// # Safety

@@ -24,7 +24,7 @@ use crate::kernel::{Epilogue, Store};
 use crate::pack::{padded_rows, Panels, LANES};
 use crate::parallel::Team;
 use crate::passes::{gemm, pass};
-use crate::simd::{math, V16};
+use crate::simd::{self, math, V16};
 
 /// The LSTM cell.
 pub(crate) struct Lstm;
@@ -107,6 +107,13 @@ struct Update<'a> {
 unsafe impl Sync for Update<'_> {}
 
 impl<V: V16> Epilogue<V, 4> for Update<'_> {
+    #[inline(always)]
+    fn prefetch(&self, row: usize, tile: usize) {
+        let (s, u) = (self.s, tile * LANES);
+        simd::prefetch(s.pre.wrapping_add(row * s.pre_stride + 4 * u), 4 * LANES);
+        simd::prefetch(s.c_prev.wrapping_add(row * s.c_stride + u), LANES);
+    }
+
     #[inline(always)]
     unsafe fn finish(&self, row: usize, tile: usize, acc: &[V; 4]) {
         let s = self.s;

@@ -14,7 +14,7 @@ use crate::kernel::Epilogue;
 use crate::pack::{Panels, LANES};
 use crate::parallel::Team;
 use crate::passes::pass;
-use crate::simd::{math, V16};
+use crate::simd::{self, math, V16};
 
 /// The Elman RNN cell.
 pub(crate) struct Rnn;
@@ -60,6 +60,13 @@ struct Activate<'a> {
 }
 
 impl<V: V16, const NP: usize> Epilogue<V, NP> for Activate<'_> {
+    #[inline(always)]
+    fn prefetch(&self, row: usize, panel: usize) {
+        let s = self.s;
+        let u = panel * NP * LANES;
+        simd::prefetch(s.pre.wrapping_add(row * s.pre_stride + u), NP * LANES);
+    }
+
     #[inline(always)]
     unsafe fn finish(&self, row: usize, panel: usize, acc: &[V; NP]) {
         let s = self.s;

@@ -222,6 +222,23 @@ unsafe impl V16 for Avx2x2 {
     }
 
     #[inline(always)]
+    unsafe fn store_codes(self, p: *mut u8) {
+        // SAFETY: avx2 was detected (trait contract); the caller guarantees 16 writable
+        // bytes. `vcvttps2dq` turns NaN into i32::MIN, which the max with 0 makes 0 (as
+        // `as u8` does); lanes in 0..=255 pack exactly. `vpackusdw` interleaves the two
+        // halves by 128-bit lane, the permute restores lane order before the last pack.
+        unsafe {
+            let z = _mm256_setzero_si256();
+            let a = _mm256_max_epi32(_mm256_cvttps_epi32(self.0[0]), z);
+            let b = _mm256_max_epi32(_mm256_cvttps_epi32(self.0[1]), z);
+            let w = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packus_epi32(a, b));
+            let bytes =
+                _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256::<1>(w));
+            _mm_storeu_si128(p.cast(), bytes);
+        }
+    }
+
+    #[inline(always)]
     unsafe fn load_bf16_pair(p: *const u16) -> (Self, Self) {
         // SAFETY: the caller guarantees avx2 and 32 readable u16 at `p`: lanes 0-7 are
         // the first 16 u16, lanes 8-15 the next 16; see the AVX-512 version.

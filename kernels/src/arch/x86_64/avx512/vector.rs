@@ -148,6 +148,17 @@ unsafe impl V16 for __m512 {
     }
 
     #[inline(always)]
+    unsafe fn store_codes(self, p: *mut u8) {
+        // SAFETY: avx512f was detected (trait contract); the caller guarantees 16
+        // writable bytes. `vcvttps2dq` turns NaN into i32::MIN, which the max with 0
+        // makes 0 (as `as u8` does); lanes in 0..=255 narrow exactly (`vpmovdb`).
+        unsafe {
+            let i = _mm512_max_epi32(_mm512_cvttps_epi32(self), _mm512_setzero_si512());
+            _mm_storeu_si128(p.cast(), _mm512_cvtepi32_epi8(i));
+        }
+    }
+
+    #[inline(always)]
     unsafe fn load_bf16_pair(p: *const u16) -> (Self, Self) {
         // SAFETY: the caller guarantees avx512f and 32 readable u16 at `p`. Each u32
         // lane holds (low: first vector's bf16, high: second's); shifting the low half
