@@ -89,13 +89,11 @@ pub(crate) unsafe fn gemm_dot(team: &Team<'_>, f: DotFn, job: &DotJob, epi: &Sto
     });
 }
 
-/// [`pass`] (and [`gemm`]) for int8 panels: the leader quantizes the job's rows into
-/// their scratch (`job.a.q8`: one range per row, or one over all rows), the team
-/// meets, then each member runs its share of the integer product, whose exact sums
-/// are scaled into the `f32` tiles `epi` takes; then the team meets again.
-///
-/// The quantization is serial: `nrows · k` values against the product's
-/// `nrows · k · columns` multiply-adds.
+/// [`pass`] (and [`gemm`]) for int8 panels: the team quantizes the job's rows into
+/// their scratch (`job.a.q8`: one range per row, split by rows among the members; or
+/// one over all rows, by the leader), meets, then each member runs its share of the
+/// integer product, whose exact sums are scaled into the `f32` tiles `epi` takes; then
+/// the team meets again.
 ///
 /// # Safety
 /// As for [`pass`]; `job.w` holds int8 codes (`W::QUANTIZED`) with their column data,
@@ -121,10 +119,21 @@ unsafe fn pass_i8<B, W, E, const NP: usize>(
         nrows * stride <= q8.codes_len && nrows <= q8.params_len,
         "int8 operand scratch too small"
     );
-    if team.is_leader() {
+    // One range per row: each member quantizes its share of the rows (each row's codes
+    // depend on that row alone, so any split gives the same codes). One range over
+    // every row: the leader alone (the range needs every row first).
+    let mine = if q8.per_row {
+        // About 16 operations per value against a multiply-add's one.
+        team.chunk(nrows, threads_for(nrows * k * 16, nrows, usize::MAX))
+    } else if team.is_leader() {
+        0..nrows
+    } else {
+        nrows..nrows
+    };
+    if !mine.is_empty() {
         // SAFETY: the rows hold `k` readable floats each (the job's contract); the
         // scratch holds `nrows` rows of `stride >= k` bytes and `nrows` parameters
-        // (checked above).
+        // (checked above); members write disjoint rows of it.
         unsafe {
             let block = (!q8.per_row).then(|| {
                 let r = B::run_op(RangeOp {
@@ -136,7 +145,7 @@ unsafe fn pass_i8<B, W, E, const NP: usize>(
             });
             B::run_op(QuantizeOp {
                 a: &job.a,
-                rows: 0..nrows,
+                rows: mine,
                 k,
                 dst: q8.codes,
                 stride,
