@@ -100,9 +100,13 @@ pub fn step<T: Real>(
         h: Vec::with_capacity(batch * ho),
         c: Vec::with_capacity(if lstm { batch * hid } else { 0 }),
     };
+    // `h` as the recurrent product reads it (quantized, under an int8 error model);
+    // the GRU's update and `r ⊙ h` use `h` itself.
+    let h_op = T::product_operand(h, ho);
     for b in 0..batch {
         let xb = &x[b * i_sz..(b + 1) * i_sz];
         let hb = &h[b * ho..(b + 1) * ho];
+        let hq = &h_op[b * ho..(b + 1) * ho];
         let g = Gates {
             w: weights,
             i_sz,
@@ -111,7 +115,7 @@ pub fn step<T: Real>(
         match cfg.cell {
             CellKind::Rnn(RnnVariant { activation }) => {
                 for j in 0..hid {
-                    let pre = cl(g.x_part(j, xb) + g.h_part(j, hb));
+                    let pre = cl(g.x_part(j, xb) + g.h_part(j, hq));
                     out.h.push(match activation {
                         RnnActivation::Tanh => pre.tanh(),
                         RnnActivation::Relu => pre.relu(),
@@ -130,17 +134,18 @@ pub fn step<T: Real>(
                 let mut m = Vec::with_capacity(hid);
                 for (j, &c_old) in cb.iter().enumerate() {
                     let (ri, rf, rg, ro) = (j, hid + j, 2 * hid + j, 3 * hid + j);
-                    let i = cl(g.x_part(ri, xb) + g.h_part(ri, hb) + pc(0, j, c_old)).sigmoid();
-                    let f = cl(g.x_part(rf, xb) + g.h_part(rf, hb) + pc(1, j, c_old)).sigmoid();
-                    let gg = cl(g.x_part(rg, xb) + g.h_part(rg, hb)).tanh();
+                    let i = cl(g.x_part(ri, xb) + g.h_part(ri, hq) + pc(0, j, c_old)).sigmoid();
+                    let f = cl(g.x_part(rf, xb) + g.h_part(rf, hq) + pc(1, j, c_old)).sigmoid();
+                    let gg = cl(g.x_part(rg, xb) + g.h_part(rg, hq)).tanh();
                     let c_new = f * c_old + i * gg;
-                    let o = cl(g.x_part(ro, xb) + g.h_part(ro, hb) + pc(2, j, c_new)).sigmoid();
+                    let o = cl(g.x_part(ro, xb) + g.h_part(ro, hq) + pc(2, j, c_new)).sigmoid();
                     out.c.push(c_new);
                     m.push(o * c_new.tanh());
                 }
                 match proj_size {
                     Some(_) => {
                         let w_hr = weights.w_hr.expect("checked by check_weights");
+                        let m = T::product_operand(&m, hid);
                         for r in 0..ho {
                             out.h.push(dot(&w_hr[r * hid..(r + 1) * hid], &m));
                         }
@@ -155,8 +160,8 @@ pub fn step<T: Real>(
                 let mut r = Vec::with_capacity(hid);
                 let mut z = Vec::with_capacity(hid);
                 for j in 0..hid {
-                    r.push(cl(g.x_part(j, xb) + g.h_part(j, hb)).sigmoid());
-                    z.push(cl(g.x_part(hid + j, xb) + g.h_part(hid + j, hb)).sigmoid());
+                    r.push(cl(g.x_part(j, xb) + g.h_part(j, hq)).sigmoid());
+                    z.push(cl(g.x_part(hid + j, xb) + g.h_part(hid + j, hq)).sigmoid());
                 }
                 // r ⊙ h, for the reset-before form.
                 let rh: Vec<T> = if linear_before_reset {
@@ -164,10 +169,11 @@ pub fn step<T: Real>(
                 } else {
                     r.iter().zip(hb).map(|(&r, &h)| r * h).collect()
                 };
+                let rh = T::product_operand(&rh, hid);
                 for j in 0..hid {
                     let rn = 2 * hid + j;
                     let pre = if linear_before_reset {
-                        g.x_part(rn, xb) + r[j] * g.h_part(rn, hb)
+                        g.x_part(rn, xb) + r[j] * g.h_part(rn, hq)
                     } else {
                         g.x_part(rn, xb) + g.h_part(rn, &rh)
                     };

@@ -1,5 +1,6 @@
 //! The scalar types the reference is generic over: `f32` and `f64`.
 
+use std::borrow::Cow;
 use std::fmt::Debug;
 use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
 
@@ -63,6 +64,17 @@ pub trait Real:
     /// round to another code?) use the rigorous bound where one is tracked.
     fn error_bound(self) -> Option<f64> {
         None
+    }
+
+    /// The operand rows `a` (`rows × k`) of matrix products as the implementation this
+    /// number models reads them: unchanged, except under an error-tracking number
+    /// that models int8 products (the test kit's `Bounded` with an int8 error model),
+    /// which widens each value's bound by the error of its quantized code. The slice
+    /// is one quantization block (or `k`-wide rows of blocks): [`forward`](crate::forward)
+    /// passes each layer's whole input, [`step`](crate::step) the step's `h` and its
+    /// second operands (a projection's `o ⊙ tanh(c')`, a reset-before GRU's `r ⊙ h`).
+    fn product_operand(a: &[Self], _k: usize) -> Cow<'_, [Self]> {
+        Cow::Borrowed(a)
     }
 
     /// Clamps to `[-c, c]` (ONNX `clip`, `c > 0`); NaN stays NaN.

@@ -148,6 +148,9 @@ pub fn forward<T: Real>(
             direction: Direction::Forward,
             ..*cfg
         };
+        // The input as the layer's products read it (one block: quantized, under an
+        // int8 error model).
+        let x_op = T::product_operand(&layer_in, width);
         for d in 0..nd {
             let k = layer * nd + d;
             let w = &weights[k];
@@ -174,7 +177,7 @@ pub fn forward<T: Real>(
                 let mut c_prev = Vec::with_capacity(if lstm { rows.len() * hid } else { 0 });
                 for &(b, t) in &rows {
                     let r = shape.row(t, b);
-                    xs.extend_from_slice(&layer_in[r * width..(r + 1) * width]);
+                    xs.extend_from_slice(&x_op[r * width..(r + 1) * width]);
                     h_prev.extend_from_slice(&hs[b * ho..(b + 1) * ho]);
                     if lstm {
                         c_prev.extend_from_slice(&cs[b * hid..(b + 1) * hid]);

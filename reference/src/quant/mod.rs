@@ -17,6 +17,7 @@
 //! (biases, peepholes, clip, activations, the cell update) is the `f32` cell.
 
 mod cell;
+pub mod error;
 mod onnx;
 mod params;
 mod sequence;

@@ -3,11 +3,13 @@
 //! same expression may be from it. The rules of every operation live here; see the
 //! module docs of [`super`] for the derivation.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::marker::PhantomData;
 use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
 
 use super::model::{ActErr, ErrorModel, ETA, U64};
+use crate::quant::error::{operand_error, scale_bound};
 use crate::Real;
 
 /// `lsb` of zero: zero lies on every grid.
@@ -405,6 +407,40 @@ impl<M: ErrorModel> Real for Bounded<M> {
             u * (v.abs() + before_add) + ETA
         };
         Self::new(v, before_add + r_add, None).guarded()
+    }
+
+    /// Under an int8 model ([`ErrorModel::QUANTIZED`]) every value's bound grows by
+    /// [`operand_error`] at the largest scale its block can get: whatever the
+    /// implementation's values, they lie in `[min (v − e), max (v + e)]` over the block
+    /// (each `k`-wide row for a per-row scheme, else the whole slice), which bounds its
+    /// range and so its scale ([`scale_bound`]). Unchanged under other models.
+    fn product_operand(a: &[Self], k: usize) -> Cow<'_, [Self]> {
+        let Some(scheme) = M::QUANTIZED else {
+            return Cow::Borrowed(a);
+        };
+        let qmax = scheme.qmax();
+        let block = if scheme.per_row() { k } else { a.len() };
+        let mut out = Vec::with_capacity(a.len());
+        for rows in a.chunks(block.max(1)) {
+            let rows: Vec<Self> = rows.iter().map(|x| x.settle()).collect();
+            let (lo, hi) = rows.iter().fold((0.0f64, 0.0f64), |(lo, hi), x| {
+                (lo.min(x.v - x.e), hi.max(x.v + x.e))
+            });
+            let s = scale_bound(lo, hi, qmax);
+            out.extend(rows.iter().map(|&x| {
+                if s == 0.0 {
+                    // Every value is exactly 0, and so is its code's error.
+                    return x;
+                }
+                let e = if s.is_finite() && x.v.is_finite() {
+                    x.e + operand_error(x.v, x.e, s, qmax)
+                } else {
+                    f64::INFINITY
+                };
+                Self::new(x.v, e, None).guarded()
+            }));
+        }
+        Cow::Owned(out)
     }
 
     /// Exact, 1-Lipschitz, and flat below 0.

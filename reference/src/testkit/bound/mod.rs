@@ -42,10 +42,15 @@
 //! activations) is a new [`ErrorModel`].
 
 mod bounded;
+mod int8;
 pub mod model;
 
 pub use bounded::Bounded;
-pub use model::{ulp, ActErr, ErrorModel, Kernels, StdF32, BF16_ROUNDING, F16_ROUNDING};
+pub use int8::forward_dequantized;
+pub use model::{
+    ulp, ActErr, ErrorModel, Int8OnnxRuntime, Int8PerRow, Int8PerRowReduced, Kernels, StdF32,
+    BF16_ROUNDING, F16_ROUNDING,
+};
 
 use super::oracle::{backward_as, forward_as, step_as};
 use crate::{

@@ -5,6 +5,8 @@
 
 use std::fmt::Debug;
 
+use crate::quant::ActivationQuant;
+
 /// `f32`'s unit roundoff, `2^-24`.
 pub const U32: f64 = 1.0 / (1u64 << 24) as f64;
 
@@ -88,6 +90,11 @@ pub trait ErrorModel: Copy + Debug + Send + Sync + 'static {
     /// Whether a product may read a subnormal operand as zero (then it may lose the
     /// whole product).
     const FLUSHES_SUBNORMAL_OPERANDS: bool;
+    /// `Some(scheme)` when the matrix products are int8 products on the dequantized
+    /// weights, their operands quantized at run time per `scheme`
+    /// ([`Real::product_operand`](crate::Real::product_operand) then widens each
+    /// operand value's bound by [`operand_error`](crate::quant::error::operand_error)).
+    const QUANTIZED: Option<ActivationQuant> = None;
 }
 
 /// `rnn-kernels`: `f32` arithmetic (FMA or not, any summation order), the fused
@@ -103,6 +110,36 @@ impl ErrorModel for Kernels {
     const SIGMOID: Option<ActErr> = Some(kernel_activations::SIGMOID);
     const FLUSHES_SUBNORMAL_OPERANDS: bool = true;
 }
+
+/// `rnn-kernels` with int8 weights, activations quantized per
+/// [`ActivationQuant::PerRow`]: [`Kernels`]' arithmetic around int8 products.
+#[derive(Clone, Copy, Debug)]
+pub struct Int8PerRow;
+
+/// [`Int8PerRow`] with [`ActivationQuant::PerRowReduced`].
+#[derive(Clone, Copy, Debug)]
+pub struct Int8PerRowReduced;
+
+/// [`Int8PerRow`] with [`ActivationQuant::OnnxRuntime`].
+#[derive(Clone, Copy, Debug)]
+pub struct Int8OnnxRuntime;
+
+macro_rules! int8_model {
+    ($t:ty, $scheme:expr) => {
+        impl ErrorModel for $t {
+            const U: f64 = Kernels::U;
+            const EXP: ActErr = Kernels::EXP;
+            const TANH: ActErr = Kernels::TANH;
+            const SIGMOID: Option<ActErr> = Kernels::SIGMOID;
+            const FLUSHES_SUBNORMAL_OPERANDS: bool = Kernels::FLUSHES_SUBNORMAL_OPERANDS;
+            const QUANTIZED: Option<ActivationQuant> = Some($scheme);
+        }
+    };
+}
+
+int8_model!(Int8PerRow, ActivationQuant::PerRow);
+int8_model!(Int8PerRowReduced, ActivationQuant::PerRowReduced);
+int8_model!(Int8OnnxRuntime, ActivationQuant::OnnxRuntime);
 
 /// `f32` code on `std`'s `f32::exp` and `f32::tanh` (glibc's `expf`, `tanhf` on
 /// Linux): the reference instantiated in `f32`, the bench-suite's unfused baseline.
