@@ -31,6 +31,15 @@ pub fn try_run_typed<W: WeightType, T: Element>(p: &Problem, isa: Isa) -> Result
 /// pass.
 pub fn run_at<W: WeightType, T: Element>(p: &Problem, isa: Option<Isa>) -> Result<Outputs, Error> {
     let rnn = PackedRnn::<W>::pack(&p.cfg, &views(&p.weights))?.with_isa(isa)?;
+    run_packed::<W, T>(&rnn, p)
+}
+
+/// `rnn` (packed from the problem's weights, its ISA and options set) on the problem's
+/// inputs rounded to `T`, as [`run_at`].
+pub fn run_packed<W: WeightType, T: Element>(
+    rnn: &PackedRnn<W>,
+    p: &Problem,
+) -> Result<Outputs, Error> {
     let d = p.shape.dims(&p.cfg)?;
     let lstm = p.cfg.cell.has_cell_state();
     let inputs = p.inputs_as(T::from_f32);
