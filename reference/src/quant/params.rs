@@ -14,6 +14,15 @@
 /// `a / s` an `f32` division). The schemes differ in what a block is and in `qmax`.
 /// A block holding a NaN or an infinity gets a NaN scale: every product computed from
 /// it is NaN.
+///
+/// **Error against `f32`.** Every value `a` of a finite block is within `B·s` of its
+/// dequantized code `(q − zp)·s`, `B = ½ + 4u·qmax` (`u = 2⁻²⁴`; the zero point's
+/// rounding puts the top of the range at most half a code above `qmax`, so the clamp
+/// costs half a step too). An int8 product's output `n` is then within
+/// `B·s·Σ_k |w[n,k]| + 5u·Σ_k (|a_k| + B·s)|w[n,k]|` of the exact product on the
+/// dequantized weights `w`, in every scheme; [`error`](super::error) derives it, and
+/// the test kit's `forward_dequantized` carries it through the cells as a rigorous
+/// per-element bound.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ActivationQuant {
