@@ -20,7 +20,10 @@
 //! reference's symmetric per-channel quantization (`quantize_weights`) imported with
 //! `from_quantized` gives.
 
-use rnn_kernels::{ActivationQuant, Isa, PackedRnn, SequenceOutputMut, Workspace};
+mod common;
+
+use common::{run_packed, Outputs};
+use rnn_kernels::{ActivationQuant, Isa, PackedRnn};
 use rnn_reference::quant::{forward_quantized_as, quantize_weights, quantized_views};
 use rnn_reference::testkit::bound::{Bounded, Expected, Kernels};
 use rnn_reference::testkit::{
@@ -29,28 +32,9 @@ use rnn_reference::testkit::{
 use rnn_reference::views;
 use rnn_reference::{Real, SequenceOutput};
 
-type Outputs = (Vec<f32>, Vec<f32>, Vec<f32>);
-
+/// The kernels' outputs on the problem.
 fn run(rnn: &PackedRnn<i8>, p: &Problem) -> Outputs {
-    let d = p.shape.dims(&p.cfg).unwrap();
-    let lstm = p.cfg.cell.has_cell_state();
-    let (mut y, mut h_n, mut c_n) = (
-        vec![f32::NAN; d.y],
-        vec![f32::NAN; d.h],
-        vec![f32::NAN; d.c],
-    );
-    rnn.forward(
-        &mut Workspace::new(),
-        p.shape,
-        p.input(),
-        SequenceOutputMut {
-            y: &mut y,
-            h_n: Some(&mut h_n),
-            c_n: lstm.then_some(&mut c_n[..]),
-        },
-    )
-    .unwrap();
-    (y, h_n, c_n)
+    run_packed::<i8, f32>(rnn, p).unwrap()
 }
 
 /// The oracle's values and bounds (the tracked bound plus the slack) on the kernels'
