@@ -64,3 +64,41 @@ fn onnx_blocks_fit(cfg: &RnnConfig, shape: SeqShape, input: &SequenceInput<'_, f
         cfg.cell.proj_size().is_some() || cfg.cell.gru().is_some_and(|g| !g.linear_before_reset);
     one_length && !second
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::{quantize_weights, quantized_views};
+    use crate::testkit::bound::Kernels;
+    use crate::testkit::{problem, variants};
+
+    /// The quantization error widens the `f32` bound, twice as much with 7-bit codes;
+    /// ONNX Runtime's batch-wide blocks are refused where the reference's steps would
+    /// split them.
+    #[test]
+    fn widens_the_f32_bound_and_refuses_split_blocks() {
+        let p = problem(3, (6, 5, 3, 4), 2, Some(variants::GRU_ONNX));
+        let q = quantize_weights(&p.cfg, &views(&p.weights)).unwrap();
+        let q = quantized_views(&q);
+        let run = |s| forward_dequantized(&p.cfg, &q, s, p.shape, p.input());
+        let deq: Vec<_> = q
+            .iter()
+            .enumerate()
+            .map(|(n, w)| w.dequantize(&p.cfg, n / p.cfg.num_directions()))
+            .collect();
+        let f32_only = forward_bounded::<Kernels>(&p.cfg, &views(&deq), p.shape, p.input());
+        let (f, a, b) = (
+            f32_only.unwrap(),
+            run(ActivationQuant::PerRow).unwrap(),
+            run(ActivationQuant::PerRowReduced).unwrap(),
+        );
+        assert_eq!(a.want, f.want);
+        let sum = |v: &[f64]| v.iter().sum::<f64>();
+        let (bf, ba, bb) = (sum(&f.bound.y), sum(&a.bound.y), sum(&b.bound.y));
+        assert!(ba > 100.0 * bf, "{ba} {bf}");
+        assert!(bb > 1.8 * ba && bb < 2.5 * ba, "{bb} {ba}");
+        // A reset-before GRU at batch 3: its r ⊙ h block spans the batch.
+        let e = run(ActivationQuant::OnnxRuntime).unwrap_err();
+        assert_eq!(e.arg(), "scheme");
+    }
+}
