@@ -12,7 +12,7 @@ export PROPTEST_CASES="${PROPTEST_CASES:-32}"
 # `accuracy`, which measure the error bound's tightness and activation accuracy on the
 # same paths `props` and `half` already run (53 s and 7 s under ASan), nor the tests
 # that only read files (`module_graph`, `docs_errors`, `readme`).
-ASAN_TESTS_LIST=(contract alloc props half threads golden golden_grads backward_props isa_env int8_props int8_golden int8_half_io)
+ASAN_TESTS_LIST=(contract alloc props half threads golden golden_grads backward_props isa_env int8_props int8_golden int8_half_io int8_cell)
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:detect_odr_violation=0}"
 start=$(date +%s)
 RUSTFLAGS="-Zsanitizer=address ${RUSTFLAGS:-}" RUSTDOCFLAGS="-Zsanitizer=address" \

@@ -1,9 +1,12 @@
 //! The forward pass alone in a loop, for `perf record` (no baselines, no reference):
 //! `cargo run --release -p rnn-bench-suite --example forward_loop -- lstm 64x512x512x50 20 [THREADS]`
-//! runs int8 weights (`PackedRnn::<i8>::pack`); `F32=1` runs f32 weights. Prints the best
+//! runs int8 weights (`PackedRnn::<i8>::pack`); `F32=1` runs f32 weights; `QUANT=reduced|ort` picks the
+//! activation scheme (default per row). Prints the best
 //! time of the runs. Timing figures for the README come from `report`, not from here.
 use rnn_bench_suite::{BenchConfig, Cell, Problem};
-use rnn_kernels::{PackedRnn, SeqShape, SequenceInput, SequenceOutputMut, Workspace};
+use rnn_kernels::{
+    ActivationQuant, PackedRnn, SeqShape, SequenceInput, SequenceOutputMut, Workspace,
+};
 
 const USAGE: &str = "usage: forward_loop lstm|gru BxHxIxT RUNS [THREADS]";
 
@@ -28,7 +31,14 @@ fn main() {
         },
     );
     let f32w = std::env::var("F32").is_ok();
-    let rnn8 = PackedRnn::<i8>::pack(&p.cfg, &[p.weights()]).unwrap();
+    let scheme = match std::env::var("QUANT").as_deref() {
+        Ok("reduced") => ActivationQuant::PerRowReduced,
+        Ok("ort") => ActivationQuant::OnnxRuntime,
+        _ => ActivationQuant::PerRow,
+    };
+    let rnn8 = PackedRnn::<i8>::pack(&p.cfg, &[p.weights()])
+        .unwrap()
+        .with_activation_quant(scheme);
     let rnn32 = PackedRnn::<f32>::pack(&p.cfg, &[p.weights()]).unwrap();
     let mut ws = Workspace::new();
     let x = p.x_prefix(d[3]).to_vec();

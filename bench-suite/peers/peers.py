@@ -130,7 +130,7 @@ def parse_args(argv=None):
                         "(default 0: do not wait)")
     p.add_argument("--max-isa", choices=["avx2"], default=None,
                    help="restrict torch to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, MKL_ENABLE_INSTRUCTIONS=AVX2, "
-                        "ATEN_CPU_CAPABILITY=avx2), to judge the kernels' avx2 path on an AVX-512 machine. "
+                        "ATEN_CPU_CAPABILITY=avx2, and for int8 FBGEMM_ENABLE_INSTRUCTIONS=AVX2), to judge the kernels' avx2 path on an AVX-512 machine. "
                         "ONNX Runtime has no such switch (MLAS picks its kernels from CPUID), so it is "
                         "skipped unless --impl names it, and its rows then say 'unrestricted'")
     p.add_argument("--pass", dest="pass_", choices=["forward", "train"], default="forward",
@@ -170,6 +170,8 @@ if ARGS.max_isa == "avx2":
     os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
     os.environ["MKL_ENABLE_INSTRUCTIONS"] = "AVX2"
     os.environ["ATEN_CPU_CAPABILITY"] = "avx2"
+    # fbgemm (torch's int8 engine) reads its own variable (fbgemm's src/Utils.cc).
+    os.environ["FBGEMM_ENABLE_INSTRUCTIONS"] = "AVX2"
 
 import numpy as np  # noqa: E402
 

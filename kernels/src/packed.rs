@@ -191,7 +191,7 @@ impl<W: WeightType> PackedRnn<W> {
 }
 
 /// Int8 products sum at most [`MAX_K`] products per output (exact `i32` sums).
-fn check_int8_widths(cfg: &RnnConfig) -> Result<()> {
+pub(crate) fn check_int8_widths(cfg: &RnnConfig) -> Result<()> {
     let widest = (0..cfg.num_layers)
         .map(|l| cfg.layer_input_size(l))
         .chain([cfg.hidden_size, cfg.output_size()])
@@ -226,6 +226,24 @@ fn plain(v: &[f32]) -> Vec<Coded> {
     v.iter().map(|&x| Coded::from_f32(x)).collect()
 }
 
+/// One validated quantized weight set of `layer` as [`Coded`] values, for the packing.
+pub(crate) fn coded_set(
+    cfg: &RnnConfig,
+    layer: usize,
+    w: &QuantizedLayerWeights<'_>,
+) -> OwnedLayerWeights<Coded> {
+    let (h, ho) = (cfg.hidden_size, cfg.output_size());
+    OwnedLayerWeights {
+        w_ih: coded(&w.w_ih, cfg.layer_input_size(layer)),
+        w_hh: coded(&w.w_hh, ho),
+        b_ih: w.b_ih.map(plain),
+        b_hh: w.b_hh.map(plain),
+        w_hr: w.w_hr.as_ref().map(|m| coded(m, h)),
+        peephole: w.peephole.map(plain),
+        layer_norm: w.layer_norm.map(plain),
+    }
+}
+
 impl PackedRnn<i8> {
     /// Packs int8 weights as given (PyTorch layout, one set per layer and direction):
     /// codes kept exactly, with their per-tensor or per-unit scales and zero points
@@ -235,19 +253,10 @@ impl PackedRnn<i8> {
     pub fn from_quantized(cfg: &RnnConfig, weights: &[QuantizedLayerWeights<'_>]) -> Result<Self> {
         check_quantized_weights(cfg, weights)?;
         let d = cfg.num_directions();
-        let (h, ho) = (cfg.hidden_size, cfg.output_size());
         let owned: Vec<OwnedLayerWeights<Coded>> = weights
             .iter()
             .enumerate()
-            .map(|(n, w)| OwnedLayerWeights {
-                w_ih: coded(&w.w_ih, cfg.layer_input_size(n / d)),
-                w_hh: coded(&w.w_hh, ho),
-                b_ih: w.b_ih.map(plain),
-                b_hh: w.b_hh.map(plain),
-                w_hr: w.w_hr.as_ref().map(|m| coded(m, h)),
-                peephole: w.peephole.map(plain),
-                layer_norm: w.layer_norm.map(plain),
-            })
+            .map(|(n, w)| coded_set(cfg, n / d, w))
             .collect();
         Self::pack(cfg, &views(&owned))
     }

@@ -1,20 +1,21 @@
 //! The single-step API for streaming inference.
 
+use rnn_reference::quant::{check_quantized_weights, ActivationQuant, QuantizedLayerWeights};
 use rnn_reference::{check_len, check_weights, Direction, Error, LayerWeights, RnnConfig};
 
 use crate::arch::DotJob;
 use crate::cells::{pre_stride, state_sizes, step_fmas, StateBufs, StepPtrs};
 use crate::dispatch::kernels;
-use crate::element::Element;
+use crate::element::{Element, WeightType};
 use crate::io::{copy_len, input_f32};
 use crate::isa::Isa;
 use crate::kernel::walk::Job;
 use crate::kernel::{Rows, Store};
 use crate::pack::padded;
-use crate::packed::PackedDirection;
+use crate::packed::{check_int8_widths, coded_set, PackedDirection};
 use crate::parallel::{run_team, threads_for, Shared};
 use crate::passes::gemm_dot;
-use crate::workspace::Workspace;
+use crate::workspace::{q8_scratch, q8_sizes, Workspace};
 use crate::Result;
 
 /// Inputs of one step: `x` `[B, I]`, `h` `[B, H_out]`, and `c` `[B, H]` for an LSTM, in
@@ -41,7 +42,15 @@ pub struct StepOutputMut<'a, T = f32> {
     pub c: Option<&'a mut [T]>,
 }
 
-/// One layer and direction packed for single steps: `(x_t, h, c) -> (h', c')`.
+/// One layer and direction packed for single steps: `(x_t, h, c) -> (h', c')`, weights
+/// stored as `W` (`f32`, `half::f16`, `half::bf16` or `i8`, as for
+/// [`PackedRnn`](crate::PackedRnn)).
+///
+/// With `i8` weights a step quantizes its operands at run time by the cell's
+/// [`ActivationQuant`]: per row for the crate's own schemes (so a chain of steps gives
+/// what [`PackedRnn::forward`](crate::PackedRnn::forward) gives), and for
+/// [`OnnxRuntime`](ActivationQuant::OnnxRuntime) `x` over the step's batch (the call's
+/// whole input) and `h` over the batch, as the operator does for a one-step call.
 ///
 /// ```
 /// use rnn_kernels::{CellKind, LayerWeights, PackedCell, RnnConfig, StepInput,
@@ -58,10 +67,12 @@ pub struct StepOutputMut<'a, T = f32> {
 /// # Ok::<(), rnn_kernels::Error>(())
 /// ```
 #[derive(Clone)]
-pub struct PackedCell<W: Element = f32> {
+pub struct PackedCell<W: WeightType = f32> {
     cfg: RnnConfig,
     set: PackedDirection<W>,
     isa: Option<Isa>,
+    /// How int8 products quantize their left operands (unused for float weights).
+    act_quant: ActivationQuant,
 }
 
 impl PackedCell<f32> {
@@ -72,9 +83,32 @@ impl PackedCell<f32> {
     }
 }
 
-impl<W: Element> PackedCell<W> {
+impl PackedCell<i8> {
+    /// Packs one int8 weight set as given (codes kept exactly with their scales and
+    /// zero points), as [`PackedRnn::<i8>::from_quantized`](crate::PackedRnn::from_quantized)
+    /// does for a network. `cfg` as in [`from_pytorch`](PackedCell::from_pytorch).
+    pub fn from_quantized(cfg: &RnnConfig, weights: &QuantizedLayerWeights<'_>) -> Result<Self> {
+        check_quantized_weights(cfg, std::slice::from_ref(weights))?;
+        let owned = coded_set(cfg, 0, weights);
+        Self::pack(cfg, &owned.view())
+    }
+
+    /// Chooses how activations are quantized at run time (see [`ActivationQuant`]).
+    pub fn with_activation_quant(mut self, scheme: ActivationQuant) -> Self {
+        self.act_quant = scheme;
+        self
+    }
+
+    /// The activation scheme steps use.
+    pub fn activation_quant(&self) -> ActivationQuant {
+        self.act_quant
+    }
+}
+
+impl<W: WeightType> PackedCell<W> {
     /// Validates and packs one weight set of element type `S`, storing weights as `W`
-    /// (rounded to nearest, ties to even, once). `cfg` as in
+    /// (rounded to nearest, ties to even, once; for `i8`, quantized symmetrically per
+    /// output unit as [`PackedRnn::pack`](crate::PackedRnn::pack) says). `cfg` as in
     /// [`from_pytorch`](PackedCell::from_pytorch).
     pub fn pack<S: Element>(cfg: &RnnConfig, weights: &LayerWeights<'_, S>) -> Result<Self> {
         if cfg.num_layers != 1 {
@@ -92,10 +126,14 @@ impl<W: Element> PackedCell<W> {
             });
         }
         check_weights(cfg, std::slice::from_ref(weights))?;
+        if W::QUANTIZED {
+            check_int8_widths(cfg)?;
+        }
         Ok(PackedCell {
             cfg: *cfg,
             set: PackedDirection::pack(cfg, 0, weights)?,
             isa: None,
+            act_quant: ActivationQuant::default(),
         })
     }
 
@@ -177,7 +215,17 @@ impl<W: Element> PackedCell<W> {
         let pre_stride = pre_stride(cfg);
         let pre_len = len("batch", pre_stride)?;
         let (hl, cl, al) = state_sizes(cfg, batch);
-        let [pre, h0b, h1b, c0b, c1b, aux, aux2] = ws.carve([pre_len, hl, hl, cl, cl, al, al])?;
+        let q8_lens = if W::QUANTIZED {
+            q8_sizes(cfg, batch).ok_or_else(|| Error::Overflow {
+                arg: "batch".into(),
+                what: "batch * input width (int8 operand codes)".into(),
+            })?
+        } else {
+            (0, 0)
+        };
+        let [pre, h0b, h1b, c0b, c1b, aux, aux2, codes, params] =
+            ws.carve([pre_len, hl, hl, cl, cl, al, al, q8_lens.0, q8_lens.1])?;
+        let q8 = W::QUANTIZED.then(|| q8_scratch(codes, params, q8_lens, self.act_quant));
         // f32 inputs are used in place; only half inputs need f32 copies.
         let copy = copy_len::<T>;
         let [x32, h32, c32] = ws.carve_io([
@@ -221,7 +269,7 @@ impl<W: Element> PackedCell<W> {
                     std::ptr::copy_nonoverlapping(c.as_ptr().add(b * h), st.c_prev.add(b * hs), h);
                 }
             }
-            let x_rows = Rows::strided(x.as_ptr(), i, batch);
+            let x_rows = Rows::strided(x.as_ptr(), i, batch).with_q8(q8);
             let x_bf16 = Rows {
                 base: input.x.as_ptr().cast::<u16>(),
                 stride_t: 0,
@@ -264,7 +312,10 @@ impl<W: Element> PackedCell<W> {
                             (k.gemm)(team, &job, &store)
                         }
                     }
-                    let sp = StepPtrs::new(cfg, batch, pre, &st, false);
+                    let sp = StepPtrs {
+                        q8,
+                        ..StepPtrs::new(cfg, batch, pre, &st, false)
+                    };
                     (k.step)(&self.set.cell, &sp, team);
                 }
             });

@@ -12,14 +12,13 @@ use crate::dispatch::{kernels, Kernels};
 use crate::element::{Element, WeightType};
 use crate::io::input_f32;
 use crate::kernel::walk::Job;
-use crate::kernel::walk_i8::{Q8Scratch, RowQuant};
 use crate::kernel::{Rows, Store};
 use crate::pack::padded;
 use crate::packed::PackedRnn;
 use crate::parallel::{run_team, threads_for, Team};
 use crate::passes::gemm_dot;
 use crate::sequence_aligned::{align_reverse, finish_aligned, finish_aligned_step, Finals};
-use crate::workspace::Workspace;
+use crate::workspace::{q8_scratch, q8_sizes, Workspace};
 use crate::Result;
 
 /// Where [`PackedRnn::forward`] writes, in element type `T` (`f32`, `half::f16` or
@@ -216,14 +215,7 @@ impl<W: WeightType> PackedRnn<W> {
         let [pre, io0, io1, h0b, h1b, c0b, c1b, aux, aux2, codes, params] = ws.carve([
             pre_len, io_len, io_len, hl, hl, cl, cl, al, al, q8_lens.0, q8_lens.1,
         ])?;
-        let q8 = W::QUANTIZED.then(|| Q8Scratch {
-            codes: codes.cast::<u8>(),
-            codes_len: q8_lens.0 * 4,
-            params: params.cast::<RowQuant>(),
-            params_len: q8_lens.1 / 3,
-            qmax: self.act_quant.qmax(),
-            per_row: self.act_quant.per_row(),
-        });
+        let q8 = W::QUANTIZED.then(|| q8_scratch(codes, params, q8_lens, self.act_quant));
         let (hs, ps) = (padded(h), padded(ho));
         let bufs = Bufs {
             pre,
@@ -407,22 +399,6 @@ impl<W: WeightType> PackedRnn<W> {
         run_team(want, &body);
         Ok(())
     }
-}
-
-/// Workspace floats for the int8 operand scratch of a call with `rows` input rows:
-/// `(codes, parameters)`: the widest product's rows of codes (4-byte groups), and
-/// three floats (a [`RowQuant`]) per row.
-fn q8_sizes(cfg: &RnnConfig, rows: usize) -> Option<(usize, usize)> {
-    let words = |k: usize| k.div_ceil(4);
-    let k_in = (0..cfg.num_layers)
-        .map(|l| cfg.layer_input_size(l))
-        .max()
-        .unwrap_or(0);
-    let k_step = cfg.hidden_size.max(cfg.output_size());
-    let codes = rows
-        .checked_mul(words(k_in))?
-        .max(rows.checked_mul(words(k_step))?);
-    Some((codes, rows.checked_mul(3)?))
 }
 
 /// Checks every length and option of a sequence call (the forward's and the training

@@ -1,6 +1,10 @@
 //! Reusable scratch memory, so repeated calls do not allocate.
 
+use rnn_reference::quant::ActivationQuant;
+use rnn_reference::RnnConfig;
+
 use crate::aligned::AlignedVec;
+use crate::kernel::walk_i8::{Q8Scratch, RowQuant};
 use crate::{Error, Result};
 
 /// Scratch space for [`PackedRnn::forward`](crate::PackedRnn::forward) and
@@ -64,5 +68,39 @@ pub(crate) fn carve<const N: usize>(
         // SAFETY: every offset is <= total <= buf.len(), so each pointer is inside (or
         // one past) the buffer.
         Ok(offsets.map(|o| unsafe { base.add(o) }))
+    }
+}
+
+/// Workspace floats for the int8 operand scratch of a call whose products have at most
+/// `rows` left-operand rows: `(codes, parameters)`: the widest product's rows of codes
+/// (4-byte groups), and three floats (a [`RowQuant`]) per row. `None` on overflow.
+pub(crate) fn q8_sizes(cfg: &RnnConfig, rows: usize) -> Option<(usize, usize)> {
+    let words = |k: usize| k.div_ceil(4);
+    let k_in = (0..cfg.num_layers)
+        .map(|l| cfg.layer_input_size(l))
+        .max()
+        .unwrap_or(0);
+    let k_step = cfg.hidden_size.max(cfg.output_size());
+    let codes = rows
+        .checked_mul(words(k_in))?
+        .max(rows.checked_mul(words(k_step))?);
+    Some((codes, rows.checked_mul(3)?))
+}
+
+/// The int8 operand scratch over regions carved with the lengths [`q8_sizes`] gave,
+/// quantizing by `scheme`.
+pub(crate) fn q8_scratch(
+    codes: *mut f32,
+    params: *mut f32,
+    (codes_len, params_len): (usize, usize),
+    scheme: ActivationQuant,
+) -> Q8Scratch {
+    Q8Scratch {
+        codes: codes.cast::<u8>(),
+        codes_len: codes_len * 4,
+        params: params.cast::<RowQuant>(),
+        params_len: params_len / 3,
+        qmax: scheme.qmax(),
+        per_row: scheme.per_row(),
     }
 }

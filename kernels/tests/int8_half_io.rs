@@ -4,44 +4,25 @@
 //! f32-I/O run on the widened inputs with its outputs rounded to the half type, bit for
 //! bit, at every instruction set and activation scheme, 1 to 3 layers.
 
+mod common;
+
+use common::{run_packed, Outputs};
 use rnn_kernels::half::{bf16, f16};
-use rnn_kernels::{ActivationQuant, Element, Isa, PackedRnn, SequenceOutputMut, Workspace};
-use rnn_reference::testkit::{problem, variants, Problem, TypedInputs};
+use rnn_kernels::{ActivationQuant, Element, Isa, PackedRnn};
+use rnn_reference::testkit::{problem, variants, Problem};
 use rnn_reference::views;
 
-/// `(y, h_n, c_n)` of one run with I/O in `T`.
-fn run<T: Element>(rnn: &PackedRnn<i8>, p: &Problem, inputs: &TypedInputs<T>) -> Vec<T> {
-    let d = p.shape.dims(&p.cfg).unwrap();
-    let lstm = p.cfg.cell.has_cell_state();
-    let (mut y, mut h_n, mut c_n) = (
-        vec![T::default(); d.y],
-        vec![T::default(); d.h],
-        vec![T::default(); d.c],
-    );
-    rnn.forward(
-        &mut Workspace::new(),
-        p.shape,
-        inputs.input(),
-        SequenceOutputMut {
-            y: &mut y,
-            h_n: Some(&mut h_n),
-            c_n: lstm.then_some(&mut c_n[..]),
-        },
-    )
-    .unwrap();
-    y.extend(h_n);
-    if lstm {
-        y.extend(c_n);
-    }
-    y
+/// Every output's bits, `y` then `h_n` then `c_n`.
+fn bits((y, h_n, c_n): Outputs) -> Vec<u32> {
+    y.iter()
+        .chain(&h_n)
+        .chain(&c_n)
+        .map(|v| v.to_bits())
+        .collect()
 }
 
 /// Checks half type `T` on one problem at every ISA and scheme.
-fn check<T: Element + PartialEq + std::fmt::Debug>(
-    p: &Problem,
-    to: impl Fn(f32) -> T + Copy,
-    from: impl Fn(T) -> f32 + Copy,
-) {
+fn check<T: Element>(p: &Problem, to: impl Fn(f32) -> T + Copy, from: impl Fn(T) -> f32 + Copy) {
     let half = p.inputs_as(to);
     // The same inputs, widened: exactly what the half run sees.
     let wide = p.inputs_as(|v| from(to(v)));
@@ -53,12 +34,14 @@ fn check<T: Element + PartialEq + std::fmt::Debug>(
                 .with_isa(Some(isa))
                 .unwrap()
                 .with_activation_quant(scheme);
-            let got = run::<T>(&rnn, p, &half);
-            let want: Vec<T> = run::<f32>(&rnn, p, &wide).into_iter().map(to).collect();
-            let bits = |v: &[T]| v.iter().map(|&x| from(x).to_bits()).collect::<Vec<_>>();
+            let got = run_packed(&rnn, p, &half).unwrap();
+            let (y, h_n, c_n) = run_packed(&rnn, p, &wide).unwrap();
+            // The f32-I/O outputs rounded to T once (widened back: exact).
+            let round = |v: Vec<f32>| v.into_iter().map(|x| from(to(x))).collect();
+            let want = (round(y), round(h_n), round(c_n));
             assert_eq!(
-                bits(&got),
-                bits(&want),
+                bits(got),
+                bits(want),
                 "{isa} {scheme:?} {:?} {:?}",
                 p.cfg,
                 p.shape

@@ -34,7 +34,7 @@ use rnn_reference::{Real, SequenceOutput};
 
 /// The kernels' outputs on the problem.
 fn run(rnn: &PackedRnn<i8>, p: &Problem) -> Outputs {
-    run_packed::<i8, f32>(rnn, p).unwrap()
+    run_packed(rnn, p, &p.inputs_as(|v| v)).unwrap()
 }
 
 /// The oracle's values and bounds (the tracked bound plus the slack) on the kernels'

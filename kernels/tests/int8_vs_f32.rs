@@ -90,12 +90,13 @@ fn check(p: &Problem, scheme: ActivationQuant, t: &mut Tally) -> Result<(), Stri
         }
     }
     let mut usage = 0.0f64;
+    let inputs = p.inputs_as(|v| v);
     for isa in Isa::available() {
         let rnn = PackedRnn::<i8>::pack(&p.cfg, &views(&p.weights))
             .and_then(|r| r.with_isa(Some(isa)))
             .map_err(|e| e.to_string())?
             .with_activation_quant(scheme);
-        let (y, h_n, c_n) = run_packed::<i8, f32>(&rnn, p).map_err(|e| e.to_string())?;
+        let (y, h_n, c_n) = run_packed(&rnn, p, &inputs).map_err(|e| e.to_string())?;
         let ctx = format!("{isa} {scheme:?} {:?} {:?} gain {}", p.cfg, p.shape, p.gain);
         for ((name, w, b), got) in arrays.into_iter().zip([&y, &h_n, &c_n]) {
             compare_within(name, got, w, b).map_err(|e| format!("{ctx}: {e}"))?;

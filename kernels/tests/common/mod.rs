@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use rnn_kernels::{Element, Error, Isa, PackedRnn, SequenceOutputMut, WeightType, Workspace};
-use rnn_reference::testkit::Problem;
+use rnn_reference::testkit::{Problem, TypedInputs};
 use rnn_reference::views;
 
 /// Outputs `(y, h_n, c_n)` widened to `f32` (`c_n` empty for cells without a state).
@@ -31,18 +31,18 @@ pub fn try_run_typed<W: WeightType, T: Element>(p: &Problem, isa: Isa) -> Result
 /// pass.
 pub fn run_at<W: WeightType, T: Element>(p: &Problem, isa: Option<Isa>) -> Result<Outputs, Error> {
     let rnn = PackedRnn::<W>::pack(&p.cfg, &views(&p.weights))?.with_isa(isa)?;
-    run_packed::<W, T>(&rnn, p)
+    run_packed(&rnn, p, &p.inputs_as(T::from_f32))
 }
 
-/// `rnn` (packed from the problem's weights, its ISA and options set) on the problem's
-/// inputs rounded to `T`, as [`run_at`].
+/// The packed network `rnn` on the problem's shape with `inputs` (in `T`), outputs
+/// widened to f32; pre-filled with NaN so an unwritten element cannot pass.
 pub fn run_packed<W: WeightType, T: Element>(
     rnn: &PackedRnn<W>,
     p: &Problem,
+    inputs: &TypedInputs<T>,
 ) -> Result<Outputs, Error> {
     let d = p.shape.dims(&p.cfg)?;
     let lstm = p.cfg.cell.has_cell_state();
-    let inputs = p.inputs_as(T::from_f32);
     let nan = T::from_f32(f32::NAN);
     let (mut y, mut h_n, mut c_n) = (vec![nan; d.y], vec![nan; d.h], vec![nan; d.c]);
     rnn.forward(

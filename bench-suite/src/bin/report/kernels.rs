@@ -64,9 +64,11 @@ impl<T: Element> Kernels<T, T> {
 
 /// int8 weights (symmetric per-channel quantization of the f32 weights, done by the
 /// packing), activations quantized per row at run time; `x` and `y` in `f32`.
-fn int8(p: &Problem, isa: Isa) -> Result<Kernels<i8, f32>, String> {
+fn int8(p: &Problem, isa: Isa, scheme: ActivationQuant) -> Result<Kernels<i8, f32>, String> {
     let x = p.x_prefix(p.shape.steps).to_vec();
-    Kernels::with(p, isa, PackedRnn::<i8>::pack(&p.cfg, &[p.weights()]), x)
+    let rnn =
+        PackedRnn::<i8>::pack(&p.cfg, &[p.weights()]).map(|r| r.with_activation_quant(scheme));
+    Kernels::with(p, isa, rnn, x)
 }
 
 impl<W: WeightType, T: Element> KernelRun for Kernels<W, T> {
@@ -113,14 +115,19 @@ pub(crate) fn build_kernels(
             Dtype::F32 => Box::new(Trainer::<f32>::new(p, isa, keep)?),
             Dtype::F16 => Box::new(Trainer::<f16>::new(p, isa, keep)?),
             Dtype::Bf16 => Box::new(Trainer::<bf16>::new(p, isa, keep)?),
-            Dtype::Int8 => return Err("int8 weights have no training pass".into()),
+            Dtype::Int8 | Dtype::Int8Reduced => {
+                return Err("int8 weights have no training pass".into())
+            }
         });
     }
     Ok(match dtype {
         Dtype::F32 => Box::new(Kernels::<f32, f32>::new(p, isa)?),
         Dtype::F16 => Box::new(Kernels::<f16, f16>::new(p, isa)?),
         Dtype::Bf16 => Box::new(Kernels::<bf16, bf16>::new(p, isa)?),
-        Dtype::Int8 => Box::new(int8(p, isa)?),
+        Dtype::Int8 | Dtype::Int8Reduced => {
+            let scheme = dtype.act_quant().expect("an int8 dtype");
+            Box::new(int8(p, isa, scheme)?)
+        }
     })
 }
 
@@ -157,19 +164,21 @@ pub(crate) fn reference_on(
         Dtype::F32 => reference(pass, p, k),
         Dtype::F16 => reference(pass, &p.rounded::<f16>(), k),
         Dtype::Bf16 => reference(pass, &p.rounded::<bf16>(), k),
-        Dtype::Int8 if pass == Pass::Forward => int8_oracle_y(p, k),
-        Dtype::Int8 => Err("int8 weights have no training pass".into()),
+        Dtype::Int8 | Dtype::Int8Reduced if pass == Pass::Forward => {
+            int8_oracle_y(p, k, dtype.act_quant().expect("an int8 dtype"))
+        }
+        Dtype::Int8 | Dtype::Int8Reduced => Err("int8 weights have no training pass".into()),
     }
 }
 
 /// `y` of the naive int8 oracle (the same per-channel quantization of the weights,
-/// activations per row) over the first `k` steps of `p`, rounded to f32.
-fn int8_oracle_y(p: &Problem, k: usize) -> Result<Vec<f32>, String> {
+/// activations by `scheme`) over the first `k` steps of `p`, rounded to f32.
+fn int8_oracle_y(p: &Problem, k: usize, scheme: ActivationQuant) -> Result<Vec<f32>, String> {
     let q = quantize_weights(&p.cfg, &[p.weights()]).map_err(|e| format!("int8 oracle: {e}"))?;
     forward_quantized(
         &p.cfg,
         &quantized_views(&q),
-        ActivationQuant::PerRow,
+        scheme,
         SeqShape::new(k, p.shape.batch),
         SequenceInput::new(p.x_prefix(k)),
         None,

@@ -90,7 +90,8 @@ fn run(o: &Opts) -> Result<(), String> {
         o.isa, o.threads
     );
     // The int8 rows' % peak is of the integer product's peak where it was measured.
-    let int8_peak = if o.dtypes.contains(&Dtype::Int8) && o.isa.name().starts_with("avx512") {
+    let int8 = o.dtypes.iter().any(|d| d.act_quant().is_some());
+    let int8_peak = if int8 && o.isa.name().starts_with("avx512") {
         dot_u8i8_peak_gops(e.probe).map(|g| g * o.threads as f64)
     } else {
         None
@@ -104,11 +105,11 @@ fn run(o: &Opts) -> Result<(), String> {
             o.threads
         );
     }
-    if o.dtypes.contains(&Dtype::Int8) {
+    if int8 {
         let _ = writeln!(
             head,
             "int8 rows: weights quantized per output unit (symmetric), activations per row at \
-             run time (uint8), x and y f32;\nmax err against the naive int8 oracle on the same \
+             run time (uint8; int8r: 7-bit codes), x and y f32;\nmax err against the naive int8 oracle on the same \
              quantized weights (exact integer sums: f32 compute error only)."
         );
     }
@@ -165,7 +166,7 @@ fn run(o: &Opts) -> Result<(), String> {
                     json_line(o, &r)
                 } else {
                     let row_peak = match (dtype, int8_peak) {
-                        (Dtype::Int8, Some(p8)) => p8,
+                        (Dtype::Int8 | Dtype::Int8Reduced, Some(p8)) => p8,
                         _ => peak,
                     };
                     table_row(&r, row_peak)
@@ -315,7 +316,7 @@ mod tests {
                 Dtype::F32 => (p.rounded::<f32>(), (0.0, 0.0)),
                 Dtype::F16 => (p.rounded::<f16>(), bound::F16_ROUNDING),
                 Dtype::Bf16 => (p.rounded::<bf16>(), bound::BF16_ROUNDING),
-                Dtype::Int8 => unreachable!("not in this list"),
+                Dtype::Int8 | Dtype::Int8Reduced => unreachable!("not in this list"),
             };
             let shape = SeqShape::new(3, q.shape.batch);
             let input = SequenceInput::new(q.x_prefix(3));

@@ -1,10 +1,10 @@
 //! Command-line options: the usage text, the element types, parsing, the ISA.
 
 use rnn_bench_suite::{BenchConfig, Cell, CELLS, CONFIGS};
-use rnn_kernels::{Isa, ISA_ENV};
+use rnn_kernels::{ActivationQuant, Isa, ISA_ENV};
 
 pub(crate) const USAGE: &str = "\
-usage: report [--quick] [--threads N] [--isa avx512bf16|avx512|avx2|portable] [--dtype f32,f16,bf16,int8]
+usage: report [--quick] [--threads N] [--isa avx512bf16|avx512|avx2|portable] [--dtype f32,f16,bf16,int8,int8r]
               [--cells lstm,gru,rnn] [--configs BxHxIxT,...] [--pass forward|train] [--json]
 
   --quick          fewer repeats (min 3 runs / 0.2 s per case); f32 run < 1 minute,
@@ -12,10 +12,11 @@ usage: report [--quick] [--threads N] [--isa avx512bf16|avx512|avx2|portable] [-
   --threads N      rayon threads for the kernels and the baseline (default 1)
   --isa NAME       kernel path (default: $RNN_KERNELS_ISA if set, else the best this CPU
                    has; an unknown or unavailable name in either is an error)
-  --dtype LIST     comma-separated subset of f32,f16,bf16,int8 (default f32); f16 / bf16:
+  --dtype LIST     comma-separated subset of f32,f16,bf16,int8,int8r (default f32); f16 / bf16:
                    weights, x and y in the half type; int8: weights quantized per
-                   channel, activations per row at run time, x and y f32; f32 always
-                   runs first
+                   channel, activations per row at run time, x and y f32; int8r: the
+                   same with 7-bit activation codes (PyTorch's reduce_range, the fast
+                   form on AVX2); f32 always runs first
   --cells LIST     comma-separated subset of lstm,gru,rnn (default all)
   --configs LIST   comma-separated BxHxIxT shapes (default: the six bench-suite shapes)
   --pass NAME      forward (default) or train: a training step, forward_train + backward
@@ -32,6 +33,9 @@ pub(crate) enum Dtype {
     Bf16,
     /// int8 weights (per-channel), activations quantized per row at run time.
     Int8,
+    /// The same with 7-bit activation codes (`ActivationQuant::PerRowReduced`,
+    /// fbgemm's `reduce_range`, which PyTorch's dynamic quantization uses).
+    Int8Reduced,
 }
 
 impl Dtype {
@@ -41,6 +45,16 @@ impl Dtype {
             Dtype::F16 => "f16",
             Dtype::Bf16 => "bf16",
             Dtype::Int8 => "int8",
+            Dtype::Int8Reduced => "int8r",
+        }
+    }
+
+    /// The activation scheme of an int8 dtype; `None` for the float ones.
+    pub(crate) fn act_quant(self) -> Option<ActivationQuant> {
+        match self {
+            Dtype::Int8 => Some(ActivationQuant::PerRow),
+            Dtype::Int8Reduced => Some(ActivationQuant::PerRowReduced),
+            _ => None,
         }
     }
 
@@ -50,6 +64,7 @@ impl Dtype {
             "f16" | "fp16" | "half" | "float16" => Some(Dtype::F16),
             "bf16" | "bfloat16" => Some(Dtype::Bf16),
             "int8" | "i8" | "qint8" => Some(Dtype::Int8),
+            "int8r" | "int8-reduced" => Some(Dtype::Int8Reduced),
             _ => None,
         }
     }
