@@ -182,6 +182,9 @@ unsafe fn block<V: V16, W: Storage, const NP: usize, const M: usize, E: Epilogue
         // SAFETY: rows r0..r0+M are valid (caller's contract).
         *q = unsafe { a.ptr(r0 + i) };
     }
+    for i in 0..M {
+        epi.prefetch(r0 + i, p);
+    }
     // SAFETY: forwarded contract: rows hold k floats, the panel k * NP * 16.
     let acc = unsafe { tile::<V, W, M, NP>(&ptrs, k, panel) };
     for (i, row) in acc.iter().enumerate() {
