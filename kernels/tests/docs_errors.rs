@@ -72,7 +72,7 @@ fn model_messages() -> Vec<String> {
     vec![
         e(SafetensorsRnn::open(dir.join("encoder_decoder.safetensors"), &none).map(drop)),
         e(SafetensorsRnn::open(dir.join("rnn_relu_nobias.safetensors"), &none).map(drop)),
-        e(OnnxModel::open(dir.join("unsupported/lstm_input_forget.onnx")).map(drop)),
+        e(OnnxModel::open(dir.join("unsupported/lstm_input_forget_2.onnx")).map(drop)),
     ]
 }
 

@@ -155,6 +155,9 @@ fn pytorch_onnx_exports_load_as_one_stacked_network() {
             ..
         })
     ));
+    let coupled = load_onnx("onnx_lstm_input_forget_bidir.onnx");
+    let cell = coupled.single().expect("one node").config().cell;
+    assert!(cell.input_forget() && cell.has_peephole(), "{cell:?}");
 }
 
 /// A batch-first export run in its own layout (`x` `[B, T, I]`) gives the case's `y`
@@ -198,7 +201,7 @@ fn batch_major_export_runs_in_its_layout() {
 #[test]
 fn unsupported_onnx_attributes_are_named() {
     for (file, node, attribute) in [
-        ("lstm_input_forget.onnx", "lstm_node", "input_forget"),
+        ("lstm_input_forget_2.onnx", "lstm_node", "input_forget"),
         ("gru_hardsigmoid.onnx", "gru_node", "activations"),
         ("rnn_activation_alpha.onnx", "rnn_node", "activation_alpha"),
     ] {

@@ -123,6 +123,7 @@ pub fn step<T: Real>(
                 }
             }
             CellKind::Lstm(LstmVariant { proj_size, .. }) => {
+                let coupled = cfg.cell.input_forget();
                 let cb = &c.expect("checked above")[b * hid..(b + 1) * hid];
                 // Peephole terms p ⊙ c for (i, f, o). Absent peepholes contribute no term
                 // at all (not 0 * c, which would turn an infinite c into NaN where
@@ -135,7 +136,12 @@ pub fn step<T: Real>(
                 for (j, &c_old) in cb.iter().enumerate() {
                     let (ri, rf, rg, ro) = (j, hid + j, 2 * hid + j, 3 * hid + j);
                     let i = cl(g.x_part(ri, xb) + g.h_part(ri, hq) + pc(0, j, c_old)).sigmoid();
-                    let f = cl(g.x_part(rf, xb) + g.h_part(rf, hq) + pc(1, j, c_old)).sigmoid();
+                    // ONNX `input_forget`: f = 1 − i; the forget gate's row is unused.
+                    let f = if coupled {
+                        T::ONE - i
+                    } else {
+                        cl(g.x_part(rf, xb) + g.h_part(rf, hq) + pc(1, j, c_old)).sigmoid()
+                    };
                     let gg = cl(g.x_part(rg, xb) + g.h_part(rg, hq)).tanh();
                     let c_new = f * c_old + i * gg;
                     let o = cl(g.x_part(ro, xb) + g.h_part(ro, hq) + pc(2, j, c_new)).sigmoid();

@@ -65,8 +65,10 @@ pub enum GateCoupling {
     /// Independent gates (PyTorch, ONNX default).
     #[default]
     None,
-    /// ONNX `input_forget=1`: the input gate is computed, and `f = 1 − i`. The weights
-    /// keep all four gate blocks; the forget gate's are unused.
+    /// ONNX `input_forget=1`: the input gate is computed (its peephole and clip
+    /// included), and `f = 1 − i`, so `c' = (1 − i) ⊙ c + i ⊙ g`. The weights keep all
+    /// four gate blocks; the forget gate's weights, biases and peephole are unused (their
+    /// gradients are zero).
     InputForget,
     /// TFLite's CIFG ("coupled input and forget gate"): the forget gate is computed,
     /// and `i = 1 − f`. There are no input-gate weights: three gate blocks (f, g, o).
@@ -157,6 +159,12 @@ impl CellKind {
         }
     }
 
+    /// Whether the LSTM's forget gate is `1 − i` (ONNX `input_forget`).
+    pub fn input_forget(&self) -> bool {
+        self.lstm()
+            .is_some_and(|v| v.coupling == GateCoupling::InputForget)
+    }
+
     /// The LSTM projection size, if any.
     pub fn proj_size(&self) -> Option<usize> {
         self.lstm().and_then(|v| v.proj_size)
@@ -176,7 +184,7 @@ impl CellKind {
     /// (the fields exist so that adding them is not a breaking change).
     pub fn unimplemented_option(&self) -> Option<&'static str> {
         match self {
-            CellKind::Lstm(v) if v.coupling != GateCoupling::None => Some("coupling"),
+            CellKind::Lstm(v) if v.coupling == GateCoupling::Cifg => Some("coupling: Cifg"),
             CellKind::Lstm(v) if v.layer_norm => Some("layer_norm"),
             CellKind::Gru(v) if v.peephole => Some("peephole (GRU)"),
             CellKind::Gru(v) if v.attention => Some("attention"),

@@ -135,7 +135,8 @@ impl RnnConfig {
         self.num_layers.saturating_mul(self.num_directions())
     }
 
-    /// Checks sizes and flags: nonzero sizes, `0 < proj_size < hidden_size`, a finite
+    /// Checks sizes and flags: nonzero sizes, `0 < proj_size < hidden_size` (and no
+    /// projection with `input_forget`), a finite
     /// positive clip, and that every weight and state size fits in `usize` (and in `i32`
     /// element offsets per row, which the kernels rely on).
     pub fn validate(&self) -> Result<()> {
@@ -161,6 +162,14 @@ impl RnnConfig {
                     "proj_size",
                     format!("between 1 and hidden_size - 1 = {}", self.hidden_size - 1),
                     p,
+                ));
+            }
+            if self.cell.input_forget() {
+                return Err(Error::invalid(
+                    "cell",
+                    "an LSTM with either proj_size (PyTorch) or input_forget (ONNX): no \
+                     peer defines both",
+                    format!("{:?}", self.cell),
                 ));
             }
         }

@@ -57,6 +57,34 @@ fn rnn_step_by_hand() {
     close(&out.h, &[0.01f32 as f64], "clipped relu h");
 }
 
+/// ONNX's `input_forget` LSTM step by hand (one unit, peepholes): `f = 1 − i`, the
+/// forget gate's own weights, bias and peephole unused; every pre-activation inside
+/// the sigmoid's steep part, so no term hides in a saturated gate.
+#[test]
+fn lstm_input_forget_step_by_hand() {
+    let cfg = RnnConfig::new(variants::lstm_input_forget(true), 1, 1);
+    // Gate rows i, f, g, o.
+    let (w_ih, w_hh) = ([0.5, 9.0, -0.75, 0.25], [-0.5, 9.0, 0.625, 0.375]);
+    let (b_ih, b_hh) = ([0.125, 9.0, 0.25, -0.125], [0.0625, 9.0, -0.25, 0.5]);
+    let p = [0.3, 9.0, -0.4]; // i, f, o
+    let mut w = rnn_reference::LayerWeights::new(&w_ih[..], &w_hh[..]).with_bias(&b_ih, &b_hh);
+    w.peephole = Some(&p);
+    let (x, h, c) = (0.8, -0.6, 0.9);
+    let out = step(&cfg, &w, 1, &[x], &[h], Some(&[c])).unwrap();
+    let pre = |r: usize| w_ih[r] * x + w_hh[r] * h + b_ih[r] + b_hh[r];
+    let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let (pi, pg) = (pre(0) + p[0] * c, pre(2));
+    let (i, g) = (sig(pi), pg.tanh());
+    let c_new = (1.0 - i) * c + i * g;
+    let po = pre(3) + p[2] * c_new;
+    let h_new = sig(po) * c_new.tanh();
+    for v in [pi, pg, po] {
+        assert!(v.abs() < 1.5, "{v}: a gate saturates");
+    }
+    close(&out.c, &[c_new], "c");
+    close(&out.h, &[h_new], "h");
+}
+
 /// The LSTM step by hand, with peepholes, a projection and a clip: once with a clip
 /// that clips nothing (every pre-activation is asserted well inside it, where the
 /// sigmoid's slope is above 0.1, so no saturated gate hides a peephole or a bias), once
@@ -146,12 +174,22 @@ fn every_parameter_moves_the_step_output() {
             d.fold(0.0, f64::max) > 1e-7
         };
         let names = ["w_ih", "w_hh", "b_ih", "b_hh", "w_hr", "peephole"];
+        // With `input_forget`, the forget gate's rows (gate block 1 of every part but
+        // `w_hr`) act nowhere: nudging them must leave the output exactly as it was.
+        let hid = cfg.hidden_size;
+        let row_len = [3, cfg.output_size(), 1, 1, hid, 1];
         for (p, name) in names.into_iter().enumerate() {
             let len = part(&mut w.clone(), p).map_or(0, |v| v.len());
             for k in 0..len {
                 let mut n = w.clone();
                 part(&mut n, p).unwrap()[k] += 1e-3;
-                assert!(moved(run(&n, &x, &h, &c)), "{cell:?}: {name}[{k}]");
+                let out = run(&n, &x, &h, &c);
+                let forget_row = (hid..2 * hid).contains(&(k / row_len[p]));
+                if cell.input_forget() && p != 4 && forget_row {
+                    assert_eq!(out, base, "{cell:?}: {name}[{k}] acts with input_forget");
+                } else {
+                    assert!(moved(out), "{cell:?}: {name}[{k}]");
+                }
             }
         }
         let inputs: [(&str, &Vec<f64>); 3] = [("x", &x), ("h", &h), ("c", &c)];

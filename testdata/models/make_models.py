@@ -283,7 +283,7 @@ def make_unsupported(rng):
     os.makedirs(os.path.join(HERE, "unsupported"), exist_ok=True)
     h, i = 3, 2
     for file, op, g, attrs in [
-        ("lstm_input_forget.onnx", "LSTM", 4, {"input_forget": 1}),
+        ("lstm_input_forget_2.onnx", "LSTM", 4, {"input_forget": 2}),
         ("gru_hardsigmoid.onnx", "GRU", 3, {"activations": ["HardSigmoid", "Tanh"]}),
         ("rnn_activation_alpha.onnx", "RNN", 1, {"activations": ["Tanh"], "activation_alpha": [0.5]}),
     ]:
@@ -309,6 +309,16 @@ def make_onnx():
     onnx_node_case("onnx_rnn_relu_bidir", "RNN", 4, 3, 2, 5, 2,
                    {"direction": "bidirectional", "activations": ["Relu", "Relu"]}, rng=rng)
     make_unsupported(rng)
+    make_later_variants()
+
+
+def make_later_variants():
+    """Variants added after the files above were written, on their own generator so
+    that the earlier files stay as they were."""
+    rng = np.random.default_rng(14)
+    onnx_node_case("onnx_lstm_input_forget_bidir", "LSTM", 4, 3, 2, 5, 3,
+                   {"direction": "bidirectional", "input_forget": 1, "clip": 1.5},
+                   peephole=True, seq_lens=[5, 2, 4], rng=rng)
 
 
 if __name__ == "__main__":

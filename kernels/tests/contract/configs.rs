@@ -1,6 +1,9 @@
 //! Configs, PyTorch-layout weights and ONNX-layout weights.
 
-use rnn_kernels::{Direction, LayerWeights, OnnxWeights, PackedRnn, RnnConfig};
+use rnn_kernels::{
+    CellKind, Direction, GateCoupling, GruVariant, LayerWeights, LstmVariant, OnnxWeights,
+    PackedRnn, RnnConfig,
+};
 
 use super::{assert_invalid, expect, views, weights, Want, GRU, LSTM, LSTM_PEEP, LSTM_PROJ, TANH};
 
@@ -63,6 +66,34 @@ fn config_errors() {
     }
     for clip in [0.0, -1.0, f32::NAN, f32::INFINITY] {
         cases.push((ok.with_clip(Some(clip)), "clip", Want::Invalid));
+    }
+    // Coupled gates with a projection (no peer defines both), and the variant options
+    // this version does not implement yet.
+    let coupled_projected = LstmVariant {
+        proj_size: Some(2),
+        coupling: GateCoupling::InputForget,
+        ..Default::default()
+    };
+    for cell in [
+        CellKind::Lstm(coupled_projected),
+        CellKind::Lstm(LstmVariant {
+            coupling: GateCoupling::Cifg,
+            ..Default::default()
+        }),
+        CellKind::Lstm(LstmVariant {
+            layer_norm: true,
+            ..Default::default()
+        }),
+        CellKind::Gru(GruVariant {
+            peephole: true,
+            ..Default::default()
+        }),
+        CellKind::Gru(GruVariant {
+            attention: true,
+            ..Default::default()
+        }),
+    ] {
+        cases.push((RnnConfig::new(cell, 3, 4), "cell", Want::Invalid));
     }
     for (cfg, arg, want) in cases {
         expect(bad(cfg), arg, want);

@@ -109,6 +109,7 @@ pub(crate) fn row_backward<T: Real>(
                 None => dh.to_vec(),
             };
             out.max_inner = max_abs(&dm);
+            let coupled = cfg.cell.input_forget();
             let p = |k: usize, j: usize| w.peephole.map_or(T::ZERO, |p| p[k * hid + j]);
             for j in 0..hid {
                 let (ri, rf, rg, ro) = (j, hid + j, 2 * hid + j, 3 * hid + j);
@@ -119,9 +120,18 @@ pub(crate) fn row_backward<T: Real>(
                 let d_o = gate_grad(dm[j] * tc, s.pre[ro], o, Act::Sigmoid, cl);
                 let dcn = dc[j] + dm[j] * o * (T::ONE - tc * tc) + d_o * p(2, j);
                 out.max_inner = out.max_inner.max(dcn.to_f64().abs());
-                // c' = f ⊙ c + i ⊙ g; i and f see c through their peepholes.
-                let d_i = gate_grad(dcn * gg, s.pre[ri], i, Act::Sigmoid, cl);
-                let d_f = gate_grad(dcn * c_old, s.pre[rf], f, Act::Sigmoid, cl);
+                // c' = f ⊙ c + i ⊙ g; i and f see c through their peepholes. Coupled
+                // (`input_forget`, f = 1 − i): c' = c + i ⊙ (g − c), and the forget
+                // row acts nowhere (zero gradient).
+                let (d_i, d_f) = if coupled {
+                    let d_i = gate_grad(dcn * (gg - c_old), s.pre[ri], i, Act::Sigmoid, cl);
+                    (d_i, T::ZERO)
+                } else {
+                    (
+                        gate_grad(dcn * gg, s.pre[ri], i, Act::Sigmoid, cl),
+                        gate_grad(dcn * c_old, s.pre[rf], f, Act::Sigmoid, cl),
+                    )
+                };
                 let d_g = gate_grad(dcn * i, s.pre[rg], gg, Act::Tanh, cl);
                 out.dc[j] = dcn * f + d_i * p(0, j) + d_f * p(1, j);
                 if let Some(gp) = g.peephole.as_mut() {

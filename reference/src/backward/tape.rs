@@ -98,6 +98,7 @@ pub(crate) fn row_step<T: Real>(
         CellKind::Lstm(LstmVariant { proj_size, .. }) => {
             s.pre.resize(4 * hid, T::ZERO);
             s.act.resize(4 * hid, T::ZERO);
+            let coupled = cfg.cell.input_forget();
             // Absent peepholes add no term at all (as in `step`).
             let pc = |k: usize, j: usize, c: T| w.peephole.map(|p| p[k * hid + j] * c);
             let add = |v: T, p: Option<T>| p.map_or(v, |p| v + p);
@@ -106,11 +107,15 @@ pub(crate) fn row_step<T: Real>(
                 let pi = add(x_part(w, ri, x) + h_part(w, ri, h), pc(0, j, c_old));
                 let pf = add(x_part(w, rf, x) + h_part(w, rf, h), pc(1, j, c_old));
                 let pg = x_part(w, rg, x) + h_part(w, rg, h);
-                let (i, f, g) = (
-                    clip(pi, cl).sigmoid(),
-                    clip(pf, cl).sigmoid(),
-                    clip(pg, cl).tanh(),
-                );
+                let i = clip(pi, cl).sigmoid();
+                // ONNX `input_forget`: f = 1 − i (the forget row's pre-activation is
+                // recorded but acts nowhere).
+                let f = if coupled {
+                    T::ONE - i
+                } else {
+                    clip(pf, cl).sigmoid()
+                };
+                let g = clip(pg, cl).tanh();
                 let c_new = f * c_old + i * g;
                 let po = add(x_part(w, ro, x) + h_part(w, ro, h), pc(2, j, c_new));
                 let o = clip(po, cl).sigmoid();

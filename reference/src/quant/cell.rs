@@ -203,7 +203,7 @@ pub fn step_from_input_products<R: Real>(
             layer_norm,
             ..
         }) => {
-            if coupling != crate::GateCoupling::None || layer_norm {
+            if coupling == crate::GateCoupling::Cifg || layer_norm {
                 return Err(unsupported(cfg));
             }
             let c = c.ok_or_else(|| Error::invalid("c", "the cell state [B, H]", "None"))?;
@@ -225,7 +225,14 @@ pub fn step_from_input_products<R: Real>(
                     let (pi, ti) = part(0, pc(0, j, c_old));
                     let (pf, tf) = part(1, pc(1, j, c_old));
                     let (pg, tg) = part(2, None);
-                    let (i, f, gg) = (pi.sigmoid(), pf.sigmoid(), pg.tanh());
+                    let i = pi.sigmoid();
+                    // ONNX `input_forget`: f = 1 − i (the forget row acts nowhere).
+                    let f = if coupling == crate::GateCoupling::InputForget {
+                        R::ONE - i
+                    } else {
+                        pf.sigmoid()
+                    };
+                    let gg = pg.tanh();
                     let c_new = f * c_old + i * gg;
                     let (po, to) = part(3, pc(2, j, c_new));
                     let m = po.sigmoid() * c_new.tanh();

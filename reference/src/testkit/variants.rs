@@ -33,6 +33,17 @@ pub const LSTM: CellKind = CellKind::LSTM;
 /// An LSTM with peepholes (ONNX `P`), no projection.
 pub const LSTM_PEEPHOLE: CellKind = lstm(true, None);
 
+/// An LSTM with ONNX's `input_forget` (f = 1 − i), with or without peepholes, no
+/// projection (no peer defines coupled gates with a projection).
+pub const fn lstm_input_forget(peephole: bool) -> CellKind {
+    CellKind::Lstm(LstmVariant {
+        peephole,
+        proj_size: None,
+        coupling: GateCoupling::InputForget,
+        layer_norm: false,
+    })
+}
+
 /// GRU with `linear_before_reset = true` (PyTorch, cuDNN).
 pub const GRU: CellKind = CellKind::GRU;
 
@@ -40,7 +51,7 @@ pub const GRU: CellKind = CellKind::GRU;
 pub const GRU_ONNX: CellKind = CellKind::GRU_ONNX;
 
 /// How many variants [`all`] lists.
-pub const COUNT: usize = 8;
+pub const COUNT: usize = 10;
 
 /// Every variant, each flag combination once, in a fixed order; projected LSTMs
 /// project to `proj` units (valid for a hidden size above `proj`, with `proj >= 1`).
@@ -61,6 +72,8 @@ pub const fn all(proj: usize) -> [CellKind; COUNT] {
         lstm(true, Some(proj)),
         GRU,
         GRU_ONNX,
+        lstm_input_forget(false),
+        lstm_input_forget(true),
     ]
 }
 
@@ -78,11 +91,17 @@ pub fn index(cell: CellKind) -> usize {
             coupling,
             layer_norm,
         }) => {
-            assert!(
-                coupling == GateCoupling::None && !layer_norm,
-                "{cell:?} has no place in the list yet"
-            );
-            2 + usize::from(peephole) + 2 * usize::from(proj_size.is_some())
+            assert!(!layer_norm, "{cell:?} has no place in the list yet");
+            match coupling {
+                GateCoupling::None => {
+                    2 + usize::from(peephole) + 2 * usize::from(proj_size.is_some())
+                }
+                GateCoupling::InputForget => {
+                    assert!(proj_size.is_none(), "{cell:?} is not a valid variant");
+                    8 + usize::from(peephole)
+                }
+                GateCoupling::Cifg => panic!("{cell:?} has no place in the list yet"),
+            }
         }
         CellKind::Gru(GruVariant {
             linear_before_reset,
@@ -99,12 +118,14 @@ pub fn index(cell: CellKind) -> usize {
 }
 
 /// The variant a fuzzer's selector byte names. `sel % 7` picks one of seven slots; the
-/// projected-LSTM slot takes its peephole flag from bit 3 of `sel`, so every variant
-/// of [`all`] is reachable. Projected LSTMs project to `1 + proj % (hidden - 1)`
-/// units, or lose their projection when `hidden <= 1`.
+/// projected-LSTM slot takes its peephole flag from bit 3 of `sel`, and the two
+/// unprojected LSTM slots take ONNX's `input_forget` from bit 7, so every variant of
+/// [`all`] is reachable. Projected LSTMs project to `1 + proj % (hidden - 1)` units,
+/// or lose their projection when `hidden <= 1`.
 ///
-/// The mapping is frozen: the committed fuzz corpora (their `crash-*` regression
-/// inputs included) encode it.
+/// The mapping only grows: the committed fuzz corpora (their `crash-*` regression
+/// inputs included) encode it. Bit 7 joined it with `input_forget`; a corpus input
+/// with bit 7 set in an unprojected LSTM slot now runs that LSTM coupled.
 pub fn from_selector(sel: u8, hidden: usize, proj: usize) -> CellKind {
     let projected = hidden > 1;
     let every = all(if projected {
@@ -120,14 +141,32 @@ pub fn from_selector(sel: u8, hidden: usize, proj: usize) -> CellKind {
     };
     match every[slot] {
         CellKind::Lstm(v) if v.proj_size.is_some() && !projected => lstm(v.peephole, None),
+        CellKind::Lstm(v) if v.proj_size.is_none() && sel & 0x80 != 0 => {
+            lstm_input_forget(v.peephole)
+        }
         cell => cell,
     }
 }
 
-/// A random variant for `hidden` units, drawn from `rng`: the cell kind first, then
-/// its flags (a projection to `1 + below(hidden - 1)` units half the time when
-/// `hidden > 1`). The order of draws is fixed: the kernels' property tests derive
-/// whole problems from one generator, so changing it changes every seeded case.
+/// A random variant for `hidden` units: [`random`]'s draw from `rng`, then the flags
+/// added since (an unprojected LSTM is coupled, `input_forget`, one time in three)
+/// drawn from `extra`. Keeping the later flags' draws on their own generator keeps
+/// `rng`'s draws, and so every seeded case drawn before them, unchanged.
+pub fn random_with(rng: &mut SplitMix64, extra: &mut SplitMix64, hidden: usize) -> CellKind {
+    match random(rng, hidden) {
+        CellKind::Lstm(v) if v.proj_size.is_none() && extra.below(3) == 0 => {
+            lstm_input_forget(v.peephole)
+        }
+        cell => cell,
+    }
+}
+
+/// A random variant of the original eight (every variant but the coupled LSTMs) for
+/// `hidden` units, drawn from `rng`: the cell kind first, then its flags (a projection
+/// to `1 + below(hidden - 1)` units half the time when `hidden > 1`). The order of
+/// draws is fixed: the kernels' property tests derive whole problems from one
+/// generator, so changing it changes every seeded case ([`random_with`] adds the
+/// later flags).
 pub fn random(rng: &mut SplitMix64, hidden: usize) -> CellKind {
     match rng.below(3) {
         0 => {
@@ -186,9 +225,9 @@ mod tests {
     #[test]
     fn random_reaches_every_variant() {
         let mut seen = [false; COUNT];
-        let mut rng = SplitMix64::new(1);
+        let (mut rng, mut extra) = (SplitMix64::new(1), SplitMix64::new(2));
         for _ in 0..1000 {
-            let cell = random(&mut rng, 4);
+            let cell = random_with(&mut rng, &mut extra, 4);
             assert!(RnnConfig::new(cell, 2, 4).validate().is_ok(), "{cell:?}");
             seen[index(cell)] = true;
         }

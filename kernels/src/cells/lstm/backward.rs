@@ -7,6 +7,8 @@
 //! dc  = dc' · f + d_i p_i + d_f p_f                 (each gate gradient zero where clipped)
 //! ```
 //!
+//! Coupled (`input_forget`, `f = 1 − i`): `d_i = dc' · (g − c) · σ'(i)`, `d_f = 0`.
+//!
 //! One pass per step over `W_hhᵀ` (its epilogue adds the carried and upstream
 //! gradients and finishes the units of its tile); a projected cell first writes
 //! `∂L/∂h'` (its rows also feed `∂W_hr`), then a second pass over `W_hrᵀ` gives `∂m`.
@@ -38,6 +40,8 @@ pub(crate) struct BackWeights {
     w_hr_t: Option<PanelsView<f32, 4>>,
     /// Peepholes `[3][padded(H)]` (i, f, o) of the forward's packing, or null.
     peephole: *const f32,
+    /// ONNX `input_forget`: `f = 1 − i`.
+    coupled: bool,
 }
 
 const ALL: &[usize] = &[0, 1, 2, 3];
@@ -139,6 +143,7 @@ pub(crate) fn views<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *const f32
             .peephole
             .as_ref()
             .map_or(std::ptr::null(), |p: &AlignedVec| p.as_slice().as_ptr()),
+        coupled: w.coupled,
     }
 }
 
@@ -153,14 +158,22 @@ pub(crate) unsafe fn step<B: Backend>(w: &BackWeights, s: &BackPtrs, first: bool
     unsafe {
         match w.w_hr_t {
             None => {
-                let epi = Plain { s, p: w.peephole };
+                let epi = Plain {
+                    s,
+                    p: w.peephole,
+                    coupled: w.coupled,
+                };
                 back_pass::<B, _>(team, a, s.batch, w.w_hh_t, first, s.zigzag, &epi)
             }
             Some(w_hr_t) => {
                 let epi = Projected { s };
                 back_pass::<B, _>(team, a, s.batch, w.w_hh_t, first, s.zigzag, &epi);
                 let dh = Rows::strided(s.dh_rows, s.h_stride, s.batch);
-                let epi = Update { s, p: w.peephole };
+                let epi = Update {
+                    s,
+                    p: w.peephole,
+                    coupled: w.coupled,
+                };
                 back_pass::<B, _>(team, dh, s.batch, w_hr_t, false, s.zigzag, &epi)
             }
         }
@@ -180,6 +193,7 @@ pub(crate) unsafe fn finish<B: Backend>(w: &BackWeights, s: &BackPtrs, team: &Te
 struct Plain<'a> {
     s: &'a BackPtrs,
     p: *const f32,
+    coupled: bool,
 }
 
 // SAFETY: `p` points into the packed weights, which outlive the team and are only read.
@@ -197,7 +211,7 @@ impl<V: V16> Epilogue<V, 4> for Plain<'_> {
                 let dh = dh_in(s, row, u, a, active);
                 let carry = if active { V::zero() } else { dh };
                 carry.store(s.dhc.add(row * s.h_stride + u));
-                cell(s, self.p, row, u, dh, active);
+                cell(s, self.p, self.coupled, row, u, dh, active);
             }
         }
     }
@@ -234,6 +248,7 @@ impl<V: V16> Epilogue<V, 4> for Projected<'_> {
 struct Update<'a> {
     s: &'a BackPtrs,
     p: *const f32,
+    coupled: bool,
 }
 
 // SAFETY: as for `Plain`.
@@ -245,7 +260,17 @@ impl<V: V16> Epilogue<V, 4> for Update<'_> {
         let active = self.s.active(row);
         for (q, &a) in acc.iter().enumerate() {
             // SAFETY: `(row, u)` inside every padded buffer.
-            unsafe { cell(self.s, self.p, row, (panel * 4 + q) * LANES, a, active) };
+            unsafe {
+                cell(
+                    self.s,
+                    self.p,
+                    self.coupled,
+                    row,
+                    (panel * 4 + q) * LANES,
+                    a,
+                    active,
+                )
+            };
         }
     }
 }
@@ -256,7 +281,15 @@ impl<V: V16> Epilogue<V, 4> for Update<'_> {
 /// # Safety
 /// `V`'s ISA; `(row, u)` inside every padded buffer; `p` null or `[3][c_stride]`.
 #[inline(always)]
-unsafe fn cell<V: V16>(s: &BackPtrs, p: *const f32, row: usize, u: usize, dm: V, active: bool) {
+unsafe fn cell<V: V16>(
+    s: &BackPtrs,
+    p: *const f32,
+    coupled: bool,
+    row: usize,
+    u: usize,
+    dm: V,
+    active: bool,
+) {
     // SAFETY: the caller's contract.
     unsafe {
         let dg = s.dg.add(row * s.dg_stride + 4 * u);
@@ -274,7 +307,6 @@ unsafe fn cell<V: V16>(s: &BackPtrs, p: *const f32, row: usize, u: usize, dm: V,
             V::load(z.add(3 * LANES)),
         );
         let i = math::sigmoid(clip(zi, s.clip));
-        let f = math::sigmoid(clip(zf, s.clip));
         let g = math::tanh(clip(zg, s.clip));
         let o = math::sigmoid(clip(zo, s.clip));
         let c_old = V::load(s.c_prev.add(row * s.c_stride + u));
@@ -286,8 +318,16 @@ unsafe fn cell<V: V16>(s: &BackPtrs, p: *const f32, row: usize, u: usize, dm: V,
         if !p.is_null() {
             dcn = d_o.mul_add(V::load(p.add(2 * s.c_stride + u)), dcn);
         }
-        let d_i = unclipped(dcn.mul(g).mul(dsigmoid(i)), zi, s.clip);
-        let d_f = unclipped(dcn.mul(c_old).mul(dsigmoid(f)), zf, s.clip);
+        // Coupled: c' = c + i ⊙ (g − c), and the forget row acts nowhere.
+        let (f, d_i, d_f) = if coupled {
+            let d_i = unclipped(dcn.mul(g.sub(c_old)).mul(dsigmoid(i)), zi, s.clip);
+            (V::splat(1.0).sub(i), d_i, V::zero())
+        } else {
+            let f = math::sigmoid(clip(zf, s.clip));
+            let d_i = unclipped(dcn.mul(g).mul(dsigmoid(i)), zi, s.clip);
+            let d_f = unclipped(dcn.mul(c_old).mul(dsigmoid(f)), zf, s.clip);
+            (f, d_i, d_f)
+        };
         let d_g = unclipped(dcn.mul(i).mul(dtanh(g)), zg, s.clip);
         let mut dc = dcn.mul(f);
         if !p.is_null() {

@@ -7,6 +7,9 @@
 //! o = σ(clip(pre_o + W_ho h (+ p_o ⊙ c')))    h' = o ⊙ tanh(c')   (then W_hr h' if projected)
 //! ```
 //!
+//! ONNX's `input_forget` couples the gates: `f = 1 − i` (the forget gate's product
+//! still runs in the tile, its result unused: the weights keep ONNX's four blocks).
+//!
 //! One pass over panels holding all four gates of one 16-unit tile, the cell update in
 //! the epilogue; a projected LSTM writes `o ⊙ tanh(c')` to scratch and a second pass
 //! (a plain product with `W_hr`) makes `h'`.
@@ -38,6 +41,8 @@ pub(crate) struct Weights<W: Storage> {
     w_hr: Option<Panels<W, 4>>,
     /// Peepholes `[3][padded(H)]` in order i, f, o.
     peephole: Option<AlignedVec>,
+    /// ONNX `input_forget`: `f = 1 − i`.
+    pub(crate) coupled: bool,
 }
 
 impl Cell for Lstm {
@@ -49,6 +54,7 @@ impl Cell for Lstm {
             w_hh: Panels::pack(w.w_hh, h, ho, &[0, 1, 2, 3]),
             w_hr: w.w_hr.map(|p| Panels::pack(p, ho, h, &[0])),
             peephole: w.peephole.map(|p| padded_rows(p, 3, h)),
+            coupled: cfg.cell.input_forget(),
         }
     }
 
@@ -65,6 +71,7 @@ impl Cell for Lstm {
         let epi = Update {
             s,
             peephole: w.peephole.as_ref().map(AlignedVec::as_slice),
+            coupled: w.coupled,
             // A projected cell's epilogue writes `o ⊙ tanh(c')` to scratch.
             m: if w.w_hr.is_some() { s.aux } else { s.h_next },
             m_stride: if w.w_hr.is_some() {
@@ -98,6 +105,7 @@ impl Cell for Lstm {
 struct Update<'a> {
     s: &'a StepPtrs,
     peephole: Option<&'a [f32]>,
+    coupled: bool,
     m: *mut f32,
     m_stride: usize,
 }
@@ -138,7 +146,12 @@ impl<V: V16> Epilogue<V, 4> for Update<'_> {
                 gg.store(pre.add(2 * LANES));
             }
             let i = math::sigmoid(clip(gi, s.clip));
-            let f = math::sigmoid(clip(gf, s.clip));
+            // A branch on a per-layer flag, the same every tile: predicted.
+            let f = if self.coupled {
+                V::splat(1.0).sub(i)
+            } else {
+                math::sigmoid(clip(gf, s.clip))
+            };
             let g = math::tanh(clip(gg, s.clip));
             let c_new = f.mul_add(c, i.mul(g));
             if let Some(p) = self.peephole {

@@ -1,12 +1,14 @@
 //! The attributes of an ONNX `LSTM` / `GRU` / `RNN` node: the one place that decides
 //! which are supported. To support another attribute or value (custom activations,
-//! `input_forget`, ...), give `CellKind` / `RnnConfig` the variant and add its arm to
+//! `activation_alpha`, ...), give `CellKind` / `RnnConfig` the variant and add its arm to
 //! [`parse`] (and, for activations, to [`check_activations`]).
 
 use super::graph::op;
 use super::proto::{AttributeProto, NodeProto};
 use crate::models::invalid;
-use crate::{CellKind, Direction, Result, RnnActivation, RnnVariant, TensorLayout};
+use crate::{
+    CellKind, Direction, GateCoupling, LstmVariant, Result, RnnActivation, RnnVariant, TensorLayout,
+};
 
 /// The three recurrent operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,12 +121,13 @@ pub(super) fn parse(op: Op, n: &NodeProto, who: &str) -> Result<Attrs> {
                 }
             }
             (Op::Lstm, "input_forget") => {
-                if a.i != Some(0) {
-                    return Err(invalid(
-                        &arg,
-                        "0 (coupled input and forget gates are not supported)",
-                        show(a),
-                    ));
+                let coupling = match a.i {
+                    Some(0) => GateCoupling::None,
+                    Some(1) => GateCoupling::InputForget,
+                    _ => return Err(invalid(&arg, "0 or 1", show(a))),
+                };
+                if let CellKind::Lstm(v) = out.cell {
+                    out.cell = CellKind::Lstm(LstmVariant { coupling, ..v });
                 }
             }
             (_, "activations") => {
@@ -315,6 +318,9 @@ mod tests {
             ],
         );
         assert!(parse(Op::Lstm, &n, "LSTM node").is_ok());
+        let n = node("LSTM", vec![int("input_forget", 1)]);
+        let a = parse(Op::Lstm, &n, "LSTM node").unwrap();
+        assert!(a.cell.input_forget(), "{:?}", a.cell);
     }
 
     #[test]
@@ -326,7 +332,7 @@ mod tests {
                 Op::Lstm,
                 strings("activations", &["Sigmoid", "Tanh", "Relu"]),
             ),
-            (Op::Lstm, int("input_forget", 1)),
+            (Op::Lstm, int("input_forget", 2)),
             (Op::Gru, int("linear_before_reset", 2)),
             (Op::Gru, int("input_forget", 0)), // an LSTM attribute
             (Op::Lstm, int("hidden_size", -3)),

@@ -23,8 +23,8 @@ use crate::{
 /// `W` / `R` / `B` / `P`); a chain of one node per layer as `torch.onnx.export` writes
 /// it for a multi-layer or bidirectional module becomes **one** stacked [`OnnxRnn`]
 /// named by the graph's own inputs and outputs. An attribute or value the kernels do
-/// not implement (custom activations, `input_forget = 1`, ...) is an error naming the
-/// node and the attribute.
+/// not implement (custom activations other than Tanh/Relu for RNN, ...) is an error
+/// naming the node and the attribute.
 ///
 /// ```no_run
 /// use rnn_kernels::models::OnnxModel;

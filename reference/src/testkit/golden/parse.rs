@@ -5,8 +5,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::{
-    import_onnx, CellKind, Direction, GruVariant, LstmVariant, OnnxWeights, OwnedLayerWeights,
-    RnnActivation, RnnConfig, RnnVariant, SeqShape,
+    import_onnx, CellKind, Direction, GateCoupling, GruVariant, LstmVariant, OnnxWeights,
+    OwnedLayerWeights, RnnActivation, RnnConfig, RnnVariant, SeqShape,
 };
 
 use super::Case;
@@ -187,6 +187,11 @@ pub(super) fn parse_case(v: &Value, path: &Path) -> Result<Case, String> {
         "lstm" => CellKind::Lstm(LstmVariant {
             peephole: bool_or(c, "peephole", false)?,
             proj_size,
+            coupling: if bool_or(c, "input_forget", false)? {
+                GateCoupling::InputForget
+            } else {
+                GateCoupling::None
+            },
             ..Default::default()
         }),
         "gru" => CellKind::Gru(GruVariant {
@@ -200,9 +205,6 @@ pub(super) fn parse_case(v: &Value, path: &Path) -> Result<Case, String> {
     }
     if !matches!(c.get("activations"), None | Some(Value::Null)) {
         return Err("`config.activations` other than null is not supported".into());
-    }
-    if bool_or(c, "input_forget", false)? {
-        return Err("`config.input_forget` is not supported".into());
     }
     let bidirectional = bool_or(c, "bidirectional", false)?;
     let direction = match c.get("direction").and_then(Value::as_str) {
