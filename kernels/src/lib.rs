@@ -124,6 +124,7 @@ mod cells;
 mod dispatch;
 
 mod io;
+mod output;
 mod packed;
 mod workspace;
 
@@ -147,6 +148,7 @@ pub use element::{Element, WeightType};
 /// The `half` crate, whose `f16` and `bf16` are this crate's half-precision types.
 pub use half;
 pub use isa::{Isa, ISA_ENV};
+pub use output::PackedOutput;
 pub use packed::PackedRnn;
 pub use packed_cell::{PackedCell, StepInput, StepOutputMut};
 pub use rnn_reference::quant::{
@@ -155,8 +157,8 @@ pub use rnn_reference::quant::{
 };
 pub use rnn_reference::{
     import_onnx, views, CellKind, Direction, Error, GateCoupling, GruVariant, LayerWeights,
-    LstmVariant, OnnxWeights, OwnedLayerWeights, Result, RnnActivation, RnnConfig, RnnVariant,
-    SeqShape, SequenceInput, TensorLayout,
+    LstmVariant, OnnxWeights, OutputActivation, OutputConfig, OwnedLayerWeights, Result,
+    RnnActivation, RnnConfig, RnnVariant, SeqShape, SequenceInput, TensorLayout,
 };
 pub use sequence::SequenceOutputMut;
 pub use training::{

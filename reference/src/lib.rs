@@ -11,6 +11,7 @@
 //! - [`backward`]: backpropagation through time, the gradients of every parameter,
 //!   the input and the initial states;
 //! - [`import_onnx`] / [`export_onnx`]: ONNX weight layout to and from PyTorch layout;
+//! - [`output_layer`]: the output layer `g(W_o·h + b_o)` over a sequence's output;
 //! - [`quant`]: int8 weights with activations quantized at run time (this crate's
 //!   schemes and ONNX Runtime's `DynamicQuantizeLSTM`), and their naive oracle.
 
@@ -20,6 +21,7 @@ mod backward;
 mod cell;
 mod cell_kind;
 mod error;
+mod output;
 pub mod quant;
 mod real;
 mod sequence;
@@ -31,6 +33,7 @@ pub mod testkit;
 
 pub use backward::{backward, Gradients, OutputGrads};
 pub use cell::{step, StepOutput};
+pub use output::{output_layer, OutputActivation, OutputConfig};
 pub use real::Real;
 pub use sequence::{forward, SequenceInput, SequenceOutput};
 

@@ -68,10 +68,9 @@ impl Cell for Lstm {
             nrows: s.batch,
             w: w.w_hh.view(),
         };
-        let epi = Update {
+        let epi = Update::<false> {
             s,
             peephole: w.peephole.as_ref().map(AlignedVec::as_slice),
-            coupled: w.coupled,
             // A projected cell's epilogue writes `o ⊙ tanh(c')` to scratch.
             m: if w.w_hr.is_some() { s.aux } else { s.h_next },
             m_stride: if w.w_hr.is_some() {
@@ -81,7 +80,21 @@ impl Cell for Lstm {
             },
         };
         // SAFETY: forwarded contract; `k = H_out` matches the `h` rows.
-        unsafe { pass::<B, W, _, 4>(team, &job, s.zigzag, &epi) };
+        unsafe {
+            // The coupled form is its own instantiation, so the plain one's code is
+            // exactly what it was without the option.
+            if w.coupled {
+                let epi = Update::<true> {
+                    s: epi.s,
+                    peephole: epi.peephole,
+                    m: epi.m,
+                    m_stride: epi.m_stride,
+                };
+                pass::<B, W, _, 4>(team, &job, s.zigzag, &epi)
+            } else {
+                pass::<B, W, _, 4>(team, &job, s.zigzag, &epi)
+            }
+        };
         if let Some(w_hr) = &w.w_hr {
             let job = Job {
                 a: s.aux_rows(),
@@ -101,20 +114,20 @@ impl Cell for Lstm {
 }
 
 /// The cell update of one tile (`NP = 4` gates i, f, g, o per panel); writes `c'` and
-/// `m = o ⊙ tanh(c')` (to `h_next`, or to scratch for the projection).
-struct Update<'a> {
+/// `m = o ⊙ tanh(c')` (to `h_next`, or to scratch for the projection). `COUPLED`:
+/// ONNX `input_forget`, `f = 1 − i`.
+struct Update<'a, const COUPLED: bool> {
     s: &'a StepPtrs,
     peephole: Option<&'a [f32]>,
-    coupled: bool,
     m: *mut f32,
     m_stride: usize,
 }
 
 // SAFETY: `m` points into the step's state or scratch rows, which outlive the team;
 // members write disjoint tiles.
-unsafe impl Sync for Update<'_> {}
+unsafe impl<const COUPLED: bool> Sync for Update<'_, COUPLED> {}
 
-impl<V: V16> Epilogue<V, 4> for Update<'_> {
+impl<V: V16, const COUPLED: bool> Epilogue<V, 4> for Update<'_, COUPLED> {
     #[inline(always)]
     fn prefetch(&self, row: usize, tile: usize) {
         let (s, u) = (self.s, tile * LANES);
@@ -146,8 +159,7 @@ impl<V: V16> Epilogue<V, 4> for Update<'_> {
                 gg.store(pre.add(2 * LANES));
             }
             let i = math::sigmoid(clip(gi, s.clip));
-            // A branch on a per-layer flag, the same every tile: predicted.
-            let f = if self.coupled {
+            let f = if COUPLED {
                 V::splat(1.0).sub(i)
             } else {
                 math::sigmoid(clip(gf, s.clip))

@@ -1,0 +1,236 @@
+//! The output layer `y = g(W_o·h + b_o)` over a whole sequence's output
+//! ([`PackedOutput`]): one product over all `T·B` rows (the recurrent layers' panels
+//! and micro-kernels, split by panels among threads), then one elementwise pass
+//! (identity, sigmoid, or a numerically stable softmax per row; split by rows).
+//! The definition is [`rnn_reference::output_layer`].
+
+mod finish;
+
+use std::marker::PhantomData;
+
+use rnn_reference::{check_len, OutputConfig};
+
+use crate::aligned::AlignedVec;
+use crate::arch::{dispatch, Backend, ForBackend};
+use crate::dispatch::GemmFn;
+use crate::element::{Element, Storage};
+use crate::io::input_f32;
+use crate::isa::Isa;
+use crate::kernel::walk::Job;
+use crate::kernel::{Rows, Store};
+use crate::pack::{pack_vector, Panels};
+use crate::parallel::{run_team, threads_for, Shared, Team};
+use crate::workspace::Workspace;
+use crate::{passes, Error, Result};
+
+use finish::Finish;
+
+/// An output layer packed once: `W_o` `[O, I]` (PyTorch `nn.Linear`'s layout) and
+/// `b_o` `[O]`, weights stored as `W` (`f32`, `half::f16` or `half::bf16`; sums and
+/// the activation in `f32`).
+///
+/// ```
+/// use rnn_kernels::{OutputActivation, OutputConfig, PackedOutput, Workspace};
+/// let cfg = OutputConfig::new(3, 2, OutputActivation::Softmax);
+/// let w = [1.0f32, 0.0, 0.0, 0.0, 1.0, 0.0];
+/// let out = PackedOutput::<f32>::pack(&cfg, &w, Some(&[0.0, 0.0])).unwrap();
+/// // Two rows of an RNN's output (any layout: rows are independent).
+/// let h = [2.0f32, 2.0, 9.0, 0.0, 0.0, 9.0];
+/// let mut y = [0.0f32; 4];
+/// out.forward(&mut Workspace::new(), 2, &h, &mut y).unwrap();
+/// assert_eq!(y, [0.5, 0.5, 0.5, 0.5]);
+/// ```
+#[derive(Clone)]
+pub struct PackedOutput<W: Element = f32> {
+    cfg: OutputConfig,
+    w: Panels<W, 4>,
+    bias: AlignedVec,
+    isa: Option<Isa>,
+}
+
+impl<W: Element> PackedOutput<W> {
+    /// Packs `w` (`[O, I]`) and `b` (`[O]`, or `None` for no bias), given as `f32`,
+    /// `half::f16` or `half::bf16`, rounding weights to `W` (to nearest, ties to even).
+    pub fn pack<S: Element>(cfg: &OutputConfig, w: &[S], b: Option<&[S]>) -> Result<Self> {
+        cfg.check_weights(w, b)?;
+        let (i, o) = (cfg.in_features, cfg.out_features);
+        let panels = Panels::pack(w, o, i, &[0]);
+        let zeros = vec![S::default(); o];
+        let bias = pack_vector(b.unwrap_or(&zeros), o, &[0], panels.cols());
+        Ok(PackedOutput {
+            cfg: *cfg,
+            w: panels,
+            bias,
+            isa: None,
+        })
+    }
+
+    /// Forces an instruction set (`None`: the process default, see [`Isa`]); an error
+    /// if this CPU lacks it.
+    pub fn with_isa(mut self, isa: Option<Isa>) -> Result<Self> {
+        Isa::resolve(isa)?;
+        self.isa = isa;
+        Ok(self)
+    }
+
+    /// The layer's shape and activation.
+    pub fn config(&self) -> &OutputConfig {
+        &self.cfg
+    }
+
+    /// `y = g(W_o·x + b_o)` for `rows` rows: `x` is `[rows, I]` (an RNN's `y` in either
+    /// layout, `rows = T·B`), `y` is `[rows, O]`, both `f32`, `half::f16` or
+    /// `half::bf16` (half values widen exactly; `y` rounds once, when written). Uses
+    /// the rayon pool's threads; results do not depend on their number. No allocation
+    /// once `ws` has grown for the shape.
+    pub fn forward<T: Element>(
+        &self,
+        ws: &mut Workspace,
+        rows: usize,
+        x: &[T],
+        y: &mut [T],
+    ) -> Result<()> {
+        let (i, o) = (self.cfg.in_features, self.cfg.out_features);
+        if rows == 0 {
+            return Err(Error::Invalid {
+                arg: "rows".into(),
+                expected: "at least 1".into(),
+                actual: "0".into(),
+            });
+        }
+        let len = |arg: &str, what: &str, n: usize| {
+            rows.checked_mul(n).ok_or_else(|| Error::Overflow {
+                arg: arg.into(),
+                what: what.into(),
+            })
+        };
+        let (x_len, y_len) = (
+            len("x", "rows * in_features", i)?,
+            len("y", "rows * out_features", o)?,
+        );
+        check_len("x", x_len, x.len())?;
+        check_len("y", y_len, y.len())?;
+        let z_stride = self.w.cols();
+        let z_len = len("rows", "rows * padded out_features (scratch)", z_stride)?;
+        let isa = Isa::resolve(self.isa)?;
+        let table = dispatch(isa.detected()?, Table::<W>(PhantomData));
+        let [z] = ws.carve([z_len])?;
+        if let (Some(x), Some(y)) = (T::as_f32(x), T::as_f32_mut(y)) {
+            self.run(&table, rows, x, z, y);
+            return Ok(());
+        }
+        let [x32, y32] = ws.carve_io([x_len, y_len])?;
+        // SAFETY: each region was carved with the length of the slice it receives,
+        // disjoint from each other and from `z`.
+        let (x32, y32) = unsafe {
+            (
+                input_f32(x, x32),
+                std::slice::from_raw_parts_mut(y32, y_len),
+            )
+        };
+        self.run(&table, rows, x32, z, y32);
+        T::slice_from_f32(y32, y);
+        Ok(())
+    }
+
+    /// The product into `z` (`rows` rows of `w.cols()` floats), then the elementwise
+    /// pass into `y`.
+    fn run(&self, k: &OutputKernels<W>, rows: usize, x: &[f32], z: *mut f32, y: &mut [f32]) {
+        let (i, o) = (self.cfg.in_features, self.cfg.out_features);
+        let z_stride = self.w.cols();
+        let job = Job {
+            a: Rows::strided(x.as_ptr(), i, rows),
+            nrows: rows,
+            w: self.w.view(),
+        };
+        let store = Store {
+            out: z,
+            stride: z_stride,
+            bias: self.bias.as_slice().as_ptr(),
+        };
+        let ptrs = Shared((z, y.as_mut_ptr()));
+        let activation = self.cfg.activation;
+        let want = threads_for(
+            rows.saturating_mul(i).saturating_mul(o),
+            self.w.panels(),
+            rayon::current_num_threads(),
+        );
+        let body = |team: &Team<'_>| {
+            let (z, y) = ptrs.get();
+            // SAFETY: `x` holds rows * I floats (checked), `z` rows * z_stride (carved)
+            // and the bias z_stride floats (packed); the product ends in a barrier.
+            unsafe { (k.gemm)(team, &job, &store) };
+            let mine = team.chunk(rows, usize::MAX);
+            let op = Finish {
+                z,
+                z_stride,
+                y,
+                o,
+                rows: mine,
+                activation,
+            };
+            // SAFETY: every member finishes its own rows of `z` (rows * z_stride floats,
+            // z_stride >= O rounded up to 16) into `y` (rows * O, checked).
+            unsafe { (k.finish)(op) };
+        };
+        run_team(want, &body);
+    }
+}
+
+/// The functions of one backend for weights `W`.
+struct OutputKernels<W: Storage> {
+    gemm: GemmFn<W>,
+    finish: unsafe fn(Finish),
+}
+
+/// Builds the [`OutputKernels`] of the backend `dispatch` picks.
+struct Table<W>(PhantomData<W>);
+
+impl<W: Storage> ForBackend for Table<W> {
+    type Output = OutputKernels<W>;
+
+    fn call<B: Backend>(self) -> OutputKernels<W> {
+        OutputKernels {
+            gemm: passes::gemm::<B, W>,
+            finish: finish_rows::<B>,
+        }
+    }
+}
+
+/// Runs the elementwise pass with backend `B`.
+///
+/// # Safety
+/// `B` came from `arch::dispatch`; `op` meets [`Finish`]'s contract.
+unsafe fn finish_rows<B: Backend>(op: Finish) {
+    // SAFETY: forwarded.
+    unsafe { B::run_op(op) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rnn_reference::OutputActivation;
+
+    /// Identity with a zero bias on the identity matrix copies `x`, at every ISA and
+    /// for widths on both sides of a panel.
+    #[test]
+    fn identity_copies_every_isa() {
+        for n in [1usize, 15, 16, 17, 64, 65, 130] {
+            let cfg = OutputConfig::new(n, n, OutputActivation::Identity);
+            let mut w = vec![0.0f32; n * n];
+            for k in 0..n {
+                w[k * n + k] = 1.0;
+            }
+            let x: Vec<f32> = (0..3 * n).map(|v| v as f32 - 7.5).collect();
+            for isa in Isa::available() {
+                let out = PackedOutput::<f32>::pack(&cfg, &w, None)
+                    .unwrap()
+                    .with_isa(Some(isa))
+                    .unwrap();
+                let mut y = vec![f32::NAN; 3 * n];
+                out.forward(&mut Workspace::new(), 3, &x, &mut y).unwrap();
+                assert_eq!(y, x, "{isa:?} n = {n}");
+            }
+        }
+    }
+}
