@@ -13,7 +13,7 @@
 //!   int8 weights) and
 //!   `PackedCell::step` make **zero** allocations, also for smaller shapes afterwards.
 //! - The same for a training step (`forward_train` then `backward`, every cell kind,
-//!   both `Activations` modes).
+//!   both `Activations` modes), and for the output layer's forward and backward.
 //! - 2-thread rayon pool on a shape large enough to be split across a team: also
 //!   **zero** (the team is forked with `rayon::join`, whose jobs live on the stack).
 
@@ -21,9 +21,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rnn_kernels::{
-    Activations, CellKind, Direction, GradientsMut, LayerGradsMut, OutputGrads, OwnedLayerWeights,
-    PackedCell, PackedRnn, RnnConfig, SeqShape, SequenceInput, SequenceOutputMut, StepInput,
-    StepOutputMut, TensorLayout, TrainingWorkspace, WeightType, Workspace,
+    Activations, CellKind, Direction, GradientsMut, LayerGradsMut, OutputActivation, OutputConfig,
+    OutputGrads, OwnedLayerWeights, PackedCell, PackedOutput, PackedRnn, RnnConfig, SeqShape,
+    SequenceInput, SequenceOutputMut, StepInput, StepOutputMut, TensorLayout, TrainingWorkspace,
+    WeightType, Workspace,
 };
 use rnn_reference::testkit::fixture::Sawtooth;
 use rnn_reference::testkit::variants;
@@ -298,6 +299,64 @@ fn measure_train<const N: usize>(
     })
 }
 
+/// The output layer's forward and backward, every activation, `rows` then fewer rows
+/// with the same workspace, after one warm-up call of each.
+fn measure_output(rows: usize, i: usize, o: usize) -> usize {
+    let mut total = 0;
+    for activation in [
+        OutputActivation::Identity,
+        OutputActivation::Sigmoid,
+        OutputActivation::Softmax,
+    ] {
+        let cfg = OutputConfig::new(i, o, activation);
+        let head = PackedOutput::<f32>::pack(&cfg, &vals(o * i, 1), Some(&vals(o, 2))).unwrap();
+        let (x, dy) = (vals(rows * i, 3), vals(rows * o, 4));
+        let (mut y, mut dx, mut dw, mut db) = (
+            vec![0.0f32; rows * o],
+            vec![0.0f32; rows * i],
+            vec![0.0f32; o * i],
+            vec![0.0f32; o],
+        );
+        let mut ws = Workspace::new();
+        let mut call = |n: usize, ws: &mut Workspace| {
+            head.forward(ws, n, &x[..n * i], &mut y[..n * o]).unwrap();
+            let y = y.clone();
+            head.backward(
+                ws,
+                n,
+                &x[..n * i],
+                &y[..n * o],
+                &dy[..n * o],
+                &mut dx[..n * i],
+                &mut dw,
+                Some(&mut db),
+            )
+            .unwrap();
+        };
+        call(rows, &mut ws);
+        // `y.clone()` above is the test's own; count only the layer's calls.
+        let ys = y.clone();
+        total += count(|| {
+            for n in [rows, rows / 2] {
+                head.forward(&mut ws, n, &x[..n * i], &mut y[..n * o])
+                    .unwrap();
+                head.backward(
+                    &mut ws,
+                    n,
+                    &x[..n * i],
+                    &ys[..n * o],
+                    &dy[..n * o],
+                    &mut dx[..n * i],
+                    &mut dw,
+                    Some(&mut db),
+                )
+                .unwrap();
+            }
+        });
+    }
+    total
+}
+
 #[test]
 fn no_allocations_after_warm_up() {
     // ---- one thread: must be exactly zero ----
@@ -351,6 +410,11 @@ fn no_allocations_after_warm_up() {
         }
     });
 
+    one.install(|| {
+        let n = measure_output(9, 37, 70);
+        assert_eq!(n, 0, "output layer: {n} allocations after warm-up");
+    });
+
     // ---- two threads, a shape the kernels split across threads ----
     let two = pool(2);
     let mut report = Vec::new();
@@ -398,6 +462,9 @@ fn no_allocations_after_warm_up() {
             assert_eq!(n1, 0, "step {cell:?}: {n1} allocations with 2 threads");
             assert_eq!(n2, 0, "training {cell:?}: {n2} allocations with 2 threads");
         }
+        let n = measure_output(64, 256, 600);
+        report.push(format!("output layer 2 threads: {n} allocations"));
+        assert_eq!(n, 0, "output layer: {n} allocations with 2 threads");
     });
     println!("{}", report.join("\n"));
 }

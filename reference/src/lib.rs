@@ -33,7 +33,9 @@ pub mod testkit;
 
 pub use backward::{backward, Gradients, OutputGrads};
 pub use cell::{step, StepOutput};
-pub use output::{output_layer, OutputActivation, OutputConfig};
+pub use output::{
+    output_layer, output_layer_backward, OutputActivation, OutputConfig, OutputLayerGrads,
+};
 pub use real::Real;
 pub use sequence::{forward, SequenceInput, SequenceOutput};
 

@@ -122,3 +122,78 @@ unsafe fn softmax_row<V: V16>(z: *mut f32, y: *mut f32, o: usize) {
         map_row::<V>(z, y, o, |e| e.div(s));
     }
 }
+
+/// The backward's elementwise pass: rows `rows` of `dz = ∂L/∂z` (into scratch rows of
+/// `dz_stride` floats, zero past `o`) from the forward's `y` and `dy = ∂L/∂y` (`o`
+/// floats per row, packed), as `rnn_reference::output_layer_backward` evaluates it.
+pub(crate) struct BackFinish {
+    pub(crate) y: *const f32,
+    pub(crate) dy: *const f32,
+    pub(crate) dz: *mut f32,
+    pub(crate) dz_stride: usize,
+    pub(crate) o: usize,
+    pub(crate) rows: Range<usize>,
+    pub(crate) activation: OutputActivation,
+}
+
+// SAFETY: as for `Finish`: members write disjoint rows of `dz`.
+unsafe impl Sync for BackFinish {}
+
+impl SimdOp for BackFinish {
+    type Output = ();
+
+    #[inline(always)]
+    unsafe fn run<V: V16>(self) {
+        let o = self.o;
+        let chunks = o.div_ceil(LANES);
+        for r in self.rows.clone() {
+            // SAFETY: the op's contract: rows `r` of `y`, `dy` (o floats) and `dz`
+            // (dz_stride >= chunks * 16 floats) exist.
+            unsafe {
+                let (y, dy) = (self.y.add(r * o), self.dy.add(r * o));
+                let dz = self.dz.add(r * self.dz_stride);
+                // Chunk `c` of a packed row, zero past `o`.
+                let load = |p: *const f32, c: usize| {
+                    if (c + 1) * LANES <= o {
+                        V::load(p.add(c * LANES))
+                    } else {
+                        let mut buf = [0.0f32; LANES];
+                        std::ptr::copy_nonoverlapping(
+                            p.add(c * LANES),
+                            buf.as_mut_ptr(),
+                            o - c * LANES,
+                        );
+                        V::load(buf.as_ptr())
+                    }
+                };
+                let s = if self.activation == OutputActivation::Softmax {
+                    let mut acc = V::zero();
+                    for c in 0..chunks {
+                        acc = load(dy, c).mul_add(load(y, c), acc);
+                    }
+                    let mut lanes = [0.0f32; LANES];
+                    acc.store(lanes.as_mut_ptr());
+                    V::splat(lanes.iter().sum())
+                } else {
+                    V::zero()
+                };
+                let one = V::splat(1.0);
+                for c in 0..chunks {
+                    let (yv, dv) = (load(y, c), load(dy, c));
+                    let d = match self.activation {
+                        OutputActivation::Identity => dv,
+                        OutputActivation::Sigmoid => dv.mul(yv.mul(one.sub(yv))),
+                        OutputActivation::Softmax => yv.mul(dv.sub(s)),
+                    };
+                    d.store(dz.add(c * LANES));
+                    if (c + 1) * LANES > o {
+                        // Lanes past `o` read y = dy = 0, so d = 0 there, except a
+                        // softmax row whose sum is NaN (NaN anyway): keep them zero.
+                        std::ptr::write_bytes(dz.add(o), 0, (c + 1) * LANES - o);
+                    }
+                }
+                std::ptr::write_bytes(dz.add(chunks * LANES), 0, self.dz_stride - chunks * LANES);
+            }
+        }
+    }
+}

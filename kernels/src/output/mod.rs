@@ -7,6 +7,7 @@
 mod finish;
 
 use std::marker::PhantomData;
+use std::sync::OnceLock;
 
 use rnn_reference::{check_len, OutputConfig};
 
@@ -18,12 +19,15 @@ use crate::io::input_f32;
 use crate::isa::Isa;
 use crate::kernel::walk::Job;
 use crate::kernel::{Rows, Store};
-use crate::pack::{pack_vector, Panels};
+use crate::pack::runtime::{
+    gather_blocks, panels_len, transpose_panels, transpose_rows, BlockCols, RowSource, WIDTH,
+};
+use crate::pack::{pack_vector, Panels, PanelsView, LANES};
 use crate::parallel::{run_team, threads_for, Shared, Team};
 use crate::workspace::Workspace;
 use crate::{passes, Error, Result};
 
-use finish::Finish;
+use finish::{BackFinish, Finish};
 
 /// An output layer packed once: `W_o` `[O, I]` (PyTorch `nn.Linear`'s layout) and
 /// `b_o` `[O]`, weights stored as `W` (`f32`, `half::f16` or `half::bf16`; sums and
@@ -46,6 +50,9 @@ pub struct PackedOutput<W: Element = f32> {
     w: Panels<W, 4>,
     bias: AlignedVec,
     isa: Option<Isa>,
+    /// `W_oᵀ` as f32 panels (`k` = the forward panels' packed columns, columns `I`),
+    /// built by the first [`backward`](PackedOutput::backward).
+    w_t: OnceLock<AlignedVec>,
 }
 
 impl<W: Element> PackedOutput<W> {
@@ -62,6 +69,7 @@ impl<W: Element> PackedOutput<W> {
             w: panels,
             bias,
             isa: None,
+            w_t: OnceLock::new(),
         })
     }
 
@@ -133,6 +141,165 @@ impl<W: Element> PackedOutput<W> {
         Ok(())
     }
 
+    /// The backward pass of [`forward`](Self::forward), as
+    /// [`rnn_reference::output_layer_backward`] defines it: from the call's input `x`
+    /// `[rows, I]`, its output `y` and `dy = ∂L/∂y` (`[rows, O]`), writes `dx = ∂L/∂x`
+    /// `[rows, I]`, `dw = ∂L/∂W_o` `[O, I]` and, if given, `db = ∂L/∂b_o` `[O]`
+    /// (overwritten, summed over the rows). Three products over all rows (`dx`, and
+    /// `dw` with `db` as one), split by panels among the rayon pool's threads; results
+    /// do not depend on their number. The first call builds `W_oᵀ` (f32, kept).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        ws: &mut Workspace,
+        rows: usize,
+        x: &[f32],
+        y: &[f32],
+        dy: &[f32],
+        dx: &mut [f32],
+        dw: &mut [f32],
+        db: Option<&mut [f32]>,
+    ) -> Result<()> {
+        let (i, o) = (self.cfg.in_features, self.cfg.out_features);
+        if rows == 0 {
+            return Err(Error::Invalid {
+                arg: "rows".into(),
+                expected: "at least 1".into(),
+                actual: "0".into(),
+            });
+        }
+        let overflow = |arg: &str| Error::Overflow {
+            arg: arg.into(),
+            what: "rows * features (or the backward's scratch)".into(),
+        };
+        let (x_len, y_len) = (
+            rows.checked_mul(i).ok_or_else(|| overflow("x"))?,
+            rows.checked_mul(o).ok_or_else(|| overflow("y"))?,
+        );
+        check_len("x", x_len, x.len())?;
+        check_len("y", y_len, y.len())?;
+        check_len("dy", y_len, dy.len())?;
+        check_len("dx", x_len, dx.len())?;
+        check_len("dw", o * i, dw.len())?;
+        if let Some(db) = db.as_deref() {
+            check_len("db", o, db.len())?;
+        }
+        let zs = self.w.cols();
+        let ip = i.div_ceil(WIDTH) * WIDTH;
+        let scratch = |a: usize, b: usize| a.checked_mul(b).ok_or_else(|| overflow("rows"));
+        let sizes = [
+            scratch(rows, zs)?,    // dz
+            scratch(rows, ip)?,    // dx, padded
+            scratch(i + 1, rows)?, // xᵀ and a ones row
+            scratch(rows, zs)?,    // dz as right panels
+            scratch(i + 1, zs)?,   // ∂W_oᵀ and ∂b_o
+        ];
+        let isa = Isa::resolve(self.isa)?;
+        let k = dispatch(isa.detected()?, Table::<W>(PhantomData));
+        let w_t = self.w_t.get_or_init(|| {
+            let mut t = AlignedVec::zeros(panels_len(zs, i));
+            // SAFETY: `t` holds `panels_len(zs, I)` floats: `zs` rows (the forward
+            // panels' packed columns) by the `I` columns `map` reaches, in panels.
+            unsafe { transpose_panels(&self.w, t.as_mut_slice().as_mut_ptr(), zs, 0, |kk| kk) };
+            t
+        });
+        let [dz, dxs, x_t, right, out] = ws.carve(sizes)?;
+        let ptrs = Shared((dz, dxs, x_t, right, out, dx.as_mut_ptr()));
+        let activation = self.cfg.activation;
+        let want = threads_for(
+            rows.saturating_mul(i).saturating_mul(o),
+            self.w.panels(),
+            rayon::current_num_threads(),
+        );
+        let body = |team: &Team<'_>| {
+            let (dz, dxs, x_t, right, out, dx) = ptrs.get();
+            let mine = team.chunk(rows, usize::MAX);
+            let op = BackFinish {
+                y: y.as_ptr(),
+                dy: dy.as_ptr(),
+                dz,
+                dz_stride: zs,
+                o,
+                rows: mine.clone(),
+                activation,
+            };
+            // SAFETY: each member's rows of `y`, `dy` (checked) and `dz` (carved).
+            unsafe { (k.back)(op) };
+            // This member's rows of xᵀ (with the ones row): disjoint columns of `x_t`.
+            let src = RowSource {
+                base: x.as_ptr(),
+                stride: i,
+                width: i,
+            };
+            // SAFETY: `x` holds rows * I floats, `x_t` (I + 1) * rows.
+            unsafe { transpose_rows(src, mine.clone(), x_t, rows, true, |_| true) };
+            team.sync();
+            // dx = dz · W_o (k = zs: dz is zero past O, W_oᵀ's rows there are zero).
+            let job = Job {
+                a: Rows::strided(dz, zs, rows),
+                nrows: rows,
+                w: PanelsView {
+                    ptr: w_t.as_slice().as_ptr(),
+                    k: zs,
+                    panels: ip / WIDTH,
+                    quant: None,
+                },
+            };
+            let store = Store {
+                out: dxs,
+                stride: ip,
+                bias: std::ptr::null(),
+            };
+            // SAFETY: `dz` rows hold zs floats, `dxs` rows * ip; ends in a barrier.
+            unsafe { (k.gemm_f32)(team, &job, &store) };
+            for r in mine.clone() {
+                // SAFETY: row `r` of `dxs` (ip >= I floats) and of the caller's `dx`.
+                unsafe { std::ptr::copy_nonoverlapping(dxs.add(r * ip), dx.add(r * i), i) };
+            }
+            // ∂W_oᵀ (rows 0..I) and ∂b_o (row I) = [xᵀ; 1] · dz, k = the rows.
+            let blocks = BlockCols {
+                base: dz,
+                stride: zs,
+                tile_stride: LANES,
+                pick: &[0],
+                blocks: zs / LANES,
+            };
+            let panels = blocks.panels();
+            // SAFETY: `right` holds rows * zs = panels_len(rows, zs) floats.
+            unsafe { gather_blocks(&blocks, rows, team.chunk(panels, panels), right) };
+            team.sync();
+            let job = Job {
+                a: Rows::strided(x_t, rows, i + 1),
+                nrows: i + 1,
+                w: PanelsView {
+                    ptr: right.cast_const(),
+                    k: rows,
+                    panels,
+                    quant: None,
+                },
+            };
+            let store = Store {
+                out,
+                stride: zs,
+                bias: std::ptr::null(),
+            };
+            // SAFETY: `x_t` rows hold `rows` floats, `out` (I + 1) * zs.
+            unsafe { (k.gemm_f32)(team, &job, &store) };
+        };
+        run_team(want, &body);
+        // SAFETY: `out` holds (I + 1) * zs floats, written by the last product.
+        let out = unsafe { std::slice::from_raw_parts(ptrs.get().4, (i + 1) * zs) };
+        for (r, row) in dw.chunks_exact_mut(i).enumerate() {
+            for (c, v) in row.iter_mut().enumerate() {
+                *v = out[c * zs + r];
+            }
+        }
+        if let Some(db) = db {
+            db.copy_from_slice(&out[i * zs..i * zs + o]);
+        }
+        Ok(())
+    }
+
     /// The product into `z` (`rows` rows of `w.cols()` floats), then the elementwise
     /// pass into `y`.
     fn run(&self, k: &OutputKernels<W>, rows: usize, x: &[f32], z: *mut f32, y: &mut [f32]) {
@@ -181,6 +348,9 @@ impl<W: Element> PackedOutput<W> {
 struct OutputKernels<W: Storage> {
     gemm: GemmFn<W>,
     finish: unsafe fn(Finish),
+    /// The backward's products (f32 panels built at run time) and elementwise pass.
+    gemm_f32: GemmFn<f32>,
+    back: unsafe fn(BackFinish),
 }
 
 /// Builds the [`OutputKernels`] of the backend `dispatch` picks.
@@ -193,6 +363,8 @@ impl<W: Storage> ForBackend for Table<W> {
         OutputKernels {
             gemm: passes::gemm::<B, W>,
             finish: finish_rows::<B>,
+            gemm_f32: passes::gemm::<B, f32>,
+            back: back_rows::<B>,
         }
     }
 }
@@ -202,6 +374,15 @@ impl<W: Storage> ForBackend for Table<W> {
 /// # Safety
 /// `B` came from `arch::dispatch`; `op` meets [`Finish`]'s contract.
 unsafe fn finish_rows<B: Backend>(op: Finish) {
+    // SAFETY: forwarded.
+    unsafe { B::run_op(op) }
+}
+
+/// Runs the backward's elementwise pass with backend `B`.
+///
+/// # Safety
+/// `B` came from `arch::dispatch`; `op` meets [`BackFinish`]'s contract.
+unsafe fn back_rows<B: Backend>(op: BackFinish) {
     // SAFETY: forwarded.
     unsafe { B::run_op(op) }
 }
