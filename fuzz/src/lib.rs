@@ -106,8 +106,14 @@ impl DerefMut for Problem {
     }
 }
 
+/// `sel % 3` picks forward, reverse or bidirectional; a bidirectional pick with bit 7
+/// of `sel` set sums the directions (added later: corpus inputs with that bit now run
+/// summed).
 pub fn direction_from(sel: u8) -> Direction {
-    [Direction::Forward, Direction::Reverse, Direction::Bidirectional][(sel % 3) as usize]
+    match [Direction::Forward, Direction::Reverse, Direction::Bidirectional][(sel % 3) as usize] {
+        Direction::Bidirectional if sel & 0x80 != 0 => Direction::BidirectionalSum,
+        d => d,
+    }
 }
 
 pub fn layout_from(b: bool) -> TensorLayout {

@@ -3,7 +3,8 @@
 
 use rnn_reference::quant::ActivationQuant;
 use rnn_reference::{
-    check_len, check_seq_lens, Error, RnnConfig, SeqDims, SeqShape, SequenceInput, TensorLayout,
+    check_len, check_seq_lens, Direction, Error, RnnConfig, SeqDims, SeqShape, SequenceInput,
+    TensorLayout,
 };
 
 use crate::arch::{DotFn, DotJob};
@@ -224,7 +225,7 @@ impl<W: WeightType> PackedRnn<W> {
             c: [c0b, c1b],
             aux,
             aux2,
-            y_user: Tensor3::new(out.y.as_mut_ptr(), &shape, d_len * ho),
+            y_user: Tensor3::new(out.y.as_mut_ptr(), &shape, cfg.y_width()),
             h_n: out.h_n.as_deref_mut().map(<[f32]>::as_mut_ptr),
             c_n: out.c_n.as_deref_mut().map(<[f32]>::as_mut_ptr),
             x: input.x.as_ptr(),
@@ -248,12 +249,12 @@ impl<W: WeightType> PackedRnn<W> {
                 let src = if layer == 0 {
                     Tensor3::new(bufs.x.cast_mut(), &shape, cfg.input_size)
                 } else {
-                    Tensor3::new(bufs.io[(layer - 1) % 2], &tm, d_len * ho)
+                    Tensor3::new(bufs.io[(layer - 1) % 2], &tm, cfg.y_width())
                 };
                 let dst = if layer + 1 == cfg.num_layers {
                     bufs.y_user
                 } else {
-                    Tensor3::new(bufs.io[layer % 2], &tm, d_len * ho)
+                    Tensor3::new(bufs.io[layer % 2], &tm, cfg.y_width())
                 };
                 for dir in 0..d_len {
                     let set = &self.sets[layer * d_len + dir];
@@ -345,7 +346,7 @@ impl<W: WeightType> PackedRnn<W> {
                                     &st,
                                     &dst,
                                     s,
-                                    (dir, reverse),
+                                    (YSlot::of(cfg, dir), reverse),
                                     lens,
                                     lstm,
                                     fin,
@@ -360,7 +361,7 @@ impl<W: WeightType> PackedRnn<W> {
                                     &st,
                                     &dst,
                                     t,
-                                    dir,
+                                    YSlot::of(cfg, dir),
                                     batch,
                                     input.seq_lens,
                                     lstm,
@@ -375,7 +376,8 @@ impl<W: WeightType> PackedRnn<W> {
                         let dims = (ho, h, ps, hs);
                         // SAFETY: as for `finish_aligned_step`.
                         unsafe {
-                            finish_aligned(&st, &dst, (dir, t_len), lens, lstm, fin, dims);
+                            let slot = YSlot::of(cfg, dir);
+                            finish_aligned(&st, &dst, (slot, t_len), lens, lstm, fin, dims);
                         }
                     } else if team.is_leader() {
                         for b in 0..batch {
@@ -506,6 +508,56 @@ pub(crate) unsafe fn init_state(
     }
 }
 
+/// Where one direction's outputs go in a row of `y`: block `block` (`H_out` floats),
+/// added to what is there when `add` (the reverse of two summed directions, which runs
+/// after the forward one has written the block).
+#[derive(Clone, Copy)]
+pub(crate) struct YSlot {
+    pub(crate) block: usize,
+    pub(crate) add: bool,
+}
+
+impl YSlot {
+    /// Direction `dir`'s slot.
+    pub(crate) fn of(cfg: &RnnConfig, dir: usize) -> Self {
+        YSlot {
+            block: cfg.direction.output_block(dir),
+            add: cfg.direction == Direction::BidirectionalSum && dir == 1,
+        }
+    }
+
+    /// Writes (or adds) `ho` floats of `src` into the slot of the `y` row at `row`.
+    ///
+    /// # Safety
+    /// `row` holds the slot's `ho` floats, `src` `ho` floats.
+    #[inline]
+    pub(crate) unsafe fn put(self, row: *mut f32, src: *const f32, ho: usize) {
+        // SAFETY: caller's contract.
+        unsafe {
+            let dst = row.add(self.block * ho);
+            if self.add {
+                for k in 0..ho {
+                    *dst.add(k) += *src.add(k);
+                }
+            } else {
+                std::ptr::copy_nonoverlapping(src, dst, ho);
+            }
+        }
+    }
+
+    /// Zeros the slot (a step the row did not run; summed: the forward already did).
+    ///
+    /// # Safety
+    /// As for [`put`](Self::put).
+    #[inline]
+    pub(crate) unsafe fn zero(self, row: *mut f32, ho: usize) {
+        if !self.add {
+            // SAFETY: caller's contract.
+            unsafe { std::ptr::write_bytes(row.add(self.block * ho), 0, ho) };
+        }
+    }
+}
+
 /// After a step: writes `y` for rows still running, and for rows past their length
 /// keeps the old state and writes zeros.
 ///
@@ -516,7 +568,7 @@ pub(crate) unsafe fn finish_step(
     st: &StateBufs,
     dst: &Tensor3,
     t: usize,
-    dir: usize,
+    slot: YSlot,
     batch: usize,
     seq_lens: Option<&[usize]>,
     lstm: bool,
@@ -526,15 +578,15 @@ pub(crate) unsafe fn finish_step(
         let active = seq_lens.is_none_or(|l| t < l[b]);
         // SAFETY: caller's contract.
         unsafe {
-            let yrow = dst.at(t, b).add(dir * ho);
+            let yrow = dst.at(t, b);
             if active {
-                std::ptr::copy_nonoverlapping(st.h_next.add(b * ps), yrow, ho);
+                slot.put(yrow, st.h_next.add(b * ps), ho);
             } else {
                 std::ptr::copy_nonoverlapping(st.h_prev.add(b * ps), st.h_next.add(b * ps), ps);
                 if lstm {
                     std::ptr::copy_nonoverlapping(st.c_prev.add(b * hs), st.c_next.add(b * hs), hs);
                 }
-                std::ptr::write_bytes(yrow, 0, ho);
+                slot.zero(yrow, ho);
             }
         }
     }

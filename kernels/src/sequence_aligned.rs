@@ -13,7 +13,7 @@
 //! leader's) and allocate nothing.
 
 use crate::cells::StateBufs;
-use crate::sequence::Tensor3;
+use crate::sequence::{Tensor3, YSlot};
 
 /// Reverses, for every row `b`, the order of its first `lens[b]` blocks of `pre`
 /// (`[steps, batch, stride]`), so that block `s` holds time index `lens[b] − 1 − s`.
@@ -58,7 +58,7 @@ pub(crate) unsafe fn finish_aligned_step(
     st: &StateBufs,
     dst: &Tensor3,
     s: usize,
-    (dir, reverse): (usize, bool),
+    (slot, reverse): (YSlot, bool),
     lens: &[usize],
     lstm: bool,
     fin: Finals,
@@ -69,17 +69,13 @@ pub(crate) unsafe fn finish_aligned_step(
         unsafe {
             if s < len {
                 let t = if reverse { len - 1 - s } else { s };
-                std::ptr::copy_nonoverlapping(
-                    st.h_next.add(b * ps),
-                    dst.at(t, b).add(dir * ho),
-                    ho,
-                );
+                slot.put(dst.at(t, b), st.h_next.add(b * ps), ho);
                 continue;
             }
             if s == len {
                 record_final(st, b, lstm, fin, (ho, h, ps, hs));
             }
-            std::ptr::write_bytes(dst.at(s, b).add(dir * ho), 0, ho);
+            slot.zero(dst.at(s, b), ho);
             std::ptr::write_bytes(st.h_next.add(b * ps), 0, ps);
             if lstm {
                 std::ptr::write_bytes(st.c_next.add(b * hs), 0, hs);
@@ -97,7 +93,7 @@ pub(crate) unsafe fn finish_aligned_step(
 pub(crate) unsafe fn finish_aligned(
     st: &StateBufs,
     dst: &Tensor3,
-    (dir, steps): (usize, usize),
+    (slot, steps): (YSlot, usize),
     lens: &[usize],
     lstm: bool,
     fin: Finals,
@@ -111,7 +107,7 @@ pub(crate) unsafe fn finish_aligned(
                 record_final(st, b, lstm, fin, (ho, h, ps, hs));
             }
             for t in run..steps {
-                std::ptr::write_bytes(dst.at(t, b).add(dir * ho), 0, ho);
+                slot.zero(dst.at(t, b), ho);
             }
         }
     }

@@ -30,7 +30,7 @@ use rnn_reference::testkit::{
     compare, compare_outputs_ill, planted, problem, refuse_vacuous, variants, Problem,
 };
 use rnn_reference::views;
-use rnn_reference::{Real, SequenceOutput};
+use rnn_reference::{Direction, Real, SequenceOutput};
 
 /// The kernels' outputs on the problem.
 fn run(rnn: &PackedRnn<i8>, p: &Problem) -> Outputs {
@@ -69,10 +69,45 @@ fn expected(
     }
 }
 
+/// Checks one problem at every ISA and scheme (see [`check_one`]). The oracle follows
+/// the kernels' `y` as each direction's `h`, which summed directions do not give: such
+/// a problem is checked with its directions concatenated, and its sum bit for bit
+/// against the concatenated run's two halves added in `f32` (their states are the
+/// same computation).
+fn check(p: &Problem, used: &mut f64) -> (usize, usize) {
+    if p.cfg.direction != Direction::BidirectionalSum {
+        return check_one(p, used);
+    }
+    let mut cat = p.clone();
+    cat.cfg.direction = Direction::Bidirectional;
+    let ho = p.cfg.output_size();
+    for scheme in ActivationQuant::ALL {
+        for isa in Isa::available() {
+            let rnn = |q: &Problem| {
+                PackedRnn::<i8>::pack(&q.cfg, &views(&q.weights))
+                    .unwrap()
+                    .with_isa(Some(isa))
+                    .unwrap()
+                    .with_activation_quant(scheme)
+            };
+            let (s, c) = (run(&rnn(p), p), run(&rnn(&cat), &cat));
+            let added: Vec<f32> =
+                c.0.chunks_exact(2 * ho)
+                    .flat_map(|r| (0..ho).map(move |j| r[j] + r[ho + j]))
+                    .collect();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&s.0), bits(&added), "{isa} {scheme:?}: summed y");
+            assert_eq!(bits(&s.1), bits(&c.1), "{isa} {scheme:?}: h_n");
+            assert_eq!(bits(&s.2), bits(&c.2), "{isa} {scheme:?}: c_n");
+        }
+    }
+    check_one(&cat, used)
+}
+
 /// Checks one problem at every ISA and scheme; returns how many output arrays had an
 /// ill-conditioned (1% or more) bound, and how many were compared; raises `used` to
 /// the largest fraction of its bound an error used.
-fn check(p: &Problem, used: &mut f64) -> (usize, usize) {
+fn check_one(p: &Problem, used: &mut f64) -> (usize, usize) {
     let q = quantize_weights(&p.cfg, &views(&p.weights)).unwrap();
     let (mut ill, mut arrays) = (0, 0);
     for scheme in ActivationQuant::ALL {
@@ -147,6 +182,17 @@ fn int8_kernels_match_the_oracle_every_variant_isa_and_scheme() {
             ill += i;
             arrays += a;
         }
+    }
+    // Summed directions at least once per variant (the draw gives them 1 time in 9).
+    for (n, cell) in variants::all(5).into_iter().enumerate() {
+        let mut p = (0..)
+            .map(|s| problem(5000 + 50 * n as u64 + s, (9, 21, 3, 4), 1, Some(cell)))
+            .find(|p| p.cfg.num_directions() == 2)
+            .unwrap();
+        p.cfg.direction = Direction::BidirectionalSum;
+        let (i, a) = check(&p, &mut used);
+        ill += i;
+        arrays += a;
     }
     println!("{ill} of {arrays} output arrays with a bound of 1% of their values or more; largest error / bound {used:.3e}");
     assert!(

@@ -16,7 +16,13 @@ const LAYERS: &[&[&str]] = &[
     &["cells"],
     &["dispatch"],
     &["io", "packed", "workspace"],
-    &["packed_cell", "sequence", "sequence_aligned", "training"],
+    &[
+        "output",
+        "packed_cell",
+        "sequence",
+        "sequence_aligned",
+        "training",
+    ],
     &["models"],
 ];
 

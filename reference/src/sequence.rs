@@ -123,7 +123,7 @@ pub fn forward<T: Real>(
 
     let (steps, batch) = (shape.steps, shape.batch);
     let (nd, hid, ho) = (cfg.num_directions(), cfg.hidden_size, cfg.output_size());
-    let y_width = nd * ho;
+    let y_width = cfg.y_width();
     let lens: Vec<usize> = match input.seq_lens {
         Some(l) => l.to_vec(),
         None => vec![steps; batch],
@@ -198,8 +198,15 @@ pub fn forward<T: Real>(
                         cs[b * hid..(b + 1) * hid].copy_from_slice(&out.c[n * hid..(n + 1) * hid]);
                     }
                     let r = shape.row(t, b);
-                    let o = r * y_width + d * ho;
-                    y[o..o + ho].copy_from_slice(hn);
+                    let o = r * y_width + cfg.direction.output_block(d) * ho;
+                    if cfg.direction == Direction::BidirectionalSum {
+                        // y = y_forward + y_reverse (the forward's value first).
+                        for (a, &v) in y[o..o + ho].iter_mut().zip(hn) {
+                            *a += v;
+                        }
+                    } else {
+                        y[o..o + ho].copy_from_slice(hn);
+                    }
                 }
             }
         }

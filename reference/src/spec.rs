@@ -12,16 +12,37 @@ pub enum Direction {
     Forward,
     /// t = T-1, ..., 0 (per row: from its last valid step).
     Reverse,
-    /// Both; outputs are concatenated forward then reverse.
+    /// Both; outputs are concatenated forward then reverse (`y` is `[T, B, 2 H_out]`).
     Bidirectional,
+    /// Both; outputs are summed, `y = y_forward + y_reverse` (`[T, B, H_out]`;
+    /// oneDNN's `bidirectional_sum`). States stay one per direction.
+    BidirectionalSum,
 }
 
 impl Direction {
     /// `D`: 1 or 2.
     pub fn num_directions(self) -> usize {
         match self {
-            Direction::Bidirectional => 2,
+            Direction::Bidirectional | Direction::BidirectionalSum => 2,
             _ => 1,
+        }
+    }
+
+    /// How many `H_out`-wide blocks a row of `y` has: `D`, or 1 when the directions'
+    /// outputs are summed.
+    pub fn output_blocks(self) -> usize {
+        match self {
+            Direction::BidirectionalSum => 1,
+            d => d.num_directions(),
+        }
+    }
+
+    /// Where direction `d`'s output goes in a row of `y`, in `H_out` blocks: `d`, or
+    /// block 0 (added) when the outputs are summed.
+    pub fn output_block(self, d: usize) -> usize {
+        match self {
+            Direction::BidirectionalSum => 0,
+            _ => d,
         }
     }
 
@@ -30,7 +51,7 @@ impl Direction {
         match self {
             Direction::Forward => false,
             Direction::Reverse => true,
-            Direction::Bidirectional => d == 1,
+            Direction::Bidirectional | Direction::BidirectionalSum => d == 1,
         }
     }
 }
@@ -119,13 +140,21 @@ impl RnnConfig {
         self.cell.proj_size().unwrap_or(self.hidden_size)
     }
 
-    /// Width of the input of `layer`: `I` for layer 0, `D * H_out` after.
+    /// Width of a row of `y`: `D * H_out`, or `H_out` when the directions are summed.
+    /// (Saturates instead of overflowing for configs that [`RnnConfig::validate`] rejects.)
+    pub fn y_width(&self) -> usize {
+        self.direction
+            .output_blocks()
+            .saturating_mul(self.output_size())
+    }
+
+    /// Width of the input of `layer`: `I` for layer 0, [`y_width`](Self::y_width) after.
     /// (Saturates instead of overflowing for configs that [`RnnConfig::validate`] rejects.)
     pub fn layer_input_size(&self, layer: usize) -> usize {
         if layer == 0 {
             self.input_size
         } else {
-            self.num_directions().saturating_mul(self.output_size())
+            self.y_width()
         }
     }
 
@@ -295,7 +324,7 @@ impl SeqShape {
         let y = checked_product(
             "y",
             "steps * batch * directions * output_size",
-            &[rows, cfg.num_directions(), cfg.output_size()],
+            &[rows, cfg.direction.output_blocks(), cfg.output_size()],
         )?;
         let h = checked_product(
             "h0",

@@ -106,7 +106,7 @@ proptest! {
         b in 1usize..=3,
         t in 1usize..=4,
         layers in 1usize..=2,
-        dir in 0usize..3,
+        dir in 0usize..4,
         clip in prop_oneof![Just(None), Just(Some(0.5f32)), Just(Some(2.0f32))],
         batch_major in any::<bool>(),
         lens in any::<bool>(),
@@ -137,7 +137,18 @@ fn every_variant_matches_finite_differences() {
     for (k, cell) in variants::all(2).into_iter().enumerate() {
         let mut seed = 11 + k as u64;
         loop {
-            let p = point(cell, (3, 4, 2, 3), 2, 2, Some(2.0), k % 2 == 1, true, seed);
+            // Concatenated and summed directions in turn.
+            let dir = 2 + k % 2;
+            let p = point(
+                cell,
+                (3, 4, 2, 3),
+                2,
+                dir,
+                Some(2.0),
+                k % 2 == 1,
+                true,
+                seed,
+            );
             if p.kink_margin() > 1e-3 {
                 check_fd(&p).unwrap_or_else(|e| panic!("{cell:?}: {e}"));
                 break;

@@ -274,6 +274,7 @@ fn nan_propagates() {
 
 // ---- sequences ----
 
+#[derive(Clone)]
 struct Problem {
     cfg: RnnConfig,
     weights: Vec<OwnedLayerWeights<f64>>,
@@ -413,6 +414,42 @@ fn bidirectional_concatenates_forward_then_reverse() {
                 close(&out.c_n[d * b * hid..(d + 1) * b * hid], &o.c_n, "c_n");
             }
         }
+    }
+}
+
+/// Summed directions (oneDNN's `bidirectional_sum`): `y` is the forward run's `y` plus
+/// the reverse run's, states as for concatenated directions; a second layer reads the
+/// sum (`H_out` wide).
+#[test]
+fn bidirectional_sum_adds_forward_and_reverse() {
+    for (k, cell) in ALL_CELLS.into_iter().enumerate() {
+        let (t, b) = (4, 2);
+        let sum = problem(cell, 1, Direction::BidirectionalSum, t, b, 350 + k as u64);
+        let shape = SeqShape::new(t, b);
+        let lens = [3, 4];
+        let out = run(&sum, shape, &sum.x, Some(&lens));
+        let cat = Problem {
+            cfg: sum.cfg.with_direction(Direction::Bidirectional),
+            ..sum.clone()
+        };
+        let both = run(&cat, shape, &sum.x, Some(&lens));
+        let ho = sum.cfg.output_size();
+        assert_eq!(out.y.len(), t * b * ho);
+        let added: Vec<f64> = (0..t * b)
+            .flat_map(|r| {
+                let row = &both.y[r * 2 * ho..(r + 1) * 2 * ho];
+                (0..ho).map(move |j| row[j] + row[ho + j])
+            })
+            .collect();
+        assert_eq!(out.y, added, "{cell:?} y");
+        assert_eq!(out.h_n, both.h_n, "{cell:?} h_n");
+        assert_eq!(out.c_n, both.c_n, "{cell:?} c_n");
+        // Two layers: the second layer's input is H_out wide.
+        let two = problem(cell, 2, Direction::BidirectionalSum, t, b, 360 + k as u64);
+        assert_eq!(two.cfg.layer_input_size(1), ho);
+        assert_eq!(two.weights[2].w_ih.len(), cell.gates() * 4 * ho);
+        let y2 = run(&two, shape, &two.x, None).y;
+        assert!(y2.iter().all(|v| v.is_finite()) && y2.len() == t * b * ho);
     }
 }
 

@@ -114,25 +114,31 @@ pub(super) fn run<W: Element, T: Element>(
     Ok(())
 }
 
-/// `∂L/∂y` (caller's layout, `T`) into `[R, D * pp]` time-major f32 rows, zero padded.
+/// `∂L/∂y` (caller's layout, `T`) into `[R, D * pp]` time-major f32 rows, zero padded:
+/// block `k` of a row holds `y`'s block `k` (with summed directions, one block that
+/// both directions read, and a zero block after it).
 ///
 /// # Safety
 /// `dst` holds `R * D * pp` floats; `dy` was checked.
 unsafe fn load_dy<T: Element>(d: &Dims, shape: rnn_reference::SeqShape, dy: &[T], dst: *mut f32) {
-    let w = d.d * d.ho;
+    let w = d.yb * d.ho;
     for t in 0..d.t {
         for b in 0..d.b {
             let src = &dy[shape.row(t, b) * w..][..w];
-            for dir in 0..d.d {
+            for blk in 0..d.d {
                 // SAFETY: the caller's contract.
                 let row = unsafe {
                     std::slice::from_raw_parts_mut(
-                        dst.add(d.row(t, b) * d.d * d.pp + dir * d.pp),
+                        dst.add(d.row(t, b) * d.d * d.pp + blk * d.pp),
                         d.pp,
                     )
                 };
-                T::slice_to_f32(&src[dir * d.ho..][..d.ho], &mut row[..d.ho]);
-                row[d.ho..].fill(0.0);
+                if blk < d.yb {
+                    T::slice_to_f32(&src[blk * d.ho..][..d.ho], &mut row[..d.ho]);
+                    row[d.ho..].fill(0.0);
+                } else {
+                    row.fill(0.0);
+                }
             }
         }
     }
@@ -330,7 +336,8 @@ unsafe fn direction<W: Element, T: Element>(
                 c_prev: slot_c(d.before(t, rev)),
                 c_after: slot_c(d.after(t, rev)),
                 c_stride: d.hp,
-                dy: sb.add(sc.dy + t * d.b * d.d * d.pp + dir * d.pp),
+                // Summed directions both read block 0: ∂y reaches each whole.
+                dy: sb.add(sc.dy + t * d.b * d.d * d.pp + cfg.direction.output_block(dir) * d.pp),
                 dy_stride: d.d * d.pp,
                 dhc,
                 dc,

@@ -14,7 +14,7 @@ use crate::kernel::walk::Job;
 use crate::kernel::{Rows, Store};
 use crate::packed::PackedRnn;
 use crate::parallel::{run_team, threads_for, Team};
-use crate::sequence::{check_call, finish_step, init_state, SequenceOutputMut, Tensor3};
+use crate::sequence::{check_call, finish_step, init_state, SequenceOutputMut, Tensor3, YSlot};
 use crate::workspace::carve;
 use crate::Result;
 
@@ -63,7 +63,7 @@ pub(super) fn run<W: Element, T: Element>(
         }
     };
     let outs = Outs {
-        y: Tensor3::new(target(out.y, yb), &shape, d.d * d.ho),
+        y: Tensor3::new(target(out.y, yb), &shape, d.yb * d.ho),
         h_n: out.h_n.as_deref_mut().map(|v| target(v, hnb)),
         c_n: out.c_n.as_deref_mut().map(|v| target(v, cnb)),
     };
@@ -176,11 +176,11 @@ unsafe fn layers<W: Element>(c: &Ctx<'_, W>, team: &Team<'_>) {
         let dst = if layer + 1 == cfg.num_layers {
             c.outs.y
         } else {
-            // SAFETY: the next layer's input holds R * D * H_out floats.
+            // SAFETY: the next layer's input holds R * yb * H_out floats.
             Tensor3::new(
                 unsafe { kb.add(c.kept.layer(layer + 1, d).input) },
                 &tm,
-                d.d * d.ho,
+                d.yb * d.ho,
             )
         };
         for dir in 0..d.d {
@@ -244,7 +244,8 @@ unsafe fn layers<W: Element>(c: &Ctx<'_, W>, team: &Team<'_>) {
                     (c.k.step)(&set.cell, &sp, team);
                     if team.is_leader() {
                         let dims = (d.ho, d.pp, d.hp);
-                        finish_step(&st, &dst, t, dir, d.b, c.seq_lens, d.lstm, dims);
+                        let slot = YSlot::of(cfg, dir);
+                        finish_step(&st, &dst, t, slot, d.b, c.seq_lens, d.lstm, dims);
                     }
                     team.sync();
                 }

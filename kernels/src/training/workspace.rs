@@ -112,6 +112,8 @@ pub(crate) struct Dims {
     /// `T * B` rows, time-major.
     pub(crate) r: usize,
     pub(crate) d: usize,
+    /// `H_out` blocks in a row of `y` (`D`, or 1 with summed directions).
+    pub(crate) yb: usize,
     pub(crate) h: usize,
     pub(crate) ho: usize,
     pub(crate) i: usize,
@@ -152,6 +154,7 @@ impl Dims {
             b: shape.batch,
             r: mul(shape.steps, shape.batch)?,
             d,
+            yb: cfg.direction.output_blocks(),
             h,
             ho,
             i: cfg.input_size,
@@ -171,7 +174,7 @@ impl Dims {
         if l == 0 {
             self.i
         } else {
-            self.d * self.ho
+            self.yb * self.ho
         }
     }
 
@@ -258,7 +261,7 @@ impl Kept {
         let first = layer_kept(&mut a, d, d.i)?;
         let block0 = a.total;
         let mut b = Arena::default();
-        layer_kept(&mut b, d, d.d * d.ho)?;
+        layer_kept(&mut b, d, d.yb * d.ho)?;
         let block = b.total;
         let total = block0
             .checked_add(mul(block, layers - 1)?)
@@ -280,7 +283,7 @@ impl Kept {
         let mut a = Arena {
             total: self.block0 + (l - 1) * self.block,
         };
-        layer_kept(&mut a, d, d.d * d.ho).unwrap_or_default()
+        layer_kept(&mut a, d, d.yb * d.ho).unwrap_or_default()
     }
 }
 
@@ -351,7 +354,7 @@ impl Scratch {
         s.dp = a.take(mul(3, d.hp)?)?;
         s.w_back = a.take(CellWeights::<W>::backward_len(cfg))?;
         s.w_ih_cols = (d.d * d.pp).max(d.ip);
-        let wide = d.i.max(d.d * d.ho);
+        let wide = d.i.max(d.yb * d.ho);
         s.w_ih_t = a.take(panels_len(d.zrow, s.w_ih_cols))?;
         s.x_t = a.take(mul(wide + 1, d.r)?)?;
         s.left_t = a.take(mul(d.h.max(d.ho) + 1, d.r)?)?;

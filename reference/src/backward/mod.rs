@@ -246,7 +246,9 @@ pub(crate) fn backward_traced<T: Real>(
             for s in steps.iter().rev() {
                 let r = shape.row(s.t, s.b);
                 let mut dh_t = dh[s.b].clone();
-                for (a, &y) in dh_t.iter_mut().zip(&d_out[r * nd * ho + d * ho..][..ho]) {
+                // Summed directions both receive the whole ∂y of their block.
+                let o = r * cfg.y_width() + cfg.direction.output_block(d) * ho;
+                for (a, &y) in dh_t.iter_mut().zip(&d_out[o..][..ho]) {
                     *a += y;
                 }
                 let dx = &mut d_in[r * width..(r + 1) * width];

@@ -195,7 +195,8 @@ pub(crate) fn record<T: Real>(
             direction: Direction::Forward,
             ..*cfg
         };
-        let mut y = vec![T::ZERO; steps * batch * nd * ho];
+        let yw = cfg.y_width();
+        let mut y = vec![T::ZERO; steps * batch * yw];
         let mut dirs = Vec::with_capacity(nd);
         for d in 0..nd {
             let k = layer * nd + d;
@@ -219,8 +220,15 @@ pub(crate) fn record<T: Real>(
                     let r = shape.row(t, b);
                     let x = &layer_in[r * width..(r + 1) * width];
                     let st = row_step(&step_cfg, &weights[k], (b, t), x, &hs[b], &cs[b]);
-                    let o = r * nd * ho + d * ho;
-                    y[o..o + ho].copy_from_slice(&st.h_new);
+                    let o = r * yw + cfg.direction.output_block(d) * ho;
+                    if cfg.direction == Direction::BidirectionalSum {
+                        // y = y_forward + y_reverse, as the forward computes it.
+                        for (a, &v) in y[o..o + ho].iter_mut().zip(&st.h_new) {
+                            *a += v;
+                        }
+                    } else {
+                        y[o..o + ho].copy_from_slice(&st.h_new);
+                    }
                     hs[b].clone_from(&st.h_new);
                     if lstm {
                         cs[b].clone_from(&st.extra);
@@ -236,7 +244,7 @@ pub(crate) fn record<T: Real>(
             dirs,
         });
         layer_in = y;
-        width = nd * ho;
+        width = yw;
     }
     tapes
 }

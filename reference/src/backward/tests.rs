@@ -26,25 +26,28 @@ fn tape_reproduces_the_forward_bit_for_bit() {
             };
             let out = forward(&p.cfg, &w, p.shape, input).unwrap();
             let tapes = record(&p.cfg, &w, p.shape, &input);
-            let (nd, ho) = (p.cfg.num_directions(), p.cfg.output_size());
-            let last = tapes.last().unwrap();
-            let mut y = vec![0.0f64; out.y.len()];
-            for (d, steps) in last.dirs.iter().enumerate() {
-                for s in steps {
-                    let r = p.shape.row(s.t, s.b);
-                    y[r * nd * ho + d * ho..][..ho].copy_from_slice(&s.h_new);
-                }
-            }
-            assert_eq!(y, out.y, "{cell:?} seed {seed}");
-            // Each layer's recorded input is the previous layer's output.
-            for (l, pair) in tapes.windows(2).enumerate() {
-                for (d, steps) in pair[0].dirs.iter().enumerate() {
+            let (yw, ho) = (p.cfg.y_width(), p.cfg.output_size());
+            let at = |r: usize, d: usize| r * yw + p.cfg.direction.output_block(d) * ho;
+            // A layer's output from its recorded steps (summed directions added in
+            // direction order, as the forward adds them).
+            let y_of = |dirs: &[Vec<super::tape::RowStep<f64>>], len: usize| {
+                let mut y = vec![0.0f64; len];
+                for (d, steps) in dirs.iter().enumerate() {
                     for s in steps {
-                        let r = p.shape.row(s.t, s.b);
-                        let got = &pair[1].input[r * nd * ho + d * ho..][..ho];
-                        assert_eq!(got, &s.h_new[..], "{cell:?} layer {l}");
+                        let o = at(p.shape.row(s.t, s.b), d);
+                        for (a, &v) in y[o..o + ho].iter_mut().zip(&s.h_new) {
+                            *a += v;
+                        }
                     }
                 }
+                y
+            };
+            let last = tapes.last().unwrap();
+            assert_eq!(y_of(&last.dirs, out.y.len()), out.y, "{cell:?} seed {seed}");
+            // Each layer's recorded input is the previous layer's output.
+            for (l, pair) in tapes.windows(2).enumerate() {
+                let y = y_of(&pair[0].dirs, pair[1].input.len());
+                assert_eq!(pair[1].input, y, "{cell:?} layer {l}");
             }
         }
     }

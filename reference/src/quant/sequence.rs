@@ -84,10 +84,19 @@ pub fn forward_quantized_as<R: Real>(
         if cfg.num_layers != 1 {
             return Err(Error::invalid("forced_y", "one layer", cfg.num_layers));
         }
+        if cfg.direction == Direction::BidirectionalSum {
+            return Err(Error::invalid(
+                "forced_y",
+                "one output per direction (not summed directions, whose y does not give \
+                 each direction's h)",
+                "BidirectionalSum",
+            ));
+        }
     }
     let (steps, batch) = (shape.steps, shape.batch);
     let (nd, hid, ho) = (cfg.num_directions(), cfg.hidden_size, cfg.output_size());
-    let (g, yw) = (cfg.gates(), nd * ho);
+    let (g, yw) = (cfg.gates(), cfg.y_width());
+    let sum = cfg.direction == Direction::BidirectionalSum;
     let lens: Vec<usize> = input.seq_lens.map_or(vec![steps; batch], <[usize]>::to_vec);
     let max_len = lens.iter().copied().max().unwrap_or(0);
     let mut out = QuantSequenceOutput {
@@ -185,9 +194,17 @@ pub fn forward_quantized_as<R: Real>(
                 for b in 0..batch {
                     let (hr, cr) = (b * ho..(b + 1) * ho, b * hid..(b + 1) * hid);
                     if s < lens[b] {
-                        let at = shape.row(t_of(s, b), b) * yw + d * ho;
-                        y[at..at + ho].copy_from_slice(&st.h[hr.clone()]);
-                        y_slack[at..at + ho].copy_from_slice(&st.slack[hr.clone()]);
+                        let at = shape.row(t_of(s, b), b) * yw + cfg.direction.output_block(d) * ho;
+                        if sum {
+                            // y = y_forward + y_reverse; their slacks add.
+                            for k in 0..ho {
+                                y[at + k] += st.h[b * ho + k];
+                                y_slack[at + k] += st.slack[b * ho + k];
+                            }
+                        } else {
+                            y[at..at + ho].copy_from_slice(&st.h[hr.clone()]);
+                            y_slack[at..at + ho].copy_from_slice(&st.slack[hr.clone()]);
+                        }
                         last_slack[hr.clone()].copy_from_slice(&st.slack[hr.clone()]);
                         h_state[hr].copy_from_slice(&st.h[b * ho..(b + 1) * ho]);
                         if lstm {

@@ -199,11 +199,16 @@ pub fn problem(
     let mut extra = SplitMix64::new(seed ^ 0xF1A6_F1A6_F1A6_F1A6);
     let random = variants::random_with(&mut rng, &mut extra, h);
     let cell = cell.unwrap_or(random);
-    let direction = [
+    let direction = match [
         Direction::Forward,
         Direction::Reverse,
         Direction::Bidirectional,
-    ][rng.below(3)];
+    ][rng.below(3)]
+    {
+        // Summed directions (added later: drawn from `extra`), one time in three.
+        Direction::Bidirectional if extra.below(3) == 0 => Direction::BidirectionalSum,
+        d => d,
+    };
     let clip = (rng.below(4) == 0).then(|| 0.5 + rng.below(3) as f32);
     let cfg = RnnConfig::new(cell, i, h)
         .with_layers(layers)
@@ -230,7 +235,11 @@ pub fn problem(
         let mut gen = |n: usize, scale: f32| rng.vec(n, scale);
         let mut w_ih = gen(lens.w_ih, 1.0);
         let mut w_hh = gen(lens.w_hh, 1.0);
-        limit_rows(&mut w_ih, k_in, 2.0);
+        // A layer after summed directions reads two outputs added (up to twice as
+        // large, their errors added): half the row norm keeps its products' size and
+        // error gain those of a layer after concatenated directions.
+        let sum_input = layer > 0 && cfg.direction == Direction::BidirectionalSum;
+        limit_rows(&mut w_ih, k_in, if sum_input { 1.0 } else { 2.0 });
         limit_rows(&mut w_hh, cfg.output_size(), gain);
         let mut w_hr = lens.w_hr.map(|n| gen(n, 1.0));
         if let Some(w) = w_hr.as_mut() {

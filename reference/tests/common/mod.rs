@@ -13,7 +13,7 @@ pub struct Setup {
 }
 
 /// `cell` with sizes `(I, H, B, T)`, `layers`, direction `dir` (forward, reverse,
-/// bidirectional), `clip`, layout and lengths from the flags. Weights are drawn from
+/// bidirectional, bidirectional summed), `clip`, layout and lengths from the flags. Weights are drawn from
 /// `rng` (exact in `f32`): `W_ih`, `W_hh` at `gain / (I_l + H_out)`, biases at 1,
 /// `W_hr` at `1 / H`, peepholes at `peephole`; lengths come from `seed`.
 #[allow(clippy::too_many_arguments)]
@@ -33,6 +33,7 @@ pub fn setup(
         Direction::Forward,
         Direction::Reverse,
         Direction::Bidirectional,
+        Direction::BidirectionalSum,
     ][dir];
     let cfg = RnnConfig::new(cell, i, h)
         .with_layers(layers)
