@@ -83,7 +83,11 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     let mut vals = Values { rng: SplitMix64::new(u.arbitrary()?), mode: u.int_in_range(0..=3)? };
     let valid = cfg.validate().is_ok();
     let (d, g) = (cfg.num_directions(), cfg.gates());
-    let onnx_ok_cfg = valid && layers == 1 && cell.proj_size().is_none();
+    // ONNX: one layer, no projection, and no peephole GRU (ONNX's GRU has none).
+    let onnx_ok_cfg = valid
+        && layers == 1
+        && cell.proj_size().is_none()
+        && !(cell.gru().is_some() && cell.has_peephole());
     let peephole = cell.has_peephole();
 
     // ---- ONNX layout ----

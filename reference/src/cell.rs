@@ -165,9 +165,16 @@ pub fn step<T: Real>(
             }) => {
                 let mut r = Vec::with_capacity(hid);
                 let mut z = Vec::with_capacity(hid);
+                // Peephole terms p ⊙ h for (r, z) (this crate's peephole GRU); absent
+                // peepholes add no term.
+                let ph = |k: usize, j: usize, v: T| match weights.peephole {
+                    Some(p) => v + p[k * hid + j] * hb[j],
+                    None => v,
+                };
                 for j in 0..hid {
-                    r.push(cl(g.x_part(j, xb) + g.h_part(j, hq)).sigmoid());
-                    z.push(cl(g.x_part(hid + j, xb) + g.h_part(hid + j, hq)).sigmoid());
+                    r.push(cl(ph(0, j, g.x_part(j, xb) + g.h_part(j, hq))).sigmoid());
+                    let pz = g.x_part(hid + j, xb) + g.h_part(hid + j, hq);
+                    z.push(cl(ph(1, j, pz)).sigmoid());
                 }
                 // r ⊙ h, for the reset-before form.
                 let rh: Vec<T> = if linear_before_reset {

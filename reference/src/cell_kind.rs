@@ -83,7 +83,9 @@ pub struct GruVariant {
     /// `false`: `n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)` (ONNX default).
     pub linear_before_reset: bool,
     /// Peephole connections on `h` for the reset and update gates (this crate's own
-    /// definition; no standard has one).
+    /// definition; no standard has one): `r = σ(W_ir x + b_ir + W_hr h + b_hr + p_r ⊙
+    /// h)`, `z = σ(… + p_z ⊙ h)`, with `peephole` weights `[2H]` (r, z); `n` and `h'` as
+    /// in the plain GRU. Not in ONNX (its GRU has no `P`).
     pub peephole: bool,
     /// AUGRU (oneDNN): the update gate is scaled by a per-row attention input.
     pub attention: bool,
@@ -186,7 +188,6 @@ impl CellKind {
         match self {
             CellKind::Lstm(v) if v.coupling == GateCoupling::Cifg => Some("coupling: Cifg"),
             CellKind::Lstm(v) if v.layer_norm => Some("layer_norm"),
-            CellKind::Gru(v) if v.peephole => Some("peephole (GRU)"),
             CellKind::Gru(v) if v.attention => Some("attention"),
             _ => None,
         }

@@ -360,5 +360,12 @@ fn check_onnx_cfg(cfg: &RnnConfig) -> Result<()> {
             p,
         ));
     }
+    if matches!(cfg.cell, CellKind::Gru(v) if v.peephole) {
+        return Err(Error::invalid(
+            "cell",
+            "a GRU without peepholes (ONNX GRU has none)",
+            format!("{:?}", cfg.cell),
+        ));
+    }
     Ok(())
 }

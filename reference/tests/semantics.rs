@@ -203,6 +203,36 @@ fn every_parameter_moves_the_step_output() {
     }
 }
 
+/// This crate's peephole GRU by hand (one unit, both reset forms): `p_r h` and `p_z h`
+/// join r and z; every pre-activation in the sigmoid's steep part.
+#[test]
+fn gru_peephole_step_by_hand() {
+    let (w_ih, w_hh) = ([0.5, -0.25, 0.75], [0.5, 0.375, -0.625]);
+    let (b_ih, b_hh) = ([0.125, -0.25, 0.0625], [0.25, 0.125, -0.5]);
+    let p = [0.6, -0.7];
+    let (x, h) = (0.9, -0.8);
+    let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+    for lbr in [true, false] {
+        let cfg = RnnConfig::new(variants::gru_peephole(lbr), 1, 1);
+        let mut w = rnn_reference::LayerWeights::new(&w_ih[..], &w_hh[..]).with_bias(&b_ih, &b_hh);
+        w.peephole = Some(&p);
+        let out = step(&cfg, &w, 1, &[x], &[h], None).unwrap();
+        let pr = w_ih[0] * x + b_ih[0] + w_hh[0] * h + b_hh[0] + p[0] * h;
+        let pz = w_ih[1] * x + b_ih[1] + w_hh[1] * h + b_hh[1] + p[1] * h;
+        let (r, z) = (sig(pr), sig(pz));
+        let pn = if lbr {
+            w_ih[2] * x + b_ih[2] + r * (w_hh[2] * h + b_hh[2])
+        } else {
+            w_ih[2] * x + b_ih[2] + w_hh[2] * (r * h) + b_hh[2]
+        };
+        let n = pn.tanh();
+        for v in [pr, pz, pn] {
+            assert!(v.abs() < 1.5, "{v}: a gate saturates");
+        }
+        close(&out.h, &[(1.0 - z) * n + z * h], &format!("h (lbr {lbr})"));
+    }
+}
+
 #[test]
 fn gru_step_by_hand_both_forms() {
     let mut rng = Lcg::new(11);

@@ -292,8 +292,9 @@ unsafe fn direction<W: Element, T: Element>(
             init_carry(d, ld, dh_n, dhc, d.pp, d.ho);
             if d.lstm {
                 init_carry(d, ld, dc_n, dc, d.hp, d.h);
-                std::ptr::write_bytes(dp, 0, 3 * d.hp);
             }
+            // The peephole sums (LSTM: 3 rows; peephole GRU: 2).
+            std::ptr::write_bytes(dp, 0, 3 * d.hp);
         }
         team.sync();
         let bc = set.cell.backward_views(cfg, sb.add(sc.w_back));
@@ -438,7 +439,8 @@ unsafe fn store_initial<W: Element>(
             }
         }
         if let Some(p) = (*c.outs.sets.add(ld)).dpeephole.as_deref_mut() {
-            for k in 0..3 {
+            // LSTM: 3 rows (i, f, o); peephole GRU: 2 (r, z).
+            for k in 0..p.len() / d.h {
                 std::ptr::copy_nonoverlapping(dp.add(k * d.hp), p.as_mut_ptr().add(k * d.h), d.h);
             }
         }

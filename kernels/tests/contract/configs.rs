@@ -85,10 +85,6 @@ fn config_errors() {
             ..Default::default()
         }),
         CellKind::Gru(GruVariant {
-            peephole: true,
-            ..Default::default()
-        }),
-        CellKind::Gru(GruVariant {
             attention: true,
             ..Default::default()
         }),
@@ -192,8 +188,16 @@ fn onnx_errors() {
     };
     assert!(PackedRnn::from_onnx(&cfg, ok).is_ok());
     let proj = RnnConfig::new(LSTM_PROJ, 3, 4);
+    let gru_peep = RnnConfig::new(super::variants::gru_peephole(false), 3, 4);
     for (c, o, arg, want) in [
         (cfg.with_layers(2), ok, "num_layers", Want::Invalid),
+        // ONNX's GRU has no peepholes.
+        (
+            gru_peep,
+            OnnxWeights { p: None, ..ok },
+            "cell",
+            Want::Invalid,
+        ),
         (
             proj,
             OnnxWeights { p: None, ..ok },

@@ -179,6 +179,17 @@ pub(crate) fn row_backward<T: Real>(
             for j in 0..hid {
                 d_x[j] = gate_grad(dr[j], s.pre[j], s.act[j], Act::Sigmoid, cl);
             }
+            // Peephole GRU: r and z see h through p ⊙ h.
+            if let Some(p) = w.peephole {
+                for j in 0..hid {
+                    let (d_r, d_z) = (d_x[j], d_x[hid + j]);
+                    out.dh[j] += d_r * p[j] + d_z * p[hid + j];
+                    if let Some(gp) = g.peephole.as_mut() {
+                        gp[j] += d_r * s.h[j];
+                        gp[hid + j] += d_z * s.h[j];
+                    }
+                }
+            }
             d_h[..2 * hid].copy_from_slice(&d_x[..2 * hid]);
             if linear_before_reset {
                 let d = recurrent(w, g, 0..3 * hid, &s.h, &d_h);

@@ -143,8 +143,10 @@ pub(crate) fn row_step<T: Real>(
             s.pre.resize(3 * hid, T::ZERO);
             s.act.resize(3 * hid, T::ZERO);
             for j in 0..hid {
-                for r in [j, hid + j] {
-                    s.pre[r] = x_part(w, r, x) + h_part(w, r, h);
+                for (k, r) in [j, hid + j].into_iter().enumerate() {
+                    let pre = x_part(w, r, x) + h_part(w, r, h);
+                    // This crate's peephole GRU: + p ⊙ h for r and z.
+                    s.pre[r] = w.peephole.map_or(pre, |p| pre + p[k * hid + j] * h[j]);
                     s.act[r] = clip(s.pre[r], cl).sigmoid();
                 }
             }

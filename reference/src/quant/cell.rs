@@ -276,7 +276,7 @@ pub fn step_from_input_products<R: Real>(
             peephole,
             attention,
         }) => {
-            if peephole || attention {
+            if attention {
                 return Err(unsupported(cfg));
             }
             let mut rz = Vec::with_capacity(batch * hid);
@@ -284,12 +284,22 @@ pub fn step_from_input_products<R: Real>(
                 for j in 0..hid {
                     let (xr, hr) = (val(gx[at(b, j)]), val(gh[at(b, j)]));
                     let (xz, hz) = (val(gx[at(b, hid + j)]), val(gh[at(b, hid + j)]));
-                    let r = clip(xr + hr + bias(j)).sigmoid();
-                    let z = clip(xz + hz + bias(hid + j)).sigmoid();
+                    // This crate's peephole GRU: + p ⊙ h for r and z.
+                    let hv0 = val(h[b * ho + j]);
+                    let ph = |k: usize, v: R| match (peephole, w.peephole) {
+                        (true, Some(p)) => v + val(p[k * hid + j]) * hv0,
+                        _ => v,
+                    };
+                    let r = clip(ph(0, xr + hr + bias(j))).sigmoid();
+                    let z = clip(ph(1, xz + hz + bias(hid + j))).sigmoid();
                     rz.push((r, z));
                     if !linear_before_reset {
                         let hv = val(h[b * ho + j]);
-                        let terms = mag(xr) + mag(hr) + mag(bias(j));
+                        let peep = match (peephole, w.peephole) {
+                            (true, Some(p)) => mag(val(p[j]) * hv0),
+                            _ => 0.0,
+                        };
+                        let terms = mag(xr) + mag(hr) + mag(bias(j)) + peep;
                         let rh = r * hv;
                         second.push(rh.to_f64() as f32);
                         second_err.push(

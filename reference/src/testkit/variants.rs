@@ -44,6 +44,15 @@ pub const fn lstm_input_forget(peephole: bool) -> CellKind {
     })
 }
 
+/// This crate's peephole GRU (`p ⊙ h` in r and z) in either reset form.
+pub const fn gru_peephole(linear_before_reset: bool) -> CellKind {
+    CellKind::Gru(GruVariant {
+        linear_before_reset,
+        peephole: true,
+        attention: false,
+    })
+}
+
 /// GRU with `linear_before_reset = true` (PyTorch, cuDNN).
 pub const GRU: CellKind = CellKind::GRU;
 
@@ -51,7 +60,7 @@ pub const GRU: CellKind = CellKind::GRU;
 pub const GRU_ONNX: CellKind = CellKind::GRU_ONNX;
 
 /// How many variants [`all`] lists.
-pub const COUNT: usize = 10;
+pub const COUNT: usize = 12;
 
 /// Every variant, each flag combination once, in a fixed order; projected LSTMs
 /// project to `proj` units (valid for a hidden size above `proj`, with `proj >= 1`).
@@ -74,6 +83,8 @@ pub const fn all(proj: usize) -> [CellKind; COUNT] {
         GRU_ONNX,
         lstm_input_forget(false),
         lstm_input_forget(true),
+        gru_peephole(true),
+        gru_peephole(false),
     ]
 }
 
@@ -108,24 +119,26 @@ pub fn index(cell: CellKind) -> usize {
             peephole,
             attention,
         }) => {
-            assert!(
-                !peephole && !attention,
-                "{cell:?} has no place in the list yet"
-            );
-            6 + usize::from(!linear_before_reset)
+            assert!(!attention, "{cell:?} has no place in the list yet");
+            if peephole {
+                10 + usize::from(!linear_before_reset)
+            } else {
+                6 + usize::from(!linear_before_reset)
+            }
         }
     }
 }
 
 /// The variant a fuzzer's selector byte names. `sel % 7` picks one of seven slots; the
-/// projected-LSTM slot takes its peephole flag from bit 3 of `sel`, and the two
-/// unprojected LSTM slots take ONNX's `input_forget` from bit 7, so every variant of
-/// [`all`] is reachable. Projected LSTMs project to `1 + proj % (hidden - 1)` units,
+/// projected-LSTM slot takes its peephole flag from bit 3 of `sel`, the two
+/// unprojected LSTM slots take ONNX's `input_forget` from bit 7 and the two GRU slots
+/// their peephole from bit 7, so every variant of [`all`] is reachable. Projected LSTMs project to `1 + proj % (hidden - 1)` units,
 /// or lose their projection when `hidden <= 1`.
 ///
 /// The mapping only grows: the committed fuzz corpora (their `crash-*` regression
-/// inputs included) encode it. Bit 7 joined it with `input_forget`; a corpus input
-/// with bit 7 set in an unprojected LSTM slot now runs that LSTM coupled.
+/// inputs included) encode it. Bit 7 joined it with `input_forget` and the peephole
+/// GRU; a corpus input with bit 7 set in an unprojected LSTM or a GRU slot now runs
+/// that variant.
 pub fn from_selector(sel: u8, hidden: usize, proj: usize) -> CellKind {
     let projected = hidden > 1;
     let every = all(if projected {
@@ -144,19 +157,21 @@ pub fn from_selector(sel: u8, hidden: usize, proj: usize) -> CellKind {
         CellKind::Lstm(v) if v.proj_size.is_none() && sel & 0x80 != 0 => {
             lstm_input_forget(v.peephole)
         }
+        CellKind::Gru(v) if sel & 0x80 != 0 => gru_peephole(v.linear_before_reset),
         cell => cell,
     }
 }
 
 /// A random variant for `hidden` units: [`random`]'s draw from `rng`, then the flags
-/// added since (an unprojected LSTM is coupled, `input_forget`, one time in three)
-/// drawn from `extra`. Keeping the later flags' draws on their own generator keeps
+/// added since (an unprojected LSTM is coupled, `input_forget`, one time in three; a
+/// GRU has peepholes one time in three) drawn from `extra`. Keeping the later flags' draws on their own generator keeps
 /// `rng`'s draws, and so every seeded case drawn before them, unchanged.
 pub fn random_with(rng: &mut SplitMix64, extra: &mut SplitMix64, hidden: usize) -> CellKind {
     match random(rng, hidden) {
         CellKind::Lstm(v) if v.proj_size.is_none() && extra.below(3) == 0 => {
             lstm_input_forget(v.peephole)
         }
+        CellKind::Gru(v) if extra.below(3) == 0 => gru_peephole(v.linear_before_reset),
         cell => cell,
     }
 }

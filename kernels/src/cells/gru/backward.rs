@@ -39,6 +39,8 @@ pub(crate) enum BackWeights {
     LinearBeforeReset {
         w_hh_t: PanelsView<f32, 4>,
         hp: usize,
+        /// Peepholes `[2][hp]` (r, z) of the forward's packing, or null.
+        p: *const f32,
     },
     /// `[W_hr W_hz]ᵀ` (`k` = r and z interleaved per tile) and `W_hnᵀ`.
     ResetBefore {
@@ -46,6 +48,8 @@ pub(crate) enum BackWeights {
         w_n_t: PanelsView<f32, 4>,
         /// `padded(H)`: the step buffer is `[2 * hp]` (r, z) then `[hp]` (n).
         hp: usize,
+        /// As for `LinearBeforeReset`.
+        p: *const f32,
     },
 }
 
@@ -136,7 +140,7 @@ fn ks<W: Element>(w: &Weights<W>) -> (usize, usize) {
             w_hh: ThreeGates::Two(p),
             ..
         } => (p.cols(), 0),
-        Weights::ResetBefore { w_rz, w_n } => (w_rz.cols(), w_n.cols()),
+        Weights::ResetBefore { w_rz, w_n, .. } => (w_rz.cols(), w_n.cols()),
     }
 }
 
@@ -154,7 +158,7 @@ pub(crate) unsafe fn write<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *mu
                 ThreeGates::One(p) => transpose_panels(p, mem, k0, 0, |u| u),
                 ThreeGates::Two(p) => transpose_panels(p, mem, k0, 0, |u| u),
             },
-            Weights::ResetBefore { w_rz, w_n } => {
+            Weights::ResetBefore { w_rz, w_n, .. } => {
                 transpose_panels(w_rz, mem, k0, 0, |u| u);
                 let n_mem = mem.add(panels_len(k0, cfg.hidden_size));
                 transpose_panels(w_n, n_mem, k1, 0, |u| u);
@@ -174,14 +178,16 @@ pub(crate) fn views<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *const f32
         quant: None,
     };
     match w {
-        Weights::LinearBeforeReset { .. } => BackWeights::LinearBeforeReset {
+        Weights::LinearBeforeReset { peephole, .. } => BackWeights::LinearBeforeReset {
             w_hh_t: view(mem, k0),
             hp: padded(h),
+            p: super::peep(peephole),
         },
-        Weights::ResetBefore { .. } => BackWeights::ResetBefore {
+        Weights::ResetBefore { peephole, .. } => BackWeights::ResetBefore {
             w_rz_t: view(mem, k0),
             w_n_t: view(mem.wrapping_add(panels_len(k0, h)), k1),
             hp: padded(h),
+            p: super::peep(peephole),
         },
     }
 }
@@ -197,14 +203,20 @@ pub(crate) unsafe fn step<B: Backend>(w: &BackWeights, s: &BackPtrs, first: bool
     // step buffer's r/z part, or its n part).
     unsafe {
         match w {
-            BackWeights::LinearBeforeReset { w_hh_t, .. } => {
-                back_pass::<B, _>(team, a, s.batch, *w_hh_t, first, s.zigzag, &Lbr { s })
+            BackWeights::LinearBeforeReset { w_hh_t, p, .. } => {
+                let epi = Lbr { s, p: *p };
+                back_pass::<B, _>(team, a, s.batch, *w_hh_t, first, s.zigzag, &epi)
             }
-            BackWeights::ResetBefore { w_rz_t, w_n_t, hp } => {
-                let epi = RbUpdate { s, hp: *hp };
+            BackWeights::ResetBefore {
+                w_rz_t,
+                w_n_t,
+                hp,
+                p,
+            } => {
+                let epi = RbUpdate { s, hp: *hp, p: *p };
                 back_pass::<B, _>(team, a, s.batch, *w_rz_t, first, s.zigzag, &epi);
                 let dn = Rows::strided(s.carry_out.add(2 * hp), s.later_stride, s.batch);
-                let epi = RbReset { s };
+                let epi = RbReset { s, p: *p };
                 back_pass::<B, _>(team, dn, s.batch, *w_n_t, false, s.zigzag, &epi)
             }
         }
@@ -272,10 +284,41 @@ impl<V: V16> Zn<V> {
     }
 }
 
+/// The peephole GRU's terms of one tile: `∂h += d ⊙ p_k` and `∂p_k += d ⊙ h` for gate
+/// `k` (0: r, 1: z) at unit `u` of `row`; nothing when `p` is null (plain GRU).
+///
+/// # Safety
+/// `V`'s ISA; `p` null or `[2][c_stride]`, `s.dp` `[2][c_stride]`; `(row, u)` inside.
+#[inline(always)]
+unsafe fn peep_grad<V: V16>(
+    s: &BackPtrs,
+    p: *const f32,
+    k: usize,
+    u: usize,
+    d: V,
+    h: V,
+    dh: V,
+) -> V {
+    if p.is_null() {
+        return dh;
+    }
+    // SAFETY: the caller's contract.
+    unsafe {
+        let acc = s.dp.add(k * s.c_stride + u);
+        d.mul_add(h, V::load(acc)).store(acc);
+        d.mul_add(V::load(p.add(k * s.c_stride + u)), dh)
+    }
+}
+
 /// Linear before reset: `∂h'` in, `[d_r, d_z, d_n]` out.
 struct Lbr<'a> {
     s: &'a BackPtrs,
+    p: *const f32,
 }
+
+// SAFETY: `p` points into the packed weights, which outlive the team and are only read;
+// members write disjoint tiles of the peephole sums.
+unsafe impl Sync for Lbr<'_> {}
 
 impl<V: V16> Epilogue<V, 4> for Lbr<'_> {
     #[inline(always)]
@@ -296,7 +339,9 @@ impl<V: V16> Epilogue<V, 4> for Lbr<'_> {
                     let d_r = unclipped(d_n.mul(hn).mul(dsigmoid(r)), zr, s.clip);
                     let d_r = keep_units(d_r, u, s.hid);
                     let d_nr = d_n.mul(r);
-                    ([d_r, d_z, d_n], [d_r, d_z, d_nr], d_nr, dh.mul(t.z))
+                    let dhc = peep_grad(s, self.p, 0, u, d_r, t.h, dh.mul(t.z));
+                    let dhc = peep_grad(s, self.p, 1, u, d_z, t.h, dhc);
+                    ([d_r, d_z, d_n], [d_r, d_z, d_nr], d_nr, dhc)
                 } else {
                     let z = V::zero();
                     ([z; 3], [z; 3], z, dh)
@@ -321,7 +366,11 @@ impl<V: V16> Epilogue<V, 4> for Lbr<'_> {
 struct RbUpdate<'a> {
     s: &'a BackPtrs,
     hp: usize,
+    p: *const f32,
 }
+
+// SAFETY: as for `Lbr`.
+unsafe impl Sync for RbUpdate<'_> {}
 
 impl<V: V16> Epilogue<V, 4> for RbUpdate<'_> {
     #[inline(always)]
@@ -337,7 +386,7 @@ impl<V: V16> Epilogue<V, 4> for RbUpdate<'_> {
                 let (d_z, d_n, dhc) = if active {
                     let t = Zn::load(s, row, u);
                     let (d_z, d_n) = t.grads(s, u, dh);
-                    (d_z, d_n, dh.mul(t.z))
+                    (d_z, d_n, peep_grad(s, self.p, 1, u, d_z, t.h, dh.mul(t.z)))
                 } else {
                     (V::zero(), V::zero(), dh)
                 };
@@ -357,7 +406,11 @@ impl<V: V16> Epilogue<V, 4> for RbUpdate<'_> {
 /// `r ⊙ h` to the extra rows (the left operand of `∂W_hn`).
 struct RbReset<'a> {
     s: &'a BackPtrs,
+    p: *const f32,
 }
+
+// SAFETY: as for `Lbr`.
+unsafe impl Sync for RbReset<'_> {}
 
 impl<V: V16> Epilogue<V, 4> for RbReset<'_> {
     #[inline(always)]
@@ -372,10 +425,12 @@ impl<V: V16> Epilogue<V, 4> for RbReset<'_> {
                     let zr = V::load(s.z.add(row * s.z_stride + 3 * u));
                     let r = math::sigmoid(clip(zr, s.clip));
                     let h = V::load(s.h_prev.add(row * s.h_stride + u));
-                    let d_r = unclipped(a.mul(h).mul(dsigmoid(r)), zr, s.clip);
+                    let d_r =
+                        keep_units(unclipped(a.mul(h).mul(dsigmoid(r)), zr, s.clip), u, s.hid);
                     let dhc = s.dhc.add(row * s.h_stride + u);
-                    a.mul_add(r, V::load(dhc)).store(dhc);
-                    (keep_units(d_r, u, s.hid), r.mul(h))
+                    let sum = a.mul_add(r, V::load(dhc));
+                    peep_grad(s, self.p, 0, u, d_r, h, sum).store(dhc);
+                    (d_r, r.mul(h))
                 } else {
                     (V::zero(), V::zero())
                 };

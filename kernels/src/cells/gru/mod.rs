@@ -9,6 +9,9 @@
 //! h' = (1 − z) ⊙ n + z ⊙ h, evaluated as n + z ⊙ (h − n) (PyTorch ATen's form)
 //! ```
 //!
+//! This crate's peephole GRU adds `p_r ⊙ h` and `p_z ⊙ h` to the r and z arguments
+//! (no standard defines one; `h` is the GRU's only memory).
+//!
 //! The first form is one pass over panels holding r, z and n of a tile (two tiles for
 //! paired bf16 storage, so no vector widens alone). The second needs `r ⊙ h` before
 //! its product: a pass over (r, z) panels writes `r ⊙ h` and `z` to scratch, then a
@@ -42,6 +45,8 @@ pub(crate) enum Weights<W: Storage> {
         /// The recurrent bias of the n gate, one padded row (multiplied by `r`, so not
         /// folded into the input projection).
         b_hn: AlignedVec,
+        /// Peepholes `[2][padded(H)]` (r, z), this crate's peephole GRU.
+        peephole: Option<AlignedVec>,
     },
     /// Reset applied to `h` before the product.
     ResetBefore {
@@ -49,6 +54,8 @@ pub(crate) enum Weights<W: Storage> {
         w_rz: Panels<W, 2>,
         /// n of `W_hh`, four tiles per panel; `k = H`.
         w_n: Panels<W, 4>,
+        /// As for `LinearBeforeReset`.
+        peephole: Option<AlignedVec>,
     },
 }
 
@@ -79,11 +86,13 @@ impl Cell for Gru {
                     ThreeGates::One(Panels::pack(w.w_hh, h, ho, &gates))
                 },
                 b_hn: padded_rows(b_hn, 1, h),
+                peephole: w.peephole.map(|p| padded_rows(p, 2, h)),
             }
         } else {
             Weights::ResetBefore {
                 w_rz: Panels::pack(w.w_hh, h, ho, &[0, 1]),
                 w_n: Panels::pack(w.w_hh, h, ho, &[2]),
+                peephole: w.peephole.map(|p| padded_rows(p, 2, h)),
             }
         }
     }
@@ -115,41 +124,72 @@ impl Cell for Gru {
         let nrows = s.batch;
         // SAFETY (every pass): forwarded contract; every `k` is `H`, the width of the
         // `h` and `aux` rows.
+        // The peephole form is its own instantiation of each epilogue (`PEEP`), so the
+        // plain one's code is exactly what it was without the option.
         match w {
-            Weights::LinearBeforeReset { w_hh, b_hn } => {
-                let epi = LinearBeforeReset {
-                    s,
-                    b_hn: b_hn.as_slice(),
-                };
+            Weights::LinearBeforeReset {
+                w_hh,
+                b_hn,
+                peephole,
+            } => {
+                let p = peep(peephole);
+                let b_hn = b_hn.as_slice();
+                let plain = LinearBeforeReset::<false> { s, b_hn, p };
+                let peeped = LinearBeforeReset::<true> { s, b_hn, p };
                 match w_hh {
-                    ThreeGates::One(p) => {
+                    ThreeGates::One(pn) => {
                         let job = Job {
                             a,
                             nrows,
-                            w: p.view(),
+                            w: pn.view(),
                         };
                         // SAFETY: see above.
-                        unsafe { pass::<B, W, _, 3>(team, &job, s.zigzag, &epi) }
+                        unsafe {
+                            if p.is_null() {
+                                pass::<B, W, _, 3>(team, &job, s.zigzag, &plain)
+                            } else {
+                                pass::<B, W, _, 3>(team, &job, s.zigzag, &peeped)
+                            }
+                        }
                     }
-                    ThreeGates::Two(p) => {
+                    ThreeGates::Two(pn) => {
                         let job = Job {
                             a,
                             nrows,
-                            w: p.view(),
+                            w: pn.view(),
                         };
                         // SAFETY: see above.
-                        unsafe { pass::<B, W, _, 6>(team, &job, s.zigzag, &epi) }
+                        unsafe {
+                            if p.is_null() {
+                                pass::<B, W, _, 6>(team, &job, s.zigzag, &plain)
+                            } else {
+                                pass::<B, W, _, 6>(team, &job, s.zigzag, &peeped)
+                            }
+                        }
                     }
                 }
             }
-            Weights::ResetBefore { w_rz, w_n } => {
+            Weights::ResetBefore {
+                w_rz,
+                w_n,
+                peephole,
+            } => {
                 let job = Job {
                     a,
                     nrows,
                     w: w_rz.view(),
                 };
+                let p = peep(peephole);
                 // SAFETY: see above.
-                unsafe { pass::<B, W, _, 2>(team, &job, s.zigzag, &ResetUpdate { s }) };
+                unsafe {
+                    if p.is_null() {
+                        let epi = ResetUpdate::<false> { s, p };
+                        pass::<B, W, _, 2>(team, &job, s.zigzag, &epi)
+                    } else {
+                        let epi = ResetUpdate::<true> { s, p };
+                        pass::<B, W, _, 2>(team, &job, s.zigzag, &epi)
+                    }
+                };
                 let job = Job {
                     a: s.aux_rows(),
                     nrows,
@@ -163,13 +203,50 @@ impl Cell for Gru {
     }
 }
 
-/// Linear before reset: the recurrent products of r, z and n of one tile in, `h'` out.
-struct LinearBeforeReset<'a> {
-    s: &'a StepPtrs,
-    b_hn: &'a [f32],
+/// The peephole rows `[2][padded(H)]` (r, z), or null.
+fn peep(p: &Option<AlignedVec>) -> *const f32 {
+    p.as_ref()
+        .map_or(std::ptr::null(), |p| p.as_slice().as_ptr())
 }
 
-impl<V: V16> Epilogue<V, 3> for LinearBeforeReset<'_> {
+/// Adds the peephole terms `p_r ⊙ h`, `p_z ⊙ h` of the tile at unit `u` to the r and z
+/// pre-activations (`PEEP`), or leaves them (plain GRU).
+///
+/// # Safety
+/// With `PEEP`, `p` holds `[2][h_stride]` floats and `u + 16 <= h_stride`.
+#[inline(always)]
+unsafe fn peep_terms<V: V16, const PEEP: bool>(
+    p: *const f32,
+    stride: usize,
+    u: usize,
+    h: V,
+    zr: V,
+    zz: V,
+) -> (V, V) {
+    if !PEEP {
+        return (zr, zz);
+    }
+    // SAFETY: the caller's contract.
+    unsafe {
+        (
+            V::load(p.add(u)).mul_add(h, zr),
+            V::load(p.add(stride + u)).mul_add(h, zz),
+        )
+    }
+}
+
+/// Linear before reset: the recurrent products of r, z and n of one tile in, `h'` out.
+/// `PEEP`: this crate's peephole GRU (`p` its `[2][padded(H)]` rows).
+struct LinearBeforeReset<'a, const PEEP: bool> {
+    s: &'a StepPtrs,
+    b_hn: &'a [f32],
+    p: *const f32,
+}
+
+// SAFETY: `p` points into the packed weights, which outlive the team and are only read.
+unsafe impl<const PEEP: bool> Sync for LinearBeforeReset<'_, PEEP> {}
+
+impl<V: V16, const PEEP: bool> Epilogue<V, 3> for LinearBeforeReset<'_, PEEP> {
     #[inline(always)]
     fn prefetch(&self, row: usize, tile: usize) {
         self.prefetch_tiles(row, tile, 1);
@@ -184,7 +261,7 @@ impl<V: V16> Epilogue<V, 3> for LinearBeforeReset<'_> {
 
 /// Two tiles per panel (paired storage): tiles `2 panel` and `2 panel + 1`; state rows
 /// are padded to 4 tiles, so both exist.
-impl<V: V16> Epilogue<V, 6> for LinearBeforeReset<'_> {
+impl<V: V16, const PEEP: bool> Epilogue<V, 6> for LinearBeforeReset<'_, PEEP> {
     #[inline(always)]
     fn prefetch(&self, row: usize, panel: usize) {
         self.prefetch_tiles(row, 2 * panel, 2);
@@ -200,7 +277,7 @@ impl<V: V16> Epilogue<V, 6> for LinearBeforeReset<'_> {
     }
 }
 
-impl LinearBeforeReset<'_> {
+impl<const PEEP: bool> LinearBeforeReset<'_, PEEP> {
     /// Prefetches the input projections and `h` of `tiles` tiles from `tile` of `row`.
     #[inline(always)]
     fn prefetch_tiles(&self, row: usize, tile: usize, tiles: usize) {
@@ -224,7 +301,12 @@ impl LinearBeforeReset<'_> {
         // gate columns per tile; `b_hn` is a padded row of hidden units.
         unsafe {
             let pre = s.pre.add(row * s.pre_stride + 3 * u);
-            let (zr, zz) = (
+            let h = V::load(s.h_prev.add(row * s.h_stride + u));
+            let (zr, zz) = peep_terms::<V, PEEP>(
+                self.p,
+                s.h_stride,
+                u,
+                h,
                 acc[0].add(V::load(pre)),
                 acc[1].add(V::load(pre.add(LANES))),
             );
@@ -240,7 +322,6 @@ impl LinearBeforeReset<'_> {
                 hn.store(s.aux.add(row * s.aux_stride + u));
             }
             let n = math::tanh(clip(zn, s.clip));
-            let h = V::load(s.h_prev.add(row * s.h_stride + u));
             // (1 - z) n + z h = n + z (h - n)
             z.mul_add(h.sub(n), n)
                 .store(s.h_next.add(row * s.h_stride + u));
@@ -249,12 +330,17 @@ impl LinearBeforeReset<'_> {
 }
 
 /// Reset before the product, first pass: r and z of one tile per panel; writes
-/// `r ⊙ h` (the left operand of the second pass) and `z` to scratch.
-struct ResetUpdate<'a> {
+/// `r ⊙ h` (the left operand of the second pass) and `z` to scratch. `PEEP` as for
+/// [`LinearBeforeReset`].
+struct ResetUpdate<'a, const PEEP: bool> {
     s: &'a StepPtrs,
+    p: *const f32,
 }
 
-impl<V: V16> Epilogue<V, 2> for ResetUpdate<'_> {
+// SAFETY: as for `LinearBeforeReset`.
+unsafe impl<const PEEP: bool> Sync for ResetUpdate<'_, PEEP> {}
+
+impl<V: V16, const PEEP: bool> Epilogue<V, 2> for ResetUpdate<'_, PEEP> {
     #[inline(always)]
     unsafe fn finish(&self, row: usize, tile: usize, acc: &[V; 2]) {
         let s = self.s;
@@ -262,7 +348,12 @@ impl<V: V16> Epilogue<V, 2> for ResetUpdate<'_> {
         // SAFETY: as for `LinearBeforeReset`; `aux`/`aux2` are padded rows.
         unsafe {
             let pre = s.pre.add(row * s.pre_stride + 3 * u);
-            let (zr, zz) = (
+            let h = V::load(s.h_prev.add(row * s.h_stride + u));
+            let (zr, zz) = peep_terms::<V, PEEP>(
+                self.p,
+                s.h_stride,
+                u,
+                h,
                 acc[0].add(V::load(pre)),
                 acc[1].add(V::load(pre.add(LANES))),
             );
@@ -272,7 +363,6 @@ impl<V: V16> Epilogue<V, 2> for ResetUpdate<'_> {
             }
             let r = math::sigmoid(clip(zr, s.clip));
             let z = math::sigmoid(clip(zz, s.clip));
-            let h = V::load(s.h_prev.add(row * s.h_stride + u));
             r.mul(h).store(s.aux.add(row * s.aux_stride + u));
             z.store(s.aux2.add(row * s.aux_stride + u));
         }
