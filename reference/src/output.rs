@@ -77,6 +77,18 @@ impl OutputConfig {
         Ok(())
     }
 
+    /// Checks a call on `rows` rows of `x`: `rows >= 1`, `x` holding `rows * I` values,
+    /// and `rows * O` addressable. Returns `(rows * I, rows * O)`.
+    pub fn check_rows<T>(&self, rows: usize, x: &[T]) -> Result<(usize, usize)> {
+        if rows == 0 {
+            return Err(Error::invalid("rows", "at least 1", 0));
+        }
+        let n_x = checked_product("x", "rows * in_features", &[rows, self.in_features])?;
+        check_len("x", n_x, x.len())?;
+        let n_y = checked_product("y", "rows * out_features", &[rows, self.out_features])?;
+        Ok((n_x, n_y))
+    }
+
     /// Checks `w` (`[O, I]`) and `b` (`[O]`, if given) against the config.
     pub fn check_weights<T>(&self, w: &[T], b: Option<&[T]>) -> Result<()> {
         self.validate()?;
@@ -98,16 +110,8 @@ pub fn output_layer<T: Real>(
     x: &[T],
 ) -> Result<Vec<T>> {
     cfg.check_weights(w, b)?;
-    if rows == 0 {
-        return Err(Error::invalid("rows", "at least 1", 0));
-    }
+    cfg.check_rows(rows, x)?;
     let (i, o) = (cfg.in_features, cfg.out_features);
-    check_len(
-        "x",
-        checked_product("x", "rows * in_features", &[rows, i])?,
-        x.len(),
-    )?;
-    checked_product("y", "rows * out_features", &[rows, o])?;
     let mut y = Vec::with_capacity(rows * o);
     let mut z = Vec::with_capacity(o);
     for xr in x.chunks_exact(i) {
@@ -158,16 +162,8 @@ pub fn output_layer_backward<T: Real>(
     dy: &[T],
 ) -> Result<OutputLayerGrads<T>> {
     cfg.check_weights(w, None)?;
-    if rows == 0 {
-        return Err(Error::invalid("rows", "at least 1", 0));
-    }
+    let (_, n) = cfg.check_rows(rows, x)?;
     let (i, o) = (cfg.in_features, cfg.out_features);
-    check_len(
-        "x",
-        checked_product("x", "rows * in_features", &[rows, i])?,
-        x.len(),
-    )?;
-    let n = checked_product("y", "rows * out_features", &[rows, o])?;
     check_len("y", n, y.len())?;
     check_len("dy", n, dy.len())?;
     let mut g = OutputLayerGrads {

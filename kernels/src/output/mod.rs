@@ -98,28 +98,11 @@ impl<W: Element> PackedOutput<W> {
         x: &[T],
         y: &mut [T],
     ) -> Result<()> {
-        let (i, o) = (self.cfg.in_features, self.cfg.out_features);
-        if rows == 0 {
-            return Err(Error::Invalid {
-                arg: "rows".into(),
-                expected: "at least 1".into(),
-                actual: "0".into(),
-            });
-        }
-        let len = |arg: &str, what: &str, n: usize| {
-            rows.checked_mul(n).ok_or_else(|| Error::Overflow {
-                arg: arg.into(),
-                what: what.into(),
-            })
-        };
-        let (x_len, y_len) = (
-            len("x", "rows * in_features", i)?,
-            len("y", "rows * out_features", o)?,
-        );
-        check_len("x", x_len, x.len())?;
+        let (x_len, y_len) = self.cfg.check_rows(rows, x)?;
         check_len("y", y_len, y.len())?;
-        let z_stride = self.w.cols();
-        let z_len = len("rows", "rows * padded out_features (scratch)", z_stride)?;
+        let z_len = rows
+            .checked_mul(self.w.cols())
+            .ok_or_else(|| scratch_overflow("rows * padded out_features"))?;
         let isa = Isa::resolve(self.isa)?;
         let table = dispatch(isa.detected()?, Table::<W>(PhantomData));
         let [z] = ws.carve([z_len])?;
@@ -161,22 +144,7 @@ impl<W: Element> PackedOutput<W> {
         db: Option<&mut [f32]>,
     ) -> Result<()> {
         let (i, o) = (self.cfg.in_features, self.cfg.out_features);
-        if rows == 0 {
-            return Err(Error::Invalid {
-                arg: "rows".into(),
-                expected: "at least 1".into(),
-                actual: "0".into(),
-            });
-        }
-        let overflow = |arg: &str| Error::Overflow {
-            arg: arg.into(),
-            what: "rows * features (or the backward's scratch)".into(),
-        };
-        let (x_len, y_len) = (
-            rows.checked_mul(i).ok_or_else(|| overflow("x"))?,
-            rows.checked_mul(o).ok_or_else(|| overflow("y"))?,
-        );
-        check_len("x", x_len, x.len())?;
+        let (x_len, y_len) = self.cfg.check_rows(rows, x)?;
         check_len("y", y_len, y.len())?;
         check_len("dy", y_len, dy.len())?;
         check_len("dx", x_len, dx.len())?;
@@ -186,7 +154,10 @@ impl<W: Element> PackedOutput<W> {
         }
         let zs = self.w.cols();
         let ip = i.div_ceil(WIDTH) * WIDTH;
-        let scratch = |a: usize, b: usize| a.checked_mul(b).ok_or_else(|| overflow("rows"));
+        let scratch = |a: usize, b: usize| {
+            a.checked_mul(b)
+                .ok_or_else(|| scratch_overflow("the backward's products"))
+        };
         let sizes = [
             scratch(rows, zs)?,    // dz
             scratch(rows, ip)?,    // dx, padded
@@ -206,11 +177,7 @@ impl<W: Element> PackedOutput<W> {
         let [dz, dxs, x_t, right, out] = ws.carve(sizes)?;
         let ptrs = Shared((dz, dxs, x_t, right, out, dx.as_mut_ptr()));
         let activation = self.cfg.activation;
-        let want = threads_for(
-            rows.saturating_mul(i).saturating_mul(o),
-            self.w.panels(),
-            rayon::current_num_threads(),
-        );
+        let want = self.threads(rows);
         let body = |team: &Team<'_>| {
             let (dz, dxs, x_t, right, out, dx) = ptrs.get();
             let mine = team.chunk(rows, usize::MAX);
@@ -300,6 +267,17 @@ impl<W: Element> PackedOutput<W> {
         Ok(())
     }
 
+    /// How many threads a call on `rows` rows is worth (the products' size against
+    /// the panels to split).
+    fn threads(&self, rows: usize) -> usize {
+        let (i, o) = (self.cfg.in_features, self.cfg.out_features);
+        threads_for(
+            rows.saturating_mul(i).saturating_mul(o),
+            self.w.panels(),
+            rayon::current_num_threads(),
+        )
+    }
+
     /// The product into `z` (`rows` rows of `w.cols()` floats), then the elementwise
     /// pass into `y`.
     fn run(&self, k: &OutputKernels<W>, rows: usize, x: &[f32], z: *mut f32, y: &mut [f32]) {
@@ -317,11 +295,7 @@ impl<W: Element> PackedOutput<W> {
         };
         let ptrs = Shared((z, y.as_mut_ptr()));
         let activation = self.cfg.activation;
-        let want = threads_for(
-            rows.saturating_mul(i).saturating_mul(o),
-            self.w.panels(),
-            rayon::current_num_threads(),
-        );
+        let want = self.threads(rows);
         let body = |team: &Team<'_>| {
             let (z, y) = ptrs.get();
             // SAFETY: `x` holds rows * I floats (checked), `z` rows * z_stride (carved)
@@ -341,6 +315,14 @@ impl<W: Element> PackedOutput<W> {
             unsafe { (k.finish)(op) };
         };
         run_team(want, &body);
+    }
+}
+
+/// The workspace a call on this many rows needs does not fit `usize`.
+fn scratch_overflow(what: &str) -> Error {
+    Error::Overflow {
+        arg: "rows".into(),
+        what: format!("{what} (output layer scratch)"),
     }
 }
 
