@@ -186,7 +186,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
         let d = dims.unwrap();
         let rows = shape.steps.checked_mul(shape.batch).unwrap();
         assert_eq!(d.x, rows * cfg.input_size);
-        assert_eq!(d.y, rows * cfg.num_directions() * cfg.output_size());
+        assert_eq!(d.y, rows * cfg.y_width());
     }
 
     let which = u.int_in_range(0..=3u8)?;

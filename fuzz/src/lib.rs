@@ -343,7 +343,8 @@ pub fn overflow_free(
         }
         let (mut hb, mut cb) = (h0m, c0m);
         for _ in 0..steps {
-            let pre = rs_ih * xin + rs_hh * hb + bsum + pm * (cb + 1.0);
+            // Peepholes multiply c (LSTM) or h (peephole GRU).
+            let pre = rs_ih * xin + rs_hh * hb + bsum + pm * (cb + hb + 1.0);
             if !(pre < LIMIT) {
                 return false;
             }
@@ -359,7 +360,8 @@ pub fn overflow_free(
                 return false;
             }
         }
-        xin = hb;
+        // Summed directions add two outputs into one (D / blocks = 2, else 1).
+        xin = hb * (d / cfg.direction.output_blocks()) as f64;
     }
     true
 }
