@@ -41,7 +41,7 @@ thread_local! {
 const KNOWN_ARGS: &[&str] = &[
     "input_size", "hidden_size", "num_layers", "proj_size", "clip", "direction", "weights",
     "x", "y", "h0", "h_n", "c0", "c_n", "seq_lens", "steps", "batch", "h", "c", "h_out",
-    "c_out", "W", "R", "B", "P", "workspace", "isa",
+    "c_out", "W", "R", "B", "P", "workspace", "isa", "cell",
 ];
 
 /// Every error names a known argument (by prefix: `weights[3].w_hh`, `seq_lens[2]`).
