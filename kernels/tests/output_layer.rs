@@ -10,7 +10,7 @@ use rnn_kernels::{
 };
 use rnn_reference::testkit::bound::{Bounded, Kernels};
 use rnn_reference::testkit::rng::SplitMix64;
-use rnn_reference::testkit::{compare, planted, proptest_cases};
+use rnn_reference::testkit::{compare, compare_within, planted, proptest_cases, refuse_vacuous};
 use rnn_reference::{output_layer, output_layer_backward};
 
 const ACTIVATIONS: [OutputActivation; 3] = [
@@ -310,7 +310,7 @@ fn bit_identical_across_thread_counts() {
 /// bounds, and a planted 2% error in each fails.
 #[test]
 fn backward_matches_reference_every_isa_weight_type_and_activation() {
-    fn one<W: Element + WeightType>(seed: u64, c: &Case) {
+    fn one<W: Element + WeightType>(seed: u64, c: &Case, ill: &mut usize, arrays: &mut usize) {
         let b = |v: &[f32]| -> Vec<Bounded<Kernels>> {
             v.iter().map(|&x| Bounded::exact(x as f64)).collect()
         };
@@ -352,6 +352,15 @@ fn backward_matches_reference_every_isa_weight_type_and_activation() {
                 let value: Vec<f64> = want.iter().map(|v| v.value()).collect();
                 let bound: Vec<f64> = want.iter().map(|v| v.bound()).collect();
                 let name = format!("{name} {part}");
+                *arrays += 1;
+                if refuse_vacuous(&name, &value, &bound).is_err() {
+                    // Ill-conditioned: gradients that cancel (a saturated softmax row's
+                    // y ⊙ (dy − Σ dy y)) are smaller than their rigorous bound. Still
+                    // every element within it; counted below.
+                    *ill += 1;
+                    compare_within(&name, got, &value, &bound).unwrap();
+                    continue;
+                }
                 compare(&name, got, &value, &bound).unwrap();
                 let bad = planted(got, &value, seed as usize % got.len());
                 assert!(
@@ -362,12 +371,18 @@ fn backward_matches_reference_every_isa_weight_type_and_activation() {
         }
     }
     let n = proptest_cases(256) as u64 / 4;
+    let (mut ill, mut arrays) = (0, 0);
     for seed in 0..n.max(16) {
         let c = case(seed);
-        one::<f32>(seed, &c);
-        one::<f16>(seed, &c);
-        one::<bf16>(seed, &c);
+        one::<f32>(seed, &c, &mut ill, &mut arrays);
+        one::<f16>(seed, &c, &mut ill, &mut arrays);
+        one::<bf16>(seed, &c, &mut ill, &mut arrays);
     }
+    eprintln!("{ill} of {arrays} gradient arrays ill-conditioned");
+    assert!(
+        ill * 100 <= arrays,
+        "{ill} of {arrays} gradient arrays ill-conditioned"
+    );
 }
 
 /// PyTorch's `nn.Linear` with identity, `torch.sigmoid` and `torch.softmax(dim=-1)` in

@@ -127,11 +127,8 @@ pub fn planted(got: &[f32], want: &[f64], k: usize) -> Vec<f32> {
         .iter()
         .filter(|w| w.is_finite())
         .fold(0.0f64, |m, w| m.max(w.abs()));
-    let shift = if scale > 0.0 {
-        2.0 * VACUOUS * scale
-    } else {
-        1e-30
-    };
+    // Above every bound `compare` accepts: 1% of the scale, or the floor.
+    let shift = (2.0 * VACUOUS * scale).max(2.0 * VACUOUS_FLOOR);
     let mut v = got.to_vec();
     v[k] = (want[k] + shift) as f32;
     v
