@@ -137,6 +137,7 @@ fn gradient_norms(net: &Net) -> Result<Vec<f32>, String> {
             dx: None,
             dh0: Some(&mut dh0),
             dc0: None,
+            dattention: None,
             weights: &mut sets,
         };
         rnn.backward(&mut tws, OutputGrads::new(&dy[..t * h]), grads)

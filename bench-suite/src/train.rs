@@ -111,6 +111,7 @@ impl<T: Element> Trainer<T> {
                     dx: Some(&mut self.dx[..n_in]),
                     dh0: None,
                     dc0: None,
+                    dattention: None,
                     weights: &mut sets,
                 },
             )

@@ -41,7 +41,7 @@ thread_local! {
 const KNOWN_ARGS: &[&str] = &[
     "input_size", "hidden_size", "num_layers", "proj_size", "clip", "direction", "weights",
     "x", "y", "h0", "h_n", "c0", "c_n", "seq_lens", "steps", "batch", "h", "c", "h_out",
-    "c_out", "W", "R", "B", "P", "workspace", "isa", "cell",
+    "c_out", "W", "R", "B", "P", "workspace", "isa", "cell", "attention",
 ];
 
 /// Every error names a known argument (by prefix: `weights[3].w_hh`, `seq_lens[2]`).
@@ -231,6 +231,13 @@ fn sequence(u: &mut Unstructured<'_>, cfg: &RnnConfig, shape: SeqShape) -> Resul
     let y_len = pick_len(u, g(dy))?;
     let hn_len = { let want = u.arbitrary::<bool>()?; opt_len(u, g(dh), want)? };
     let cn_len = { let want = lstm && u.arbitrary::<bool>()?; opt_len(u, g(dc), want)? };
+    // AUGRU only (other cells draw nothing here, so their corpus inputs keep meaning).
+    let rows = shape.steps.checked_mul(shape.batch);
+    let att_len = if cfg.cell.has_attention() { opt_len(u, g(rows), true)? } else { None };
+    let att_ok = match att_len {
+        Some(l) => cfg.cell.has_attention() && Some(l) == rows,
+        None => !cfg.cell.has_attention(),
+    };
     let seq_lens: Option<Vec<usize>> = if u.arbitrary()? {
         let n = match u.int_in_range(0..=5u8)? {
             0 => u.int_in_range(0..=8)?,
@@ -268,7 +275,7 @@ fn sequence(u: &mut Unstructured<'_>, cfg: &RnnConfig, shape: SeqShape) -> Resul
         h0: h0_len.map(s),
         c0: c0_len.map(s),
         seq_lens: seq_lens.as_deref(),
-        attention: None,
+        attention: att_len.map(s),
     };
     // What the contract says the answer is.
     let seq_ok = match &seq_lens {
@@ -285,13 +292,15 @@ fn sequence(u: &mut Unstructured<'_>, cfg: &RnnConfig, shape: SeqShape) -> Resul
         } else {
             c0_len.is_none() && cn_len.is_none()
         })
-        && seq_ok;
+        && seq_ok
+        && att_ok;
     // The reference's own verdict on the inputs (it has no output slices).
     let ref_expect_ok = dims.is_some()
         && Some(x_len) == dx
         && h0_len.is_none_or(|l| Some(l) == dh)
         && (if lstm { c0_len.is_none_or(|l| Some(l) == dc) } else { c0_len.is_none() })
-        && seq_ok;
+        && seq_ok
+        && att_ok;
     OUT.with(|o| {
         let mut o = o.borrow_mut();
         let [y, h_n, c_n, ..] = &mut *o;
@@ -362,13 +371,16 @@ fn cell(u: &mut Unstructured<'_>, cfg: &RnnConfig) -> Result<()> {
     let c_len = opt_len(u, m(h), lstm)?;
     let ho_len = pick_len(u, m(ho))?;
     let co_len = opt_len(u, m(h), lstm)?;
+    // AUGRU only, as for the sequence.
+    let att_len = if cfg.cell.has_attention() { opt_len(u, m(1), true)? } else { None };
     let inputs_ok = batch > 0
+        && (if cfg.cell.has_attention() { att_len == Some(batch) } else { att_len.is_none() })
         && Some(x_len) == batch.checked_mul(i)
         && Some(h_len) == batch.checked_mul(ho)
         && (if lstm { c_len.is_some() && c_len == batch.checked_mul(h) } else { c_len.is_none() });
     // The reference step on the same arguments (only when the slices were small).
     if x_len + h_len <= 4096 {
-        let r = step_f64(&cfg, &w, batch, s(x_len), s(h_len), c_len.map(s));
+        let r = step_f64(&cfg, &w, batch, (s(x_len), s(h_len), c_len.map(s), att_len.map(s)));
         assert_eq!(r.is_ok(), consistent && inputs_ok, "reference step -> {:?}", r.as_ref().err());
         if let Err(e) = &r {
             check_err("reference step", e);
@@ -396,14 +408,15 @@ fn cell(u: &mut Unstructured<'_>, cfg: &RnnConfig) -> Result<()> {
         let res = cell.step(
             &mut Workspace::new(),
             batch,
-            StepInput { x: s(x_len), h: s(h_len), c: c_len.map(s), attention: None, },
+            StepInput { x: s(x_len), h: s(h_len), c: c_len.map(s), attention: att_len.map(s) },
             StepOutputMut { h: &mut hout[..ho_len], c: co_len.map(|l| &mut cout[..l]) },
         );
         assert_eq!(res.is_ok(), expect_ok, "step {cfg:?} batch {batch} -> {res:?}");
         match res {
             Err(e) => check_err("step", &e),
             Ok(()) if small_for_numbers(&cfg) => {
-                let Expected { want, bound } = step_bounded::<Kernels>(&cfg, &w, batch, s(x_len), s(h_len), c_len.map(s)).unwrap();
+                let args = (s(x_len), s(h_len), c_len.map(s), att_len.map(s));
+                let Expected { want, bound } = step_bounded::<Kernels>(&cfg, &w, batch, args).unwrap();
                 let v = Check::Values;
                 let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
                 compare("h", &hout[..ho_len], &want.h_n, &f32s(&want.h_n), &bound.h_n, v).unwrap();

@@ -64,12 +64,15 @@ fn check_training(p: &Problem, seed: u64) {
             rnn.forward_train(&mut tws, p.shape, p.input(), out).expect("forward_train accepts a well-formed problem");
             let mut grads: Vec<_> = p.weights.iter().map(|w| w.map(|v| vec![f32::NAN; v.len()])).collect();
             let (mut dx, mut dh0, mut dc0) = (vec![f32::NAN; d.x], vec![f32::NAN; d.h], vec![f32::NAN; d.c]);
+            let att = p.cfg.cell.has_attention();
+            let mut da = vec![f32::NAN; if att { p.shape.steps * p.shape.batch } else { 0 }];
             {
                 let mut sets: Vec<LayerGradsMut<'_>> = grads.iter_mut().map(LayerGradsMut::from_owned).collect();
                 let g = GradientsMut {
                     dx: Some(&mut dx),
                     dh0: Some(&mut dh0),
                     dc0: lstm.then_some(&mut dc0[..]),
+                    dattention: att.then_some(&mut da[..]),
                     weights: &mut sets,
                 };
                 rnn.backward(&mut tws, up, g).expect("backward accepts a well-formed problem");
@@ -83,6 +86,9 @@ fn check_training(p: &Problem, seed: u64) {
             compare_within("dh0", &dh0, &w.dh0, &b.dh0).unwrap_or_else(ctx);
             if lstm {
                 compare_within("dc0", &dc0, &w.dc0, &b.dc0).unwrap_or_else(ctx);
+            }
+            if att {
+                compare_within("dattention", &da, &w.dattention, &b.dattention).unwrap_or_else(ctx);
             }
             for (k, ((g, w), b)) in grads.iter().zip(&w.weights).zip(&b.weights).enumerate() {
                 let parts = named_parts(g).into_iter().zip(named_parts(w)).zip(named_parts(b));

@@ -99,8 +99,10 @@ fn check_step(p: &Problem) {
         None => (0..b * h).map(|k| ((k * 5) % 11) as f32 / 5.0 - 1.0).collect(),
     };
     let c_in = lstm.then_some(&cv[..]);
-    let Expected { want, bound } = step_bounded::<Kernels>(&cfg, &p.weights[0].view(), b, x, &hv, c_in).expect("reference step");
-    let want32 = rnn_reference::step(&cfg, &p.weights[0].view(), b, x, &hv, c_in).expect("reference step f32");
+    // AUGRU: the first B attention values.
+    let att = p.attention.as_deref().map(|a| &a[..b]);
+    let Expected { want, bound } = step_bounded::<Kernels>(&cfg, &p.weights[0].view(), b, (x, &hv, c_in, att)).expect("reference step");
+    let want32 = rnn_reference::step_with_attention(&cfg, &p.weights[0].view(), b, x, &hv, c_in, att).expect("reference step f32");
     let check = check_for(p, 1, &cfg, x, Some(&hv), c_in);
     let mut ws = Workspace::new();
     for isa in Isa::available() {
@@ -112,7 +114,7 @@ fn check_step(p: &Problem) {
         cell.step(
             &mut ws,
             b,
-            StepInput { x, h: &hv, c: c_in, attention: None, },
+            StepInput { x, h: &hv, c: c_in, attention: att },
             StepOutputMut {
                 h: &mut h1,
                 c: lstm.then_some(&mut c1[..]),

@@ -182,8 +182,10 @@ pub fn arbitrary_problem(u: &mut Unstructured<'_>) -> Result<Problem> {
     let x = gen.vec(d.x, scale);
     let h0 = want_h0.then(|| gen.vec(d.h, 1.0));
     let c0 = (want_c0 && cfg.cell.has_cell_state()).then(|| gen.vec(d.c, 1.0));
+    // AUGRU (drawn last: no other cell's draws move).
+    let attention = cfg.cell.has_attention().then(|| gen.vec(t * b, 1.0));
     let mut p = Problem {
-        base: rnn_reference::testkit::Problem { cfg, shape, weights, x, h0, c0, seq_lens, x_scale: scale, gain: 0.9 },
+        base: rnn_reference::testkit::Problem { cfg, shape, weights, x, h0, c0, seq_lens, attention, x_scale: scale, gain: 0.9 },
         finite_mode: false,
     };
     // Up to 8 injections of palette values at chosen positions.
@@ -203,6 +205,12 @@ pub fn arbitrary_problem(u: &mut Unstructured<'_>) -> Result<Problem> {
     // Depth 3 and 4: drawn last (see the module docs).
     let extra = u.int_in_range(0..=2usize)?;
     deepen(&mut p, extra, &mut gen, bias);
+    // An attention is a weight in [0, 1] (a softmax's output): palette values and
+    // negative draws are clamped into it, NaN stays (and must propagate). Outside
+    // [0, 1], z' = (1 − a) z could grow h past what `overflow_free` assumes.
+    if let Some(a) = p.attention.as_mut() {
+        a.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
+    }
     let all_finite = p.arrays().iter().all(|a| a.iter().all(|v| v.is_finite()));
     if normalize && all_finite {
         let (h, ho) = (p.cfg.hidden_size, p.cfg.output_size());
@@ -441,6 +449,7 @@ pub fn rounded_bf16(p: &Problem) -> Problem {
     round(&mut q.x);
     q.h0.iter_mut().for_each(round);
     q.c0.iter_mut().for_each(round);
+    q.base.attention.iter_mut().for_each(round);
     q
 }
 

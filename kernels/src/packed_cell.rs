@@ -1,7 +1,9 @@
 //! The single-step API for streaming inference.
 
 use rnn_reference::quant::{check_quantized_weights, ActivationQuant, QuantizedLayerWeights};
-use rnn_reference::{check_len, check_weights, Direction, Error, LayerWeights, RnnConfig};
+use rnn_reference::{
+    check_attention, check_len, check_weights, Direction, Error, LayerWeights, RnnConfig,
+};
 
 use crate::arch::DotJob;
 use crate::cells::{pre_stride, state_sizes, step_fmas, StateBufs, StepPtrs};
@@ -200,13 +202,7 @@ impl<W: WeightType> PackedCell<W> {
                 (false, None) => {}
             }
         }
-        if input.attention.is_some() {
-            return Err(Error::Invalid {
-                arg: "attention".into(),
-                expected: format!("None (a {} cell takes no attention input)", cfg.cell.name()),
-                actual: "an attention input".into(),
-            });
-        }
+        check_attention(cfg, input.attention.map(<[T]>::len), batch, "[B]")?;
         let isa = Isa::resolve(self.isa)?;
         let k = kernels::<W>(isa)?;
         // bf16 inputs and weights on an AVX512-BF16 CPU: the input projection reads the
@@ -228,7 +224,7 @@ impl<W: WeightType> PackedCell<W> {
         let q8 = W::QUANTIZED.then(|| q8_scratch(codes, params, q8_lens, self.act_quant));
         // f32 inputs are used in place; only half inputs need f32 copies.
         let copy = copy_len::<T>;
-        let [x32, h32, c32] = ws.carve_io([
+        let [x32, h32, c32, a32] = ws.carve_io([
             if dot.is_some() {
                 0
             } else {
@@ -236,9 +232,10 @@ impl<W: WeightType> PackedCell<W> {
             },
             copy(input.h.len()),
             copy(input.c.map_or(0, <[T]>::len)),
+            copy(input.attention.map_or(0, <[T]>::len)),
         ])?;
         // SAFETY: each io region was carved with the length of the slice it receives.
-        let (x, hin, cin) = unsafe {
+        let (x, hin, cin, att) = unsafe {
             (
                 if dot.is_some() {
                     &[]
@@ -247,6 +244,7 @@ impl<W: WeightType> PackedCell<W> {
                 },
                 input_f32(input.h, h32),
                 input.c.map(|c| input_f32(c, c32)),
+                input.attention.map(|a| input_f32(a, a32)),
             )
         };
         let (hs, ps) = (padded(h), padded(ho));
@@ -312,8 +310,11 @@ impl<W: WeightType> PackedCell<W> {
                             (k.gemm)(team, &job, &store)
                         }
                     }
+                    // AUGRU: `att` was checked to hold `batch` values.
                     let sp = StepPtrs {
                         q8,
+                        att: att.map_or(std::ptr::null(), <[f32]>::as_ptr),
+                        att_stride: 1,
                         ..StepPtrs::new(cfg, batch, pre, &st, false)
                     };
                     (k.step)(&self.set.cell, &sp, team);

@@ -3,8 +3,8 @@
 
 use rnn_reference::quant::ActivationQuant;
 use rnn_reference::{
-    check_len, check_seq_lens, Direction, Error, RnnConfig, SeqDims, SeqShape, SequenceInput,
-    TensorLayout,
+    check_attention, check_len, check_seq_lens, Direction, Error, RnnConfig, SeqDims, SeqShape,
+    SequenceInput, TensorLayout,
 };
 
 use crate::arch::{DotFn, DotJob};
@@ -102,7 +102,7 @@ impl<W: WeightType> PackedRnn<W> {
                 h0: input.h0.and_then(T::as_f32),
                 c0: input.c0.and_then(T::as_f32),
                 seq_lens: input.seq_lens,
-                attention: None,
+                attention: input.attention.and_then(T::as_f32),
             };
             let out = SequenceOutputMut {
                 y: T::as_f32_mut(out.y).unwrap_or_default(),
@@ -115,8 +115,9 @@ impl<W: WeightType> PackedRnn<W> {
         // caller's bf16 `x` directly (`vdpbf16ps`), so `x` is never widened.
         let dot = self.dot_input(&k, input.x);
         // Half-precision inputs and outputs: widen into f32 copies, run, round back.
-        let [x32, h032, c032, y32, hn32, cn32] =
-            ws.carve_io([dims.x, dims.h, dims.c, dims.y, dims.h, dims.c])?;
+        let att_len = input.attention.map_or(0, <[T]>::len);
+        let [x32, h032, c032, y32, hn32, cn32, att32] =
+            ws.carve_io([dims.x, dims.h, dims.c, dims.y, dims.h, dims.c, att_len])?;
         // SAFETY: each region was carved with the length of the slice it receives.
         let input32 = unsafe {
             SequenceInput {
@@ -128,7 +129,7 @@ impl<W: WeightType> PackedRnn<W> {
                 h0: input.h0.map(|h| input_f32(h, h032)),
                 c0: input.c0.map(|c| input_f32(c, c032)),
                 seq_lens: input.seq_lens,
-                attention: None,
+                attention: input.attention.map(|a| input_f32(a, att32)),
             }
         };
         // SAFETY: as above; the regions are disjoint from each other and from `ws.buf`.
@@ -229,6 +230,10 @@ impl<W: WeightType> PackedRnn<W> {
             h_n: out.h_n.as_deref_mut().map(<[f32]>::as_mut_ptr),
             c_n: out.c_n.as_deref_mut().map(<[f32]>::as_mut_ptr),
             x: input.x.as_ptr(),
+            // AUGRU's attention, laid out like `x` with width 1 (read only).
+            att: input
+                .attention
+                .map(|a| Tensor3::new(a.as_ptr().cast_mut(), &shape, 1)),
         };
         let tm = SeqShape::new(t_len, batch);
         let pre_stride = pre_stride(cfg);
@@ -331,8 +336,14 @@ impl<W: WeightType> PackedRnn<W> {
                         // buffers sized by `state_sizes`.
                         unsafe {
                             let pre_t = bufs.pre.add(t * batch * pre_stride);
+                            let (att, att_stride) = match &bufs.att {
+                                Some(a) => (a.at(t, 0).cast_const(), a.stride_b),
+                                None => (std::ptr::null(), 0),
+                            };
                             let sp = StepPtrs {
                                 q8,
+                                att,
+                                att_stride,
                                 ..StepPtrs::new(cfg, batch, pre_t, &st, s % 2 == 1)
                             };
                             (k.step)(&set.cell, &sp, team);
@@ -438,13 +449,13 @@ pub(crate) fn check_call<T>(
         }
     }
     check_seq_lens(input.seq_lens, &shape)?;
-    if input.attention.is_some() {
-        return Err(Error::Invalid {
-            arg: "attention".into(),
-            expected: format!("None (a {} cell takes no attention input)", cfg.cell.name()),
-            actual: "an attention input".into(),
-        });
-    }
+    let att_shape = match shape.layout {
+        TensorLayout::BatchMajor => "[B, T]",
+        TensorLayout::TimeMajor => "[T, B]",
+    };
+    // Fits: x holds steps * batch * input_size elements.
+    let att = input.attention.map(<[T]>::len);
+    check_attention(cfg, att, shape.steps * shape.batch, att_shape)?;
     Ok(dims)
 }
 
@@ -471,6 +482,8 @@ struct Bufs {
     h_n: Option<*mut f32>,
     c_n: Option<*mut f32>,
     x: *const f32,
+    /// AUGRU's attention (the caller's, or its widened copy), only read.
+    att: Option<Tensor3>,
 }
 
 // SAFETY: the pointers are into the caller's slices and the workspace, which outlive

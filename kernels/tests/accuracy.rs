@@ -61,6 +61,7 @@ fn exact_problem(cell: CellKind, live: &[usize], shape: SeqShape, x: Vec<f32>) -
         h0: None,
         c0: None,
         seq_lens: None,
+        attention: None,
         x_scale: 16.0,
         gain: 0.0,
     }

@@ -93,6 +93,10 @@ fn arrays<'a>(got: &'a Trained, e: &'a ExpectedGrads) -> Vec<Array<'a>> {
         ("dh0".to_string(), &got.dh0[..], &w.dh0[..], &b.dh0[..]),
         ("dc0".to_string(), &got.dc0[..], &w.dc0[..], &b.dc0[..]),
     ];
+    if !got.da.is_empty() {
+        let (wa, ba) = (&w.dattention[..], &b.dattention[..]);
+        v.push(("dattention".to_string(), &got.da[..], wa, ba));
+    }
     for (k, ((g, w), b)) in got
         .weights
         .iter()
@@ -321,6 +325,7 @@ fn rounded<W: Element, T: Element>(p: &Problem, up: &Upstream) -> (Problem, Upst
     via_t(&mut q.x);
     q.h0.iter_mut().for_each(via_t);
     q.c0.iter_mut().for_each(via_t);
+    q.attention.iter_mut().for_each(via_t);
     let mut u = up.clone();
     via_t(&mut u.dy);
     u.dh_n.iter_mut().for_each(via_t);

@@ -49,6 +49,7 @@ fn as_computed<W: Element, T: Element>(p: &Problem) -> Problem {
     q.x = round::<T>(&q.x);
     q.h0 = q.h0.as_deref().map(round::<T>);
     q.c0 = q.c0.as_deref().map(round::<T>);
+    q.attention = q.attention.as_deref().map(round::<T>);
     q
 }
 
@@ -252,6 +253,8 @@ fn half_step_matches_sequence_of_one_step() {
         let cell = PackedCell::<bf16>::pack(&q.cfg, &q.weights[0].view()).unwrap();
         let to = |v: &[f32]| v.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>();
         let (x16, h16, c16) = (to(&q.x), to(&h0), to(&c0));
+        // One step: the attention is [1, B].
+        let a16 = q.attention.as_deref().map(to);
         let mut h1 = vec![bf16::ZERO; d.h];
         let mut c1 = vec![bf16::ZERO; d.c];
         cell.step(
@@ -261,7 +264,7 @@ fn half_step_matches_sequence_of_one_step() {
                 x: &x16,
                 h: &h16,
                 c: lstm.then_some(&c16[..]),
-                attention: None,
+                attention: a16.as_deref(),
             },
             StepOutputMut {
                 h: &mut h1,

@@ -57,7 +57,11 @@ fn bits(v: &[f32]) -> Vec<u32> {
 
 #[test]
 fn int8_cell_steps_match_the_sequence_forward() {
-    for (n, kind) in variants::all(5).into_iter().enumerate() {
+    for (n, kind) in variants::all(5)
+        .into_iter()
+        .filter(|&c| variants::int8_capable(c))
+        .enumerate()
+    {
         for (k, dims) in [(3, 7, 1, 4), (17, 33, 3, 5), (40, 20, 7, 3)]
             .into_iter()
             .enumerate()

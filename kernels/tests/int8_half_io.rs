@@ -52,7 +52,11 @@ fn check<T: Element>(p: &Problem, to: impl Fn(f32) -> T + Copy, from: impl Fn(T)
 
 #[test]
 fn int8_with_half_io_is_the_f32_io_run_rounded_once() {
-    for (n, cell) in variants::all(5).into_iter().enumerate() {
+    for (n, cell) in variants::all(5)
+        .into_iter()
+        .filter(|&c| variants::int8_capable(c))
+        .enumerate()
+    {
         for (k, (dims, layers)) in [((3, 7, 1, 4), 1), ((17, 33, 3, 5), 3), ((9, 20, 4, 3), 2)]
             .into_iter()
             .enumerate()

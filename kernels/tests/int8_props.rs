@@ -172,7 +172,11 @@ fn check_one(p: &Problem, used: &mut f64) -> (usize, usize) {
 #[test]
 fn int8_kernels_match_the_oracle_every_variant_isa_and_scheme() {
     let (mut ill, mut arrays, mut used) = (0, 0, 0.0f64);
-    for (n, cell) in variants::all(5).into_iter().enumerate() {
+    for (n, cell) in variants::all(5)
+        .into_iter()
+        .filter(|&c| variants::int8_capable(c))
+        .enumerate()
+    {
         for (k, dims) in [(3, 7, 1, 4), (17, 33, 3, 5), (64, 20, 7, 3)]
             .into_iter()
             .enumerate()
@@ -184,7 +188,11 @@ fn int8_kernels_match_the_oracle_every_variant_isa_and_scheme() {
         }
     }
     // Summed directions at least once per variant (the draw gives them 1 time in 9).
-    for (n, cell) in variants::all(5).into_iter().enumerate() {
+    for (n, cell) in variants::all(5)
+        .into_iter()
+        .filter(|&c| variants::int8_capable(c))
+        .enumerate()
+    {
         let mut p = (0..)
             .map(|s| problem(5000 + 50 * n as u64 + s, (9, 21, 3, 4), 1, Some(cell)))
             .find(|p| p.cfg.num_directions() == 2)

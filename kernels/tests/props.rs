@@ -46,7 +46,10 @@ fn check_step(p: &Problem) -> Result<(), String> {
     let c: Vec<f32> = (0..b * cfg.hidden_size)
         .map(|k| ((k * 5) % 11) as f32 / 5.0 - 1.0)
         .collect();
-    let expected = step_bounded::<Kernels>(&cfg, &w, b, x, &h, lstm.then_some(&c[..])).unwrap();
+    // AUGRU: any B of the problem's attention values in [0, 1].
+    let att = p.attention.as_deref().map(|a| &a[..b]);
+    let args = (x, &h[..], lstm.then_some(&c[..]), att);
+    let expected = step_bounded::<Kernels>(&cfg, &w, b, args).unwrap();
     for isa in Isa::available() {
         let cell = PackedCell::from_pytorch(&cfg, &w)
             .unwrap()
@@ -60,7 +63,7 @@ fn check_step(p: &Problem) -> Result<(), String> {
                 x,
                 h: &h,
                 c: lstm.then_some(&c[..]),
-                attention: None,
+                attention: att,
             },
             StepOutputMut {
                 h: &mut h1,

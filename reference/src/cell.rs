@@ -38,6 +38,31 @@ pub fn step<T: Real>(
     h: &[T],
     c: Option<&[T]>,
 ) -> Result<StepOutput<T>> {
+    step_with_attention(cfg, weights, batch, x, h, c, None)
+}
+
+/// [`step`] with AUGRU's attention input `a` (`[B]`, one value per row), which a GRU
+/// with `attention` requires and every other cell refuses.
+///
+/// ```
+/// use rnn_reference::{step_with_attention, CellKind, GruVariant, LayerWeights, RnnConfig};
+/// let augru = CellKind::Gru(GruVariant { attention: true, ..GruVariant::default() });
+/// let cfg = RnnConfig::new(augru, 1, 1);
+/// // Zero weights: r = z = 1/2, n = 0; z' = (1 − a) z, h' = z' h.
+/// let (w_ih, w_hh) = ([0.0f64; 3], [0.0f64; 3]);
+/// let w = LayerWeights::new(&w_ih[..], &w_hh[..]);
+/// let out = step_with_attention(&cfg, &w, 1, &[1.0], &[1.0], None, Some(&[0.5])).unwrap();
+/// assert_eq!(out.h, vec![0.25]);
+/// ```
+pub fn step_with_attention<T: Real>(
+    cfg: &RnnConfig,
+    weights: &LayerWeights<'_, T>,
+    batch: usize,
+    x: &[T],
+    h: &[T],
+    c: Option<&[T]>,
+    attention: Option<&[T]>,
+) -> Result<StepOutput<T>> {
     if cfg.num_layers != 1 {
         return Err(Error::invalid(
             "num_layers",
@@ -90,6 +115,8 @@ pub fn step<T: Real>(
         }
         (false, None) => {}
     }
+
+    check_attention(cfg, attention.map(<[T]>::len), batch, "[B]")?;
 
     let clip = cfg.clip.map(|c| T::from_f64(f64::from(c)));
     let cl = |v: T| match clip {
@@ -191,16 +218,43 @@ pub fn step<T: Real>(
                         g.x_part(rn, xb) + g.h_part(rn, &rh)
                     };
                     let n = cl(pre).tanh();
+                    // AUGRU: z' = (1 − a) z.
+                    let z = attention.map_or(z[j], |a| (T::ONE - a[b]) * z[j]);
                     // h' = (1 - z) n + z h, evaluated as PyTorch's ATen GRU cell does,
                     // `(h - n) * z + n`: the same value, and the same rounding (when
                     // z rounds to exactly 1, a tiny h is lost next to n, as in PyTorch
                     // and in the kernels; the other form keeps it).
-                    out.h.push(n.lerp_to(hb[j], z[j]));
+                    out.h.push(n.lerp_to(hb[j], z));
                 }
             }
         }
     }
     Ok(out)
+}
+
+/// Checks that an attention input of `len` values (`None`: absent) is given exactly
+/// for an AUGRU, with `want` values (`shape` names its layout in the message); the
+/// check every API taking an attention input shares.
+pub fn check_attention(
+    cfg: &RnnConfig,
+    len: Option<usize>,
+    want: usize,
+    shape: &str,
+) -> Result<()> {
+    match (cfg.cell.has_attention(), len) {
+        (true, Some(n)) => check_len("attention", want, n),
+        (true, None) => Err(Error::invalid(
+            "attention",
+            format!("the attention input {shape} (the cell is an AUGRU)"),
+            "None",
+        )),
+        (false, Some(_)) => Err(Error::invalid(
+            "attention",
+            format!("None (a {} cell takes no attention input)", cfg.cell.name()),
+            "an attention input",
+        )),
+        (false, None) => Ok(()),
+    }
 }
 
 /// Row accessors of the stacked gate matrices.

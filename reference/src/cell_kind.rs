@@ -87,7 +87,11 @@ pub struct GruVariant {
     /// h)`, `z = σ(… + p_z ⊙ h)`, with `peephole` weights `[2H]` (r, z); `n` and `h'` as
     /// in the plain GRU. Not in ONNX (its GRU has no `P`).
     pub peephole: bool,
-    /// AUGRU (oneDNN): the update gate is scaled by a per-row attention input.
+    /// AUGRU (oneDNN's `augru` and `lbr_augru`): the update gate is scaled by a
+    /// per-row attention input `a`, `z' = (1 − a) ⊙ z`, and `h' = (1 − z') ⊙ n + z' ⊙
+    /// h` (either reset form). The attention is an input of the sequence
+    /// ([`SequenceInput::attention`](crate::SequenceInput::attention)), shared by every
+    /// layer and direction.
     pub attention: bool,
 }
 
@@ -167,6 +171,12 @@ impl CellKind {
             .is_some_and(|v| v.coupling == GateCoupling::InputForget)
     }
 
+    /// Whether the cell is an AUGRU (a GRU with `attention`): it takes an attention
+    /// input, one value per row and step.
+    pub fn has_attention(&self) -> bool {
+        self.gru().is_some_and(|v| v.attention)
+    }
+
     /// The LSTM projection size, if any.
     pub fn proj_size(&self) -> Option<usize> {
         self.lstm().and_then(|v| v.proj_size)
@@ -188,7 +198,6 @@ impl CellKind {
         match self {
             CellKind::Lstm(v) if v.coupling == GateCoupling::Cifg => Some("coupling: Cifg"),
             CellKind::Lstm(v) if v.layer_norm => Some("layer_norm"),
-            CellKind::Gru(v) if v.attention => Some("attention"),
             _ => None,
         }
     }

@@ -32,7 +32,7 @@ mod weights;
 pub mod testkit;
 
 pub use backward::{backward, Gradients, OutputGrads};
-pub use cell::{step, StepOutput};
+pub use cell::{check_attention, step, step_with_attention, StepOutput};
 pub use output::{
     output_layer, output_layer_backward, OutputActivation, OutputConfig, OutputLayerGrads,
 };

@@ -1,10 +1,10 @@
 //! The whole-sequence forward pass: layers, directions, sequence lengths and layouts,
 //! built from [`step`](crate::step) one time step at a time.
 
-use crate::cell::step;
-use crate::error::{Error, Result};
+use crate::cell::{check_attention, step_with_attention};
+use crate::error::{checked_product, Error, Result};
 use crate::real::Real;
-use crate::spec::{check_len, check_seq_lens, Direction, RnnConfig, SeqShape};
+use crate::spec::{check_len, check_seq_lens, Direction, RnnConfig, SeqShape, TensorLayout};
 use crate::weights::{check_weights, LayerWeights};
 
 /// The inputs of [`forward`].
@@ -19,8 +19,9 @@ pub struct SequenceInput<'a, T> {
     /// One length per batch row (`<= T`, 0 allowed); `None` = every row runs `T` steps.
     pub seq_lens: Option<&'a [usize]>,
     /// AUGRU's attention `[T, B]` (or `[B, T]` for a batch-major shape): the update
-    /// gate of row `b` at step `t` is scaled by `1 − a[t, b]`. Only for a GRU with
-    /// `attention`.
+    /// gate of row `b` at time `t` is scaled by `1 − a[t, b]`, in every layer and
+    /// direction (a reverse direction reads `a[t, b]` when it processes time `t`).
+    /// Required for a GRU with `attention`, refused for every other cell.
     pub attention: Option<&'a [T]>,
 }
 
@@ -73,6 +74,11 @@ pub struct SequenceOutput<T> {
     pub c_n: Vec<T>,
 }
 
+/// `T * B`, the length of an attention input.
+pub(crate) fn steps_x_batch(shape: &SeqShape) -> Result<usize> {
+    checked_product("attention", "steps * batch", &[shape.steps, shape.batch])
+}
+
 /// Runs the whole network over a sequence.
 ///
 /// `weights` holds `L * D` sets indexed by `layer * D + direction`. Every length is
@@ -113,13 +119,16 @@ pub fn forward<T: Real>(
         }
         None => {}
     }
-    if input.attention.is_some() {
-        return Err(Error::invalid(
-            "attention",
-            format!("None (a {} cell takes no attention input)", cfg.cell.name()),
-            "an attention input",
-        ));
-    }
+    let att_shape = match shape.layout {
+        TensorLayout::BatchMajor => "[B, T]",
+        TensorLayout::TimeMajor => "[T, B]",
+    };
+    check_attention(
+        cfg,
+        input.attention.map(<[T]>::len),
+        steps_x_batch(&shape)?,
+        att_shape,
+    )?;
 
     let (steps, batch) = (shape.steps, shape.batch);
     let (nd, hid, ho) = (cfg.num_directions(), cfg.hidden_size, cfg.output_size());
@@ -175,21 +184,26 @@ pub fn forward<T: Real>(
                 let mut xs = Vec::with_capacity(rows.len() * width);
                 let mut h_prev = Vec::with_capacity(rows.len() * ho);
                 let mut c_prev = Vec::with_capacity(if lstm { rows.len() * hid } else { 0 });
+                let mut att = Vec::new();
                 for &(b, t) in &rows {
                     let r = shape.row(t, b);
+                    if let Some(a) = input.attention {
+                        att.push(a[r]);
+                    }
                     xs.extend_from_slice(&x_op[r * width..(r + 1) * width]);
                     h_prev.extend_from_slice(&hs[b * ho..(b + 1) * ho]);
                     if lstm {
                         c_prev.extend_from_slice(&cs[b * hid..(b + 1) * hid]);
                     }
                 }
-                let out = step(
+                let out = step_with_attention(
                     &step_cfg,
                     w,
                     rows.len(),
                     &xs,
                     &h_prev,
                     lstm.then_some(&c_prev[..]),
+                    input.attention.map(|_| &att[..]),
                 )?;
                 for (n, &(b, t)) in rows.iter().enumerate() {
                     let hn = &out.h[n * ho..(n + 1) * ho];

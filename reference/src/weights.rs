@@ -367,5 +367,12 @@ fn check_onnx_cfg(cfg: &RnnConfig) -> Result<()> {
             format!("{:?}", cfg.cell),
         ));
     }
+    if cfg.cell.has_attention() {
+        return Err(Error::invalid(
+            "cell",
+            "a GRU without attention (ONNX has no AUGRU)",
+            format!("{:?}", cfg.cell),
+        ));
+    }
     Ok(())
 }

@@ -57,7 +57,7 @@ fn point(
         &mut rng,
     );
     let d = shape.dims(&cfg).unwrap();
-    Point {
+    let mut p = Point {
         cfg,
         shape,
         weights,
@@ -65,10 +65,20 @@ fn point(
         h0: rng.vec_f32_exact(d.h, 1.0),
         c0: rng.vec_f32_exact(d.c, 1.0),
         seq_lens,
+        attention: Vec::new(),
         dy: rng.vec_f32_exact(d.y, 1.0),
         dh_n: rng.vec_f32_exact(d.h, 1.0),
         dc_n: rng.vec_f32_exact(d.c, 1.0),
+    };
+    // AUGRU: an attention in [0, 1] (drawn last, so the other cells' draws stay).
+    if cfg.cell.has_attention() {
+        p.attention = rng
+            .vec_f32_exact(t * b, 1.0)
+            .into_iter()
+            .map(f64::abs)
+            .collect();
     }
+    p
 }
 
 /// `Err` describing the worst element where the backward and the differences disagree.
@@ -82,7 +92,7 @@ fn check_fd(p: &Point) -> Result<(), String> {
         for (e, (&g, &f)) in got.iter().zip(want).enumerate() {
             if (g - f).abs() > 1e-6 * (1.0 + f.abs()) {
                 return Err(format!(
-                    "array {a} (sets' parts in order w_ih, w_hh, b_ih, b_hh, w_hr, peephole, then x, h0, c0) element {e}: backward {g:e}, differences {f:e}; {:?} {:?} lens {:?}",
+                    "array {a} (sets' parts in order w_ih, w_hh, b_ih, b_hh, w_hr, peephole, then x, h0, c0, attention) element {e}: backward {g:e}, differences {f:e}; {:?} {:?} lens {:?}",
                     p.cfg, p.shape, p.seq_lens
                 ));
             }

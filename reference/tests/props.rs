@@ -31,6 +31,8 @@ struct Problem {
     h0: Vec<f64>,
     c0: Vec<f64>,
     seq_lens: Option<Vec<usize>>,
+    /// AUGRU's attention (`[T, B]` or `[B, T]`, like `x`); empty for other cells.
+    att: Vec<f64>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -75,7 +77,7 @@ fn build(
         &mut rng,
     );
     let d = shape.dims(&cfg).unwrap();
-    Problem {
+    let mut p = Problem {
         cfg,
         shape,
         weights,
@@ -83,7 +85,16 @@ fn build(
         h0: rng.vec_f32_exact(d.h, 1.0),
         c0: rng.vec_f32_exact(d.c, 1.0),
         seq_lens,
+        att: Vec::new(),
+    };
+    if cell.has_attention() {
+        p.att = rng
+            .vec_f32_exact(t * b, 1.0)
+            .into_iter()
+            .map(f64::abs)
+            .collect();
     }
+    p
 }
 
 /// `f` on the problem's values as f32 (exactly: they are f32 numbers).
@@ -94,6 +105,7 @@ fn with_f32<R>(
     let weights: Vec<OwnedLayerWeights<f32>> =
         p.weights.iter().map(|w| weights_f32(&w.view())).collect();
     let (x, h0, c0) = (to_f32(&p.x), to_f32(&p.h0), to_f32(&p.c0));
+    let att = to_f32(&p.att);
     f(
         &views(&weights),
         SequenceInput {
@@ -101,7 +113,7 @@ fn with_f32<R>(
             h0: Some(&h0),
             c0: p.cfg.cell.has_cell_state().then_some(&c0[..]),
             seq_lens: p.seq_lens.as_deref(),
-            attention: None,
+            attention: p.cfg.cell.has_attention().then_some(&att[..]),
         },
     )
 }

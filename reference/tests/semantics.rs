@@ -3,8 +3,8 @@
 
 use rnn_reference::testkit::{variants, Lcg};
 use rnn_reference::{
-    forward, step, views, CellKind, Direction, OwnedLayerWeights, Real, RnnConfig, SeqShape,
-    SequenceInput, SequenceOutput, TensorLayout,
+    forward, step, step_with_attention, views, CellKind, Direction, OwnedLayerWeights, Real,
+    RnnConfig, SeqShape, SequenceInput, SequenceOutput, TensorLayout,
 };
 
 fn random_weights(cfg: &RnnConfig, rng: &mut Lcg) -> Vec<OwnedLayerWeights<f64>> {
@@ -164,8 +164,12 @@ fn every_parameter_moves_the_step_output() {
         let h = rng.vec(batch * cfg.output_size());
         let c = rng.vec(batch * 4);
         let lstm = cell.has_cell_state();
+        // AUGRU: an attention in (0, 1), so both z and n reach h'.
+        let a = [0.25, 0.6];
+        let att = cell.has_attention().then_some(&a[..]);
         let run = |w: &OwnedLayerWeights<f64>, x: &[f64], h: &[f64], c: &[f64]| {
-            let out = step(&cfg, &w.view(), batch, x, h, lstm.then_some(c)).unwrap();
+            let c = lstm.then_some(c);
+            let out = step_with_attention(&cfg, &w.view(), batch, x, h, c, att).unwrap();
             [out.h, out.c].concat()
         };
         let base = run(&w, &x, &h, &c);
@@ -233,6 +237,82 @@ fn gru_peephole_step_by_hand() {
     }
 }
 
+/// The AUGRU by hand (one unit, both reset forms, oneDNN's definition): z' = (1 − a) z,
+/// h' = (1 − z') n + z' h; a = 0 is the plain GRU, a = 1 gives h' = n.
+#[test]
+fn augru_step_by_hand() {
+    let (w_ih, w_hh) = ([0.5, -0.25, 0.75], [0.5, 0.375, -0.625]);
+    let (b_ih, b_hh) = ([0.125, -0.25, 0.0625], [0.25, 0.125, -0.5]);
+    let (x, h) = ([0.9, -0.4], [-0.8, 0.3]);
+    let a = [0.3, 0.85];
+    let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+    for lbr in [true, false] {
+        let cfg = RnnConfig::new(variants::augru(lbr), 1, 1);
+        let w = rnn_reference::LayerWeights::new(&w_ih[..], &w_hh[..]).with_bias(&b_ih, &b_hh);
+        let out = step_with_attention(&cfg, &w, 2, &x, &h, None, Some(&a)).unwrap();
+        let want: Vec<f64> = (0..2)
+            .map(|b| {
+                let (x, h) = (x[b], h[b]);
+                let r = sig(w_ih[0] * x + b_ih[0] + w_hh[0] * h + b_hh[0]);
+                let z = sig(w_ih[1] * x + b_ih[1] + w_hh[1] * h + b_hh[1]);
+                let n = if lbr {
+                    (w_ih[2] * x + b_ih[2] + r * (w_hh[2] * h + b_hh[2])).tanh()
+                } else {
+                    (w_ih[2] * x + b_ih[2] + w_hh[2] * (r * h) + b_hh[2]).tanh()
+                };
+                let zp = (1.0 - a[b]) * z;
+                (1.0 - zp) * n + zp * h
+            })
+            .collect();
+        close(&out.h, &want, &format!("h (lbr {lbr})"));
+        // a = 0 is the plain GRU of the same form.
+        let plain = RnnConfig::new(
+            if lbr {
+                CellKind::GRU
+            } else {
+                CellKind::GRU_ONNX
+            },
+            1,
+            1,
+        );
+        let g = step(&plain, &w, 2, &x, &h, None).unwrap();
+        let z0 = step_with_attention(&cfg, &w, 2, &x, &h, None, Some(&[0.0, 0.0])).unwrap();
+        assert_eq!(z0.h, g.h, "a = 0 (lbr {lbr})");
+        // a = 1: h' = n, independent of the update gate.
+        let one = step_with_attention(&cfg, &w, 2, &x, &h, None, Some(&[1.0, 1.0])).unwrap();
+        assert!(
+            one.h != g.h && one.h.iter().all(|v| v.abs() < 1.0),
+            "a = 1 (lbr {lbr})"
+        );
+    }
+    // The attention is required for an AUGRU, refused for every other cell.
+    let cfg = RnnConfig::new(variants::augru(true), 1, 1);
+    let w = rnn_reference::LayerWeights::new(&w_ih[..], &w_hh[..]);
+    let err = |r: rnn_reference::Result<rnn_reference::StepOutput<f64>>| match r {
+        Err(rnn_reference::Error::Invalid { arg, .. })
+        | Err(rnn_reference::Error::Length { arg, .. }) => arg,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(err(step(&cfg, &w, 2, &x, &h, None)), "attention");
+    assert_eq!(
+        err(step_with_attention(
+            &cfg,
+            &w,
+            2,
+            &x,
+            &h,
+            None,
+            Some(&a[..1])
+        )),
+        "attention"
+    );
+    let gru = RnnConfig::new(CellKind::GRU, 1, 1);
+    assert_eq!(
+        err(step_with_attention(&gru, &w, 2, &x, &h, None, Some(&a))),
+        "attention"
+    );
+}
+
 #[test]
 fn gru_step_by_hand_both_forms() {
     let mut rng = Lcg::new(11);
@@ -285,8 +365,9 @@ fn missing_biases_are_zero() {
         none.b_hh = None;
         let (x, h, c) = (rng.vec(6), rng.vec(2 * cfg.output_size()), rng.vec(8));
         let c = cell.has_cell_state().then_some(&c[..]);
-        let a = step(&cfg, &zeroed.view(), 2, &x, &h, c).unwrap();
-        let b = step(&cfg, &none.view(), 2, &x, &h, c).unwrap();
+        let att = cell.has_attention().then_some(&[0.5, 0.25][..]);
+        let a = step_with_attention(&cfg, &zeroed.view(), 2, &x, &h, c, att).unwrap();
+        let b = step_with_attention(&cfg, &none.view(), 2, &x, &h, c, att).unwrap();
         assert_eq!(a, b, "{cell:?}");
     }
 }
@@ -311,6 +392,9 @@ struct Problem {
     x: Vec<f64>,
     h0: Vec<f64>,
     c0: Vec<f64>,
+    /// AUGRU's attention, time-major `[T, B]` (`run` transposes it for a batch-major
+    /// shape); empty for every other cell.
+    att: Vec<f64>,
 }
 
 fn problem(
@@ -327,16 +411,27 @@ fn problem(
         .with_direction(dir);
     let weights = random_weights(&cfg, &mut rng);
     let d = SeqShape::new(t, b).dims(&cfg).unwrap();
-    Problem {
+    let mut p = Problem {
         cfg,
         weights,
         x: rng.vec(d.x),
         h0: rng.vec(d.h),
         c0: rng.vec(d.c),
+        att: Vec::new(),
+    };
+    if cell.has_attention() {
+        p.att = rng.vec(t * b).into_iter().map(f64::abs).collect();
     }
+    p
 }
 
 fn run(p: &Problem, shape: SeqShape, x: &[f64], lens: Option<&[usize]>) -> SequenceOutput<f64> {
+    let att = match shape.layout {
+        TensorLayout::BatchMajor if !p.att.is_empty() => {
+            transpose(&p.att, shape.steps, shape.batch, 1)
+        }
+        _ => p.att.clone(),
+    };
     forward(
         &p.cfg,
         &views(&p.weights),
@@ -346,7 +441,7 @@ fn run(p: &Problem, shape: SeqShape, x: &[f64], lens: Option<&[usize]>) -> Seque
             h0: Some(&p.h0),
             c0: p.cfg.cell.has_cell_state().then_some(&p.c0[..]),
             seq_lens: lens,
-            attention: None,
+            attention: p.cfg.cell.has_attention().then_some(&att[..]),
         },
     )
     .unwrap()
@@ -398,6 +493,15 @@ fn reverse_is_forward_on_reversed_time() {
             cfg: fwd.cfg.with_direction(Direction::Reverse),
             ..problem(cell, 1, Direction::Forward, t, b, 200 + k as u64)
         };
+        // The forward run on reversed time reads the attention reversed too.
+        let fwd = Problem {
+            att: if cell.has_attention() {
+                reverse_time(&fwd.att, t, b, 1)
+            } else {
+                Vec::new()
+            },
+            ..fwd
+        };
         let shape = SeqShape::new(t, b);
         let a = run(&rev, shape, &fwd.x, None);
         let b_out = run(&fwd, shape, &reverse_time(&fwd.x, t, b, 3), None);
@@ -433,6 +537,7 @@ fn bidirectional_concatenates_forward_then_reverse() {
                 } else {
                     Vec::new()
                 },
+                att: bi.att.clone(),
             };
             let o = run(&one, shape, &bi.x, Some(&lens));
             let y_d: Vec<f64> = (0..t * b)
@@ -503,6 +608,7 @@ fn second_layer_reads_first_layers_output() {
             } else {
                 Vec::new()
             },
+            att: two.att.clone(),
         };
         let o0 = run(&l0, shape, &two.x, Some(&lens));
         let l1 = Problem {
@@ -518,6 +624,7 @@ fn second_layer_reads_first_layers_output() {
             } else {
                 Vec::new()
             },
+            att: two.att.clone(),
         };
         let o1 = run(&l1, shape, &o0.y, Some(&lens));
         close(&out.y, &o1.y, "y");
@@ -574,6 +681,12 @@ fn sequence_lengths_truncate_rows() {
             } else {
                 Vec::new()
             },
+            // Row 1's attention at its first 2 steps ([T, B] time-major).
+            att: if cell.has_attention() {
+                (0..2).map(|ti| p.att[ti * b + 1]).collect()
+            } else {
+                Vec::new()
+            },
         };
         let o = run(&alone, SeqShape::new(2, 1), &xs, None);
         let y1: Vec<f64> = (0..2)
@@ -598,7 +711,9 @@ fn missing_initial_states_are_zero() {
         p.c0.iter_mut().for_each(|v| *v = 0.0);
         let shape = SeqShape::new(3, 2);
         let zeros = run(&p, shape, &p.x, None);
-        let none = forward(&p.cfg, &views(&p.weights), shape, SequenceInput::new(&p.x)).unwrap();
+        let mut input = SequenceInput::new(&p.x[..]);
+        input.attention = cell.has_attention().then_some(&p.att[..]);
+        let none = forward(&p.cfg, &views(&p.weights), shape, input).unwrap();
         assert_eq!(zeros, none);
     }
 }

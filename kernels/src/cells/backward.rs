@@ -70,6 +70,11 @@ pub(crate) struct BackPtrs {
     pub(crate) dh_rows: *mut f32,
     /// Peephole LSTM: gradient accumulators `[3][c_stride]` (i, f, o).
     pub(crate) dp: *mut f32,
+    /// AUGRU: row `b`'s attention at `att + b` (null for every other cell), and where
+    /// the step's epilogues write each unit's `∂z' ⊙ z` (`ext_stride` per row), which
+    /// the driver sums into `∂L/∂a` after the step.
+    pub(crate) att: *const f32,
+    pub(crate) da_units: *mut f32,
 }
 
 // SAFETY: the pointers point into buffers that outlive the team sharing them; members

@@ -217,6 +217,10 @@ pub(crate) struct StepPtrs {
     pub(crate) aux: *mut f32,
     pub(crate) aux2: *mut f32,
     pub(crate) aux_stride: usize,
+    /// AUGRU: row `b`'s attention at `att + b * att_stride` (the update gate acts as
+    /// `(1 − a) z`); null for every other cell.
+    pub(crate) att: *const f32,
+    pub(crate) att_stride: usize,
     /// ONNX clip threshold.
     pub(crate) clip: Option<f32>,
     /// Walk the panels backwards (every other step: the panels used last are still
@@ -255,6 +259,8 @@ impl StepPtrs {
             aux: b.aux,
             aux2: b.aux2,
             aux_stride: hs,
+            att: std::ptr::null(),
+            att_stride: 0,
             clip: cfg.clip,
             zigzag,
             q8: None,

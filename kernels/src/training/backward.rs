@@ -76,8 +76,13 @@ pub(super) fn run<W: Element, T: Element>(
     } else {
         std::ptr::null()
     };
-    // SAFETY: `sc.dy` holds R * D * pp floats.
-    unsafe { load_dy(&d, rec.shape, grads.dy, bases.scratch.add(sc.dy)) };
+    // SAFETY: `sc.dy` holds R * D * pp floats; `sc.da` R floats with attention.
+    unsafe {
+        load_dy(&d, rec.shape, grads.dy, bases.scratch.add(sc.dy));
+        if d.att {
+            std::ptr::write_bytes(bases.scratch.add(sc.da), 0, d.r);
+        }
+    }
     let outs = Outs {
         dx: out.dx.map(<[f32]>::as_mut_ptr),
         dh0: out.dh0.map(<[f32]>::as_mut_ptr),
@@ -111,7 +116,36 @@ pub(super) fn run<W: Element, T: Element>(
         // SAFETY: `dx` holds dims.x floats (checked); `sc.dx` R * ip.
         unsafe { store_dx(&d, rec.shape, bases.scratch.add(sc.dx), dx, lens) };
     }
+    if let (Some(da), true) = (out.dattention, d.att) {
+        for t in 0..d.t {
+            for b in 0..d.b {
+                // SAFETY: `sc.da` holds R floats; `da` was checked to hold T * B.
+                da[rec.shape.row(t, b)] = unsafe { *bases.scratch.add(sc.da + d.row(t, b)) };
+            }
+        }
+    }
     Ok(())
+}
+
+/// `∂L/∂a[t, b] −= Σ_j ∂z'_j z_j` over the units of every row that ran step `t`, in
+/// unit order (so the sum is the same for any thread count).
+///
+/// # Safety
+/// As for [`backward_layer`]; the step's epilogues wrote `da_units`.
+unsafe fn sum_attention_grads<W: Element>(c: &Ctx<'_, W>, t: usize) {
+    let (d, sb, sc) = (c.d, c.bases.scratch, c.sc);
+    for b in 0..d.b {
+        // SAFETY: `lens` (when not null) holds B lengths.
+        if !c.lens.is_null() && t >= unsafe { *c.lens.add(b) } {
+            continue;
+        }
+        // SAFETY: `da_units` holds B rows of hp floats, `da` R floats.
+        unsafe {
+            let units = std::slice::from_raw_parts(sb.add(sc.da_units + b * d.hp), d.h);
+            let s = units.iter().fold(0.0f32, |s, &v| s + v);
+            *sb.add(sc.da + d.row(t, b)) -= s;
+        }
+    }
 }
 
 /// `∂L/∂y` (caller's layout, `T`) into `[R, D * pp]` time-major f32 rows, zero padded:
@@ -347,6 +381,8 @@ unsafe fn direction<W: Element, T: Element>(
                 carry_out: carry(s),
                 dh_rows: sb.add(sc.dh_rows + t * d.b * d.pp),
                 dp,
+                att: c.kept.att_ptrs(kb, d, t).0,
+                da_units: sb.add(sc.da_units),
             }
         };
         for s in (0..d.t).rev() {
@@ -354,6 +390,14 @@ unsafe fn direction<W: Element, T: Element>(
                 recompute(c, layer, dir, time(s), team);
             }
             (c.bk.step)(&bc, &ptrs(s), s + 1 == d.t, team);
+            if d.att {
+                // The step's passes ended in a barrier: every unit's `∂z' ⊙ z` is in.
+                if team.is_leader() {
+                    sum_attention_grads(c, time(s));
+                }
+                // The next step's epilogues overwrite `da_units`.
+                team.sync();
+            }
         }
         // After the earliest step: its own gradients (or step buffer) times W_hhᵀ.
         let mut last = ptrs(0);
@@ -501,6 +545,7 @@ unsafe fn recompute<W: Element>(
         let mut sp = StepPtrs::new(cfg, d.b, zstep, &st, false);
         sp.pre_stride = d.zs;
         sp.keep_pre = true;
+        (sp.att, sp.att_stride) = c.kept.att_ptrs(kb, d, t);
         (c.k.step)(&set.cell, &sp, team);
     }
 }

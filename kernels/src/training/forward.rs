@@ -86,6 +86,19 @@ pub(super) fn run<W: Element, T: Element>(
             T::slice_to_f32(&input.x[r * d.i..(r + 1) * d.i], dst);
         }
     }
+    // The AUGRU's attention, time-major f32 (the backward reads it too).
+    if let Some(a) = input.attention {
+        for t in 0..d.t {
+            for b in 0..d.b {
+                // SAFETY: `kept.att` holds R floats (`d.att`); row (t, b) is inside.
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(bases.kept.add(kept.att + d.row(t, b)), 1)
+                };
+                let r = shape.row(t, b);
+                T::slice_to_f32(&a[r..r + 1], dst);
+            }
+        }
+    }
     let want = threads_for(
         step_fmas(cfg, d.b),
         rnn.sets[0].cell.panels(),
@@ -241,6 +254,7 @@ unsafe fn layers<W: Element>(c: &Ctx<'_, W>, team: &Team<'_>) {
                         StepPtrs::new(cfg, d.b, pre.add(t * d.b * stride), &st, s % 2 == 1);
                     sp.pre_stride = stride;
                     sp.keep_pre = d.keep;
+                    (sp.att, sp.att_stride) = c.kept.att_ptrs(kb, d, t);
                     (c.k.step)(&set.cell, &sp, team);
                     if team.is_leader() {
                         let dims = (d.ho, d.pp, d.hp);

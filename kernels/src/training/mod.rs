@@ -72,8 +72,9 @@ impl<'a> LayerGradsMut<'a> {
 }
 
 /// Where [`PackedRnn::backward`] writes: `∂L/∂x` (shaped like `x`), `∂L/∂h0`
-/// `[L*D, B, H_out]`, `∂L/∂c0` `[L*D, B, H]` (LSTM), each optional, and one
-/// [`LayerGradsMut`] per layer and direction (index `layer * D + direction`).
+/// `[L*D, B, H_out]`, `∂L/∂c0` `[L*D, B, H]` (LSTM), the AUGRU's `∂L/∂a` (shaped like
+/// the attention input), each optional, and one [`LayerGradsMut`] per layer and
+/// direction (index `layer * D + direction`).
 #[derive(Debug)]
 pub struct GradientsMut<'a, 'b> {
     /// `∂L/∂x` (`None`: not computed, which saves the first layer's `∂x` product).
@@ -82,6 +83,10 @@ pub struct GradientsMut<'a, 'b> {
     pub dh0: Option<&'a mut [f32]>,
     /// `∂L/∂c0` (LSTM only).
     pub dc0: Option<&'a mut [f32]>,
+    /// `∂L/∂a` of the AUGRU's attention `[T, B]` (or `[B, T]`, like `x`), summed over
+    /// the layers and directions that read it; 0 at steps past a row's length (AUGRU
+    /// only).
+    pub dattention: Option<&'a mut [f32]>,
     /// Parameter gradients, `L * D` sets.
     pub weights: &'a mut [LayerGradsMut<'b>],
 }
@@ -113,7 +118,8 @@ impl<W: Element> PackedRnn<W> {
     /// let mut sets = [LayerGradsMut { dw_ih: &mut dw_ih, dw_hh: &mut dw_hh, db_ih: None,
     ///     db_hh: None, dw_hr: None, dpeephole: None }];
     /// rnn.backward(&mut tws, OutputGrads::new(&dy),
-    ///     GradientsMut { dx: Some(&mut dx), dh0: None, dc0: None, weights: &mut sets })?;
+    ///     GradientsMut { dx: Some(&mut dx), dh0: None, dc0: None, dattention: None,
+    ///         weights: &mut sets })?;
     /// assert!(dw_ih.iter().all(|g| *g > 0.0));
     /// # Ok::<(), rnn_kernels::Error>(())
     /// ```
@@ -197,6 +203,22 @@ fn check_grads<T>(
             (Some(_), None) => return Err(no_state(name)),
             _ => {}
         }
+    }
+    // Fits: `dx` has steps * batch * input_size elements.
+    let rows = shape.steps * shape.batch;
+    match (
+        out.dattention.as_deref().map(<[f32]>::len),
+        cfg.cell.has_attention(),
+    ) {
+        (Some(l), true) => check_len("dattention", rows, l)?,
+        (Some(_), false) => {
+            return Err(Error::Invalid {
+                arg: "dattention".into(),
+                expected: format!("None (a {} cell takes no attention input)", cfg.cell.name()),
+                actual: "a slice".into(),
+            })
+        }
+        _ => {}
     }
     if out.weights.len() != cfg.num_weight_sets() {
         return Err(Error::Length {

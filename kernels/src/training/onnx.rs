@@ -49,6 +49,13 @@ fn check(cfg: &RnnConfig, out: &OnnxGradsMut<'_>) -> Result<()> {
             actual: p.to_string(),
         });
     }
+    if cfg.cell.has_attention() {
+        return Err(Error::Invalid {
+            arg: "cell".into(),
+            expected: "a GRU without attention (ONNX has no AUGRU)".into(),
+            actual: format!("{:?}", cfg.cell),
+        });
+    }
     let (d, gh, h) = (
         cfg.num_directions(),
         cfg.gates() * cfg.hidden_size,
@@ -154,6 +161,8 @@ impl<W: Element> PackedRnn<W> {
                     dx: out.dx.as_deref_mut(),
                     dh0: out.dh0.as_deref_mut(),
                     dc0: out.dc0.as_deref_mut(),
+                    // ONNX has no AUGRU (`export_onnx` refuses one).
+                    dattention: None,
                     weights: &mut sets[..d],
                 };
                 check_grads(cfg, run.shape, &grads, &mut g)?;

@@ -127,6 +127,8 @@ pub(crate) struct Dims {
     pub(crate) lstm: bool,
     /// Whether the cell has per-unit extra rows (GRU, projected LSTM).
     pub(crate) ext: bool,
+    /// Whether the cell reads an attention input (AUGRU).
+    pub(crate) att: bool,
     pub(crate) keep: bool,
 }
 
@@ -165,6 +167,7 @@ impl Dims {
             zrow: mul(d, zs)?,
             lstm: cfg.cell.has_cell_state(),
             ext: cfg.cell.gru().is_some() || cfg.cell.proj_size().is_some(),
+            att: cfg.cell.has_attention(),
             keep: mode == Activations::Keep,
         })
     }
@@ -225,6 +228,8 @@ pub(crate) struct LayerKept {
 /// The layout of the kept region.
 pub(crate) struct Kept {
     pub(crate) total: usize,
+    /// The AUGRU's attention `[R]`, time-major (empty for other cells).
+    pub(crate) att: usize,
     /// Layer 0's offsets, and the size of every later layer's block (all alike).
     first: LayerKept,
     block0: usize,
@@ -263,15 +268,33 @@ impl Kept {
         let mut b = Arena::default();
         layer_kept(&mut b, d, d.yb * d.ho)?;
         let block = b.total;
-        let total = block0
-            .checked_add(mul(block, layers - 1)?)
-            .ok_or_else(overflow)?;
+        let mut a = Arena {
+            total: block0
+                .checked_add(mul(block, layers - 1)?)
+                .ok_or_else(overflow)?,
+        };
+        let att = a.take(if d.att { d.r } else { 0 })?;
         Ok(Kept {
-            total,
+            total: a.total,
+            att,
             first,
             block0,
             block,
         })
+    }
+
+    /// A step's attention pointer and row stride for [`StepPtrs`](crate::cells::StepPtrs)
+    /// and the backward's `BackPtrs` (null without an attention input).
+    ///
+    /// # Safety
+    /// `kb` is the kept region this layout was made for; `t < T`.
+    pub(crate) unsafe fn att_ptrs(&self, kb: *mut f32, d: &Dims, t: usize) -> (*const f32, usize) {
+        if d.att {
+            // SAFETY: the caller's contract; `att` holds R = T * B floats.
+            (unsafe { kb.add(self.att + t * d.b) }.cast_const(), 1)
+        } else {
+            (std::ptr::null(), 0)
+        }
     }
 
     /// Offsets of layer `l`'s buffers (`l` < the `layers` of `new`).
@@ -313,6 +336,9 @@ pub(crate) struct Scratch {
     pub(crate) carry: [usize; 2],
     pub(crate) dh_rows: usize,
     pub(crate) dp: usize,
+    /// AUGRU: one step's per-unit `∂z' ⊙ z` `[B, hp]` and `∂L/∂a` `[R]` (time-major).
+    pub(crate) da_units: usize,
+    pub(crate) da: usize,
     /// Transposed recurrent weights of one direction, `W_ihᵀ` of one layer.
     pub(crate) w_back: usize,
     pub(crate) w_ih_t: usize,
@@ -352,6 +378,8 @@ impl Scratch {
         }
         s.dh_rows = a.take(if d.ext && d.lstm { mul(d.r, d.pp)? } else { 0 })?;
         s.dp = a.take(mul(3, d.hp)?)?;
+        s.da_units = a.take(if d.att { mul(d.b, d.hp)? } else { 0 })?;
+        s.da = a.take(if d.att { d.r } else { 0 })?;
         s.w_back = a.take(CellWeights::<W>::backward_len(cfg))?;
         s.w_ih_cols = (d.d * d.pp).max(d.ip);
         let wide = d.i.max(d.yb * d.ho);

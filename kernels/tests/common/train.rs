@@ -24,6 +24,8 @@ pub struct Trained {
     pub dx: Vec<f32>,
     pub dh0: Vec<f32>,
     pub dc0: Vec<f32>,
+    /// The AUGRU's `∂L/∂a` (empty for other cells).
+    pub da: Vec<f32>,
     pub weights: Vec<OwnedLayerWeights<f32>>,
 }
 
@@ -32,7 +34,7 @@ impl Trained {
     pub fn bits(&self) -> Vec<u32> {
         let mut v: Vec<u32> = Vec::new();
         for a in [
-            &self.y, &self.h_n, &self.c_n, &self.dx, &self.dh0, &self.dc0,
+            &self.y, &self.h_n, &self.c_n, &self.dx, &self.dh0, &self.dc0, &self.da,
         ] {
             v.extend(a.iter().map(|x| x.to_bits()));
         }
@@ -91,6 +93,15 @@ pub fn try_train<W: Element, T: Element>(
         vec![f32::NAN; d.h],
         vec![f32::NAN; d.c],
     );
+    let att = p.cfg.cell.has_attention();
+    let mut da = vec![
+        f32::NAN;
+        if att {
+            p.shape.steps * p.shape.batch
+        } else {
+            0
+        }
+    ];
     {
         let mut g: Vec<LayerGradsMut<'_>> =
             sets.iter_mut().map(LayerGradsMut::from_owned).collect();
@@ -105,6 +116,7 @@ pub fn try_train<W: Element, T: Element>(
                 dx: Some(&mut dx),
                 dh0: Some(&mut dh0),
                 dc0: lstm.then_some(&mut dc0[..]),
+                dattention: att.then_some(&mut da[..]),
                 weights: &mut g,
             },
         )
@@ -118,6 +130,7 @@ pub fn try_train<W: Element, T: Element>(
         dx,
         dh0,
         dc0,
+        da,
         weights: sets,
     })
 }

@@ -5,6 +5,8 @@ use rnn_kernels::{
     StepInput, StepOutputMut, TensorLayout, Workspace,
 };
 
+use rnn_reference::testkit::variants;
+
 use super::{
     assert_invalid, assert_length, assert_overflow, expect, packed, vals, weights, Outs, Want,
     ALL_CELLS, GRU, GRU_ONNX, LSTM, TANH,
@@ -181,6 +183,7 @@ fn zero_and_short_sequence_lengths() {
             }
             let h0 = vals(d.h, 2);
             let c0 = vals(d.c, 3);
+            let att = vals(shape.steps * shape.batch, 4);
             let lstm = cell.has_cell_state();
             for isa in Isa::available() {
                 let rnn = packed(&cfg).with_isa(Some(isa)).unwrap();
@@ -193,7 +196,7 @@ fn zero_and_short_sequence_lengths() {
                         h0: Some(&h0),
                         c0: lstm.then_some(&c0[..]),
                         seq_lens: Some(&lens),
-                        attention: None,
+                        attention: cell.has_attention().then_some(&att[..]),
                     },
                     o.out(lstm),
                 )
@@ -361,4 +364,101 @@ fn isa_errors() {
         }
     }
     assert!(Isa::Portable.is_available());
+}
+
+/// The AUGRU's attention: required (`[T, B]` for a sequence, `[B]` for a step, `T * B`
+/// for `dattention`), refused by every other cell, and no AUGRU with int8 weights.
+#[test]
+fn attention_errors() {
+    let augru = RnnConfig::new(variants::augru(true), 3, 4);
+    let gru = RnnConfig::new(GRU, 3, 4);
+    let shape = SeqShape::new(5, 2);
+    let d = shape.dims(&augru).unwrap();
+    let (x, att) = (vals(d.x, 1), vals(5 * 2, 2));
+    let input = SequenceInput::new(&x[..]);
+    let forward = |cfg: &RnnConfig, input: SequenceInput<'_, f32>| {
+        let mut o = Outs::new(cfg, shape);
+        packed(cfg).forward(&mut Workspace::new(), shape, input, o.out(false))
+    };
+    assert!(forward(&augru, input.with_attention(&att)).is_ok());
+    expect(forward(&augru, input), "attention", Want::Invalid);
+    expect(
+        forward(&augru, input.with_attention(&att[1..])),
+        "attention",
+        Want::Length(10, 9),
+    );
+    expect(
+        forward(&gru, input.with_attention(&att)),
+        "attention",
+        Want::Invalid,
+    );
+    // The training forward checks the same, and the backward its `dattention`.
+    let mut tws = rnn_kernels::TrainingWorkspace::new();
+    let mut o = Outs::new(&augru, shape);
+    let rnn = packed(&augru);
+    expect(
+        rnn.forward_train(&mut tws, shape, input, o.out(false)),
+        "attention",
+        Want::Invalid,
+    );
+    rnn.forward_train(&mut tws, shape, input.with_attention(&att), o.out(false))
+        .unwrap();
+    let dy = vals(d.y, 3);
+    let mut sets = weights(&augru);
+    for (len, want) in [(9, Want::Length(10, 9)), (10, Want::Invalid)] {
+        let mut da = vec![0.0f32; len];
+        let mut g: Vec<_> = sets
+            .iter_mut()
+            .map(rnn_kernels::LayerGradsMut::from_owned)
+            .collect();
+        let grads = rnn_kernels::GradientsMut {
+            dx: None,
+            dh0: None,
+            dc0: None,
+            dattention: Some(&mut da),
+            weights: &mut g,
+        };
+        // A right-length `dattention` is fine for the AUGRU, refused for the GRU.
+        if len == 10 {
+            let (gr, mut gtws) = (packed(&gru), rnn_kernels::TrainingWorkspace::new());
+            let mut go = Outs::new(&gru, shape);
+            gr.forward_train(&mut gtws, shape, input, go.out(false))
+                .unwrap();
+            let r = gr.backward(&mut gtws, rnn_kernels::OutputGrads::new(&dy[..]), grads);
+            expect(r, "dattention", want);
+        } else {
+            let r = rnn.backward(&mut tws, rnn_kernels::OutputGrads::new(&dy[..]), grads);
+            expect(r, "dattention", want);
+        }
+    }
+    // The step API: `[B]`.
+    let cell = PackedCell::from_pytorch(&augru, &weights(&augru)[0].view()).unwrap();
+    let (h, mut h1) = (vals(2 * 4, 4), vec![0.0f32; 2 * 4]);
+    let mut step = |a: Option<&[f32]>| {
+        let input = StepInput {
+            x: &x[..6],
+            h: &h,
+            c: None,
+            attention: a,
+        };
+        cell.step(
+            &mut Workspace::new(),
+            2,
+            input,
+            StepOutputMut {
+                h: &mut h1,
+                c: None,
+            },
+        )
+    };
+    assert!(step(Some(&att[..2])).is_ok());
+    expect(step(None), "attention", Want::Invalid);
+    expect(step(Some(&att[..3])), "attention", Want::Length(2, 3));
+    // int8 weights: no AUGRU.
+    let w = weights(&augru);
+    expect(
+        rnn_kernels::PackedRnn::<i8>::pack(&augru, &rnn_reference::views(&w)).map(|_| ()),
+        "cell",
+        Want::Invalid,
+    );
 }

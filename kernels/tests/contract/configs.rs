@@ -1,8 +1,7 @@
 //! Configs, PyTorch-layout weights and ONNX-layout weights.
 
 use rnn_kernels::{
-    CellKind, Direction, GateCoupling, GruVariant, LayerWeights, LstmVariant, OnnxWeights,
-    PackedRnn, RnnConfig,
+    CellKind, Direction, GateCoupling, LayerWeights, LstmVariant, OnnxWeights, PackedRnn, RnnConfig,
 };
 
 use super::{assert_invalid, expect, views, weights, Want, GRU, LSTM, LSTM_PEEP, LSTM_PROJ, TANH};
@@ -82,10 +81,6 @@ fn config_errors() {
         }),
         CellKind::Lstm(LstmVariant {
             layer_norm: true,
-            ..Default::default()
-        }),
-        CellKind::Gru(GruVariant {
-            attention: true,
             ..Default::default()
         }),
     ] {
@@ -191,9 +186,15 @@ fn onnx_errors() {
     let gru_peep = RnnConfig::new(super::variants::gru_peephole(false), 3, 4);
     for (c, o, arg, want) in [
         (cfg.with_layers(2), ok, "num_layers", Want::Invalid),
-        // ONNX's GRU has no peepholes.
+        // ONNX's GRU has no peepholes, and ONNX has no AUGRU.
         (
             gru_peep,
+            OnnxWeights { p: None, ..ok },
+            "cell",
+            Want::Invalid,
+        ),
+        (
+            RnnConfig::new(super::variants::augru(true), 3, 4),
             OnnxWeights { p: None, ..ok },
             "cell",
             Want::Invalid,

@@ -18,6 +18,8 @@ struct Case {
     x: Vec<f32>,
     h0: Vec<f32>,
     c0: Vec<f32>,
+    /// AUGRU's attention `[T, B]` in [0, 1] (empty for other cells).
+    att: Vec<f32>,
 }
 
 fn case(cell: CellKind, dir: Direction, layers: usize) -> Case {
@@ -31,6 +33,11 @@ fn case(cell: CellKind, dir: Direction, layers: usize) -> Case {
         x: vals(d.x, 20),
         h0: vals(d.h, 21),
         c0: vals(d.c, 22),
+        att: if cfg.cell.has_attention() {
+            vals(3 * 2, 23).iter().map(|v| v.abs().min(1.0)).collect()
+        } else {
+            Vec::new()
+        },
         cfg,
         shape,
     }
@@ -44,7 +51,7 @@ impl Case {
             h0: Some(&self.h0),
             c0: self.cfg.cell.has_cell_state().then_some(&self.c0[..]),
             seq_lens: None,
-            attention: None,
+            attention: self.cfg.cell.has_attention().then_some(&self.att[..]),
         }
     }
 
@@ -192,7 +199,10 @@ fn step_nan_and_inf() {
         let h = vals(b * ho, 2);
         let c = vals(b * 4, 3);
         let lstm = cell.has_cell_state();
-        let want = step_f64(&cfg, &w[0].view(), b, &x, &h, lstm.then_some(&c[..])).unwrap();
+        // AUGRU: row 1's attention is NaN (row 0's x holds the NaN and the inf).
+        let a = [0.25, f32::NAN];
+        let att = cell.has_attention().then_some(&a[..]);
+        let want = step_f64(&cfg, &w[0].view(), b, (&x, &h, lstm.then_some(&c[..]), att)).unwrap();
         for isa in Isa::available() {
             let cell = PackedCell::from_pytorch(&cfg, &w[0].view())
                 .unwrap()
@@ -206,7 +216,7 @@ fn step_nan_and_inf() {
                     x: &x,
                     h: &h,
                     c: lstm.then_some(&c[..]),
-                    attention: None,
+                    attention: att,
                 },
                 StepOutputMut {
                     h: &mut h1,

@@ -151,6 +151,7 @@ fn backward_errors() {
                 dx: Some(&mut b.dx),
                 dh0: Some(&mut b.dh0),
                 dc0: (!b.dc0.is_empty()).then_some(&mut b.dc0[..]),
+                dattention: None,
                 weights: &mut sets,
             },
         );
@@ -174,6 +175,7 @@ fn backward_needs_its_own_forward() {
                 dx: None,
                 dh0: None,
                 dc0: None,
+                dattention: None,
                 weights: &mut sets,
             },
         )

@@ -45,6 +45,8 @@ fn gate_grad<T: Real>(d: T, pre: T, a: T, act: Act, clip: Option<T>) -> T {
 pub(crate) struct StateGrads<T> {
     pub(crate) dh: Vec<T>,
     pub(crate) dc: Vec<T>,
+    /// AUGRU: `∂L/∂a` of this row's attention (zero for every other cell).
+    pub(crate) da: T,
     pub(crate) max_gate: f64,
     pub(crate) max_inner: f64,
 }
@@ -77,6 +79,7 @@ pub(crate) fn row_backward<T: Real>(
     let mut out = StateGrads {
         dh: vec![T::ZERO; s.h.len()],
         dc: vec![T::ZERO; s.c.len()],
+        da: T::ZERO,
         max_gate: 0.0,
         max_inner: 0.0,
     };
@@ -149,14 +152,26 @@ pub(crate) fn row_backward<T: Real>(
             linear_before_reset,
             ..
         }) => {
-            // h' = n + z (h - n): ∂/∂n = 1 - z, ∂/∂z = h - n, ∂/∂h = z.
+            // h' = n + z' (h - n) with z' = z (AUGRU: (1 − a) z): ∂/∂n = 1 - z',
+            // ∂/∂z' = h - n, ∂/∂h = z'; ∂z'/∂z = 1 − a, ∂z'/∂a = −z.
             let mut dr = vec![T::ZERO; hid];
             for j in 0..hid {
                 let (rn, r, z, nn) = (2 * hid + j, s.act[j], s.act[hid + j], s.act[2 * hid + j]);
-                let d_n = gate_grad(dh[j] * (T::ONE - z), s.pre[rn], nn, Act::Tanh, cl);
-                d_x[hid + j] =
-                    gate_grad(dh[j] * (s.h[j] - nn), s.pre[hid + j], z, Act::Sigmoid, cl);
+                let (zp, dzp) = match s.att {
+                    Some(a) => ((T::ONE - a) * z, dh[j] * (s.h[j] - nn)),
+                    None => (z, dh[j] * (s.h[j] - nn)),
+                };
+                let d_n = gate_grad(dh[j] * (T::ONE - zp), s.pre[rn], nn, Act::Tanh, cl);
+                let dz = match s.att {
+                    Some(a) => {
+                        out.da = out.da - dzp * z;
+                        dzp * (T::ONE - a)
+                    }
+                    None => dzp,
+                };
+                d_x[hid + j] = gate_grad(dz, s.pre[hid + j], z, Act::Sigmoid, cl);
                 d_x[rn] = d_n;
+                let z = zp;
                 out.dh[j] = dh[j] * z;
                 if linear_before_reset {
                     // pre_n = x part + r ⊙ (W_hn h + b_hn).

@@ -17,9 +17,11 @@
 mod cells;
 pub(crate) mod tape;
 
+use crate::cell::check_attention;
 use crate::error::{Error, Result};
 use crate::real::Real;
-use crate::spec::{check_len, check_seq_lens, Direction, RnnConfig, SeqShape};
+use crate::sequence::steps_x_batch;
+use crate::spec::{check_len, check_seq_lens, Direction, RnnConfig, SeqShape, TensorLayout};
 use crate::weights::{check_weights, export_onnx, views, LayerWeights, OwnedLayerWeights};
 use crate::{OwnedOnnxWeights, SequenceInput};
 
@@ -75,6 +77,10 @@ pub struct Gradients<T> {
     /// the parts the weights have (`b_ih`/`b_hh` only if given, `w_hr` for a projected
     /// LSTM, `peephole` for a peephole cell).
     pub weights: Vec<OwnedLayerWeights<T>>,
+    /// AUGRU: `∂L/∂a`, shaped like the attention input (summed over layers and
+    /// directions, which all read it; 0 at steps past a row's length); empty for
+    /// every other cell.
+    pub dattention: Vec<T>,
 }
 
 impl<T: Real + Default> Gradients<T> {
@@ -120,14 +126,12 @@ fn check<T>(
             None => {}
         }
     }
-    if input.attention.is_some() {
-        return Err(Error::invalid(
-            "attention",
-            format!("None (a {} cell takes no attention input)", cfg.cell.name()),
-            "an attention input",
-        ));
-    }
-    Ok(())
+    let att_shape = match shape.layout {
+        TensorLayout::BatchMajor => "[B, T]",
+        TensorLayout::TimeMajor => "[T, B]",
+    };
+    let n = steps_x_batch(&shape)?;
+    check_attention(cfg, input.attention.map(<[T]>::len), n, att_shape)
 }
 
 /// Zeros shaped like `w` (same optional parts).
@@ -211,6 +215,10 @@ pub(crate) fn backward_traced<T: Real>(
         dh0: vec![T::ZERO; dims.h],
         dc0: vec![T::ZERO; dims.c],
         weights: weights.iter().map(zeros_like).collect(),
+        dattention: match input.attention {
+            Some(a) => vec![T::ZERO; a.len()],
+            None => Vec::new(),
+        },
     };
     // ∂L/∂(output of the current layer), in `shape.layout`, `nd * ho` per row.
     let mut d_out = grads.dy.to_vec();
@@ -270,6 +278,9 @@ pub(crate) fn backward_traced<T: Real>(
                 );
                 mx.gate = mx.gate.max(g.max_gate);
                 mx.inner = mx.inner.max(g.max_inner);
+                if s.att.is_some() {
+                    out.dattention[r] += g.da;
+                }
                 dh[s.b] = g.dh;
                 dc[s.b] = g.dc;
             }

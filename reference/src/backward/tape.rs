@@ -31,6 +31,8 @@ pub(crate) struct RowStep<T> {
     pub(crate) m: Vec<T>,
     /// `h_t` (`H_out`).
     pub(crate) h_new: Vec<T>,
+    /// AUGRU: this row's attention `a` (the update gate acts as `(1 − a) z`).
+    pub(crate) att: Option<T>,
 }
 
 /// Everything one layer recorded: its input (in `shape.layout`, `width` per row) and,
@@ -68,6 +70,7 @@ pub(crate) fn row_step<T: Real>(
     x: &[T],
     h: &[T],
     c: &[T],
+    att: Option<T>,
 ) -> RowStep<T> {
     let hid = cfg.hidden_size;
     let cl = cfg.clip.map(|c| T::from_f64(f64::from(c)));
@@ -82,6 +85,7 @@ pub(crate) fn row_step<T: Real>(
         extra: Vec::new(),
         m: Vec::new(),
         h_new: Vec::new(),
+        att,
     };
     match cfg.cell {
         CellKind::Rnn(RnnVariant { activation }) => {
@@ -155,7 +159,9 @@ pub(crate) fn row_step<T: Real>(
             }
             for j in 0..hid {
                 let rn = 2 * hid + j;
-                let (r, z) = (s.act[j], s.act[hid + j]);
+                let r = s.act[j];
+                // AUGRU: z' = (1 − a) z, as in `step`.
+                let z = att.map_or(s.act[hid + j], |a| (T::ONE - a) * s.act[hid + j]);
                 let (hp, pre) = if linear_before_reset {
                     let hp = h_part(w, rn, h);
                     (hp, x_part(w, rn, x) + r * hp)
@@ -221,7 +227,8 @@ pub(crate) fn record<T: Real>(
                     let t = if reverse { lens[b] - 1 - s } else { s };
                     let r = shape.row(t, b);
                     let x = &layer_in[r * width..(r + 1) * width];
-                    let st = row_step(&step_cfg, &weights[k], (b, t), x, &hs[b], &cs[b]);
+                    let att = input.attention.map(|a| a[r]);
+                    let st = row_step(&step_cfg, &weights[k], (b, t), x, &hs[b], &cs[b], att);
                     let o = r * yw + cfg.direction.output_block(d) * ho;
                     if cfg.direction == Direction::BidirectionalSum {
                         // y = y_forward + y_reverse, as the forward computes it.

@@ -17,12 +17,13 @@ fn tape_reproduces_the_forward_bit_for_bit() {
                 p.h0.as_deref().map(to_f64),
                 p.c0.as_deref().map(to_f64),
             );
+            let att = p.attention.as_deref().map(to_f64);
             let input = SequenceInput {
                 x: &x,
                 h0: h0.as_deref(),
                 c0: c0.as_deref(),
                 seq_lens: p.seq_lens.as_deref(),
-                attention: None,
+                attention: att.as_deref(),
             };
             let out = forward(&p.cfg, &w, p.shape, input).unwrap();
             let tapes = record(&p.cfg, &w, p.shape, &input);

@@ -428,6 +428,7 @@ pub fn maxima(
     let to = super::convert::to_f64;
     let owned: Vec<_> = p.weights.iter().map(|w| w.map(to)).collect();
     let (x, h0, c0) = (to(&p.x), p.h0.as_deref().map(to), p.c0.as_deref().map(to));
+    let att = p.attention.as_deref().map(to);
     let (dy, dh_n, dc_n) = (to(grads.dy), grads.dh_n.map(to), grads.dc_n.map(to));
     let mut m = Vec::new();
     let g = crate::backward::backward_traced(
@@ -439,7 +440,7 @@ pub fn maxima(
             h0: h0.as_deref(),
             c0: c0.as_deref(),
             seq_lens: p.seq_lens.as_deref(),
-            attention: None,
+            attention: att.as_deref(),
         },
         crate::OutputGrads {
             dy: &dy,

@@ -22,6 +22,8 @@ pub struct Point {
     pub c0: Vec<f64>,
     /// Per-row lengths.
     pub seq_lens: Option<Vec<usize>>,
+    /// AUGRU's attention (empty for every other cell).
+    pub attention: Vec<f64>,
     /// `∂L/∂y`, `∂L/∂h_n`, `∂L/∂c_n`: the loss is `Σ y·dy + Σ h_n·dh_n + Σ c_n·dc_n`.
     pub dy: Vec<f64>,
     /// See `dy`.
@@ -37,7 +39,7 @@ impl Point {
             h0: Some(&self.h0),
             c0: self.cfg.cell.has_cell_state().then_some(&self.c0[..]),
             seq_lens: self.seq_lens.as_deref(),
-            attention: None,
+            attention: self.cfg.cell.has_attention().then_some(&self.attention[..]),
         }
     }
 
@@ -75,7 +77,8 @@ impl Point {
     }
 
     /// Every value array, mutable, in the order of [`Gradients`]' arrays: each set's
-    /// parts (as [`named_parts`](super::golden::named_parts)), then `x`, `h0`, `c0`.
+    /// parts (as [`named_parts`](super::golden::named_parts)), then `x`, `h0`, `c0`,
+    /// `attention`.
     fn arrays_mut(&mut self) -> Vec<&mut Vec<f64>> {
         let mut v: Vec<&mut Vec<f64>> = Vec::new();
         for w in &mut self.weights {
@@ -88,6 +91,7 @@ impl Point {
         v.push(&mut self.x);
         v.push(&mut self.h0);
         v.push(&mut self.c0);
+        v.push(&mut self.attention);
         v
     }
 }
@@ -101,11 +105,12 @@ pub fn gradient_arrays(g: &Gradients<f64>) -> Vec<&[f64]> {
     v.push(&g.dx);
     v.push(&g.dh0);
     v.push(&g.dc0);
+    v.push(&g.dattention);
     v
 }
 
 /// Central differences `(L(v + h) − L(v − h)) / 2h` of [`Point::loss`] for every
-/// element of every parameter, `x`, `h0` and `c0`, in the order of
+/// element of every parameter, `x`, `h0`, `c0` and `attention`, in the order of
 /// [`gradient_arrays`].
 ///
 /// Their error is the truncation `h²/6 · |L'''|` plus the rounding of the two losses

@@ -2,8 +2,8 @@
 //! fuzz target is compared with.
 
 use crate::{
-    backward, forward, step, views, Gradients, LayerWeights, OutputGrads, Real, Result, RnnConfig,
-    SeqShape, SequenceInput, SequenceOutput, StepOutput,
+    backward, forward, step_with_attention, views, Gradients, LayerWeights, OutputGrads, Real,
+    Result, RnnConfig, SeqShape, SequenceInput, SequenceOutput, StepOutput,
 };
 
 /// Weights and inputs converted to `T` value by value, owned.
@@ -12,6 +12,7 @@ struct Wide<T: Real> {
     x: Vec<T>,
     h0: Option<Vec<T>>,
     c0: Option<Vec<T>>,
+    attention: Option<Vec<T>>,
 }
 
 impl<T: Real> Wide<T> {
@@ -26,6 +27,7 @@ impl<T: Real> Wide<T> {
             x: conv(input.x),
             h0: input.h0.map(conv),
             c0: input.c0.map(conv),
+            attention: input.attention.map(conv),
         }
     }
 
@@ -36,7 +38,7 @@ impl<T: Real> Wide<T> {
             h0: self.h0.as_deref(),
             c0: self.c0.as_deref(),
             seq_lens: input.seq_lens,
-            attention: None,
+            attention: self.attention.as_deref(),
         }
     }
 }
@@ -53,23 +55,28 @@ pub fn forward_as<T: Real>(
     forward(cfg, &views(&w.weights), shape, w.input(&input))
 }
 
-/// [`step`] in `T` on `f32` weights and inputs, each value converted by `f`.
+/// One step's `(x, h, c, attention)`, as [`step_with_attention`] takes them.
+pub type StepArgs<'a> = (&'a [f32], &'a [f32], Option<&'a [f32]>, Option<&'a [f32]>);
+
+/// [`step_with_attention`] in `T` on `f32` weights and inputs, each value converted by
+/// `f`.
 pub fn step_as<T: Real>(
     cfg: &RnnConfig,
     weights: &LayerWeights<'_, f32>,
     batch: usize,
-    (x, h, c): (&[f32], &[f32], Option<&[f32]>),
+    (x, h, c, a): StepArgs<'_>,
     f: impl Fn(f32) -> T + Copy,
 ) -> Result<StepOutput<T>> {
     let conv = |v: &[f32]| v.iter().map(|&x| f(x)).collect::<Vec<T>>();
     let w = weights.map(conv);
-    step(
+    step_with_attention(
         cfg,
         &w.view(),
         batch,
         &conv(x),
         &conv(h),
         c.map(conv).as_deref(),
+        a.map(conv).as_deref(),
     )
 }
 
@@ -83,16 +90,15 @@ pub fn forward_f64(
     forward_as(cfg, weights, shape, input, f64::from)
 }
 
-/// [`step`] in `f64` on `f32` weights and inputs.
+/// [`step_with_attention`] in `f64` on `f32` weights and inputs `(x, h, c,
+/// attention)`.
 pub fn step_f64(
     cfg: &RnnConfig,
     weights: &LayerWeights<'_, f32>,
     batch: usize,
-    x: &[f32],
-    h: &[f32],
-    c: Option<&[f32]>,
+    args: StepArgs<'_>,
 ) -> Result<StepOutput<f64>> {
-    step_as(cfg, weights, batch, (x, h, c), f64::from)
+    step_as(cfg, weights, batch, args, f64::from)
 }
 
 /// [`backward`] in `T` on `f32` weights, inputs and upstream gradients, each value

@@ -29,6 +29,8 @@ pub struct Problem {
     pub c0: Option<Vec<f32>>,
     /// Per-row sequence lengths, if given.
     pub seq_lens: Option<Vec<usize>>,
+    /// AUGRU's attention (`[T, B]` or `[B, T]`, like `x`), for a GRU with `attention`.
+    pub attention: Option<Vec<f32>>,
     /// Largest |x| (the scale the inputs were drawn at).
     pub x_scale: f32,
     /// The limit on the absolute row sums of `W_hh`: below 1 the recurrence contracts
@@ -45,7 +47,7 @@ impl Problem {
             h0: self.h0.as_deref(),
             c0: self.c0.as_deref(),
             seq_lens: self.seq_lens.as_deref(),
-            attention: None,
+            attention: self.attention.as_deref(),
         }
     }
 
@@ -58,6 +60,7 @@ impl Problem {
             h0: self.h0.as_deref().map(conv),
             c0: self.c0.as_deref().map(conv),
             seq_lens: self.seq_lens.clone(),
+            attention: self.attention.as_deref().map(conv),
         }
     }
 
@@ -80,7 +83,8 @@ impl Problem {
             .expect("reference accepts the generated problem")
     }
 
-    /// The problem with every value (weights, `x`, `h0`, `c0`) passed through `f`.
+    /// The problem with every value (weights, `x`, `h0`, `c0`, `attention`) passed
+    /// through `f`.
     pub fn map_values(&self, f: impl Fn(&[f32]) -> Vec<f32>) -> Problem {
         let opt = |v: &Option<Vec<f32>>| v.as_deref().map(&f);
         Problem {
@@ -92,11 +96,12 @@ impl Problem {
             x: f(&self.x),
             h0: opt(&self.h0),
             c0: opt(&self.c0),
+            attention: opt(&self.attention),
             ..self.clone()
         }
     }
 
-    /// Every value array: each weight set's parts, then `x`, `h0`, `c0`.
+    /// Every value array: each weight set's parts, then `x`, `h0`, `c0`, `attention`.
     pub fn arrays(&self) -> Vec<&Vec<f32>> {
         let mut v: Vec<&Vec<f32>> = Vec::new();
         for w in &self.weights {
@@ -110,6 +115,7 @@ impl Problem {
         v.push(&self.x);
         v.extend(self.h0.iter());
         v.extend(self.c0.iter());
+        v.extend(self.attention.iter());
         v
     }
 
@@ -127,6 +133,7 @@ impl Problem {
         v.push(&mut self.x);
         v.extend(self.h0.iter_mut());
         v.extend(self.c0.iter_mut());
+        v.extend(self.attention.iter_mut());
         v
     }
 }
@@ -142,6 +149,8 @@ pub struct TypedInputs<T> {
     pub c0: Option<Vec<T>>,
     /// Per-row sequence lengths, if given.
     pub seq_lens: Option<Vec<usize>>,
+    /// AUGRU's attention, if given.
+    pub attention: Option<Vec<T>>,
 }
 
 impl<T> TypedInputs<T> {
@@ -152,7 +161,7 @@ impl<T> TypedInputs<T> {
             h0: self.h0.as_deref(),
             c0: self.c0.as_deref(),
             seq_lens: self.seq_lens.as_deref(),
-            attention: None,
+            attention: self.attention.as_deref(),
         }
     }
 }
@@ -198,6 +207,9 @@ pub fn problem(
     // so every seed keeps naming the problem it named before them.
     let mut extra = SplitMix64::new(seed ^ 0xF1A6_F1A6_F1A6_F1A6);
     let random = variants::random_with(&mut rng, &mut extra, h);
+    // Flags added later still (the AUGRU) and their inputs draw from a third.
+    let mut later = SplitMix64::new(seed ^ 0xA77E_A77E_A77E_A77E);
+    let random = variants::with_later_flags(random, &mut later);
     let cell = cell.unwrap_or(random);
     let direction = match [
         Direction::Forward,
@@ -265,6 +277,12 @@ pub fn problem(
     let seq_lens = rng
         .coin()
         .then(|| (0..b).map(|_| rng.below(t + 1)).collect());
+    // AUGRU's attention (added later: drawn from `later`) in [0, 1], as a softmax
+    // gives it (so z' = (1 − a) z stays a gate, in [0, 1]).
+    let attention = cfg
+        .cell
+        .has_attention()
+        .then(|| later.vec(t * b, 1.0).into_iter().map(f32::abs).collect());
     Problem {
         cfg,
         shape,
@@ -273,6 +291,7 @@ pub fn problem(
         h0,
         c0,
         seq_lens,
+        attention,
         x_scale,
         gain,
     }

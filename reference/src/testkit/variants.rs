@@ -53,6 +53,16 @@ pub const fn gru_peephole(linear_before_reset: bool) -> CellKind {
     })
 }
 
+/// AUGRU (oneDNN's `augru` / `lbr_augru`: the update gate scaled by `1 − a`) in either
+/// reset form.
+pub const fn augru(linear_before_reset: bool) -> CellKind {
+    CellKind::Gru(GruVariant {
+        linear_before_reset,
+        peephole: false,
+        attention: true,
+    })
+}
+
 /// GRU with `linear_before_reset = true` (PyTorch, cuDNN).
 pub const GRU: CellKind = CellKind::GRU;
 
@@ -60,7 +70,7 @@ pub const GRU: CellKind = CellKind::GRU;
 pub const GRU_ONNX: CellKind = CellKind::GRU_ONNX;
 
 /// How many variants [`all`] lists.
-pub const COUNT: usize = 12;
+pub const COUNT: usize = 14;
 
 /// Every variant, each flag combination once, in a fixed order; projected LSTMs
 /// project to `proj` units (valid for a hidden size above `proj`, with `proj >= 1`).
@@ -85,7 +95,15 @@ pub const fn all(proj: usize) -> [CellKind; COUNT] {
         lstm_input_forget(true),
         gru_peephole(true),
         gru_peephole(false),
+        augru(true),
+        augru(false),
     ]
+}
+
+/// Whether the int8 path (and its oracle, `rnn_reference::quant`) runs `cell`: every
+/// variant but the AUGRU, whose attention the int8 oracle does not implement yet.
+pub fn int8_capable(cell: CellKind) -> bool {
+    !cell.has_attention()
 }
 
 /// The position of `cell` in [`all`] (whatever its projection size). An exhaustive
@@ -119,8 +137,10 @@ pub fn index(cell: CellKind) -> usize {
             peephole,
             attention,
         }) => {
-            assert!(!attention, "{cell:?} has no place in the list yet");
-            if peephole {
+            if attention {
+                assert!(!peephole, "{cell:?} has no place in the list yet");
+                12 + usize::from(!linear_before_reset)
+            } else if peephole {
                 10 + usize::from(!linear_before_reset)
             } else {
                 6 + usize::from(!linear_before_reset)
@@ -132,13 +152,14 @@ pub fn index(cell: CellKind) -> usize {
 /// The variant a fuzzer's selector byte names. `sel % 7` picks one of seven slots; the
 /// projected-LSTM slot takes its peephole flag from bit 3 of `sel`, the two
 /// unprojected LSTM slots take ONNX's `input_forget` from bit 7 and the two GRU slots
-/// their peephole from bit 7, so every variant of [`all`] is reachable. Projected LSTMs project to `1 + proj % (hidden - 1)` units,
+/// their peephole from bit 7, or become AUGRUs with bit 6 (which wins over bit 7), so
+/// every variant of [`all`] is reachable. Projected LSTMs project to `1 + proj % (hidden - 1)` units,
 /// or lose their projection when `hidden <= 1`.
 ///
 /// The mapping only grows: the committed fuzz corpora (their `crash-*` regression
 /// inputs included) encode it. Bit 7 joined it with `input_forget` and the peephole
 /// GRU; a corpus input with bit 7 set in an unprojected LSTM or a GRU slot now runs
-/// that variant.
+/// that variant. Bit 6 joined it with the AUGRU (in GRU slots only).
 pub fn from_selector(sel: u8, hidden: usize, proj: usize) -> CellKind {
     let projected = hidden > 1;
     let every = all(if projected {
@@ -157,6 +178,7 @@ pub fn from_selector(sel: u8, hidden: usize, proj: usize) -> CellKind {
         CellKind::Lstm(v) if v.proj_size.is_none() && sel & 0x80 != 0 => {
             lstm_input_forget(v.peephole)
         }
+        CellKind::Gru(v) if sel & 0x40 != 0 => augru(v.linear_before_reset),
         CellKind::Gru(v) if sel & 0x80 != 0 => gru_peephole(v.linear_before_reset),
         cell => cell,
     }
@@ -172,6 +194,16 @@ pub fn random_with(rng: &mut SplitMix64, extra: &mut SplitMix64, hidden: usize) 
             lstm_input_forget(v.peephole)
         }
         CellKind::Gru(v) if extra.below(3) == 0 => gru_peephole(v.linear_before_reset),
+        cell => cell,
+    }
+}
+
+/// The AUGRU flag, added after [`random_with`]'s flags: a plain GRU becomes an AUGRU
+/// one time in three, drawn from `later` (a third generator, so the draws of `rng`
+/// and `extra`, and every seeded case drawn before it, stay unchanged).
+pub fn with_later_flags(cell: CellKind, later: &mut SplitMix64) -> CellKind {
+    match cell {
+        CellKind::Gru(v) if !v.peephole && later.below(3) == 0 => augru(v.linear_before_reset),
         cell => cell,
     }
 }
@@ -243,6 +275,7 @@ mod tests {
         let (mut rng, mut extra) = (SplitMix64::new(1), SplitMix64::new(2));
         for _ in 0..1000 {
             let cell = random_with(&mut rng, &mut extra, 4);
+            let cell = with_later_flags(cell, &mut extra);
             assert!(RnnConfig::new(cell, 2, 4).validate().is_ok(), "{cell:?}");
             seen[index(cell)] = true;
         }

@@ -7,7 +7,9 @@
 //! reset before the product (pre_n = … + W_hn (r ⊙ h)):
 //!     ∂(r ⊙ h) = d_n × W_hn;  d_r = ∂(r ⊙ h) · h · σ'(r);  ∂h += ∂(r ⊙ h) · r
 //! ```
-//! (each gate gradient zero where clip clamped it).
+//! (each gate gradient zero where clip clamped it). The AUGRU replaces `z` by `z' = (1
+//! − a) z` in `h'`: `d_n` and `∂h` read `z'`, `d_z = ∂h' · (h − n) · (1 − a) · σ'(z)`,
+//! and each unit's `∂z' ⊙ z` goes to `da_units` (the driver sums `∂a = −Σ ∂z' z`).
 //!
 //! The first form is one pass per step over `W_hhᵀ`, its left operand a step buffer of
 //! `[d_r, d_z, d_n ⊙ r]` per tile (the gate gradients themselves, `[d_r, d_z, d_n]`, go
@@ -236,13 +238,16 @@ pub(crate) unsafe fn finish<B: Backend>(w: &BackWeights, s: &BackPtrs, team: &Te
     unsafe { final_pass::<B>(w_t, s, team) }
 }
 
-/// The values of `z`, `n` (and their pre-activations) of one tile, and `h`.
+/// The values of `z`, `n` (and their pre-activations) of one tile, and `h`; the
+/// AUGRU's `1 − a` of the row and `z' = (1 − a) z` (`z` itself for other GRUs).
 struct Zn<V> {
     zz: V,
     zn: V,
     z: V,
     n: V,
     h: V,
+    keep: Option<V>,
+    zp: V,
 }
 
 impl<V: V16> Zn<V> {
@@ -254,31 +259,41 @@ impl<V: V16> Zn<V> {
         unsafe {
             let zp = s.z.add(row * s.z_stride + 3 * u);
             let (zz, zn) = (V::load(zp.add(LANES)), V::load(zp.add(2 * LANES)));
+            let z = math::sigmoid(clip(zz, s.clip));
+            // A non-null `att` holds the step's rows (driver's contract).
+            let keep = (!s.att.is_null()).then(|| V::splat(1.0 - *s.att.add(row)));
             Zn {
                 zz,
                 zn,
-                z: math::sigmoid(clip(zz, s.clip)),
+                z,
                 n: math::tanh(clip(zn, s.clip)),
                 h: V::load(s.h_prev.add(row * s.h_stride + u)),
+                keep,
+                zp: keep.map_or(z, |k| k.mul(z)),
             }
         }
     }
 
-    /// `(d_z, d_n)` from `∂h'`, lane-masked.
+    /// `(d_z, d_n)` from `∂h'`, lane-masked; an AUGRU's `∂z' ⊙ z` to `da_units`.
     ///
     /// # Safety
-    /// `V`'s ISA.
+    /// `V`'s ISA; `(row, u)` inside the padded rows.
     #[inline(always)]
-    unsafe fn grads(&self, s: &BackPtrs, u: usize, dh: V) -> (V, V) {
+    unsafe fn grads(&self, s: &BackPtrs, row: usize, u: usize, dh: V) -> (V, V) {
         // SAFETY: the caller's contract.
         unsafe {
-            let one_z = V::splat(1.0).sub(self.z);
+            let one_z = V::splat(1.0).sub(self.zp);
             let d_n = unclipped(dh.mul(one_z).mul(dtanh(self.n)), self.zn, s.clip);
-            let d_z = unclipped(
-                dh.mul(self.h.sub(self.n)).mul(dsigmoid(self.z)),
-                self.zz,
-                s.clip,
-            );
+            let dzp = dh.mul(self.h.sub(self.n));
+            let dz = match self.keep {
+                Some(k) => {
+                    let da = keep_units(dzp.mul(self.z), u, s.hid);
+                    da.store(s.da_units.add(row * s.ext_stride + u));
+                    dzp.mul(k)
+                }
+                None => dzp,
+            };
+            let d_z = unclipped(dz.mul(dsigmoid(self.z)), self.zz, s.clip);
             (keep_units(d_z, u, s.hid), keep_units(d_n, u, s.hid))
         }
     }
@@ -334,12 +349,12 @@ impl<V: V16> Epilogue<V, 4> for Lbr<'_> {
                     let t = Zn::load(s, row, u);
                     let zr = V::load(s.z.add(row * s.z_stride + 3 * u));
                     let r = math::sigmoid(clip(zr, s.clip));
-                    let (d_z, d_n) = t.grads(s, u, dh);
+                    let (d_z, d_n) = t.grads(s, row, u, dh);
                     let hn = V::load(s.ext.add(row * s.ext_stride + u));
                     let d_r = unclipped(d_n.mul(hn).mul(dsigmoid(r)), zr, s.clip);
                     let d_r = keep_units(d_r, u, s.hid);
                     let d_nr = d_n.mul(r);
-                    let dhc = peep_grad(s, self.p, 0, u, d_r, t.h, dh.mul(t.z));
+                    let dhc = peep_grad(s, self.p, 0, u, d_r, t.h, dh.mul(t.zp));
                     let dhc = peep_grad(s, self.p, 1, u, d_z, t.h, dhc);
                     ([d_r, d_z, d_n], [d_r, d_z, d_nr], d_nr, dhc)
                 } else {
@@ -385,8 +400,8 @@ impl<V: V16> Epilogue<V, 4> for RbUpdate<'_> {
                 let dh = dh_in(s, row, u, a, active);
                 let (d_z, d_n, dhc) = if active {
                     let t = Zn::load(s, row, u);
-                    let (d_z, d_n) = t.grads(s, u, dh);
-                    (d_z, d_n, peep_grad(s, self.p, 1, u, d_z, t.h, dh.mul(t.z)))
+                    let (d_z, d_n) = t.grads(s, row, u, dh);
+                    (d_z, d_n, peep_grad(s, self.p, 1, u, d_z, t.h, dh.mul(t.zp)))
                 } else {
                     (V::zero(), V::zero(), dh)
                 };

@@ -10,7 +10,9 @@
 //! ```
 //!
 //! This crate's peephole GRU adds `p_r ⊙ h` and `p_z ⊙ h` to the r and z arguments
-//! (no standard defines one; `h` is the GRU's only memory).
+//! (no standard defines one; `h` is the GRU's only memory). The AUGRU (oneDNN) scales
+//! the update gate by its row's attention, `z' = (1 − a) z`, before `h'`: one
+//! predictable branch per tile on the step's attention pointer.
 //!
 //! The first form is one pass over panels holding r, z and n of a tile (two tiles for
 //! paired bf16 storage, so no vector widens alone). The second needs `r ⊙ h` before
@@ -235,6 +237,20 @@ unsafe fn peep_terms<V: V16, const PEEP: bool>(
     }
 }
 
+/// The AUGRU's update gate `(1 − a) z` for `row` (oneDNN's AUGRU), or `z` itself when
+/// the step has no attention input.
+///
+/// # Safety
+/// A non-null `s.att` holds row `row` at `row * s.att_stride`.
+#[inline(always)]
+unsafe fn attended<V: V16>(s: &StepPtrs, row: usize, z: V) -> V {
+    if s.att.is_null() {
+        return z;
+    }
+    // SAFETY: the caller's contract.
+    unsafe { V::splat(1.0 - *s.att.add(row * s.att_stride)).mul(z) }
+}
+
 /// Linear before reset: the recurrent products of r, z and n of one tile in, `h'` out.
 /// `PEEP`: this crate's peephole GRU (`p` its `[2][padded(H)]` rows).
 struct LinearBeforeReset<'a, const PEEP: bool> {
@@ -298,7 +314,8 @@ impl<const PEEP: bool> LinearBeforeReset<'_, PEEP> {
         let s = self.s;
         let u = tile * LANES;
         // SAFETY: `tile` is a packed tile; rows are padded to whole tiles; `pre` has 3
-        // gate columns per tile; `b_hn` is a padded row of hidden units.
+        // gate columns per tile; `b_hn` is a padded row of hidden units; a non-null
+        // `att` holds every row of the step (`StepPtrs::att`).
         unsafe {
             let pre = s.pre.add(row * s.pre_stride + 3 * u);
             let h = V::load(s.h_prev.add(row * s.h_stride + u));
@@ -322,6 +339,7 @@ impl<const PEEP: bool> LinearBeforeReset<'_, PEEP> {
                 hn.store(s.aux.add(row * s.aux_stride + u));
             }
             let n = math::tanh(clip(zn, s.clip));
+            let z = attended(s, row, z);
             // (1 - z) n + z h = n + z (h - n)
             z.mul_add(h.sub(n), n)
                 .store(s.h_next.add(row * s.h_stride + u));
@@ -345,7 +363,8 @@ impl<V: V16, const PEEP: bool> Epilogue<V, 2> for ResetUpdate<'_, PEEP> {
     unsafe fn finish(&self, row: usize, tile: usize, acc: &[V; 2]) {
         let s = self.s;
         let u = tile * LANES;
-        // SAFETY: as for `LinearBeforeReset`; `aux`/`aux2` are padded rows.
+        // SAFETY: as for `LinearBeforeReset` (`att` included); `aux`/`aux2` are
+        // padded rows.
         unsafe {
             let pre = s.pre.add(row * s.pre_stride + 3 * u);
             let h = V::load(s.h_prev.add(row * s.h_stride + u));
@@ -364,7 +383,7 @@ impl<V: V16, const PEEP: bool> Epilogue<V, 2> for ResetUpdate<'_, PEEP> {
             let r = math::sigmoid(clip(zr, s.clip));
             let z = math::sigmoid(clip(zz, s.clip));
             r.mul(h).store(s.aux.add(row * s.aux_stride + u));
-            z.store(s.aux2.add(row * s.aux_stride + u));
+            attended(s, row, z).store(s.aux2.add(row * s.aux_stride + u));
         }
     }
 }

@@ -52,7 +52,7 @@ pub use model::{
     BF16_ROUNDING, F16_ROUNDING,
 };
 
-use super::oracle::{backward_as, forward_as, step_as};
+use super::oracle::{backward_as, forward_as, step_as, StepArgs};
 use crate::{
     Gradients, LayerWeights, OutputGrads, Result, RnnConfig, SeqShape, SequenceInput,
     SequenceOutput,
@@ -115,17 +115,16 @@ pub fn forward_bounded<M: ErrorModel>(
     })
 }
 
-/// [`step`](crate::step) on [`Bounded`] copies: `(h, c)` of the f64 reference and
-/// their bounds, as an [`Expected`] whose `y` is empty.
+/// [`step_with_attention`](crate::step_with_attention) on [`Bounded`] copies of `(x,
+/// h, c, attention)`: `(h, c)` of the f64 reference and their bounds, as an
+/// [`Expected`] whose `y` is empty.
 pub fn step_bounded<M: ErrorModel>(
     cfg: &RnnConfig,
     weights: &LayerWeights<'_, f32>,
     batch: usize,
-    x: &[f32],
-    h: &[f32],
-    c: Option<&[f32]>,
+    args: StepArgs<'_>,
 ) -> Result<Expected> {
-    let out = step_as(cfg, weights, batch, (x, h, c), exact::<M>)?;
+    let out = step_as(cfg, weights, batch, args, exact::<M>)?;
     let ((h, bh), (c, bc)) = (split(&out.h), split(&out.c));
     Ok(Expected {
         want: SequenceOutput {
@@ -174,6 +173,7 @@ pub fn backward_bounded<M: ErrorModel>(
         dh0: part(&g.dh0, f),
         dc0: part(&g.dc0, f),
         weights: g.weights.iter().map(|w| w.map(|v| part(v, f))).collect(),
+        dattention: part(&g.dattention, f),
     };
     Ok(ExpectedGrads {
         want: half(|b| b.value()),

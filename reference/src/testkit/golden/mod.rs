@@ -90,6 +90,7 @@ impl Case {
             h0: Some(to_f32(&self.h0)),
             c0: self.cfg.cell.has_cell_state().then(|| to_f32(&self.c0)),
             seq_lens: self.seq_lens.clone(),
+            attention: None,
             x_scale: self.x.iter().fold(1.0f64, |m, v| m.max(v.abs())) as f32,
             gain: 1.0,
         }
