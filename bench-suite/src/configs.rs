@@ -71,7 +71,8 @@ pub const CELLS: [Cell; 3] = [Cell::Lstm, Cell::Gru, Cell::Rnn];
 
 /// A benchmarked cell, in the form the peers use: PyTorch LSTM (no peephole, no
 /// projection), GRU with `linear_before_reset = true` (PyTorch / cuDNN form) and the
-/// tanh RNN.
+/// tanh RNN; and, outside the default set (`--cells augru`), oneDNN's AUGRU in the
+/// same GRU form, to measure its cost over the plain GRU (no peer here runs one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Cell {
     /// `torch.nn.LSTM`.
@@ -80,15 +81,18 @@ pub enum Cell {
     Gru,
     /// `torch.nn.RNN(nonlinearity="tanh")`.
     Rnn,
+    /// oneDNN's `lbr_augru`: the GRU above with the update gate scaled by `1 − a`.
+    Augru,
 }
 
 impl Cell {
-    /// `"lstm"`, `"gru"` or `"rnn"`.
+    /// `"lstm"`, `"gru"`, `"rnn"` or `"augru"`.
     pub fn name(self) -> &'static str {
         match self {
             Cell::Lstm => "lstm",
             Cell::Gru => "gru",
             Cell::Rnn => "rnn",
+            Cell::Augru => "augru",
         }
     }
 
@@ -98,6 +102,7 @@ impl Cell {
             "lstm" => Some(Cell::Lstm),
             "gru" => Some(Cell::Gru),
             "rnn" => Some(Cell::Rnn),
+            "augru" => Some(Cell::Augru),
             _ => None,
         }
     }
@@ -108,6 +113,7 @@ impl Cell {
             Cell::Lstm => variants::LSTM,
             Cell::Gru => variants::GRU,
             Cell::Rnn => variants::RNN_TANH,
+            Cell::Augru => variants::augru(true),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Deterministic benchmark problems, and their tensors in each element type.
 
-use rnn_kernels::{Element, LayerWeights, RnnConfig};
+use rnn_kernels::{Element, LayerWeights, RnnConfig, SequenceInput};
 use rnn_reference::testkit::SplitMix64;
 
 use crate::configs::{BenchConfig, Cell};
@@ -25,6 +25,8 @@ pub struct Problem {
     pub b_hh: Vec<f32>,
     /// `[T, B, I]`, uniform in ±1.
     pub x: Vec<f32>,
+    /// The AUGRU's attention `[T, B]`, uniform in [0, 1] (empty for other cells).
+    pub att: Vec<f32>,
 }
 
 impl Problem {
@@ -46,6 +48,14 @@ impl Problem {
         // x depends on the steps too, but its first `t` steps do not: prefixes are
         // the same problem with fewer steps (the report relies on it).
         let x = rng.vec(shape.steps * shape.batch * i, 1.0);
+        // Drawn last, so the other tensors are the GRU problem's.
+        let att = match cell {
+            Cell::Augru => {
+                let a = rng.vec(shape.steps * shape.batch, 1.0);
+                a.into_iter().map(f32::abs).collect()
+            }
+            _ => Vec::new(),
+        };
         Problem {
             cell,
             shape,
@@ -55,6 +65,7 @@ impl Problem {
             b_ih,
             b_hh,
             x,
+            att,
         }
     }
 
@@ -66,6 +77,22 @@ impl Problem {
     /// The first `steps` steps of `x` (`[steps, B, I]`).
     pub fn x_prefix(&self, steps: usize) -> &[f32] {
         &self.x[..steps.min(self.shape.steps) * self.shape.batch * self.shape.input]
+    }
+
+    /// The first `steps` steps of the attention (`[steps, B]`; empty for other cells).
+    pub fn att_prefix(&self, steps: usize) -> &[f32] {
+        let n = steps.min(self.shape.steps) * self.shape.batch;
+        &self.att[..n.min(self.att.len())]
+    }
+
+    /// The sequence input of the first `steps` steps: `x`, and the attention for an
+    /// AUGRU.
+    pub fn input(&self, steps: usize) -> SequenceInput<'_, f32> {
+        let input = SequenceInput::new(self.x_prefix(steps));
+        match self.cell {
+            Cell::Augru => input.with_attention(self.att_prefix(steps)),
+            _ => input,
+        }
     }
 
     /// Length of `y` for `steps` steps: `steps * B * H`.
@@ -103,6 +130,7 @@ impl Problem {
             b_ih: round_through::<T>(&self.b_ih),
             b_hh: round_through::<T>(&self.b_hh),
             x: round_through::<T>(&self.x),
+            att: round_through::<T>(&self.att),
             ..self.clone()
         }
     }
@@ -118,6 +146,7 @@ impl Problem {
             b_ih: to_elem(&self.b_ih),
             b_hh: to_elem(&self.b_hh),
             x: to_elem(&self.x),
+            att: to_elem(&self.att),
         }
     }
 }
@@ -139,6 +168,8 @@ pub struct TypedProblem<T> {
     pub b_hh: Vec<T>,
     /// `[T, B, I]`.
     pub x: Vec<T>,
+    /// `[T, B]` (AUGRU; empty otherwise).
+    pub att: Vec<T>,
 }
 
 impl<T> TypedProblem<T> {
@@ -150,6 +181,11 @@ impl<T> TypedProblem<T> {
     /// The first `steps` steps of `x` (`[steps, B, I]`).
     pub fn x_prefix(&self, steps: usize) -> &[T] {
         &self.x[..steps.min(self.steps) * self.batch * self.input]
+    }
+
+    /// The first `steps` steps of the attention (`[steps, B]`), if the cell has one.
+    pub fn att_prefix(&self, steps: usize) -> Option<&[T]> {
+        (!self.att.is_empty()).then(|| &self.att[..steps.min(self.steps) * self.batch])
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Trainer<T: Element> {
     rnn: PackedRnn<T>,
     tws: TrainingWorkspace,
     x: Vec<T>,
+    /// The AUGRU's attention (empty otherwise).
+    att: Vec<T>,
     y: Vec<T>,
     dy: Vec<T>,
     /// `∂L/∂x` and the parameter gradients of the last step.
@@ -66,6 +68,7 @@ impl<T: Element> Trainer<T> {
             rnn,
             tws: TrainingWorkspace::with_activations(mode),
             x: tp.x,
+            att: tp.att,
             y: vec![T::default(); s * b * p.shape.hidden],
             dy: to_elem(&upstream(p)),
             dx: vec![0.0; p.x.len()],
@@ -86,7 +89,13 @@ impl<T: Element> Trainer<T> {
             .forward_train(
                 &mut self.tws,
                 shape,
-                SequenceInput::new(&self.x[..n_in]),
+                {
+                    let input = SequenceInput::new(&self.x[..n_in]);
+                    match self.att.is_empty() {
+                        true => input,
+                        false => input.with_attention(&self.att[..steps * self.batch]),
+                    }
+                },
                 SequenceOutputMut {
                     y: &mut self.y[..n_out],
                     h_n: None,
@@ -127,7 +136,7 @@ pub fn reference_grads(p: &Problem, k: usize) -> Result<Vec<f32>, String> {
         &p.cfg,
         &[p.weights()],
         SeqShape::new(k, p.shape.batch),
-        SequenceInput::new(p.x_prefix(k)),
+        p.input(k),
         rnn_reference::OutputGrads::new(&dy[..p.y_len(k)]),
     )
     .map_err(|e| format!("reference backward: {e}"))?;

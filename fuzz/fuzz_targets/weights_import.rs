@@ -83,11 +83,12 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     let mut vals = Values { rng: SplitMix64::new(u.arbitrary()?), mode: u.int_in_range(0..=3)? };
     let valid = cfg.validate().is_ok();
     let (d, g) = (cfg.num_directions(), cfg.gates());
-    // ONNX: one layer, no projection, and no peephole GRU (ONNX's GRU has none).
+    // ONNX: one layer, no projection, no peephole GRU (ONNX's GRU has none), no AUGRU.
     let onnx_ok_cfg = valid
         && layers == 1
         && cell.proj_size().is_none()
-        && !(cell.gru().is_some() && cell.has_peephole());
+        && !(cell.gru().is_some() && cell.has_peephole())
+        && !cell.has_attention();
     let peephole = cell.has_peephole();
 
     // ---- ONNX layout ----
@@ -214,10 +215,14 @@ fn run_once(cfg: &RnnConfig, a: &PackedRnn, vals: &mut Values) {
 fn forward(p: &PackedRnn, isa: Isa, shape: SeqShape, x: &[f32], ny: usize, nh: usize) -> (Vec<f32>, Vec<f32>) {
     let p = p.clone().with_isa(Some(isa)).unwrap();
     let (mut y, mut h_n) = (vec![0.0; ny], vec![0.0; nh]);
+    // An AUGRU reads an attention (any fixed one: both packings see the same).
+    let att = vec![0.25f32; shape.steps * shape.batch];
+    let input = SequenceInput::new(x);
+    let input = if p.config().cell.has_attention() { input.with_attention(&att) } else { input };
     p.forward(
         &mut Workspace::new(),
         shape,
-        SequenceInput::new(x),
+        input,
         SequenceOutputMut { y: &mut y, h_n: Some(&mut h_n), c_n: None },
     )
     .expect("forward on valid weights");

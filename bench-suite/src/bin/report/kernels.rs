@@ -28,6 +28,8 @@ pub(crate) struct Kernels<W: WeightType, T: Element> {
     pub(crate) rnn: PackedRnn<W>,
     pub(crate) ws: Workspace,
     pub(crate) x: Vec<T>,
+    /// The AUGRU's attention `[T, B]` in `T` (empty for other cells).
+    pub(crate) att: Vec<T>,
     pub(crate) y: Vec<T>,
 }
 
@@ -37,6 +39,7 @@ impl<W: WeightType, T: Element> Kernels<W, T> {
         isa: Isa,
         rnn: rnn_kernels::Result<PackedRnn<W>>,
         x: Vec<T>,
+        att: Vec<T>,
     ) -> Result<Self, String> {
         let rnn = rnn
             .and_then(|r| r.with_isa(Some(isa)))
@@ -49,6 +52,7 @@ impl<W: WeightType, T: Element> Kernels<W, T> {
             rnn,
             ws: Workspace::new(),
             x,
+            att,
             y: vec![T::default(); s * b * p.shape.hidden],
         })
     }
@@ -56,9 +60,10 @@ impl<W: WeightType, T: Element> Kernels<W, T> {
 
 impl<T: Element> Kernels<T, T> {
     pub(crate) fn new(p: &Problem, isa: Isa) -> Result<Self, String> {
-        // A framework holding T tensors: weights, biases and x all in T.
+        // A framework holding T tensors: weights, biases, x (and attention) all in T.
         let tp = p.typed::<T>();
-        Self::with(p, isa, PackedRnn::<T>::pack(&p.cfg, &[tp.weights()]), tp.x)
+        let rnn = PackedRnn::<T>::pack(&p.cfg, &[tp.weights()]);
+        Self::with(p, isa, rnn, tp.x, tp.att)
     }
 }
 
@@ -68,7 +73,7 @@ fn int8(p: &Problem, isa: Isa, scheme: ActivationQuant) -> Result<Kernels<i8, f3
     let x = p.x_prefix(p.shape.steps).to_vec();
     let rnn =
         PackedRnn::<i8>::pack(&p.cfg, &[p.weights()]).map(|r| r.with_activation_quant(scheme));
-    Kernels::with(p, isa, rnn, x)
+    Kernels::with(p, isa, rnn, x, p.att.clone())
 }
 
 impl<W: WeightType, T: Element> KernelRun for Kernels<W, T> {
@@ -77,7 +82,13 @@ impl<W: WeightType, T: Element> KernelRun for Kernels<W, T> {
             .forward(
                 &mut self.ws,
                 SeqShape::new(steps, self.batch),
-                SequenceInput::new(&self.x[..steps * self.step_in]),
+                {
+                    let input = SequenceInput::new(&self.x[..steps * self.step_in]);
+                    match self.att.is_empty() {
+                        true => input,
+                        false => input.with_attention(&self.att[..steps * self.batch]),
+                    }
+                },
                 SequenceOutputMut {
                     y: &mut self.y[..steps * self.step_out],
                     h_n: None,
@@ -137,7 +148,7 @@ pub(crate) fn reference_y(p: &Problem, k: usize) -> Result<Vec<f32>, String> {
         &p.cfg,
         &[p.weights()],
         SeqShape::new(k, p.shape.batch),
-        SequenceInput::new(p.x_prefix(k)),
+        p.input(k),
     )
     .map(|o| o.y)
     .map_err(|e| format!("reference: {e}"))

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! cargo run --release -p rnn-bench-suite --bin report -- [--quick] [--threads N]
-//!     [--isa avx512bf16|avx512|avx2|portable] [--dtype f32,f16,bf16,int8] [--cells lstm,gru,rnn]
+//!     [--isa avx512bf16|avx512|avx2|portable] [--dtype f32,f16,bf16,int8] [--cells lstm,gru,rnn,augru]
 //!     [--configs BxHxIxT,...] [--pass forward|train] [--json]
 //! ```
 //!
@@ -150,6 +150,12 @@ fn run(o: &Opts) -> Result<(), String> {
             let base = pool.install(|| measure_baseline(&e, cell, shape, o.pass))?;
             let mut f32_s = None;
             for &dtype in &o.dtypes {
+                if cell == rnn_bench_suite::Cell::Augru
+                    && matches!(dtype, Dtype::Int8 | Dtype::Int8Reduced)
+                {
+                    progress("augru: the int8 path has no AUGRU, skipped");
+                    continue;
+                }
                 progress(&format!(
                     "{} {} {} ...",
                     cell.name(),
