@@ -3,8 +3,8 @@
 
 use rnn_reference::quant::ActivationQuant;
 use rnn_reference::{
-    check_attention, check_len, check_seq_lens, Direction, Error, RnnConfig, SeqDims, SeqShape,
-    SequenceInput, TensorLayout,
+    check_len, check_seq_lens, check_sequence_attention, Direction, Error, RnnConfig, SeqDims,
+    SeqShape, SequenceInput, TensorLayout,
 };
 
 use crate::arch::{DotFn, DotJob};
@@ -449,13 +449,7 @@ pub(crate) fn check_call<T>(
         }
     }
     check_seq_lens(input.seq_lens, &shape)?;
-    let att_shape = match shape.layout {
-        TensorLayout::BatchMajor => "[B, T]",
-        TensorLayout::TimeMajor => "[T, B]",
-    };
-    // Fits: x holds steps * batch * input_size elements.
-    let att = input.attention.map(<[T]>::len);
-    check_attention(cfg, att, shape.steps * shape.batch, att_shape)?;
+    check_sequence_attention(cfg, &shape, input.attention.map(<[T]>::len))?;
     Ok(dims)
 }
 

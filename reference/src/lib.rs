@@ -37,7 +37,7 @@ pub use output::{
     output_layer, output_layer_backward, OutputActivation, OutputConfig, OutputLayerGrads,
 };
 pub use real::Real;
-pub use sequence::{forward, SequenceInput, SequenceOutput};
+pub use sequence::{check_sequence_attention, forward, SequenceInput, SequenceOutput};
 
 pub use cell_kind::{CellKind, GateCoupling, GruVariant, LstmVariant, RnnActivation, RnnVariant};
 pub use error::{Error, Result};

@@ -74,9 +74,20 @@ pub struct SequenceOutput<T> {
     pub c_n: Vec<T>,
 }
 
-/// `T * B`, the length of an attention input.
-pub(crate) fn steps_x_batch(shape: &SeqShape) -> Result<usize> {
-    checked_product("attention", "steps * batch", &[shape.steps, shape.batch])
+/// Checks a sequence's attention input of `len` values (`None`: absent) with
+/// [`check_attention`]: `T * B` values, `[T, B]` or, batch-major, `[B, T]`. The check
+/// every sequence API (forward, backward, the kernels' too) shares.
+pub fn check_sequence_attention(
+    cfg: &RnnConfig,
+    shape: &SeqShape,
+    len: Option<usize>,
+) -> Result<()> {
+    let layout = match shape.layout {
+        TensorLayout::BatchMajor => "[B, T]",
+        TensorLayout::TimeMajor => "[T, B]",
+    };
+    let n = checked_product("attention", "steps * batch", &[shape.steps, shape.batch])?;
+    check_attention(cfg, len, n, layout)
 }
 
 /// Runs the whole network over a sequence.
@@ -119,16 +130,7 @@ pub fn forward<T: Real>(
         }
         None => {}
     }
-    let att_shape = match shape.layout {
-        TensorLayout::BatchMajor => "[B, T]",
-        TensorLayout::TimeMajor => "[T, B]",
-    };
-    check_attention(
-        cfg,
-        input.attention.map(<[T]>::len),
-        steps_x_batch(&shape)?,
-        att_shape,
-    )?;
+    check_sequence_attention(cfg, &shape, input.attention.map(<[T]>::len))?;
 
     let (steps, batch) = (shape.steps, shape.batch);
     let (nd, hid, ho) = (cfg.num_directions(), cfg.hidden_size, cfg.output_size());

@@ -17,11 +17,10 @@
 mod cells;
 pub(crate) mod tape;
 
-use crate::cell::check_attention;
 use crate::error::{Error, Result};
 use crate::real::Real;
-use crate::sequence::steps_x_batch;
-use crate::spec::{check_len, check_seq_lens, Direction, RnnConfig, SeqShape, TensorLayout};
+use crate::sequence::check_sequence_attention;
+use crate::spec::{check_len, check_seq_lens, Direction, RnnConfig, SeqShape};
 use crate::weights::{check_weights, export_onnx, views, LayerWeights, OwnedLayerWeights};
 use crate::{OwnedOnnxWeights, SequenceInput};
 
@@ -126,12 +125,7 @@ fn check<T>(
             None => {}
         }
     }
-    let att_shape = match shape.layout {
-        TensorLayout::BatchMajor => "[B, T]",
-        TensorLayout::TimeMajor => "[T, B]",
-    };
-    let n = steps_x_batch(&shape)?;
-    check_attention(cfg, input.attention.map(<[T]>::len), n, att_shape)
+    check_sequence_attention(cfg, &shape, input.attention.map(<[T]>::len))
 }
 
 /// Zeros shaped like `w` (same optional parts).
