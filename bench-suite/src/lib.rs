@@ -16,7 +16,9 @@ mod unfused;
 
 pub use configs::{flops, step_flops, BenchConfig, Cell, CELLS, CONFIGS};
 pub use probes::{dot_bf16_peak_gflops, dot_u8i8_peak_gops, fma_peak_gflops, PROBE_ACCUMULATORS};
-pub use problems::{max_abs_diff, round_through, to_elem, to_f32, Problem, TypedProblem};
+pub use problems::{
+    max_abs_diff, round_through, sequence_input, to_elem, to_f32, Problem, TypedProblem,
+};
 /// The deterministic generator of the problems (the workspace test kit's).
 pub use rnn_reference::testkit::SplitMix64;
 pub use timing::{huge_page_buffer, median, time_median, Repeats};

@@ -79,25 +79,27 @@ impl Problem {
         &self.x[..steps.min(self.shape.steps) * self.shape.batch * self.shape.input]
     }
 
-    /// The first `steps` steps of the attention (`[steps, B]`; empty for other cells).
-    pub fn att_prefix(&self, steps: usize) -> &[f32] {
-        let n = steps.min(self.shape.steps) * self.shape.batch;
-        &self.att[..n.min(self.att.len())]
-    }
-
     /// The sequence input of the first `steps` steps: `x`, and the attention for an
     /// AUGRU.
     pub fn input(&self, steps: usize) -> SequenceInput<'_, f32> {
-        let input = SequenceInput::new(self.x_prefix(steps));
-        match self.cell {
-            Cell::Augru => input.with_attention(self.att_prefix(steps)),
-            _ => input,
-        }
+        let rows = steps.min(self.shape.steps) * self.shape.batch;
+        sequence_input(self.x_prefix(steps), &self.att, rows)
     }
 
     /// Length of `y` for `steps` steps: `steps * B * H`.
     pub fn y_len(&self, steps: usize) -> usize {
         steps * self.shape.batch * self.shape.hidden
+    }
+}
+
+/// The sequence input `x`, with the first `rows` (`steps * B`) values of `att` as the
+/// attention unless `att` is empty (every cell but the AUGRU).
+pub fn sequence_input<'a, T>(x: &'a [T], att: &'a [T], rows: usize) -> SequenceInput<'a, T> {
+    let input = SequenceInput::new(x);
+    if att.is_empty() {
+        input
+    } else {
+        input.with_attention(&att[..rows])
     }
 }
 
@@ -181,11 +183,6 @@ impl<T> TypedProblem<T> {
     /// The first `steps` steps of `x` (`[steps, B, I]`).
     pub fn x_prefix(&self, steps: usize) -> &[T] {
         &self.x[..steps.min(self.steps) * self.batch * self.input]
-    }
-
-    /// The first `steps` steps of the attention (`[steps, B]`), if the cell has one.
-    pub fn att_prefix(&self, steps: usize) -> Option<&[T]> {
-        (!self.att.is_empty()).then(|| &self.att[..steps.min(self.steps) * self.batch])
     }
 }
 

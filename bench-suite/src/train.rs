@@ -4,12 +4,12 @@
 
 use rnn_kernels::{
     Activations, Element, GradientsMut, Isa, LayerGradsMut, OutputGrads, PackedRnn, SeqShape,
-    SequenceInput, SequenceOutputMut, TrainingWorkspace,
+    SequenceOutputMut, TrainingWorkspace,
 };
 use rnn_reference::testkit::SplitMix64;
 
 use crate::configs::{BenchConfig, Cell};
-use crate::problems::{to_elem, Problem};
+use crate::problems::{sequence_input, to_elem, Problem};
 
 /// FLOPs of a training step (training forward + backward), products only: the forward's
 /// `2·T·B·G·H·(I+H)` plus the backward's four products (`∂h` through `W_hhᵀ` per step
@@ -89,13 +89,7 @@ impl<T: Element> Trainer<T> {
             .forward_train(
                 &mut self.tws,
                 shape,
-                {
-                    let input = SequenceInput::new(&self.x[..n_in]);
-                    match self.att.is_empty() {
-                        true => input,
-                        false => input.with_attention(&self.att[..steps * self.batch]),
-                    }
-                },
+                sequence_input(&self.x[..n_in], &self.att, steps * self.batch),
                 SequenceOutputMut {
                     y: &mut self.y[..n_out],
                     h_n: None,

@@ -1,7 +1,7 @@
 //! The kernels under test, per dtype and pass, and the reference they are checked
 //! against.
 
-use rnn_bench_suite::{reference_grads, to_f32, Problem, Trainer};
+use rnn_bench_suite::{reference_grads, sequence_input, to_f32, Problem, Trainer};
 use rnn_kernels::half::{bf16, f16};
 use rnn_kernels::{
     ActivationQuant, Activations, Element, Isa, PackedRnn, SeqShape, SequenceInput,
@@ -82,13 +82,11 @@ impl<W: WeightType, T: Element> KernelRun for Kernels<W, T> {
             .forward(
                 &mut self.ws,
                 SeqShape::new(steps, self.batch),
-                {
-                    let input = SequenceInput::new(&self.x[..steps * self.step_in]);
-                    match self.att.is_empty() {
-                        true => input,
-                        false => input.with_attention(&self.att[..steps * self.batch]),
-                    }
-                },
+                sequence_input(
+                    &self.x[..steps * self.step_in],
+                    &self.att,
+                    steps * self.batch,
+                ),
                 SequenceOutputMut {
                     y: &mut self.y[..steps * self.step_out],
                     h_n: None,
