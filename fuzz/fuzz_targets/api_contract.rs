@@ -440,11 +440,13 @@ fn onnx(u: &mut Unstructured<'_>, cfg: &RnnConfig) -> Result<()> {
     let b_len = { let want = u.arbitrary::<bool>()?; opt_len(u, prod(&[d, 2, g, h]), want)? };
     let peephole = cfg.cell.has_peephole();
     let p_len = opt_len(u, prod(&[d, 3, h]), peephole)?;
-    // ONNX: one layer, no projection, no peephole GRU (ONNX's GRU has none), no AUGRU.
+    // ONNX: one layer, no projection, no peephole GRU (ONNX's GRU has none), no AUGRU,
+    // no CIFG.
     let onnx_cfg_ok = cfg.num_layers == 1
         && cfg.cell.proj_size().is_none()
         && !(cfg.cell.gru().is_some() && peephole)
-        && !cfg.cell.has_attention();
+        && !cfg.cell.has_attention()
+        && !cfg.cell.cifg();
     let expect_ok = valid
         && onnx_cfg_ok
         && Some(w_len) == prod(&[d, g, h, i])

@@ -83,12 +83,14 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     let mut vals = Values { rng: SplitMix64::new(u.arbitrary()?), mode: u.int_in_range(0..=3)? };
     let valid = cfg.validate().is_ok();
     let (d, g) = (cfg.num_directions(), cfg.gates());
-    // ONNX: one layer, no projection, no peephole GRU (ONNX's GRU has none), no AUGRU.
+    // ONNX: one layer, no projection, no peephole GRU (ONNX's GRU has none), no AUGRU,
+    // no CIFG.
     let onnx_ok_cfg = valid
         && layers == 1
         && cell.proj_size().is_none()
         && !(cell.gru().is_some() && cell.has_peephole())
-        && !cell.has_attention();
+        && !cell.has_attention()
+        && !cell.cifg();
     let peephole = cell.has_peephole();
 
     // ---- ONNX layout ----

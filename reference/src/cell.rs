@@ -1,7 +1,9 @@
 //! One time step of one layer and direction, for a batch: `(x_t, h_{t-1}, c_{t-1}) ->
 //! (h_t, c_t)`, following the equations of the golden README line by line.
 
-use crate::cell_kind::{CellKind, GruVariant, LstmVariant, RnnActivation, RnnVariant};
+use crate::cell_kind::{
+    CellKind, GateCoupling, GruVariant, LstmBlocks, LstmVariant, RnnActivation, RnnVariant,
+};
 use crate::error::{checked_product, Error, Result};
 use crate::real::Real;
 use crate::spec::{check_len, Direction, RnnConfig};
@@ -149,29 +151,41 @@ pub fn step_with_attention<T: Real>(
                     });
                 }
             }
-            CellKind::Lstm(LstmVariant { proj_size, .. }) => {
-                let coupled = cfg.cell.input_forget();
+            CellKind::Lstm(v @ LstmVariant { proj_size, .. }) => {
+                let blk = LstmBlocks::of(&v);
                 let cb = &c.expect("checked above")[b * hid..(b + 1) * hid];
-                // Peephole terms p ⊙ c for (i, f, o). Absent peepholes contribute no term
-                // at all (not 0 * c, which would turn an infinite c into NaN where
-                // PyTorch, which has no such term, gives a finite h).
-                let pc = |k: usize, j: usize, c: T| {
-                    weights.peephole.map_or(T::ZERO, |p| p[k * hid + j] * c)
+                // The clipped pre-activation of gate block `k` for unit `j`, with the
+                // peephole term p ⊙ c of peephole block `pk`. Absent peepholes
+                // contribute no term at all (not 0 * c, which would turn an infinite c
+                // into NaN where PyTorch, which has no such term, gives a finite h).
+                let gate = |k: usize, pk: usize, j: usize, c: T| {
+                    let r = k * hid + j;
+                    let z = g.x_part(r, xb) + g.h_part(r, hq);
+                    cl(weights.peephole.map_or(z, |p| z + p[pk * hid + j] * c))
                 };
                 // m = o ⊙ tanh(c'), the unprojected output.
                 let mut m = Vec::with_capacity(hid);
                 for (j, &c_old) in cb.iter().enumerate() {
-                    let (ri, rf, rg, ro) = (j, hid + j, 2 * hid + j, 3 * hid + j);
-                    let i = cl(g.x_part(ri, xb) + g.h_part(ri, hq) + pc(0, j, c_old)).sigmoid();
-                    // ONNX `input_forget`: f = 1 − i; the forget gate's row is unused.
-                    let f = if coupled {
-                        T::ONE - i
-                    } else {
-                        cl(g.x_part(rf, xb) + g.h_part(rf, hq) + pc(1, j, c_old)).sigmoid()
+                    let (i, f) = match blk.i.zip(blk.p_i) {
+                        // TFLite's CIFG: i = 1 − f; there is no input gate row.
+                        None => {
+                            let f = gate(blk.f, blk.p_f, j, c_old).sigmoid();
+                            (T::ONE - f, f)
+                        }
+                        // ONNX `input_forget`: f = 1 − i; the forget gate's row is unused.
+                        Some((ki, pi)) if v.coupling == GateCoupling::InputForget => {
+                            let i = gate(ki, pi, j, c_old).sigmoid();
+                            (i, T::ONE - i)
+                        }
+                        Some((ki, pi)) => (
+                            gate(ki, pi, j, c_old).sigmoid(),
+                            gate(blk.f, blk.p_f, j, c_old).sigmoid(),
+                        ),
                     };
-                    let gg = cl(g.x_part(rg, xb) + g.h_part(rg, hq)).tanh();
+                    let r = blk.g * hid + j;
+                    let gg = cl(g.x_part(r, xb) + g.h_part(r, hq)).tanh();
                     let c_new = f * c_old + i * gg;
-                    let o = cl(g.x_part(ro, xb) + g.h_part(ro, hq) + pc(2, j, c_new)).sigmoid();
+                    let o = gate(blk.o, blk.p_o, j, c_new).sigmoid();
                     out.c.push(c_new);
                     m.push(o * c_new.tanh());
                 }

@@ -70,9 +70,53 @@ pub enum GateCoupling {
     /// four gate blocks; the forget gate's weights, biases and peephole are unused (their
     /// gradients are zero).
     InputForget,
-    /// TFLite's CIFG ("coupled input and forget gate"): the forget gate is computed,
-    /// and `i = 1 − f`. There are no input-gate weights: three gate blocks (f, g, o).
+    /// TFLite's CIFG ("coupled input and forget gate"): the forget gate is computed
+    /// (its peephole and clip included), and `i = 1 − f`, so `c' = f ⊙ c + (1 − f) ⊙
+    /// g`. There are no input-gate weights: three gate blocks (f, g, o) in `W_ih`,
+    /// `W_hh` and the biases, and peepholes `[2*H]` (f, o).
     Cifg,
+}
+
+/// Where an LSTM variant keeps each gate: the block of the stacked `[G*H]` rows and
+/// the block of the peephole vector (CIFG has neither for the input gate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LstmBlocks {
+    /// Gate blocks of i (`None` for CIFG), f, g, o.
+    pub(crate) i: Option<usize>,
+    pub(crate) f: usize,
+    pub(crate) g: usize,
+    pub(crate) o: usize,
+    /// Peephole blocks of i (`None` for CIFG), f, o.
+    pub(crate) p_i: Option<usize>,
+    pub(crate) p_f: usize,
+    pub(crate) p_o: usize,
+}
+
+impl LstmBlocks {
+    /// The blocks of `v`: i, f, g, o and peepholes i, f, o; CIFG f, g, o and f, o.
+    pub(crate) fn of(v: &LstmVariant) -> Self {
+        if v.coupling == GateCoupling::Cifg {
+            LstmBlocks {
+                i: None,
+                f: 0,
+                g: 1,
+                o: 2,
+                p_i: None,
+                p_f: 0,
+                p_o: 1,
+            }
+        } else {
+            LstmBlocks {
+                i: Some(0),
+                f: 1,
+                g: 2,
+                o: 3,
+                p_i: Some(0),
+                p_f: 1,
+                p_o: 2,
+            }
+        }
+    }
 }
 
 /// Options of the GRU. `Default` is ONNX's default form (reset before the product);
@@ -171,6 +215,12 @@ impl CellKind {
             .is_some_and(|v| v.coupling == GateCoupling::InputForget)
     }
 
+    /// Whether the LSTM is TFLite's CIFG (`i = 1 − f`, no input-gate weights).
+    pub fn cifg(&self) -> bool {
+        self.lstm()
+            .is_some_and(|v| v.coupling == GateCoupling::Cifg)
+    }
+
     /// Whether the cell is an AUGRU (a GRU with `attention`): it takes an attention
     /// input, one value per row and step.
     pub fn has_attention(&self) -> bool {
@@ -182,8 +232,8 @@ impl CellKind {
         self.lstm().and_then(|v| v.proj_size)
     }
 
-    /// Whether the cell has peephole weights (LSTM: `[3*H]` in order i, f, o; GRU:
-    /// `[2*H]` in order r, z).
+    /// Whether the cell has peephole weights (LSTM: `[3*H]` in order i, f, o, CIFG
+    /// `[2*H]` in order f, o; GRU: `[2*H]` in order r, z).
     pub fn has_peephole(&self) -> bool {
         match self {
             CellKind::Lstm(v) => v.peephole,
@@ -196,7 +246,6 @@ impl CellKind {
     /// (the fields exist so that adding them is not a breaking change).
     pub fn unimplemented_option(&self) -> Option<&'static str> {
         match self {
-            CellKind::Lstm(v) if v.coupling == GateCoupling::Cifg => Some("coupling: Cifg"),
             CellKind::Lstm(v) if v.layer_norm => Some("layer_norm"),
             _ => None,
         }

@@ -1,7 +1,7 @@
 //! The problem vocabulary shared by the reference and the kernels: which cell, which
 //! sizes, which direction and tensor layout. Nothing here computes anything.
 
-use crate::cell_kind::CellKind;
+use crate::cell_kind::{CellKind, GateCoupling};
 use crate::error::{checked_product, Error, Result};
 
 /// Which way(s) the sequence is run.
@@ -248,7 +248,14 @@ impl RnnConfig {
             bias: gh,
             w_hr: self.cell.proj_size().map(|p| p.saturating_mul(h)),
             peephole: match self.cell {
-                CellKind::Lstm(v) if v.peephole => Some(3usize.saturating_mul(h)),
+                CellKind::Lstm(v) if v.peephole => {
+                    let blocks: usize = if v.coupling == GateCoupling::Cifg {
+                        2
+                    } else {
+                        3
+                    };
+                    Some(blocks.saturating_mul(h))
+                }
                 CellKind::Gru(v) if v.peephole => Some(2usize.saturating_mul(h)),
                 _ => None,
             },
@@ -268,8 +275,8 @@ pub struct WeightLens {
     pub bias: usize,
     /// `w_hr`: `H_out x H` (projected LSTM only).
     pub w_hr: Option<usize>,
-    /// Peephole: `3*H` in order (i, f, o) for a peephole LSTM, `2*H` in order (r, z)
-    /// for a peephole GRU.
+    /// Peephole: `3*H` in order (i, f, o) for a peephole LSTM (`2*H`, (f, o), for
+    /// CIFG), `2*H` in order (r, z) for a peephole GRU.
     pub peephole: Option<usize>,
     /// Layer-norm scales `G*H`, per gate block (layer-norm LSTM only).
     pub layer_norm: Option<usize>,

@@ -374,5 +374,13 @@ fn check_onnx_cfg(cfg: &RnnConfig) -> Result<()> {
             format!("{:?}", cfg.cell),
         ));
     }
+    if cfg.cell.cifg() {
+        return Err(Error::invalid(
+            "cell",
+            "an LSTM with four gate blocks (ONNX has no CIFG; its `input_forget` keeps \
+             the input gate and drops the forget gate)",
+            format!("{:?}", cfg.cell),
+        ));
+    }
     Ok(())
 }

@@ -85,6 +85,48 @@ fn lstm_input_forget_step_by_hand() {
     close(&out.h, &[h_new], "h");
 }
 
+/// TFLite's CIFG LSTM step by hand (one unit, peepholes): three gate blocks (f, g, o),
+/// peepholes (f, o), `i = 1 − f`; every pre-activation inside the sigmoid's steep
+/// part, so no term hides in a saturated gate. Then without peepholes, where the step
+/// must equal ONNX's `input_forget` LSTM whose input gate carries the negated forget
+/// weights (`σ(−z) = 1 − σ(z)`): the two couplings mirror each other.
+#[test]
+fn lstm_cifg_step_by_hand() {
+    let cfg = RnnConfig::new(variants::lstm_cifg(true, None), 1, 1);
+    // Gate rows f, g, o.
+    let (w_ih, w_hh) = ([0.5, -0.75, 0.25], [-0.5, 0.625, 0.375]);
+    let (b_ih, b_hh) = ([0.125, 0.25, -0.125], [0.0625, -0.25, 0.5]);
+    let p = [0.3, -0.4]; // f, o
+    let mut w = rnn_reference::LayerWeights::new(&w_ih[..], &w_hh[..]).with_bias(&b_ih, &b_hh);
+    w.peephole = Some(&p);
+    let (x, h, c) = (0.8, -0.6, 0.9);
+    let out = step(&cfg, &w, 1, &[x], &[h], Some(&[c])).unwrap();
+    let pre = |r: usize| w_ih[r] * x + w_hh[r] * h + b_ih[r] + b_hh[r];
+    let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let (pf, pg) = (pre(0) + p[0] * c, pre(1));
+    let (f, g) = (sig(pf), pg.tanh());
+    let c_new = f * c + (1.0 - f) * g;
+    let po = pre(2) + p[1] * c_new;
+    let h_new = sig(po) * c_new.tanh();
+    for v in [pf, pg, po] {
+        assert!(v.abs() < 1.5, "{v}: a gate saturates");
+    }
+    close(&out.c, &[c_new], "c");
+    close(&out.h, &[h_new], "h");
+
+    // Without peepholes: ONNX's `input_forget` with i's rows = −(CIFG's f rows).
+    let cifg = RnnConfig::new(variants::lstm_cifg(false, None), 1, 1);
+    let w = rnn_reference::LayerWeights::new(&w_ih[..], &w_hh[..]).with_bias(&b_ih, &b_hh);
+    let mirror = |v: &[f64]| [-v[0], 9.0, v[1], v[2]];
+    let (m_ih, m_hh, m_bi, m_bh) = (mirror(&w_ih), mirror(&w_hh), mirror(&b_ih), mirror(&b_hh));
+    let coupled = RnnConfig::new(variants::lstm_input_forget(false), 1, 1);
+    let wc = rnn_reference::LayerWeights::new(&m_ih[..], &m_hh[..]).with_bias(&m_bi, &m_bh);
+    let a = step(&cifg, &w, 1, &[x], &[h], Some(&[c])).unwrap();
+    let b = step(&coupled, &wc, 1, &[x], &[h], Some(&[c])).unwrap();
+    close(&a.c, &b.c, "c (CIFG vs input_forget)");
+    close(&a.h, &b.h, "h (CIFG vs input_forget)");
+}
+
 /// The LSTM step by hand, with peepholes, a projection and a clip: once with a clip
 /// that clips nothing (every pre-activation is asserted well inside it, where the
 /// sigmoid's slope is above 0.1, so no saturated gate hides a peephole or a bias), once

@@ -20,8 +20,8 @@ use rnn_reference::{CellKind, Error, LayerWeights, RnnConfig};
 use crate::arch::Backend;
 use crate::element::{Element, Storage};
 use crate::kernel::walk_i8::Q8Scratch;
-use crate::kernel::Rows;
-use crate::pack::padded;
+use crate::kernel::{Epilogue, Rows};
+use crate::pack::{padded, Panels};
 use crate::parallel::Team;
 use crate::simd::{math, V16};
 use crate::Result;
@@ -131,6 +131,112 @@ impl<W: Storage> CellWeights<W> {
                 CellWeights::Lstm(w) => lstm::Lstm::step::<B, W>(w, s, team),
                 CellWeights::Gru(w) => gru::Gru::step::<B, W>(w, s, team),
             }
+        }
+    }
+}
+
+/// Three gates of a recurrent matrix (the GRU's r, z, n; CIFG's f, g, o): one tile per
+/// panel, or two for paired (bf16) storage, so that no vector widens alone.
+#[derive(Clone)]
+pub(crate) enum ThreeGates<W: Storage> {
+    One(Panels<W, 3>),
+    Two(Panels<W, 6>),
+}
+
+impl<W: Storage> ThreeGates<W> {
+    /// Packs gate blocks 0, 1, 2 of `w` (`[3*units, k]`).
+    fn pack<S: Element>(w: &[S], units: usize, k: usize) -> Self {
+        let gates = [0, 1, 2];
+        if W::PAIRED {
+            ThreeGates::Two(Panels::pack(w, units, k, &gates))
+        } else {
+            ThreeGates::One(Panels::pack(w, units, k, &gates))
+        }
+    }
+
+    /// Panels of the packing.
+    fn panels(&self) -> usize {
+        match self {
+            ThreeGates::One(p) => p.panels(),
+            ThreeGates::Two(p) => p.panels(),
+        }
+    }
+
+    /// Packed columns (the `k` of the transposed matrix).
+    pub(crate) fn cols(&self) -> usize {
+        match self {
+            ThreeGates::One(p) => p.cols(),
+            ThreeGates::Two(p) => p.cols(),
+        }
+    }
+
+    /// Writes the transpose of the packing into `dst` (see
+    /// [`transpose_panels`](crate::pack::runtime::transpose_panels), `k0 = 0`, columns
+    /// as they are).
+    ///
+    /// # Safety
+    /// As for `transpose_panels`, with `dst_k >= self.cols()`.
+    pub(crate) unsafe fn transpose_into(&self, dst: *mut f32, dst_k: usize)
+    where
+        W: Element,
+    {
+        // SAFETY: forwarded contract.
+        unsafe {
+            match self {
+                ThreeGates::One(p) => {
+                    crate::pack::runtime::transpose_panels(p, dst, dst_k, 0, |u| u)
+                }
+                ThreeGates::Two(p) => {
+                    crate::pack::runtime::transpose_panels(p, dst, dst_k, 0, |u| u)
+                }
+            }
+        }
+    }
+}
+
+/// An epilogue of three gates written per 16-unit tile (the GRU's r, z, n; CIFG's f, g,
+/// o); [`PerTile`] runs it over panels of one tile or of two.
+pub(crate) trait TileEpilogue: Sync {
+    /// One tile: `acc` holds the three gates' recurrent products.
+    ///
+    /// # Safety
+    /// As for [`Epilogue::finish`], for the tile `tile` (of padded rows).
+    unsafe fn tile<V: V16>(&self, row: usize, tile: usize, acc: &[V; 3]);
+
+    /// Prefetches what `tiles` tiles from `tile` of `row` read.
+    fn prefetch_tiles(&self, row: usize, tile: usize, tiles: usize);
+}
+
+/// A [`TileEpilogue`] as the epilogue of panels of one tile (`NP = 3`) or of two
+/// (`NP = 6`, paired storage: tiles `2 panel` and `2 panel + 1`; state rows are padded
+/// to 4 tiles, so both exist).
+pub(crate) struct PerTile<E>(pub(crate) E);
+
+impl<V: V16, E: TileEpilogue> Epilogue<V, 3> for PerTile<E> {
+    #[inline(always)]
+    fn prefetch(&self, row: usize, tile: usize) {
+        self.0.prefetch_tiles(row, tile, 1);
+    }
+
+    #[inline(always)]
+    unsafe fn finish(&self, row: usize, tile: usize, acc: &[V; 3]) {
+        // SAFETY: forwarded contract.
+        unsafe { self.0.tile(row, tile, acc) }
+    }
+}
+
+impl<V: V16, E: TileEpilogue> Epilogue<V, 6> for PerTile<E> {
+    #[inline(always)]
+    fn prefetch(&self, row: usize, panel: usize) {
+        self.0.prefetch_tiles(row, 2 * panel, 2);
+    }
+
+    #[inline(always)]
+    unsafe fn finish(&self, row: usize, panel: usize, acc: &[V; 6]) {
+        // SAFETY: forwarded contract; the padded rows hold both tiles.
+        unsafe {
+            self.0.tile(row, 2 * panel, &[acc[0], acc[1], acc[2]]);
+            self.0.tile(row, 2 * panel + 1, &[acc[3], acc[4], acc[5]]);
         }
     }
 }

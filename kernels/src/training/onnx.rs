@@ -56,6 +56,13 @@ fn check(cfg: &RnnConfig, out: &OnnxGradsMut<'_>) -> Result<()> {
             actual: format!("{:?}", cfg.cell),
         });
     }
+    if cfg.cell.cifg() {
+        return Err(Error::Invalid {
+            arg: "cell".into(),
+            expected: "an LSTM with four gate blocks (ONNX has no CIFG)".into(),
+            actual: format!("{:?}", cfg.cell),
+        });
+    }
     let (d, gh, h) = (
         cfg.num_directions(),
         cfg.gates() * cfg.hidden_size,

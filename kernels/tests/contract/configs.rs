@@ -76,10 +76,6 @@ fn config_errors() {
     for cell in [
         CellKind::Lstm(coupled_projected),
         CellKind::Lstm(LstmVariant {
-            coupling: GateCoupling::Cifg,
-            ..Default::default()
-        }),
-        CellKind::Lstm(LstmVariant {
             layer_norm: true,
             ..Default::default()
         }),
@@ -196,6 +192,19 @@ fn onnx_errors() {
         (
             RnnConfig::new(super::variants::augru(true), 3, 4),
             OnnxWeights { p: None, ..ok },
+            "cell",
+            Want::Invalid,
+        ),
+        // Nor a CIFG (TFLite's coupling), with or without peepholes.
+        (
+            RnnConfig::new(super::variants::lstm_cifg(false, None), 3, 4),
+            OnnxWeights { p: None, ..ok },
+            "cell",
+            Want::Invalid,
+        ),
+        (
+            RnnConfig::new(super::variants::lstm_cifg(true, None), 3, 4),
+            ok,
             "cell",
             Want::Invalid,
         ),

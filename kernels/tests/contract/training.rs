@@ -240,6 +240,13 @@ fn backward_onnx_errors() {
             |_| {},
             Want::Invalid,
         ),
+        // ONNX has no CIFG.
+        (
+            "cell",
+            RnnConfig::new(super::variants::lstm_cifg(false, None), 3, 4),
+            |_| {},
+            Want::Invalid,
+        ),
     ];
     for &(arg, cfg, mistake, want) in rows {
         let (rnn, mut tws) = trained(&cfg, shape);

@@ -3,7 +3,9 @@
 //! `x_t`, `h_{t-1}` and `c_{t-1}`. Follows the equations of the golden README line by
 //! line, in the order the forward computed them, reversed.
 
-use crate::cell_kind::{CellKind, GruVariant, LstmVariant, RnnActivation, RnnVariant};
+use crate::cell_kind::{
+    CellKind, GateCoupling, GruVariant, LstmBlocks, LstmVariant, RnnActivation, RnnVariant,
+};
 use crate::real::Real;
 use crate::spec::RnnConfig;
 use crate::weights::{LayerWeights, OwnedLayerWeights};
@@ -94,7 +96,8 @@ pub(crate) fn row_backward<T: Real>(
             }
             d_h.clone_from(&d_x);
         }
-        CellKind::Lstm(LstmVariant { proj_size, .. }) => {
+        CellKind::Lstm(v @ LstmVariant { proj_size, .. }) => {
+            let blk = LstmBlocks::of(&v);
             // h = W_hr m (projection) or h = m.
             let dm: Vec<T> = match proj_size {
                 Some(_) => {
@@ -112,37 +115,52 @@ pub(crate) fn row_backward<T: Real>(
                 None => dh.to_vec(),
             };
             out.max_inner = max_abs(&dm);
-            let coupled = cfg.cell.input_forget();
             let p = |k: usize, j: usize| w.peephole.map_or(T::ZERO, |p| p[k * hid + j]);
             for j in 0..hid {
-                let (ri, rf, rg, ro) = (j, hid + j, 2 * hid + j, 3 * hid + j);
-                let (i, f, gg, o) = (s.act[ri], s.act[rf], s.act[rg], s.act[ro]);
+                let (rf, rg, ro) = (blk.f * hid + j, blk.g * hid + j, blk.o * hid + j);
+                let (f, gg, o) = (s.act[rf], s.act[rg], s.act[ro]);
                 let (c_old, c_new) = (s.c[j], s.extra[j]);
                 let tc = c_new.tanh();
                 // m = o ⊙ tanh(c'); o sees c' through its peephole.
                 let d_o = gate_grad(dm[j] * tc, s.pre[ro], o, Act::Sigmoid, cl);
-                let dcn = dc[j] + dm[j] * o * (T::ONE - tc * tc) + d_o * p(2, j);
+                let dcn = dc[j] + dm[j] * o * (T::ONE - tc * tc) + d_o * p(blk.p_o, j);
                 out.max_inner = out.max_inner.max(dcn.to_f64().abs());
                 // c' = f ⊙ c + i ⊙ g; i and f see c through their peepholes. Coupled
                 // (`input_forget`, f = 1 − i): c' = c + i ⊙ (g − c), and the forget
-                // row acts nowhere (zero gradient).
-                let (d_i, d_f) = if coupled {
-                    let d_i = gate_grad(dcn * (gg - c_old), s.pre[ri], i, Act::Sigmoid, cl);
-                    (d_i, T::ZERO)
-                } else {
-                    (
-                        gate_grad(dcn * gg, s.pre[ri], i, Act::Sigmoid, cl),
-                        gate_grad(dcn * c_old, s.pre[rf], f, Act::Sigmoid, cl),
-                    )
+                // row acts nowhere (zero gradient). CIFG (i = 1 − f): c' = g + f ⊙
+                // (c − g), and there is no input gate row.
+                let (i, d_i, d_f) = match blk.i {
+                    None => {
+                        let d_f = gate_grad(dcn * (c_old - gg), s.pre[rf], f, Act::Sigmoid, cl);
+                        (T::ONE - f, T::ZERO, d_f)
+                    }
+                    Some(ki) => {
+                        let (ri, i) = (ki * hid + j, s.act[ki * hid + j]);
+                        let (d_i, d_f) = if v.coupling == GateCoupling::InputForget {
+                            let d_i = gate_grad(dcn * (gg - c_old), s.pre[ri], i, Act::Sigmoid, cl);
+                            (d_i, T::ZERO)
+                        } else {
+                            (
+                                gate_grad(dcn * gg, s.pre[ri], i, Act::Sigmoid, cl),
+                                gate_grad(dcn * c_old, s.pre[rf], f, Act::Sigmoid, cl),
+                            )
+                        };
+                        d_x[ri] = d_i;
+                        d_h[ri] = d_i;
+                        (i, d_i, d_f)
+                    }
                 };
                 let d_g = gate_grad(dcn * i, s.pre[rg], gg, Act::Tanh, cl);
-                out.dc[j] = dcn * f + d_i * p(0, j) + d_f * p(1, j);
+                let d_ip = blk.p_i.map_or(T::ZERO, |pi| d_i * p(pi, j));
+                out.dc[j] = dcn * f + d_ip + d_f * p(blk.p_f, j);
                 if let Some(gp) = g.peephole.as_mut() {
-                    gp[j] += d_i * c_old;
-                    gp[hid + j] += d_f * c_old;
-                    gp[2 * hid + j] += d_o * c_new;
+                    if let Some(pi) = blk.p_i {
+                        gp[pi * hid + j] += d_i * c_old;
+                    }
+                    gp[blk.p_f * hid + j] += d_f * c_old;
+                    gp[blk.p_o * hid + j] += d_o * c_new;
                 }
-                for (r, d) in [(ri, d_i), (rf, d_f), (rg, d_g), (ro, d_o)] {
+                for (r, d) in [(rf, d_f), (rg, d_g), (ro, d_o)] {
                     d_x[r] = d;
                     d_h[r] = d;
                 }

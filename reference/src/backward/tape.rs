@@ -4,7 +4,9 @@
 //! bit-identical to [`forward`](crate::forward)'s (a test checks it).
 
 use crate::cell::dot;
-use crate::cell_kind::{CellKind, GruVariant, LstmVariant, RnnActivation, RnnVariant};
+use crate::cell_kind::{
+    CellKind, GateCoupling, GruVariant, LstmBlocks, LstmVariant, RnnActivation, RnnVariant,
+};
 use crate::real::Real;
 use crate::spec::{Direction, RnnConfig, SeqShape};
 use crate::weights::LayerWeights;
@@ -99,33 +101,48 @@ pub(crate) fn row_step<T: Real>(
             }
             s.h_new = s.act.clone();
         }
-        CellKind::Lstm(LstmVariant { proj_size, .. }) => {
-            s.pre.resize(4 * hid, T::ZERO);
-            s.act.resize(4 * hid, T::ZERO);
-            let coupled = cfg.cell.input_forget();
-            // Absent peepholes add no term at all (as in `step`).
-            let pc = |k: usize, j: usize, c: T| w.peephole.map(|p| p[k * hid + j] * c);
-            let add = |v: T, p: Option<T>| p.map_or(v, |p| v + p);
+        CellKind::Lstm(v @ LstmVariant { proj_size, .. }) => {
+            let blk = LstmBlocks::of(&v);
+            s.pre.resize(cfg.gates() * hid, T::ZERO);
+            s.act.resize(cfg.gates() * hid, T::ZERO);
+            // The pre-activation (unclipped) of gate block `k` with the peephole term of
+            // block `pk`; absent peepholes add no term at all (as in `step`).
+            let raw = |k: usize, j: usize| x_part(w, k * hid + j, x) + h_part(w, k * hid + j, h);
+            let pre = |k: usize, pk: usize, j: usize, c: T| {
+                w.peephole
+                    .map_or(raw(k, j), |p| raw(k, j) + p[pk * hid + j] * c)
+            };
             for (j, &c_old) in c.iter().enumerate() {
-                let (ri, rf, rg, ro) = (j, hid + j, 2 * hid + j, 3 * hid + j);
-                let pi = add(x_part(w, ri, x) + h_part(w, ri, h), pc(0, j, c_old));
-                let pf = add(x_part(w, rf, x) + h_part(w, rf, h), pc(1, j, c_old));
-                let pg = x_part(w, rg, x) + h_part(w, rg, h);
-                let i = clip(pi, cl).sigmoid();
-                // ONNX `input_forget`: f = 1 − i (the forget row's pre-activation is
-                // recorded but acts nowhere).
-                let f = if coupled {
-                    T::ONE - i
-                } else {
-                    clip(pf, cl).sigmoid()
+                let pf = pre(blk.f, blk.p_f, j, c_old);
+                let (i, f) = match blk.i.zip(blk.p_i) {
+                    // CIFG: i = 1 − f, no input gate row.
+                    None => {
+                        let f = clip(pf, cl).sigmoid();
+                        (T::ONE - f, f)
+                    }
+                    Some((ki, pi)) => {
+                        let pi = pre(ki, pi, j, c_old);
+                        let i = clip(pi, cl).sigmoid();
+                        // ONNX `input_forget`: f = 1 − i (the forget row's
+                        // pre-activation is recorded but acts nowhere).
+                        let f = if v.coupling == GateCoupling::InputForget {
+                            T::ONE - i
+                        } else {
+                            clip(pf, cl).sigmoid()
+                        };
+                        s.pre[ki * hid + j] = pi;
+                        s.act[ki * hid + j] = i;
+                        (i, f)
+                    }
                 };
+                let pg = raw(blk.g, j);
                 let g = clip(pg, cl).tanh();
                 let c_new = f * c_old + i * g;
-                let po = add(x_part(w, ro, x) + h_part(w, ro, h), pc(2, j, c_new));
+                let po = pre(blk.o, blk.p_o, j, c_new);
                 let o = clip(po, cl).sigmoid();
-                for (r, p, a) in [(ri, pi, i), (rf, pf, f), (rg, pg, g), (ro, po, o)] {
-                    s.pre[r] = p;
-                    s.act[r] = a;
+                for (k, p, a) in [(blk.f, pf, f), (blk.g, pg, g), (blk.o, po, o)] {
+                    s.pre[k * hid + j] = p;
+                    s.act[k * hid + j] = a;
                 }
                 s.extra.push(c_new);
                 s.m.push(o * c_new.tanh());

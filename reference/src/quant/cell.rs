@@ -6,7 +6,7 @@
 //! carry the bound on an `f32` implementation's error), on the cell equations of the
 //! golden README.
 
-use crate::cell_kind::{CellKind, GruVariant, LstmVariant, RnnActivation, RnnVariant};
+use crate::cell_kind::{CellKind, GruVariant, LstmBlocks, LstmVariant, RnnActivation, RnnVariant};
 use crate::error::{Error, Result};
 use crate::spec::RnnConfig;
 use crate::Real;
@@ -197,15 +197,18 @@ pub fn step_from_input_products<R: Real>(
                 }
             }
         }
-        CellKind::Lstm(LstmVariant {
-            proj_size,
-            coupling,
-            layer_norm,
-            ..
-        }) => {
-            if coupling == crate::GateCoupling::Cifg || layer_norm {
+        CellKind::Lstm(
+            v @ LstmVariant {
+                proj_size,
+                coupling,
+                layer_norm,
+                ..
+            },
+        ) => {
+            if layer_norm {
                 return Err(unsupported(cfg));
             }
+            let blk = LstmBlocks::of(&v);
             let c = c.ok_or_else(|| Error::invalid("c", "the cell state [B, H]", "None"))?;
             let pc = |k: usize, j: usize, c: R| w.peephole.map(|p| val(p[k * hid + j]) * c);
             for b in 0..batch {
@@ -222,19 +225,30 @@ pub fn step_from_input_products<R: Real>(
                         };
                         (clip(pre), terms)
                     };
-                    let (pi, ti) = part(0, pc(0, j, c_old));
-                    let (pf, tf) = part(1, pc(1, j, c_old));
-                    let (pg, tg) = part(2, None);
-                    let i = pi.sigmoid();
-                    // ONNX `input_forget`: f = 1 − i (the forget row acts nowhere).
-                    let f = if coupling == crate::GateCoupling::InputForget {
-                        R::ONE - i
-                    } else {
-                        pf.sigmoid()
+                    let (pf, tf) = part(blk.f, pc(blk.p_f, j, c_old));
+                    let (i, f, ti) = match blk.i.zip(blk.p_i) {
+                        // TFLite's CIFG: i = 1 − f (no input gate row).
+                        None => {
+                            let f = pf.sigmoid();
+                            (R::ONE - f, f, 0.0)
+                        }
+                        Some((ki, pk)) => {
+                            let (pi, ti) = part(ki, pc(pk, j, c_old));
+                            let i = pi.sigmoid();
+                            // ONNX `input_forget`: f = 1 − i (the forget row acts
+                            // nowhere).
+                            let f = if coupling == crate::GateCoupling::InputForget {
+                                R::ONE - i
+                            } else {
+                                pf.sigmoid()
+                            };
+                            (i, f, ti)
+                        }
                     };
+                    let (pg, tg) = part(blk.g, None);
                     let gg = pg.tanh();
                     let c_new = f * c_old + i * gg;
-                    let (po, to) = part(3, pc(2, j, c_new));
+                    let (po, to) = part(blk.o, pc(blk.p_o, j, c_new));
                     let m = po.sigmoid() * c_new.tanh();
                     out.c.push(c_new);
                     if proj_size.is_some() {

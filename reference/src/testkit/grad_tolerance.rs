@@ -44,7 +44,7 @@
 //! stays well below the gradients themselves (median 0.3%, at most 25%), so it bites.
 
 pub use crate::backward::LayerMaxima;
-use crate::{CellKind, OwnedLayerWeights};
+use crate::{CellKind, GateCoupling, OwnedLayerWeights};
 
 use super::problem::Problem;
 
@@ -268,8 +268,18 @@ fn layer(
                     product(d_o, &[n.p], 0.0),
                 ]);
                 let dcn = me(m.inner, dcn.e);
-                let d_i = product(dcn, &[1.0, 0.25], delta);
-                let d_f = product(dcn, &[cm, 0.25], delta);
+                let (d_i, d_f) = if v.coupling == GateCoupling::None {
+                    (
+                        product(dcn, &[1.0, 0.25], delta),
+                        product(dcn, &[cm, 0.25], delta),
+                    )
+                } else {
+                    // The one computed gate of a coupled pair (`input_forget`'s i,
+                    // CIFG's f) is scaled by `g − c` (or `c − g`): at most `1 + |c|`,
+                    // erring by the activation's and the state's error and one rounding.
+                    let d = product(dcn, &[cm + 1.0, 0.25], 2.0 * delta + U * (cm + 1.0));
+                    (d, d)
+                };
                 let d_g = product(dcn, &[1.0, 1.0], delta);
                 e_c = sum(&[
                     product(dcn, &[1.0], delta),

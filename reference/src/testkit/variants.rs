@@ -44,6 +44,17 @@ pub const fn lstm_input_forget(peephole: bool) -> CellKind {
     })
 }
 
+/// TFLite's CIFG LSTM (`i = 1 − f`, three gate blocks f, g, o), with or without
+/// peepholes (f, o) and projection.
+pub const fn lstm_cifg(peephole: bool, proj_size: Option<usize>) -> CellKind {
+    CellKind::Lstm(LstmVariant {
+        peephole,
+        proj_size,
+        coupling: GateCoupling::Cifg,
+        layer_norm: false,
+    })
+}
+
 /// This crate's peephole GRU (`p ⊙ h` in r and z) in either reset form.
 pub const fn gru_peephole(linear_before_reset: bool) -> CellKind {
     CellKind::Gru(GruVariant {
@@ -70,7 +81,7 @@ pub const GRU: CellKind = CellKind::GRU;
 pub const GRU_ONNX: CellKind = CellKind::GRU_ONNX;
 
 /// How many variants [`all`] lists.
-pub const COUNT: usize = 14;
+pub const COUNT: usize = 18;
 
 /// Every variant, each flag combination once, in a fixed order; projected LSTMs
 /// project to `proj` units (valid for a hidden size above `proj`, with `proj >= 1`).
@@ -97,6 +108,10 @@ pub const fn all(proj: usize) -> [CellKind; COUNT] {
         gru_peephole(false),
         augru(true),
         augru(false),
+        lstm_cifg(false, None),
+        lstm_cifg(true, None),
+        lstm_cifg(false, Some(proj)),
+        lstm_cifg(true, Some(proj)),
     ]
 }
 
@@ -129,7 +144,9 @@ pub fn index(cell: CellKind) -> usize {
                     assert!(proj_size.is_none(), "{cell:?} is not a valid variant");
                     8 + usize::from(peephole)
                 }
-                GateCoupling::Cifg => panic!("{cell:?} has no place in the list yet"),
+                GateCoupling::Cifg => {
+                    14 + usize::from(peephole) + 2 * usize::from(proj_size.is_some())
+                }
             }
         }
         CellKind::Gru(GruVariant {
@@ -153,13 +170,15 @@ pub fn index(cell: CellKind) -> usize {
 /// projected-LSTM slot takes its peephole flag from bit 3 of `sel`, the two
 /// unprojected LSTM slots take ONNX's `input_forget` from bit 7 and the two GRU slots
 /// their peephole from bit 7, or become AUGRUs with bit 6 (which wins over bit 7), so
-/// every variant of [`all`] is reachable. Projected LSTMs project to `1 + proj % (hidden - 1)` units,
+/// every variant of [`all`] is reachable; bit 6 in an LSTM slot makes it TFLite's
+/// CIFG (which wins over bit 7). Projected LSTMs project to `1 + proj % (hidden - 1)` units,
 /// or lose their projection when `hidden <= 1`.
 ///
 /// The mapping only grows: the committed fuzz corpora (their `crash-*` regression
 /// inputs included) encode it. Bit 7 joined it with `input_forget` and the peephole
 /// GRU; a corpus input with bit 7 set in an unprojected LSTM or a GRU slot now runs
-/// that variant. Bit 6 joined it with the AUGRU (in GRU slots only).
+/// that variant. Bit 6 joined it with the AUGRU (in GRU slots), then with CIFG (in
+/// LSTM slots).
 pub fn from_selector(sel: u8, hidden: usize, proj: usize) -> CellKind {
     let projected = hidden > 1;
     let every = all(if projected {
@@ -174,6 +193,9 @@ pub fn from_selector(sel: u8, hidden: usize, proj: usize) -> CellKind {
         s => usize::from(s),
     };
     match every[slot] {
+        CellKind::Lstm(v) if sel & 0x40 != 0 => {
+            lstm_cifg(v.peephole, v.proj_size.filter(|_| projected))
+        }
         CellKind::Lstm(v) if v.proj_size.is_some() && !projected => lstm(v.peephole, None),
         CellKind::Lstm(v) if v.proj_size.is_none() && sel & 0x80 != 0 => {
             lstm_input_forget(v.peephole)
@@ -198,12 +220,17 @@ pub fn random_with(rng: &mut SplitMix64, extra: &mut SplitMix64, hidden: usize) 
     }
 }
 
-/// The AUGRU flag, added after [`random_with`]'s flags: a plain GRU becomes an AUGRU
-/// one time in three, drawn from `later` (a third generator, so the draws of `rng`
-/// and `extra`, and every seeded case drawn before it, stay unchanged).
+/// The flags added after [`random_with`]'s: a plain GRU becomes an AUGRU one time in
+/// three, and an uncoupled LSTM TFLite's CIFG one time in four (its peephole and
+/// projection kept), drawn from `later` (a third generator, so the draws of `rng` and
+/// `extra`, and every seeded case drawn before it, stay unchanged; a GRU's draw is the
+/// one it made before CIFG joined).
 pub fn with_later_flags(cell: CellKind, later: &mut SplitMix64) -> CellKind {
     match cell {
         CellKind::Gru(v) if !v.peephole && later.below(3) == 0 => augru(v.linear_before_reset),
+        CellKind::Lstm(v) if v.coupling == GateCoupling::None && later.below(4) == 0 => {
+            lstm_cifg(v.peephole, v.proj_size)
+        }
         cell => cell,
     }
 }

@@ -20,7 +20,7 @@
 
 use rnn_reference::RnnConfig;
 
-use super::{ThreeGates, Weights};
+use super::Weights;
 use crate::arch::Backend;
 use crate::cells::backward::{
     back_pass, dh_in, dsigmoid, dtanh, final_pass, keep_units, unclipped, BackPtrs, GradJob, Left,
@@ -134,14 +134,7 @@ pub(crate) fn packed_len(cfg: &RnnConfig) -> usize {
 /// `k` of each transposed matrix: the forward panels' packed columns.
 fn ks<W: Element>(w: &Weights<W>) -> (usize, usize) {
     match w {
-        Weights::LinearBeforeReset {
-            w_hh: ThreeGates::One(p),
-            ..
-        } => (p.cols(), 0),
-        Weights::LinearBeforeReset {
-            w_hh: ThreeGates::Two(p),
-            ..
-        } => (p.cols(), 0),
+        Weights::LinearBeforeReset { w_hh, .. } => (w_hh.cols(), 0),
         Weights::ResetBefore { w_rz, w_n, .. } => (w_rz.cols(), w_n.cols()),
     }
 }
@@ -156,10 +149,7 @@ pub(crate) unsafe fn write<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *mu
     // forward panels' packed columns.
     unsafe {
         match w {
-            Weights::LinearBeforeReset { w_hh, .. } => match w_hh {
-                ThreeGates::One(p) => transpose_panels(p, mem, k0, 0, |u| u),
-                ThreeGates::Two(p) => transpose_panels(p, mem, k0, 0, |u| u),
-            },
+            Weights::LinearBeforeReset { w_hh, .. } => w_hh.transpose_into(mem, k0),
             Weights::ResetBefore { w_rz, w_n, .. } => {
                 transpose_panels(w_rz, mem, k0, 0, |u| u);
                 let n_mem = mem.add(panels_len(k0, cfg.hidden_size));

@@ -23,7 +23,7 @@ pub(crate) mod backward;
 
 use rnn_reference::{LayerWeights, RnnConfig};
 
-use super::{clip, sum_biases, Cell, StepPtrs};
+use super::{clip, sum_biases, Cell, PerTile, StepPtrs, ThreeGates, TileEpilogue};
 use crate::aligned::AlignedVec;
 use crate::arch::Backend;
 use crate::element::{Element, Storage};
@@ -61,13 +61,6 @@ pub(crate) enum Weights<W: Storage> {
     },
 }
 
-/// All three gates of `W_hh`: one tile per panel, or two for paired (bf16) storage.
-#[derive(Clone)]
-pub(crate) enum ThreeGates<W: Storage> {
-    One(Panels<W, 3>),
-    Two(Panels<W, 6>),
-}
-
 fn linear_before_reset(cfg: &RnnConfig) -> bool {
     cfg.cell.gru().is_some_and(|v| v.linear_before_reset)
 }
@@ -80,13 +73,8 @@ impl Cell for Gru {
         if linear_before_reset(cfg) {
             let zeros = vec![S::default(); h];
             let b_hn = w.b_hh.map_or(&zeros[..], |b| &b[2 * h..]);
-            let gates = [0, 1, 2];
             Weights::LinearBeforeReset {
-                w_hh: if W::PAIRED {
-                    ThreeGates::Two(Panels::pack(w.w_hh, h, ho, &gates))
-                } else {
-                    ThreeGates::One(Panels::pack(w.w_hh, h, ho, &gates))
-                },
+                w_hh: ThreeGates::pack(w.w_hh, h, ho),
                 b_hn: padded_rows(b_hn, 1, h),
                 peephole: w.peephole.map(|p| padded_rows(p, 2, h)),
             }
@@ -109,14 +97,7 @@ impl Cell for Gru {
 
     fn panels<W: Storage>(w: &Weights<W>) -> usize {
         match w {
-            Weights::LinearBeforeReset {
-                w_hh: ThreeGates::One(p),
-                ..
-            } => p.panels(),
-            Weights::LinearBeforeReset {
-                w_hh: ThreeGates::Two(p),
-                ..
-            } => p.panels(),
+            Weights::LinearBeforeReset { w_hh, .. } => w_hh.panels(),
             Weights::ResetBefore { w_rz, .. } => w_rz.panels(),
         }
     }
@@ -136,8 +117,8 @@ impl Cell for Gru {
             } => {
                 let p = peep(peephole);
                 let b_hn = b_hn.as_slice();
-                let plain = LinearBeforeReset::<false> { s, b_hn, p };
-                let peeped = LinearBeforeReset::<true> { s, b_hn, p };
+                let plain = PerTile(LinearBeforeReset::<false> { s, b_hn, p });
+                let peeped = PerTile(LinearBeforeReset::<true> { s, b_hn, p });
                 match w_hh {
                     ThreeGates::One(pn) => {
                         let job = Job {
@@ -262,38 +243,7 @@ struct LinearBeforeReset<'a, const PEEP: bool> {
 // SAFETY: `p` points into the packed weights, which outlive the team and are only read.
 unsafe impl<const PEEP: bool> Sync for LinearBeforeReset<'_, PEEP> {}
 
-impl<V: V16, const PEEP: bool> Epilogue<V, 3> for LinearBeforeReset<'_, PEEP> {
-    #[inline(always)]
-    fn prefetch(&self, row: usize, tile: usize) {
-        self.prefetch_tiles(row, tile, 1);
-    }
-
-    #[inline(always)]
-    unsafe fn finish(&self, row: usize, tile: usize, acc: &[V; 3]) {
-        // SAFETY: forwarded contract.
-        unsafe { self.tile(row, tile, acc) }
-    }
-}
-
-/// Two tiles per panel (paired storage): tiles `2 panel` and `2 panel + 1`; state rows
-/// are padded to 4 tiles, so both exist.
-impl<V: V16, const PEEP: bool> Epilogue<V, 6> for LinearBeforeReset<'_, PEEP> {
-    #[inline(always)]
-    fn prefetch(&self, row: usize, panel: usize) {
-        self.prefetch_tiles(row, 2 * panel, 2);
-    }
-
-    #[inline(always)]
-    unsafe fn finish(&self, row: usize, panel: usize, acc: &[V; 6]) {
-        // SAFETY: forwarded contract; the padded rows hold both tiles.
-        unsafe {
-            self.tile(row, 2 * panel, &[acc[0], acc[1], acc[2]]);
-            self.tile(row, 2 * panel + 1, &[acc[3], acc[4], acc[5]]);
-        }
-    }
-}
-
-impl<const PEEP: bool> LinearBeforeReset<'_, PEEP> {
+impl<const PEEP: bool> TileEpilogue for LinearBeforeReset<'_, PEEP> {
     /// Prefetches the input projections and `h` of `tiles` tiles from `tile` of `row`.
     #[inline(always)]
     fn prefetch_tiles(&self, row: usize, tile: usize, tiles: usize) {
@@ -306,9 +256,6 @@ impl<const PEEP: bool> LinearBeforeReset<'_, PEEP> {
     }
 
     /// One tile: `acc` holds the recurrent products of r, z and n.
-    ///
-    /// # Safety
-    /// As for [`Epilogue::finish`].
     #[inline(always)]
     unsafe fn tile<V: V16>(&self, row: usize, tile: usize, acc: &[V; 3]) {
         let s = self.s;

@@ -8,6 +8,8 @@
 //! ```
 //!
 //! Coupled (`input_forget`, `f = 1 − i`): `d_i = dc' · (g − c) · σ'(i)`, `d_f = 0`.
+//! CIFG (`i = 1 − f`, no input gate row, peepholes f and o): `d_f = dc' · (c − g) ·
+//! σ'(f)`.
 //!
 //! One pass per step over `W_hhᵀ` (its epilogue adds the carried and upstream
 //! gradients and finishes the units of its tile); a projected cell first writes
@@ -15,9 +17,9 @@
 //! Activations are recomputed from the kept pre-activations with the forward's own
 //! functions, so they are the forward's values bit for bit.
 
-use rnn_reference::RnnConfig;
+use rnn_reference::{GateCoupling, RnnConfig};
 
-use super::Weights;
+use super::{GatePanels, Weights};
 use crate::aligned::AlignedVec;
 use crate::arch::Backend;
 use crate::cells::backward::{
@@ -34,60 +36,87 @@ use crate::simd::{math, V16};
 
 /// The transposed weights of one LSTM layer and direction.
 pub(crate) struct BackWeights {
-    /// `W_hhᵀ`: `k` = the gate-interleaved units (4 gates per tile), columns `H_out`.
+    /// `W_hhᵀ`: `k` = the gate-interleaved units (4 gates per tile, CIFG 3), columns
+    /// `H_out`.
     pub(crate) w_hh_t: PanelsView<f32, 4>,
     /// `W_hrᵀ`: `k` = `padded(H_out)`, columns `H`.
     w_hr_t: Option<PanelsView<f32, 4>>,
-    /// Peepholes `[3][padded(H)]` (i, f, o) of the forward's packing, or null.
+    /// Peepholes `[3][padded(H)]` (i, f, o; CIFG `[2][..]`, f, o) of the forward's
+    /// packing, or null.
     peephole: *const f32,
-    /// ONNX `input_forget`: `f = 1 − i`.
-    coupled: bool,
+    /// How the input and forget gates are coupled.
+    coupling: GateCoupling,
 }
 
 const ALL: &[usize] = &[0, 1, 2, 3];
+const CIFG: &[usize] = &[0, 1, 2];
 
-static JOBS: &[GradJob] = &[
-    GradJob {
-        left: Left::Input,
-        right: Right::Gates(ALL),
-        param: Param::Input,
-        gates: ALL,
-        ones: true,
-    },
-    GradJob {
-        left: Left::HPrev,
-        right: Right::Gates(ALL),
-        param: Param::Recurrent,
-        gates: ALL,
-        ones: true,
-    },
-    // Projected: ∂W_hr = Σ ∂h' ⊗ m.
-    GradJob {
-        left: Left::Ext,
-        right: Right::DhRows,
-        param: Param::Projection,
-        gates: &[0],
-        ones: false,
-    },
-];
+/// The weight-gradient products of an LSTM whose gate rows hold `gates` (all four, or
+/// CIFG's three), with `∂W_hr` last.
+const fn jobs(gates: &'static [usize]) -> [GradJob; 3] {
+    [
+        GradJob {
+            left: Left::Input,
+            right: Right::Gates(gates),
+            param: Param::Input,
+            gates,
+            ones: true,
+        },
+        GradJob {
+            left: Left::HPrev,
+            right: Right::Gates(gates),
+            param: Param::Recurrent,
+            gates,
+            ones: true,
+        },
+        // Projected: ∂W_hr = Σ ∂h' ⊗ m.
+        GradJob {
+            left: Left::Ext,
+            right: Right::DhRows,
+            param: Param::Projection,
+            gates: &[0],
+            ones: false,
+        },
+    ]
+}
+
+static JOBS: [GradJob; 3] = jobs(ALL);
+static CIFG_JOBS: [GradJob; 3] = jobs(CIFG);
 
 impl BackWeights {
     /// The weight-gradient products (with `∂W_hr` when projected).
     pub(crate) fn grad_jobs(&self) -> &'static [GradJob] {
-        if self.w_hr_t.is_some() {
-            JOBS
+        let jobs = if self.coupling == GateCoupling::Cifg {
+            &CIFG_JOBS
         } else {
-            &JOBS[..2]
+            &JOBS
+        };
+        if self.w_hr_t.is_some() {
+            jobs
+        } else {
+            &jobs[..2]
         }
     }
 }
 
-/// `(k of W_hhᵀ, k of W_hrᵀ)`.
+/// `k` of `W_hhᵀ`: the forward panels' packed columns.
+fn k_hh<W: Element>(w: &Weights<W>) -> usize {
+    match &w.w_hh {
+        GatePanels::Four(p) => p.cols(),
+        GatePanels::Three(p) => p.cols(),
+    }
+}
+
+/// `(k of W_hhᵀ, k of W_hrᵀ)` for any storage (CIFG's paired bf16 panels of two tiles
+/// may pack one tile more).
 fn ks(cfg: &RnnConfig) -> (usize, usize) {
-    (
-        forward_cols(cfg.hidden_size, 4, 4),
-        padded(cfg.output_size()),
-    )
+    let h = cfg.hidden_size;
+    let k_hh = if cfg.cell.cifg() {
+        forward_cols(h, 3, 6)
+    } else {
+        forward_cols(h, 4, 4)
+    };
+    (k_hh, padded(cfg.output_size()))
 }
 
 /// Floats of the packed transposed weights.
@@ -105,15 +134,19 @@ pub(crate) fn packed_len(cfg: &RnnConfig) -> usize {
 /// # Safety
 /// `mem` valid for `packed_len(cfg)` writes.
 pub(crate) unsafe fn write<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *mut f32) {
-    let (k_hh, k_hr) = ks(cfg);
-    // SAFETY: `mem` holds both packings (`packed_len`); `k` = the forward panels'
-    // packed columns.
+    let (k_max, k_hr) = ks(cfg);
+    let k_hh = k_hh(w);
+    // SAFETY: `mem` holds both packings (`packed_len`, at `k_max >= k_hh`); `k` = the
+    // forward panels' packed columns.
     unsafe {
-        transpose_panels(&w.w_hh, mem, k_hh, 0, |u| u);
+        match &w.w_hh {
+            GatePanels::Four(p) => transpose_panels(p, mem, k_hh, 0, |u| u),
+            GatePanels::Three(p) => p.transpose_into(mem, k_hh),
+        }
         if let Some(p) = &w.w_hr {
             transpose_panels(
                 p,
-                mem.add(panels_len(k_hh, cfg.output_size())),
+                mem.add(panels_len(k_max, cfg.output_size())),
                 k_hr,
                 0,
                 |j| j,
@@ -125,16 +158,16 @@ pub(crate) unsafe fn write<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *mu
 /// The views of what [`write`] wrote at `mem`.
 pub(crate) fn views<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *const f32) -> BackWeights {
     let (h, ho) = (cfg.hidden_size, cfg.output_size());
-    let (k_hh, k_hr) = ks(cfg);
+    let (k_max, k_hr) = ks(cfg);
     BackWeights {
         w_hh_t: PanelsView {
             ptr: mem,
-            k: k_hh,
+            k: k_hh(w),
             panels: ho.div_ceil(64),
             quant: None,
         },
         w_hr_t: w.w_hr.as_ref().map(|_| PanelsView {
-            ptr: mem.wrapping_add(panels_len(k_hh, ho)),
+            ptr: mem.wrapping_add(panels_len(k_max, ho)),
             k: k_hr,
             panels: h.div_ceil(64),
             quant: None,
@@ -143,7 +176,7 @@ pub(crate) fn views<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *const f32
             .peephole
             .as_ref()
             .map_or(std::ptr::null(), |p: &AlignedVec| p.as_slice().as_ptr()),
-        coupled: w.coupled,
+        coupling: w.coupling,
     }
 }
 
@@ -161,7 +194,7 @@ pub(crate) unsafe fn step<B: Backend>(w: &BackWeights, s: &BackPtrs, first: bool
                 let epi = Plain {
                     s,
                     p: w.peephole,
-                    coupled: w.coupled,
+                    coupling: w.coupling,
                 };
                 back_pass::<B, _>(team, a, s.batch, w.w_hh_t, first, s.zigzag, &epi)
             }
@@ -172,7 +205,7 @@ pub(crate) unsafe fn step<B: Backend>(w: &BackWeights, s: &BackPtrs, first: bool
                 let epi = Update {
                     s,
                     p: w.peephole,
-                    coupled: w.coupled,
+                    coupling: w.coupling,
                 };
                 back_pass::<B, _>(team, dh, s.batch, w_hr_t, false, s.zigzag, &epi)
             }
@@ -193,7 +226,7 @@ pub(crate) unsafe fn finish<B: Backend>(w: &BackWeights, s: &BackPtrs, team: &Te
 struct Plain<'a> {
     s: &'a BackPtrs,
     p: *const f32,
-    coupled: bool,
+    coupling: GateCoupling,
 }
 
 // SAFETY: `p` points into the packed weights, which outlive the team and are only read.
@@ -211,7 +244,7 @@ impl<V: V16> Epilogue<V, 4> for Plain<'_> {
                 let dh = dh_in(s, row, u, a, active);
                 let carry = if active { V::zero() } else { dh };
                 carry.store(s.dhc.add(row * s.h_stride + u));
-                cell(s, self.p, self.coupled, row, u, dh, active);
+                cell(s, self.p, self.coupling, row, u, dh, active);
             }
         }
     }
@@ -248,7 +281,7 @@ impl<V: V16> Epilogue<V, 4> for Projected<'_> {
 struct Update<'a> {
     s: &'a BackPtrs,
     p: *const f32,
-    coupled: bool,
+    coupling: GateCoupling,
 }
 
 // SAFETY: as for `Plain`.
@@ -264,7 +297,7 @@ impl<V: V16> Epilogue<V, 4> for Update<'_> {
                 cell(
                     self.s,
                     self.p,
-                    self.coupled,
+                    self.coupling,
                     row,
                     (panel * 4 + q) * LANES,
                     a,
@@ -279,34 +312,38 @@ impl<V: V16> Epilogue<V, 4> for Update<'_> {
 /// `dg` (zero if the row did not run), the cell-state carry, peephole gradients.
 ///
 /// # Safety
-/// `V`'s ISA; `(row, u)` inside every padded buffer; `p` null or `[3][c_stride]`.
+/// `V`'s ISA; `(row, u)` inside every padded buffer; `p` null or the peephole rows
+/// (`[3][c_stride]`; CIFG `[2][c_stride]`).
 #[inline(always)]
 unsafe fn cell<V: V16>(
     s: &BackPtrs,
     p: *const f32,
-    coupled: bool,
+    coupling: GateCoupling,
     row: usize,
     u: usize,
     dm: V,
     active: bool,
 ) {
+    // Gate slots in a tile (i, f, g, o; CIFG f, g, o) and peephole rows (i, f, o;
+    // CIFG f, o).
+    let cifg = coupling == GateCoupling::Cifg;
+    let (ng, kf, kg, ko) = if cifg { (3, 0, 1, 2) } else { (4, 1, 2, 3) };
+    let (pf, po) = if cifg { (0, 1) } else { (1, 2) };
     // SAFETY: the caller's contract.
     unsafe {
-        let dg = s.dg.add(row * s.dg_stride + 4 * u);
+        let dg = s.dg.add(row * s.dg_stride + ng * u);
         if !active {
-            for g in 0..4 {
+            for g in 0..ng {
                 V::zero().store(dg.add(g * LANES));
             }
             return;
         }
-        let z = s.z.add(row * s.z_stride + 4 * u);
-        let (zi, zf, zg, zo) = (
-            V::load(z),
-            V::load(z.add(LANES)),
-            V::load(z.add(2 * LANES)),
-            V::load(z.add(3 * LANES)),
+        let z = s.z.add(row * s.z_stride + ng * u);
+        let (zf, zg, zo) = (
+            V::load(z.add(kf * LANES)),
+            V::load(z.add(kg * LANES)),
+            V::load(z.add(ko * LANES)),
         );
-        let i = math::sigmoid(clip(zi, s.clip));
         let g = math::tanh(clip(zg, s.clip));
         let o = math::sigmoid(clip(zo, s.clip));
         let c_old = V::load(s.c_prev.add(row * s.c_stride + u));
@@ -316,33 +353,48 @@ unsafe fn cell<V: V16>(
         let d_o = unclipped(dm.mul(tc).mul(dsigmoid(o)), zo, s.clip);
         let mut dcn = dm.mul(o).mul_add(dtanh(tc), V::load(dcp));
         if !p.is_null() {
-            dcn = d_o.mul_add(V::load(p.add(2 * s.c_stride + u)), dcn);
+            dcn = d_o.mul_add(V::load(p.add(po * s.c_stride + u)), dcn);
         }
-        // Coupled: c' = c + i ⊙ (g − c), and the forget row acts nowhere.
-        let (f, d_i, d_f) = if coupled {
-            let d_i = unclipped(dcn.mul(g.sub(c_old)).mul(dsigmoid(i)), zi, s.clip);
-            (V::splat(1.0).sub(i), d_i, V::zero())
-        } else {
-            let f = math::sigmoid(clip(zf, s.clip));
-            let d_i = unclipped(dcn.mul(g).mul(dsigmoid(i)), zi, s.clip);
-            let d_f = unclipped(dcn.mul(c_old).mul(dsigmoid(f)), zf, s.clip);
-            (f, d_i, d_f)
+        let (i, f, d_i, d_f) = match coupling {
+            // CIFG: c' = g + f ⊙ (c − g); there is no input gate row.
+            GateCoupling::Cifg => {
+                let f = math::sigmoid(clip(zf, s.clip));
+                let d_f = unclipped(dcn.mul(c_old.sub(g)).mul(dsigmoid(f)), zf, s.clip);
+                (V::splat(1.0).sub(f), f, V::zero(), d_f)
+            }
+            // Coupled: c' = c + i ⊙ (g − c), and the forget row acts nowhere.
+            GateCoupling::InputForget => {
+                let zi = V::load(z);
+                let i = math::sigmoid(clip(zi, s.clip));
+                let d_i = unclipped(dcn.mul(g.sub(c_old)).mul(dsigmoid(i)), zi, s.clip);
+                (i, V::splat(1.0).sub(i), d_i, V::zero())
+            }
+            _ => {
+                let zi = V::load(z);
+                let i = math::sigmoid(clip(zi, s.clip));
+                let f = math::sigmoid(clip(zf, s.clip));
+                let d_i = unclipped(dcn.mul(g).mul(dsigmoid(i)), zi, s.clip);
+                let d_f = unclipped(dcn.mul(c_old).mul(dsigmoid(f)), zf, s.clip);
+                (i, f, d_i, d_f)
+            }
         };
         let d_g = unclipped(dcn.mul(i).mul(dtanh(g)), zg, s.clip);
         let mut dc = dcn.mul(f);
         if !p.is_null() {
-            dc = d_i.mul_add(V::load(p.add(u)), dc);
-            dc = d_f.mul_add(V::load(p.add(s.c_stride + u)), dc);
-            for (k, (d, c)) in [(d_i, c_old), (d_f, c_old), (d_o, c_new)]
-                .into_iter()
-                .enumerate()
-            {
+            if !cifg {
+                dc = d_i.mul_add(V::load(p.add(u)), dc);
+                let acc = s.dp.add(u);
+                d_i.mul_add(c_old, V::load(acc)).store(acc);
+            }
+            dc = d_f.mul_add(V::load(p.add(pf * s.c_stride + u)), dc);
+            for (k, d, c) in [(pf, d_f, c_old), (po, d_o, c_new)] {
                 let acc = s.dp.add(k * s.c_stride + u);
                 d.mul_add(c, V::load(acc)).store(acc);
             }
         }
         dc.store(dcp);
-        for (k, d) in [d_i, d_f, d_g, d_o].into_iter().enumerate() {
+        let grads = [d_i, d_f, d_g, d_o];
+        for (k, &d) in grads[4 - ng..].iter().enumerate() {
             keep_units(d, u, s.hid).store(dg.add(k * LANES));
         }
     }

@@ -9,16 +9,19 @@
 //!
 //! ONNX's `input_forget` couples the gates: `f = 1 − i` (the forget gate's product
 //! still runs in the tile, its result unused: the weights keep ONNX's four blocks).
+//! TFLite's CIFG couples them the other way, `i = 1 − f`, and has no input-gate
+//! weights: three gate blocks (f, g, o), so its tiles run three products, not four.
 //!
-//! One pass over panels holding all four gates of one 16-unit tile, the cell update in
-//! the epilogue; a projected LSTM writes `o ⊙ tanh(c')` to scratch and a second pass
-//! (a plain product with `W_hr`) makes `h'`.
+//! One pass over panels holding all gates of one 16-unit tile (two tiles for CIFG's
+//! paired bf16 storage, as the GRU), the cell update in the epilogue; a projected LSTM
+//! writes `o ⊙ tanh(c')` to scratch and a second pass (a plain product with `W_hr`)
+//! makes `h'`.
 
 pub(crate) mod backward;
 
-use rnn_reference::{LayerWeights, RnnConfig};
+use rnn_reference::{GateCoupling, LayerWeights, RnnConfig};
 
-use super::{clip, Cell, StepPtrs};
+use super::{clip, Cell, PerTile, StepPtrs, ThreeGates, TileEpilogue};
 use crate::aligned::AlignedVec;
 use crate::arch::Backend;
 use crate::element::{Element, Storage};
@@ -35,14 +38,21 @@ pub(crate) struct Lstm;
 /// Packed recurrent weights of an LSTM layer.
 #[derive(Clone)]
 pub(crate) struct Weights<W: Storage> {
-    /// `W_hh`, the four gates of one tile per panel; `k = H_out`.
-    w_hh: Panels<W, 4>,
+    /// `W_hh`, all gates of one tile per panel; `k = H_out`.
+    w_hh: GatePanels<W>,
     /// Projection `W_hr` (`H_out` columns), `k = H`.
     w_hr: Option<Panels<W, 4>>,
-    /// Peepholes `[3][padded(H)]` in order i, f, o.
+    /// Peepholes `[3][padded(H)]` in order i, f, o (CIFG: `[2][padded(H)]`, f, o).
     peephole: Option<AlignedVec>,
-    /// ONNX `input_forget`: `f = 1 − i`.
-    pub(crate) coupled: bool,
+    /// How the input and forget gates are coupled.
+    coupling: GateCoupling,
+}
+
+/// The LSTM's `W_hh` panels: four gates i, f, g, o, or CIFG's three f, g, o.
+#[derive(Clone)]
+pub(crate) enum GatePanels<W: Storage> {
+    Four(Panels<W, 4>),
+    Three(ThreeGates<W>),
 }
 
 impl Cell for Lstm {
@@ -50,24 +60,29 @@ impl Cell for Lstm {
 
     fn pack<W: Storage, S: Element>(cfg: &RnnConfig, w: &LayerWeights<'_, S>) -> Weights<W> {
         let (h, ho) = (cfg.hidden_size, cfg.output_size());
+        let cifg = cfg.cell.cifg();
         Weights {
-            w_hh: Panels::pack(w.w_hh, h, ho, &[0, 1, 2, 3]),
+            w_hh: if cifg {
+                GatePanels::Three(ThreeGates::pack(w.w_hh, h, ho))
+            } else {
+                GatePanels::Four(Panels::pack(w.w_hh, h, ho, &[0, 1, 2, 3]))
+            },
             w_hr: w.w_hr.map(|p| Panels::pack(p, ho, h, &[0])),
-            peephole: w.peephole.map(|p| padded_rows(p, 3, h)),
-            coupled: cfg.cell.input_forget(),
+            peephole: w
+                .peephole
+                .map(|p| padded_rows(p, if cifg { 2 } else { 3 }, h)),
+            coupling: cfg.cell.lstm().map_or(GateCoupling::None, |v| v.coupling),
         }
     }
 
     fn panels<W: Storage>(w: &Weights<W>) -> usize {
-        w.w_hh.panels()
+        match &w.w_hh {
+            GatePanels::Four(p) => p.panels(),
+            GatePanels::Three(p) => p.panels(),
+        }
     }
 
     unsafe fn step<B: Backend, W: Storage>(w: &Weights<W>, s: &StepPtrs, team: &Team<'_>) {
-        let job = Job {
-            a: s.h_rows(),
-            nrows: s.batch,
-            w: w.w_hh.view(),
-        };
         let epi = Update::<false> {
             s,
             peephole: w.peephole.as_ref().map(AlignedVec::as_slice),
@@ -79,20 +94,42 @@ impl Cell for Lstm {
                 s.h_stride
             },
         };
+        let (a, nrows) = (s.h_rows(), s.batch);
         // SAFETY: forwarded contract; `k = H_out` matches the `h` rows.
+        // Each coupling is its own instantiation (`COUPLED` for `input_forget`, the
+        // three-gate epilogues for CIFG), so the plain cell's code is exactly what it
+        // was without the options.
         unsafe {
-            // The coupled form is its own instantiation, so the plain one's code is
-            // exactly what it was without the option.
-            if w.coupled {
-                let epi = Update::<true> {
-                    s: epi.s,
-                    peephole: epi.peephole,
-                    m: epi.m,
-                    m_stride: epi.m_stride,
-                };
-                pass::<B, W, _, 4>(team, &job, s.zigzag, &epi)
-            } else {
-                pass::<B, W, _, 4>(team, &job, s.zigzag, &epi)
+            match &w.w_hh {
+                GatePanels::Four(p) => {
+                    let job = Job {
+                        a,
+                        nrows,
+                        w: p.view(),
+                    };
+                    if w.coupling == GateCoupling::InputForget {
+                        let epi = epi.coupled();
+                        pass::<B, W, _, 4>(team, &job, s.zigzag, &epi)
+                    } else {
+                        pass::<B, W, _, 4>(team, &job, s.zigzag, &epi)
+                    }
+                }
+                GatePanels::Three(ThreeGates::One(p)) => {
+                    let job = Job {
+                        a,
+                        nrows,
+                        w: p.view(),
+                    };
+                    pass::<B, W, _, 3>(team, &job, s.zigzag, &PerTile(Cifg(epi)))
+                }
+                GatePanels::Three(ThreeGates::Two(p)) => {
+                    let job = Job {
+                        a,
+                        nrows,
+                        w: p.view(),
+                    };
+                    pass::<B, W, _, 6>(team, &job, s.zigzag, &PerTile(Cifg(epi)))
+                }
             }
         };
         if let Some(w_hr) = &w.w_hr {
@@ -118,6 +155,7 @@ impl Cell for Lstm {
 /// ONNX `input_forget`, `f = 1 − i`.
 struct Update<'a, const COUPLED: bool> {
     s: &'a StepPtrs,
+    /// `[3][c_stride]` (i, f, o); CIFG's `[2][c_stride]` (f, o).
     peephole: Option<&'a [f32]>,
     m: *mut f32,
     m_stride: usize,
@@ -126,6 +164,59 @@ struct Update<'a, const COUPLED: bool> {
 // SAFETY: `m` points into the step's state or scratch rows, which outlive the team;
 // members write disjoint tiles.
 unsafe impl<const COUPLED: bool> Sync for Update<'_, COUPLED> {}
+
+impl<'a> Update<'a, false> {
+    /// The same pointers for the coupled instantiation.
+    fn coupled(&self) -> Update<'a, true> {
+        Update {
+            s: self.s,
+            peephole: self.peephole,
+            m: self.m,
+            m_stride: self.m_stride,
+        }
+    }
+}
+
+impl<const COUPLED: bool> Update<'_, COUPLED> {
+    /// What every form shares once `i`, `f` and `g` are known, for the tile at unit
+    /// `u` of `row`: `c' = f ⊙ c + i ⊙ g`; the output gate from `go` (its peephole
+    /// `p_o ⊙ c'` at peephole row `po`), written back to `pre_o` when training;
+    /// `m = o ⊙ tanh(c')`.
+    ///
+    /// # Safety
+    /// `V`'s ISA; `(row, u)` inside the padded state rows; `pre_o` one tile of `pre`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn output<V: V16>(
+        &self,
+        row: usize,
+        u: usize,
+        c: V,
+        i: V,
+        f: V,
+        g: V,
+        go: V,
+        po: usize,
+        pre_o: *mut f32,
+    ) {
+        let s = self.s;
+        // SAFETY: the caller's contract; the peephole has `po + 1` rows of `c_stride`.
+        unsafe {
+            let c_new = f.mul_add(c, i.mul(g));
+            let go = match self.peephole {
+                Some(p) => V::load(p.as_ptr().add(po * s.c_stride + u)).mul_add(c_new, go),
+                None => go,
+            };
+            if s.keep_pre {
+                go.store(pre_o);
+            }
+            let o = math::sigmoid(clip(go, s.clip));
+            let h = o.mul(math::tanh(c_new));
+            c_new.store(s.c_next.add(row * s.c_stride + u));
+            h.store(self.m.add(row * self.m_stride + u));
+        }
+    }
+}
 
 impl<V: V16, const COUPLED: bool> Epilogue<V, 4> for Update<'_, COUPLED> {
     #[inline(always)]
@@ -147,7 +238,7 @@ impl<V: V16, const COUPLED: bool> Epilogue<V, 4> for Update<'_, COUPLED> {
             let mut gi = acc[0].add(V::load(pre));
             let mut gf = acc[1].add(V::load(pre.add(LANES)));
             let gg = acc[2].add(V::load(pre.add(2 * LANES)));
-            let mut go = acc[3].add(V::load(pre.add(3 * LANES)));
+            let go = acc[3].add(V::load(pre.add(3 * LANES)));
             if let Some(p) = self.peephole {
                 let p = p.as_ptr();
                 gi = V::load(p.add(u)).mul_add(c, gi);
@@ -165,17 +256,50 @@ impl<V: V16, const COUPLED: bool> Epilogue<V, 4> for Update<'_, COUPLED> {
                 math::sigmoid(clip(gf, s.clip))
             };
             let g = math::tanh(clip(gg, s.clip));
-            let c_new = f.mul_add(c, i.mul(g));
-            if let Some(p) = self.peephole {
-                go = V::load(p.as_ptr().add(2 * s.c_stride + u)).mul_add(c_new, go);
+            self.output(row, u, c, i, f, g, go, 2, pre.add(3 * LANES));
+        }
+    }
+}
+
+/// TFLite's CIFG: the cell update of one tile from its three gates f, g, o (`i = 1 −
+/// f`); the peephole rows are (f, o).
+struct Cifg<'a>(Update<'a, false>);
+
+impl TileEpilogue for Cifg<'_> {
+    /// One tile: `acc` holds the recurrent products of f, g and o.
+    #[inline(always)]
+    unsafe fn tile<V: V16>(&self, row: usize, tile: usize, acc: &[V; 3]) {
+        let s = self.0.s;
+        let u = tile * LANES;
+        // SAFETY: the caller's contract; the peephole has 2 rows of `c_stride`.
+        unsafe {
+            let pre = s.pre.add(row * s.pre_stride + 3 * u);
+            let c = V::load(s.c_prev.add(row * s.c_stride + u));
+            let mut gf = acc[0].add(V::load(pre));
+            let gg = acc[1].add(V::load(pre.add(LANES)));
+            let go = acc[2].add(V::load(pre.add(2 * LANES)));
+            if let Some(p) = self.0.peephole {
+                gf = V::load(p.as_ptr().add(u)).mul_add(c, gf);
             }
             if s.keep_pre {
-                go.store(pre.add(3 * LANES));
+                gf.store(pre);
+                gg.store(pre.add(LANES));
             }
-            let o = math::sigmoid(clip(go, s.clip));
-            let h = o.mul(math::tanh(c_new));
-            c_new.store(s.c_next.add(row * s.c_stride + u));
-            h.store(self.m.add(row * self.m_stride + u));
+            let f = math::sigmoid(clip(gf, s.clip));
+            let i = V::splat(1.0).sub(f);
+            let g = math::tanh(clip(gg, s.clip));
+            self.0.output(row, u, c, i, f, g, go, 1, pre.add(2 * LANES));
         }
+    }
+
+    /// Prefetches the input projections and `c` of `tiles` tiles from `tile` of `row`.
+    #[inline(always)]
+    fn prefetch_tiles(&self, row: usize, tile: usize, tiles: usize) {
+        let (s, u) = (self.0.s, tile * LANES);
+        simd::prefetch(
+            s.pre.wrapping_add(row * s.pre_stride + 3 * u),
+            3 * LANES * tiles,
+        );
+        simd::prefetch(s.c_prev.wrapping_add(row * s.c_stride + u), LANES * tiles);
     }
 }
