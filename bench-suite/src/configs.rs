@@ -71,8 +71,9 @@ pub const CELLS: [Cell; 3] = [Cell::Lstm, Cell::Gru, Cell::Rnn];
 
 /// A benchmarked cell, in the form the peers use: PyTorch LSTM (no peephole, no
 /// projection), GRU with `linear_before_reset = true` (PyTorch / cuDNN form) and the
-/// tanh RNN; and, outside the default set (`--cells augru`), oneDNN's AUGRU in the
-/// same GRU form, to measure its cost over the plain GRU (no peer here runs one).
+/// tanh RNN; and, outside the default set, oneDNN's AUGRU in the same GRU form (`--cells
+/// augru`) and TFLite's CIFG LSTM (`--cells cifg`), to measure each against its plain
+/// cell (no peer here runs either).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Cell {
     /// `torch.nn.LSTM`.
@@ -83,16 +84,19 @@ pub enum Cell {
     Rnn,
     /// oneDNN's `lbr_augru`: the GRU above with the update gate scaled by `1 − a`.
     Augru,
+    /// TFLite's CIFG: the LSTM above without input-gate weights, `i = 1 − f`.
+    Cifg,
 }
 
 impl Cell {
-    /// `"lstm"`, `"gru"`, `"rnn"` or `"augru"`.
+    /// `"lstm"`, `"gru"`, `"rnn"`, `"augru"` or `"cifg"`.
     pub fn name(self) -> &'static str {
         match self {
             Cell::Lstm => "lstm",
             Cell::Gru => "gru",
             Cell::Rnn => "rnn",
             Cell::Augru => "augru",
+            Cell::Cifg => "cifg",
         }
     }
 
@@ -103,6 +107,7 @@ impl Cell {
             "gru" => Some(Cell::Gru),
             "rnn" => Some(Cell::Rnn),
             "augru" => Some(Cell::Augru),
+            "cifg" => Some(Cell::Cifg),
             _ => None,
         }
     }
@@ -114,10 +119,11 @@ impl Cell {
             Cell::Gru => variants::GRU,
             Cell::Rnn => variants::RNN_TANH,
             Cell::Augru => variants::augru(true),
+            Cell::Cifg => variants::lstm_cifg(false, None),
         }
     }
 
-    /// `G`: 4, 3 or 1.
+    /// `G`: 4 (LSTM), 3 (GRU, AUGRU, CIFG) or 1.
     pub fn gates(self) -> usize {
         self.kind().gates()
     }

@@ -223,6 +223,19 @@ impl Unfused {
                             hb[j] = og * c.tanh();
                         }
                     }
+                    Cell::Cifg => {
+                        // Gate blocks f, g, o; i = 1 − f.
+                        let cb = &mut cs[b * h..(b + 1) * h];
+                        for j in 0..h {
+                            let pre = |k: usize| xr[k] + bi[k] + hr[k] + bh[k];
+                            let fg = sigmoid(pre(j));
+                            let gg = pre(h + j).tanh();
+                            let og = sigmoid(pre(2 * h + j));
+                            let c = fg * cb[j] + (1.0 - fg) * gg;
+                            cb[j] = c;
+                            hb[j] = og * c.tanh();
+                        }
+                    }
                     Cell::Gru | Cell::Augru => {
                         // AUGRU: z' = (1 − a) z, a the row's attention at this step.
                         let keep = match self.cell {
@@ -296,7 +309,7 @@ mod tests {
 
     #[test]
     fn unfused_matches_reference() {
-        for cell in CELLS.into_iter().chain([Cell::Augru]) {
+        for cell in CELLS.into_iter().chain([Cell::Augru, Cell::Cifg]) {
             for shape in [
                 BenchConfig::new(1, 7, 5, 4),
                 BenchConfig::new(3, 33, 17, 5),
