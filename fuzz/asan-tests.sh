@@ -12,12 +12,17 @@ export PROPTEST_CASES="${PROPTEST_CASES:-32}"
 # `accuracy`, which measure the error bound's tightness and activation accuracy on the
 # same paths `props` and `half` already run (53 s and 7 s under ASan), nor the tests
 # that only read files (`module_graph`, `docs_errors`, `readme`). Each test binary is
-# a separate ASan build of its own (most of this step's time), so three more whose
+# a separate ASan build of its own (most of this step's time), so five more whose
 # paths others here run are left to the plain run: `golden_grads` (the training
-# kernels `backward_props` runs), `isa_env` (the golden cases under an environment
-# variable: `golden` runs them at every ISA) and `int8_golden` (the int8 paths
-# `int8_props` and `int8_cell` run).
-ASAN_TESTS_LIST=(contract alloc props half threads golden backward_props int8_props int8_half_io int8_cell)
+# kernels `backward_props` runs), `isa_env` and `golden` (the golden cases, at every
+# ISA: `props` runs the same packing, products and epilogues on generated problems),
+# `int8_golden` (the int8 paths `int8_props` and `int8_cell` run) and `alloc` (it
+# counts allocations; the forward and step paths it calls run in `props`).
+ASAN_TESTS_LIST=(contract props half threads backward_props int8_props int8_half_io int8_cell)
+# Line tables are all an ASan report needs (file and line of each frame); full release
+# debug info made this build about a quarter slower (637 s against 487 s for the step,
+# fresh target directory, 2 cores).
+export CARGO_PROFILE_RELEASE_DEBUG="${CARGO_PROFILE_RELEASE_DEBUG:-line-tables-only}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:detect_odr_violation=0}"
 start=$(date +%s)
 RUSTFLAGS="-Zsanitizer=address ${RUSTFLAGS:-}" RUSTDOCFLAGS="-Zsanitizer=address" \

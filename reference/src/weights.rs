@@ -21,8 +21,9 @@ pub struct LayerWeights<'a, T> {
     pub b_hh: Option<&'a [T]>,
     /// `[H_out, H]`: the projection of a projected LSTM; `None` otherwise.
     pub w_hr: Option<&'a [T]>,
-    /// Peephole weights: `[3*H]` in order (i, f, o) for a peephole LSTM, `[2*H]` in
-    /// order (r, z) for a peephole GRU; `None` otherwise.
+    /// Peephole weights: `[3*H]` in order (i, f, o) for a peephole LSTM (`[2*H]`, (f,
+    /// o), for a CIFG one), `[2*H]` in order (r, z) for a peephole GRU; `None`
+    /// otherwise.
     pub peephole: Option<&'a [T]>,
     /// `[G*H]` layer-norm scales, one block per gate, for a layer-norm LSTM; `None`
     /// otherwise.

@@ -52,7 +52,8 @@ pub struct LayerGradsMut<'a> {
     pub db_hh: Option<&'a mut [f32]>,
     /// `[H_out, H]` (projected LSTM).
     pub dw_hr: Option<&'a mut [f32]>,
-    /// `[3*H]` in order i, f, o (peephole LSTM).
+    /// `[3*H]` in order i, f, o (peephole LSTM; CIFG `[2*H]`, f, o), or `[2*H]` in
+    /// order r, z (peephole GRU).
     pub dpeephole: Option<&'a mut [f32]>,
 }
 
