@@ -99,14 +99,6 @@ impl BackWeights {
     }
 }
 
-/// `k` of `W_hhᵀ`: the forward panels' packed columns.
-fn k_hh<W: Element>(w: &Weights<W>) -> usize {
-    match &w.w_hh {
-        GatePanels::Four(p) => p.cols(),
-        GatePanels::Three(p) => p.cols(),
-    }
-}
-
 /// `(k of W_hhᵀ, k of W_hrᵀ)` for any storage (CIFG's paired bf16 panels of two tiles
 /// may pack one tile more).
 fn ks(cfg: &RnnConfig) -> (usize, usize) {
@@ -135,7 +127,7 @@ pub(crate) fn packed_len(cfg: &RnnConfig) -> usize {
 /// `mem` valid for `packed_len(cfg)` writes.
 pub(crate) unsafe fn write<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *mut f32) {
     let (k_max, k_hr) = ks(cfg);
-    let k_hh = k_hh(w);
+    let k_hh = w.w_hh.cols();
     // SAFETY: `mem` holds both packings (`packed_len`, at `k_max >= k_hh`); `k` = the
     // forward panels' packed columns.
     unsafe {
@@ -162,7 +154,7 @@ pub(crate) fn views<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *const f32
     BackWeights {
         w_hh_t: PanelsView {
             ptr: mem,
-            k: k_hh(w),
+            k: w.w_hh.cols(),
             panels: ho.div_ceil(64),
             quant: None,
         },

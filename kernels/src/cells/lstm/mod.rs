@@ -55,6 +55,24 @@ pub(crate) enum GatePanels<W: Storage> {
     Three(ThreeGates<W>),
 }
 
+impl<W: Storage> GatePanels<W> {
+    /// Panels of the packing.
+    fn panels(&self) -> usize {
+        match self {
+            GatePanels::Four(p) => p.panels(),
+            GatePanels::Three(p) => p.panels(),
+        }
+    }
+
+    /// Packed columns (the `k` of the transposed matrix).
+    pub(crate) fn cols(&self) -> usize {
+        match self {
+            GatePanels::Four(p) => p.cols(),
+            GatePanels::Three(p) => p.cols(),
+        }
+    }
+}
+
 impl Cell for Lstm {
     type Weights<W: Storage> = Weights<W>;
 
@@ -76,10 +94,7 @@ impl Cell for Lstm {
     }
 
     fn panels<W: Storage>(w: &Weights<W>) -> usize {
-        match &w.w_hh {
-            GatePanels::Four(p) => p.panels(),
-            GatePanels::Three(p) => p.panels(),
-        }
+        w.w_hh.panels()
     }
 
     unsafe fn step<B: Backend, W: Storage>(w: &Weights<W>, s: &StepPtrs, team: &Team<'_>) {
