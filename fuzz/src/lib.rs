@@ -47,7 +47,7 @@ use arbitrary::{Result, Unstructured};
 use rnn_reference::testkit::problem::limit_rows;
 use rnn_reference::testkit::{class, variants, Class};
 use rnn_reference::{
-    CellKind, Direction, LayerWeights, OwnedLayerWeights, RnnConfig, SeqShape,
+    Activation, CellKind, Direction, LayerWeights, OwnedLayerWeights, RnnConfig, SeqShape,
     SequenceOutput, TensorLayout,
 };
 
@@ -205,6 +205,13 @@ pub fn arbitrary_problem(u: &mut Unstructured<'_>) -> Result<Problem> {
     // Depth 3 and 4: drawn last (see the module docs).
     let extra = u.int_in_range(0..=2usize)?;
     deepen(&mut p, extra, &mut gen, bias);
+    // ONNX activations, one input in four: drawn after everything else, so an older
+    // corpus input (whose bytes end before these, reading as zeros) keeps the standard
+    // functions and its meaning.
+    if u.int_in_range(0..=3u8)? == 1 {
+        let seed: u64 = u.arbitrary()?;
+        p.cfg.activations = Some(variants::random_gate_activations(&mut SplitMix64::new(seed)));
+    }
     // An attention is a weight in [0, 1] (a softmax's output): palette values and
     // negative draws are clamped into it, NaN stays (and must propagate). Outside
     // [0, 1], z' = (1 − a) z could grow h past what `overflow_free` assumes.
@@ -350,19 +357,46 @@ pub fn overflow_free(
             return false;
         }
         let (mut hb, mut cb) = (h0m, c0m);
+        // The largest |value| of each slot's function (ONNX activations or the
+        // standard ones) at an argument of magnitude at most `m`, over directions.
+        let slot = |k: usize, m: f64| {
+            (0..d)
+                .map(|dir| {
+                    let a = cfg.gate_activations(dir);
+                    [a.f, a.g, a.h][k].bound(m)
+                })
+                .fold(0.0, f64::max)
+        };
         for _ in 0..steps {
             // Peepholes multiply c (LSTM) or h (peephole GRU).
             let pre = rs_ih * xin + rs_hh * hb + bsum + pm * (cb + hb + 1.0);
             if !(pre < LIMIT) {
                 return false;
             }
+            let (f, g) = (slot(0, pre), slot(1, pre));
+            // Gates in [0, 1] (the sigmoid, the hard sigmoid) keep the updates convex
+            // combinations; other functions in the gate slot bound `1 − gate` by `1 + f`.
+            let unit = (0..d).all(|dir| {
+                matches!(
+                    cfg.gate_activations(dir).f,
+                    Activation::Sigmoid | Activation::HardSigmoid { .. }
+                )
+            });
+            let gate = if unit { 1.0 } else { 1.0 + f };
             match cfg.cell {
-                CellKind::RNN_RELU => hb = hb.max(pre),
+                CellKind::Rnn(_) => hb = hb.max(f),
                 CellKind::Lstm(v) => {
-                    cb += 1.0;
-                    hb = hb.max(if v.proj_size.is_some() { rs_hr } else { 1.0 });
+                    // c' = f c + i g; m = o h(c').
+                    cb = gate * (cb + g);
+                    let m = f.min(gate) * slot(2, cb);
+                    hb = hb.max(if v.proj_size.is_some() { rs_hr * m } else { m });
                 }
-                _ => hb = hb.max(1.0),
+                // h' = (1 − z') n + z' h, z' = (1 − a) z with a in [0, 1]; the
+                // reset-before n's argument holds r ⊙ h, at most `f` times `pre`.
+                _ => {
+                    let n = slot(1, pre * (1.0 + f));
+                    hb = if unit { hb.max(n) } else { gate * n + f * hb };
+                }
             }
             if !(hb < LIMIT && cb < LIMIT) {
                 return false;

@@ -156,9 +156,10 @@ pub use rnn_reference::quant::{
     QuantizedLayerWeights, QuantizedMatrix,
 };
 pub use rnn_reference::{
-    import_onnx, views, CellKind, Direction, Error, GateCoupling, GruVariant, LayerWeights,
-    LstmVariant, OnnxWeights, OutputActivation, OutputConfig, OwnedLayerWeights, Result,
-    RnnActivation, RnnConfig, RnnVariant, SeqShape, SequenceInput, TensorLayout,
+    import_onnx, views, Activation, CellKind, Direction, Error, GateActivations, GateCoupling,
+    GruVariant, LayerWeights, LstmVariant, OnnxWeights, OutputActivation, OutputConfig,
+    OwnedLayerWeights, Result, RnnActivation, RnnConfig, RnnVariant, SeqShape, SequenceInput,
+    TensorLayout,
 };
 pub use sequence::SequenceOutputMut;
 pub use training::{

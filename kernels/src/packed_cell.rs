@@ -315,7 +315,7 @@ impl<W: WeightType> PackedCell<W> {
                         q8,
                         att: att.map_or(std::ptr::null(), <[f32]>::as_ptr),
                         att_stride: 1,
-                        ..StepPtrs::new(cfg, batch, pre, &st, false)
+                        ..StepPtrs::new(cfg, 0, batch, pre, &st, false)
                     };
                     (k.step)(&self.set.cell, &sp, team);
                 }

@@ -344,7 +344,7 @@ impl<W: WeightType> PackedRnn<W> {
                                 q8,
                                 att,
                                 att_stride,
-                                ..StepPtrs::new(cfg, batch, pre_t, &st, s % 2 == 1)
+                                ..StepPtrs::new(cfg, dir, batch, pre_t, &st, s % 2 == 1)
                             };
                             (k.step)(&set.cell, &sp, team);
                         }

@@ -104,13 +104,15 @@ fn sigmoid_through_both_gru_forms() {
 }
 
 /// 300 steps of every variant (contracting problems, two layers, both directions):
-/// the bound holds however far errors travel.
+/// the bound holds however far errors travel. The standard functions: with ONNX
+/// activations (an unbounded candidate, a hard sigmoid that saturates to exactly 1)
+/// the state can grow step after step, and no bound stays finite over 300 steps.
 #[test]
 fn long_sequences_stay_within_the_bound() {
     for (k, cell) in variants::all(5).into_iter().enumerate() {
         let p = (1000 * k as u64..)
             .map(|seed| problem(seed, (7, 11, 2, 300), 2, Some(cell)))
-            .find(|p| p.gain < 1.0)
+            .find(|p| p.gain < 1.0 && p.cfg.activations.is_none())
             .unwrap();
         let expected = p.expected();
         for isa in Isa::available() {

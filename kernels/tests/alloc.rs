@@ -410,6 +410,37 @@ fn no_allocations_after_warm_up() {
         }
     });
 
+    // ONNX activations: the forward, int8 and training paths with custom functions.
+    one.install(|| {
+        let mut acts = [rnn_kernels::GateActivations::standard(CellKind::LSTM); 2];
+        acts[0].f = rnn_kernels::Activation::HardSigmoid {
+            alpha: 0.2,
+            beta: 0.5,
+        };
+        acts[1].h = rnn_kernels::Activation::Softplus;
+        let cfg = RnnConfig::new(CellKind::LSTM, 13, 37)
+            .with_layers(2)
+            .with_direction(Direction::Bidirectional)
+            .with_activations(Some(acts));
+        let layout = TensorLayout::BatchMajor;
+        let (big, small) = (
+            SeqShape::new(6, 7).with_layout(layout),
+            SeqShape::new(4, 3).with_layout(layout),
+        );
+        assert_eq!(
+            measure_forward::<f32>(cfg, big, small),
+            0,
+            "activations forward"
+        );
+        assert_eq!(
+            measure_forward::<i8>(cfg, big, small),
+            0,
+            "activations int8"
+        );
+        let n = measure_train::<4>(cfg, big, small, Activations::Recompute);
+        assert_eq!(n, 0, "activations training");
+    });
+
     one.install(|| {
         let n = measure_output(9, 37, 70);
         assert_eq!(n, 0, "output layer: {n} allocations after warm-up");

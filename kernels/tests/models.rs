@@ -202,7 +202,7 @@ fn batch_major_export_runs_in_its_layout() {
 fn unsupported_onnx_attributes_are_named() {
     for (file, node, attribute) in [
         ("lstm_input_forget_2.onnx", "lstm_node", "input_forget"),
-        ("gru_hardsigmoid.onnx", "gru_node", "activations"),
+        ("gru_swish.onnx", "gru_node", "activations"),
         ("rnn_activation_alpha.onnx", "rnn_node", "activation_alpha"),
     ] {
         let path = models_dir().join("unsupported").join(file);
@@ -214,6 +214,30 @@ fn unsupported_onnx_attributes_are_named() {
         );
         assert!(matches!(err, Error::Invalid { .. }), "{file}: {err:?}");
     }
+}
+
+/// `unsupported/gru_hardsigmoid.onnx` was refused before ONNX activations landed; it
+/// loads now, with ONNX's default parameters of HardSigmoid.
+#[test]
+fn onnx_activation_defaults_load() {
+    let path = models_dir()
+        .join("unsupported")
+        .join("gru_hardsigmoid.onnx");
+    let model = OnnxModel::open(&path).expect("loads");
+    let acts = model
+        .single()
+        .expect("one network")
+        .config()
+        .activations
+        .expect("custom");
+    assert_eq!(
+        acts[0].f,
+        rnn_kernels::Activation::HardSigmoid {
+            alpha: 0.2,
+            beta: 0.5
+        }
+    );
+    assert_eq!(acts[0].g, rnn_kernels::Activation::Tanh);
 }
 
 /// Truncated and corrupted ONNX files are errors, never panics.

@@ -1,9 +1,7 @@
 //! One time step of one layer and direction, for a batch: `(x_t, h_{t-1}, c_{t-1}) ->
 //! (h_t, c_t)`, following the equations of the golden README line by line.
 
-use crate::cell_kind::{
-    CellKind, GateCoupling, GruVariant, LstmBlocks, LstmVariant, RnnActivation, RnnVariant,
-};
+use crate::cell_kind::{CellKind, GateCoupling, GruVariant, LstmBlocks, LstmVariant};
 use crate::error::{checked_product, Error, Result};
 use crate::real::Real;
 use crate::spec::{check_len, Direction, RnnConfig};
@@ -120,6 +118,8 @@ pub fn step_with_attention<T: Real>(
 
     check_attention(cfg, attention.map(<[T]>::len), batch, "[B]")?;
 
+    // ONNX `activations`: f for the gates, g for the candidate, h for the LSTM output.
+    let acts = cfg.gate_activations(0);
     let clip = cfg.clip.map(|c| T::from_f64(f64::from(c)));
     let cl = |v: T| match clip {
         Some(c) => v.clamp_to(c),
@@ -142,13 +142,10 @@ pub fn step_with_attention<T: Real>(
             ho,
         };
         match cfg.cell {
-            CellKind::Rnn(RnnVariant { activation }) => {
+            CellKind::Rnn(_) => {
                 for j in 0..hid {
                     let pre = cl(g.x_part(j, xb) + g.h_part(j, hq));
-                    out.h.push(match activation {
-                        RnnActivation::Tanh => pre.tanh(),
-                        RnnActivation::Relu => pre.relu(),
-                    });
+                    out.h.push(pre.gate_activation(acts.f));
                 }
             }
             CellKind::Lstm(v @ LstmVariant { proj_size, .. }) => {
@@ -169,25 +166,25 @@ pub fn step_with_attention<T: Real>(
                     let (i, f) = match blk.i.zip(blk.p_i) {
                         // TFLite's CIFG: i = 1 − f; there is no input gate row.
                         None => {
-                            let f = gate(blk.f, blk.p_f, j, c_old).sigmoid();
+                            let f = gate(blk.f, blk.p_f, j, c_old).gate_activation(acts.f);
                             (T::ONE - f, f)
                         }
                         // ONNX `input_forget`: f = 1 − i; the forget gate's row is unused.
                         Some((ki, pi)) if v.coupling == GateCoupling::InputForget => {
-                            let i = gate(ki, pi, j, c_old).sigmoid();
+                            let i = gate(ki, pi, j, c_old).gate_activation(acts.f);
                             (i, T::ONE - i)
                         }
                         Some((ki, pi)) => (
-                            gate(ki, pi, j, c_old).sigmoid(),
-                            gate(blk.f, blk.p_f, j, c_old).sigmoid(),
+                            gate(ki, pi, j, c_old).gate_activation(acts.f),
+                            gate(blk.f, blk.p_f, j, c_old).gate_activation(acts.f),
                         ),
                     };
                     let r = blk.g * hid + j;
-                    let gg = cl(g.x_part(r, xb) + g.h_part(r, hq)).tanh();
+                    let gg = cl(g.x_part(r, xb) + g.h_part(r, hq)).gate_activation(acts.g);
                     let c_new = f * c_old + i * gg;
-                    let o = gate(blk.o, blk.p_o, j, c_new).sigmoid();
+                    let o = gate(blk.o, blk.p_o, j, c_new).gate_activation(acts.f);
                     out.c.push(c_new);
-                    m.push(o * c_new.tanh());
+                    m.push(o * c_new.gate_activation(acts.h));
                 }
                 match proj_size {
                     Some(_) => {
@@ -213,9 +210,10 @@ pub fn step_with_attention<T: Real>(
                     None => v,
                 };
                 for j in 0..hid {
-                    r.push(cl(ph(0, j, g.x_part(j, xb) + g.h_part(j, hq))).sigmoid());
+                    let pr = g.x_part(j, xb) + g.h_part(j, hq);
+                    r.push(cl(ph(0, j, pr)).gate_activation(acts.f));
                     let pz = g.x_part(hid + j, xb) + g.h_part(hid + j, hq);
-                    z.push(cl(ph(1, j, pz)).sigmoid());
+                    z.push(cl(ph(1, j, pz)).gate_activation(acts.f));
                 }
                 // r ⊙ h, for the reset-before form.
                 let rh: Vec<T> = if linear_before_reset {
@@ -231,7 +229,7 @@ pub fn step_with_attention<T: Real>(
                     } else {
                         g.x_part(rn, xb) + g.h_part(rn, &rh)
                     };
-                    let n = cl(pre).tanh();
+                    let n = cl(pre).gate_activation(acts.g);
                     // AUGRU: z' = (1 − a) z.
                     let z = attention.map_or(z[j], |a| (T::ONE - a[b]) * z[j]);
                     // h' = (1 - z) n + z h, evaluated as PyTorch's ATen GRU cell does,

@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+mod activation;
 mod backward;
 mod cell;
 mod cell_kind;
@@ -31,6 +32,7 @@ mod weights;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use activation::{onnx_activation_lists, onnx_activations, Activation, GateActivations};
 pub use backward::{backward, Gradients, OutputGrads};
 pub use cell::{check_attention, step, step_with_attention, StepOutput};
 pub use output::{

@@ -4,6 +4,8 @@ use std::borrow::Cow;
 use std::fmt::Debug;
 use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
 
+use crate::activation::Activation;
+
 /// A floating-point scalar (`f32` or `f64`) with the few functions the cell equations
 /// need. Plain `std` math, nothing clever: this is the definition of correct.
 pub trait Real:
@@ -75,6 +77,31 @@ pub trait Real:
     /// second operands (a projection's `o ⊙ tanh(c')`, a reset-before GRU's `r ⊙ h`).
     fn product_operand(a: &[Self], _k: usize) -> Cow<'_, [Self]> {
         Cow::Borrowed(a)
+    }
+
+    /// ONNX activation `a` at `self`: Sigmoid, Tanh and Relu through the methods above
+    /// (so a configuration that names the standard functions computes exactly what the
+    /// standard cell does), the others through [`Activation::eval`] in `f64`, rounded
+    /// once. The test kit's error-tracking number overrides it.
+    fn gate_activation(self, a: Activation) -> Self {
+        match a {
+            Activation::Sigmoid => self.sigmoid(),
+            Activation::Tanh => self.tanh(),
+            Activation::Relu => self.relu(),
+            _ => Self::from_f64(a.eval(self.to_f64())),
+        }
+    }
+
+    /// The slope of ONNX activation `a` at `self`, given its value `y` there: `y (1 −
+    /// y)` and `1 − y²` for the sigmoid and tanh (as the standard cells'), else
+    /// [`Activation::derivative_f64`] rounded once. The test kit's error-tracking
+    /// number overrides it.
+    fn gate_slope(self, a: Activation, y: Self) -> Self {
+        match a {
+            Activation::Sigmoid => y * (Self::ONE - y),
+            Activation::Tanh => Self::ONE - y * y,
+            _ => Self::from_f64(a.derivative_f64(self.to_f64())),
+        }
     }
 
     /// Clamps to `[-c, c]` (ONNX `clip`, `c > 0`); NaN stays NaN.

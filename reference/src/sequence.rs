@@ -153,16 +153,11 @@ pub fn forward<T: Real>(
     let mut width = cfg.input_size;
     for layer in 0..cfg.num_layers {
         let mut y = vec![T::ZERO; dims.y];
-        let step_cfg = RnnConfig {
-            input_size: width,
-            num_layers: 1,
-            direction: Direction::Forward,
-            ..*cfg
-        };
         // The input as the layer's products read it (one block: quantized, under an
         // int8 error model).
         let x_op = T::product_operand(&layer_in, width);
         for d in 0..nd {
+            let step_cfg = cfg.direction_step(width, d);
             let k = layer * nd + d;
             let w = &weights[k];
             let reverse = cfg.direction.is_reverse(d);

@@ -1,6 +1,7 @@
 //! The problem vocabulary shared by the reference and the kernels: which cell, which
 //! sizes, which direction and tensor layout. Nothing here computes anything.
 
+use crate::activation::GateActivations;
 use crate::cell_kind::{CellKind, GateCoupling};
 use crate::error::{checked_product, Error, Result};
 
@@ -92,6 +93,13 @@ pub struct RnnConfig {
     /// ONNX `clip`: every gate pre-activation is clamped to `[-clip, clip]` before its
     /// activation. `None` = no clipping.
     pub clip: Option<f32>,
+    /// ONNX `activations` (with `activation_alpha`, `activation_beta`): the functions
+    /// of each direction's slots, indexed by direction (`[0]` the forward or only
+    /// direction, `[1]` the reverse one of a bidirectional network; a one-direction
+    /// network ignores `[1]`). `None`: the cell's standard functions
+    /// ([`GateActivations::standard`]). When set, they replace the cell's functions,
+    /// an RNN's [`RnnActivation`](crate::RnnActivation) included.
+    pub activations: Option<[GateActivations; 2]>,
 }
 
 impl RnnConfig {
@@ -104,6 +112,7 @@ impl RnnConfig {
             num_layers: 1,
             direction: Direction::Forward,
             clip: None,
+            activations: None,
         }
     }
 
@@ -123,6 +132,53 @@ impl RnnConfig {
     pub fn with_clip(mut self, clip: Option<f32>) -> Self {
         self.clip = clip;
         self
+    }
+
+    /// Sets (or removes) ONNX activation functions, per direction (see
+    /// [`activations`](Self::activations)).
+    ///
+    /// ```
+    /// use rnn_reference::{Activation, CellKind, GateActivations, RnnConfig};
+    /// let mut acts = GateActivations::standard(CellKind::GRU);
+    /// acts.g = Activation::Softsign;
+    /// let cfg = RnnConfig::new(CellKind::GRU, 8, 16).with_activations(Some([acts; 2]));
+    /// assert_eq!(cfg.gate_activations(0).g, Activation::Softsign);
+    /// assert!(cfg.custom_activations(0).is_some());
+    /// ```
+    pub fn with_activations(mut self, activations: Option<[GateActivations; 2]>) -> Self {
+        self.activations = activations;
+        self
+    }
+
+    /// The functions direction `d` (0 or 1) applies: the configured ones, or the
+    /// cell's standard ones.
+    pub fn gate_activations(&self, d: usize) -> GateActivations {
+        match self.activations {
+            Some(a) if self.num_directions() == 2 => a[d.min(1)],
+            Some(a) => a[0],
+            None => GateActivations::standard(self.cell),
+        }
+    }
+
+    /// [`gate_activations`](Self::gate_activations) when they differ from the cell's
+    /// standard functions (in a slot the cell uses), else `None`: what the kernels'
+    /// fused standard path cannot run.
+    pub fn custom_activations(&self, d: usize) -> Option<GateActivations> {
+        Some(self.gate_activations(d)).filter(|a| !a.is_standard(self.cell))
+    }
+
+    /// The configuration of one layer and one direction `d` of this network, run
+    /// forward with inputs `input_size` wide: what [`step`](crate::step) takes. The
+    /// direction's activations become the only ones.
+    pub fn direction_step(&self, input_size: usize, d: usize) -> RnnConfig {
+        let a = self.gate_activations(d);
+        RnnConfig {
+            input_size,
+            num_layers: 1,
+            direction: Direction::Forward,
+            activations: self.activations.map(|_| [a, a]),
+            ..*self
+        }
     }
 
     /// `G`.
@@ -205,6 +261,11 @@ impl RnnConfig {
         if let Some(c) = self.clip {
             if !(c.is_finite() && c > 0.0) {
                 return Err(Error::invalid("clip", "a finite value > 0", c));
+            }
+        }
+        if let Some(a) = self.activations {
+            for d in a.iter().take(self.num_directions()) {
+                d.validate(self.cell)?;
             }
         }
         // Every per-layer matrix must be addressable; keep each below i32::MAX elements

@@ -3,8 +3,8 @@
 
 use rnn_reference::testkit::{variants, Lcg};
 use rnn_reference::{
-    forward, step, step_with_attention, views, CellKind, Direction, OwnedLayerWeights, Real,
-    RnnConfig, SeqShape, SequenceInput, SequenceOutput, TensorLayout,
+    forward, step, step_with_attention, views, Activation, CellKind, Direction, GateActivations,
+    OwnedLayerWeights, Real, RnnConfig, SeqShape, SequenceInput, SequenceOutput, TensorLayout,
 };
 
 fn random_weights(cfg: &RnnConfig, rng: &mut Lcg) -> Vec<OwnedLayerWeights<f64>> {
@@ -55,6 +55,69 @@ fn rnn_step_by_hand() {
     let clipped = relu.with_clip(Some(0.01));
     let out = step(&clipped, &w, 1, &[4.0, 0.0], &[0.0], None).unwrap();
     close(&out.h, &[0.01f32 as f64], "clipped relu h");
+}
+
+/// ONNX activations by hand, one unit: every slot a different function (LSTM f
+/// HardSigmoid, g Affine, h Softsign; GRU f HardSigmoid, g Elu below 0; RNN Softplus),
+/// every argument inside the functions' non-flat parts, so each slot and parameter
+/// shows in the output.
+#[test]
+fn onnx_activations_step_by_hand() {
+    let lw = |a: &[f64; 4], b: &[f64; 4]| (a.to_vec(), b.to_vec());
+    // LSTM, gate order i, f, g, o.
+    let (w_ih, w_hh) = lw(&[1.0, 0.5, 0.25, -1.0], &[0.5, 0.0, 1.0, 0.5]);
+    let w = rnn_reference::LayerWeights::new(&w_ih[..], &w_hh[..]);
+    let acts = GateActivations {
+        f: Activation::HardSigmoid {
+            alpha: 0.2,
+            beta: 0.5,
+        },
+        g: Activation::Affine {
+            alpha: 2.0,
+            beta: -0.5,
+        },
+        h: Activation::Softsign,
+    };
+    let cfg = RnnConfig::new(CellKind::LSTM, 1, 1).with_activations(Some([acts; 2]));
+    let out = step(&cfg, &w, 1, &[1.0], &[0.5], Some(&[2.0])).unwrap();
+    let hs = |z: f64| 0.2f32 as f64 * z + 0.5;
+    // Arguments: i 1.25, f 0.5, g 0.75, o −0.75.
+    let (i, f, g) = (hs(1.25), hs(0.5), 2.0 * 0.75 - 0.5);
+    let c = f * 2.0 + i * g;
+    let o = hs(-0.75);
+    close(&out.c, &[c], "c");
+    close(&out.h, &[o * c / (1.0 + c)], "h");
+
+    // GRU, reset before the product (ONNX's default), gate order r, z, n.
+    let (w_ih, w_hh) = ([1.0, -1.0, -0.5], [0.5, 0.5, -1.0]);
+    let w = rnn_reference::LayerWeights::new(&w_ih[..], &w_hh[..]);
+    let acts = GateActivations {
+        f: Activation::HardSigmoid {
+            alpha: 0.25,
+            beta: 0.5,
+        },
+        g: Activation::Elu { alpha: 2.0 },
+        h: Activation::Tanh, // unused by a GRU
+    };
+    let cfg = RnnConfig::new(CellKind::GRU_ONNX, 1, 1).with_activations(Some([acts; 2]));
+    let out = step(&cfg, &w, 1, &[1.0], &[0.5], None).unwrap();
+    let (r, z): (f64, f64) = (0.25 * 1.25 + 0.5, 0.25 * -0.75 + 0.5);
+    let n_arg = -0.5 - r * 0.5;
+    let n = 2.0 * n_arg.exp_m1();
+    close(&out.h, &[(1.0 - z) * n + z * 0.5], "gru h");
+
+    // RNN: Softplus replaces the cell's tanh.
+    let (w_ih, w_hh) = ([2.0], [0.5]);
+    let w = rnn_reference::LayerWeights::new(&w_ih[..], &w_hh[..]);
+    let mut acts = GateActivations::standard(CellKind::RNN_TANH);
+    acts.f = Activation::Softplus;
+    let cfg = RnnConfig::new(CellKind::RNN_TANH, 1, 1).with_activations(Some([acts; 2]));
+    let out = step(&cfg, &w, 1, &[1.0], &[-1.0], None).unwrap();
+    close(&out.h, &[1.5f64.exp().ln_1p()], "rnn h");
+    // Naming the standard functions changes nothing.
+    let std = RnnConfig::new(CellKind::LSTM, 1, 1)
+        .with_activations(Some([GateActivations::standard(CellKind::LSTM); 2]));
+    assert!(std.custom_activations(0).is_none());
 }
 
 /// ONNX's `input_forget` LSTM step by hand (one unit, peepholes): `f = 1 − i`, the

@@ -310,6 +310,7 @@ def make_onnx():
                    {"direction": "bidirectional", "activations": ["Relu", "Relu"]}, rng=rng)
     make_unsupported(rng)
     make_later_variants()
+    make_activation_models()
 
 
 def make_later_variants():
@@ -319,6 +320,30 @@ def make_later_variants():
     onnx_node_case("onnx_lstm_input_forget_bidir", "LSTM", 4, 3, 2, 5, 3,
                    {"direction": "bidirectional", "input_forget": 1, "clip": 1.5},
                    peephole=True, seq_lens=[5, 2, 4], rng=rng)
+
+
+def make_activation_models():
+    """ONNX activations with parameters (added after the files above, on their own
+    generator), and a function name the loader must refuse."""
+    rng = np.random.default_rng(15)
+    onnx_node_case("onnx_gru_activations_bidir", "GRU", 4, 3, 2, 5, 3,
+                   {"direction": "bidirectional", "linear_before_reset": 1,
+                    "activations": ["HardSigmoid", "Affine", "Sigmoid", "Softsign"],
+                    "activation_alpha": [0.25, 1.5], "activation_beta": [0.5, -0.25]},
+                   seq_lens=[5, 2, 4], rng=rng)
+    onnx_node_case("onnx_lstm_activations_peephole", "LSTM", 4, 3, 1, 6, 2,
+                   {"clip": 2.0, "activations": ["HardSigmoid", "Elu", "Softplus"],
+                    "activation_alpha": [0.3, 0.7], "activation_beta": [0.45]},
+                   peephole=True, rng=rng)
+    onnx_node_case("onnx_rnn_activations_reverse", "RNN", 4, 3, 1, 5, 2,
+                   {"direction": "reverse", "activations": ["ScaledTanh"],
+                    "activation_alpha": [1.5], "activation_beta": [0.75]}, rng=rng)
+    h, i = 3, 2
+    inits = {"W": rng.uniform(-1, 1, (1, 3 * h, i)), "R": rng.uniform(-1, 1, (1, 3 * h, h))}
+    attrs = {"activations": ["Sigmoid", "Swish"], "hidden_size": h, "_inputs": ["X", "W", "R"]}
+    single_node_model("GRU", attrs, inits, [("X", TensorProto.FLOAT, [2, 1, i])], [("Y", [2, 1, 1, h])],
+                      os.path.join("unsupported", "gru_swish.onnx"))
+    print("wrote unsupported/gru_swish.onnx")
 
 
 if __name__ == "__main__":

@@ -232,6 +232,46 @@ macro_rules! define_i8_entry {
 #[cfg(target_arch = "x86_64")]
 pub(crate) use define_i8_entry;
 
+/// The path's one copy of ONNX's activations, compiled with its features (a callback
+/// of [`isa_features!`](crate::isa::isa_features)): `activation_entry` and
+/// `activation_slope_entry`, which the path's [`V16::activation`](crate::simd::V16::activation)
+/// and [`V16::activation_slope`](crate::simd::V16::activation_slope) call. Out of line
+/// on purpose: inlined, the eleven functions would grow every epilogue instance (and
+/// the build time with them) for a path the standard functions never take.
+#[cfg(target_arch = "x86_64")]
+macro_rules! define_activation_entries {
+    (vector: $v:ty, features: [$($f:tt),*]) => {
+        /// [`activation`](crate::simd::activations::activation) with this path's
+        /// features.
+        ///
+        /// # Safety
+        /// The path's features were detected.
+        $(#[target_feature(enable = $f)])*
+        #[inline(never)]
+        pub(crate) unsafe fn activation_entry(x: $v, a: rnn_reference::Activation) -> $v {
+            // SAFETY: the caller detected the features this function is compiled with.
+            unsafe { $crate::simd::activations::activation(x, a) }
+        }
+
+        /// [`value_and_slope`](crate::simd::activation_slopes::value_and_slope) with
+        /// this path's features.
+        ///
+        /// # Safety
+        /// The path's features were detected.
+        $(#[target_feature(enable = $f)])*
+        #[inline(never)]
+        pub(crate) unsafe fn activation_slope_entry(
+            x: $v,
+            a: rnn_reference::Activation,
+        ) -> ($v, $v) {
+            // SAFETY: as above.
+            unsafe { $crate::simd::activation_slopes::value_and_slope(x, a) }
+        }
+    };
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use define_activation_entries;
+
 /// Implements [`Backend`] for a backend defined by [`define_backend!`] in the same
 /// module, with an optional `vdpbf16ps` product; the module's `panels_i8` function is
 /// its int8 product.

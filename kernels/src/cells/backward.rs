@@ -9,7 +9,7 @@
 //! call), whose epilogue adds the carried and upstream gradients and finishes the
 //! cell's elementwise backward for its tile of units, in registers.
 
-use rnn_reference::{CellKind, RnnConfig};
+use rnn_reference::{Activation, CellKind, GateActivations, RnnConfig};
 
 use crate::arch::Backend;
 use crate::element::Element;
@@ -18,7 +18,7 @@ use crate::kernel::{Epilogue, Rows};
 use crate::pack::{PanelsView, LANES};
 use crate::parallel::Team;
 use crate::passes::pass;
-use crate::simd::V16;
+use crate::simd::{math, V16};
 
 use super::{gru, lstm, rnn, CellWeights};
 
@@ -36,6 +36,9 @@ pub(crate) struct BackPtrs {
     pub(crate) hid: usize,
     pub(crate) out_units: usize,
     pub(crate) clip: Option<f32>,
+    /// ONNX `activations` of this direction when they differ from the cell's
+    /// standard functions.
+    pub(crate) acts: Option<GateActivations>,
     pub(crate) zigzag: bool,
     /// The step's gate pre-activations (as the training forward kept them) and where
     /// its gate gradients go (may be the same memory: each tile reads before writing).
@@ -84,6 +87,21 @@ unsafe impl Sync for BackPtrs {}
 impl BackPtrs {
     /// Whether batch row `row` ran this step.
     #[inline(always)]
+    /// ONNX's slot `f` when the step has custom activations.
+    pub(crate) fn act_f(&self) -> Option<Activation> {
+        self.acts.map(|a| a.f)
+    }
+
+    /// ONNX's slot `g` when the step has custom activations.
+    pub(crate) fn act_g(&self) -> Option<Activation> {
+        self.acts.map(|a| a.g)
+    }
+
+    /// ONNX's slot `h` when the step has custom activations.
+    pub(crate) fn act_h(&self) -> Option<Activation> {
+        self.acts.map(|a| a.h)
+    }
+
     pub(crate) fn active(&self, row: usize) -> bool {
         // SAFETY: `lens` (when not null) holds `batch` lengths (driver's contract).
         self.lens.is_null() || self.t < unsafe { *self.lens.add(row) }
@@ -127,6 +145,44 @@ pub(crate) unsafe fn unclipped<V: V16>(d: V, z: V, clip: Option<f32>) -> V {
         // SAFETY: the caller guarantees the ISA.
         Some(c) => unsafe { V::splat(c).select_lt(z.abs(), V::zero(), d) },
         None => d,
+    }
+}
+
+/// The value and slope at `x` of the sigmoid, or of ONNX's `custom` function when the
+/// step has one (slot `f`).
+///
+/// # Safety
+/// `V`'s ISA must be available.
+#[inline(always)]
+pub(crate) unsafe fn sigmoid_slope<V: V16>(x: V, custom: Option<Activation>) -> (V, V) {
+    // SAFETY: the caller guarantees the ISA.
+    unsafe {
+        match custom {
+            None => {
+                let y = math::sigmoid(x);
+                (y, dsigmoid(y))
+            }
+            Some(a) => x.activation_slope(a),
+        }
+    }
+}
+
+/// The value and slope at `x` of `tanh`, or of ONNX's `custom` function (slots `g`,
+/// `h`).
+///
+/// # Safety
+/// `V`'s ISA must be available.
+#[inline(always)]
+pub(crate) unsafe fn tanh_slope<V: V16>(x: V, custom: Option<Activation>) -> (V, V) {
+    // SAFETY: the caller guarantees the ISA.
+    unsafe {
+        match custom {
+            None => {
+                let y = math::tanh(x);
+                (y, dtanh(y))
+            }
+            Some(a) => x.activation_slope(a),
+        }
     }
 }
 

@@ -15,7 +15,7 @@ mod gru;
 mod lstm;
 mod rnn;
 
-use rnn_reference::{CellKind, Error, LayerWeights, RnnConfig};
+use rnn_reference::{Activation, CellKind, Error, GateActivations, LayerWeights, RnnConfig};
 
 use crate::arch::Backend;
 use crate::element::{Element, Storage};
@@ -254,6 +254,37 @@ unsafe fn clip<V: V16>(x: V, c: Option<f32>) -> V {
     }
 }
 
+/// `custom` (an ONNX activation) at `x`, or the sigmoid when the step runs the cell's
+/// standard functions.
+///
+/// # Safety
+/// `V`'s ISA must be available.
+#[inline(always)]
+unsafe fn sigmoid_or<V: V16>(x: V, custom: Option<Activation>) -> V {
+    // SAFETY: the caller guarantees V's ISA.
+    unsafe {
+        match custom {
+            None => math::sigmoid(x),
+            Some(a) => x.activation(a),
+        }
+    }
+}
+
+/// `custom` at `x`, or `tanh` (see [`sigmoid_or`]).
+///
+/// # Safety
+/// `V`'s ISA must be available.
+#[inline(always)]
+unsafe fn tanh_or<V: V16>(x: V, custom: Option<Activation>) -> V {
+    // SAFETY: the caller guarantees V's ISA.
+    unsafe {
+        match custom {
+            None => math::tanh(x),
+            Some(a) => x.activation(a),
+        }
+    }
+}
+
 /// State rows of one direction; strides are padded so kernels can store whole panels.
 #[derive(Clone, Copy)]
 pub(crate) struct StateBufs {
@@ -329,6 +360,9 @@ pub(crate) struct StepPtrs {
     pub(crate) att_stride: usize,
     /// ONNX clip threshold.
     pub(crate) clip: Option<f32>,
+    /// ONNX `activations` of this direction when they differ from the cell's standard
+    /// functions (`None`: the standard ones, the fused fast path).
+    pub(crate) acts: Option<GateActivations>,
     /// Walk the panels backwards (every other step: the panels used last are still
     /// in cache).
     pub(crate) zigzag: bool,
@@ -341,10 +375,11 @@ pub(crate) struct StepPtrs {
 unsafe impl Sync for StepPtrs {}
 
 impl StepPtrs {
-    /// The pointers of one step of `cfg` for `batch` rows reading the input projection
-    /// block `pre`.
+    /// The pointers of one step of direction `dir` of `cfg` for `batch` rows reading
+    /// the input projection block `pre`.
     pub(crate) fn new(
         cfg: &RnnConfig,
+        dir: usize,
         batch: usize,
         pre: *mut f32,
         b: &StateBufs,
@@ -368,9 +403,25 @@ impl StepPtrs {
             att: std::ptr::null(),
             att_stride: 0,
             clip: cfg.clip,
+            acts: cfg.custom_activations(dir),
             zigzag,
             q8: None,
         }
+    }
+
+    /// ONNX's slot `f` when the step has custom activations.
+    pub(crate) fn act_f(&self) -> Option<Activation> {
+        self.acts.map(|a| a.f)
+    }
+
+    /// ONNX's slot `g` when the step has custom activations.
+    pub(crate) fn act_g(&self) -> Option<Activation> {
+        self.acts.map(|a| a.g)
+    }
+
+    /// ONNX's slot `h` when the step has custom activations.
+    pub(crate) fn act_h(&self) -> Option<Activation> {
+        self.acts.map(|a| a.h)
     }
 
     /// The rows of `h_prev` (the recurrent product's left operand).

@@ -84,7 +84,7 @@ const TANH_SMALL: f32 = 0.625;
 
 /// Horner evaluation of `c[0]·t^(k−1) + … + c[k−1]`.
 #[inline(always)]
-unsafe fn horner<V: V16, const K: usize>(t: V, c: &[f32; K]) -> V {
+pub(crate) unsafe fn horner<V: V16, const K: usize>(t: V, c: &[f32; K]) -> V {
     // SAFETY: the caller runs on a CPU with `V`'s features (contract of `V16`).
     unsafe {
         let mut p = V::splat(c[0]);

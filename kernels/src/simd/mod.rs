@@ -1,6 +1,7 @@
 //! The SIMD vocabulary, the bottom of the crate's module graph: the one tiny vector
 //! abstraction every kernel is written against ([`V16`]: 16 `f32` lanes, the width of
-//! one tile of hidden units) and the activations over it ([`math`]). AVX-512 holds a
+//! one tile of hidden units) and the activations over it ([`math`]; ONNX's other
+//! activation functions in [`activations`]). AVX-512 holds a
 //! [`V16`] in one `zmm`, AVX2 in two `ymm`, the portable path in four 128-bit `wide`
 //! vectors; those implementations live with their ISA in `arch/<arch>/<isa>/vector.rs`.
 //!
@@ -9,6 +10,8 @@
 //! functions that the dispatcher reaches only after detection, and all methods are
 //! `#[inline(always)]` so the intrinsics inline into those functions.
 
+pub(crate) mod activation_slopes;
+pub(crate) mod activations;
 mod dot8;
 pub(crate) mod math;
 
@@ -90,6 +93,13 @@ pub unsafe trait V16: Copy {
     /// vector, `p[2l + 1]` for lane `l` of the second) and widens both with one shift
     /// and one mask: half the work of two [`load_bf16`](V16::load_bf16).
     unsafe fn load_bf16_pair(p: *const u16) -> (Self, Self);
+    /// ONNX activation `a` lane-wise ([`activations::activation`]), through the path's
+    /// one out-of-line copy (the custom-activation path of the epilogues).
+    unsafe fn activation(self, a: rnn_reference::Activation) -> Self;
+    /// Value and slope of ONNX activation `a` lane-wise
+    /// ([`activation_slopes::value_and_slope`]), out of line like
+    /// [`activation`](V16::activation).
+    unsafe fn activation_slope(self, a: rnn_reference::Activation) -> (Self, Self);
     /// Stores the 16 lanes, each an integer in `0..=255` or NaN, as 16 bytes at `p` (a
     /// NaN as 0, like `as u8`): the codes of run-time quantization. Other values give
     /// unspecified (but not undefined) bytes. `p` must be valid for 16 byte writes.

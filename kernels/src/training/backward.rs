@@ -358,6 +358,7 @@ unsafe fn direction<W: Element, T: Element>(
                 hid: d.h,
                 out_units: d.ho,
                 clip: cfg.clip,
+                acts: cfg.custom_activations(dir),
                 zigzag: s % 2 == 1,
                 z,
                 z_stride,
@@ -542,7 +543,7 @@ unsafe fn recompute<W: Element>(
             },
             aux2: sb.add(sc.aux2),
         };
-        let mut sp = StepPtrs::new(cfg, d.b, zstep, &st, false);
+        let mut sp = StepPtrs::new(cfg, dir, d.b, zstep, &st, false);
         sp.pre_stride = d.zs;
         sp.keep_pre = true;
         (sp.att, sp.att_stride) = c.kept.att_ptrs(kb, d, t);

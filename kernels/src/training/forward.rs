@@ -251,7 +251,7 @@ unsafe fn layers<W: Element>(c: &Ctx<'_, W>, team: &Team<'_>) {
                         aux2: sb.add(c.sc.aux2),
                     };
                     let mut sp =
-                        StepPtrs::new(cfg, d.b, pre.add(t * d.b * stride), &st, s % 2 == 1);
+                        StepPtrs::new(cfg, dir, d.b, pre.add(t * d.b * stride), &st, s % 2 == 1);
                     sp.pre_stride = stride;
                     sp.keep_pre = d.keep;
                     (sp.att, sp.att_stride) = c.kept.att_ptrs(kb, d, t);

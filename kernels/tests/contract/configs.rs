@@ -1,7 +1,8 @@
 //! Configs, PyTorch-layout weights and ONNX-layout weights.
 
 use rnn_kernels::{
-    CellKind, Direction, GateCoupling, LayerWeights, LstmVariant, OnnxWeights, PackedRnn, RnnConfig,
+    Activation, CellKind, Direction, GateActivations, GateCoupling, LayerWeights, LstmVariant,
+    OnnxWeights, PackedRnn, RnnConfig,
 };
 
 use super::{assert_invalid, expect, views, weights, Want, GRU, LSTM, LSTM_PEEP, LSTM_PROJ, TANH};
@@ -65,6 +66,24 @@ fn config_errors() {
     }
     for clip in [0.0, -1.0, f32::NAN, f32::INFINITY] {
         cases.push((ok.with_clip(Some(clip)), "clip", Want::Invalid));
+    }
+    // ONNX activations with a non-finite parameter, in a slot the cell uses (the
+    // reverse direction's of a bidirectional network too).
+    for (alpha, bidirectional) in [
+        (f32::NAN, false),
+        (f32::INFINITY, true),
+        (f32::NEG_INFINITY, false),
+    ] {
+        let mut acts = [GateActivations::standard(LSTM); 2];
+        acts[usize::from(bidirectional)].h = Activation::Elu { alpha };
+        let c = ok
+            .with_direction(if bidirectional {
+                Direction::Bidirectional
+            } else {
+                Direction::Forward
+            })
+            .with_activations(Some(acts));
+        cases.push((c, "activations", Want::Invalid));
     }
     // Coupled gates with a projection (no peer defines both), and the variant options
     // this version does not implement yet.

@@ -3,42 +3,27 @@
 //! `x_t`, `h_{t-1}` and `c_{t-1}`. Follows the equations of the golden README line by
 //! line, in the order the forward computed them, reversed.
 
-use crate::cell_kind::{
-    CellKind, GateCoupling, GruVariant, LstmBlocks, LstmVariant, RnnActivation, RnnVariant,
-};
+use crate::activation::Activation;
+use crate::cell_kind::{CellKind, GateCoupling, GruVariant, LstmBlocks, LstmVariant};
 use crate::real::Real;
 use crate::spec::RnnConfig;
 use crate::weights::{LayerWeights, OwnedLayerWeights};
 
 use super::tape::RowStep;
 
-/// How a gate's activation is differentiated.
-#[derive(Clone, Copy)]
-enum Act {
-    Sigmoid,
-    Tanh,
-    Relu,
-}
-
 /// The gradient of a gate's pre-activation `pre` (before clip) from that of its
 /// activation `a = act(clip(pre))`: zero where `clip` clamped it (`|pre| > clip`, the
-/// convention of `torch.clamp`), else `d · act'`, with `act'` written in terms of `a`
-/// (`a (1 - a)`, `1 - a²`) or, for relu, `pre > 0`.
-fn gate_grad<T: Real>(d: T, pre: T, a: T, act: Act, clip: Option<T>) -> T {
+/// convention of `torch.clamp`), else `d · act'(pre)` ([`Activation::derivative`]:
+/// `a (1 - a)` and `1 - a²` for the sigmoid and tanh, `pre > 0` for relu).
+fn gate_grad<T: Real>(d: T, pre: T, a: T, act: Activation, clip: Option<T>) -> T {
     if clip.is_some_and(|c| pre > c || pre < -c) {
         return T::ZERO;
     }
-    match act {
-        Act::Sigmoid => d * (a * (T::ONE - a)),
-        Act::Tanh => d * (T::ONE - a * a),
-        Act::Relu => {
-            if pre > T::ZERO {
-                d
-            } else {
-                T::ZERO
-            }
-        }
+    if act == Activation::Relu {
+        // Passed or stopped, no product (exactly the standard relu cell's).
+        return if pre > T::ZERO { d } else { T::ZERO };
     }
+    d * pre.gate_slope(act, a)
 }
 
 /// The gradients of one row's step that leave the cell: `d h_{t-1}` and `d c_{t-1}`;
@@ -73,6 +58,7 @@ pub(crate) fn row_backward<T: Real>(
 ) -> StateGrads<T> {
     let hid = cfg.hidden_size;
     let cl = cfg.clip.map(|c| T::from_f64(f64::from(c)));
+    let acts = cfg.gate_activations(0);
     let n = cfg.gates() * hid;
     // ∂L/∂(input part) and ∂L/∂(recurrent part) of every gate row; they differ only
     // for the n gate of the linear-before-reset GRU (whose recurrent part is scaled by r).
@@ -86,13 +72,9 @@ pub(crate) fn row_backward<T: Real>(
         max_inner: 0.0,
     };
     match cfg.cell {
-        CellKind::Rnn(RnnVariant { activation }) => {
-            let act = match activation {
-                RnnActivation::Tanh => Act::Tanh,
-                RnnActivation::Relu => Act::Relu,
-            };
+        CellKind::Rnn(_) => {
             for j in 0..hid {
-                d_x[j] = gate_grad(dh[j], s.pre[j], s.act[j], act, cl);
+                d_x[j] = gate_grad(dh[j], s.pre[j], s.act[j], acts.f, cl);
             }
             d_h.clone_from(&d_x);
         }
@@ -120,10 +102,11 @@ pub(crate) fn row_backward<T: Real>(
                 let (rf, rg, ro) = (blk.f * hid + j, blk.g * hid + j, blk.o * hid + j);
                 let (f, gg, o) = (s.act[rf], s.act[rg], s.act[ro]);
                 let (c_old, c_new) = (s.c[j], s.extra[j]);
-                let tc = c_new.tanh();
-                // m = o ⊙ tanh(c'); o sees c' through its peephole.
-                let d_o = gate_grad(dm[j] * tc, s.pre[ro], o, Act::Sigmoid, cl);
-                let dcn = dc[j] + dm[j] * o * (T::ONE - tc * tc) + d_o * p(blk.p_o, j);
+                let tc = c_new.gate_activation(acts.h);
+                // m = o ⊙ h(c') (h = tanh by default); o sees c' through its peephole.
+                let d_o = gate_grad(dm[j] * tc, s.pre[ro], o, acts.f, cl);
+                let dtc = c_new.gate_slope(acts.h, tc);
+                let dcn = dc[j] + dm[j] * o * dtc + d_o * p(blk.p_o, j);
                 out.max_inner = out.max_inner.max(dcn.to_f64().abs());
                 // c' = f ⊙ c + i ⊙ g; i and f see c through their peepholes. Coupled
                 // (`input_forget`, f = 1 − i): c' = c + i ⊙ (g − c), and the forget
@@ -131,18 +114,18 @@ pub(crate) fn row_backward<T: Real>(
                 // (c − g), and there is no input gate row.
                 let (i, d_i, d_f) = match blk.i {
                     None => {
-                        let d_f = gate_grad(dcn * (c_old - gg), s.pre[rf], f, Act::Sigmoid, cl);
+                        let d_f = gate_grad(dcn * (c_old - gg), s.pre[rf], f, acts.f, cl);
                         (T::ONE - f, T::ZERO, d_f)
                     }
                     Some(ki) => {
                         let (ri, i) = (ki * hid + j, s.act[ki * hid + j]);
                         let (d_i, d_f) = if v.coupling == GateCoupling::InputForget {
-                            let d_i = gate_grad(dcn * (gg - c_old), s.pre[ri], i, Act::Sigmoid, cl);
+                            let d_i = gate_grad(dcn * (gg - c_old), s.pre[ri], i, acts.f, cl);
                             (d_i, T::ZERO)
                         } else {
                             (
-                                gate_grad(dcn * gg, s.pre[ri], i, Act::Sigmoid, cl),
-                                gate_grad(dcn * c_old, s.pre[rf], f, Act::Sigmoid, cl),
+                                gate_grad(dcn * gg, s.pre[ri], i, acts.f, cl),
+                                gate_grad(dcn * c_old, s.pre[rf], f, acts.f, cl),
                             )
                         };
                         d_x[ri] = d_i;
@@ -150,7 +133,7 @@ pub(crate) fn row_backward<T: Real>(
                         (i, d_i, d_f)
                     }
                 };
-                let d_g = gate_grad(dcn * i, s.pre[rg], gg, Act::Tanh, cl);
+                let d_g = gate_grad(dcn * i, s.pre[rg], gg, acts.g, cl);
                 let d_ip = blk.p_i.map_or(T::ZERO, |pi| d_i * p(pi, j));
                 out.dc[j] = dcn * f + d_ip + d_f * p(blk.p_f, j);
                 if let Some(gp) = g.peephole.as_mut() {
@@ -179,7 +162,7 @@ pub(crate) fn row_backward<T: Real>(
                     Some(a) => ((T::ONE - a) * z, dh[j] * (s.h[j] - nn)),
                     None => (z, dh[j] * (s.h[j] - nn)),
                 };
-                let d_n = gate_grad(dh[j] * (T::ONE - zp), s.pre[rn], nn, Act::Tanh, cl);
+                let d_n = gate_grad(dh[j] * (T::ONE - zp), s.pre[rn], nn, acts.g, cl);
                 let dz = match s.att {
                     Some(a) => {
                         out.da = out.da - dzp * z;
@@ -187,7 +170,7 @@ pub(crate) fn row_backward<T: Real>(
                     }
                     None => dzp,
                 };
-                d_x[hid + j] = gate_grad(dz, s.pre[hid + j], z, Act::Sigmoid, cl);
+                d_x[hid + j] = gate_grad(dz, s.pre[hid + j], z, acts.f, cl);
                 d_x[rn] = d_n;
                 let z = zp;
                 out.dh[j] = dh[j] * z;
@@ -210,7 +193,7 @@ pub(crate) fn row_backward<T: Real>(
                 }
             }
             for j in 0..hid {
-                d_x[j] = gate_grad(dr[j], s.pre[j], s.act[j], Act::Sigmoid, cl);
+                d_x[j] = gate_grad(dr[j], s.pre[j], s.act[j], acts.f, cl);
             }
             // Peephole GRU: r and z see h through p ⊙ h.
             if let Some(p) = w.peephole {

@@ -20,7 +20,7 @@ pub(crate) mod tape;
 use crate::error::{Error, Result};
 use crate::real::Real;
 use crate::sequence::check_sequence_attention;
-use crate::spec::{check_len, check_seq_lens, Direction, RnnConfig, SeqShape};
+use crate::spec::{check_len, check_seq_lens, RnnConfig, SeqShape};
 use crate::weights::{check_weights, export_onnx, views, LayerWeights, OwnedLayerWeights};
 use crate::{OwnedOnnxWeights, SequenceInput};
 
@@ -218,18 +218,13 @@ pub(crate) fn backward_traced<T: Real>(
     let mut d_out = grads.dy.to_vec();
     for (layer, tape) in tapes.iter().enumerate().rev() {
         let width = tape.width;
-        let step_cfg = RnnConfig {
-            input_size: width,
-            num_layers: 1,
-            direction: Direction::Forward,
-            ..*cfg
-        };
         let mut d_in = vec![T::ZERO; tape.input.len()];
         let mut mx = LayerMaxima {
             dy: d_out.iter().fold(0.0, |m, v| m.max(v.to_f64().abs())),
             ..LayerMaxima::default()
         };
         for (d, steps) in tape.dirs.iter().enumerate() {
+            let step_cfg = cfg.direction_step(width, d);
             let k = layer * nd + d;
             let slice = |v: Option<&[T]>, b: usize, n: usize| -> Vec<T> {
                 v.map_or(vec![T::ZERO; n], |v| v[(k * batch + b) * n..][..n].to_vec())
@@ -294,10 +289,13 @@ pub(crate) fn backward_traced<T: Real>(
     Ok(out)
 }
 
-/// The smallest distance of any clipped or relu gate argument to its kink (`±clip`,
-/// `0`) in the forward pass of these arguments (`inf` if there is none). Where it is
-/// tiny, a finite-difference estimate straddles the kink and differs from the
-/// one-sided gradient [`backward`] returns (test support).
+/// The smallest distance of any gate argument to a kink (`±clip`, and the kinks of
+/// the activations: relu's 0, ONNX's [`Activation::kinks`](crate::Activation::kinks),
+/// for an LSTM's output function at `c'`) in the forward pass of these arguments
+/// (`inf` if there is none). Where it is tiny, a finite-difference estimate straddles
+/// the kink and differs from the one-sided gradient [`backward`] returns (test
+/// support). Every function of the network is checked against every argument, which
+/// can only make the margin smaller.
 #[cfg(feature = "testkit")]
 pub(crate) fn kink_margin<T: Real>(
     cfg: &RnnConfig,
@@ -305,8 +303,18 @@ pub(crate) fn kink_margin<T: Real>(
     shape: SeqShape,
     input: &SequenceInput<'_, T>,
 ) -> f64 {
-    let relu = cfg.cell == crate::CellKind::RNN_RELU;
     let clip = cfg.clip.map(f64::from);
+    let used = |d: usize| cfg.gate_activations(d).used(cfg.cell);
+    let mut kinks: Vec<f64> = (0..cfg.num_directions())
+        .flat_map(|d| used(d).flat_map(|a| a.kinks()))
+        .collect();
+    kinks.sort_by(f64::total_cmp);
+    kinks.dedup();
+    let near = |v: f64| {
+        kinks
+            .iter()
+            .fold(f64::INFINITY, |m, k| m.min((v - k).abs()))
+    };
     let mut m = f64::INFINITY;
     for tape in record(cfg, weights, shape, input) {
         for s in tape.dirs.iter().flatten() {
@@ -315,8 +323,12 @@ pub(crate) fn kink_margin<T: Real>(
                 if let Some(c) = clip {
                     m = m.min((p.abs() - c).abs());
                 }
-                if relu {
-                    m = m.min(p.abs());
+                m = m.min(near(clip.map_or(p, |c| p.clamp(-c, c))));
+            }
+            if cfg.cell.has_cell_state() {
+                // An LSTM's output function acts on c'.
+                for &c in &s.extra {
+                    m = m.min(near(c.to_f64()));
                 }
             }
         }

@@ -4,9 +4,7 @@
 //! bit-identical to [`forward`](crate::forward)'s (a test checks it).
 
 use crate::cell::dot;
-use crate::cell_kind::{
-    CellKind, GateCoupling, GruVariant, LstmBlocks, LstmVariant, RnnActivation, RnnVariant,
-};
+use crate::cell_kind::{CellKind, GateCoupling, GruVariant, LstmBlocks, LstmVariant};
 use crate::real::Real;
 use crate::spec::{Direction, RnnConfig, SeqShape};
 use crate::weights::LayerWeights;
@@ -76,6 +74,7 @@ pub(crate) fn row_step<T: Real>(
 ) -> RowStep<T> {
     let hid = cfg.hidden_size;
     let cl = cfg.clip.map(|c| T::from_f64(f64::from(c)));
+    let acts = cfg.gate_activations(0);
     let mut s = RowStep {
         b,
         t,
@@ -90,14 +89,11 @@ pub(crate) fn row_step<T: Real>(
         att,
     };
     match cfg.cell {
-        CellKind::Rnn(RnnVariant { activation }) => {
+        CellKind::Rnn(_) => {
             for j in 0..hid {
                 let pre = x_part(w, j, x) + h_part(w, j, h);
                 s.pre.push(pre);
-                s.act.push(match activation {
-                    RnnActivation::Tanh => clip(pre, cl).tanh(),
-                    RnnActivation::Relu => clip(pre, cl).relu(),
-                });
+                s.act.push(clip(pre, cl).gate_activation(acts.f));
             }
             s.h_new = s.act.clone();
         }
@@ -117,18 +113,18 @@ pub(crate) fn row_step<T: Real>(
                 let (i, f) = match blk.i.zip(blk.p_i) {
                     // CIFG: i = 1 − f, no input gate row.
                     None => {
-                        let f = clip(pf, cl).sigmoid();
+                        let f = clip(pf, cl).gate_activation(acts.f);
                         (T::ONE - f, f)
                     }
                     Some((ki, pi)) => {
                         let pi = pre(ki, pi, j, c_old);
-                        let i = clip(pi, cl).sigmoid();
+                        let i = clip(pi, cl).gate_activation(acts.f);
                         // ONNX `input_forget`: f = 1 − i (the forget row's
                         // pre-activation is recorded but acts nowhere).
                         let f = if v.coupling == GateCoupling::InputForget {
                             T::ONE - i
                         } else {
-                            clip(pf, cl).sigmoid()
+                            clip(pf, cl).gate_activation(acts.f)
                         };
                         s.pre[ki * hid + j] = pi;
                         s.act[ki * hid + j] = i;
@@ -136,16 +132,16 @@ pub(crate) fn row_step<T: Real>(
                     }
                 };
                 let pg = raw(blk.g, j);
-                let g = clip(pg, cl).tanh();
+                let g = clip(pg, cl).gate_activation(acts.g);
                 let c_new = f * c_old + i * g;
                 let po = pre(blk.o, blk.p_o, j, c_new);
-                let o = clip(po, cl).sigmoid();
+                let o = clip(po, cl).gate_activation(acts.f);
                 for (k, p, a) in [(blk.f, pf, f), (blk.g, pg, g), (blk.o, po, o)] {
                     s.pre[k * hid + j] = p;
                     s.act[k * hid + j] = a;
                 }
                 s.extra.push(c_new);
-                s.m.push(o * c_new.tanh());
+                s.m.push(o * c_new.gate_activation(acts.h));
             }
             s.h_new = match proj_size {
                 Some(_) => {
@@ -168,7 +164,7 @@ pub(crate) fn row_step<T: Real>(
                     let pre = x_part(w, r, x) + h_part(w, r, h);
                     // This crate's peephole GRU: + p ⊙ h for r and z.
                     s.pre[r] = w.peephole.map_or(pre, |p| pre + p[k * hid + j] * h[j]);
-                    s.act[r] = clip(s.pre[r], cl).sigmoid();
+                    s.act[r] = clip(s.pre[r], cl).gate_activation(acts.f);
                 }
             }
             if !linear_before_reset {
@@ -186,7 +182,7 @@ pub(crate) fn row_step<T: Real>(
                     let hp = h_part(w, rn, &s.m);
                     (hp, x_part(w, rn, x) + hp)
                 };
-                let n = clip(pre, cl).tanh();
+                let n = clip(pre, cl).gate_activation(acts.g);
                 s.pre[rn] = pre;
                 s.act[rn] = n;
                 s.extra.push(hp);
@@ -214,16 +210,11 @@ pub(crate) fn record<T: Real>(
     let mut layer_in = input.x.to_vec();
     let mut width = cfg.input_size;
     for layer in 0..cfg.num_layers {
-        let step_cfg = RnnConfig {
-            input_size: width,
-            num_layers: 1,
-            direction: Direction::Forward,
-            ..*cfg
-        };
         let yw = cfg.y_width();
         let mut y = vec![T::ZERO; steps * batch * yw];
         let mut dirs = Vec::with_capacity(nd);
         for d in 0..nd {
+            let step_cfg = cfg.direction_step(width, d);
             let k = layer * nd + d;
             let reverse = cfg.direction.is_reverse(d);
             let mut hs: Vec<Vec<T>> = (0..batch)

@@ -113,12 +113,6 @@ pub fn forward_quantized_as<R: Real>(
     let mut layer_in: Vec<f32> = input.x.to_vec();
     let mut width = cfg.input_size;
     for layer in 0..cfg.num_layers {
-        let step_cfg = RnnConfig {
-            input_size: width,
-            num_layers: 1,
-            direction: Direction::Forward,
-            ..*cfg
-        };
         let mut y = vec![R::ZERO; dims.y];
         let mut y_slack = vec![0.0f64; dims.y];
         // Input rows of the steps that run, in (t, b) order.
@@ -135,6 +129,7 @@ pub fn forward_quantized_as<R: Real>(
             vec![p; max_len * batch]
         };
         for d in 0..nd {
+            let step_cfg = cfg.direction_step(width, d);
             let k = layer * nd + d;
             let w = &weights[k];
             let reverse = cfg.direction.is_reverse(d);

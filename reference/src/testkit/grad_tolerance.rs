@@ -15,7 +15,11 @@
 //!    layers (the one of `reference/tests/props.rs`, with the actual row sums `Wx`,
 //!    `Wh` of `|W_ih|`, `|W_hh|`, bias and peephole bounds, and the vector
 //!    activations' ≤ 1.5 u) bounds the pre-activations' error by `e_z` and the states'
-//!    by `e`. Every factor the backward multiplies by (an activation or its derivative
+//!    by `e`. (Those are the standard functions' figures: the sigmoid's slope 1/4 and
+//!    tanh's 1, values at most 1, 1.2e-7 own error. With ONNX activations each slot
+//!    enters with its function's largest slope, largest value on the step's
+//!    arguments and own error, which give back exactly these for the standard ones.)
+//!    Every factor the backward multiplies by (an activation or its derivative
 //!    `σ(1−σ)`, `1−t²`, `tanh(c')`) then errs by at most `δ = 2 (e_z + 2u)` (a
 //!    derivative moves at most twice its activation). `relu'` and `clip`'s mask are
 //!    exact: problems with a kink argument within `2 e_z` of the kink are excluded by
@@ -44,7 +48,7 @@
 //! stays well below the gradients themselves (median 0.3%, at most 25%), so it bites.
 
 pub use crate::backward::LayerMaxima;
-use crate::{CellKind, GateCoupling, OwnedLayerWeights};
+use crate::{Activation, CellKind, GateCoupling, OwnedLayerWeights};
 
 use super::problem::Problem;
 
@@ -354,22 +358,35 @@ fn forward_bound(p: &Problem, maxima: &[LayerMaxima]) -> ForwardBound {
             let s = wx * x_mag + wh * hm + bb + pp * cm;
             let e_z = 1.01 * n * U * s + wx * e_x + wh * e_h + pp * e_c;
             out.e_z = out.e_z.max(e_z);
-            let (e_sig, e_tanh) = (e_z / 4.0 + 2.0 * U, e_z + 2.0 * U);
+            // The slots' functions (standard: the sigmoid, tanh, tanh): largest slope
+            // `d`, largest value `v` on this step's arguments, own error `a`.
+            let (f, g, h) = (slot(cfg, 0, s), slot(cfg, 1, s), slot(cfg, 2, cm));
+            let (e_f, e_g) = (f.d * e_z + f.a, g.d * e_z + g.a);
             let e_h_new = match cfg.cell {
-                CellKind::RNN_RELU => e_z,
-                CellKind::Rnn(_) => e_tanh,
+                CellKind::Rnn(_) => e_f,
                 CellKind::Lstm(v) => {
-                    let e_c_new = e_sig * (cm + 1.0) + e_tanh + e_c + 3.0 * U * (cm + 1.0);
+                    // c' = f ⊙ c + i ⊙ g; a coupled gate `1 − f` is at most 1 for a gate
+                    // in [0, 1], else 1 + |f|.
+                    let coupled = v.coupling != GateCoupling::None;
+                    let gate = if f.unit || !coupled { f.v } else { 1.0 + f.v };
+                    let e_c_new =
+                        e_f * (cm + g.v) + gate * (e_g + e_c) + 3.0 * U * gate * (cm + g.v);
                     e_c = e_c.max(e_c_new);
-                    let e_m = e_sig + pp * e_c / 4.0 + e_c + 4.0 * U;
+                    // m = o ⊙ h(c'), o reading c' through its peephole.
+                    let e_m = (e_f + f.d * pp * e_c) * h.v
+                        + f.v * (h.d * e_c + h.a)
+                        + 2.0 * U * f.v * h.v;
                     match v.proj_size {
                         Some(_) => wr * e_m + 1.01 * (hid as f64 + 1.0) * U * wr,
                         None => e_m,
                     }
                 }
                 _ => {
-                    let e_n = e_tanh + e_sig * s;
-                    e_sig * (1.0 + hm) + e_n + e_h + 4.0 * U * (1.0 + hm)
+                    // n's argument holds r ⊙ (W_hn h + b_hn) (or W_hn (r ⊙ h)).
+                    let e_n = g.d * (e_z + e_f * s) + g.a;
+                    // h' = n + z (h − n): a convex combination for z in [0, 1].
+                    let (gn, gh) = if f.unit { (1.0, 1.0) } else { (1.0 + f.v, f.v) };
+                    e_f * (g.v + hm) + gn * e_n + gh * e_h + 4.0 * U * (g.v + hm) * gn
                 }
             };
             e_h = e_h.max(e_h_new);
@@ -377,6 +394,44 @@ fn forward_bound(p: &Problem, maxima: &[LayerMaxima]) -> ForwardBound {
         out.e = out.e.max(e_h).max(e_c);
         x_mag = hm;
         e_x = e_h;
+    }
+    out
+}
+
+/// What the forward bound needs of the function of ONNX slot `k` (0: f, 1: g, 2: h) on
+/// arguments of magnitude at most `m`, the worst over directions.
+struct Slot {
+    /// Largest slope.
+    d: f64,
+    /// Largest |value|.
+    v: f64,
+    /// Own error: 2u for the standard functions (their ≤ 1.2e-7 absolute), 0 for relu,
+    /// else `2u + 8u·v` (a few ulp of the value and a rounded product).
+    a: f64,
+    /// Values in [0, 1] (the sigmoid, a hard sigmoid): updates stay convex.
+    unit: bool,
+}
+
+fn slot(cfg: &crate::RnnConfig, k: usize, m: f64) -> Slot {
+    let mut out = Slot {
+        d: 0.0,
+        v: 0.0,
+        a: 0.0,
+        unit: true,
+    };
+    for dir in 0..cfg.num_directions() {
+        let acts = cfg.gate_activations(dir);
+        let f = [acts.f, acts.g, acts.h][k];
+        let v = f.bound(m);
+        let a = match f {
+            Activation::Relu => 0.0,
+            Activation::Sigmoid | Activation::Tanh => 2.0 * U,
+            _ => 2.0 * U + 8.0 * U * v,
+        };
+        out.d = out.d.max(f.max_slope());
+        out.v = out.v.max(v);
+        out.a = out.a.max(a);
+        out.unit &= matches!(f, Activation::Sigmoid | Activation::HardSigmoid { .. });
     }
     out
 }

@@ -222,10 +222,13 @@ pub fn problem(
         d => d,
     };
     let clip = (rng.below(4) == 0).then(|| 0.5 + rng.below(3) as f32);
+    // ONNX activations (added later still) from a fourth generator, one problem in four.
+    let mut acts = SplitMix64::new(seed ^ 0xAC7F_AC7F_AC7F_AC7F);
     let cfg = RnnConfig::new(cell, i, h)
         .with_layers(layers)
         .with_direction(direction)
-        .with_clip(clip);
+        .with_clip(clip)
+        .with_activations(variants::random_activations(cell, &mut acts));
     let layout = if rng.coin() {
         TensorLayout::TimeMajor
     } else {

@@ -7,7 +7,10 @@
 //! make [`from_selector`] and [`random`] reach it (the unit tests below check both).
 //! Every test that loops over `all` then covers it.
 
-use crate::{CellKind, GateCoupling, GruVariant, LstmVariant, RnnActivation, RnnVariant};
+use crate::{
+    Activation, CellKind, GateActivations, GateCoupling, GruVariant, LstmVariant, RnnActivation,
+    RnnVariant,
+};
 
 use super::rng::SplitMix64;
 
@@ -235,6 +238,89 @@ pub fn with_later_flags(cell: CellKind, later: &mut SplitMix64) -> CellKind {
     }
 }
 
+/// One of ONNX's eleven activation functions, uniformly, drawn from `rng` with
+/// parameters from small sets of exact `f32` values (negative slopes and offsets).
+/// Every slope is at most 1, as tanh's and relu's:
+/// the error bound of a random problem is a worst case over its layers and steps, and
+/// slopes above 1 would compound it past the outputs (the tests refuse a bound that
+/// large as vacuous). Slopes above 1 run in the golden cases and the unit tests; the
+/// kernels' code does not depend on the parameters' values.
+pub fn random_activation(rng: &mut SplitMix64) -> Activation {
+    let k = rng.below(11);
+    let mut pick = |v: &[f32]| v[rng.below(v.len())];
+    match k {
+        0 => Activation::Relu,
+        1 => Activation::Tanh,
+        2 => Activation::Sigmoid,
+        3 => Activation::Affine {
+            alpha: pick(&[0.5, -0.75, 1.0]),
+            beta: pick(&[0.0, 0.25, -0.5]),
+        },
+        4 => Activation::LeakyRelu {
+            alpha: pick(&[0.01, 0.25, -0.5]),
+        },
+        // Threshold 0 only: any other threshold is a jump, and an output within its
+        // error of the jump is undecidable (the bound there is the whole value).
+        5 => Activation::ThresholdedRelu { alpha: 0.0 },
+        6 => {
+            // (alpha, beta) with alpha·beta ≤ 1: slopes 0.375, 0.75, 0.9375.
+            let (alpha, beta) = [(0.75, 0.5), (1.5, 0.5), (0.75, 1.25)][rng.below(3)];
+            Activation::ScaledTanh { alpha, beta }
+        }
+        7 => Activation::HardSigmoid {
+            alpha: pick(&[0.2, 0.5]),
+            beta: pick(&[0.5, 0.25]),
+        },
+        8 => Activation::Elu {
+            alpha: pick(&[1.0, 0.5, 0.75]),
+        },
+        9 => Activation::Softsign,
+        _ => Activation::Softplus,
+    }
+}
+
+/// A function for the gate slot `f` of a gated cell (LSTM, GRU): one with values in
+/// `[0, 1]`, the sigmoid or a hard sigmoid (Keras's `recurrent_activation`). ONNX
+/// allows any function there, but a gate outside `[0, 1]` turns the cell's convex
+/// updates into amplifying ones (`1 − z` up to 2, `c` growing geometrically, a
+/// peephole feeding `c`'s error back), which a random problem cannot bound usefully;
+/// the golden cases run ONNX Runtime's GRU with affine gates and its LSTM with a
+/// thresholded relu gate, and the fuzz targets draw any function.
+pub fn random_gate(rng: &mut SplitMix64) -> Activation {
+    let alpha = [0.2f32, 0.5][rng.below(2)];
+    if rng.coin() {
+        Activation::Sigmoid
+    } else {
+        Activation::HardSigmoid { alpha, beta: 0.5 }
+    }
+}
+
+/// Both directions' functions, every slot a [`random_activation`] drawn from `rng`.
+pub fn random_gate_activations(rng: &mut SplitMix64) -> [GateActivations; 2] {
+    let mut dir = || GateActivations {
+        f: random_activation(rng),
+        g: random_activation(rng),
+        h: random_activation(rng),
+    };
+    [dir(), dir()]
+}
+
+/// ONNX activations for a network of `cell` one time in four (else `None`, the
+/// standard functions), drawn from `rng`: [`random_gate_activations`], with the gate
+/// slot of a gated cell redrawn by [`random_gate`]. Always makes the same number of
+/// draws, so what follows in `rng` does not depend on the outcome.
+pub fn random_activations(cell: CellKind, rng: &mut SplitMix64) -> Option<[GateActivations; 2]> {
+    let custom = rng.below(4) == 0;
+    let mut acts = random_gate_activations(rng);
+    for a in &mut acts {
+        let gate = random_gate(rng);
+        if !matches!(cell, CellKind::Rnn(_)) {
+            a.f = gate;
+        }
+    }
+    custom.then_some(acts)
+}
+
 /// A random variant of the original eight (every variant but the coupled LSTMs) for
 /// `hidden` units, drawn from `rng`: the cell kind first, then its flags (a projection
 /// to `1 + below(hidden - 1)` units half the time when `hidden > 1`). The order of
@@ -294,6 +380,25 @@ mod tests {
             let cell = from_selector(sel, 1, 9);
             assert!(RnnConfig::new(cell, 1, 1).validate().is_ok(), "{cell:?}");
         }
+    }
+
+    #[test]
+    fn random_activations_reach_every_function_and_stay_valid() {
+        let mut rng = SplitMix64::new(3);
+        let mut seen = std::collections::HashSet::new();
+        let mut custom = 0;
+        for _ in 0..400 {
+            if let Some(acts) = random_activations(LSTM, &mut rng) {
+                custom += 1;
+                let cfg = RnnConfig::new(LSTM, 2, 3).with_activations(Some(acts));
+                assert!(cfg.validate().is_ok(), "{acts:?}");
+                for a in [acts[0].f, acts[0].g, acts[0].h, acts[1].f] {
+                    seen.insert(a.onnx_name());
+                }
+            }
+        }
+        assert_eq!(seen.len(), 11, "{seen:?}");
+        assert!((60..140).contains(&custom), "{custom} of 400");
     }
 
     #[test]

@@ -44,6 +44,18 @@ fn ldexp4(x: f32x4, n: f32x4) -> f32x4 {
 // SAFETY: `WideX4` needs no CPU feature beyond the compilation target's baseline, and
 // `load`/`store` access exactly 16 `f32` through the caller's (valid) pointers.
 unsafe impl V16 for WideX4 {
+    #[inline(always)]
+    unsafe fn activation(self, a: rnn_reference::Activation) -> Self {
+        // SAFETY: the portable path needs only the target's baseline.
+        unsafe { activation_entry(self, a) }
+    }
+
+    #[inline(always)]
+    unsafe fn activation_slope(self, a: rnn_reference::Activation) -> (Self, Self) {
+        // SAFETY: as above.
+        unsafe { activation_slope_entry(self, a) }
+    }
+
     // 16 xmm on SSE2, four per vector. Measured: letting the one- and two-row
     // kernels keep 8 vectors (some spill) beats splitting the panel into groups.
     const MAX_ACC: usize = 8;
@@ -187,4 +199,25 @@ unsafe impl V16 for WideX4 {
         // SAFETY: both arrays hold 16 floats.
         unsafe { (Self::load(a.as_ptr()), Self::load(b.as_ptr())) }
     }
+}
+
+/// ONNX's activations on the portable path, one out-of-line copy (see
+/// `define_activation_entries!` of the x86 paths).
+///
+/// # Safety
+/// None beyond the target's baseline (`unsafe` for the `V16` calls).
+#[inline(never)]
+unsafe fn activation_entry(x: WideX4, a: rnn_reference::Activation) -> WideX4 {
+    // SAFETY: the portable path's operations need only the baseline.
+    unsafe { crate::simd::activations::activation(x, a) }
+}
+
+/// Value and slope, as [`activation_entry`].
+///
+/// # Safety
+/// As for [`activation_entry`].
+#[inline(never)]
+unsafe fn activation_slope_entry(x: WideX4, a: rnn_reference::Activation) -> (WideX4, WideX4) {
+    // SAFETY: as above.
+    unsafe { crate::simd::activation_slopes::value_and_slope(x, a) }
 }

@@ -23,8 +23,8 @@ use rnn_reference::RnnConfig;
 use super::Weights;
 use crate::arch::Backend;
 use crate::cells::backward::{
-    back_pass, dh_in, dsigmoid, dtanh, final_pass, keep_units, unclipped, BackPtrs, GradJob, Left,
-    Param, Right,
+    back_pass, dh_in, final_pass, keep_units, sigmoid_slope, tanh_slope, unclipped, BackPtrs,
+    GradJob, Left, Param, Right,
 };
 use crate::cells::clip;
 use crate::element::Element;
@@ -32,7 +32,7 @@ use crate::kernel::{Epilogue, Rows};
 use crate::pack::runtime::{forward_cols, panels_len, transpose_panels};
 use crate::pack::{padded, PanelsView, LANES};
 use crate::parallel::Team;
-use crate::simd::{math, V16};
+use crate::simd::V16;
 
 /// The transposed recurrent weights of one GRU layer and direction.
 pub(crate) enum BackWeights {
@@ -235,6 +235,9 @@ struct Zn<V> {
     zn: V,
     z: V,
     n: V,
+    /// The slopes of the z and n gates' functions at their (clipped) pre-activations.
+    z_d: V,
+    n_d: V,
     h: V,
     keep: Option<V>,
     zp: V,
@@ -249,14 +252,17 @@ impl<V: V16> Zn<V> {
         unsafe {
             let zp = s.z.add(row * s.z_stride + 3 * u);
             let (zz, zn) = (V::load(zp.add(LANES)), V::load(zp.add(2 * LANES)));
-            let z = math::sigmoid(clip(zz, s.clip));
+            let (z, z_d) = sigmoid_slope(clip(zz, s.clip), s.act_f());
+            let (n, n_d) = tanh_slope(clip(zn, s.clip), s.act_g());
             // A non-null `att` holds the step's rows (driver's contract).
             let keep = (!s.att.is_null()).then(|| V::splat(1.0 - *s.att.add(row)));
             Zn {
                 zz,
                 zn,
                 z,
-                n: math::tanh(clip(zn, s.clip)),
+                n,
+                z_d,
+                n_d,
                 h: V::load(s.h_prev.add(row * s.h_stride + u)),
                 keep,
                 zp: keep.map_or(z, |k| k.mul(z)),
@@ -273,7 +279,7 @@ impl<V: V16> Zn<V> {
         // SAFETY: the caller's contract.
         unsafe {
             let one_z = V::splat(1.0).sub(self.zp);
-            let d_n = unclipped(dh.mul(one_z).mul(dtanh(self.n)), self.zn, s.clip);
+            let d_n = unclipped(dh.mul(one_z).mul(self.n_d), self.zn, s.clip);
             let dzp = dh.mul(self.h.sub(self.n));
             let dz = match self.keep {
                 Some(k) => {
@@ -283,7 +289,7 @@ impl<V: V16> Zn<V> {
                 }
                 None => dzp,
             };
-            let d_z = unclipped(dz.mul(dsigmoid(self.z)), self.zz, s.clip);
+            let d_z = unclipped(dz.mul(self.z_d), self.zz, s.clip);
             (keep_units(d_z, u, s.hid), keep_units(d_n, u, s.hid))
         }
     }
@@ -338,10 +344,10 @@ impl<V: V16> Epilogue<V, 4> for Lbr<'_> {
                 let (g, carry, ext, dhc) = if active {
                     let t = Zn::load(s, row, u);
                     let zr = V::load(s.z.add(row * s.z_stride + 3 * u));
-                    let r = math::sigmoid(clip(zr, s.clip));
+                    let (r, r_d) = sigmoid_slope(clip(zr, s.clip), s.act_f());
                     let (d_z, d_n) = t.grads(s, row, u, dh);
                     let hn = V::load(s.ext.add(row * s.ext_stride + u));
-                    let d_r = unclipped(d_n.mul(hn).mul(dsigmoid(r)), zr, s.clip);
+                    let d_r = unclipped(d_n.mul(hn).mul(r_d), zr, s.clip);
                     let d_r = keep_units(d_r, u, s.hid);
                     let d_nr = d_n.mul(r);
                     let dhc = peep_grad(s, self.p, 0, u, d_r, t.h, dh.mul(t.zp));
@@ -428,10 +434,9 @@ impl<V: V16> Epilogue<V, 4> for RbReset<'_> {
             unsafe {
                 let (d_r, rh) = if active {
                     let zr = V::load(s.z.add(row * s.z_stride + 3 * u));
-                    let r = math::sigmoid(clip(zr, s.clip));
+                    let (r, r_d) = sigmoid_slope(clip(zr, s.clip), s.act_f());
                     let h = V::load(s.h_prev.add(row * s.h_stride + u));
-                    let d_r =
-                        keep_units(unclipped(a.mul(h).mul(dsigmoid(r)), zr, s.clip), u, s.hid);
+                    let d_r = keep_units(unclipped(a.mul(h).mul(r_d), zr, s.clip), u, s.hid);
                     let dhc = s.dhc.add(row * s.h_stride + u);
                     let sum = a.mul_add(r, V::load(dhc));
                     peep_grad(s, self.p, 0, u, d_r, h, sum).store(dhc);

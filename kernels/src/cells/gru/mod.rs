@@ -23,7 +23,9 @@ pub(crate) mod backward;
 
 use rnn_reference::{LayerWeights, RnnConfig};
 
-use super::{clip, sum_biases, Cell, PerTile, StepPtrs, ThreeGates, TileEpilogue};
+use super::{
+    clip, sigmoid_or, sum_biases, tanh_or, Cell, PerTile, StepPtrs, ThreeGates, TileEpilogue,
+};
 use crate::aligned::AlignedVec;
 use crate::arch::Backend;
 use crate::element::{Element, Storage};
@@ -32,7 +34,7 @@ use crate::kernel::Epilogue;
 use crate::pack::{padded_rows, Panels, LANES};
 use crate::parallel::Team;
 use crate::passes::pass;
-use crate::simd::{self, math, V16};
+use crate::simd::{self, V16};
 
 /// The GRU cell.
 pub(crate) struct Gru;
@@ -274,8 +276,8 @@ impl<const PEEP: bool> TileEpilogue for LinearBeforeReset<'_, PEEP> {
                 acc[0].add(V::load(pre)),
                 acc[1].add(V::load(pre.add(LANES))),
             );
-            let r = math::sigmoid(clip(zr, s.clip));
-            let z = math::sigmoid(clip(zz, s.clip));
+            let r = sigmoid_or(clip(zr, s.clip), s.act_f());
+            let z = sigmoid_or(clip(zz, s.clip), s.act_f());
             let hn = acc[2].add(V::load(self.b_hn.as_ptr().add(u)));
             let zn = r.mul_add(hn, V::load(pre.add(2 * LANES)));
             if s.keep_pre {
@@ -285,7 +287,7 @@ impl<const PEEP: bool> TileEpilogue for LinearBeforeReset<'_, PEEP> {
                 zn.store(pre.add(2 * LANES));
                 hn.store(s.aux.add(row * s.aux_stride + u));
             }
-            let n = math::tanh(clip(zn, s.clip));
+            let n = tanh_or(clip(zn, s.clip), s.act_g());
             let z = attended(s, row, z);
             // (1 - z) n + z h = n + z (h - n)
             z.mul_add(h.sub(n), n)
@@ -327,8 +329,8 @@ impl<V: V16, const PEEP: bool> Epilogue<V, 2> for ResetUpdate<'_, PEEP> {
                 zr.store(pre);
                 zz.store(pre.add(LANES));
             }
-            let r = math::sigmoid(clip(zr, s.clip));
-            let z = math::sigmoid(clip(zz, s.clip));
+            let r = sigmoid_or(clip(zr, s.clip), s.act_f());
+            let z = sigmoid_or(clip(zz, s.clip), s.act_f());
             r.mul(h).store(s.aux.add(row * s.aux_stride + u));
             attended(s, row, z).store(s.aux2.add(row * s.aux_stride + u));
         }
@@ -354,7 +356,7 @@ impl<V: V16, const NP: usize> Epilogue<V, NP> for New<'_> {
                 if s.keep_pre {
                     zn.store(pre_n);
                 }
-                let n = math::tanh(clip(zn, s.clip));
+                let n = tanh_or(clip(zn, s.clip), s.act_g());
                 let z = V::load(s.aux2.add(row * s.aux_stride + u));
                 let h = V::load(s.h_prev.add(row * s.h_stride + u));
                 z.mul_add(h.sub(n), n)

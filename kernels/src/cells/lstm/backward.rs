@@ -23,8 +23,8 @@ use super::{GatePanels, Weights};
 use crate::aligned::AlignedVec;
 use crate::arch::Backend;
 use crate::cells::backward::{
-    back_pass, dh_in, dsigmoid, dtanh, final_pass, keep_units, unclipped, BackPtrs, GradJob, Left,
-    Param, Right,
+    back_pass, dh_in, final_pass, keep_units, sigmoid_slope, tanh_slope, unclipped, BackPtrs,
+    GradJob, Left, Param, Right,
 };
 use crate::cells::clip;
 use crate::element::Element;
@@ -32,7 +32,7 @@ use crate::kernel::{Epilogue, Rows};
 use crate::pack::runtime::{forward_cols, panels_len, transpose_panels};
 use crate::pack::{padded, PanelsView, LANES};
 use crate::parallel::Team;
-use crate::simd::{math, V16};
+use crate::simd::V16;
 
 /// The transposed weights of one LSTM layer and direction.
 pub(crate) struct BackWeights {
@@ -336,41 +336,41 @@ unsafe fn cell<V: V16>(
             V::load(z.add(kg * LANES)),
             V::load(z.add(ko * LANES)),
         );
-        let g = math::tanh(clip(zg, s.clip));
-        let o = math::sigmoid(clip(zo, s.clip));
+        let (g, g_d) = tanh_slope(clip(zg, s.clip), s.act_g());
+        let (o, o_d) = sigmoid_slope(clip(zo, s.clip), s.act_f());
         let c_old = V::load(s.c_prev.add(row * s.c_stride + u));
         let c_new = V::load(s.c_after.add(row * s.c_stride + u));
         let dcp = s.dc.add(row * s.c_stride + u);
-        let tc = math::tanh(c_new);
-        let d_o = unclipped(dm.mul(tc).mul(dsigmoid(o)), zo, s.clip);
-        let mut dcn = dm.mul(o).mul_add(dtanh(tc), V::load(dcp));
+        let (tc, tc_d) = tanh_slope(c_new, s.act_h());
+        let d_o = unclipped(dm.mul(tc).mul(o_d), zo, s.clip);
+        let mut dcn = dm.mul(o).mul_add(tc_d, V::load(dcp));
         if !p.is_null() {
             dcn = d_o.mul_add(V::load(p.add(po * s.c_stride + u)), dcn);
         }
         let (i, f, d_i, d_f) = match coupling {
             // CIFG: c' = g + f ⊙ (c − g); there is no input gate row.
             GateCoupling::Cifg => {
-                let f = math::sigmoid(clip(zf, s.clip));
-                let d_f = unclipped(dcn.mul(c_old.sub(g)).mul(dsigmoid(f)), zf, s.clip);
+                let (f, f_d) = sigmoid_slope(clip(zf, s.clip), s.act_f());
+                let d_f = unclipped(dcn.mul(c_old.sub(g)).mul(f_d), zf, s.clip);
                 (V::splat(1.0).sub(f), f, V::zero(), d_f)
             }
             // Coupled: c' = c + i ⊙ (g − c), and the forget row acts nowhere.
             GateCoupling::InputForget => {
                 let zi = V::load(z);
-                let i = math::sigmoid(clip(zi, s.clip));
-                let d_i = unclipped(dcn.mul(g.sub(c_old)).mul(dsigmoid(i)), zi, s.clip);
+                let (i, i_d) = sigmoid_slope(clip(zi, s.clip), s.act_f());
+                let d_i = unclipped(dcn.mul(g.sub(c_old)).mul(i_d), zi, s.clip);
                 (i, V::splat(1.0).sub(i), d_i, V::zero())
             }
             _ => {
                 let zi = V::load(z);
-                let i = math::sigmoid(clip(zi, s.clip));
-                let f = math::sigmoid(clip(zf, s.clip));
-                let d_i = unclipped(dcn.mul(g).mul(dsigmoid(i)), zi, s.clip);
-                let d_f = unclipped(dcn.mul(c_old).mul(dsigmoid(f)), zf, s.clip);
+                let (i, i_d) = sigmoid_slope(clip(zi, s.clip), s.act_f());
+                let (f, f_d) = sigmoid_slope(clip(zf, s.clip), s.act_f());
+                let d_i = unclipped(dcn.mul(g).mul(i_d), zi, s.clip);
+                let d_f = unclipped(dcn.mul(c_old).mul(f_d), zf, s.clip);
                 (i, f, d_i, d_f)
             }
         };
-        let d_g = unclipped(dcn.mul(i).mul(dtanh(g)), zg, s.clip);
+        let d_g = unclipped(dcn.mul(i).mul(g_d), zg, s.clip);
         let mut dc = dcn.mul(f);
         if !p.is_null() {
             if !cifg {

@@ -21,7 +21,7 @@ pub(crate) mod backward;
 
 use rnn_reference::{GateCoupling, LayerWeights, RnnConfig};
 
-use super::{clip, Cell, PerTile, StepPtrs, ThreeGates, TileEpilogue};
+use super::{clip, sigmoid_or, tanh_or, Cell, PerTile, StepPtrs, ThreeGates, TileEpilogue};
 use crate::aligned::AlignedVec;
 use crate::arch::Backend;
 use crate::element::{Element, Storage};
@@ -30,7 +30,7 @@ use crate::kernel::{Epilogue, Store};
 use crate::pack::{padded_rows, Panels, LANES};
 use crate::parallel::Team;
 use crate::passes::{gemm, pass};
-use crate::simd::{self, math, V16};
+use crate::simd::{self, V16};
 
 /// The LSTM cell.
 pub(crate) struct Lstm;
@@ -225,8 +225,8 @@ impl<const COUPLED: bool> Update<'_, COUPLED> {
             if s.keep_pre {
                 go.store(pre_o);
             }
-            let o = math::sigmoid(clip(go, s.clip));
-            let h = o.mul(math::tanh(c_new));
+            let o = sigmoid_or(clip(go, s.clip), s.act_f());
+            let h = o.mul(tanh_or(c_new, s.act_h()));
             c_new.store(s.c_next.add(row * s.c_stride + u));
             h.store(self.m.add(row * self.m_stride + u));
         }
@@ -264,13 +264,13 @@ impl<V: V16, const COUPLED: bool> Epilogue<V, 4> for Update<'_, COUPLED> {
                 gf.store(pre.add(LANES));
                 gg.store(pre.add(2 * LANES));
             }
-            let i = math::sigmoid(clip(gi, s.clip));
+            let i = sigmoid_or(clip(gi, s.clip), s.act_f());
             let f = if COUPLED {
                 V::splat(1.0).sub(i)
             } else {
-                math::sigmoid(clip(gf, s.clip))
+                sigmoid_or(clip(gf, s.clip), s.act_f())
             };
-            let g = math::tanh(clip(gg, s.clip));
+            let g = tanh_or(clip(gg, s.clip), s.act_g());
             self.output(row, u, c, i, f, g, go, 2, pre.add(3 * LANES));
         }
     }
@@ -300,9 +300,9 @@ impl TileEpilogue for Cifg<'_> {
                 gf.store(pre);
                 gg.store(pre.add(LANES));
             }
-            let f = math::sigmoid(clip(gf, s.clip));
+            let f = sigmoid_or(clip(gf, s.clip), s.act_f());
             let i = V::splat(1.0).sub(f);
-            let g = math::tanh(clip(gg, s.clip));
+            let g = tanh_or(clip(gg, s.clip), s.act_g());
             self.0.output(row, u, c, i, f, g, go, 1, pre.add(2 * LANES));
         }
     }

@@ -10,6 +10,7 @@ use crate::cells::backward::{
     back_pass, dh_in, dtanh, final_pass, keep_units, unclipped, BackPtrs, GradJob, Left, Param,
     Right,
 };
+use crate::cells::clip;
 use crate::element::Element;
 use crate::kernel::Epilogue;
 use crate::pack::runtime::{forward_cols, panels_len, transpose_panels};
@@ -118,10 +119,10 @@ impl<V: V16> Epilogue<V, 4> for Grad<'_> {
                 let dh = dh_in(s, row, u, a, active);
                 let (dz, carry) = if active {
                     let z = V::load(s.z.add(row * s.z_stride + u));
-                    let d = if self.relu {
-                        V::zero().select_lt(z, dh, V::zero())
-                    } else {
-                        dh.mul(dtanh(V::load(s.h_after.add(row * s.h_stride + u))))
+                    let d = match s.act_f() {
+                        Some(f) => dh.mul(clip(z, s.clip).activation_slope(f).1),
+                        None if self.relu => V::zero().select_lt(z, dh, V::zero()),
+                        None => dh.mul(dtanh(V::load(s.h_after.add(row * s.h_stride + u)))),
                     };
                     (keep_units(unclipped(d, z, s.clip), u, s.hid), V::zero())
                 } else {

@@ -1,4 +1,5 @@
-//! The Elman RNN: `h' = act(clip(W_ih x + b_ih + W_hh h + b_hh))`, `act` tanh or relu.
+//! The Elman RNN: `h' = act(clip(W_ih x + b_ih + W_hh h + b_hh))`, `act` tanh or relu
+//! (or ONNX's activation `f`).
 //! One pass per step: the recurrent product over panels of four 16-unit tiles, the
 //! activation in the epilogue.
 
@@ -80,10 +81,10 @@ impl<V: V16, const NP: usize> Epilogue<V, NP> for Activate<'_> {
                     z.store(pre);
                 }
                 let x = clip(z, s.clip);
-                let h = if self.relu {
-                    math::relu(x)
-                } else {
-                    math::tanh(x)
+                let h = match s.act_f() {
+                    Some(a) => x.activation(a),
+                    None if self.relu => math::relu(x),
+                    None => math::tanh(x),
                 };
                 h.store(s.h_next.add(row * s.h_stride + u));
             }

@@ -1,14 +1,15 @@
 //! The attributes of an ONNX `LSTM` / `GRU` / `RNN` node: the one place that decides
-//! which are supported. To support another attribute or value (custom activations,
-//! `activation_alpha`, ...), give `CellKind` / `RnnConfig` the variant and add its arm to
-//! [`parse`] (and, for activations, to [`check_activations`]).
+//! which are supported. To support another attribute or value, give `CellKind` /
+//! `RnnConfig` the variant and add its arm to [`parse`].
 
 use super::graph::op;
 use super::proto::{AttributeProto, NodeProto};
 use crate::models::invalid;
 use crate::{
-    CellKind, Direction, GateCoupling, LstmVariant, Result, RnnActivation, RnnVariant, TensorLayout,
+    CellKind, Direction, GateActivations, GateCoupling, LstmVariant, Result, RnnActivation,
+    RnnVariant, TensorLayout,
 };
+use rnn_reference::{onnx_activations, Activation};
 
 /// The three recurrent operators.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,16 +41,6 @@ impl Op {
             Op::Rnn => "RNN",
         }
     }
-
-    /// The activations ONNX applies by default, per direction (the only ones the
-    /// kernels implement for LSTM and GRU).
-    fn default_activations(self) -> &'static [&'static str] {
-        match self {
-            Op::Lstm => &["Sigmoid", "Tanh", "Tanh"],
-            Op::Gru => &["Sigmoid", "Tanh"],
-            Op::Rnn => &["Tanh"],
-        }
-    }
 }
 
 /// What a node's attributes say.
@@ -63,6 +54,10 @@ pub(super) struct Attrs {
     /// The cell with its variant flags (an LSTM's peephole is decided by its `P` input
     /// later; it is `false` here).
     pub(super) cell: CellKind,
+    /// `activations` (with `activation_alpha`, `activation_beta`) when they differ from
+    /// the cell's standard functions; an RNN whose every direction names Tanh or Relu
+    /// gets that as its cell's activation instead.
+    pub(super) activations: Option<[GateActivations; 2]>,
 }
 
 /// Reads every attribute of recurrent node `n` (`who` names it in errors). Unknown
@@ -79,8 +74,10 @@ pub(super) fn parse(op: Op, n: &NodeProto, who: &str) -> Result<Attrs> {
             Op::Gru => CellKind::GRU_ONNX,
             Op::Rnn => CellKind::RNN_TANH,
         },
+        activations: None,
     };
     let mut activations: Option<Vec<String>> = None;
+    let (mut alpha, mut beta) = (None, None);
     for a in &n.attribute {
         let name = a.name.as_deref().unwrap_or("");
         let arg = format!("{who} attribute {name}");
@@ -138,15 +135,8 @@ pub(super) fn parse(op: Op, n: &NodeProto, who: &str) -> Result<Attrs> {
                         .collect(),
                 )
             }
-            (_, "activation_alpha" | "activation_beta") => {
-                if !a.floats.is_empty() {
-                    return Err(invalid(
-                        &arg,
-                        "absent (no supported activation takes parameters)",
-                        show(a),
-                    ));
-                }
-            }
+            (_, "activation_alpha") => alpha = Some(a.floats.clone()),
+            (_, "activation_beta") => beta = Some(a.floats.clone()),
             _ => {
                 return Err(invalid(
                     &arg,
@@ -156,63 +146,69 @@ pub(super) fn parse(op: Op, n: &NodeProto, who: &str) -> Result<Attrs> {
             }
         }
     }
-    if let Some(acts) = activations {
-        out.cell = check_activations(op, out.cell, &acts, out.direction, who)?;
+    match activations {
+        Some(names) => {
+            let (cell, acts) = activations_of(out.cell, &names, alpha, beta, out.direction, who)?;
+            out.cell = cell;
+            out.activations = acts;
+        }
+        None => {
+            // Parameters with no list to consume them: ONNX's defaults take none.
+            for (name, v) in [("activation_alpha", alpha), ("activation_beta", beta)] {
+                if let Some(v) = v.filter(|v| !v.is_empty()) {
+                    return Err(invalid(
+                        format!("{who} attribute {name}"),
+                        "absent (no activations attribute names a function that takes it)",
+                        format!("{v:?}"),
+                    ));
+                }
+            }
+        }
     }
     Ok(out)
 }
 
-/// Checks `activations` (one group per direction) and returns the cell they select:
-/// LSTM and GRU only with ONNX's defaults, RNN with Tanh or Relu (the same in both
-/// directions).
-fn check_activations(
-    op: Op,
+/// The cell and the custom activations (`None` if they are the cell's standard
+/// functions) that `names` with `alpha` and `beta` select, one group per direction.
+/// An RNN naming Tanh or Relu for every direction becomes `RNN_TANH` or `RNN_RELU`.
+fn activations_of(
     cell: CellKind,
-    acts: &[String],
+    names: &[String],
+    alpha: Option<Vec<f32>>,
+    beta: Option<Vec<f32>>,
     direction: Direction,
     who: &str,
-) -> Result<CellKind> {
-    let arg = format!("{who} attribute activations");
+) -> Result<(CellKind, Option<[GateActivations; 2]>)> {
     let d = direction.num_directions();
-    let per = op.default_activations().len();
-    let unsupported = |expected: String| invalid(&arg, expected, format!("{acts:?}"));
-    if acts.len() != per * d {
-        return Err(unsupported(format!(
-            "{} names ({per} per direction, {d} direction(s))",
-            per * d
-        )));
-    }
-    let is = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
-    match op {
-        Op::Rnn => {
-            let activation = if acts.iter().all(|a| is(a, "Tanh")) {
-                RnnActivation::Tanh
-            } else if acts.iter().all(|a| is(a, "Relu")) {
-                RnnActivation::Relu
-            } else {
-                return Err(unsupported(
-                    "Tanh or Relu, the same for every direction (other activations are not \
-                     supported)"
-                        .to_string(),
-                ));
-            };
-            Ok(CellKind::Rnn(RnnVariant { activation }))
-        }
-        Op::Lstm | Op::Gru => {
-            let default = op.default_activations();
-            if acts
-                .chunks(per)
-                .all(|g| g.iter().zip(default).all(|(a, b)| is(a, b)))
-            {
-                Ok(cell)
-            } else {
-                Err(unsupported(format!(
-                    "{} per direction (other activations are not supported)",
-                    default.join(", ")
-                )))
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let acts = onnx_activations(
+        cell,
+        d,
+        &names,
+        alpha.as_deref().unwrap_or(&[]),
+        beta.as_deref().unwrap_or(&[]),
+    )
+    .map_err(|e| match e {
+        crate::Error::Invalid {
+            arg,
+            expected,
+            actual,
+        } => invalid(format!("{who} attribute {arg}"), expected, actual),
+        other => other,
+    })?;
+    if let CellKind::Rnn(_) = cell {
+        let every = |f: Activation| acts[..d].iter().all(|a| a.f == f);
+        for (f, activation) in [
+            (Activation::Tanh, RnnActivation::Tanh),
+            (Activation::Relu, RnnActivation::Relu),
+        ] {
+            if every(f) {
+                return Ok((CellKind::Rnn(RnnVariant { activation }), None));
             }
         }
     }
+    let standard = acts[..d].iter().all(|a| a.is_standard(cell));
+    Ok((cell, (!standard).then_some(acts)))
 }
 
 /// A string attribute's value.
@@ -323,15 +319,71 @@ mod tests {
         assert!(a.cell.input_forget(), "{:?}", a.cell);
     }
 
+    fn floats(name: &str, v: &[f32]) -> AttributeProto {
+        AttributeProto {
+            name: Some(name.into()),
+            floats: v.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn custom_activations_with_parameters() {
+        let n = node(
+            "GRU",
+            vec![
+                text("direction", "bidirectional"),
+                strings(
+                    "activations",
+                    &["HardSigmoid", "Tanh", "Sigmoid", "ScaledTanh"],
+                ),
+                floats("activation_alpha", &[0.25, 1.5]),
+                floats("activation_beta", &[0.5, 0.75]),
+            ],
+        );
+        let a = parse(Op::Gru, &n, "GRU node").unwrap();
+        let acts = a.activations.expect("custom");
+        assert_eq!(
+            acts[0].f,
+            Activation::HardSigmoid {
+                alpha: 0.25,
+                beta: 0.5
+            }
+        );
+        assert_eq!(acts[0].g, Activation::Tanh);
+        assert_eq!(acts[1].f, Activation::Sigmoid);
+        assert_eq!(
+            acts[1].g,
+            Activation::ScaledTanh {
+                alpha: 1.5,
+                beta: 0.75
+            }
+        );
+        // Mixed RNN functions per direction are custom activations.
+        let n = node(
+            "RNN",
+            vec![
+                text("direction", "bidirectional"),
+                strings("activations", &["Relu", "Tanh"]),
+            ],
+        );
+        let a = parse(Op::Rnn, &n, "RNN node").unwrap();
+        assert_eq!(a.cell, CellKind::RNN_TANH);
+        assert_eq!(
+            a.activations.map(|x| (x[0].f, x[1].f)),
+            Some((Activation::Relu, Activation::Tanh))
+        );
+    }
+
     #[test]
     fn unsupported_values_are_named() {
         for (op, attr) in [
-            (Op::Rnn, strings("activations", &["Relu", "Tanh"])),
             (Op::Rnn, strings("activations", &["Tanh", "Tanh"])), // 2 for 1 direction
             (
                 Op::Lstm,
-                strings("activations", &["Sigmoid", "Tanh", "Relu"]),
+                strings("activations", &["Sigmoid", "Tanh", "Swish"]),
             ),
+            (Op::Lstm, floats("activation_alpha", &[1.0])), // no function takes it
             (Op::Lstm, int("input_forget", 2)),
             (Op::Gru, int("linear_before_reset", 2)),
             (Op::Gru, int("input_forget", 0)), // an LSTM attribute

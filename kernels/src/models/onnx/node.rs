@@ -185,7 +185,8 @@ fn config(who: &str, attrs: &Attrs, w: &[usize], r: &[usize], peephole: bool) ->
     };
     let cfg = RnnConfig::new(cell, w[2], hidden)
         .with_direction(attrs.direction)
-        .with_clip(attrs.clip);
+        .with_clip(attrs.clip)
+        .with_activations(attrs.activations);
     cfg.validate().map_err(|e| in_node(e, who))?;
     Ok(cfg)
 }

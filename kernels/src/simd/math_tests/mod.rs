@@ -1,33 +1,40 @@
 //! Accuracy and special-value tests of `simd::math` at every ISA the CPU has, each run
 //! through the crate's own dispatcher (`arch::dispatch` and `Backend::run_op`).
+//! `onnx` does the same for `simd::activations` (ONNX's other activation functions).
 //!
 //! Run the fast ones with `cargo test --release -p rnn-kernels simd::math`, the
 //! exhaustive 2³² sweep with `... simd::math -- --include-ignored`.
 
 mod agreement;
+mod onnx;
 mod specials;
 mod sweeps;
 
 use super::{clip, exp, relu, sigmoid, tanh};
 use crate::arch::{dispatch, Backend, ForBackend};
 use crate::kernel::SimdOp;
-use crate::simd::V16;
+use crate::simd::{activations, V16};
 use crate::Isa;
 use rnn_reference::testkit::bound::model::kernel_activations as documented;
 /// Spacing of `f32` at the real number `y` (the unit of the accuracy tables).
 use rnn_reference::testkit::bound::ulp;
+use rnn_reference::Activation;
 
 /// The clip bound used by the `Clip` test function.
 const CLIP_C: f32 = 3.0;
 
-/// The functions under test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The functions under test (`Expm1` and `Act` are `onnx.rs`'s).
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Func {
     Exp,
     Sigmoid,
     Tanh,
     Relu,
     Clip,
+    /// `simd::activations::expm1` (on `x ≤ 0`).
+    Expm1,
+    /// `simd::activations::activation` with an ONNX function.
+    Act(Activation),
 }
 
 const FUNCS: [Func; 5] = [Func::Exp, Func::Sigmoid, Func::Tanh, Func::Relu, Func::Clip];
@@ -42,6 +49,7 @@ fn bound(f: Func) -> (f64, f64) {
         Func::Sigmoid => documented::SIGMOID,
         Func::Tanh => documented::TANH,
         Func::Relu | Func::Clip => return (0.0, 0.0),
+        Func::Expm1 | Func::Act(_) => unreachable!("bounded by onnx.rs"),
     };
     (d.ulps, d.abs)
 }
@@ -58,6 +66,8 @@ unsafe fn apply16<V: V16>(f: Func, x: *const f32, o: *mut f32) {
             Func::Tanh => tanh(v),
             Func::Relu => relu(v),
             Func::Clip => clip(v, CLIP_C),
+            Func::Expm1 => activations::expm1(v),
+            Func::Act(a) => activations::activation(v, a),
         };
         y.store(o);
     }
@@ -139,5 +149,7 @@ fn reference(f: Func, x: f32) -> f64 {
         Func::Tanh => x.tanh(),
         Func::Relu => x.max(0.0),
         Func::Clip => x.clamp(-f64::from(CLIP_C), f64::from(CLIP_C)),
+        Func::Expm1 => x.exp_m1(),
+        Func::Act(a) => a.eval(x),
     }
 }

@@ -10,7 +10,7 @@ use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
 
 use super::model::{ActErr, ErrorModel, ETA, U64};
 use crate::quant::error::{operand_error, scale_bound};
-use crate::Real;
+use crate::{Activation, Real};
 
 /// `lsb` of zero: zero lies on every grid.
 const ANY_GRID: i32 = i32::MAX;
@@ -441,6 +441,130 @@ impl<M: ErrorModel> Real for Bounded<M> {
             }));
         }
         Cow::Owned(out)
+    }
+
+    /// ONNX's activations, each bounded as the kernels compute it: `Affine`,
+    /// `ScaledTanh` and `Softsign` composed from the bounded operations (products,
+    /// sums, `tanh`, a division: any order, with or without FMA); `HardSigmoid` an
+    /// affine map clamped to `[0, 1]` (exact, 1-Lipschitz, flat outside); `LeakyRelu`,
+    /// `Elu` and `Softplus` through their largest slope on `[x − e, x + e]` and the
+    /// model's accuracy of the function (a rounded product for `LeakyRelu`, `EXPM1`
+    /// and a rounded product for `Elu`, `SOFTPLUS`); `ThresholdedRelu` exact, except
+    /// where the interval straddles the threshold: then either branch may be taken,
+    /// and the bound is `|x| + e`.
+    fn gate_activation(self, a: Activation) -> Self {
+        let x = self.settle();
+        let c = |v: f32| Self::exact(f64::from(v));
+        // One rounding of a result of magnitude `mag`, in ulp.
+        let rounded = ActErr {
+            ulps: 0.5 + 1e-9,
+            abs: f64::INFINITY,
+        };
+        let (lo, hi) = (x.v - x.e, x.v + x.e);
+        match a {
+            Activation::Sigmoid => x.sigmoid(),
+            Activation::Tanh => x.tanh(),
+            Activation::Relu => x.relu(),
+            Activation::Affine { alpha, beta } => (c(alpha) * x + c(beta)).settle(),
+            Activation::ScaledTanh { alpha, beta } => (c(alpha) * (c(beta) * x).tanh()).settle(),
+            Activation::Softsign => {
+                let abs = Self::new(x.v.abs(), x.e, x.grid);
+                x / (Self::ONE + abs)
+            }
+            Activation::HardSigmoid { alpha, beta } => {
+                let z = (c(alpha) * x + c(beta)).settle();
+                let v = if z.v.is_nan() {
+                    z.v
+                } else {
+                    z.v.clamp(0.0, 1.0)
+                };
+                let flat = z.v - z.e >= 1.0 || z.v + z.e <= 0.0;
+                Self::new(v, if flat { 0.0 } else { z.e }, None)
+            }
+            Activation::LeakyRelu { alpha } => {
+                if x.v.is_nan() || lo >= 0.0 {
+                    return x;
+                }
+                let al = f64::from(alpha).abs();
+                let slope = if hi < 0.0 { al } else { al.max(1.0) };
+                Self::activation(a.eval(x.v), slope, x.e, rounded)
+            }
+            Activation::ThresholdedRelu { alpha } => {
+                let t = f64::from(alpha);
+                if x.v.is_nan() || lo > t {
+                    return x;
+                }
+                let y = a.eval(x.v);
+                let e = if hi <= t { 0.0 } else { x.v.abs() + x.e };
+                Self::new(y, e, None)
+            }
+            Activation::Elu { alpha } => {
+                if x.v.is_nan() || lo >= 0.0 {
+                    return x;
+                }
+                // e^x − 1 has slope e^ξ ≤ e^min(hi, 0); then the product by alpha.
+                let em1 = Self::activation(x.v.exp_m1(), hi.min(0.0).exp(), x.e, M::EXPM1);
+                let neg = (c(alpha) * em1).settle();
+                if hi < 0.0 {
+                    return neg;
+                }
+                // Either branch: Elu is continuous at 0 with slopes 1 and alpha e^ξ.
+                let slope = f64::from(alpha).abs().max(1.0);
+                let e = mul0(slope, x.e) + neg.e;
+                Self::new(a.eval(x.v), e, None).guarded()
+            }
+            Activation::Softplus => {
+                // Increasing slope sigmoid(ξ), largest at `hi`.
+                let slope = 1.0 / (1.0 + (-hi).exp());
+                Self::activation(a.eval(x.v), slope, x.e, M::SOFTPLUS)
+            }
+        }
+    }
+
+    /// The slope the kernels compute (`simd::activation_slopes`), bounded like the
+    /// values: constants where the function is piecewise linear (exact away from a
+    /// kink; the callers skip problems with an argument within its error of one),
+    /// Elu's `y + alpha` below 0, the scaled tanh's `alpha beta (1 − t²)`, softsign's
+    /// `1 / (1 + |x|)²` and softplus's sigmoid composed from bounded operations.
+    fn gate_slope(self, a: Activation, y: Self) -> Self {
+        let x = self.settle();
+        let c = |v: f32| Self::exact(f64::from(v));
+        let on = |b: bool, v: Self| if b { v } else { Self::ZERO };
+        match a {
+            Activation::Sigmoid => y * (Self::ONE - y),
+            Activation::Tanh => Self::ONE - y * y,
+            Activation::Relu => on(x.v > 0.0, Self::ONE),
+            Activation::Affine { alpha, .. } => c(alpha),
+            Activation::LeakyRelu { alpha } => {
+                if x.v >= 0.0 {
+                    Self::ONE
+                } else {
+                    c(alpha)
+                }
+            }
+            Activation::ThresholdedRelu { alpha } => on(x.v > f64::from(alpha), Self::ONE),
+            Activation::HardSigmoid { alpha, beta } => {
+                let v = f64::from(alpha) * x.v + f64::from(beta);
+                on(v > 0.0 && v < 1.0, c(alpha))
+            }
+            Activation::Elu { alpha } => {
+                if x.v >= 0.0 {
+                    Self::ONE
+                } else {
+                    (y + c(alpha)).settle()
+                }
+            }
+            Activation::ScaledTanh { alpha, beta } => {
+                let t = (c(beta) * x).tanh();
+                let ab = Self::exact(f64::from(alpha) * f64::from(beta));
+                (ab * (Self::ONE - t * t)).settle()
+            }
+            Activation::Softsign => {
+                let d = Self::ONE + Self::new(x.v.abs(), x.e, x.grid);
+                Self::ONE / (d * d)
+            }
+            Activation::Softplus => x.sigmoid(),
+        }
     }
 
     /// Exact, 1-Lipschitz, and flat below 0.

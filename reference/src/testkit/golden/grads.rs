@@ -21,10 +21,7 @@ use super::{load_case, worst_mismatch, Case, Tolerance};
 /// forward variant is not implemented yet. The golden gradient tests assert that
 /// exactly these are skipped in the project's own directory, so an entry must go
 /// when its variant lands.
-pub const UNSUPPORTED: &[(&str, &str)] = &[(
-    "grad_onnx_rnn_leakyrelu_reverse",
-    "ONNX `activations` other than Tanh/Relu (LeakyRelu) are not implemented yet",
-)];
+pub const UNSUPPORTED: &[(&str, &str)] = &[];
 
 /// The `grads` section of a case, in PyTorch layout (ONNX cases' `dW`, `dR`, `dB`,
 /// `dP` permuted like the weights), time-major like the case.

@@ -168,28 +168,7 @@ pub fn golden_dir() -> PathBuf {
 /// The cases of `variants/` (ONNX activations and `input_forget`) this version does
 /// not run, by name, with the reason. A test asserts that exactly these are skipped in
 /// the project's own directory, so an entry must go when its variant lands.
-pub const UNSUPPORTED_VARIANTS: &[(&str, &str)] = &[
-    (
-        "variant_gru_bidir_affine_scaledtanh",
-        "ONNX `activations` (Affine, ScaledTanh) are not implemented yet",
-    ),
-    (
-        "variant_gru_hardsigmoid_softplus",
-        "ONNX `activations` (HardSigmoid, Softplus) are not implemented yet",
-    ),
-    (
-        "variant_lstm_reverse_thresholdedrelu_relu",
-        "ONNX `activations` (ThresholdedRelu, Relu) are not implemented yet",
-    ),
-    (
-        "variant_rnn_bidir_elu_softsign_seqlens",
-        "ONNX `activations` (Elu, Softsign) are not implemented yet",
-    ),
-    (
-        "variant_rnn_leakyrelu",
-        "ONNX `activations` (LeakyRelu) are not implemented yet",
-    ),
-];
+pub const UNSUPPORTED_VARIANTS: &[(&str, &str)] = &[];
 
 /// Loads every `*.json` of `dir` and of its `variants/` subdirectory (if any), sorted
 /// by path. Panics with a clear message if the directory cannot be read, holds no

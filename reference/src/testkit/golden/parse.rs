@@ -5,8 +5,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::{
-    import_onnx, CellKind, Direction, GateCoupling, GruVariant, LstmVariant, OnnxWeights,
-    OwnedLayerWeights, RnnActivation, RnnConfig, RnnVariant, SeqShape,
+    import_onnx, onnx_activations, CellKind, Direction, GateCoupling, GruVariant, LstmVariant,
+    OnnxWeights, OwnedLayerWeights, RnnActivation, RnnConfig, RnnVariant, SeqShape,
 };
 
 use super::Case;
@@ -203,9 +203,6 @@ pub(super) fn parse_case(v: &Value, path: &Path) -> Result<Case, String> {
     if !cell.has_cell_state() && proj_size.is_some() {
         return Err("`config.proj_size` is only supported for an LSTM".into());
     }
-    if !matches!(c.get("activations"), None | Some(Value::Null)) {
-        return Err("`config.activations` other than null is not supported".into());
-    }
     let bidirectional = bool_or(c, "bidirectional", false)?;
     let direction = match c.get("direction").and_then(Value::as_str) {
         Some("forward") => Direction::Forward,
@@ -223,6 +220,33 @@ pub(super) fn parse_case(v: &Value, path: &Path) -> Result<Case, String> {
         Some(x) => Some(num(x).map_err(|e| format!("`config.clip`: {e}"))? as f32),
     };
     let bias = bool_or(c, "bias", true)?;
+    let activations = match c.get("activations") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(names)) => {
+            let names: Vec<&str> = names
+                .iter()
+                .map(|n| n.as_str().ok_or("`config.activations` holds a non-string"))
+                .collect::<Result<_, _>>()?;
+            let floats = |key: &str| -> Result<Vec<f32>, String> {
+                match c.get(key) {
+                    None | Some(Value::Null) => Ok(Vec::new()),
+                    Some(Value::Array(v)) => v
+                        .iter()
+                        .map(|x| num(x).map(|x| x as f32))
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| format!("`config.{key}`: {e}")),
+                    Some(other) => Err(format!("`config.{key}` is not a list: {other}")),
+                }
+            };
+            let (alpha, beta) = (floats("activation_alpha")?, floats("activation_beta")?);
+            let nd = direction.num_directions();
+            Some(
+                onnx_activations(cell, nd, &names, &alpha, &beta)
+                    .map_err(|e| format!("`config.activations`: {e}"))?,
+            )
+        }
+        Some(other) => return Err(format!("`config.activations` is not a list: {other}")),
+    };
     let cfg = RnnConfig {
         cell,
         input_size: i,
@@ -230,6 +254,7 @@ pub(super) fn parse_case(v: &Value, path: &Path) -> Result<Case, String> {
         num_layers,
         direction,
         clip,
+        activations,
     };
     cfg.validate().map_err(|e| format!("invalid config: {e}"))?;
 

@@ -5,7 +5,7 @@
 pub(crate) mod dot8;
 pub(crate) mod vector;
 
-use crate::arch::{define_backend, define_i8_entry, impl_backend};
+use crate::arch::{define_activation_entries, define_backend, define_i8_entry, impl_backend};
 use crate::isa::{isa_features, Isa};
 use dot8::{MaddSplit, Maddubs};
 use vector::Avx2x2;
@@ -22,6 +22,7 @@ isa_features!(
     )
 );
 impl_backend!(Avx2);
+isa_features!(avx2, define_activation_entries!(vector: Avx2x2, features:));
 
 isa_features!(
     avx2,

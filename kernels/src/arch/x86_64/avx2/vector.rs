@@ -52,6 +52,18 @@ impl Avx2x2 {
 // the trait contract requires callers to have detected the AVX2 path's features
 // (`avx2`, `fma`, `f16c`, which imply `avx`) before using `Avx2x2` as a `V16`.
 unsafe impl V16 for Avx2x2 {
+    #[inline(always)]
+    unsafe fn activation(self, a: rnn_reference::Activation) -> Self {
+        // SAFETY: the AVX2 features were detected (trait contract), as the entry's features require.
+        unsafe { super::activation_entry(self, a) }
+    }
+
+    #[inline(always)]
+    unsafe fn activation_slope(self, a: rnn_reference::Activation) -> (Self, Self) {
+        // SAFETY: as above.
+        unsafe { super::activation_slope_entry(self, a) }
+    }
+
     // 16 ymm, two per vector: 6 vectors = 12 accumulators + weights + broadcast.
     const MAX_ACC: usize = 6;
 

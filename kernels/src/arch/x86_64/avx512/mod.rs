@@ -10,7 +10,10 @@ use core::arch::x86_64::__m512;
 use std::ops::Range;
 
 use crate::arch::x86_64::avx2::dot8::{MaddSplit, Maddubs};
-use crate::arch::{define_backend, define_i8_entry, impl_backend, Backend, Blocked, Path};
+use crate::arch::{
+    define_activation_entries, define_backend, define_i8_entry, impl_backend, Backend, Blocked,
+    Path,
+};
 use crate::element::Storage;
 use crate::isa::{isa_features, Isa};
 use crate::kernel::walk::Job;
@@ -29,6 +32,10 @@ isa_features!(
     )
 );
 impl_backend!(Avx512);
+isa_features!(
+    avx512,
+    define_activation_entries!(vector: __m512, features:)
+);
 
 /// [`Avx512`] plus AVX512-BF16: the AVX-512 kernels themselves (no second copy of
 /// them), and the `vdpbf16ps` input projection.

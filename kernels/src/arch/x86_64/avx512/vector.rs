@@ -12,6 +12,18 @@ use crate::simd::V16;
 // loads/stores through the caller's pointers); the trait contract requires callers to
 // have detected `avx512f` before using `__m512` as a `V16`.
 unsafe impl V16 for __m512 {
+    #[inline(always)]
+    unsafe fn activation(self, a: rnn_reference::Activation) -> Self {
+        // SAFETY: the AVX-512 features were detected (trait contract), as the entry's features require.
+        unsafe { super::activation_entry(self, a) }
+    }
+
+    #[inline(always)]
+    unsafe fn activation_slope(self, a: rnn_reference::Activation) -> (Self, Self) {
+        // SAFETY: as above.
+        unsafe { super::activation_slope_entry(self, a) }
+    }
+
     // 32 zmm: 24 accumulators + 4 weights + broadcast fit.
     const MAX_ACC: usize = 24;
 
