@@ -1,6 +1,6 @@
 //! The benchmark shapes, the benchmarked cells and the FLOP counts.
 
-use rnn_kernels::{CellKind, RnnConfig};
+use rnn_kernels::{Activation, CellKind, GateActivations, RnnConfig};
 use rnn_reference::testkit::variants;
 
 /// One benchmark shape: batch `B`, hidden `H`, input `I`, steps `T`.
@@ -72,8 +72,9 @@ pub const CELLS: [Cell; 3] = [Cell::Lstm, Cell::Gru, Cell::Rnn];
 /// A benchmarked cell, in the form the peers use: PyTorch LSTM (no peephole, no
 /// projection), GRU with `linear_before_reset = true` (PyTorch / cuDNN form) and the
 /// tanh RNN; and, outside the default set, oneDNN's AUGRU in the same GRU form (`--cells
-/// augru`) and TFLite's CIFG LSTM (`--cells cifg`), to measure each against its plain
-/// cell (no peer here runs either).
+/// augru`), TFLite's CIFG LSTM (`--cells cifg`) and the LSTM with ONNX activations
+/// as Keras exports it (`--cells lstm-hardsigmoid`), to measure each against its plain
+/// cell (no peer here runs them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Cell {
     /// `torch.nn.LSTM`.
@@ -86,10 +87,14 @@ pub enum Cell {
     Augru,
     /// TFLite's CIFG: the LSTM above without input-gate weights, `i = 1 − f`.
     Cifg,
+    /// The LSTM above with ONNX activations `[HardSigmoid, Tanh, Tanh]` (HardSigmoid's
+    /// defaults, alpha 0.2, beta 0.5: Keras's `recurrent_activation="hard_sigmoid"`):
+    /// the epilogue's custom-activation path.
+    LstmHardSigmoid,
 }
 
 impl Cell {
-    /// `"lstm"`, `"gru"`, `"rnn"`, `"augru"` or `"cifg"`.
+    /// `"lstm"`, `"gru"`, `"rnn"`, `"augru"`, `"cifg"` or `"lstm-hardsigmoid"`.
     pub fn name(self) -> &'static str {
         match self {
             Cell::Lstm => "lstm",
@@ -97,6 +102,7 @@ impl Cell {
             Cell::Rnn => "rnn",
             Cell::Augru => "augru",
             Cell::Cifg => "cifg",
+            Cell::LstmHardSigmoid => "lstm-hardsigmoid",
         }
     }
 
@@ -108,6 +114,7 @@ impl Cell {
             "rnn" => Some(Cell::Rnn),
             "augru" => Some(Cell::Augru),
             "cifg" => Some(Cell::Cifg),
+            "lstm-hardsigmoid" => Some(Cell::LstmHardSigmoid),
             _ => None,
         }
     }
@@ -115,7 +122,7 @@ impl Cell {
     /// The kernel crates' cell kind.
     pub fn kind(self) -> CellKind {
         match self {
-            Cell::Lstm => variants::LSTM,
+            Cell::Lstm | Cell::LstmHardSigmoid => variants::LSTM,
             Cell::Gru => variants::GRU,
             Cell::Rnn => variants::RNN_TANH,
             Cell::Augru => variants::augru(true),
@@ -130,8 +137,22 @@ impl Cell {
 
     /// A single forward layer of this cell with `cfg`'s sizes.
     pub fn rnn_config(self, cfg: &BenchConfig) -> RnnConfig {
-        RnnConfig::new(self.kind(), cfg.input, cfg.hidden)
+        let rnn = RnnConfig::new(self.kind(), cfg.input, cfg.hidden);
+        match self {
+            Cell::LstmHardSigmoid => {
+                let mut acts = GateActivations::standard(self.kind());
+                acts.f = Self::HARD_SIGMOID;
+                rnn.with_activations(Some([acts; 2]))
+            }
+            _ => rnn,
+        }
     }
+
+    /// `lstm-hardsigmoid`'s gate function.
+    pub const HARD_SIGMOID: Activation = Activation::HardSigmoid {
+        alpha: 0.2,
+        beta: 0.5,
+    };
 }
 
 /// FLOPs of a whole sequence, GEMM count only: `2·T·B·G·H·(I+H)`. Gate nonlinearities

@@ -210,14 +210,19 @@ impl Unfused {
                 let hb = &mut hs[b * h..(b + 1) * h];
                 let (bi, bh) = (&self.b_ih, &self.b_hh);
                 match self.cell {
-                    Cell::Lstm => {
+                    Cell::Lstm | Cell::LstmHardSigmoid => {
                         let cb = &mut cs[b * h..(b + 1) * h];
+                        let gate = |v: f32| match self.cell {
+                            // HardSigmoid(0.2, 0.5), as `Activation::eval` in f32.
+                            Cell::LstmHardSigmoid => (0.2 * v + 0.5).clamp(0.0, 1.0),
+                            _ => sigmoid(v),
+                        };
                         for j in 0..h {
                             let pre = |k: usize| xr[k] + bi[k] + hr[k] + bh[k];
-                            let ig = sigmoid(pre(j));
-                            let fg = sigmoid(pre(h + j));
+                            let ig = gate(pre(j));
+                            let fg = gate(pre(h + j));
                             let gg = pre(2 * h + j).tanh();
-                            let og = sigmoid(pre(3 * h + j));
+                            let og = gate(pre(3 * h + j));
                             let c = fg * cb[j] + ig * gg;
                             cb[j] = c;
                             hb[j] = og * c.tanh();
@@ -309,7 +314,8 @@ mod tests {
 
     #[test]
     fn unfused_matches_reference() {
-        for cell in CELLS.into_iter().chain([Cell::Augru, Cell::Cifg]) {
+        let others = [Cell::Augru, Cell::Cifg, Cell::LstmHardSigmoid];
+        for cell in CELLS.into_iter().chain(others) {
             for shape in [
                 BenchConfig::new(1, 7, 5, 4),
                 BenchConfig::new(3, 33, 17, 5),
