@@ -15,7 +15,8 @@ pub enum Isa {
     /// [`Isa::Avx512`] plus AVX512-BF16: the same kernels, except that with `bf16`
     /// weights *and* `bf16` inputs the first layer's input projection multiplies the
     /// stored bf16 pairs directly with `vdpbf16ps` (exact products, `f32` sums;
-    /// subnormal bf16 operands and partial sums flush to zero there). Everything else,
+    /// subnormal bf16 operands and partial sums flush to zero there; not when a weight
+    /// is infinite, where a flushed zero would become NaN). Everything else,
     /// including every recurrent product, is as on [`Isa::Avx512`].
     Avx512Bf16,
     /// AVX-512F/VL with FMA and F16C, 16-lane `zmm` registers (x86_64).

@@ -34,6 +34,9 @@ pub(crate) struct PackedDirection<W: Storage> {
     /// the `vdpbf16ps` product, built on the first call that feeds bf16 inputs (`None`
     /// if that product would not be exact for these weights).
     w_ih_pairs: OnceLock<Option<PairPanels<4>>>,
+    /// No weight of this set is infinite once stored (matrices rounded to bf16; see
+    /// [`no_infinite_weight`]).
+    no_infinite_weight: bool,
 }
 
 impl<W: Storage> PackedDirection<W> {
@@ -54,14 +57,17 @@ impl<W: Storage> PackedDirection<W> {
             bias,
             cell,
             w_ih_pairs: OnceLock::new(),
+            no_infinite_weight: no_infinite_weight(w),
         })
     }
 
     /// The `vdpbf16ps` input projection for inputs `x` with the table `k`, and `w_ih`
     /// in row pairs for it: only for bf16 weights and bf16 inputs on an ISA that has
-    /// it, and only if no weight is subnormal or infinite (see
+    /// it, and only if no weight of `w_ih` is subnormal or infinite (see
     /// [`Panels::dot_products_exact`]). The pairs are built once, on first use (exact:
-    /// the bf16 values are only rearranged).
+    /// the bf16 values are only rearranged). Callers also require
+    /// [`no_infinite_weight`](Self::no_infinite_weight) of every set the flushed
+    /// values reach.
     pub(crate) fn dot_input<T: Element>(
         &self,
         k: &Kernels<W>,
@@ -79,10 +85,36 @@ impl<W: Storage> PackedDirection<W> {
         Some((f, pairs.as_ref()?))
     }
 
+    /// No weight of this set is infinite. `vdpbf16ps` flushes a subnormal product or
+    /// partial sum to zero; that changes values by less than 2^-126 per step, but an
+    /// infinite weight downstream (`W_hh`, `W_hr`, a peephole, a later layer) turns
+    /// the flushed zero into NaN where the exact tiny value gives ±inf.
+    pub(crate) fn no_infinite_weight(&self) -> bool {
+        self.no_infinite_weight
+    }
+
     /// The row pairs, if a call built them.
     pub(crate) fn dot_pairs(&self) -> Option<&PairPanels<4>> {
         self.w_ih_pairs.get().and_then(Option::as_ref)
     }
+}
+
+/// Whether no weight of `w` is infinite as packed: matrices as rounded to bf16 (the
+/// only storage that reaches `vdpbf16ps`; a large finite `f32` can round to ±inf),
+/// the `f32` parts (biases, peepholes, layer-norm scales) as given.
+fn no_infinite_weight<S: Element>(w: &LayerWeights<'_, S>) -> bool {
+    let matrix = |m: &[S]| {
+        m.iter()
+            .all(|v| !half::bf16::from_f32(v.to_f32()).is_infinite())
+    };
+    let vector = |m: &[S]| m.iter().all(|v| !v.to_f32().is_infinite());
+    matrix(w.w_ih)
+        && matrix(w.w_hh)
+        && w.w_hr.is_none_or(matrix)
+        && [w.b_ih, w.b_hh, w.peephole, w.layer_norm]
+            .into_iter()
+            .flatten()
+            .all(vector)
 }
 
 /// A whole network (every layer and direction) packed for the kernels, weights stored

@@ -206,8 +206,12 @@ impl<W: WeightType> PackedCell<W> {
         let isa = Isa::resolve(self.isa)?;
         let k = kernels::<W>(isa)?;
         // bf16 inputs and weights on an AVX512-BF16 CPU: the input projection reads the
-        // caller's bf16 `x` directly, as in `PackedRnn::forward`.
-        let dot = self.set.dot_input(&k, input.x);
+        // caller's bf16 `x` directly, as in `PackedRnn::forward` (not with an infinite
+        // weight: `W_hr` and the peepholes see the flushed values).
+        let dot = self
+            .set
+            .dot_input(&k, input.x)
+            .filter(|_| self.set.no_infinite_weight());
         let pre_stride = pre_stride(cfg);
         let pre_len = len("batch", pre_stride)?;
         let (hl, cl, al) = state_sizes(cfg, batch);

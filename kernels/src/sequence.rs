@@ -15,7 +15,7 @@ use crate::io::input_f32;
 use crate::kernel::walk::Job;
 use crate::kernel::{Rows, Store};
 use crate::pack::padded;
-use crate::packed::PackedRnn;
+use crate::packed::{PackedDirection, PackedRnn};
 use crate::parallel::{run_team, threads_for, Team};
 use crate::passes::gemm_dot;
 use crate::sequence_aligned::{align_reverse, finish_aligned, finish_aligned_step, Finals};
@@ -84,7 +84,8 @@ impl<W: WeightType> PackedRnn<W> {
     /// layers stay `f32`; `y`, `h_n` and `c_n` are rounded to `T` once, when written
     /// (to nearest, ties to even). With bf16 weights and bf16 inputs on
     /// [`Isa::Avx512Bf16`](crate::Isa::Avx512Bf16), the first layer's input projection multiplies the bf16
-    /// values directly (`vdpbf16ps`: exact products, `f32` sums, subnormals flushed).
+    /// values directly (`vdpbf16ps`: exact products, `f32` sums, subnormals flushed),
+    /// unless a weight is infinite (a flushed zero times it would be NaN).
     pub fn forward<T: Element>(
         &self,
         ws: &mut Workspace,
@@ -164,10 +165,14 @@ impl<W: WeightType> PackedRnn<W> {
         Ok(())
     }
 
-    /// The `vdpbf16ps` input projection of layer 0, if the table has it and the
-    /// weights and `x` are bf16.
+    /// The `vdpbf16ps` input projection of layer 0, if the table has it, the
+    /// weights and `x` are bf16, and no weight of the network is infinite (the
+    /// flushed outputs reach every later layer).
     fn dot_input<T: Element>(&self, k: &Kernels<W>, x: &[T]) -> Option<DotInput> {
         let d = self.cfg.num_directions();
+        if !self.sets.iter().all(PackedDirection::no_infinite_weight) {
+            return None;
+        }
         let mut f = None;
         for set in &self.sets[..d] {
             f = Some(set.dot_input(k, x)?.0);

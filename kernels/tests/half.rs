@@ -226,6 +226,40 @@ fn bf16_subnormal_weights_meet_infinite_inputs() {
     }
 }
 
+/// A first layer whose products are all subnormal (`x` the smallest normal bf16,
+/// weights below 1, no biases, `h0 = 0`): the exact outputs are tiny, `vdpbf16ps`
+/// flushes them to zero. An infinite weight the tiny values then meet (the next
+/// layer's `W_ih`, or the projection `W_hr` of the same layer) gives ±inf exactly
+/// and NaN after the flush, so the AVX512-BF16 path must not use the product for such
+/// networks (found by the `step_vs_reference` fuzzer: a 3-layer `input_forget` LSTM).
+#[test]
+fn bf16_flushed_products_meet_later_infinite_weights() {
+    let tiny_normal = f32::from_bits(0x0080_0000); // 2^-126, the smallest normal bf16
+    for (seed, proj) in [(0u64, false), (1, false), (2, true), (3, true)] {
+        let cell = variants::lstm(false, proj.then_some(3));
+        let mut p = problem(seed, (3, 5, 2, 2), if proj { 1 } else { 2 }, Some(cell));
+        p.cfg.direction = rnn_reference::Direction::Forward;
+        p.weights.truncate(p.cfg.num_layers);
+        p.seq_lens = None;
+        (p.cfg.activations, p.cfg.clip) = (None, None);
+        p.h0 = None;
+        p.c0 = None;
+        p.x.iter_mut().for_each(|v| *v = tiny_normal);
+        let w0 = &mut p.weights[0];
+        w0.b_ih = None;
+        w0.b_hh = None;
+        w0.peephole = None;
+        w0.w_ih.iter_mut().for_each(|w| *w = w.clamp(-0.9, 0.9));
+        w0.w_hh.iter_mut().for_each(|w| *w = w.clamp(-0.9, 0.9));
+        if proj {
+            w0.w_hr.as_mut().unwrap()[0] = f32::INFINITY;
+        } else {
+            p.weights[1].w_ih[0] = f32::NEG_INFINITY;
+        }
+        check::<bf16, bf16>(&p).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
+}
+
 /// The single-step API with half weights and half inputs/outputs.
 #[test]
 fn half_step_matches_sequence_of_one_step() {
