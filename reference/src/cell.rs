@@ -3,6 +3,7 @@
 
 use crate::cell_kind::{CellKind, GateCoupling, GruVariant, LstmBlocks, LstmVariant};
 use crate::error::{checked_product, Error, Result};
+use crate::layer_norm;
 use crate::real::Real;
 use crate::spec::{check_len, Direction, RnnConfig};
 use crate::weights::{check_weights, LayerWeights};
@@ -148,7 +149,13 @@ pub fn step_with_attention<T: Real>(
                     out.h.push(pre.gate_activation(acts.f));
                 }
             }
-            CellKind::Lstm(v @ LstmVariant { proj_size, .. }) => {
+            CellKind::Lstm(v) if v.layer_norm => {
+                let cb = &c.expect("checked above")[b * hid..(b + 1) * hid];
+                let row = layer_norm::lstm_row(&v, weights, acts, xb, hq, cb);
+                out.c.extend_from_slice(&row.c);
+                project(&v, weights, &row.m, &mut out.h);
+            }
+            CellKind::Lstm(v) => {
                 let blk = LstmBlocks::of(&v);
                 let cb = &c.expect("checked above")[b * hid..(b + 1) * hid];
                 // The clipped pre-activation of gate block `k` for unit `j`, with the
@@ -186,16 +193,7 @@ pub fn step_with_attention<T: Real>(
                     out.c.push(c_new);
                     m.push(o * c_new.gate_activation(acts.h));
                 }
-                match proj_size {
-                    Some(_) => {
-                        let w_hr = weights.w_hr.expect("checked by check_weights");
-                        let m = T::product_operand(&m, hid);
-                        for r in 0..ho {
-                            out.h.push(dot(&w_hr[r * hid..(r + 1) * hid], &m));
-                        }
-                    }
-                    None => out.h.extend_from_slice(&m),
-                }
+                project(&v, weights, &m, &mut out.h);
             }
             CellKind::Gru(GruVariant {
                 linear_before_reset,
@@ -242,6 +240,21 @@ pub fn step_with_attention<T: Real>(
         }
     }
     Ok(out)
+}
+
+/// Appends an LSTM row's `h' = W_hr m` (projection) or `h' = m`.
+pub(crate) fn project<T: Real>(v: &LstmVariant, w: &LayerWeights<'_, T>, m: &[T], h: &mut Vec<T>) {
+    match v.proj_size {
+        Some(p) => {
+            let w_hr = w.w_hr.expect("checked by check_weights");
+            let hid = m.len();
+            let m = T::product_operand(m, hid);
+            for r in 0..p {
+                h.push(dot(&w_hr[r * hid..(r + 1) * hid], &m));
+            }
+        }
+        None => h.extend_from_slice(m),
+    }
 }
 
 /// Checks that an attention input of `len` values (`None`: absent) is given exactly

@@ -53,7 +53,12 @@ pub struct LstmVariant {
     pub proj_size: Option<usize>,
     /// Coupled input and forget gates (two conventions, see [`GateCoupling`]).
     pub coupling: GateCoupling,
-    /// Layer normalisation of every gate's pre-activation (TFLite's layer-norm LSTM).
+    /// Layer normalisation of every gate's pre-activation (TFLite's layer-norm LSTM):
+    /// each gate block's `W_ih x + W_hh h (+ p ⊙ c)` is normalised over its `H` units
+    /// (mean 0, variance 1, `ε = 1e-8` as TFLite), scaled by the `layer_norm` weights
+    /// `γ`, and only then are the biases `b_ih + b_hh` added, before the activation.
+    /// With or without peepholes, projection and CIFG; not with ONNX's `input_forget`
+    /// or `clip` (no peer defines either with it).
     pub layer_norm: bool,
 }
 
@@ -242,12 +247,8 @@ impl CellKind {
         }
     }
 
-    /// The variant options this version of the crate does not implement yet, named
-    /// (the fields exist so that adding them is not a breaking change).
-    pub fn unimplemented_option(&self) -> Option<&'static str> {
-        match self {
-            CellKind::Lstm(v) if v.layer_norm => Some("layer_norm"),
-            _ => None,
-        }
+    /// Whether the LSTM normalises its gates (TFLite's layer-norm LSTM).
+    pub fn layer_norm(&self) -> bool {
+        self.lstm().is_some_and(|v| v.layer_norm)
     }
 }

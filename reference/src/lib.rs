@@ -22,6 +22,7 @@ mod backward;
 mod cell;
 mod cell_kind;
 mod error;
+mod layer_norm;
 mod output;
 pub mod quant;
 mod real;
@@ -35,6 +36,7 @@ pub mod testkit;
 pub use activation::{onnx_activation_lists, onnx_activations, Activation, GateActivations};
 pub use backward::{backward, Gradients, OutputGrads};
 pub use cell::{check_attention, step, step_with_attention, StepOutput};
+pub use layer_norm::LAYER_NORM_EPSILON;
 pub use output::{
     output_layer, output_layer_backward, OutputActivation, OutputConfig, OutputLayerGrads,
 };

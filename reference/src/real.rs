@@ -37,6 +37,8 @@ pub trait Real:
     fn tanh(self) -> Self;
     /// Whether `self` is NaN.
     fn is_nan(self) -> bool;
+    /// Square root (correctly rounded, as IEEE 754 requires of every implementation).
+    fn sqrt(self) -> Self;
 
     /// Logistic sigmoid `1 / (1 + exp(-x))`: exactly 0 at `-inf`, 1 at `+inf`, NaN for NaN.
     fn sigmoid(self) -> Self {
@@ -141,6 +143,10 @@ macro_rules! impl_real {
             #[inline]
             fn is_nan(self) -> bool {
                 <$t>::is_nan(self)
+            }
+            #[inline]
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
             }
         }
     };

@@ -234,11 +234,20 @@ impl RnnConfig {
         if self.num_layers == 0 {
             return Err(Error::invalid("num_layers", "at least 1", 0));
         }
-        if let Some(option) = self.cell.unimplemented_option() {
+        if self.cell.layer_norm() && self.cell.input_forget() {
             return Err(Error::invalid(
                 "cell",
-                format!("a variant this version implements (not `{option}`)"),
+                "an LSTM with either layer_norm (TFLite) or input_forget (ONNX): no peer \
+                 defines both",
                 format!("{:?}", self.cell),
+            ));
+        }
+        if self.cell.layer_norm() && self.clip.is_some() {
+            return Err(Error::invalid(
+                "clip",
+                "None for a layer-norm LSTM (ONNX's clip has no layer norm; TFLite's \
+                 layer-norm LSTM clips nothing before its activations)",
+                format!("{:?}", self.clip),
             ));
         }
         if let Some(p) = self.cell.proj_size() {

@@ -383,5 +383,12 @@ fn check_onnx_cfg(cfg: &RnnConfig) -> Result<()> {
             format!("{:?}", cfg.cell),
         ));
     }
+    if cfg.cell.layer_norm() {
+        return Err(Error::invalid(
+            "cell",
+            "an LSTM without layer_norm (ONNX has no layer-norm LSTM)",
+            format!("{:?}", cfg.cell),
+        ));
+    }
     Ok(())
 }

@@ -92,7 +92,7 @@ fn check_fd(p: &Point) -> Result<(), String> {
         for (e, (&g, &f)) in got.iter().zip(want).enumerate() {
             if (g - f).abs() > 1e-6 * (1.0 + f.abs()) {
                 return Err(format!(
-                    "array {a} (sets' parts in order w_ih, w_hh, b_ih, b_hh, w_hr, peephole, then x, h0, c0, attention) element {e}: backward {g:e}, differences {f:e}; {:?} {:?} lens {:?}",
+                    "array {a} (sets' parts in order w_ih, w_hh, b_ih, b_hh, w_hr, peephole, layer_norm, then x, h0, c0, attention) element {e}: backward {g:e}, differences {f:e}; {:?} {:?} lens {:?}",
                     p.cfg, p.shape, p.seq_lens
                 ));
             }
@@ -164,6 +164,35 @@ fn every_variant_matches_finite_differences() {
                 break;
             }
             seed += 100;
+        }
+    }
+}
+
+/// TFLite's layer-norm LSTMs (plain, peepholes with projection, CIFG, CIFG with both),
+/// 1 and 2 layers, every direction, with and without lengths. The normalisation
+/// couples a gate's units, so every parameter moves every unit of its block.
+#[test]
+fn layer_norm_lstms_match_finite_differences() {
+    for (k, cell) in variants::layer_norm_lstms(2).into_iter().enumerate() {
+        for (layers, dir) in [(1, 0), (2, 2), (1, 1), (2, 3)] {
+            let mut seed = 31 + 7 * k as u64 + dir as u64;
+            loop {
+                let p = point(
+                    cell,
+                    (3, 4, 2, 3),
+                    layers,
+                    dir,
+                    None,
+                    k % 2 == 1,
+                    dir > 1,
+                    seed,
+                );
+                if p.kink_margin() > 1e-3 {
+                    check_fd(&p).unwrap_or_else(|e| panic!("{cell:?}: {e}"));
+                    break;
+                }
+                seed += 100;
+            }
         }
     }
 }

@@ -24,7 +24,7 @@ fn zero_weights(cfg: &RnnConfig) -> Vec<OwnedLayerWeights<f64>> {
                 b_hh: Some(vec![0.0; l.bias]),
                 w_hr: l.w_hr.map(|n| vec![0.0; n]),
                 peephole: l.peephole.map(|n| vec![0.0; n]),
-                layer_norm: None,
+                layer_norm: l.layer_norm.map(|n| vec![1.0; n]),
             }
         })
         .collect()
@@ -75,6 +75,19 @@ fn validate_rejects_bad_proj_and_clip() {
         .with_clip(Some(0.5))
         .validate()
         .is_ok());
+    // The layer-norm LSTM: with a projection and peepholes, CIFG or not; not with
+    // ONNX's clip or input_forget (no peer defines either with it).
+    for cell in variants::layer_norm_lstms(3) {
+        let cfg = RnnConfig::new(cell, 3, 4);
+        assert!(cfg.validate().is_ok());
+        assert_invalid(cfg.with_clip(Some(1.0)).validate(), "clip");
+    }
+    let coupled = CellKind::Lstm(rnn_reference::LstmVariant {
+        coupling: rnn_reference::GateCoupling::InputForget,
+        layer_norm: true,
+        ..Default::default()
+    });
+    assert_invalid(RnnConfig::new(coupled, 3, 4).validate(), "cell");
 }
 
 #[test]
@@ -211,6 +224,21 @@ fn check_weights_missing_or_extra_peephole_and_projection() {
         bad[0].w_hr = Some(&extra);
         assert_invalid(check_weights(&cfg, &bad), "weights[0].w_hr");
     }
+    // Layer-norm scales: required by a layer-norm LSTM (`[G*H]`), refused elsewhere.
+    let scales = vec![1.0; 12];
+    let plain = RnnConfig::new(lstm(false, None), 3, 3);
+    let owned = zero_weights(&plain);
+    let mut bad = views(&owned);
+    bad[0].layer_norm = Some(&scales);
+    assert_invalid(check_weights(&plain, &bad), "weights[0].layer_norm");
+    let normed = RnnConfig::new(variants::lstm_layer_norm(false, None, true), 3, 3);
+    let owned = zero_weights(&normed);
+    assert!(check_weights(&normed, &views(&owned)).is_ok());
+    let mut bad = views(&owned);
+    bad[0].layer_norm = Some(&scales);
+    assert_length(check_weights(&normed, &bad), "weights[0].layer_norm", 9, 12);
+    bad[0].layer_norm = None;
+    assert_invalid(check_weights(&normed, &bad), "weights[0].layer_norm");
     // Missing ones.
     let cfg = RnnConfig::new(lstm(true, Some(1)), 3, 2);
     let owned = zero_weights(&cfg);
@@ -319,6 +347,8 @@ fn export_onnx_bad_inputs() {
         export_onnx(&proj, &views(&zero_weights(&proj))),
         "proj_size",
     );
+    let normed = RnnConfig::new(variants::lstm_layer_norm(false, None, false), 2, 3);
+    assert_invalid(export_onnx(&normed, &views(&zero_weights(&normed))), "cell");
     let short = vec![0.0; 3];
     let mut bad = views(&owned);
     bad[0].w_hh = &short;

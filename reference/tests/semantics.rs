@@ -18,7 +18,7 @@ fn random_weights(cfg: &RnnConfig, rng: &mut Lcg) -> Vec<OwnedLayerWeights<f64>>
                 b_hh: Some(rng.vec(l.bias)),
                 w_hr: l.w_hr.map(|n| rng.vec(n)),
                 peephole: l.peephole.map(|n| rng.vec(n)),
-                layer_norm: None,
+                layer_norm: l.layer_norm.map(|n| rng.vec(n)),
             }
         })
         .collect()
@@ -190,6 +190,89 @@ fn lstm_cifg_step_by_hand() {
     close(&a.h, &b.h, "h (CIFG vs input_forget)");
 }
 
+/// TFLite's layer-norm LSTM by hand (H = 3, peepholes): each gate block's sums `z`
+/// (no bias) normalised over the block, `n = (z − μ)/√(σ² + 1e-8)`, then `γ n + b`,
+/// then the activation; o's peephole sees `c'`. Also CIFG (i = 1 − f). And the
+/// normalisation matters: the same weights without `layer_norm` give other values.
+#[test]
+fn layer_norm_lstm_step_by_hand() {
+    let (i_sz, hid) = (2usize, 3usize);
+    let mut rng = Lcg::new(21);
+    for cifg in [false, true] {
+        let cell = variants::lstm_layer_norm(true, None, cifg);
+        let cfg = RnnConfig::new(cell, i_sz, hid);
+        let g = cfg.gates();
+        let (w_ih, w_hh) = (rng.vec(g * hid * i_sz), rng.vec(g * hid * hid));
+        let (b_ih, b_hh) = (rng.vec(g * hid), rng.vec(g * hid));
+        let p = rng.vec((g - 1) * hid);
+        let gamma: Vec<f64> = rng.vec(g * hid).iter().map(|v| 1.0 + 0.5 * v).collect();
+        let mut w = rnn_reference::LayerWeights::new(&w_ih[..], &w_hh[..]).with_bias(&b_ih, &b_hh);
+        w.peephole = Some(&p);
+        w.layer_norm = Some(&gamma);
+        let (x, h, c) = (rng.vec(i_sz), rng.vec(hid), rng.vec(hid));
+        let out = step(&cfg, &w, 1, &x, &h, Some(&c)).unwrap();
+
+        let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
+        // Gate block k (PyTorch order; CIFG f, g, o) with peephole block pk on `state`.
+        let gate = |k: usize, pk: Option<usize>, state: &[f64]| -> Vec<f64> {
+            let z: Vec<f64> = (0..hid)
+                .map(|j| {
+                    let r = k * hid + j;
+                    let mut z = (0..i_sz).map(|q| w_ih[r * i_sz + q] * x[q]).sum::<f64>();
+                    z += (0..hid).map(|q| w_hh[r * hid + q] * h[q]).sum::<f64>();
+                    z + pk.map_or(0.0, |pk| p[pk * hid + j] * state[j])
+                })
+                .collect();
+            let mu = z.iter().sum::<f64>() / 3.0;
+            let var = z.iter().map(|v| (v - mu) * (v - mu)).sum::<f64>() / 3.0;
+            (0..hid)
+                .map(|j| {
+                    let r = k * hid + j;
+                    gamma[r] * (z[j] - mu) / (var + 1e-8f32 as f64).sqrt() + b_ih[r] + b_hh[r]
+                })
+                .collect()
+        };
+        let (f_pre, g_pre, i_pre) = if cifg {
+            (gate(0, Some(0), &c), gate(1, None, &c), None)
+        } else {
+            (
+                gate(1, Some(1), &c),
+                gate(2, None, &c),
+                Some(gate(0, Some(0), &c)),
+            )
+        };
+        let f: Vec<f64> = f_pre.iter().map(|&v| sig(v)).collect();
+        let i: Vec<f64> = match &i_pre {
+            Some(v) => v.iter().map(|&v| sig(v)).collect(),
+            None => f.iter().map(|f| 1.0 - f).collect(),
+        };
+        let c_new: Vec<f64> = (0..hid)
+            .map(|j| f[j] * c[j] + i[j] * g_pre[j].tanh())
+            .collect();
+        let o_pre = if cifg {
+            gate(2, Some(1), &c_new)
+        } else {
+            gate(3, Some(2), &c_new)
+        };
+        let h_new: Vec<f64> = (0..hid).map(|j| sig(o_pre[j]) * c_new[j].tanh()).collect();
+        close(&out.c, &c_new, "c");
+        close(&out.h, &h_new, "h");
+
+        let plain = RnnConfig::new(variants::lstm(true, None), i_sz, hid);
+        if !cifg {
+            let mut wp = w;
+            wp.layer_norm = None;
+            let other = step(&plain, &wp, 1, &x, &h, Some(&c)).unwrap();
+            let moved = other
+                .h
+                .iter()
+                .zip(&out.h)
+                .any(|(a, b)| (a - b).abs() > 1e-3);
+            assert!(moved, "layer norm changes nothing here: {:?}", out.h);
+        }
+    }
+}
+
 /// The LSTM step by hand, with peepholes, a projection and a clip: once with a clip
 /// that clips nothing (every pre-activation is asserted well inside it, where the
 /// sigmoid's slope is above 0.1, so no saturated gate hides a peephole or a bias), once
@@ -239,7 +322,8 @@ fn lstm_step_by_hand_with_peephole_clip_and_projection() {
     }
 }
 
-/// Part `p` of a weight set: `w_ih`, `w_hh`, `b_ih`, `b_hh`, `w_hr`, `peephole`.
+/// Part `p` of a weight set: `w_ih`, `w_hh`, `b_ih`, `b_hh`, `w_hr`, `peephole`,
+/// `layer_norm`.
 fn part(w: &mut OwnedLayerWeights<f64>, p: usize) -> Option<&mut Vec<f64>> {
     match p {
         0 => Some(&mut w.w_ih),
@@ -247,17 +331,19 @@ fn part(w: &mut OwnedLayerWeights<f64>, p: usize) -> Option<&mut Vec<f64>> {
         2 => w.b_ih.as_mut(),
         3 => w.b_hh.as_mut(),
         4 => w.w_hr.as_mut(),
-        _ => w.peephole.as_mut(),
+        5 => w.peephole.as_mut(),
+        _ => w.layer_norm.as_mut(),
     }
 }
 
-/// Every weight, bias, peephole, projection weight and input of one step matters:
+/// Every weight, bias, peephole, projection weight, layer-norm scale and input of one
+/// step matters:
 /// nudging any single one changes the output, for every variant (no term dropped or
 /// cancelled; weights are small, so no gate saturates).
 #[test]
 fn every_parameter_moves_the_step_output() {
     let batch = 2;
-    for cell in ALL_CELLS {
+    for cell in ALL_CELLS.into_iter().chain(variants::layer_norm_lstms(2)) {
         let cfg = RnnConfig::new(cell, 3, 4);
         let mut rng = Lcg::new(5);
         let mut w = random_weights(&cfg, &mut rng)[0].map(|v| v.iter().map(|x| 0.5 * x).collect());
@@ -282,11 +368,19 @@ fn every_parameter_moves_the_step_output() {
             let d = other.iter().zip(&base).map(|(a, b)| (a - b).abs());
             d.fold(0.0, f64::max) > 1e-7
         };
-        let names = ["w_ih", "w_hh", "b_ih", "b_hh", "w_hr", "peephole"];
+        let names = [
+            "w_ih",
+            "w_hh",
+            "b_ih",
+            "b_hh",
+            "w_hr",
+            "peephole",
+            "layer_norm",
+        ];
         // With `input_forget`, the forget gate's rows (gate block 1 of every part but
         // `w_hr`) act nowhere: nudging them must leave the output exactly as it was.
         let hid = cfg.hidden_size;
-        let row_len = [3, cfg.output_size(), 1, 1, hid, 1];
+        let row_len = [3, cfg.output_size(), 1, 1, hid, 1, 1];
         for (p, name) in names.into_iter().enumerate() {
             let len = part(&mut w.clone(), p).map_or(0, |v| v.len());
             for k in 0..len {

@@ -87,6 +87,15 @@ impl<W: Storage> CellWeights<W> {
         w: &LayerWeights<'_, S>,
     ) -> Result<(Self, Vec<f32>)> {
         Ok(match cfg.cell {
+            CellKind::Lstm(v) if v.layer_norm => {
+                return Err(Error::Invalid {
+                    arg: "cell".into(),
+                    expected: "a variant these kernels implement (the layer-norm LSTM is \
+                               defined by rnn-reference only, so far)"
+                        .into(),
+                    actual: format!("{:?}", cfg.cell),
+                })
+            }
             CellKind::Rnn(_) => (
                 CellWeights::Rnn(rnn::Rnn::pack(cfg, w)),
                 rnn::Rnn::folded_bias(cfg, w),

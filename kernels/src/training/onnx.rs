@@ -63,6 +63,13 @@ fn check(cfg: &RnnConfig, out: &OnnxGradsMut<'_>) -> Result<()> {
             actual: format!("{:?}", cfg.cell),
         });
     }
+    if cfg.cell.layer_norm() {
+        return Err(Error::Invalid {
+            arg: "cell".into(),
+            expected: "an LSTM without layer_norm (ONNX has no layer-norm LSTM)".into(),
+            actual: format!("{:?}", cfg.cell),
+        });
+    }
     let (d, gh, h) = (
         cfg.num_directions(),
         cfg.gates() * cfg.hidden_size,

@@ -85,24 +85,41 @@ fn config_errors() {
             .with_activations(Some(acts));
         cases.push((c, "activations", Want::Invalid));
     }
-    // Coupled gates with a projection (no peer defines both), and the variant options
-    // this version does not implement yet.
+    // Coupled gates with a projection or a layer norm (no peer defines either pair).
     let coupled_projected = LstmVariant {
         proj_size: Some(2),
         coupling: GateCoupling::InputForget,
         ..Default::default()
     };
-    for cell in [
-        CellKind::Lstm(coupled_projected),
-        CellKind::Lstm(LstmVariant {
-            layer_norm: true,
-            ..Default::default()
-        }),
-    ] {
-        cases.push((RnnConfig::new(cell, 3, 4), "cell", Want::Invalid));
+    let coupled_normalised = LstmVariant {
+        coupling: GateCoupling::InputForget,
+        layer_norm: true,
+        ..Default::default()
+    };
+    for cell in [coupled_projected, coupled_normalised] {
+        cases.push((
+            RnnConfig::new(CellKind::Lstm(cell), 3, 4),
+            "cell",
+            Want::Invalid,
+        ));
     }
+    // A layer-norm LSTM with ONNX's clip.
+    let layer_norm = RnnConfig::new(super::variants::lstm_layer_norm(false, None, false), 3, 4);
+    cases.push((layer_norm.with_clip(Some(1.0)), "clip", Want::Invalid));
     for (cfg, arg, want) in cases {
         expect(bad(cfg), arg, want);
+    }
+    // The layer-norm LSTM: valid, its weights complete, and refused by the kernels
+    // (the reference defines it; the kernels do not run it yet).
+    for cell in super::variants::layer_norm_lstms(2) {
+        let cfg = RnnConfig::new(cell, 3, 4);
+        assert!(cfg.validate().is_ok());
+        let w = weights(&cfg);
+        expect(
+            PackedRnn::from_pytorch(&cfg, &views(&w)).map(|_| ()),
+            "cell",
+            Want::Invalid,
+        );
     }
     // validate() itself says the same.
     assert_eq!(

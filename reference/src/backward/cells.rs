@@ -15,7 +15,7 @@ use super::tape::RowStep;
 /// activation `a = act(clip(pre))`: zero where `clip` clamped it (`|pre| > clip`, the
 /// convention of `torch.clamp`), else `d · act'(pre)` ([`Activation::derivative`]:
 /// `a (1 - a)` and `1 - a²` for the sigmoid and tanh, `pre > 0` for relu).
-fn gate_grad<T: Real>(d: T, pre: T, a: T, act: Activation, clip: Option<T>) -> T {
+pub(super) fn gate_grad<T: Real>(d: T, pre: T, a: T, act: Activation, clip: Option<T>) -> T {
     if clip.is_some_and(|c| pre > c || pre < -c) {
         return T::ZERO;
     }
@@ -39,7 +39,7 @@ pub(crate) struct StateGrads<T> {
 }
 
 /// Largest |v|.
-fn max_abs<T: Real>(v: &[T]) -> f64 {
+pub(super) fn max_abs<T: Real>(v: &[T]) -> f64 {
     v.iter().fold(0.0, |m, x| m.max(x.to_f64().abs()))
 }
 
@@ -72,6 +72,9 @@ pub(crate) fn row_backward<T: Real>(
         max_inner: 0.0,
     };
     match cfg.cell {
+        CellKind::Lstm(v) if v.layer_norm => {
+            return super::layer_norm::row_backward(&v, acts, w, s, (dh, dc), g, dx);
+        }
         CellKind::Rnn(_) => {
             for j in 0..hid {
                 d_x[j] = gate_grad(dh[j], s.pre[j], s.act[j], acts.f, cl);
@@ -81,21 +84,7 @@ pub(crate) fn row_backward<T: Real>(
         CellKind::Lstm(v @ LstmVariant { proj_size, .. }) => {
             let blk = LstmBlocks::of(&v);
             // h = W_hr m (projection) or h = m.
-            let dm: Vec<T> = match proj_size {
-                Some(_) => {
-                    let w_hr = w.w_hr.expect("checked by check_weights");
-                    let g_hr = g.w_hr.as_mut().expect("mirrors the weights");
-                    let mut dm = vec![T::ZERO; hid];
-                    for (r, &d) in dh.iter().enumerate() {
-                        for j in 0..hid {
-                            g_hr[r * hid + j] += d * s.m[j];
-                            dm[j] += d * w_hr[r * hid + j];
-                        }
-                    }
-                    dm
-                }
-                None => dh.to_vec(),
-            };
+            let dm = projection_backward(proj_size.is_some(), w, g, &s.m, dh);
             out.max_inner = max_abs(&dm);
             let p = |k: usize, j: usize| w.peephole.map_or(T::ZERO, |p| p[k * hid + j]);
             for j in 0..hid {
@@ -185,7 +174,7 @@ pub(crate) fn row_backward<T: Real>(
             if !linear_before_reset {
                 // pre_n = x part + W_hn (r ⊙ h) + b_hn: the product's input is r ⊙ h.
                 let rows = 2 * hid..3 * hid;
-                let d_rh = recurrent(w, g, rows, &s.m, &d_h);
+                let d_rh = recurrent(w, g, rows, &s.m, (&d_h, &d_h));
                 out.max_inner = max_abs(&d_rh);
                 for j in 0..hid {
                     dr[j] = d_rh[j] * s.h[j];
@@ -208,60 +197,85 @@ pub(crate) fn row_backward<T: Real>(
             }
             d_h[..2 * hid].copy_from_slice(&d_x[..2 * hid]);
             if linear_before_reset {
-                let d = recurrent(w, g, 0..3 * hid, &s.h, &d_h);
+                let d = recurrent(w, g, 0..3 * hid, &s.h, (&d_h, &d_h));
                 add(&mut out.dh, &d);
             } else {
-                let d = recurrent(w, g, 0..2 * hid, &s.h, &d_h);
+                let d = recurrent(w, g, 0..2 * hid, &s.h, (&d_h, &d_h));
                 add(&mut out.dh, &d);
             }
-            input_side(w, g, &s.x, &d_x, dx);
+            input_side(w, g, &s.x, (&d_x, &d_x), dx);
             out.max_gate = max_abs(&d_x).max(max_abs(&d_h));
             return out;
         }
     }
-    let d = recurrent(w, g, 0..n, &s.h, &d_h);
+    let d = recurrent(w, g, 0..n, &s.h, (&d_h, &d_h));
     add(&mut out.dh, &d);
-    input_side(w, g, &s.x, &d_x, dx);
+    input_side(w, g, &s.x, (&d_x, &d_x), dx);
     out.max_gate = max_abs(&d_x).max(max_abs(&d_h));
     out
 }
 
+/// An LSTM's `∂L/∂m` from `dh` through `h = W_hr m` (adding `∂W_hr`), or `h = m`.
+pub(super) fn projection_backward<T: Real>(
+    projected: bool,
+    w: &LayerWeights<'_, T>,
+    g: &mut OwnedLayerWeights<T>,
+    m: &[T],
+    dh: &[T],
+) -> Vec<T> {
+    if !projected {
+        return dh.to_vec();
+    }
+    let hid = m.len();
+    let w_hr = w.w_hr.expect("checked by check_weights");
+    let g_hr = g.w_hr.as_mut().expect("mirrors the weights");
+    let mut dm = vec![T::ZERO; hid];
+    for (r, &d) in dh.iter().enumerate() {
+        for j in 0..hid {
+            g_hr[r * hid + j] += d * m[j];
+            dm[j] += d * w_hr[r * hid + j];
+        }
+    }
+    dm
+}
+
 /// `a += b` element-wise.
-fn add<T: Real>(a: &mut [T], b: &[T]) {
+pub(super) fn add<T: Real>(a: &mut [T], b: &[T]) {
     for (a, &b) in a.iter_mut().zip(b) {
         *a += b;
     }
 }
 
-/// The input side of every gate row: `∂W_ih[r] += d[r] x`, `∂b_ih[r] += d[r]`,
-/// `dx += d[r] W_ih[r]`.
-fn input_side<T: Real>(
+/// The input side of every gate row: `∂W_ih[r] += d[r] x`, `∂b_ih[r] += db[r]`,
+/// `dx += d[r] W_ih[r]` (`db` is `d`, except where the bias joins after a layer norm).
+pub(super) fn input_side<T: Real>(
     w: &LayerWeights<'_, T>,
     g: &mut OwnedLayerWeights<T>,
     x: &[T],
-    d: &[T],
+    (d, db): (&[T], &[T]),
     dx: &mut [T],
 ) {
     let k = x.len();
-    for (r, &dr) in d.iter().enumerate() {
+    for (r, (&dr, &dbr)) in d.iter().zip(db).enumerate() {
         for (c, &xc) in x.iter().enumerate() {
             g.w_ih[r * k + c] += dr * xc;
             dx[c] += dr * w.w_ih[r * k + c];
         }
         if let Some(b) = g.b_ih.as_mut() {
-            b[r] += dr;
+            b[r] += dbr;
         }
     }
 }
 
 /// The recurrent side of gate rows `rows`, whose product input was `v` (`h`, or
-/// `r ⊙ h`): `∂W_hh[r] += d[r] v`, `∂b_hh[r] += d[r]`; returns `Σ_r d[r] W_hh[r]`.
-fn recurrent<T: Real>(
+/// `r ⊙ h`): `∂W_hh[r] += d[r] v`, `∂b_hh[r] += db[r]` (`db` as in [`input_side`]);
+/// returns `Σ_r d[r] W_hh[r]`.
+pub(super) fn recurrent<T: Real>(
     w: &LayerWeights<'_, T>,
     g: &mut OwnedLayerWeights<T>,
     rows: std::ops::Range<usize>,
     v: &[T],
-    d: &[T],
+    (d, db): (&[T], &[T]),
 ) -> Vec<T> {
     let k = v.len();
     let mut out = vec![T::ZERO; k];
@@ -271,7 +285,7 @@ fn recurrent<T: Real>(
             out[c] += d[r] * w.w_hh[r * k + c];
         }
         if let Some(b) = g.b_hh.as_mut() {
-            b[r] += d[r];
+            b[r] += db[r];
         }
     }
     out

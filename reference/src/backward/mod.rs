@@ -15,6 +15,7 @@
 //! - every parameter gradient is summed over all steps and rows.
 
 mod cells;
+mod layer_norm;
 pub(crate) mod tape;
 
 use crate::error::{Error, Result};
@@ -74,7 +75,7 @@ pub struct Gradients<T> {
     pub dc0: Vec<T>,
     /// One set per layer and direction, in PyTorch layout and gate order, with exactly
     /// the parts the weights have (`b_ih`/`b_hh` only if given, `w_hr` for a projected
-    /// LSTM, `peephole` for a peephole cell).
+    /// LSTM, `peephole` for a peephole cell, `layer_norm` for a layer-norm LSTM).
     pub weights: Vec<OwnedLayerWeights<T>>,
     /// AUGRU: `∂L/∂a`, shaped like the attention input (summed over layers and
     /// directions, which all read it; 0 at steps past a row's length); empty for

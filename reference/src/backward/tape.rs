@@ -3,8 +3,9 @@
 //! in the same order of operations as [`step`](crate::step), so its states are
 //! bit-identical to [`forward`](crate::forward)'s (a test checks it).
 
-use crate::cell::dot;
-use crate::cell_kind::{CellKind, GateCoupling, GruVariant, LstmBlocks, LstmVariant};
+use crate::cell::{dot, project};
+use crate::cell_kind::{CellKind, GateCoupling, GruVariant, LstmBlocks};
+use crate::layer_norm;
 use crate::real::Real;
 use crate::spec::{Direction, RnnConfig, SeqShape};
 use crate::weights::LayerWeights;
@@ -97,7 +98,13 @@ pub(crate) fn row_step<T: Real>(
             }
             s.h_new = s.act.clone();
         }
-        CellKind::Lstm(v @ LstmVariant { proj_size, .. }) => {
+        CellKind::Lstm(v) if v.layer_norm => {
+            // `pre` holds each gate's pre-normalisation sum (the backward renormalises).
+            let row = layer_norm::lstm_row(&v, w, acts, x, h, c);
+            (s.pre, s.act, s.extra, s.m) = (row.z, row.act, row.c, row.m);
+            project(&v, w, &s.m, &mut s.h_new);
+        }
+        CellKind::Lstm(v) => {
             let blk = LstmBlocks::of(&v);
             s.pre.resize(cfg.gates() * hid, T::ZERO);
             s.act.resize(cfg.gates() * hid, T::ZERO);
@@ -143,15 +150,7 @@ pub(crate) fn row_step<T: Real>(
                 s.extra.push(c_new);
                 s.m.push(o * c_new.gate_activation(acts.h));
             }
-            s.h_new = match proj_size {
-                Some(_) => {
-                    let w_hr = w.w_hr.expect("checked by check_weights");
-                    (0..cfg.output_size())
-                        .map(|r| dot(&w_hr[r * hid..(r + 1) * hid], &s.m))
-                        .collect()
-                }
-                None => s.m.clone(),
-            };
+            project(&v, w, &s.m, &mut s.h_new);
         }
         CellKind::Gru(GruVariant {
             linear_before_reset,

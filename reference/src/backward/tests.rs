@@ -7,7 +7,10 @@ use crate::{forward, views, SequenceInput};
 
 #[test]
 fn tape_reproduces_the_forward_bit_for_bit() {
-    for (k, cell) in variants::all(3).into_iter().enumerate() {
+    let cells = variants::all(3)
+        .into_iter()
+        .chain(variants::layer_norm_lstms(3));
+    for (k, cell) in cells.enumerate() {
         for seed in 0..4u64 {
             let p = problem(seed * 16 + k as u64, (5, 7, 3, 4), 2, Some(cell));
             let owned: Vec<_> = p.weights.iter().map(|w| weights_f64(&w.view())).collect();

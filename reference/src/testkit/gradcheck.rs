@@ -84,7 +84,13 @@ impl Point {
         for w in &mut self.weights {
             v.push(&mut w.w_ih);
             v.push(&mut w.w_hh);
-            for p in [&mut w.b_ih, &mut w.b_hh, &mut w.w_hr, &mut w.peephole] {
+            for p in [
+                &mut w.b_ih,
+                &mut w.b_hh,
+                &mut w.w_hr,
+                &mut w.peephole,
+                &mut w.layer_norm,
+            ] {
                 v.extend(p.as_mut());
             }
         }

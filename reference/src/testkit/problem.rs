@@ -222,6 +222,10 @@ pub fn problem(
         d => d,
     };
     let clip = (rng.below(4) == 0).then(|| 0.5 + rng.below(3) as f32);
+    // No peer clips a layer-norm LSTM's gates (the draw above still happens).
+    let clip = clip.filter(|_| !cell.layer_norm());
+    // Layer-norm scales (added later still) from a fifth generator: 1 ± 1/2.
+    let mut norm = SplitMix64::new(seed ^ 0x1A7E_1A7E_1A7E_1A7E);
     // ONNX activations (added later still) from a fourth generator, one problem in four.
     let mut acts = SplitMix64::new(seed ^ 0xAC7F_AC7F_AC7F_AC7F);
     let cfg = RnnConfig::new(cell, i, h)
@@ -267,7 +271,9 @@ pub fn problem(
             b_hh: bias.then(|| gen(lens.bias, 0.5)),
             w_hr,
             peephole: lens.peephole.map(|n| gen(n, 0.5)),
-            layer_norm: None,
+            layer_norm: lens
+                .layer_norm
+                .map(|n| norm.vec(n, 0.5).into_iter().map(|g| 1.0 + g).collect()),
         });
     }
     // Inputs: mostly O(1), sometimes large enough to saturate every gate (non-finite

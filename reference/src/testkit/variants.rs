@@ -83,6 +83,33 @@ pub const GRU: CellKind = CellKind::GRU;
 /// GRU with `linear_before_reset = false` (ONNX's default).
 pub const GRU_ONNX: CellKind = CellKind::GRU_ONNX;
 
+/// TFLite's layer-norm LSTM with the given flags (CIFG: `i = 1 − f`, three gate
+/// blocks).
+pub const fn lstm_layer_norm(peephole: bool, proj_size: Option<usize>, cifg: bool) -> CellKind {
+    CellKind::Lstm(LstmVariant {
+        peephole,
+        proj_size,
+        coupling: if cifg {
+            GateCoupling::Cifg
+        } else {
+            GateCoupling::None
+        },
+        layer_norm: true,
+    })
+}
+
+/// The layer-norm LSTMs the reference defines and the kernels do not run yet (so they
+/// are not in [`all`], which every kernel test walks): plain, with peepholes and
+/// projection, CIFG, and CIFG with peepholes and projection (to `proj` units).
+pub const fn layer_norm_lstms(proj: usize) -> [CellKind; 4] {
+    [
+        lstm_layer_norm(false, None, false),
+        lstm_layer_norm(true, Some(proj), false),
+        lstm_layer_norm(false, None, true),
+        lstm_layer_norm(true, Some(proj), true),
+    ]
+}
+
 /// How many variants [`all`] lists.
 pub const COUNT: usize = 18;
 

@@ -15,7 +15,8 @@ pub struct Setup {
 /// `cell` with sizes `(I, H, B, T)`, `layers`, direction `dir` (forward, reverse,
 /// bidirectional, bidirectional summed), `clip`, layout and lengths from the flags. Weights are drawn from
 /// `rng` (exact in `f32`): `W_ih`, `W_hh` at `gain / (I_l + H_out)`, biases at 1,
-/// `W_hr` at `1 / H`, peepholes at `peephole`; lengths come from `seed`.
+/// `W_hr` at `1 / H`, peepholes at `peephole`, layer-norm scales at 1; lengths come
+/// from `seed`.
 #[allow(clippy::too_many_arguments)]
 pub fn setup(
     cell: CellKind,
@@ -57,7 +58,7 @@ pub fn setup(
                 b_hh: Some(rng.vec_f32_exact(l.bias, 1.0)),
                 w_hr: l.w_hr.map(|n| rng.vec_f32_exact(n, 1.0 / h as f64)),
                 peephole: l.peephole.map(|n| rng.vec_f32_exact(n, peephole)),
-                layer_norm: None,
+                layer_norm: l.layer_norm.map(|n| rng.vec_f32_exact(n, 1.0)),
             }
         })
         .collect();

@@ -358,6 +358,27 @@ impl<M: ErrorModel> Real for Bounded<M> {
         self.v.is_nan()
     }
 
+    /// `|√x̂ − √x| = |x̂ − x| / (√x̂ + √x) <= e / (√max(x − e, 0) + √x)`, and never
+    /// more than `√e`; then one correct rounding.
+    fn sqrt(self) -> Self {
+        let x = self.settle();
+        let y = x.v.sqrt();
+        if x.v.is_nan() || x.v < 0.0 {
+            return Self::new(y, f64::INFINITY, None); // a NaN to come, in any case
+        }
+        let prop = if x.e == 0.0 {
+            0.0
+        } else {
+            let lo = (x.v - x.e).max(0.0).sqrt();
+            (x.e / (lo + y)).min(x.e.sqrt())
+        };
+        if prop == 0.0 && x.grid.is_some() && f64::from(y as f32) == y && y * y == x.v {
+            return Self::new(y, 0.0, Some(lsb(y)));
+        }
+        let mag = y + prop;
+        Self::new(y, prop + (M::U + U64) * mag + ETA, None).guarded()
+    }
+
     /// The fused sigmoid of the model (slope `q (1 − q)`, `q = sigmoid(−|ξ|)`), or the
     /// reference's composition `1 / (1 + exp(−x))` of bounded operations.
     fn sigmoid(self) -> Self {

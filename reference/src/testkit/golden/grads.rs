@@ -245,6 +245,7 @@ pub fn named_parts<T>(w: &OwnedLayerWeights<T>) -> Vec<(&'static str, &[T])> {
         ("b_hh", &w.b_hh),
         ("w_hr", &w.w_hr),
         ("peephole", &w.peephole),
+        ("layer_norm", &w.layer_norm),
     ] {
         if let Some(p) = p {
             v.push((n, &p[..]));
