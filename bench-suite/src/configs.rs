@@ -73,8 +73,9 @@ pub const CELLS: [Cell; 3] = [Cell::Lstm, Cell::Gru, Cell::Rnn];
 /// projection), GRU with `linear_before_reset = true` (PyTorch / cuDNN form) and the
 /// tanh RNN; and, outside the default set, oneDNN's AUGRU in the same GRU form (`--cells
 /// augru`), TFLite's CIFG LSTM (`--cells cifg`) and the LSTM with ONNX activations
-/// as Keras exports it (`--cells lstm-hardsigmoid`), to measure each against its plain
-/// cell (no peer here runs them).
+/// as Keras exports it (`--cells lstm-hardsigmoid`) and TFLite's layer-norm LSTM
+/// (`--cells lstm-layernorm`), to measure each against its plain cell (no peer here
+/// runs them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Cell {
     /// `torch.nn.LSTM`.
@@ -91,10 +92,14 @@ pub enum Cell {
     /// defaults, alpha 0.2, beta 0.5: Keras's `recurrent_activation="hard_sigmoid"`):
     /// the epilogue's custom-activation path.
     LstmHardSigmoid,
+    /// TFLite's layer-norm LSTM (the LSTM above, each gate normalised over its units
+    /// before the activation): the product, then a row pass.
+    LstmLayerNorm,
 }
 
 impl Cell {
-    /// `"lstm"`, `"gru"`, `"rnn"`, `"augru"`, `"cifg"` or `"lstm-hardsigmoid"`.
+    /// `"lstm"`, `"gru"`, `"rnn"`, `"augru"`, `"cifg"`, `"lstm-hardsigmoid"` or
+    /// `"lstm-layernorm"`.
     pub fn name(self) -> &'static str {
         match self {
             Cell::Lstm => "lstm",
@@ -103,6 +108,7 @@ impl Cell {
             Cell::Augru => "augru",
             Cell::Cifg => "cifg",
             Cell::LstmHardSigmoid => "lstm-hardsigmoid",
+            Cell::LstmLayerNorm => "lstm-layernorm",
         }
     }
 
@@ -115,6 +121,7 @@ impl Cell {
             "augru" => Some(Cell::Augru),
             "cifg" => Some(Cell::Cifg),
             "lstm-hardsigmoid" => Some(Cell::LstmHardSigmoid),
+            "lstm-layernorm" => Some(Cell::LstmLayerNorm),
             _ => None,
         }
     }
@@ -127,6 +134,7 @@ impl Cell {
             Cell::Rnn => variants::RNN_TANH,
             Cell::Augru => variants::augru(true),
             Cell::Cifg => variants::lstm_cifg(false, None),
+            Cell::LstmLayerNorm => variants::lstm_layer_norm(false, None, false),
         }
     }
 
@@ -146,6 +154,13 @@ impl Cell {
             }
             _ => rnn,
         }
+    }
+
+    /// Whether the unfused baseline has this cell (all but the layer-norm LSTM: its
+    /// row pass is already the unfused form, and its sequence error bound, which the
+    /// baseline's test needs, is vacuous past a few steps).
+    pub fn has_unfused(self) -> bool {
+        self != Cell::LstmLayerNorm
     }
 
     /// `lstm-hardsigmoid`'s gate function.

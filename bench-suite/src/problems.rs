@@ -27,6 +27,8 @@ pub struct Problem {
     pub x: Vec<f32>,
     /// The AUGRU's attention `[T, B]`, uniform in [0, 1] (empty for other cells).
     pub att: Vec<f32>,
+    /// The layer-norm LSTM's scales `[G*H]`, uniform in 1 ± 1/2 (empty for other cells).
+    pub layer_norm: Vec<f32>,
 }
 
 impl Problem {
@@ -56,6 +58,10 @@ impl Problem {
             }
             _ => Vec::new(),
         };
+        let layer_norm = match cell {
+            Cell::LstmLayerNorm => rng.vec(g * h, 0.5).into_iter().map(|v| 1.0 + v).collect(),
+            _ => Vec::new(),
+        };
         Problem {
             cell,
             shape,
@@ -66,12 +72,17 @@ impl Problem {
             b_hh,
             x,
             att,
+            layer_norm,
         }
     }
 
     /// Borrowed weights for the kernels and the reference.
     pub fn weights(&self) -> LayerWeights<'_, f32> {
-        LayerWeights::new(&self.w_ih, &self.w_hh).with_bias(&self.b_ih, &self.b_hh)
+        let mut w = LayerWeights::new(&self.w_ih, &self.w_hh).with_bias(&self.b_ih, &self.b_hh);
+        if !self.layer_norm.is_empty() {
+            w.layer_norm = Some(&self.layer_norm);
+        }
+        w
     }
 
     /// The first `steps` steps of `x` (`[steps, B, I]`).
@@ -149,6 +160,7 @@ impl Problem {
             b_hh: to_elem(&self.b_hh),
             x: to_elem(&self.x),
             att: to_elem(&self.att),
+            layer_norm: to_elem(&self.layer_norm),
         }
     }
 }
@@ -172,12 +184,18 @@ pub struct TypedProblem<T> {
     pub x: Vec<T>,
     /// `[T, B]` (AUGRU; empty otherwise).
     pub att: Vec<T>,
+    /// `[G*H]` (layer-norm LSTM; empty otherwise).
+    pub layer_norm: Vec<T>,
 }
 
 impl<T> TypedProblem<T> {
     /// Borrowed weights, for `PackedRnn::<W>::pack` / `PackedCell::<W>::pack`.
     pub fn weights(&self) -> LayerWeights<'_, T> {
-        LayerWeights::new(&self.w_ih, &self.w_hh).with_bias(&self.b_ih, &self.b_hh)
+        let mut w = LayerWeights::new(&self.w_ih, &self.w_hh).with_bias(&self.b_ih, &self.b_hh);
+        if !self.layer_norm.is_empty() {
+            w.layer_norm = Some(&self.layer_norm);
+        }
+        w
     }
 
     /// The first `steps` steps of `x` (`[steps, B, I]`).

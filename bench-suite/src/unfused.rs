@@ -256,6 +256,9 @@ impl Unfused {
                             hb[j] = n + z * (hb[j] - n);
                         }
                     }
+                    Cell::LstmLayerNorm => {
+                        unreachable!("no unfused layer-norm LSTM (`Cell::has_unfused`)")
+                    }
                     Cell::Rnn => {
                         for j in 0..h {
                             hb[j] = (xr[j] + bi[j] + hr[j] + bh[j]).tanh();

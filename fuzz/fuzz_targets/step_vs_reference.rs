@@ -14,7 +14,10 @@ use rnn_reference::{Direction, RnnConfig};
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
-    let Ok(p) = arbitrary_problem(&mut u) else { return };
+    let Ok(mut p) = arbitrary_problem(&mut u) else { return };
+    if with_layer_norm(&mut u, &mut p).is_err() {
+        return;
+    }
     check_sequence(&p);
     check_step(&p);
     check_bf16_sequence(&p);

@@ -47,8 +47,8 @@ use arbitrary::{Result, Unstructured};
 use rnn_reference::testkit::problem::limit_rows;
 use rnn_reference::testkit::{class, variants, Class};
 use rnn_reference::{
-    Activation, CellKind, Direction, LayerWeights, OwnedLayerWeights, RnnConfig, SeqShape,
-    SequenceOutput, TensorLayout,
+    Activation, CellKind, Direction, GateCoupling, LayerWeights, LstmVariant, OwnedLayerWeights,
+    RnnConfig, SeqShape, SequenceOutput, TensorLayout,
 };
 
 pub use rnn_reference::testkit::bound::{forward_bounded, step_bounded, Expected, Kernels};
@@ -246,6 +246,27 @@ pub fn arbitrary_problem(u: &mut Unstructured<'_>) -> Result<Problem> {
     Ok(p)
 }
 
+/// TFLite's layer norm for an LSTM that is not coupled the ONNX way, one input in four
+/// (its scales `1 ± 1/2` from a seed drawn here; no clip, which no peer combines with
+/// it). Drawn after everything [`arbitrary_problem`] draws, by the targets that run
+/// the layer-norm LSTM (the forward ones: the kernels do not train it or quantize it).
+pub fn with_layer_norm(u: &mut Unstructured<'_>, p: &mut Problem) -> Result<()> {
+    let CellKind::Lstm(v) = p.cfg.cell else {
+        return Ok(());
+    };
+    if v.coupling == GateCoupling::InputForget || u.int_in_range(0..=3u8)? != 1 {
+        return Ok(());
+    }
+    let mut rng = SplitMix64::new(u.arbitrary()?);
+    p.cfg.cell = CellKind::Lstm(LstmVariant { layer_norm: true, ..v });
+    p.cfg.clip = None;
+    for set in 0..p.weights.len() {
+        let n = p.cfg.weight_lens(set / p.cfg.num_directions()).layer_norm;
+        p.base.weights[set].layer_norm = n.map(|n| (0..n).map(|_| 1.0 + 0.5 * rng.sym()).collect());
+    }
+    Ok(())
+}
+
 /// Values from a seeded generator at a scale, each a palette value with probability
 /// `density / 256`.
 struct Gen {
@@ -353,6 +374,7 @@ pub fn overflow_free(
             w.b_ih.as_deref().map_or(0.0, max_abs) + w.b_hh.as_deref().map_or(0.0, max_abs)
         });
         let pm = m(&|w| w.peephole.as_deref().map_or(0.0, max_abs));
+        let gm = m(&|w| w.layer_norm.as_deref().map_or(0.0, max_abs));
         if rs_ih * xin > LIMIT {
             return false;
         }
@@ -373,7 +395,18 @@ pub fn overflow_free(
             if !(pre < LIMIT) {
                 return false;
             }
-            let (f, g) = (slot(0, pre), slot(1, pre));
+            // Layer norm: the squared deviations of `H` sums must not overflow
+            // (`Σ (z − μ)² <= H (2 pre)²`); each normalised value is at most `√H`, so
+            // the activations' arguments are at most `γ √H + b`.
+            let arg = if cfg.cell.layer_norm() {
+                if !(4.0 * pre * pre * h as f64 <= LIMIT) {
+                    return false;
+                }
+                gm * (h as f64).sqrt() + bsum
+            } else {
+                pre
+            };
+            let (f, g) = (slot(0, arg), slot(1, arg));
             // Gates in [0, 1] (the sigmoid, the hard sigmoid) keep the updates convex
             // combinations; other functions in the gate slot bound `1 − gate` by `1 + f`.
             let unit = (0..d).all(|dir| {

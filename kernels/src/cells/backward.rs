@@ -20,6 +20,7 @@ use crate::parallel::Team;
 use crate::passes::pass;
 use crate::simd::{math, V16};
 
+pub(crate) use super::keep_units;
 use super::{gru, lstm, rnn, CellWeights};
 
 /// Everything one backward step of one direction reads and writes. Rows are batch
@@ -110,28 +111,6 @@ impl BackPtrs {
     /// Rows of the later step's gradients, `k` floats each.
     pub(crate) fn later_rows(&self) -> Rows {
         Rows::strided(self.later, self.later_stride, self.batch)
-    }
-}
-
-/// The lane indices 0..16 as floats (for lane masks).
-static IOTA: [f32; LANES] = [
-    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
-];
-
-/// `g` with the lanes of units `u + lane >= n` set to exactly zero (padding units
-/// carry no gradient, whatever their operands held).
-///
-/// # Safety
-/// `V`'s ISA must be available.
-#[inline(always)]
-pub(crate) unsafe fn keep_units<V: V16>(g: V, u: usize, n: usize) -> V {
-    if u + LANES <= n {
-        return g;
-    }
-    // SAFETY: the caller guarantees the ISA; IOTA holds 16 floats.
-    unsafe {
-        let valid = V::splat(n.saturating_sub(u) as f32);
-        V::load(IOTA.as_ptr()).select_lt(valid, g, V::zero())
     }
 }
 

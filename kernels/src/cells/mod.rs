@@ -21,9 +21,9 @@ use crate::arch::Backend;
 use crate::element::{Element, Storage};
 use crate::kernel::walk_i8::Q8Scratch;
 use crate::kernel::{Epilogue, Rows};
-use crate::pack::{padded, Panels};
+use crate::pack::{padded, Panels, LANES};
 use crate::parallel::Team;
-use crate::simd::{math, V16};
+use crate::simd::{self, math, V16};
 use crate::Result;
 
 /// What a cell's home provides.
@@ -86,16 +86,16 @@ impl<W: Storage> CellWeights<W> {
         cfg: &RnnConfig,
         w: &LayerWeights<'_, S>,
     ) -> Result<(Self, Vec<f32>)> {
+        if W::QUANTIZED && cfg.cell.layer_norm() {
+            return Err(Error::Invalid {
+                arg: "cell".into(),
+                expected: "a variant the int8 path runs (not the layer-norm LSTM: its \
+                           int8 oracle does not exist yet)"
+                    .into(),
+                actual: format!("{:?}", cfg.cell),
+            });
+        }
         Ok(match cfg.cell {
-            CellKind::Lstm(v) if v.layer_norm => {
-                return Err(Error::Invalid {
-                    arg: "cell".into(),
-                    expected: "a variant these kernels implement (the layer-norm LSTM is \
-                               defined by rnn-reference only, so far)"
-                        .into(),
-                    actual: format!("{:?}", cfg.cell),
-                })
-            }
             CellKind::Rnn(_) => (
                 CellWeights::Rnn(rnn::Rnn::pack(cfg, w)),
                 rnn::Rnn::folded_bias(cfg, w),
@@ -247,6 +247,28 @@ impl<V: V16, E: TileEpilogue> Epilogue<V, 6> for PerTile<E> {
             self.0.tile(row, 2 * panel, &[acc[0], acc[1], acc[2]]);
             self.0.tile(row, 2 * panel + 1, &[acc[3], acc[4], acc[5]]);
         }
+    }
+}
+
+/// The lane indices 0..16 as floats (for lane masks).
+static IOTA: [f32; LANES] = [
+    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
+];
+
+/// `g` with the lanes of units `u + lane >= n` set to exactly zero (padding units
+/// carry no gradient, and join no layer-norm statistic, whatever their operands held).
+///
+/// # Safety
+/// `V`'s ISA must be available.
+#[inline(always)]
+pub(crate) unsafe fn keep_units<V: V16>(g: V, u: usize, n: usize) -> V {
+    if u + LANES <= n {
+        return g;
+    }
+    // SAFETY: the caller guarantees the ISA; IOTA holds 16 floats.
+    unsafe {
+        let valid = V::splat(n.saturating_sub(u) as f32);
+        V::load(IOTA.as_ptr()).select_lt(valid, g, V::zero())
     }
 }
 
@@ -431,6 +453,16 @@ impl StepPtrs {
     /// ONNX's slot `h` when the step has custom activations.
     pub(crate) fn act_h(&self) -> Option<Activation> {
         self.acts.map(|a| a.h)
+    }
+
+    /// Prefetches the input projection of `tiles` tiles from `tile` of `row`, `gates`
+    /// gate columns per tile.
+    #[inline(always)]
+    pub(crate) fn prefetch_pre(&self, row: usize, tile: usize, tiles: usize, gates: usize) {
+        let at = self
+            .pre
+            .wrapping_add(row * self.pre_stride + gates * tile * LANES);
+        simd::prefetch(at, gates * LANES * tiles);
     }
 
     /// The rows of `h_prev` (the recurrent product's left operand).

@@ -3,7 +3,7 @@
 //! and (with `Activations::Keep`) its epilogues writing the gate pre-activations back
 //! over the input projection, which is kept per layer.
 
-use rnn_reference::{SeqShape, SequenceInput};
+use rnn_reference::{Error, SeqShape, SequenceInput};
 
 use super::workspace::{Dims, Kept, Run, Scratch, TrainingWorkspace};
 use crate::cells::{state_sizes, step_fmas, StateBufs, StepPtrs};
@@ -38,9 +38,18 @@ pub(super) fn run<W: Element, T: Element>(
     out: SequenceOutputMut<'_, T>,
 ) -> Result<()> {
     let cfg = &rnn.cfg;
+    tws.run = None;
+    if cfg.cell.layer_norm() {
+        return Err(Error::Invalid {
+            arg: "cell".into(),
+            expected: "a variant the kernels train (not yet the layer-norm LSTM, whose \
+                       gradients rnn_reference::backward defines)"
+                .into(),
+            actual: format!("{:?}", cfg.cell),
+        });
+    }
     let dims = check_call(cfg, shape, &input, &out)?;
     let k = kernels::<W>(rnn.isa()?)?;
-    tws.run = None;
     let d = Dims::new(cfg, shape, tws.mode)?;
     let kept = Kept::new(&d, cfg.num_layers)?;
     let sc = Scratch::new::<W>(&d, cfg)?;

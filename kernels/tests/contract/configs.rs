@@ -109,17 +109,30 @@ fn config_errors() {
     for (cfg, arg, want) in cases {
         expect(bad(cfg), arg, want);
     }
-    // The layer-norm LSTM: valid, its weights complete, and refused by the kernels
-    // (the reference defines it; the kernels do not run it yet).
+    // The layer-norm LSTM: the kernels run it forward, and refuse to train it or to
+    // quantize it (the reference alone defines its gradients; no int8 oracle has it).
     for cell in super::variants::layer_norm_lstms(2) {
         let cfg = RnnConfig::new(cell, 3, 4);
-        assert!(cfg.validate().is_ok());
         let w = weights(&cfg);
-        expect(
-            PackedRnn::from_pytorch(&cfg, &views(&w)).map(|_| ()),
-            "cell",
-            Want::Invalid,
-        );
+        let rnn = PackedRnn::from_pytorch(&cfg, &views(&w)).unwrap();
+        let shape = rnn_kernels::SeqShape::new(2, 1);
+        let x = vec![0.5f32; 2 * 3];
+        let mut y = vec![0.0f32; 2 * cfg.output_size()];
+        let input = rnn_kernels::SequenceInput::new(&x);
+        fn out(y: &mut [f32]) -> rnn_kernels::SequenceOutputMut<'_, f32> {
+            rnn_kernels::SequenceOutputMut {
+                y,
+                h_n: None,
+                c_n: None,
+            }
+        }
+        let mut ws = rnn_kernels::Workspace::new();
+        rnn.forward(&mut ws, shape, input, out(&mut y)).unwrap();
+        let mut tws = rnn_kernels::TrainingWorkspace::new();
+        let trained = rnn.forward_train(&mut tws, shape, input, out(&mut y));
+        expect(trained, "cell", Want::Invalid);
+        let int8 = PackedRnn::<i8>::pack(&cfg, &views(&w)).map(|_| ());
+        expect(int8, "cell", Want::Invalid);
     }
     // validate() itself says the same.
     assert_eq!(

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! cargo run --release -p rnn-bench-suite --bin report -- [--quick] [--threads N]
-//!     [--isa avx512bf16|avx512|avx2|portable] [--dtype f32,f16,bf16,int8] [--cells lstm,gru,rnn,augru,cifg,lstm-hardsigmoid]
+//!     [--isa avx512bf16|avx512|avx2|portable] [--dtype f32,f16,bf16,int8] [--cells lstm,gru,rnn,augru,cifg,lstm-hardsigmoid,lstm-layernorm]
 //!     [--configs BxHxIxT,...] [--pass forward|train] [--json]
 //! ```
 //!

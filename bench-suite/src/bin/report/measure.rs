@@ -112,7 +112,7 @@ pub(crate) fn measure_baseline(
     let ref_s = ref_k * t as f64 / k as f64;
 
     // Unfused baseline, whole sequence (forward only: it has no backward).
-    let unfused_s = if pass == Pass::Forward {
+    let unfused_s = if pass == Pass::Forward && cell.has_unfused() {
         let base = Unfused::new(&p);
         let mut ws = UnfusedWorkspace::new();
         let mut y = vec![0.0f32; p.y_len(t)];

@@ -5,7 +5,7 @@ use rnn_kernels::{ActivationQuant, Isa, ISA_ENV};
 
 pub(crate) const USAGE: &str = "\
 usage: report [--quick] [--threads N] [--isa avx512bf16|avx512|avx2|portable] [--dtype f32,f16,bf16,int8,int8r]
-              [--cells lstm,gru,rnn,augru,cifg,lstm-hardsigmoid] [--configs BxHxIxT,...] [--pass forward|train] [--json]
+              [--cells lstm,gru,rnn,augru,cifg,lstm-hardsigmoid,lstm-layernorm] [--configs BxHxIxT,...] [--pass forward|train] [--json]
 
   --quick          fewer repeats (min 3 runs / 0.2 s per case); f32 run < 1 minute,
                    --dtype f32,f16,bf16 about 2 minutes
@@ -17,11 +17,13 @@ usage: report [--quick] [--threads N] [--isa avx512bf16|avx512|avx2|portable] [-
                    channel, activations per row at run time, x and y f32; int8r: the
                    same with 7-bit activation codes (PyTorch's reduce_range, the fast
                    form on AVX2); f32 always runs first
-  --cells LIST     comma-separated subset of lstm,gru,rnn,augru,cifg,lstm-hardsigmoid (default
-                   lstm,gru,rnn; augru is the GRU with oneDNN's attention, for its cost
-                   over gru; cifg TFLite's coupled LSTM, for its gain over lstm;
-                   lstm-hardsigmoid the LSTM with ONNX activations [HardSigmoid, Tanh,
-                   Tanh], for the cost of the custom-activation path)
+  --cells LIST     comma-separated subset of lstm,gru,rnn,augru,cifg,lstm-hardsigmoid,
+                   lstm-layernorm (default lstm,gru,rnn; augru is the GRU with oneDNN's
+                   attention, for its cost over gru; cifg TFLite's coupled LSTM, for its
+                   gain over lstm; lstm-hardsigmoid the LSTM with ONNX activations
+                   [HardSigmoid, Tanh, Tanh], for the cost of the custom-activation path;
+                   lstm-layernorm TFLite's layer-norm LSTM, for the cost of its row pass;
+                   forward only, no unfused baseline)
   --configs LIST   comma-separated BxHxIxT shapes (default: the six bench-suite shapes)
   --pass NAME      forward (default) or train: a training step, forward_train + backward
                    (f32 gradients; --dtype sets the weights', x's, y's and dy's type)
@@ -173,7 +175,7 @@ pub(crate) fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Op
                     .filter(|s| !s.trim().is_empty())
                     .map(|s| {
                         Cell::parse(s).ok_or_else(|| {
-                            format!("--cells: unknown cell {s:?} (lstm, gru, rnn, augru, cifg, lstm-hardsigmoid)")
+                            format!("--cells: unknown cell {s:?} (lstm, gru, rnn, augru, cifg, lstm-hardsigmoid, lstm-layernorm)")
                         })
                     })
                     .collect::<Result<_, _>>()?;

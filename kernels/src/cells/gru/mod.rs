@@ -250,10 +250,7 @@ impl<const PEEP: bool> TileEpilogue for LinearBeforeReset<'_, PEEP> {
     #[inline(always)]
     fn prefetch_tiles(&self, row: usize, tile: usize, tiles: usize) {
         let (s, u) = (self.s, tile * LANES);
-        simd::prefetch(
-            s.pre.wrapping_add(row * s.pre_stride + 3 * u),
-            3 * LANES * tiles,
-        );
+        s.prefetch_pre(row, tile, tiles, 3);
         simd::prefetch(s.h_prev.wrapping_add(row * s.h_stride + u), LANES * tiles);
     }
 

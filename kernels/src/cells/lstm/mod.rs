@@ -15,20 +15,25 @@
 //! One pass over panels holding all gates of one 16-unit tile (two tiles for CIFG's
 //! paired bf16 storage, as the GRU), the cell update in the epilogue; a projected LSTM
 //! writes `o ⊙ tanh(c')` to scratch and a second pass (a plain product with `W_hr`)
-//! makes `h'`.
+//! makes `h'`. TFLite's layer-norm LSTM normalises each gate over a whole row, which
+//! no tile sees: its step is the product, then a row pass ([`layer_norm`]).
 
 pub(crate) mod backward;
+mod layer_norm;
 
 use rnn_reference::{GateCoupling, LayerWeights, RnnConfig};
 
-use super::{clip, sigmoid_or, tanh_or, Cell, PerTile, StepPtrs, ThreeGates, TileEpilogue};
+use self::layer_norm::{NormVecs, RowUpdate, Sums};
+use super::{
+    clip, sigmoid_or, sum_biases, tanh_or, Cell, PerTile, StepPtrs, ThreeGates, TileEpilogue,
+};
 use crate::aligned::AlignedVec;
 use crate::arch::Backend;
 use crate::element::{Element, Storage};
 use crate::kernel::walk::Job;
 use crate::kernel::{Epilogue, Store};
 use crate::pack::{padded_rows, Panels, LANES};
-use crate::parallel::Team;
+use crate::parallel::{threads_for, Team};
 use crate::passes::{gemm, pass};
 use crate::simd::{self, V16};
 
@@ -46,6 +51,8 @@ pub(crate) struct Weights<W: Storage> {
     peephole: Option<AlignedVec>,
     /// How the input and forget gates are coupled.
     coupling: GateCoupling,
+    /// A layer-norm LSTM's scales and post-normalisation biases.
+    norm: Option<NormVecs>,
 }
 
 /// The LSTM's `W_hh` panels: four gates i, f, g, o, or CIFG's three f, g, o.
@@ -90,6 +97,17 @@ impl Cell for Lstm {
                 .peephole
                 .map(|p| padded_rows(p, if cifg { 2 } else { 3 }, h)),
             coupling: cfg.cell.lstm().map_or(GateCoupling::None, |v| v.coupling),
+            norm: cfg.cell.layer_norm().then(|| NormVecs::pack(cfg, w)),
+        }
+    }
+
+    /// `b_ih + b_hh`, except for the layer-norm LSTM, whose biases join after the
+    /// normalisation ([`NormVecs`]): nothing folds into its input projection.
+    fn folded_bias<S: Element>(cfg: &RnnConfig, w: &LayerWeights<'_, S>) -> Vec<f32> {
+        if cfg.cell.layer_norm() {
+            vec![0.0; cfg.gates() * cfg.hidden_size]
+        } else {
+            sum_biases(cfg, w, |_| true)
         }
     }
 
@@ -109,44 +127,19 @@ impl Cell for Lstm {
                 s.h_stride
             },
         };
-        let (a, nrows) = (s.h_rows(), s.batch);
-        // SAFETY: forwarded contract; `k = H_out` matches the `h` rows.
         // Each coupling is its own instantiation (`COUPLED` for `input_forget`, the
         // three-gate epilogues for CIFG), so the plain cell's code is exactly what it
-        // was without the options.
+        // was without the options; the layer-norm LSTM has its own passes.
+        // SAFETY: forwarded contract.
         unsafe {
-            match &w.w_hh {
-                GatePanels::Four(p) => {
-                    let job = Job {
-                        a,
-                        nrows,
-                        w: p.view(),
-                    };
-                    if w.coupling == GateCoupling::InputForget {
-                        let epi = epi.coupled();
-                        pass::<B, W, _, 4>(team, &job, s.zigzag, &epi)
-                    } else {
-                        pass::<B, W, _, 4>(team, &job, s.zigzag, &epi)
-                    }
+            match &w.norm {
+                Some(norm) => layer_norm_passes::<B, W>(w, norm, s, &epi, team),
+                None if w.coupling == GateCoupling::InputForget => {
+                    gate_pass::<B, W, _, _>(&w.w_hh, s, team, &epi.coupled(), Cifg(epi))
                 }
-                GatePanels::Three(ThreeGates::One(p)) => {
-                    let job = Job {
-                        a,
-                        nrows,
-                        w: p.view(),
-                    };
-                    pass::<B, W, _, 3>(team, &job, s.zigzag, &PerTile(Cifg(epi)))
-                }
-                GatePanels::Three(ThreeGates::Two(p)) => {
-                    let job = Job {
-                        a,
-                        nrows,
-                        w: p.view(),
-                    };
-                    pass::<B, W, _, 6>(team, &job, s.zigzag, &PerTile(Cifg(epi)))
-                }
+                None => gate_pass::<B, W, _, _>(&w.w_hh, s, team, &epi, Cifg(epi)),
             }
-        };
+        }
         if let Some(w_hr) = &w.w_hr {
             let job = Job {
                 a: s.aux_rows(),
@@ -165,9 +158,115 @@ impl Cell for Lstm {
     }
 }
 
+/// The recurrent product over `w_hh` (`k = H_out`, the `h` rows) by the team, with
+/// `four` as the epilogue of four-gate panels and `three` (per tile) as CIFG's.
+///
+/// # Safety
+/// As for [`Cell::step`]; the epilogues write within the step's buffers.
+unsafe fn gate_pass<B, W, E4, E3>(
+    w_hh: &GatePanels<W>,
+    s: &StepPtrs,
+    team: &Team<'_>,
+    four: &E4,
+    three: E3,
+) where
+    B: Backend,
+    W: Storage,
+    E4: Epilogue<B::V, 4>,
+    E3: TileEpilogue,
+{
+    let (a, nrows) = (s.h_rows(), s.batch);
+    // SAFETY: forwarded contract.
+    unsafe {
+        match w_hh {
+            GatePanels::Four(p) => {
+                let job = Job {
+                    a,
+                    nrows,
+                    w: p.view(),
+                };
+                pass::<B, W, _, 4>(team, &job, s.zigzag, four)
+            }
+            GatePanels::Three(ThreeGates::One(p)) => {
+                let job = Job {
+                    a,
+                    nrows,
+                    w: p.view(),
+                };
+                pass::<B, W, _, 3>(team, &job, s.zigzag, &PerTile(three))
+            }
+            GatePanels::Three(ThreeGates::Two(p)) => {
+                let job = Job {
+                    a,
+                    nrows,
+                    w: p.view(),
+                };
+                pass::<B, W, _, 6>(team, &job, s.zigzag, &PerTile(three))
+            }
+        }
+    }
+}
+
+/// The layer-norm LSTM's step before the projection: the recurrent product with the
+/// [`Sums`] epilogue, then the [`RowUpdate`] row pass (rows split over the team), each
+/// ending at a barrier. `epi` names where `m` goes.
+///
+/// # Safety
+/// As for [`Cell::step`].
+unsafe fn layer_norm_passes<B: Backend, W: Storage>(
+    w: &Weights<W>,
+    norm: &NormVecs,
+    s: &StepPtrs,
+    epi: &Update<'_, false>,
+    team: &Team<'_>,
+) {
+    let peephole = w.peephole.as_ref().map(AlignedVec::as_slice);
+    let nrows = s.batch;
+    let four = Sums {
+        s,
+        peephole,
+        peep_rows: [Some(0), Some(1), None, None],
+    };
+    let three = Sums {
+        s,
+        peephole,
+        peep_rows: [Some(0), None, None],
+    };
+    // SAFETY: forwarded contract.
+    unsafe { gate_pass::<B, W, _, _>(&w.w_hh, s, team, &four, three) };
+    let hidden = norm.hidden;
+    let four = matches!(w.w_hh, GatePanels::Four(_));
+    let gates = if four { 4 } else { 3 };
+    // About 40 operations per value (two statistics passes, three activations).
+    let active = threads_for(nrows * gates * hidden * 40, nrows, usize::MAX);
+    let rows = team.chunk(nrows, active);
+    if !rows.is_empty() {
+        let op = RowUpdate {
+            s,
+            norm,
+            peephole,
+            hidden,
+            gates,
+            i: four.then_some(0),
+            f: usize::from(four),
+            g: 1 + usize::from(four),
+            o: 2 + usize::from(four),
+            p_o: 1 + usize::from(four),
+            m: epi.m,
+            m_stride: epi.m_stride,
+            rows,
+        };
+        // SAFETY: this member's rows of the step's buffers (the caller's contract);
+        // the sums were written before the product's barrier.
+        unsafe { B::run_op(op) };
+    }
+    team.sync();
+}
+
 /// The cell update of one tile (`NP = 4` gates i, f, g, o per panel); writes `c'` and
 /// `m = o ⊙ tanh(c')` (to `h_next`, or to scratch for the projection). `COUPLED`:
 /// ONNX `input_forget`, `f = 1 − i`.
+#[derive(Clone, Copy)]
 struct Update<'a, const COUPLED: bool> {
     s: &'a StepPtrs,
     /// `[3][c_stride]` (i, f, o); CIFG's `[2][c_stride]` (f, o).
@@ -237,7 +336,7 @@ impl<V: V16, const COUPLED: bool> Epilogue<V, 4> for Update<'_, COUPLED> {
     #[inline(always)]
     fn prefetch(&self, row: usize, tile: usize) {
         let (s, u) = (self.s, tile * LANES);
-        simd::prefetch(s.pre.wrapping_add(row * s.pre_stride + 4 * u), 4 * LANES);
+        s.prefetch_pre(row, tile, 1, 4);
         simd::prefetch(s.c_prev.wrapping_add(row * s.c_stride + u), LANES);
     }
 
@@ -311,10 +410,7 @@ impl TileEpilogue for Cifg<'_> {
     #[inline(always)]
     fn prefetch_tiles(&self, row: usize, tile: usize, tiles: usize) {
         let (s, u) = (self.0.s, tile * LANES);
-        simd::prefetch(
-            s.pre.wrapping_add(row * s.pre_stride + 3 * u),
-            3 * LANES * tiles,
-        );
+        s.prefetch_pre(row, tile, tiles, 3);
         simd::prefetch(s.c_prev.wrapping_add(row * s.c_stride + u), LANES * tiles);
     }
 }
