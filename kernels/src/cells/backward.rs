@@ -9,7 +9,7 @@
 //! call), whose epilogue adds the carried and upstream gradients and finishes the
 //! cell's elementwise backward for its tile of units, in registers.
 
-use rnn_reference::{Activation, CellKind, GateActivations, RnnConfig};
+use rnn_reference::{Activation, CellKind, RnnConfig};
 
 use crate::arch::Backend;
 use crate::element::Element;
@@ -21,7 +21,7 @@ use crate::passes::pass;
 use crate::simd::{math, V16};
 
 pub(crate) use super::keep_units;
-use super::{gru, lstm, rnn, CellWeights};
+use super::{gru, lstm, rnn, CellWeights, CustomActs};
 
 /// Everything one backward step of one direction reads and writes. Rows are batch
 /// rows; every row stride is a whole number of padded tiles. Built by the training
@@ -39,7 +39,7 @@ pub(crate) struct BackPtrs {
     pub(crate) clip: Option<f32>,
     /// ONNX `activations` of this direction when they differ from the cell's
     /// standard functions.
-    pub(crate) acts: Option<GateActivations>,
+    pub(crate) acts: CustomActs,
     pub(crate) zigzag: bool,
     /// The step's gate pre-activations (as the training forward kept them) and where
     /// its gate gradients go (may be the same memory: each tile reads before writing).
@@ -88,21 +88,6 @@ unsafe impl Sync for BackPtrs {}
 impl BackPtrs {
     /// Whether batch row `row` ran this step.
     #[inline(always)]
-    /// ONNX's slot `f` when the step has custom activations.
-    pub(crate) fn act_f(&self) -> Option<Activation> {
-        self.acts.map(|a| a.f)
-    }
-
-    /// ONNX's slot `g` when the step has custom activations.
-    pub(crate) fn act_g(&self) -> Option<Activation> {
-        self.acts.map(|a| a.g)
-    }
-
-    /// ONNX's slot `h` when the step has custom activations.
-    pub(crate) fn act_h(&self) -> Option<Activation> {
-        self.acts.map(|a| a.h)
-    }
-
     pub(crate) fn active(&self, row: usize) -> bool {
         // SAFETY: `lens` (when not null) holds `batch` lengths (driver's contract).
         self.lens.is_null() || self.t < unsafe { *self.lens.add(row) }

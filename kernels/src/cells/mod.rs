@@ -316,6 +316,28 @@ unsafe fn tanh_or<V: V16>(x: V, custom: Option<Activation>) -> V {
     }
 }
 
+/// A direction's ONNX activations when they differ from its cell's standard functions
+/// (`None`: the standard ones, which the epilogues inline), read slot by slot.
+#[derive(Clone, Copy)]
+pub(crate) struct CustomActs(pub(crate) Option<GateActivations>);
+
+impl CustomActs {
+    /// Slot `f` (the gates; the RNN's function), if custom.
+    pub(crate) fn f(self) -> Option<Activation> {
+        self.0.map(|a| a.f)
+    }
+
+    /// Slot `g` (GRU n, LSTM cell candidate), if custom.
+    pub(crate) fn g(self) -> Option<Activation> {
+        self.0.map(|a| a.g)
+    }
+
+    /// Slot `h` (the LSTM's output function), if custom.
+    pub(crate) fn h(self) -> Option<Activation> {
+        self.0.map(|a| a.h)
+    }
+}
+
 /// State rows of one direction; strides are padded so kernels can store whole panels.
 #[derive(Clone, Copy)]
 pub(crate) struct StateBufs {
@@ -393,7 +415,7 @@ pub(crate) struct StepPtrs {
     pub(crate) clip: Option<f32>,
     /// ONNX `activations` of this direction when they differ from the cell's standard
     /// functions (`None`: the standard ones, the fused fast path).
-    pub(crate) acts: Option<GateActivations>,
+    pub(crate) acts: CustomActs,
     /// Walk the panels backwards (every other step: the panels used last are still
     /// in cache).
     pub(crate) zigzag: bool,
@@ -434,25 +456,10 @@ impl StepPtrs {
             att: std::ptr::null(),
             att_stride: 0,
             clip: cfg.clip,
-            acts: cfg.custom_activations(dir),
+            acts: CustomActs(cfg.custom_activations(dir)),
             zigzag,
             q8: None,
         }
-    }
-
-    /// ONNX's slot `f` when the step has custom activations.
-    pub(crate) fn act_f(&self) -> Option<Activation> {
-        self.acts.map(|a| a.f)
-    }
-
-    /// ONNX's slot `g` when the step has custom activations.
-    pub(crate) fn act_g(&self) -> Option<Activation> {
-        self.acts.map(|a| a.g)
-    }
-
-    /// ONNX's slot `h` when the step has custom activations.
-    pub(crate) fn act_h(&self) -> Option<Activation> {
-        self.acts.map(|a| a.h)
     }
 
     /// Prefetches the input projection of `tiles` tiles from `tile` of `row`, `gates`

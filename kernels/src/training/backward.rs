@@ -9,7 +9,7 @@ use super::weight_grads::{self, Operands};
 use super::workspace::{Dims, Kept, Scratch, TrainingWorkspace};
 use super::{GradientsMut, LayerGradsMut, OutputGrads};
 use crate::cells::backward::BackPtrs;
-use crate::cells::{step_fmas, StateBufs, StepPtrs};
+use crate::cells::{step_fmas, CustomActs, StateBufs, StepPtrs};
 use crate::dispatch::{kernels, Kernels};
 use crate::element::Element;
 use crate::kernel::walk::Job;
@@ -358,7 +358,7 @@ unsafe fn direction<W: Element, T: Element>(
                 hid: d.h,
                 out_units: d.ho,
                 clip: cfg.clip,
-                acts: cfg.custom_activations(dir),
+                acts: CustomActs(cfg.custom_activations(dir)),
                 zigzag: s % 2 == 1,
                 z,
                 z_stride,

@@ -252,8 +252,8 @@ impl<V: V16> Zn<V> {
         unsafe {
             let zp = s.z.add(row * s.z_stride + 3 * u);
             let (zz, zn) = (V::load(zp.add(LANES)), V::load(zp.add(2 * LANES)));
-            let (z, z_d) = sigmoid_slope(clip(zz, s.clip), s.act_f());
-            let (n, n_d) = tanh_slope(clip(zn, s.clip), s.act_g());
+            let (z, z_d) = sigmoid_slope(clip(zz, s.clip), s.acts.f());
+            let (n, n_d) = tanh_slope(clip(zn, s.clip), s.acts.g());
             // A non-null `att` holds the step's rows (driver's contract).
             let keep = (!s.att.is_null()).then(|| V::splat(1.0 - *s.att.add(row)));
             Zn {
@@ -344,7 +344,7 @@ impl<V: V16> Epilogue<V, 4> for Lbr<'_> {
                 let (g, carry, ext, dhc) = if active {
                     let t = Zn::load(s, row, u);
                     let zr = V::load(s.z.add(row * s.z_stride + 3 * u));
-                    let (r, r_d) = sigmoid_slope(clip(zr, s.clip), s.act_f());
+                    let (r, r_d) = sigmoid_slope(clip(zr, s.clip), s.acts.f());
                     let (d_z, d_n) = t.grads(s, row, u, dh);
                     let hn = V::load(s.ext.add(row * s.ext_stride + u));
                     let d_r = unclipped(d_n.mul(hn).mul(r_d), zr, s.clip);
@@ -434,7 +434,7 @@ impl<V: V16> Epilogue<V, 4> for RbReset<'_> {
             unsafe {
                 let (d_r, rh) = if active {
                     let zr = V::load(s.z.add(row * s.z_stride + 3 * u));
-                    let (r, r_d) = sigmoid_slope(clip(zr, s.clip), s.act_f());
+                    let (r, r_d) = sigmoid_slope(clip(zr, s.clip), s.acts.f());
                     let h = V::load(s.h_prev.add(row * s.h_stride + u));
                     let d_r = keep_units(unclipped(a.mul(h).mul(r_d), zr, s.clip), u, s.hid);
                     let dhc = s.dhc.add(row * s.h_stride + u);

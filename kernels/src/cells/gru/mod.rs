@@ -273,8 +273,8 @@ impl<const PEEP: bool> TileEpilogue for LinearBeforeReset<'_, PEEP> {
                 acc[0].add(V::load(pre)),
                 acc[1].add(V::load(pre.add(LANES))),
             );
-            let r = sigmoid_or(clip(zr, s.clip), s.act_f());
-            let z = sigmoid_or(clip(zz, s.clip), s.act_f());
+            let r = sigmoid_or(clip(zr, s.clip), s.acts.f());
+            let z = sigmoid_or(clip(zz, s.clip), s.acts.f());
             let hn = acc[2].add(V::load(self.b_hn.as_ptr().add(u)));
             let zn = r.mul_add(hn, V::load(pre.add(2 * LANES)));
             if s.keep_pre {
@@ -284,7 +284,7 @@ impl<const PEEP: bool> TileEpilogue for LinearBeforeReset<'_, PEEP> {
                 zn.store(pre.add(2 * LANES));
                 hn.store(s.aux.add(row * s.aux_stride + u));
             }
-            let n = tanh_or(clip(zn, s.clip), s.act_g());
+            let n = tanh_or(clip(zn, s.clip), s.acts.g());
             let z = attended(s, row, z);
             // (1 - z) n + z h = n + z (h - n)
             z.mul_add(h.sub(n), n)
@@ -326,8 +326,8 @@ impl<V: V16, const PEEP: bool> Epilogue<V, 2> for ResetUpdate<'_, PEEP> {
                 zr.store(pre);
                 zz.store(pre.add(LANES));
             }
-            let r = sigmoid_or(clip(zr, s.clip), s.act_f());
-            let z = sigmoid_or(clip(zz, s.clip), s.act_f());
+            let r = sigmoid_or(clip(zr, s.clip), s.acts.f());
+            let z = sigmoid_or(clip(zz, s.clip), s.acts.f());
             r.mul(h).store(s.aux.add(row * s.aux_stride + u));
             attended(s, row, z).store(s.aux2.add(row * s.aux_stride + u));
         }
@@ -353,7 +353,7 @@ impl<V: V16, const NP: usize> Epilogue<V, NP> for New<'_> {
                 if s.keep_pre {
                     zn.store(pre_n);
                 }
-                let n = tanh_or(clip(zn, s.clip), s.act_g());
+                let n = tanh_or(clip(zn, s.clip), s.acts.g());
                 let z = V::load(s.aux2.add(row * s.aux_stride + u));
                 let h = V::load(s.h_prev.add(row * s.h_stride + u));
                 z.mul_add(h.sub(n), n)

@@ -336,12 +336,12 @@ unsafe fn cell<V: V16>(
             V::load(z.add(kg * LANES)),
             V::load(z.add(ko * LANES)),
         );
-        let (g, g_d) = tanh_slope(clip(zg, s.clip), s.act_g());
-        let (o, o_d) = sigmoid_slope(clip(zo, s.clip), s.act_f());
+        let (g, g_d) = tanh_slope(clip(zg, s.clip), s.acts.g());
+        let (o, o_d) = sigmoid_slope(clip(zo, s.clip), s.acts.f());
         let c_old = V::load(s.c_prev.add(row * s.c_stride + u));
         let c_new = V::load(s.c_after.add(row * s.c_stride + u));
         let dcp = s.dc.add(row * s.c_stride + u);
-        let (tc, tc_d) = tanh_slope(c_new, s.act_h());
+        let (tc, tc_d) = tanh_slope(c_new, s.acts.h());
         let d_o = unclipped(dm.mul(tc).mul(o_d), zo, s.clip);
         let mut dcn = dm.mul(o).mul_add(tc_d, V::load(dcp));
         if !p.is_null() {
@@ -350,21 +350,21 @@ unsafe fn cell<V: V16>(
         let (i, f, d_i, d_f) = match coupling {
             // CIFG: c' = g + f ⊙ (c − g); there is no input gate row.
             GateCoupling::Cifg => {
-                let (f, f_d) = sigmoid_slope(clip(zf, s.clip), s.act_f());
+                let (f, f_d) = sigmoid_slope(clip(zf, s.clip), s.acts.f());
                 let d_f = unclipped(dcn.mul(c_old.sub(g)).mul(f_d), zf, s.clip);
                 (V::splat(1.0).sub(f), f, V::zero(), d_f)
             }
             // Coupled: c' = c + i ⊙ (g − c), and the forget row acts nowhere.
             GateCoupling::InputForget => {
                 let zi = V::load(z);
-                let (i, i_d) = sigmoid_slope(clip(zi, s.clip), s.act_f());
+                let (i, i_d) = sigmoid_slope(clip(zi, s.clip), s.acts.f());
                 let d_i = unclipped(dcn.mul(g.sub(c_old)).mul(i_d), zi, s.clip);
                 (i, V::splat(1.0).sub(i), d_i, V::zero())
             }
             _ => {
                 let zi = V::load(z);
-                let (i, i_d) = sigmoid_slope(clip(zi, s.clip), s.act_f());
-                let (f, f_d) = sigmoid_slope(clip(zf, s.clip), s.act_f());
+                let (i, i_d) = sigmoid_slope(clip(zi, s.clip), s.acts.f());
+                let (f, f_d) = sigmoid_slope(clip(zf, s.clip), s.acts.f());
                 let d_i = unclipped(dcn.mul(g).mul(i_d), zi, s.clip);
                 let d_f = unclipped(dcn.mul(c_old).mul(f_d), zf, s.clip);
                 (i, f, d_i, d_f)

@@ -224,7 +224,7 @@ impl SimdOp for RowUpdate<'_> {
         let s = self.s;
         let (hid, hs) = (self.hidden, s.c_stride);
         let tiles = hid.div_ceil(LANES);
-        let (act_f, act_g, act_h) = (s.act_f(), s.act_g(), s.act_h());
+        let (act_f, act_g, act_h) = (s.acts.f(), s.acts.g(), s.acts.h());
         let this = &self;
         for row in self.rows.clone() {
             // SAFETY: the op's contract: row `row` of `pre`, `c_prev`, `c_next` and `m`

@@ -324,8 +324,8 @@ impl<const COUPLED: bool> Update<'_, COUPLED> {
             if s.keep_pre {
                 go.store(pre_o);
             }
-            let o = sigmoid_or(clip(go, s.clip), s.act_f());
-            let h = o.mul(tanh_or(c_new, s.act_h()));
+            let o = sigmoid_or(clip(go, s.clip), s.acts.f());
+            let h = o.mul(tanh_or(c_new, s.acts.h()));
             c_new.store(s.c_next.add(row * s.c_stride + u));
             h.store(self.m.add(row * self.m_stride + u));
         }
@@ -363,13 +363,13 @@ impl<V: V16, const COUPLED: bool> Epilogue<V, 4> for Update<'_, COUPLED> {
                 gf.store(pre.add(LANES));
                 gg.store(pre.add(2 * LANES));
             }
-            let i = sigmoid_or(clip(gi, s.clip), s.act_f());
+            let i = sigmoid_or(clip(gi, s.clip), s.acts.f());
             let f = if COUPLED {
                 V::splat(1.0).sub(i)
             } else {
-                sigmoid_or(clip(gf, s.clip), s.act_f())
+                sigmoid_or(clip(gf, s.clip), s.acts.f())
             };
-            let g = tanh_or(clip(gg, s.clip), s.act_g());
+            let g = tanh_or(clip(gg, s.clip), s.acts.g());
             self.output(row, u, c, i, f, g, go, 2, pre.add(3 * LANES));
         }
     }
@@ -399,9 +399,9 @@ impl TileEpilogue for Cifg<'_> {
                 gf.store(pre);
                 gg.store(pre.add(LANES));
             }
-            let f = sigmoid_or(clip(gf, s.clip), s.act_f());
+            let f = sigmoid_or(clip(gf, s.clip), s.acts.f());
             let i = V::splat(1.0).sub(f);
-            let g = tanh_or(clip(gg, s.clip), s.act_g());
+            let g = tanh_or(clip(gg, s.clip), s.acts.g());
             self.0.output(row, u, c, i, f, g, go, 1, pre.add(2 * LANES));
         }
     }

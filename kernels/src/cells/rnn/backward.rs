@@ -119,7 +119,7 @@ impl<V: V16> Epilogue<V, 4> for Grad<'_> {
                 let dh = dh_in(s, row, u, a, active);
                 let (dz, carry) = if active {
                     let z = V::load(s.z.add(row * s.z_stride + u));
-                    let d = match s.act_f() {
+                    let d = match s.acts.f() {
                         Some(f) => dh.mul(clip(z, s.clip).activation_slope(f).1),
                         None if self.relu => V::zero().select_lt(z, dh, V::zero()),
                         None => dh.mul(dtanh(V::load(s.h_after.add(row * s.h_stride + u)))),

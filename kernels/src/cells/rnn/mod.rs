@@ -81,7 +81,7 @@ impl<V: V16, const NP: usize> Epilogue<V, NP> for Activate<'_> {
                     z.store(pre);
                 }
                 let x = clip(z, s.clip);
-                let h = match s.act_f() {
+                let h = match s.acts.f() {
                     Some(a) => x.activation(a),
                     None if self.relu => math::relu(x),
                     None => math::tanh(x),

@@ -738,4 +738,41 @@ mod tests {
         assert!((big + big + big).bound().is_infinite());
         assert!((big * x(4.0)).bound().is_infinite());
     }
+
+    /// The square root: an exact square of an exact value has no error; an operand
+    /// known to `e` gives every f32 square root of a value within `e` (the ends and
+    /// the middle), correctly rounded, within the bound; near zero the bound is `√e`.
+    #[test]
+    fn sqrt_bounds_every_root_within_the_operand_error() {
+        let four = x(4.0).sqrt();
+        assert_eq!((four.value(), four.bound()), (2.0, 0.0));
+        for (v, e) in [(2.0f64, 1e-6), (0.01, 1e-5), (3.0e-8, 1e-8), (1e6, 0.5)] {
+            let a = B::new(v, e, None);
+            let r = a.sqrt();
+            assert_eq!(r.value(), v.sqrt());
+            for t in [-1.0, -0.5, 0.0, 0.5, 1.0] {
+                let got = f64::from(((v + t * e) as f32).sqrt());
+                assert!(
+                    (got - r.value()).abs() <= r.bound(),
+                    "sqrt({v} ± {e}): {got} vs {} ± {}",
+                    r.value(),
+                    r.bound()
+                );
+            }
+            // Not vacuous: within a few times the propagated error and one rounding.
+            let prop = e / (2.0 * (v - e).max(0.0).sqrt()).max(e.sqrt());
+            assert!(
+                r.bound() <= 4.0 * prop + 4.0 * v.sqrt() * f64::from(f32::EPSILON),
+                "{v} ± {e}: {}",
+                r.bound()
+            );
+        }
+        let zero = B::new(0.0, 1e-10, None).sqrt();
+        assert!(
+            zero.bound() >= 1e-5 && zero.bound() < 2e-5,
+            "{}",
+            zero.bound()
+        );
+        assert!(x(-1.0).sqrt().value().is_nan());
+    }
 }
