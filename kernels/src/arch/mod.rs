@@ -61,7 +61,6 @@ pub(crate) trait Backend: Blocked<2> + Blocked<3> + Blocked<4> + Blocked<6> {
     ///
     /// # Safety
     /// As for [`Blocked::panels`], plus `op`'s own contract.
-    #[cfg_attr(not(test), allow(dead_code))]
     unsafe fn run_op<O: SimdOp>(op: O) -> O::Output;
 
     /// The `vdpbf16ps` input projection, on paths that have it.

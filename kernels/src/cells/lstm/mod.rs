@@ -235,8 +235,12 @@ unsafe fn layer_norm_passes<B: Backend, W: Storage>(
     // SAFETY: forwarded contract.
     unsafe { gate_pass::<B, W, _, _>(&w.w_hh, s, team, &four, three) };
     let hidden = norm.hidden;
-    let four = matches!(w.w_hh, GatePanels::Four(_));
-    let gates = if four { 4 } else { 3 };
+    // Gate slots in a tile and o's peephole row: i, f, g, o and p_o = 2 (peepholes i,
+    // f, o); CIFG f, g, o and p_o = 1 (peepholes f, o).
+    let (gates, i, f, g, o, p_o) = match w.w_hh {
+        GatePanels::Four(_) => (4, Some(0), 1, 2, 3, 2),
+        GatePanels::Three(_) => (3, None, 0, 1, 2, 1),
+    };
     // About 40 operations per value (two statistics passes, three activations).
     let active = threads_for(nrows * gates * hidden * 40, nrows, usize::MAX);
     let rows = team.chunk(nrows, active);
@@ -247,11 +251,11 @@ unsafe fn layer_norm_passes<B: Backend, W: Storage>(
             peephole,
             hidden,
             gates,
-            i: four.then_some(0),
-            f: usize::from(four),
-            g: 1 + usize::from(four),
-            o: 2 + usize::from(four),
-            p_o: 1 + usize::from(four),
+            i,
+            f,
+            g,
+            o,
+            p_o,
             m: epi.m,
             m_stride: epi.m_stride,
             rows,
