@@ -35,13 +35,8 @@ use crate::{overflow_free, Check, Kernels, Problem, SplitMix64, PALETTE};
 /// Keeps only layer 0 of `p` (its weight sets and its rows of `h0` / `c0`): the
 /// oracle follows the kernels' `y` only through one layer, and only when `y` holds each
 /// direction's output, so summed directions become concatenated ones (the sum itself
-/// is the f32 fuzz targets' and the property tests' to check); and the int8 path runs
-/// no AUGRU, so one becomes a plain GRU of its reset form.
+/// is the f32 fuzz targets' and the property tests' to check).
 pub fn one_layer(p: &mut Problem) {
-    if let rnn_reference::CellKind::Gru(v) = &mut p.cfg.cell {
-        v.attention = false;
-        p.base.attention = None;
-    }
     let d = p.cfg.num_directions();
     let (b, ho, h) = (p.shape.batch, p.cfg.output_size(), p.cfg.hidden_size);
     p.cfg.num_layers = 1;

@@ -222,16 +222,8 @@ impl<W: WeightType> PackedRnn<W> {
     }
 }
 
-/// Int8 products sum at most [`MAX_K`] products per output (exact `i32` sums); the
-/// int8 path runs every variant but the AUGRU (its oracle has no attention yet).
+/// Int8 products sum at most [`MAX_K`] products per output (exact `i32` sums).
 pub(crate) fn check_int8_widths(cfg: &RnnConfig) -> Result<()> {
-    if cfg.cell.has_attention() {
-        return Err(Error::Invalid {
-            arg: "cell".into(),
-            expected: "a variant the int8 path implements (every one but the AUGRU)".into(),
-            actual: format!("{:?}", cfg.cell),
-        });
-    }
     let widest = (0..cfg.num_layers)
         .map(|l| cfg.layer_input_size(l))
         .chain([cfg.hidden_size, cfg.output_size()])

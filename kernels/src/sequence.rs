@@ -219,9 +219,17 @@ impl<W: WeightType> PackedRnn<W> {
         } else {
             (0, 0)
         };
-        let [pre, io0, io1, h0b, h1b, c0b, c1b, aux, aux2, codes, params] = ws.carve([
-            pre_len, io_len, io_len, hl, hl, cl, cl, al, al, q8_lens.0, q8_lens.1,
-        ])?;
+        // An AUGRU run aligned in reverse reads each row's attention at its own time
+        // index: one step's values gathered here.
+        let att_len = if aligned.is_some() && input.attention.is_some() {
+            batch
+        } else {
+            0
+        };
+        let [pre, io0, io1, h0b, h1b, c0b, c1b, aux, aux2, codes, params, att_step] =
+            ws.carve([
+                pre_len, io_len, io_len, hl, hl, cl, cl, al, al, q8_lens.0, q8_lens.1, att_len,
+            ])?;
         let q8 = W::QUANTIZED.then(|| q8_scratch(codes, params, q8_lens, self.act_quant));
         let (hs, ps) = (padded(h), padded(ho));
         let bufs = Bufs {
@@ -239,6 +247,7 @@ impl<W: WeightType> PackedRnn<W> {
             att: input
                 .attention
                 .map(|a| Tensor3::new(a.as_ptr().cast_mut(), &shape, 1)),
+            att_step,
         };
         let tm = SeqShape::new(t_len, batch);
         let pre_stride = pre_stride(cfg);
@@ -337,13 +346,28 @@ impl<W: WeightType> PackedRnn<W> {
                         } else {
                             s
                         };
+                        // Aligned in reverse, row b runs time len_b − 1 − s (`s` once
+                        // past its length, whose result is discarded).
+                        let gather = aligned.filter(|_| reverse);
+                        if let (Some(a), Some(lens), true) = (&bufs.att, gather, team.is_leader()) {
+                            for (b, &len) in lens.iter().enumerate() {
+                                let tb = if s < len { len - 1 - s } else { s };
+                                // SAFETY: tb < steps, b < batch: inside the caller's
+                                // attention (checked); `att_step` holds `batch` floats.
+                                unsafe { *bufs.att_step.add(b) = *a.at(tb, b) };
+                            }
+                        }
+                        if gather.is_some() && bufs.att.is_some() {
+                            team.sync();
+                        }
                         // SAFETY: `pre` row block t lies within rows * pre_stride; state
                         // buffers sized by `state_sizes`.
                         unsafe {
                             let pre_t = bufs.pre.add(t * batch * pre_stride);
-                            let (att, att_stride) = match &bufs.att {
-                                Some(a) => (a.at(t, 0).cast_const(), a.stride_b),
-                                None => (std::ptr::null(), 0),
+                            let (att, att_stride) = match (&bufs.att, gather) {
+                                (Some(_), Some(_)) => (bufs.att_step.cast_const(), 1),
+                                (Some(a), None) => (a.at(t, 0).cast_const(), a.stride_b),
+                                (None, _) => (std::ptr::null(), 0),
                             };
                             let sp = StepPtrs {
                                 q8,
@@ -483,6 +507,9 @@ struct Bufs {
     x: *const f32,
     /// AUGRU's attention (the caller's, or its widened copy), only read.
     att: Option<Tensor3>,
+    /// One step's attention per row, gathered by the leader when an AUGRU runs aligned
+    /// in reverse (`batch` floats; empty otherwise).
+    att_step: *mut f32,
 }
 
 // SAFETY: the pointers are into the caller's slices and the workspace, which outlive

@@ -14,10 +14,11 @@ use rnn_reference::quant::{quantize_weights, quantized_views};
 use rnn_reference::testkit::{problem, variants};
 use rnn_reference::views;
 
-/// `(y [T, B, H_out], c_T)` of `steps` chained cell steps from `h0`, `c0`.
+/// `(y [T, B, H_out], c_T)` of `steps` chained cell steps from `h0`, `c0` (an AUGRU's
+/// attention `att` `[T, B]`).
 fn chain(
     cell: &PackedCell<i8>,
-    x: &[f32],
+    (x, att): (&[f32], Option<&[f32]>),
     (steps, batch): (usize, usize),
     h0: &[f32],
     c0: Option<&[f32]>,
@@ -37,7 +38,7 @@ fn chain(
                 x: &x[t * batch * i..(t + 1) * batch * i],
                 h: &h,
                 c: c.as_deref(),
-                attention: None,
+                attention: att.map(|a| &a[t * batch..(t + 1) * batch]),
             },
             StepOutputMut {
                 h: &mut h1,
@@ -72,6 +73,11 @@ fn int8_cell_steps_match_the_sequence_forward() {
             let ho = cfg.output_size();
             let w = views(&p.weights[..1]);
             let x: Vec<f32> = p.x[..t * b * i].to_vec();
+            // AUGRU: attention values in [0, 1], time-major like `x`.
+            let att: Option<Vec<f32>> = cfg
+                .cell
+                .has_attention()
+                .then(|| (0..t * b).map(|e| ((e * 7) % 11) as f32 / 10.0).collect());
             let h0: Vec<f32> = (0..b * ho).map(|e| ((e % 7) as f32 - 3.0) * 0.2).collect();
             let c0: Option<Vec<f32>> = cfg
                 .cell
@@ -93,8 +99,9 @@ fn int8_cell_steps_match_the_sequence_forward() {
                         .with_isa(Some(isa))
                         .unwrap()
                         .with_activation_quant(scheme);
-                    let got = chain(&cell, &x, (steps, b), &h0, c0.as_deref());
-                    let again = chain(&imported, &x, (steps, b), &h0, c0.as_deref());
+                    let xa = (&x[..], att.as_deref());
+                    let got = chain(&cell, xa, (steps, b), &h0, c0.as_deref());
+                    let again = chain(&imported, xa, (steps, b), &h0, c0.as_deref());
                     assert_eq!(bits(&got.0), bits(&again.0), "{ctx}: from_quantized");
                     let rnn = PackedRnn::<i8>::pack(&cfg, &w)
                         .unwrap()
@@ -111,7 +118,7 @@ fn int8_cell_steps_match_the_sequence_forward() {
                             h0: Some(&h0),
                             c0: c0.as_deref(),
                             seq_lens: None,
-                            attention: None,
+                            attention: att.as_deref().map(|a| &a[..steps * b]),
                         },
                         SequenceOutputMut {
                             y: &mut y,

@@ -134,7 +134,7 @@ fn int8_is_within_the_derived_bound_of_the_dequantized_f32_reference() {
         );
         let p = problem(seed, dims, 1 + rng.below(4), None);
         if !variants::int8_capable(p.cfg.cell) {
-            continue; // the int8 path refuses an AUGRU
+            continue; // a variant without an int8 path (none drawn here today)
         }
         for (scheme, t) in &mut tallies {
             check(&p, *scheme, t).unwrap_or_else(|e| panic!("seed {seed} {dims:?}: {e}"));

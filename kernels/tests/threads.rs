@@ -74,7 +74,7 @@ fn bf16_bit_identical_for_any_thread_count() {
 fn int8_bit_identical_for_any_thread_count() {
     for (seed, cell) in cells().into_iter().enumerate() {
         if !variants::int8_capable(cell) {
-            continue; // the int8 path refuses an AUGRU
+            continue; // a variant without an int8 path (none listed today)
         }
         let p = problem(200 + seed as u64, (96, 300, 5, 4), 2, Some(cell));
         for isa in Isa::available() {

@@ -6,6 +6,7 @@
 //! carry the bound on an `f32` implementation's error), on the cell equations of the
 //! golden README.
 
+use crate::cell::check_attention;
 use crate::cell_kind::{CellKind, GruVariant, LstmBlocks, LstmVariant};
 use crate::error::{Error, Result};
 use crate::spec::RnnConfig;
@@ -154,20 +155,22 @@ fn add_slack(
 /// order, no biases) are already computed: the recurrent product of `h` (rows
 /// quantized per `scheme`: per row, or one range over the batch), the gates, and the
 /// second product of a projected LSTM or a reset-before GRU. The cell after the
-/// products runs in `R` (`f64` for the oracle).
+/// products runs in `R` (`f64` for the oracle). An AUGRU takes its attention `att`
+/// (`[B]`, one value per row; every other cell `None`), `z' = (1 − a) z` as in
+/// [`step_with_attention`](crate::step_with_attention).
 pub fn step_from_input_products<R: Real>(
     cfg: &RnnConfig,
     w: &QuantizedLayerWeights<'_>,
     scheme: ActivationQuant,
     gx: &[f32],
-    h: &[f32],
-    c: Option<&[R]>,
+    (h, c, att): (&[f32], Option<&[R]>, Option<&[f32]>),
 ) -> Result<QuantStepOutput<R>> {
     // ONNX `activations`: f for the gates, g for the candidate, h for the LSTM output.
     let acts = cfg.gate_activations(0);
     let (hid, ho) = (cfg.hidden_size, cfg.output_size());
     let g = cfg.gates();
     let batch = gx.len() / (g * hid);
+    check_attention(cfg, att.map(<[f32]>::len), batch, "[B]")?;
     let qmax = scheme.qmax();
     let gh = product(&w.w_hh, g * hid, ho, h, &row_params(h, ho, scheme), qmax);
     // The products, the biases and the inputs are values both sides hold exactly.
@@ -289,11 +292,8 @@ pub fn step_from_input_products<R: Real>(
         CellKind::Gru(GruVariant {
             linear_before_reset,
             peephole,
-            attention,
+            ..
         }) => {
-            if attention {
-                return Err(unsupported(cfg));
-            }
             let mut rz = Vec::with_capacity(batch * hid);
             for b in 0..batch {
                 for j in 0..hid {
@@ -360,6 +360,8 @@ pub fn step_from_input_products<R: Real>(
                         xn + val(gn[b * hid + j]) + b_hn
                     };
                     let nv = clip(pre).gate_activation(acts.g);
+                    // AUGRU: z' = (1 − a) z.
+                    let z = att.map_or(z, |a| (R::ONE - val(a[b])) * z);
                     out.h.push(nv.lerp_to(val(h[b * ho + j]), z));
                 }
             }
@@ -387,15 +389,15 @@ fn unsupported(cfg: &RnnConfig) -> Error {
 }
 
 /// One int8 step for `batch` rows: `x` (`[B, I]`) and `h` (`[B, H_out]`) quantized per
-/// `scheme` (per row, or one range over the batch), `c` (`[B, H]`) for an LSTM.
-/// `cfg` describes one forward layer, as for [`step`](crate::step).
+/// `scheme` (per row, or one range over the batch), `c` (`[B, H]`) for an LSTM, the
+/// attention `att` (`[B]`) for an AUGRU. `cfg` describes one forward layer, as for
+/// [`step`](crate::step).
 pub fn step_quantized<R: Real>(
     cfg: &RnnConfig,
     w: &QuantizedLayerWeights<'_>,
     scheme: ActivationQuant,
     x: &[f32],
-    h: &[f32],
-    c: Option<&[R]>,
+    (h, c, att): (&[f32], Option<&[R]>, Option<&[f32]>),
 ) -> Result<QuantStepOutput<R>> {
     let i = cfg.input_size;
     let gx = product(
@@ -406,5 +408,5 @@ pub fn step_quantized<R: Real>(
         &row_params(x, i, scheme),
         scheme.qmax(),
     );
-    step_from_input_products(cfg, w, scheme, &gx, h, c)
+    step_from_input_products(cfg, w, scheme, &gx, (h, c, att))
 }

@@ -11,7 +11,7 @@
 //! before. With per-row schemes rows are independent and this order changes nothing.
 
 use crate::error::{Error, Result};
-use crate::sequence::SequenceInput;
+use crate::sequence::{check_sequence_attention, SequenceInput};
 use crate::spec::{check_len, check_seq_lens, Direction, RnnConfig, SeqShape};
 use crate::Real;
 
@@ -79,6 +79,7 @@ pub fn forward_quantized_as<R: Real>(
         Some(_) => return Err(Error::invalid("c0", "None (no cell state)", "a slice")),
         None => {}
     }
+    check_sequence_attention(cfg, &shape, input.attention.map(<[f32]>::len))?;
     if let Some(f) = forced_y {
         check_len("forced_y", dims.y, f.len())?;
         if cfg.num_layers != 1 {
@@ -178,13 +179,17 @@ pub fn forward_quantized_as<R: Real>(
                         })
                         .collect(),
                 };
+                // AUGRU: each row's attention at the time index it runs (any value
+                // for a row past its length: its result is discarded).
+                let att: Option<Vec<f32>> = input
+                    .attention
+                    .map(|a| (0..batch).map(|b| a[shape.row(t_of(s, b), b)]).collect());
                 let st = step_from_input_products(
                     &step_cfg,
                     w,
                     scheme,
                     &gx_s,
-                    &h_op,
-                    lstm.then_some(&c_state[..]),
+                    (&h_op, lstm.then_some(&c_state[..]), att.as_deref()),
                 )?;
                 for b in 0..batch {
                     let (hr, cr) = (b * ho..(b + 1) * ho, b * hid..(b + 1) * hid);

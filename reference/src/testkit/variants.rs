@@ -146,9 +146,9 @@ pub const fn all(proj: usize) -> [CellKind; COUNT] {
 }
 
 /// Whether the int8 path (and its oracle, `rnn_reference::quant`) runs `cell`: every
-/// variant but the AUGRU, whose attention the int8 oracle does not implement yet.
+/// variant but the layer-norm LSTM, which no int8 oracle defines yet.
 pub fn int8_capable(cell: CellKind) -> bool {
-    !cell.has_attention()
+    !cell.layer_norm()
 }
 
 /// The position of `cell` in [`all`] (whatever its projection size). An exhaustive
