@@ -155,19 +155,19 @@ impl RowUpdate<'_> {
 
 /// One gate block's statistics: `μ` and `inv = 1 / √(σ² + ε)`, splatted.
 #[derive(Clone, Copy)]
-pub(super) struct Stats<V> {
-    pub(super) mean: V,
-    pub(super) inv: V,
+struct Stats<V> {
+    mean: V,
+    inv: V,
 }
 
 /// TFLite's statistics of the `hidden` sums at `z(t)` (tile `t`, padding lanes
 /// ignored): `μ = Σz / H`, `σ² = Σ(z − μ)² / H`, `inv = 1 / √(σ² + ε)`. Lanes sum in
-/// lane order; the same code in the forward and the backward gives the same bits.
+/// lane order, so a recomputation from the same sums gives the same bits.
 ///
 /// # Safety
 /// `V`'s ISA; `z(t)` readable for 16 floats for every tile `t < ⌈H / 16⌉`.
 #[inline(always)]
-pub(super) unsafe fn stats<V: V16>(hidden: usize, z: impl Fn(usize) -> *const f32) -> Stats<V> {
+unsafe fn stats<V: V16>(hidden: usize, z: impl Fn(usize) -> *const f32) -> Stats<V> {
     let tiles = hidden.div_ceil(LANES);
     let n = hidden as f32;
     // SAFETY: the caller's contract.
@@ -192,26 +192,19 @@ pub(super) unsafe fn stats<V: V16>(hidden: usize, z: impl Fn(usize) -> *const f3
 
 impl NormVecs {
     /// The activation's argument of tile `t` of gate block `k` from its sums `z`:
-    /// `u = γ ⊙ ((z − μ) · inv) + b` (zero past `H`), and `n = (z − μ) · inv`.
+    /// `u = γ ⊙ ((z − μ) · inv) + b`, zero past `H`.
     ///
     /// # Safety
     /// `V`'s ISA; `k < G`, `t < ⌈H / 16⌉`; `stride` the vectors' row stride.
     #[inline(always)]
-    pub(super) unsafe fn scaled<V: V16>(
-        &self,
-        z: V,
-        st: Stats<V>,
-        k: usize,
-        t: usize,
-        stride: usize,
-    ) -> (V, V) {
+    unsafe fn scaled<V: V16>(&self, z: V, st: Stats<V>, k: usize, t: usize, stride: usize) -> V {
         let off = k * stride + t * LANES;
         // SAFETY: the caller's contract: the vectors hold `G` rows of `stride` floats.
         unsafe {
             let n = z.sub(st.mean).mul(st.inv);
             let gamma = V::load(self.gamma.as_slice().as_ptr().add(off));
             let u = gamma.mul_add(n, V::load(self.bias.as_slice().as_ptr().add(off)));
-            (keep_units(u, t * LANES, self.hidden), n)
+            keep_units(u, t * LANES, self.hidden)
         }
     }
 }
@@ -238,9 +231,7 @@ impl SimdOp for RowUpdate<'_> {
                 let st_g = stats::<V>(hid, z(self.g));
                 let st_i = self.i.map(|k| stats::<V>(hid, z(k)));
                 let gate = |k: usize, st: Stats<V>, t: usize| {
-                    self.norm
-                        .scaled(V::load(self.at(pre, k, t)), st, k, t, hs)
-                        .0
+                    self.norm.scaled(V::load(self.at(pre, k, t)), st, k, t, hs)
                 };
                 for t in 0..tiles {
                     let u = t * LANES;
