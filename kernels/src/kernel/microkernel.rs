@@ -2,7 +2,7 @@
 
 use crate::element::Storage;
 use crate::pack::LANES;
-use crate::simd::V16;
+use crate::simd::{self, V16};
 
 /// Accumulates `acc[i][j] = sum_p a_i[p] * panel[p][16 j .. 16 j + 16]` for `p` in
 /// `0..k`, weights widened from `W` to `f32` in registers.
@@ -21,6 +21,7 @@ pub(crate) unsafe fn tile<V: V16, W: Storage, const MR: usize, const NP: usize>(
     rows: &[*const f32; MR],
     k: usize,
     panel: *const W,
+    first: bool,
 ) -> [[V; NP]; MR] {
     // All branches are on constants and fold away per instantiation.
     if MR <= 2 && 2 * MR * NP <= V::MAX_ACC {
@@ -40,10 +41,10 @@ pub(crate) unsafe fn tile<V: V16, W: Storage, const MR: usize, const NP: usize>(
         // SAFETY: (all arms) forwarded contract.
         unsafe {
             match gs {
-                1 => tile_groups::<V, W, MR, NP, 1>(rows, k, panel),
-                2 => tile_groups::<V, W, MR, NP, 2>(rows, k, panel),
-                3 => tile_groups::<V, W, MR, NP, 3>(rows, k, panel),
-                _ => tile_groups::<V, W, MR, NP, 4>(rows, k, panel),
+                1 => tile_groups::<V, W, MR, NP, 1>(rows, k, panel, first),
+                2 => tile_groups::<V, W, MR, NP, 2>(rows, k, panel, first),
+                3 => tile_groups::<V, W, MR, NP, 3>(rows, k, panel, first),
+                _ => tile_groups::<V, W, MR, NP, 4>(rows, k, panel, first),
             }
         }
     }
@@ -51,34 +52,32 @@ pub(crate) unsafe fn tile<V: V16, W: Storage, const MR: usize, const NP: usize>(
 
 /// Like [`tile_in_order`], `GS` of the panel's `NP` vectors at a time (`GS` divides
 /// `NP`): the same sums in the same order, with `MR * GS` accumulators live.
+///
+/// Each group reads only its own vectors of every panel row, a strided walk that the
+/// hardware prefetchers follow poorly when the panel comes from L3 (the first row
+/// block of a step to use it). So when `first`, the first group also prefetches whole
+/// panel rows ahead of itself, and the later groups find them in L2 (AVX2 on an AMD
+/// Zen 1 VM: batch-6 and batch-16 LSTM and GRU steps 6-25% faster; later blocks,
+/// whose panel is already in L2, gain nothing from it).
 #[inline(always)]
 unsafe fn tile_groups<V: V16, W: Storage, const MR: usize, const NP: usize, const GS: usize>(
     rows: &[*const f32; MR],
     k: usize,
     panel: *const W,
+    first: bool,
 ) -> [[V; NP]; MR] {
     // SAFETY: the caller guarantees the ISA; `zero` reads no memory.
     let mut out = [[unsafe { V::zero() }; NP]; MR];
     let mut g0 = 0;
     while g0 + GS <= NP {
-        // SAFETY: as above.
-        let mut acc = [[unsafe { V::zero() }; GS]; MR];
-        for p in 0..k {
-            // SAFETY: `p < k`; vectors g0..g0+GS of panel row `p`; rows valid for `k`.
-            unsafe {
-                let w = panel.add(p * NP * LANES);
-                let mut wv = [V::zero(); GS];
-                for (j, v) in wv.iter_mut().enumerate() {
-                    *v = W::load_vec::<V>(w, g0 + j, NP);
-                }
-                for i in 0..MR {
-                    let a = V::splat(*rows[i].add(p));
-                    for j in 0..GS {
-                        acc[i][j] = wv[j].mul_add(a, acc[i][j]);
-                    }
-                }
+        // SAFETY: forwarded contract.
+        let acc = unsafe {
+            if first && g0 == 0 {
+                group::<V, W, MR, NP, GS, true>(rows, k, panel, g0)
+            } else {
+                group::<V, W, MR, NP, GS, false>(rows, k, panel, g0)
             }
-        }
+        };
         for i in 0..MR {
             for j in 0..GS {
                 // A volatile store: the finished group must leave the registers now.
@@ -91,6 +90,60 @@ unsafe fn tile_groups<V: V16, W: Storage, const MR: usize, const NP: usize, cons
         g0 += GS;
     }
     out
+}
+
+/// Panel rows ahead of the product that [`tile_groups`]' first group prefetches
+/// (16 rows of a 4-vector `f32` panel are 4 KiB).
+const PREFETCH_ROWS: usize = 16;
+
+/// Vectors `g0..g0 + GS` of the product over all `k` panel rows. With `PF`, also
+/// prefetches whole panel rows `PREFETCH_ROWS` ahead (past the panel's end these are
+/// the next panel's first rows; a prefetch never faults).
+///
+/// # Safety
+/// As for [`tile`].
+#[inline(always)]
+unsafe fn group<
+    V: V16,
+    W: Storage,
+    const MR: usize,
+    const NP: usize,
+    const GS: usize,
+    const PF: bool,
+>(
+    rows: &[*const f32; MR],
+    k: usize,
+    panel: *const W,
+    g0: usize,
+) -> [[V; GS]; MR] {
+    // SAFETY: the caller guarantees the ISA; `zero` reads no memory.
+    let mut acc = [[unsafe { V::zero() }; GS]; MR];
+    let row_bytes = NP * LANES * std::mem::size_of::<W>();
+    for p in 0..k {
+        if PF {
+            let ahead = panel
+                .wrapping_add((p + PREFETCH_ROWS) * NP * LANES)
+                .cast::<f32>();
+            for off in (0..row_bytes / 4).step_by(LANES) {
+                simd::prefetch(ahead.wrapping_add(off), 1);
+            }
+        }
+        // SAFETY: `p < k`; vectors g0..g0+GS of panel row `p`; rows valid for `k`.
+        unsafe {
+            let w = panel.add(p * NP * LANES);
+            let mut wv = [V::zero(); GS];
+            for (j, v) in wv.iter_mut().enumerate() {
+                *v = W::load_vec::<V>(w, g0 + j, NP);
+            }
+            for i in 0..MR {
+                let a = V::splat(*rows[i].add(p));
+                for j in 0..GS {
+                    acc[i][j] = wv[j].mul_add(a, acc[i][j]);
+                }
+            }
+        }
+    }
+    acc
 }
 
 /// One step of the product: `acc[i][j] += a_i[p] * w[p][j]`.

@@ -137,7 +137,7 @@ pub(crate) unsafe fn run<
             let mut r = r0;
             while r + MR <= r1 {
                 // SAFETY: rows r..r+MR are < nrows; forwarded contract.
-                unsafe { block::<V, W, NP, MR, E>(a, r, w.k, panel, p, epi) };
+                unsafe { block::<V, W, NP, MR, E>(a, r, w.k, panel, p, epi, r == r0) };
                 r += MR;
             }
             // Remainder rows in blocks of 4, 2, 1 (fewer instantiations than one per
@@ -147,13 +147,13 @@ pub(crate) unsafe fn run<
                 // SAFETY: as above; each block stays below nrows.
                 unsafe {
                     if left >= 4 && MR > 4 {
-                        block::<V, W, NP, 4, E>(a, r, w.k, panel, p, epi);
+                        block::<V, W, NP, 4, E>(a, r, w.k, panel, p, epi, r == r0);
                         r += 4;
                     } else if left >= 2 && MR > 2 {
-                        block::<V, W, NP, 2, E>(a, r, w.k, panel, p, epi);
+                        block::<V, W, NP, 2, E>(a, r, w.k, panel, p, epi, r == r0);
                         r += 2;
                     } else {
-                        block::<V, W, NP, 1, E>(a, r, w.k, panel, p, epi);
+                        block::<V, W, NP, 1, E>(a, r, w.k, panel, p, epi, r == r0);
                         r += 1;
                     }
                 }
@@ -167,7 +167,8 @@ pub(crate) unsafe fn run<
 /// leaving room for the panel being streamed and the output rows.
 pub(crate) const ROW_CHUNK_FLOATS: usize = 96 * 1024;
 
-/// One `M x NP` block: micro-kernel then epilogue per row.
+/// One `M x NP` block: micro-kernel then epilogue per row. `first`: the first block
+/// of the panel in this product (the micro-kernel may prefetch the panel for the rest).
 #[inline(always)]
 unsafe fn block<V: V16, W: Storage, const NP: usize, const M: usize, E: Epilogue<V, NP>>(
     a: &Rows,
@@ -176,6 +177,7 @@ unsafe fn block<V: V16, W: Storage, const NP: usize, const M: usize, E: Epilogue
     panel: *const W,
     p: usize,
     epi: &E,
+    first: bool,
 ) {
     let mut ptrs = [std::ptr::null::<f32>(); M];
     for (i, q) in ptrs.iter_mut().enumerate() {
@@ -186,7 +188,7 @@ unsafe fn block<V: V16, W: Storage, const NP: usize, const M: usize, E: Epilogue
         epi.prefetch(r0 + i, p);
     }
     // SAFETY: forwarded contract: rows hold k floats, the panel k * NP * 16.
-    let acc = unsafe { tile::<V, W, M, NP>(&ptrs, k, panel) };
+    let acc = unsafe { tile::<V, W, M, NP>(&ptrs, k, panel, first) };
     for (i, row) in acc.iter().enumerate() {
         // SAFETY: (r0 + i, p) is inside the epilogue's bounds (caller's contract).
         unsafe { epi.finish(r0 + i, p, row) };
