@@ -1,12 +1,19 @@
 //! The dispatch table: for one detected ISA and weight storage type, the functions the
 //! drivers call. Built by [`arch::dispatch`], which is the only way to reach a
 //! backend; every entry is an instantiation for that one backend.
+//!
+//! The drivers are generic over the weight type, but the tables are not built
+//! generically: [`kernels`] asks the type ([`Storage::kernels`]), whose impl builds the
+//! table ([`KernelTables`]' [`TableFamily::build`]) at its own concrete type. Generic code is compiled in whichever crate
+//! instantiates it, so a generic path from a public entry point to the kernels made
+//! every dependent crate, test binary and fuzz target compile all of them again; through
+//! the per-type functions they are compiled once, in this crate.
 
 use std::marker::PhantomData;
 
 use crate::arch::{dispatch, Backend, DotFn, ForBackend};
 use crate::cells::{CellWeights, StepPtrs};
-use crate::element::Storage;
+use crate::element::{KernelTables, Storage, TableFamily};
 use crate::isa::Isa;
 use crate::kernel::walk::Job;
 use crate::kernel::Store;
@@ -18,8 +25,10 @@ pub(crate) type StepFn<W> = unsafe fn(&CellWeights<W>, &StepPtrs, &Team<'_>);
 /// A team's plain product with a bias (see `passes::gemm`).
 pub(crate) type GemmFn<W> = unsafe fn(&Team<'_>, &Job<W, 4>, &Store);
 
-/// Every kernel the drivers call, for one ISA and weight type `W`.
-pub(crate) struct Kernels<W: Storage> {
+/// Every kernel the drivers call, for one ISA and weight type `W`. (`pub` in a private
+/// module: unnameable outside the crate, and as visible as the sealed
+/// [`Storage::kernels`] that returns it.)
+pub struct Kernels<W: Storage> {
     /// Which ISA this table is (checked by the tests: no silent fallback).
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) isa: Isa,
@@ -31,9 +40,19 @@ pub(crate) struct Kernels<W: Storage> {
     pub(crate) dot_bf16: Option<DotFn>,
 }
 
-/// The table of `isa` for weights stored as `W`, or an error if this CPU cannot run it.
+/// The table of `isa` for weights stored as `W`, or an error if this CPU cannot run it
+/// (through [`Storage::kernels`], so the table is built by this crate's own code).
 pub(crate) fn kernels<W: Storage>(isa: Isa) -> Result<Kernels<W>> {
-    Ok(dispatch(isa.detected()?, Table::<W>(PhantomData)))
+    W::kernels(isa)
+}
+
+/// What each weight type's [`Storage::kernels`] runs, at that type.
+impl TableFamily for KernelTables {
+    type Of<W: Storage> = Kernels<W>;
+
+    fn build<W: Storage>(isa: Isa) -> Result<Kernels<W>> {
+        Ok(dispatch(isa.detected()?, Table::<W>(PhantomData)))
+    }
 }
 
 /// Builds a [`Kernels`] for the backend `dispatch` picks.

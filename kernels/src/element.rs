@@ -4,13 +4,16 @@
 //!
 //! [`Element`] (inputs, outputs and weights) and [`WeightType`] (weights only) are the
 //! public, sealed traits; [`Storage`] is their crate-internal half: how a type is
-//! stored in packed panels and widened into a [`V16`], and the type tests the drivers
-//! need (which are trait methods, not comparisons of names or `TypeId`s).
+//! stored in packed panels and widened into a [`V16`], the type tests the drivers
+//! need (which are trait methods, not comparisons of names or `TypeId`s), and the
+//! type's dispatch tables (built at the concrete type, so compiled in this crate).
 
 use half::slice::HalfFloatSliceExt;
 
 use crate::aligned::Plain;
+use crate::isa::Isa;
 use crate::simd::V16;
+use crate::Result;
 
 mod int8;
 
@@ -28,7 +31,7 @@ mod sealed {
     impl Sealed for super::Coded {}
 }
 
-pub(crate) use storage::Storage;
+pub(crate) use storage::{KernelTables, OutputTables, Storage, TableFamily};
 
 /// How weights are stored once packed: `f32`, `half::f16`, `half::bf16` (every value
 /// rounded once, to nearest even), or `i8`: int8 codes with a scale per output unit
@@ -211,6 +214,55 @@ mod storage {
         /// # Safety
         /// `V`'s ISA must be available and `p` valid for 16 reads.
         unsafe fn load16<V: V16>(p: *const Self) -> V;
+
+        /// This type's dispatch table for `isa` (the recurrent layers'). Every weight
+        /// type writes its own body (there is no default), building the table at its
+        /// own type: the bodies are then ordinary functions of this crate, so the
+        /// tables and every kernel they point to are compiled once, here, and not again
+        /// in each crate that calls a generic entry point such as
+        /// `PackedRnn::<f32>::forward` (a generic function is compiled where it is
+        /// used: that made every test binary, fuzz target and dependent crate compile
+        /// all the kernels of every ISA again).
+        fn kernels(isa: Isa) -> Result<<KernelTables as TableFamily>::Of<Self>>;
+
+        /// The output layer's table for `isa` (the element types only), for the same
+        /// reason as [`kernels`](Self::kernels).
+        fn output_kernels(isa: Isa) -> Result<<OutputTables as TableFamily>::Of<Self>>;
+    }
+
+    /// A family of per-weight-type tables of function pointers, defined by the layer
+    /// that owns the table (the dispatch table, the output layer's): `Of<W>` is the
+    /// table for weights `W`, and `build` makes it for a detected ISA. This layer only
+    /// names the families, so that [`Storage`] can return their tables while the
+    /// module graph stays one-way.
+    pub trait TableFamily {
+        /// The table for weights stored as `W`.
+        type Of<W: Storage>;
+        /// The table of `isa` for weights `W`, or an error if this CPU cannot run it.
+        fn build<W: Storage>(isa: Isa) -> Result<Self::Of<W>>;
+    }
+
+    /// The recurrent layers' dispatch table (its [`TableFamily`] impl is the dispatch
+    /// module's).
+    pub struct KernelTables;
+
+    /// The output layer's table (its [`TableFamily`] impl is the output module's).
+    pub struct OutputTables;
+
+    /// The bodies of [`Storage::kernels`] and [`Storage::output_kernels`] for a type
+    /// that has both tables, at that concrete type.
+    macro_rules! tables_of_this_type {
+        () => {
+            #[inline(never)]
+            fn kernels(isa: Isa) -> Result<<KernelTables as TableFamily>::Of<Self>> {
+                KernelTables::build::<Self>(isa)
+            }
+
+            #[inline(never)]
+            fn output_kernels(isa: Isa) -> Result<<OutputTables as TableFamily>::Of<Self>> {
+                OutputTables::build::<Self>(isa)
+            }
+        };
     }
 
     impl Storage for f32 {
@@ -228,6 +280,8 @@ mod storage {
             // SAFETY: forwarded contract.
             unsafe { V::load(p) }
         }
+
+        tables_of_this_type!();
     }
 
     impl Storage for half::f16 {
@@ -239,6 +293,8 @@ mod storage {
             // SAFETY: forwarded contract; f16 is a transparent u16.
             unsafe { V::load_f16(p.cast::<u16>()) }
         }
+
+        tables_of_this_type!();
     }
 
     impl Storage for half::bf16 {
@@ -302,5 +358,7 @@ mod storage {
             // SAFETY: forwarded contract; bf16 is a transparent u16.
             unsafe { V::load_bf16(p.cast::<u16>()) }
         }
+
+        tables_of_this_type!();
     }
 }

@@ -1,10 +1,22 @@
 //! The int8 weight type's storage (`i8` codes in panels) and [`Coded`], the source
 //! type that carries imported codes through the cells' packing recipes.
 
-use super::storage::Storage;
+use super::storage::{KernelTables, OutputTables, Storage, TableFamily};
 use super::{Element, WeightType};
 use crate::aligned::Plain;
+use crate::isa::Isa;
 use crate::simd::V16;
+use crate::{Error, Result};
+
+/// The refusal of a table this storage type has none of (never asked for: only the
+/// element types pack an output layer, and [`Coded`] never reaches a driver).
+fn no_table(what: &str, ty: &str) -> Error {
+    Error::Invalid {
+        arg: "weight type".into(),
+        expected: format!("a weight type with {what}"),
+        actual: ty.into(),
+    }
+}
 
 /// Widens 16 stored values with `f` through a stack copy (the paths that never run on
 /// these types in practice: every int8 product goes through the integer kernels).
@@ -33,6 +45,15 @@ impl Storage for i8 {
     unsafe fn load16<V: V16>(p: *const Self) -> V {
         // SAFETY: forwarded contract.
         unsafe { widen16(p, f32::from) }
+    }
+
+    #[inline(never)]
+    fn kernels(isa: Isa) -> Result<<KernelTables as TableFamily>::Of<Self>> {
+        KernelTables::build::<Self>(isa)
+    }
+
+    fn output_kernels(_: Isa) -> Result<<OutputTables as TableFamily>::Of<Self>> {
+        Err(no_table("an output layer", "int8"))
     }
 }
 
@@ -116,5 +137,13 @@ impl Storage for Coded {
     unsafe fn load16<V: V16>(p: *const Self) -> V {
         // SAFETY: forwarded contract.
         unsafe { widen16(p, |c: Coded| c.value) }
+    }
+
+    fn kernels(_: Isa) -> Result<<KernelTables as TableFamily>::Of<Self>> {
+        Err(no_table("kernels", "an import source"))
+    }
+
+    fn output_kernels(_: Isa) -> Result<<OutputTables as TableFamily>::Of<Self>> {
+        Err(no_table("an output layer", "an import source"))
     }
 }

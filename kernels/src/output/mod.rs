@@ -14,7 +14,7 @@ use rnn_reference::{check_len, OutputConfig};
 use crate::aligned::AlignedVec;
 use crate::arch::{dispatch, Backend, ForBackend};
 use crate::dispatch::GemmFn;
-use crate::element::{Element, Storage};
+use crate::element::{Element, OutputTables, Storage, TableFamily};
 use crate::io::input_f32;
 use crate::isa::Isa;
 use crate::kernel::walk::Job;
@@ -104,7 +104,7 @@ impl<W: Element> PackedOutput<W> {
             .checked_mul(self.w.cols())
             .ok_or_else(|| scratch_overflow("rows * padded out_features"))?;
         let isa = Isa::resolve(self.isa)?;
-        let table = dispatch(isa.detected()?, Table::<W>(PhantomData));
+        let table = W::output_kernels(isa)?;
         let [z] = ws.carve([z_len])?;
         if let (Some(x), Some(y)) = (T::as_f32(x), T::as_f32_mut(y)) {
             self.run(&table, rows, x, z, y);
@@ -166,7 +166,7 @@ impl<W: Element> PackedOutput<W> {
             scratch(i + 1, zs)?,   // ∂W_oᵀ and ∂b_o
         ];
         let isa = Isa::resolve(self.isa)?;
-        let k = dispatch(isa.detected()?, Table::<W>(PhantomData));
+        let k = W::output_kernels(isa)?;
         let w_t = self.w_t.get_or_init(|| {
             let mut t = AlignedVec::zeros(panels_len(zs, i));
             // SAFETY: `t` holds `panels_len(zs, I)` floats: `zs` rows (the forward
@@ -326,13 +326,24 @@ fn scratch_overflow(what: &str) -> Error {
     }
 }
 
-/// The functions of one backend for weights `W`.
-struct OutputKernels<W: Storage> {
+/// The functions of one backend for weights `W`. (`pub` in a private module:
+/// unnameable outside the crate, and as visible as the sealed
+/// [`Storage::output_kernels`] that returns it.)
+pub struct OutputKernels<W: Storage> {
     gemm: GemmFn<W>,
     finish: unsafe fn(Finish),
     /// The backward's products (f32 panels built at run time) and elementwise pass.
     gemm_f32: GemmFn<f32>,
     back: unsafe fn(BackFinish),
+}
+
+/// What each element type's [`Storage::output_kernels`] runs, at that type.
+impl TableFamily for OutputTables {
+    type Of<W: Storage> = OutputKernels<W>;
+
+    fn build<W: Storage>(isa: Isa) -> Result<OutputKernels<W>> {
+        Ok(dispatch(isa.detected()?, Table::<W>(PhantomData)))
+    }
 }
 
 /// Builds the [`OutputKernels`] of the backend `dispatch` picks.
