@@ -99,27 +99,55 @@ impl Activation {
     /// assert!(Activation::from_onnx("Swish", None, None).is_err());
     /// ```
     pub fn from_onnx(name: &str, alpha: Option<f32>, beta: Option<f32>) -> Result<Self> {
-        let arg = "activations";
-        let canonical = Self::NAMES
+        let canonical = Self::canonical_onnx_name(name)?;
+        let f = Self::with_onnx_defaults(canonical, alpha, beta)?;
+        let extra = |given: Option<f32>, takes: bool, what: &str| match (given, takes) {
+            (Some(v), false) => Err(Error::invalid(
+                "activations",
+                format!("no {what} for {canonical} (it takes none)"),
+                v,
+            )),
+            _ => Ok(()),
+        };
+        extra(alpha, f.takes_alpha(), "alpha")?;
+        extra(beta, f.takes_beta(), "beta")?;
+        f.validate()?;
+        Ok(f)
+    }
+
+    /// ONNX's spelling of the function `name` names (any case), or an error listing them.
+    fn canonical_onnx_name(name: &str) -> Result<&'static str> {
+        Self::NAMES
             .iter()
             .find(|n| n.eq_ignore_ascii_case(name))
+            .copied()
             .ok_or_else(|| {
                 Error::invalid(
-                    arg,
+                    "activations",
                     format!("one of ONNX's functions ({})", Self::NAMES.join(", ")),
                     name,
                 )
-            })?;
+            })
+    }
+
+    /// The function `canonical` (one of [`NAMES`](Self::NAMES)) with `alpha` and `beta`,
+    /// ONNX's defaults where `None` (an error where ONNX has none); values it does not
+    /// take are ignored here and refused by [`from_onnx`](Self::from_onnx).
+    fn with_onnx_defaults(
+        canonical: &'static str,
+        alpha: Option<f32>,
+        beta: Option<f32>,
+    ) -> Result<Self> {
         let need = |v: Option<f32>, what: &str| {
             v.ok_or_else(|| {
                 Error::invalid(
-                    arg,
+                    "activations",
                     format!("an explicit {what} for {canonical} (ONNX defines no default)"),
                     "none",
                 )
             })
         };
-        let f = match *canonical {
+        Ok(match canonical {
             "Relu" => Activation::Relu,
             "Tanh" => Activation::Tanh,
             "Sigmoid" => Activation::Sigmoid,
@@ -146,19 +174,15 @@ impl Activation {
             },
             "Softsign" => Activation::Softsign,
             _ => Activation::Softplus,
-        };
-        let extra = |given: Option<f32>, takes: bool, what: &str| match (given, takes) {
-            (Some(v), false) => Err(Error::invalid(
-                arg,
-                format!("no {what} for {canonical} (it takes none)"),
-                v,
-            )),
-            _ => Ok(()),
-        };
-        extra(alpha, f.takes_alpha(), "alpha")?;
-        extra(beta, f.takes_beta(), "beta")?;
-        f.validate()?;
-        Ok(f)
+        })
+    }
+
+    /// Which of `activation_alpha` and `activation_beta` the function `name` (any
+    /// case) consumes a value of: `(alpha, beta)`.
+    fn onnx_parameters(name: &str) -> Result<(bool, bool)> {
+        // With both values given no function lacks one, so this cannot fail.
+        let f = Self::with_onnx_defaults(Self::canonical_onnx_name(name)?, Some(1.0), Some(1.0))?;
+        Ok((f.takes_alpha(), f.takes_beta()))
     }
 
     /// ONNX's name of the function.
@@ -488,11 +512,9 @@ pub fn onnx_activations(
         let mut slots = [Activation::Tanh; 3];
         for (slot, name) in slots.iter_mut().zip(chunk) {
             // Which parameters the named function takes decides what it consumes.
-            let probe = Activation::from_onnx(name, Some(1.0), Some(1.0))
-                .or_else(|_| Activation::from_onnx(name, Some(1.0), None))
-                .or_else(|_| Activation::from_onnx(name, None, None))?;
-            let a = probe.takes_alpha().then(|| al.next()).flatten();
-            let b = probe.takes_beta().then(|| be.next()).flatten();
+            let (takes_alpha, takes_beta) = Activation::onnx_parameters(name)?;
+            let a = takes_alpha.then(|| al.next()).flatten();
+            let b = takes_beta.then(|| be.next()).flatten();
             *slot = Activation::from_onnx(name, a, b)?;
         }
         let std = GateActivations::standard(cell);
