@@ -118,6 +118,51 @@ impl ForBackend for Apply<'_> {
     }
 }
 
+/// Max errors of one function at one ISA, with the arguments where they occur (the
+/// sweeps' and the ONNX functions' tests share it).
+#[derive(Clone, Copy, Debug)]
+struct Stats {
+    max_ulp: f64,
+    at_ulp: f32,
+    max_abs: f64,
+    at_abs: f32,
+    count: u64,
+}
+
+impl Stats {
+    fn new() -> Self {
+        Stats {
+            max_ulp: 0.0,
+            at_ulp: 0.0,
+            max_abs: 0.0,
+            at_abs: 0.0,
+            count: 0,
+        }
+    }
+
+    /// Records a finite result's error at `x`: `abs` absolute, `ulps` in units of the
+    /// last place; the absolute one only where `counts_abs` (a table's absolute column
+    /// may cover only some results).
+    fn note(&mut self, x: f32, abs: f64, ulps: f64, counts_abs: bool) {
+        if ulps > self.max_ulp {
+            (self.max_ulp, self.at_ulp) = (ulps, x);
+        }
+        if counts_abs && abs > self.max_abs {
+            (self.max_abs, self.at_abs) = (abs, x);
+        }
+    }
+
+    fn merge(&mut self, o: &Stats) {
+        if o.max_ulp > self.max_ulp {
+            (self.max_ulp, self.at_ulp) = (o.max_ulp, o.at_ulp);
+        }
+        if o.max_abs > self.max_abs {
+            (self.max_abs, self.at_abs) = (o.max_abs, o.at_abs);
+        }
+        self.count += o.count;
+    }
+}
+
 /// The paths whose math these tests check: every available one except
 /// [`Isa::Avx512Bf16`], which runs the AVX-512 code itself (no copy of it).
 fn isas() -> Vec<Isa> {

@@ -6,7 +6,7 @@
 //! Print the measured table with
 //! `cargo test --release -p rnn-kernels simd::math::tests::onnx -- --nocapture`.
 
-use super::{apply, documented, eval, isas, ulp};
+use super::{apply, documented, eval, isas, ulp, Stats};
 use crate::Isa;
 use rnn_reference::Activation;
 
@@ -190,27 +190,8 @@ const FIXED: [Activation; 5] = [
     Activation::Softplus,
 ];
 
-/// Max errors of one function at one ISA, with the arguments where they occur.
-#[derive(Clone, Copy, Debug)]
-struct Stats {
-    max_ulp: f64,
-    at_ulp: f32,
-    max_abs: f64,
-    at_abs: f32,
-    count: u64,
-}
-
+/// The ONNX functions' checks on [`Stats`].
 impl Stats {
-    fn new() -> Self {
-        Stats {
-            max_ulp: 0.0,
-            at_ulp: 0.0,
-            max_abs: 0.0,
-            at_abs: 0.0,
-            count: 0,
-        }
-    }
-
     /// Checks `got` against the reference `want` at `x`: the same class (NaN, the same
     /// infinity, finite), and records the error of finite results.
     #[track_caller]
@@ -232,13 +213,7 @@ impl Stats {
             return;
         }
         let abs = (f64::from(got) - want).abs();
-        let ulps = abs / ulp(scale(op, x, want));
-        if ulps > self.max_ulp {
-            (self.max_ulp, self.at_ulp) = (ulps, x);
-        }
-        if want.abs() <= 1.0 && abs > self.max_abs {
-            (self.max_abs, self.at_abs) = (abs, x);
-        }
+        self.note(x, abs, abs / ulp(scale(op, x, want)), want.abs() <= 1.0);
     }
 }
 

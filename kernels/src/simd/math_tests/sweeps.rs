@@ -1,39 +1,7 @@
 //! Sweeps over large sets of `f32` inputs, against the `f64` reference.
 
-use super::{apply, bound, isas, reference, ulp, FUNCS};
+use super::{apply, bound, isas, reference, ulp, Stats, FUNCS};
 use crate::Isa;
-
-/// Max errors of one function at one ISA, with the arguments where they occur.
-#[derive(Clone, Copy, Debug)]
-struct Stats {
-    max_ulp: f64,
-    at_ulp: f32,
-    max_abs: f64,
-    at_abs: f32,
-    count: u64,
-}
-
-impl Stats {
-    fn new() -> Self {
-        Stats {
-            max_ulp: 0.0,
-            at_ulp: 0.0,
-            max_abs: 0.0,
-            at_abs: 0.0,
-            count: 0,
-        }
-    }
-
-    fn merge(&mut self, o: &Stats) {
-        if o.max_ulp > self.max_ulp {
-            (self.max_ulp, self.at_ulp) = (o.max_ulp, o.at_ulp);
-        }
-        if o.max_abs > self.max_abs {
-            (self.max_abs, self.at_abs) = (o.max_abs, o.at_abs);
-        }
-        self.count += o.count;
-    }
-}
 
 /// Evaluates every function at every ISA on the inputs `bits(i) for i in range`,
 /// returning the stats indexed `[isa][func]`.
@@ -80,13 +48,7 @@ fn sweep(isas: &[Isa], range: core::ops::Range<u64>, bits: impl Fn(u64) -> u32) 
                         continue;
                     }
                     let abs = (f64::from(got) - want).abs();
-                    let ulps = abs / u;
-                    if ulps > s.max_ulp {
-                        (s.max_ulp, s.at_ulp) = (ulps, x);
-                    }
-                    if abs > s.max_abs {
-                        (s.max_abs, s.at_abs) = (abs, x);
-                    }
+                    s.note(x, abs, abs / u, true);
                 }
             }
         }
