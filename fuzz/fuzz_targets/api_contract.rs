@@ -1,5 +1,6 @@
 //! Every public entry point with arbitrary sizes (zero, huge, products that overflow),
-//! slice lengths, layouts, sequence lengths and missing/extra optional parts: each call
+//! slice lengths, layouts, sequence lengths, missing/extra optional parts and ONNX
+//! activations (any function, valid or not): each call
 //! returns `Ok` exactly when the arguments are consistent (then, for small shapes, the
 //! result matches the f64 reference), or an `Err` whose `arg()` names a known argument.
 //! Never a panic, abort, hang or out-of-bounds access.
@@ -19,7 +20,7 @@ use rnn_kernels::{
     Error, Isa, LayerWeights, OnnxWeights, PackedCell, PackedRnn, RnnConfig, SeqShape,
     SequenceInput, SequenceOutputMut, StepInput, StepOutputMut, Workspace,
 };
-use rnn_reference::{CellKind, Direction, LstmVariant};
+use rnn_reference::{Activation, CellKind, Direction, LstmVariant};
 
 /// Largest slice ever built.
 const LIMIT: usize = 1 << 18;
@@ -41,7 +42,7 @@ thread_local! {
 const KNOWN_ARGS: &[&str] = &[
     "input_size", "hidden_size", "num_layers", "proj_size", "clip", "direction", "weights",
     "x", "y", "h0", "h_n", "c0", "c_n", "seq_lens", "steps", "batch", "h", "c", "h_out",
-    "c_out", "W", "R", "B", "P", "workspace", "isa", "cell", "attention",
+    "c_out", "W", "R", "B", "P", "workspace", "isa", "cell", "attention", "activations",
 ];
 
 /// Every error names a known argument (by prefix: `weights[3].w_hh`, `seq_lens[2]`).
@@ -123,10 +124,25 @@ fn arbitrary_cfg(u: &mut Unstructured<'_>) -> Result<RnnConfig> {
         0 => Some([0.0f32, -1.0, f32::NAN, f32::INFINITY, 1e-45, 2.0, f32::MAX][u.int_in_range(0..=6)?]),
         _ => None,
     };
-    Ok(RnnConfig::new(cell, dim(u)?, hidden)
+    let cfg = RnnConfig::new(cell, dim(u)?, hidden)
         .with_layers(layers)
         .with_direction(direction_from(u.arbitrary()?))
-        .with_clip(clip))
+        .with_clip(clip);
+    // ONNX activations, one config in four: any function in any slot, and one such
+    // config in eight with a non-finite parameter, which every entry point must refuse
+    // naming `activations`. (An input whose bytes end here reads zeros: the standard
+    // functions.)
+    let activations = match u.int_in_range(0..=3u8)? {
+        1 => {
+            let mut a = variants::random_gate_activations(&mut SplitMix64::new(u.arbitrary()?));
+            if u.int_in_range(0..=7u8)? == 1 {
+                a[0].f = Activation::LeakyRelu { alpha: f32::NAN };
+            }
+            Some(a)
+        }
+        _ => None,
+    };
+    Ok(cfg.with_activations(activations))
 }
 
 /// Weight sets with fuzzer-chosen slice lengths.
