@@ -24,7 +24,12 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 
 # Build once (all targets), so the time budget is spent fuzzing.
-cargo "+$TOOLCHAIN" fuzz build --sanitizer address
+# cargo-fuzz builds with one codegen unit unless told otherwise; since the kernels are
+# compiled once, in rnn-kernels (not again in each target), that one crate is most of
+# the build, and one unit left the second core idle (13 min on a 2-vCPU Zen 1 VM).
+# `run` must pass the same flags, or it rebuilds.
+CGU=(--codegen-units "${FUZZ_CODEGEN_UNITS:-4}")
+cargo "+$TOOLCHAIN" fuzz build --sanitizer address "${CGU[@]}"
 
 for t in "${targets[@]}"; do
     # Work on a scratch copy of the seed corpus so CI never rewrites the committed one.
@@ -34,7 +39,7 @@ for t in "${targets[@]}"; do
     echo "=== fuzzing $t for ${SECONDS_PER_TARGET}s"
     start=$(date +%s)
     set +e
-    cargo "+$TOOLCHAIN" fuzz run --sanitizer address "$t" "$work" -- \
+    cargo "+$TOOLCHAIN" fuzz run --sanitizer address "${CGU[@]}" "$t" "$work" -- \
         -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=4096 -print_final_stats=1 \
         > "target/fuzz-$t.log" 2>&1
     status=$?
