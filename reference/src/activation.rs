@@ -99,7 +99,15 @@ impl Activation {
     /// assert!(Activation::from_onnx("Swish", None, None).is_err());
     /// ```
     pub fn from_onnx(name: &str, alpha: Option<f32>, beta: Option<f32>) -> Result<Self> {
-        let canonical = Self::canonical_onnx_name(name)?;
+        Self::from_canonical_onnx(Self::canonical_onnx_name(name)?, alpha, beta)
+    }
+
+    /// [`from_onnx`](Self::from_onnx) once the name is known to be `canonical`.
+    fn from_canonical_onnx(
+        canonical: &'static str,
+        alpha: Option<f32>,
+        beta: Option<f32>,
+    ) -> Result<Self> {
         let f = Self::with_onnx_defaults(canonical, alpha, beta)?;
         let extra = |given: Option<f32>, takes: bool, what: &str| match (given, takes) {
             (Some(v), false) => Err(Error::invalid(
@@ -175,14 +183,6 @@ impl Activation {
             "Softsign" => Activation::Softsign,
             _ => Activation::Softplus,
         })
-    }
-
-    /// Which of `activation_alpha` and `activation_beta` the function `name` (any
-    /// case) consumes a value of: `(alpha, beta)`.
-    fn onnx_parameters(name: &str) -> Result<(bool, bool)> {
-        // With both values given no function lacks one, so this cannot fail.
-        let f = Self::with_onnx_defaults(Self::canonical_onnx_name(name)?, Some(1.0), Some(1.0))?;
-        Ok((f.takes_alpha(), f.takes_beta()))
     }
 
     /// ONNX's name of the function.
@@ -511,11 +511,13 @@ pub fn onnx_activations(
     for (d, chunk) in names.chunks(per).enumerate() {
         let mut slots = [Activation::Tanh; 3];
         for (slot, name) in slots.iter_mut().zip(chunk) {
-            // Which parameters the named function takes decides what it consumes.
-            let (takes_alpha, takes_beta) = Activation::onnx_parameters(name)?;
-            let a = takes_alpha.then(|| al.next()).flatten();
-            let b = takes_beta.then(|| be.next()).flatten();
-            *slot = Activation::from_onnx(name, a, b)?;
+            // Which parameters the named function takes decides what it consumes (with
+            // both given, no function lacks one, so the probe cannot fail).
+            let canonical = Activation::canonical_onnx_name(name)?;
+            let probe = Activation::with_onnx_defaults(canonical, Some(1.0), Some(1.0))?;
+            let a = probe.takes_alpha().then(|| al.next()).flatten();
+            let b = probe.takes_beta().then(|| be.next()).flatten();
+            *slot = Activation::from_canonical_onnx(canonical, a, b)?;
         }
         let std = GateActivations::standard(cell);
         out[d] = GateActivations {
