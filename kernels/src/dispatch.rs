@@ -4,10 +4,11 @@
 //!
 //! The drivers are generic over the weight type, but the tables are not built
 //! generically: [`kernels`] asks the type ([`Storage::kernels`]), whose impl builds the
-//! table ([`KernelTables`]' [`TableFamily::build`]) at its own concrete type. Generic code is compiled in whichever crate
-//! instantiates it, so a generic path from a public entry point to the kernels made
-//! every dependent crate, test binary and fuzz target compile all of them again; through
-//! the per-type functions they are compiled once, in this crate.
+//! table ([`KernelTables`]' [`TableFamily::build`]) at its own concrete type. Generic
+//! code is compiled in whichever crate instantiates it, so a generic path from a public
+//! entry point to the kernels made every dependent crate, test binary and fuzz target
+//! compile all of them again; through the per-type functions they are compiled once,
+//! in this crate.
 
 use std::marker::PhantomData;
 
