@@ -2,8 +2,8 @@
 //! (`rnn_reference::quant::product`): operands quantized by the path's own
 //! `QuantizeOp`, weights over the whole int8 range with zero points, every block
 //! height and `k` remainder; results bit-identical (the sums are exact and the two
-//! `f32` roundings the same). The AVX2 path runs both of its types: the one-`vpmaddubsw`
-//! type only where the pairs fit (`pairs_fit_i16`), the split type always; a test
+//! `f32` roundings the same). The AVX2 path runs both of its types: the `vpmaddubsw`
+//! type only where the pairs fit (`pairs_fit_i16`), the `vpmaddwd` type always; a test
 //! checks the fit rule itself on a case that saturates.
 
 use rnn_reference::quant::{product, row_params, ActivationQuant, BlockParams, QuantizedMatrix};

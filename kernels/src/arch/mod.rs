@@ -70,8 +70,8 @@ pub(crate) trait Backend: Blocked<2> + Blocked<3> + Blocked<4> + Blocked<6> {
 
     /// The int8 product ([`walk_i8::run`](crate::kernel::walk_i8::run)) over `panels`
     /// with this path's integer micro-kernel: `vpdpbusd` where the CPU has
-    /// AVX512-VNNI, `vpmaddubsw` (one per pair when `pairs_fit`, the exact split form
-    /// otherwise: `arch::x86_64::avx2::dot8`) on AVX2 and AVX-512 without VNNI,
+    /// AVX512-VNNI, `vpmaddubsw` when `pairs_fit` and `vpmaddwd` on codes widened to
+    /// words otherwise (`arch::x86_64::avx2::dot8`) on AVX2 and AVX-512 without VNNI,
     /// integer code on the portable path. Every one computes the same exact sums.
     ///
     /// # Safety

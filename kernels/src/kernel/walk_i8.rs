@@ -6,8 +6,9 @@
 //! out[r, c] = f32(s_a[r] · s_w[c]) · f32(acc − zp_a[r] · Σ_k (w − zp_w[c]) − zp_w[c] · Σ_k q[r])
 //! ```
 //!
-//! (`acc = Σ_k q[r, k] · w[k, c]` over the stored codes; the corrections make it
-//! `Σ_k (q − zp_a)(w − zp_w)`, exactly, in wrapping `i32`).
+//! (`acc = Σ_k q[r, k] · w[k, c]` over the stored codes, after taking off
+//! `W_OFFSET · Σ_k q[r]` for a [`Dot8`] type that offsets the codes; the corrections
+//! make it `Σ_k (q − zp_a)(w − zp_w)`, exactly, in wrapping `i32`).
 //!
 //! Integer sums are exact in any order, so the blocking (rows per block, partial sums,
 //! groups of vectors) may differ per instruction set and per block height: results
@@ -21,7 +22,7 @@ use crate::pack::{QuantView, LANES};
 use crate::simd::{Dot8, V16};
 
 /// Quantization parameters of one operand row: scale, zero point, and the sum of its
-/// codes (for the weights' zero points).
+/// codes (for the weights' zero points and [`Dot8::W_OFFSET`]).
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub(crate) struct RowQuant {
@@ -181,14 +182,20 @@ unsafe fn scale_tile<V: V16, D: Dot8, const NP: usize>(
         unsafe {
             a.store(sums.as_mut_ptr());
             let col_sum = q.col_sum.add(c0);
+            // `D`'s offset on every weight code (`rq.sum` is the row's code sum).
+            let offset = D::W_OFFSET.wrapping_mul(rq.sum);
             if q.zero_point.is_null() {
                 for (l, (s, f)) in sums.iter().zip(f.iter_mut()).enumerate() {
-                    *f = s.wrapping_sub(rq.zero_point.wrapping_mul(*col_sum.add(l))) as f32;
+                    *f = s
+                        .wrapping_sub(offset)
+                        .wrapping_sub(rq.zero_point.wrapping_mul(*col_sum.add(l)))
+                        as f32;
                 }
             } else {
                 let zp = q.zero_point.add(c0);
                 for (l, (s, f)) in sums.iter().zip(f.iter_mut()).enumerate() {
                     let v = s
+                        .wrapping_sub(offset)
                         .wrapping_sub(rq.zero_point.wrapping_mul(*col_sum.add(l)))
                         .wrapping_sub(rq.sum.wrapping_mul(*zp.add(l)));
                     *f = v as f32;
@@ -216,7 +223,7 @@ unsafe fn tile<D: Dot8, const M: usize, const NP: usize>(
 ) -> [[D; NP]; M] {
     let split = M <= 2 && 2 * M * NP <= D::MAX_ACC;
     let fit = (D::MAX_ACC / (M * if split { 2 } else { 1 })).max(1);
-    let gs = (1..=NP.min(fit))
+    let gs = (1..=NP.min(fit).min(D::MAX_GS))
         .rev()
         .find(|&g| NP.is_multiple_of(g))
         .unwrap_or(1);

@@ -4,7 +4,7 @@
 //! (`vpdpbusd`; `vpmaddubsw` + `vpmaddwd`; `vpmaddwd` on widened codes; scalar code);
 //! every implementation computes the same exact sums.
 
-/// 16 lanes of `i32` sums `Σ_k a[k] · w[k, lane]`, `a` unsigned 8-bit codes and `w`
+/// 16 lanes of `i32` sums `Σ_k a[k] · (w[k, lane] + W_OFFSET)`, `a` unsigned 8-bit codes and `w`
 /// signed 8-bit codes, taken four `k` at a time: weights as 64 bytes (lane `l` in bytes
 /// `4l .. 4l + 4`, the packing of `pack::int8`), activations as 4 bytes broadcast to
 /// every lane. Sums wrap modulo 2³² (the drivers keep the exact sums in range).
@@ -18,6 +18,13 @@ pub(crate) unsafe trait Dot8: Copy {
     const MAX_ACC: usize;
     /// Rows per register block.
     const MR: usize;
+    /// The most 16-lane weight vectors a block may keep live at once (types whose
+    /// [`W`](Dot8::W) takes many registers keep it small).
+    const MAX_GS: usize = 6;
+    /// What the type adds to every weight code: `dot` computes `Σ a · (w + W_OFFSET)`,
+    /// and the walk subtracts `W_OFFSET · Σ a` per row (a type may work on the codes
+    /// made unsigned, `w + 128`, to widen them cheaply).
+    const W_OFFSET: i32 = 0;
     /// 16 lanes × 4 weight codes, as loaded (possibly pre-split for the instructions).
     type W: Copy;
     /// 4 activation codes broadcast, as the instructions take them.
@@ -28,7 +35,7 @@ pub(crate) unsafe trait Dot8: Copy {
     unsafe fn load_w(p: *const i8) -> Self::W;
     /// Broadcasts the 4 activation codes at `p` (no alignment needed).
     unsafe fn splat_a(p: *const u8) -> Self::A;
-    /// `self + Σ_{j<4} a[j] · w[4l + j]` per lane `l`.
+    /// `self + Σ_{j<4} a[j] · (w[4l + j] + W_OFFSET)` per lane `l`.
     unsafe fn dot(self, a: Self::A, w: Self::W) -> Self;
     /// Lane-wise `self + o` (wrapping).
     unsafe fn add(self, o: Self) -> Self;

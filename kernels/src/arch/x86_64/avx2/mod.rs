@@ -7,7 +7,7 @@ pub(crate) mod vector;
 
 use crate::arch::{define_activation_entries, define_backend, define_i8_entry, impl_backend};
 use crate::isa::{isa_features, Isa};
-use dot8::{MaddSplit, Maddubs};
+use dot8::{MaddWords, Maddubs};
 use vector::Avx2x2;
 
 isa_features!(
@@ -34,12 +34,12 @@ isa_features!(
 isa_features!(
     avx2,
     define_i8_entry!(
-        /// `vpmaddubsw` on split activation bytes (exact for every code).
-        madd_split, vector: Avx2x2, dot: MaddSplit, extra: [], features:
+        /// `vpmaddwd` on codes widened to words (exact for every code).
+        madd_words, vector: Avx2x2, dot: MaddWords, extra: [], features:
     )
 );
 
-/// The int8 product: `vpmaddubsw` when the pairs fit, else the split form.
+/// The int8 product: `vpmaddubsw` when the pairs fit, else `vpmaddwd` on words.
 ///
 /// # Safety
 /// AVX2's features were detected; `walk_i8::run`'s contract.
@@ -56,7 +56,7 @@ unsafe fn panels_i8<const NP: usize, E: crate::kernel::Epilogue<Avx2x2, NP>>(
         if pairs_fit {
             madd_fast::<NP, E>(job, panels, reverse, epi)
         } else {
-            madd_split::<NP, E>(job, panels, reverse, epi)
+            madd_words::<NP, E>(job, panels, reverse, epi)
         }
     }
 }

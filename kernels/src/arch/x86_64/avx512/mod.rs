@@ -9,7 +9,7 @@ pub(crate) mod vector;
 use core::arch::x86_64::__m512;
 use std::ops::Range;
 
-use crate::arch::x86_64::avx2::dot8::{MaddSplit, Maddubs};
+use crate::arch::x86_64::avx2::dot8::{MaddWords, Maddubs};
 use crate::arch::{
     define_activation_entries, define_backend, define_i8_entry, impl_backend, Backend, Blocked,
     Path,
@@ -113,8 +113,8 @@ isa_features!(
 isa_features!(
     avx512,
     define_i8_entry!(
-        /// `vpmaddubsw` on split activation bytes (exact for every code).
-        madd_split, vector: __m512, dot: MaddSplit, extra: ["avx2"], features:
+        /// `vpmaddwd` on codes widened to words (exact for every code).
+        madd_words, vector: __m512, dot: MaddWords, extra: ["avx2"], features:
     )
 );
 
@@ -130,7 +130,7 @@ pub(crate) fn has_vnni() -> bool {
 }
 
 /// The int8 product of the AVX-512 path: `vpdpbusd` with AVX512-VNNI, else the AVX2
-/// products (`vpmaddubsw` when the pairs fit, else the split form).
+/// products (`vpmaddubsw` when the pairs fit, else `vpmaddwd` on widened codes).
 ///
 /// # Safety
 /// AVX-512's features were detected; `walk_i8::run`'s contract.
@@ -150,7 +150,7 @@ unsafe fn panels_i8<const NP: usize, E: Epilogue<__m512, NP>>(
         } else if pairs_fit {
             madd_fast::<NP, E>(job, panels, reverse, epi)
         } else {
-            madd_split::<NP, E>(job, panels, reverse, epi)
+            madd_words::<NP, E>(job, panels, reverse, epi)
         }
     }
 }
