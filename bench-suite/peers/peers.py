@@ -52,7 +52,11 @@ channel (scale = max|w| / 127, as `PackedRnn::<i8>::pack` does):
                 No RNN (quantize_dynamic does not replace nn.RNN).
   onnxruntime:  one com.microsoft.DynamicQuantizeLSTM node: W [1, I, 4H], R [1, H, 4H]
                 int8 (transposed, ONNX gate order), per-channel scales [1, 4H], zero
-                points 0, B; LSTM only (isa = "mlas").
+                points 0, B; LSTM only (isa = "mlas"). On a CPU without VNNI its
+                u8 x s8 product (vpmaddubsw) saturates pairs of products that
+                overflow int16, so its results are not exact there: the self-check
+                then proves that (weights within +-63 codes, which cannot saturate,
+                must match) and its rows are marked isa = "mlas/saturating".
 
 GFLOP/s of a training step counts the backward's products too: 3*2*T*B*G*H*(I+H)
 (forward; backward: dh through W_hh, dW_hh, dW_ih, dx, each the size of a forward
@@ -401,19 +405,20 @@ def make_ort_session(cell, b, h, i, t, w, r, bias, threads):
     return ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
 
 
-def quantize_per_channel(w):
-    """Symmetric per-row int8 codes and scales of a [rows, k] float32 matrix."""
+def quantize_per_channel(w, max_code=127):
+    """Symmetric per-row int8 codes (within +-max_code) and scales of a [rows, k] float32
+    matrix."""
     m = np.abs(w).max(axis=1)
-    scale = np.where(m > 0, m / 127.0, 1.0).astype(np.float32)
-    codes = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
+    scale = np.where(m > 0, m / float(max_code), 1.0).astype(np.float32)
+    codes = np.clip(np.rint(w / scale[:, None]), -max_code, max_code).astype(np.int8)
     return codes, scale
 
 
-def make_ort_int8_session(b, h, i, t, w, r, bias, threads):
+def make_ort_int8_session(b, h, i, t, w, r, bias, threads, max_code=127):
     """A one-node com.microsoft.DynamicQuantizeLSTM session on f32 ONNX weights w [1, 4H, I],
     r [1, 4H, H], quantized per channel; also returns the dequantized (w, r)."""
-    wq, ws = quantize_per_channel(w[0])
-    rq, rs = quantize_per_channel(r[0])
+    wq, ws = quantize_per_channel(w[0], max_code)
+    rq, rs = quantize_per_channel(r[0], max_code)
     inits = [
         numpy_helper.from_array(np.ascontiguousarray(wq.T[None]), "W"),
         numpy_helper.from_array(np.ascontiguousarray(rq.T[None]), "R"),
@@ -522,23 +527,18 @@ def self_check(threads, tol=1e-5):
     return ok
 
 
-def int8_self_check(threads, tol=1e-2):
-    """Tiny config: ORT's DynamicQuantizeLSTM must stay within `tol` of torch's f32 LSTM on
-    the dequantized weights (the difference is the run-time quantization of x and h), and
-    torch's dynamic quantized LSTM / GRU within `tol` of the f32 module on its dequantized
-    weights. A difference of exactly 0 fails too (the int8 path did not run).
+# Set by the self-check when ORT's int8 product saturates on this CPU (module docs).
+ORT_INT8_SATURATES = False
 
-    `tol`: 8-bit activations over a block in [-1, 1] are off by at most half a step, 1/255;
-    times the row sums of |W| (about (I + H) / (2 sqrt(H)) = 3.5 here) that is up to 1.4e-2
-    on one step's pre-activations, and the gates (slopes <= 1) and the state's decay keep
-    the outputs' error below that. Observed: 1.0e-3 (ORT LSTM), 2.0e-3 / 4.4e-3 (torch
-    LSTM / GRU). A wrong scale, zero point or gate order is off by 0.1 or more."""
+
+def ort_int8_error(threads, max_code):
+    """Max |DynamicQuantizeLSTM - torch's f32 LSTM on the dequantized weights| on the
+    self-check's tiny config, weights quantized within +-max_code."""
     b, h, i, t = 3, 16, 12, 5
-    ok = True
     x = torch.rand(t, b, i, generator=torch.Generator().manual_seed(7)) * 2 - 1
     m = make_torch("lstm", h, i, 123)
     w, r, bias = torch_to_onnx_weights("lstm", m)
-    sess, (wd, rd) = make_ort_int8_session(b, h, i, t, w, r, bias, threads)
+    sess, (wd, rd) = make_ort_int8_session(b, h, i, t, w, r, bias, threads, max_code)
     y_o, yh_o = sess.run(None, {"X": x.numpy()})
     # torch's f32 LSTM on the same dequantized weights (ONNX gate order i,o,f,c -> torch i,f,g,o).
     def torch_order(a):
@@ -550,11 +550,44 @@ def int8_self_check(threads, tol=1e-2):
     with torch.inference_mode():
         y_f, yh_f = m(x)
     y_f, yh_f = y_f.numpy(), yh_f[0].numpy()
-    err = float(max(np.abs(y_o[:, 0] - y_f).max(), np.abs(yh_o - yh_f).max()))
+    return float(max(np.abs(y_o[:, 0] - y_f).max(), np.abs(yh_o - yh_f).max()))
+
+
+def int8_self_check(threads, tol=1e-2):
+    """Tiny config (B=3 H=16 I=12 T=5): ORT's DynamicQuantizeLSTM must stay within `tol` of
+    torch's f32 LSTM on the dequantized weights (the difference is the run-time quantization
+    of x and h), and torch's dynamic quantized LSTM / GRU within `tol` of the f32 module on
+    its dequantized weights. A difference of exactly 0 fails too (the int8 path did not run).
+
+    `tol`: 8-bit activations over a block in [-1, 1] are off by at most half a step, 1/255;
+    times the row sums of |W| (about (I + H) / (2 sqrt(H)) = 3.5 here) that is up to 1.4e-2
+    on one step's pre-activations, and the gates (slopes <= 1) and the state's decay keep
+    the outputs' error below that. Observed: 1.0e-3 (ORT LSTM), 2.0e-3 / 4.4e-3 (torch
+    LSTM / GRU). A wrong scale, zero point or gate order is off by 0.1 or more.
+
+    ORT on a CPU without VNNI (vpmaddubsw, whose int16 pair sums saturate) was off by
+    9.5e-2 on an AVX2-only Zen 1, and by 1.05e-3 with the weights within +-63 codes (no
+    pair can saturate: 2 * 255 * 63 < 32768). So when the full-range check fails, the
+    +-63 one runs: if it passes, the only fault is the saturation, ORT is timed (the
+    speed of a kernel that skips exactness), and its rows say so (isa
+    "mlas/saturating")."""
+    global ORT_INT8_SATURATES
+    ok = True
+    err = ort_int8_error(threads, 127)
     good = 0 < err <= tol
-    ok &= good
     log(f"[peers] int8 self-check onnxruntime lstm: max |DynamicQuantizeLSTM - torch f32 LSTM on the "
-        f"dequantized weights| = {err:.2e} (B={b} H={h} I={i} T={t}) -> {'ok' if good else 'MISMATCH'}")
+        f"dequantized weights| = {err:.2e} (B=3 H=16 I=12 T=5) -> {'ok' if good else 'MISMATCH'}")
+    if not good:
+        err63 = ort_int8_error(threads, 63)
+        ORT_INT8_SATURATES = 0 < err63 <= tol
+        log(f"[peers] int8 self-check onnxruntime lstm, weights within +-63 codes (cannot "
+            f"saturate vpmaddubsw): {err63:.2e} -> "
+            + ("ok: ORT saturates on this CPU; timed, marked mlas/saturating"
+               if ORT_INT8_SATURATES else "MISMATCH"))
+        good = ORT_INT8_SATURATES
+    ok &= good
+    h, i, t = 16, 12, 5
+    x = torch.rand(t, 3, i, generator=torch.Generator().manual_seed(7)) * 2 - 1
     for cell in INT8_CELLS["torch"]:
         q, m = make_torch_int8(cell, h, i, 123)
         with torch.no_grad():  # the f32 module on the weights torch quantized, dequantized
@@ -622,7 +655,7 @@ def main(args):
                     log(f"[peers] {impl}: no int8 {cell} {args.pass_} peer; skipping")
                     continue
                 if dtype == "int8":
-                    isa = "mlas" if impl == "onnxruntime" else (
+                    isa = ("mlas/saturating" if ORT_INT8_SATURATES else "mlas") if impl == "onnxruntime" else (
                         f"{torch.backends.quantized.engine}/{torch.backends.cpu.get_cpu_capability().lower()}")
                 else:
                     isa = torch_isa(cell, TORCH_DTYPES[dtype], args.pass_) if impl == "torch" else "mlas"
