@@ -1,7 +1,8 @@
 //! int8 weights (`PackedRnn::<i8>`: `pack` of the problem's f32 weights, and
 //! `from_quantized` of codes at the ends of the int8 range with uint8-style zero
 //! points) at every available ISA and every activation scheme, against the naive int8
-//! oracle on small one-layer problems whose values include NaN, ±inf and huge numbers.
+//! oracle on small one-layer problems whose values include NaN, ±inf and huge numbers;
+//! an LSTM is TFLite's layer-norm one an input in four (`with_layer_norm`).
 //! See `rnn_fuzz::int8` (fuzz/src/int8.rs) for exactly what is compared and why.
 #![no_main]
 
@@ -17,6 +18,9 @@ fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
     let Ok(mut p) = arbitrary_problem(&mut u) else { return };
     one_layer(&mut p);
+    if with_layer_norm(&mut u, &mut p).is_err() {
+        return;
+    }
     let Ok(imported) = imported_weights(&mut u, &p) else { return };
     let quantized = quantize_weights(&p.cfg, &views(&p.weights)).expect("valid weights");
     let packed = PackedRnn::<i8>::pack(&p.cfg, &views(&p.weights)).expect("pack accepts valid weights");

@@ -58,7 +58,7 @@ fn bits(v: &[f32]) -> Vec<u32> {
 
 #[test]
 fn int8_cell_steps_match_the_sequence_forward() {
-    for (n, kind) in variants::all(5)
+    for (n, kind) in variants::all_with_layer_norm(5)
         .into_iter()
         .filter(|&c| variants::int8_capable(c))
         .enumerate()

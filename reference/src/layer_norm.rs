@@ -87,10 +87,18 @@ pub(crate) struct LstmRow<T> {
     pub(crate) m: Vec<T>,
 }
 
+/// What a layer-norm LSTM row takes besides its products: the scales `γ` (`[G·H]`),
+/// the biases (`[G·H]`, added after the normalisation) and the peepholes, as `T`.
+pub(crate) struct NormWeights<'a, T> {
+    pub(crate) gamma: &'a [T],
+    pub(crate) b_ih: Option<&'a [T]>,
+    pub(crate) b_hh: Option<&'a [T]>,
+    pub(crate) peephole: Option<&'a [T]>,
+}
+
 /// One row of TFLite's layer-norm LSTM (`LstmStepFloat` with layer norm) on the inputs
-/// `x`, `h` (as the products read them) and `c`: i, f and g from `c`, then `c'`, then o
-/// from `c'` (its peephole sees `c'`); each gate block normalised as a whole, so a gate
-/// needs every unit's `z` before any unit's activation. CIFG: `i = 1 − f`.
+/// `x`, `h` (as the products read them) and `c`: [`lstm_row_on_sums`] of the products
+/// `W_ih x + W_hh h`.
 pub(crate) fn lstm_row<T: Real>(
     v: &LstmVariant,
     w: &LayerWeights<'_, T>,
@@ -99,10 +107,36 @@ pub(crate) fn lstm_row<T: Real>(
     h: &[T],
     c: &[T],
 ) -> LstmRow<T> {
+    let blk = LstmBlocks::of(v);
+    let (k_in, k_h) = (x.len(), h.len());
+    let sums: Vec<T> = (0..(blk.o + 1) * c.len())
+        .map(|r| {
+            dot(&w.w_ih[r * k_in..(r + 1) * k_in], x) + dot(&w.w_hh[r * k_h..(r + 1) * k_h], h)
+        })
+        .collect();
+    let nw = NormWeights {
+        gamma: w.layer_norm.expect("checked by check_weights"),
+        b_ih: w.b_ih,
+        b_hh: w.b_hh,
+        peephole: w.peephole,
+    };
+    lstm_row_on_sums(v, &nw, acts, &sums, c)
+}
+
+/// One row of the layer-norm LSTM from its gate rows' product sums `sums` (`[G·H]`, no
+/// bias, no peephole; the int8 oracle's come from integer products): i, f and g from
+/// `c`, then `c'`, then o from `c'` (its peephole sees `c'`); each gate block normalised
+/// as a whole, so a gate needs every unit's `z` before any unit's activation. CIFG:
+/// `i = 1 − f`.
+pub(crate) fn lstm_row_on_sums<T: Real>(
+    v: &LstmVariant,
+    w: &NormWeights<'_, T>,
+    acts: GateActivations,
+    sums: &[T],
+    c: &[T],
+) -> LstmRow<T> {
     let hid = c.len();
     let blk = LstmBlocks::of(v);
-    let gamma = w.layer_norm.expect("checked by check_weights");
-    let (k_in, k_h) = (x.len(), h.len());
     let mut row = LstmRow {
         z: vec![T::ZERO; (blk.o + 1) * hid],
         act: vec![T::ZERO; (blk.o + 1) * hid],
@@ -114,18 +148,16 @@ pub(crate) fn lstm_row<T: Real>(
         |row: &mut LstmRow<T>, k: usize, pk: Option<usize>, state: &[T], act: Activation| {
             let rows = k * hid..(k + 1) * hid;
             for (j, r) in rows.clone().enumerate() {
-                let z = dot(&w.w_ih[r * k_in..(r + 1) * k_in], x)
-                    + dot(&w.w_hh[r * k_h..(r + 1) * k_h], h);
                 row.z[r] = match (w.peephole, pk) {
-                    (Some(p), Some(pk)) => z + p[pk * hid + j] * state[j],
-                    _ => z,
+                    (Some(p), Some(pk)) => sums[r] + p[pk * hid + j] * state[j],
+                    _ => sums[r],
                 };
             }
             let nrm = normalize(&row.z[rows.clone()]);
             for (j, r) in rows.enumerate() {
                 let u = scaled(
                     nrm.n[j],
-                    gamma[r],
+                    w.gamma[r],
                     w.b_ih.map(|b| b[r]),
                     w.b_hh.map(|b| b[r]),
                 );

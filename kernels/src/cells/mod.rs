@@ -86,15 +86,6 @@ impl<W: Storage> CellWeights<W> {
         cfg: &RnnConfig,
         w: &LayerWeights<'_, S>,
     ) -> Result<(Self, Vec<f32>)> {
-        if W::QUANTIZED && cfg.cell.layer_norm() {
-            return Err(Error::Invalid {
-                arg: "cell".into(),
-                expected: "a variant the int8 path runs (not the layer-norm LSTM: its \
-                           int8 oracle does not exist yet)"
-                    .into(),
-                actual: format!("{:?}", cfg.cell),
-            });
-        }
         Ok(match cfg.cell {
             CellKind::Rnn(_) => (
                 CellWeights::Rnn(rnn::Rnn::pack(cfg, w)),

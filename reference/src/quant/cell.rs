@@ -6,9 +6,11 @@
 //! carry the bound on an `f32` implementation's error), on the cell equations of the
 //! golden README.
 
+use crate::activation::GateActivations;
 use crate::cell::check_attention;
 use crate::cell_kind::{CellKind, GruVariant, LstmBlocks, LstmVariant};
 use crate::error::{Error, Result};
+use crate::layer_norm::{lstm_row_on_sums, normalize, NormWeights};
 use crate::spec::RnnConfig;
 use crate::Real;
 
@@ -209,62 +211,71 @@ pub fn step_from_input_products<R: Real>(
                 ..
             },
         ) => {
-            if layer_norm {
-                return Err(unsupported(cfg));
-            }
-            let blk = LstmBlocks::of(&v);
             let c = c.ok_or_else(|| Error::invalid("c", "the cell state [B, H]", "None"))?;
-            let pc = |k: usize, j: usize, c: R| w.peephole.map(|p| val(p[k * hid + j]) * c);
-            for b in 0..batch {
-                for j in 0..hid {
-                    let c_old = c[b * hid + j];
-                    // Gate `gate`'s pre-activation and the sum of its terms' magnitudes.
-                    let part = |gate: usize, peep: Option<R>| {
-                        let r = gate * hid + j;
-                        let (x, y, z) = (val(gx[at(b, r)]), val(gh[at(b, r)]), bias(r));
-                        let terms = mag(x) + mag(y) + mag(z) + peep.map_or(0.0, mag);
-                        let pre = match peep {
-                            Some(p) => x + y + z + p,
-                            None => x + y + z,
-                        };
-                        (clip(pre), terms)
-                    };
-                    let (pf, tf) = part(blk.f, pc(blk.p_f, j, c_old));
-                    let (i, f, ti) = match blk.i.zip(blk.p_i) {
-                        // TFLite's CIFG: i = 1 − f (no input gate row).
-                        None => {
-                            let f = pf.gate_activation(acts.f);
-                            (R::ONE - f, f, 0.0)
-                        }
-                        Some((ki, pk)) => {
-                            let (pi, ti) = part(ki, pc(pk, j, c_old));
-                            let i = pi.gate_activation(acts.f);
-                            // ONNX `input_forget`: f = 1 − i (the forget row acts
-                            // nowhere).
-                            let f = if coupling == crate::GateCoupling::InputForget {
-                                R::ONE - i
-                            } else {
-                                pf.gate_activation(acts.f)
+            if layer_norm {
+                layer_norm_rows(
+                    &v,
+                    w,
+                    acts,
+                    (gx, &gh, c),
+                    hid,
+                    &mut out,
+                    (&mut second, &mut second_err),
+                )?;
+            } else {
+                let blk = LstmBlocks::of(&v);
+                let pc = |k: usize, j: usize, c: R| w.peephole.map(|p| val(p[k * hid + j]) * c);
+                for b in 0..batch {
+                    for j in 0..hid {
+                        let c_old = c[b * hid + j];
+                        // Gate `gate`'s pre-activation and the sum of its terms' magnitudes.
+                        let part = |gate: usize, peep: Option<R>| {
+                            let r = gate * hid + j;
+                            let (x, y, z) = (val(gx[at(b, r)]), val(gh[at(b, r)]), bias(r));
+                            let terms = mag(x) + mag(y) + mag(z) + peep.map_or(0.0, mag);
+                            let pre = match peep {
+                                Some(p) => x + y + z + p,
+                                None => x + y + z,
                             };
-                            (i, f, ti)
+                            (clip(pre), terms)
+                        };
+                        let (pf, tf) = part(blk.f, pc(blk.p_f, j, c_old));
+                        let (i, f, ti) = match blk.i.zip(blk.p_i) {
+                            // TFLite's CIFG: i = 1 − f (no input gate row).
+                            None => {
+                                let f = pf.gate_activation(acts.f);
+                                (R::ONE - f, f, 0.0)
+                            }
+                            Some((ki, pk)) => {
+                                let (pi, ti) = part(ki, pc(pk, j, c_old));
+                                let i = pi.gate_activation(acts.f);
+                                // ONNX `input_forget`: f = 1 − i (the forget row acts
+                                // nowhere).
+                                let f = if coupling == crate::GateCoupling::InputForget {
+                                    R::ONE - i
+                                } else {
+                                    pf.gate_activation(acts.f)
+                                };
+                                (i, f, ti)
+                            }
+                        };
+                        let (pg, tg) = part(blk.g, None);
+                        let gg = pg.gate_activation(acts.g);
+                        let c_new = f * c_old + i * gg;
+                        let (po, to) = part(blk.o, pc(blk.p_o, j, c_new));
+                        let m = po.gate_activation(acts.f) * c_new.gate_activation(acts.h);
+                        out.c.push(c_new);
+                        if proj_size.is_some() {
+                            let terms = ti.max(tf).max(tg).max(to);
+                            let state = mag(c_old).max(mag(c_new));
+                            second.push(m.to_f64() as f32);
+                            second_err.push(
+                                m.error_bound()
+                                    .unwrap_or_else(|| second_operand_error(terms, state)),
+                            );
+                        } else {
+                            out.h.push(m);
                         }
-                    };
-                    let (pg, tg) = part(blk.g, None);
-                    let gg = pg.gate_activation(acts.g);
-                    let c_new = f * c_old + i * gg;
-                    let (po, to) = part(blk.o, pc(blk.p_o, j, c_new));
-                    let m = po.gate_activation(acts.f) * c_new.gate_activation(acts.h);
-                    out.c.push(c_new);
-                    if proj_size.is_some() {
-                        let terms = ti.max(tf).max(tg).max(to);
-                        let state = mag(c_old).max(mag(c_new));
-                        second.push(m.to_f64() as f32);
-                        second_err.push(
-                            m.error_bound()
-                                .unwrap_or_else(|| second_operand_error(terms, state)),
-                        );
-                    } else {
-                        out.h.push(m);
                     }
                 }
             }
@@ -370,6 +381,79 @@ pub fn step_from_input_products<R: Real>(
     Ok(out)
 }
 
+/// The layer-norm LSTM's rows after the products (`gx`, `gh`: `[B, G·H]`, no bias):
+/// TFLite's row ([`lstm_row_on_sums`]) per batch row; `c'` into `out.c`, and `m` into
+/// `out.h`, or, projected, into the second operand with its error bound: the tracked
+/// one where `R` carries one, else [`layer_norm_error`]'s estimate.
+fn layer_norm_rows<R: Real>(
+    v: &LstmVariant,
+    w: &QuantizedLayerWeights<'_>,
+    acts: GateActivations,
+    (gx, gh, c): (&[f32], &[f32], &[R]),
+    hid: usize,
+    out: &mut QuantStepOutput<R>,
+    (second, second_err): (&mut Vec<f32>, &mut Vec<f64>),
+) -> Result<()> {
+    let val = |v: &f32| R::from_f64(f64::from(*v));
+    let conv = |s: Option<&[f32]>| s.map(|s| s.iter().map(val).collect::<Vec<R>>());
+    let gamma = conv(w.layer_norm)
+        .ok_or_else(|| Error::invalid("layer_norm", "the scales [G*H]", "None"))?;
+    let (b_ih, b_hh, peephole) = (conv(w.b_ih), conv(w.b_hh), conv(w.peephole));
+    let nw = NormWeights {
+        gamma: &gamma,
+        b_ih: b_ih.as_deref(),
+        b_hh: b_hh.as_deref(),
+        peephole: peephole.as_deref(),
+    };
+    let n = gamma.len();
+    for (b, c_old) in c.chunks_exact(hid).enumerate() {
+        let sums: Vec<R> = (b * n..(b + 1) * n)
+            .map(|e| val(&gx[e]) + val(&gh[e]))
+            .collect();
+        let row = lstm_row_on_sums(v, &nw, acts, &sums, c_old);
+        if v.proj_size.is_some() {
+            for (j, m) in row.m.iter().enumerate() {
+                second.push(m.to_f64() as f32);
+                second_err.push(m.error_bound().unwrap_or_else(|| {
+                    let state = c_old[j].to_f64().abs().max(row.c[j].to_f64().abs());
+                    second_operand_error(layer_norm_error(&nw, &row.z, hid, j), state)
+                }));
+            }
+        } else {
+            out.h.extend_from_slice(&row.m);
+        }
+        out.c.extend_from_slice(&row.c);
+    }
+    Ok(())
+}
+
+/// The `terms` of [`second_operand_error`] for unit `j` of a layer-norm LSTM row with
+/// sums `z`: the normalisation divides an `f32` implementation's errors in `z` by the
+/// block's spread `σ`. Each `z` is the sum of two values both sides hold exactly and a
+/// peephole product (two roundings), and the mean sums `H` of them in any order, so `z −
+/// μ` errs by at most about `(H + 2)·u·max|z|`, and so does `σ` (a deviation of `e` in
+/// each `z` moves it by at most `e`). So `n_j = (z_j − μ) / σ` errs by at most
+/// `(H + 2)·u·max|z|·(1 + |n_j|) / σ`, and the activation's argument `γ_j n_j + b_j` by
+/// `|γ_j|` times that: as `terms` (whose `2u·terms` the estimate counts), half of
+/// `|γ_j|·(H + 2)·max|z|·(1 + |n_j|) / σ` per gate, summed over the gates, plus the
+/// arguments' own magnitudes.
+fn layer_norm_error<R: Real>(w: &NormWeights<'_, R>, z: &[R], hid: usize, j: usize) -> f64 {
+    let mut terms = 0.0;
+    for (k, block) in z.chunks_exact(hid).enumerate() {
+        let nrm = normalize(block);
+        let inv = nrm.inv.to_f64().abs();
+        let zmax = block.iter().fold(0.0f64, |m, v| m.max(v.to_f64().abs()));
+        let nj = nrm.n[j].to_f64().abs();
+        let g = w.gamma[k * hid + j].to_f64().abs();
+        let bias = |b: Option<&[R]>| b.map_or(0.0, |b| b[k * hid + j].to_f64().abs());
+        terms += 0.5 * g * (hid as f64 + 2.0) * zmax * (1.0 + nj) * inv
+            + g * nj
+            + bias(w.b_ih)
+            + bias(w.b_hh);
+    }
+    terms
+}
+
 /// The scales (or zero points) of rows `from..` of a matrix: all of them when there is
 /// one per tensor.
 fn scales_from<T>(s: &[T], from: usize) -> &[T] {
@@ -378,14 +462,6 @@ fn scales_from<T>(s: &[T], from: usize) -> &[T] {
     } else {
         &s[from..]
     }
-}
-
-fn unsupported(cfg: &RnnConfig) -> Error {
-    Error::invalid(
-        "cell",
-        "a variant the int8 oracle implements",
-        format!("{:?}", cfg.cell),
-    )
 }
 
 /// One int8 step for `batch` rows: `x` (`[B, I]`) and `h` (`[B, H_out]`) quantized per
