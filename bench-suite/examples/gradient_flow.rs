@@ -132,6 +132,7 @@ fn gradient_norms(net: &Net) -> Result<Vec<f32>, String> {
             db_hh: None,
             dw_hr: None,
             dpeephole: None,
+            dlayer_norm: None,
         }];
         let grads = GradientsMut {
             dx: None,

@@ -49,8 +49,9 @@ pub struct Trainer<T: Element> {
     dy: Vec<T>,
     /// `∂L/∂x` and the parameter gradients of the last step.
     pub dx: Vec<f32>,
-    /// `∂W_ih`, `∂W_hh`, `∂b_ih`, `∂b_hh`.
-    pub grads: [Vec<f32>; 4],
+    /// `∂W_ih`, `∂W_hh`, `∂b_ih`, `∂b_hh`, and the layer norm's `∂γ` (empty for
+    /// other cells).
+    pub grads: [Vec<f32>; 5],
 }
 
 impl<T: Element> Trainer<T> {
@@ -77,6 +78,7 @@ impl<T: Element> Trainer<T> {
                 vec![0.0; p.w_hh.len()],
                 vec![0.0; p.b_ih.len()],
                 vec![0.0; p.b_hh.len()],
+                vec![0.0; p.layer_norm.len()],
             ],
         })
     }
@@ -97,7 +99,7 @@ impl<T: Element> Trainer<T> {
                 },
             )
             .map_err(|e| e.to_string())?;
-        let [w_ih, w_hh, b_ih, b_hh] = &mut self.grads;
+        let [w_ih, w_hh, b_ih, b_hh, ln] = &mut self.grads;
         let mut sets = [LayerGradsMut {
             dw_ih: w_ih,
             dw_hh: w_hh,
@@ -105,6 +107,7 @@ impl<T: Element> Trainer<T> {
             db_hh: Some(b_hh),
             dw_hr: None,
             dpeephole: None,
+            dlayer_norm: (!ln.is_empty()).then_some(ln),
         }];
         self.rnn
             .backward(

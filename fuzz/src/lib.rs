@@ -249,7 +249,7 @@ pub fn arbitrary_problem(u: &mut Unstructured<'_>) -> Result<Problem> {
 /// TFLite's layer norm for an LSTM that is not coupled the ONNX way, one input in four
 /// (its scales `1 ± 1/2` from a seed drawn here; no clip, which no peer combines with
 /// it). Drawn after everything [`arbitrary_problem`] draws, by the targets that run
-/// the layer-norm LSTM (the forward ones, f32 and int8: the kernels do not train it).
+/// the layer-norm LSTM (the forward ones, f32 and int8, and the backward).
 pub fn with_layer_norm(u: &mut Unstructured<'_>, p: &mut Problem) -> Result<()> {
     let CellKind::Lstm(v) = p.cfg.cell else {
         return Ok(());

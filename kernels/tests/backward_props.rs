@@ -200,11 +200,31 @@ proptest! {
         layers in 1usize..=2,
     ) {
         let (p, up) = backward_problem(seed, (i, h, b, t), layers, None);
-        match check(&p, &up) {
-            Err(e) => prop_assert!(false, "{}", e),
-            Ok(c) => prop_assert!(c.compared > 0 || c.ill == 0, "nothing compared: {:?}", c),
-        }
+        prop_check(&p, &up)?;
     }
+
+    /// The layer-norm LSTM, one step (see `layer_norm_step`).
+    #[test]
+    fn layer_norm_step_matches_reference(
+        seed in any::<u64>(),
+        i in 1usize..=40,
+        h in 2usize..=70,
+        b in 1usize..=5,
+        k in 0usize..4,
+    ) {
+        let (p, up) = layer_norm_step(seed, (i, h, b), k);
+        prop_check(&p, &up)?;
+    }
+}
+
+/// [`check`] as a property: no mismatch, and something compared unless everything was
+/// ill-conditioned.
+fn prop_check(p: &Problem, up: &Upstream) -> Result<(), TestCaseError> {
+    match check(p, up) {
+        Err(e) => prop_assert!(false, "{}", e),
+        Ok(c) => prop_assert!(c.compared > 0 || c.ill == 0, "nothing compared: {:?}", c),
+    }
+    Ok(())
 }
 
 /// Cases proptest once found (kept here, not in a regressions file: a saved proptest
@@ -359,4 +379,359 @@ fn half_precision_weights_give_f32_gradients() {
     run::<half::f16, f32>("f16 weights");
     run::<half::bf16, half::bf16>("bf16 weights and tensors");
     run::<half::f16, half::f16>("f16 weights and tensors");
+}
+
+// The layer-norm LSTM. Its normalisation divides each gate's sums by their spread, so
+// the test kit's worst-case bound multiplies at every step and layer (see
+// `kernels/tests/layer_norm.rs`) and is vacuous after a step or two, while the
+// kernels' errors stay at a few roundings. So its backward is checked in two parts
+// that each bite: one step (`T = 1`, one layer, any direction) against the bounded
+// reference, and sequences as chains of such steps, which the kernels must reproduce
+// exactly (`layer_norm_sequences_are_chained_steps`).
+
+/// A one-step, one-layer problem of layer-norm LSTM `k % 4` (the projected ones to
+/// `1 + H / 3` units), `H >= 2`.
+fn layer_norm_step(seed: u64, (i, h, b): (usize, usize, usize), k: usize) -> (Problem, Upstream) {
+    let cell = variants::layer_norm_lstms(1 + h / 3)[k % 4];
+    backward_problem(seed, (i, h, b, 1), 1, Some(cell))
+}
+
+/// One step of every layer-norm LSTM, f32 and half weights and tensors, at every ISA
+/// and mode: within the bound, which bites (fewer than 10% of the arrays
+/// ill-conditioned, and a visible part of it used: the largest usage per problem,
+/// median over problems), and a planted error of 2% of an array's largest value in any
+/// array fails the comparison.
+#[test]
+fn layer_norm_step_bound_bites() {
+    let mut usages = Vec::new();
+    let mut c = Checked::default();
+    for seed in 0..40u64 {
+        let (p, up) = layer_norm_step(700 + seed, (13, 37, 3), seed as usize);
+        c += check(&p, &up).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let Some(e) = reference(&p, &up) else {
+            continue;
+        };
+        let mut tws = TrainingWorkspace::new();
+        let got = try_train::<f32, f32>(&p, &up, Isa::best(), Activations::Keep, &mut tws).unwrap();
+        let mut usage = 0.0f64;
+        for (name, g, w, b) in arrays(&got, &e) {
+            if refuse_vacuous(&name, w, b).is_err() {
+                continue;
+            }
+            for ((g, w), b) in g.iter().zip(w).zip(b) {
+                usage = usage.max(excess(f64::from(*g), *w, *b));
+            }
+            for at in [0, g.len() / 2, g.len().saturating_sub(1)]
+                .into_iter()
+                .filter(|_| !g.is_empty())
+            {
+                let bad = planted(g, w, at);
+                assert!(
+                    compare(&name, &bad, w, b).is_err(),
+                    "seed {seed}: planted error in {name}[{at}] passed"
+                );
+            }
+        }
+        usages.push(usage);
+        let (q, u) = rounded::<half::bf16, half::bf16>(&p, &up);
+        if let Some(want) = reference(&q, &u) {
+            for isa in Isa::available() {
+                let got =
+                    try_train::<half::bf16, half::bf16>(&q, &u, isa, Activations::Keep, &mut tws)
+                        .unwrap();
+                compare_grads(&got, &want)
+                    .unwrap_or_else(|e| panic!("bf16 {isa} seed {seed}: {e}"));
+            }
+        }
+        let (q, u) = rounded::<half::f16, f32>(&p, &up);
+        if let Some(want) = reference(&q, &u) {
+            for isa in Isa::available() {
+                let got =
+                    try_train::<half::f16, f32>(&q, &u, isa, Activations::Recompute, &mut tws)
+                        .unwrap();
+                compare_grads(&got, &want).unwrap_or_else(|e| panic!("f16 {isa} seed {seed}: {e}"));
+            }
+        }
+    }
+    usages.sort_by(f64::total_cmp);
+    let median = usages[usages.len() / 2];
+    eprintln!(
+        "layer-norm step bound usage over {} problems: median {median:e}, max {:e}",
+        usages.len(),
+        usages[usages.len() - 1]
+    );
+    assert!(usages.len() >= 36, "too many problems skipped");
+    c.assert_mostly_compared("layer-norm step");
+    assert!(median >= 1e-4, "bound too loose: median usage {median:e}");
+}
+
+/// Step `t` of `p` alone (`T = 1`) from the states `h`, `c` (`[1, B, ·]`): rows past
+/// their length get length 0 (they do not run), the others 1. Upstream: `∂L/∂y` of that
+/// step and `dh`, `dc` as `∂L/∂h_n`, `∂L/∂c_n`, all zero but row `only`'s if given.
+fn one_step(
+    (p, up): (&Problem, &Upstream),
+    t: usize,
+    (h, c): (&[f32], &[f32]),
+    (dh, dc): (&[f32], &[f32]),
+    only: Option<usize>,
+) -> (Problem, Upstream) {
+    let (i, ho, nb) = (p.cfg.input_size, p.cfg.output_size(), p.shape.batch);
+    let mut q = p.clone();
+    q.shape = rnn_reference::SeqShape::new(1, nb).with_layout(p.shape.layout);
+    let rows = |v: &[f32], n: usize| -> Vec<f32> {
+        (0..nb)
+            .flat_map(|b| v[p.shape.row(t, b) * n..][..n].to_vec())
+            .collect()
+    };
+    q.x = rows(&p.x, i);
+    (q.h0, q.c0) = (Some(h.to_vec()), Some(c.to_vec()));
+    q.seq_lens = p
+        .seq_lens
+        .as_ref()
+        .map(|l| l.iter().map(|&n| usize::from(t < n)).collect());
+    let keep = |v: Vec<f32>, n: usize| -> Vec<f32> {
+        v.into_iter()
+            .enumerate()
+            .map(|(j, x)| {
+                if only.is_none_or(|b| j / n == b) {
+                    x
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    };
+    let u = Upstream {
+        dy: keep(rows(&up.dy, ho), ho),
+        dh_n: Some(keep(dh.to_vec(), ho)),
+        dc_n: Some(keep(dc.to_vec(), p.cfg.hidden_size)),
+    };
+    (q, u)
+}
+
+/// Sequences of a layer-norm LSTM (one layer, forward or reverse, 1 to 5 steps, with and
+/// without lengths, at every ISA and mode) are chains of one-step runs. The batch is 24
+/// rows, a multiple of every path's rows per register block, so that a row meets the
+/// same micro-kernel in a product over one step's rows as over all `T·B` (a block of 1
+/// or 2 rows sums in another order, see `kernel::microkernel::tile`). The forward:
+/// each step from the states the previous one reached (in the direction's order). The
+/// backward, per batch row and from the last step the row ran to the first: a one-step
+/// run with only that row's
+/// `∂L/∂y` and carried gradients nonzero (the other rows' gradients are then exactly
+/// 0). The sequence must give the chain's `y`, `∂x`, `∂h0` and `∂c0` bit for bit (the
+/// same operations on the same values; 0 where a row did not run), and parameter
+/// gradients within the rounding of summing the chain's terms in another order: each
+/// element of such a run's parameter gradient is one product of f32 values (rounded at
+/// most once), so over `n` terms `|sequence − Σ| ≤ (n + 2) 2⁻²⁴ Σ |term|` (Σ in f64).
+/// Each link is a one-step problem, which the bounded reference checks
+/// (`layer_norm_step_*`): together, the sequence is checked against exact arithmetic on
+/// the kernels' own values at every step.
+#[test]
+fn layer_norm_sequences_are_chained_steps() {
+    let mut tws = TrainingWorkspace::new();
+    let (mut lens_seen, mut rev_seen) = (0, 0);
+    // Bit for bit, but 0 == −0 (a carried 0 may change sign in a sum with +0).
+    let bits = |v: &[f32]| {
+        v.iter()
+            .map(|x| if *x == 0.0 { 0 } else { x.to_bits() })
+            .collect::<Vec<_>>()
+    };
+    for seed in 0..16u64 {
+        let (h, t) = ([5, 21, 37, 70][seed as usize % 4], 1 + seed as usize % 5);
+        let cell = variants::layer_norm_lstms(1 + h / 3)[(seed / 4) as usize % 4];
+        let (p, up) = (0..)
+            .map(|j| backward_problem(seed * 1000 + j, (9, h, 24, t), 1, Some(cell)))
+            .find(|(p, _)| p.cfg.num_directions() == 1)
+            .expect("two thirds of the problems run one direction");
+        let rev = p.cfg.direction.is_reverse(0);
+        rev_seen += usize::from(rev);
+        // Steps in the order the forward runs them.
+        let order: Vec<usize> = if rev {
+            (0..t).rev().collect()
+        } else {
+            (0..t).collect()
+        };
+        lens_seen += usize::from(p.seq_lens.is_some());
+        let (ho, hid, nb) = (p.cfg.output_size(), p.cfg.hidden_size, p.shape.batch);
+        let len = |b: usize| p.seq_lens.as_ref().map_or(t, |l| l[b]);
+        for isa in Isa::available() {
+            for mode in [Activations::Keep, Activations::Recompute] {
+                let ctx = format!(
+                    "seed {seed} {isa} {mode:?} {:?} lens {:?}",
+                    p.cfg, p.seq_lens
+                );
+                let full = try_train::<f32, f32>(&p, &up, isa, mode, &mut tws).unwrap();
+                // The forward's states before each step (`states[j]` before `order[j]`).
+                let zero = (vec![0.0; nb * ho], vec![0.0; nb * hid]);
+                let mut states = vec![(state(&p.h0, nb * ho), state(&p.c0, nb * hid))];
+                for (j, &s) in order.iter().enumerate() {
+                    let (h, c) = &states[j];
+                    let (q, u) = one_step((&p, &up), s, (h, c), (&zero.0, &zero.1), None);
+                    let got = try_train::<f32, f32>(&q, &u, isa, mode, &mut tws).unwrap();
+                    for b in 0..nb {
+                        let y = &full.y[p.shape.row(s, b) * ho..][..ho];
+                        assert_eq!(bits(&got.y[b * ho..][..ho]), bits(y), "{ctx}: y[{s}, {b}]");
+                    }
+                    states.push((got.h_n, got.c_n));
+                }
+                // Per parameter array: Σ terms and Σ |terms| (f64), and the terms' count.
+                let parts = named_parts(&full.weights[0]);
+                let mut sums: Vec<Vec<(f64, f64)>> = parts
+                    .iter()
+                    .map(|(_, v)| vec![(0.0, 0.0); v.len()])
+                    .collect();
+                let mut terms = 0usize;
+                let mut carry = (state(&up.dh_n, nb * ho), state(&up.dc_n, nb * hid));
+                for (j, &s) in order.iter().enumerate().rev() {
+                    for b in 0..nb {
+                        let dx = &full.dx[p.shape.row(s, b) * 9..][..9];
+                        if s >= len(b) {
+                            assert!(dx.iter().all(|v| *v == 0.0), "{ctx}: dx[{s}, {b}]");
+                            continue;
+                        }
+                        let (h, c) = &states[j];
+                        let (q, u) = one_step((&p, &up), s, (h, c), (&carry.0, &carry.1), Some(b));
+                        let got = try_train::<f32, f32>(&q, &u, isa, mode, &mut tws).unwrap();
+                        assert_eq!(bits(&got.dx[b * 9..][..9]), bits(dx), "{ctx}: dx[{s}, {b}]");
+                        for ((_, v), acc) in named_parts(&got.weights[0]).iter().zip(&mut sums) {
+                            for (a, &g) in acc.iter_mut().zip(v.iter()) {
+                                a.0 += f64::from(g);
+                                a.1 += f64::from(g).abs();
+                            }
+                        }
+                        terms += 1;
+                        carry.0[b * ho..][..ho].copy_from_slice(&got.dh0[b * ho..][..ho]);
+                        carry.1[b * hid..][..hid].copy_from_slice(&got.dc0[b * hid..][..hid]);
+                    }
+                }
+                assert_eq!(bits(&full.dh0), bits(&carry.0), "{ctx}: dh0");
+                assert_eq!(bits(&full.dc0), bits(&carry.1), "{ctx}: dc0");
+                let slack = (terms + 2) as f64 * f64::from(f32::EPSILON) / 2.0;
+                for ((name, v), acc) in parts.iter().zip(&sums) {
+                    for (j, (&g, &(sum, abs))) in v.iter().zip(acc).enumerate() {
+                        assert!(
+                            (f64::from(g) - sum).abs() <= slack * abs,
+                            "{ctx}: d{name}[{j}] = {g:e}, the chain's {sum:e} (Σ|terms| {abs:e}, {terms} terms)"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(lens_seen >= 4, "too few problems with lengths: {lens_seen}");
+    assert!(rev_seen >= 3, "too few reverse problems: {rev_seen}");
+}
+
+/// A `[1, B, ·]` state of `n` values (zeros if absent).
+fn state(v: &Option<Vec<f32>>, n: usize) -> Vec<f32> {
+    v.clone().unwrap_or_else(|| vec![0.0; n])
+}
+
+/// Layer `l` of `p` as a one-layer network: its weights, its blocks of the initial
+/// states and of `∂L/∂h_n`, `∂L/∂c_n`; input `x` (the layer below's output) and
+/// upstream `dy` given.
+fn one_layer(
+    (p, up): (&Problem, &Upstream),
+    l: usize,
+    x: Vec<f32>,
+    dy: Vec<f32>,
+) -> (Problem, Upstream) {
+    let nd = p.cfg.num_directions();
+    let mut q = p.clone();
+    q.cfg.num_layers = 1;
+    q.cfg.input_size = p.cfg.layer_input_size(l);
+    q.weights = p.weights[l * nd..][..nd].to_vec();
+    q.x = x;
+    let block = |v: &Option<Vec<f32>>| {
+        v.as_ref().map(|v| {
+            let n = v.len() / p.cfg.num_layers;
+            v[l * n..][..n].to_vec()
+        })
+    };
+    (q.h0, q.c0) = (block(&p.h0), block(&p.c0));
+    let u = Upstream {
+        dy,
+        dh_n: block(&up.dh_n),
+        dc_n: block(&up.dc_n),
+    };
+    (q, u)
+}
+
+/// A network of 2 or 3 layers is its layers run one after another: each layer a
+/// one-layer network whose input is the output of the one below, and whose `∂L/∂y` is
+/// the `∂x` of the one above. Every result, forward and backward, bit for bit (the same
+/// operations on the same values; the attention's gradient of one direction summed over
+/// the layers top down, as the driver does), for every variant (the layer-norm LSTM included), any
+/// direction, lengths, layout, ISA and mode. With the chained steps above, this carries
+/// the layer-norm LSTM's one-step check to sequences of several layers.
+#[test]
+fn layers_are_chained_networks() {
+    let mut tws = TrainingWorkspace::new();
+    let same = |a: &[f32], b: &[f32]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    };
+    let cells = variants::all_with_layer_norm(4);
+    for seed in 0..2 * cells.len() as u64 {
+        let cell = cells[seed as usize % cells.len()];
+        let layers = 2 + seed as usize % 2;
+        let (p, up) = backward_problem(900 + seed, (7, 19, 3, 3), layers, Some(cell));
+        for isa in Isa::available() {
+            for mode in [Activations::Keep, Activations::Recompute] {
+                let ctx = format!("seed {seed} {isa} {mode:?} {:?}", p.cfg);
+                let full = try_train::<f32, f32>(&p, &up, isa, mode, &mut tws).unwrap();
+                // Forward, bottom up: each layer's output (its backward comes later).
+                let mut x = p.x.clone();
+                let mut outs = Vec::new();
+                for l in 0..layers {
+                    let dy = vec![0.0; full.y.len()];
+                    let (q, u) = one_layer((&p, &up), l, x, dy);
+                    let got = try_train::<f32, f32>(&q, &u, isa, mode, &mut tws).unwrap();
+                    x = got.y.clone();
+                    outs.push(q.x);
+                }
+                assert!(same(&x, &full.y), "{ctx}: y");
+                // Backward, top down.
+                let mut dy = up.dy.clone();
+                let mut chained: Vec<Trained> = Vec::new();
+                for l in (0..layers).rev() {
+                    let (q, u) = one_layer((&p, &up), l, outs[l].clone(), dy);
+                    let got = try_train::<f32, f32>(&q, &u, isa, mode, &mut tws).unwrap();
+                    dy = got.dx.clone();
+                    chained.push(got);
+                }
+                chained.reverse();
+                assert!(same(&dy, &full.dx), "{ctx}: dx");
+                let cat = |f: fn(&Trained) -> &Vec<f32>| {
+                    chained
+                        .iter()
+                        .flat_map(|g| f(g).clone())
+                        .collect::<Vec<f32>>()
+                };
+                for (name, got, want) in [
+                    ("h_n", cat(|g| &g.h_n), &full.h_n),
+                    ("c_n", cat(|g| &g.c_n), &full.c_n),
+                    ("dh0", cat(|g| &g.dh0), &full.dh0),
+                    ("dc0", cat(|g| &g.dc0), &full.dc0),
+                ] {
+                    assert!(same(&got, want), "{ctx}: {name}");
+                }
+                // One direction: the same subtractions in the same order. (Two: the
+                // driver subtracts the directions' sums one after another, layer by
+                // layer, which per-layer totals cannot reproduce.)
+                if !full.da.is_empty() && p.cfg.num_directions() == 1 {
+                    let mut da = vec![0.0f32; full.da.len()];
+                    for g in chained.iter().rev() {
+                        da.iter_mut().zip(&g.da).for_each(|(a, v)| *a += v);
+                    }
+                    assert!(same(&da, &full.da), "{ctx}: dattention");
+                }
+                let sets: Vec<_> = chained.iter().flat_map(|g| g.weights.clone()).collect();
+                for (k, (a, b)) in sets.iter().zip(&full.weights).enumerate() {
+                    for ((n, a), (_, b)) in named_parts(a).into_iter().zip(named_parts(b)) {
+                        assert!(same(a, b), "{ctx}: d{n}[{k}]");
+                    }
+                }
+            }
+        }
+    }
 }

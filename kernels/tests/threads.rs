@@ -89,7 +89,7 @@ fn int8_bit_identical_for_any_thread_count() {
 /// output columns only, never by `k`, so they are bit-identical too.
 #[test]
 fn training_bit_identical_for_any_thread_count() {
-    for (seed, cell) in cells().into_iter().enumerate() {
+    for (seed, cell) in variants::all_with_layer_norm(70).into_iter().enumerate() {
         let p = problem(200 + seed as u64, (96, 300, 5, 4), 2, Some(cell));
         let d = p.shape.dims(&p.cfg).unwrap();
         let mut rng = rnn_reference::testkit::SplitMix64::new(seed as u64);

@@ -79,6 +79,15 @@ pub(crate) struct BackPtrs {
     /// the driver sums into `∂L/∂a` after the step.
     pub(crate) att: *const f32,
     pub(crate) da_units: *mut f32,
+    /// Layer-norm LSTM (null otherwise): the step's `∂L/∂m` rows (`c_stride`), its
+    /// `∂L/∂u` and `∂L/∂u ⊙ n` rows (gate-interleaved like `dg`, `ln_stride` apart), and
+    /// the sums over steps and rows of `∂L/∂γ` and of the biases' `∂L/∂u`
+    /// (`[2][G][c_stride]`, gates in the weights' order).
+    pub(crate) ln_dm: *mut f32,
+    pub(crate) ln_du: *mut f32,
+    pub(crate) ln_dun: *mut f32,
+    pub(crate) ln_stride: usize,
+    pub(crate) ln_acc: *mut f32,
 }
 
 // SAFETY: the pointers point into buffers that outlive the team sharing them; members

@@ -327,8 +327,11 @@ unsafe fn direction<W: Element, T: Element>(
             if d.lstm {
                 init_carry(d, ld, dc_n, dc, d.hp, d.h);
             }
-            // The peephole sums (LSTM: 3 rows; peephole GRU: 2).
+            // The peephole sums (LSTM: 3 rows; peephole GRU: 2), the layer norm's.
             std::ptr::write_bytes(dp, 0, 3 * d.hp);
+            if d.ln {
+                std::ptr::write_bytes(sb.add(sc.ln_acc), 0, 2 * d.zs);
+            }
         }
         team.sync();
         let bc = set.cell.backward_views(cfg, sb.add(sc.w_back));
@@ -384,6 +387,11 @@ unsafe fn direction<W: Element, T: Element>(
                 dp,
                 att: c.kept.att_ptrs(kb, d, t).0,
                 da_units: sb.add(sc.da_units),
+                ln_dm: sb.add(sc.ln_dm),
+                ln_du: sb.add(sc.ln_du),
+                ln_dun: sb.add(sc.ln_dun),
+                ln_stride: d.zs,
+                ln_acc: sb.add(sc.ln_acc),
             }
         };
         for s in (0..d.t).rev() {
@@ -455,12 +463,12 @@ unsafe fn init_carry<T: Element>(
     }
 }
 
-/// `∂L/∂h0`, `∂L/∂c0` of set `ld` and the peephole gradients into the caller's
-/// buffers.
+/// `∂L/∂h0`, `∂L/∂c0` of set `ld`, the peephole gradients and the layer norm's (`γ`
+/// and the biases) into the caller's buffers.
 ///
 /// # Safety
-/// The carry buffers hold `B` padded rows, `dp` `3 * hp`; the caller's buffers were
-/// checked.
+/// The carry buffers hold `B` padded rows, `dp` `3 * hp`, the layer-norm sums
+/// `2 * zs`; the caller's buffers were checked.
 unsafe fn store_initial<W: Element>(
     c: &Ctx<'_, W>,
     ld: usize,
@@ -483,10 +491,29 @@ unsafe fn store_initial<W: Element>(
                 std::ptr::copy_nonoverlapping(dc.add(b * d.hp), o.add((ld * d.b + b) * d.h), d.h);
             }
         }
-        if let Some(p) = (*c.outs.sets.add(ld)).dpeephole.as_deref_mut() {
+        let set = &mut *c.outs.sets.add(ld);
+        if let Some(p) = set.dpeephole.as_deref_mut() {
             // LSTM: 3 rows (i, f, o); peephole GRU: 2 (r, z).
             for k in 0..p.len() / d.h {
                 std::ptr::copy_nonoverlapping(dp.add(k * d.hp), p.as_mut_ptr().add(k * d.h), d.h);
+            }
+        }
+        if d.ln {
+            // The layer norm's sums, `[2][G][hp]`: `∂L/∂γ`, then the biases' (both
+            // biases join after the normalisation, so both get the same sum; the
+            // weight-gradient products of this cell add no bias row).
+            let acc = c.bases.scratch.add(c.sc.ln_acc);
+            let blocks = [
+                (0, set.dlayer_norm.as_deref_mut()),
+                (d.zs, set.db_ih.as_deref_mut()),
+                (d.zs, set.db_hh.as_deref_mut()),
+            ];
+            for (at, dst) in blocks {
+                let Some(dst) = dst else { continue };
+                for k in 0..dst.len() / d.h {
+                    let src = acc.add(at + k * d.hp);
+                    std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr().add(k * d.h), d.h);
+                }
             }
         }
     }

@@ -3,7 +3,7 @@
 //! and (with `Activations::Keep`) its epilogues writing the gate pre-activations back
 //! over the input projection, which is kept per layer.
 
-use rnn_reference::{Error, SeqShape, SequenceInput};
+use rnn_reference::{SeqShape, SequenceInput};
 
 use super::workspace::{Dims, Kept, Run, Scratch, TrainingWorkspace};
 use crate::cells::{state_sizes, step_fmas, StateBufs, StepPtrs};
@@ -39,15 +39,6 @@ pub(super) fn run<W: Element, T: Element>(
 ) -> Result<()> {
     let cfg = &rnn.cfg;
     tws.run = None;
-    if cfg.cell.layer_norm() {
-        return Err(Error::Invalid {
-            arg: "cell".into(),
-            expected: "a variant the kernels train (not yet the layer-norm LSTM, whose \
-                       gradients rnn_reference::backward defines)"
-                .into(),
-            actual: format!("{:?}", cfg.cell),
-        });
-    }
     let dims = check_call(cfg, shape, &input, &out)?;
     let k = kernels::<W>(rnn.isa()?)?;
     let d = Dims::new(cfg, shape, tws.mode)?;

@@ -55,6 +55,8 @@ pub struct LayerGradsMut<'a> {
     /// `[3*H]` in order i, f, o (peephole LSTM; CIFG `[2*H]`, f, o), or `[2*H]` in
     /// order r, z (peephole GRU).
     pub dpeephole: Option<&'a mut [f32]>,
+    /// `[G*H]`, the scales `γ` in the weights' gate order (layer-norm LSTM).
+    pub dlayer_norm: Option<&'a mut [f32]>,
 }
 
 impl<'a> LayerGradsMut<'a> {
@@ -68,6 +70,7 @@ impl<'a> LayerGradsMut<'a> {
             db_hh: g.b_hh.as_deref_mut(),
             dw_hr: g.w_hr.as_deref_mut(),
             dpeephole: g.peephole.as_deref_mut(),
+            dlayer_norm: g.layer_norm.as_deref_mut(),
         }
     }
 }
@@ -117,7 +120,7 @@ impl<W: Element> PackedRnn<W> {
     /// let (mut dx, mut dw_ih, mut dw_hh) = (vec![0.0; x.len()], vec![0.0; w_ih.len()],
     ///     vec![0.0; w_hh.len()]);
     /// let mut sets = [LayerGradsMut { dw_ih: &mut dw_ih, dw_hh: &mut dw_hh, db_ih: None,
-    ///     db_hh: None, dw_hr: None, dpeephole: None }];
+    ///     db_hh: None, dw_hr: None, dpeephole: None, dlayer_norm: None }];
     /// rnn.backward(&mut tws, OutputGrads::new(&dy),
     ///     GradientsMut { dx: Some(&mut dx), dh0: None, dc0: None, dattention: None,
     ///         weights: &mut sets })?;
@@ -253,6 +256,7 @@ fn check_grads<T>(
         for (p, v, want) in [
             ("dw_hr", &g.dw_hr, lens.w_hr),
             ("dpeephole", &g.dpeephole, lens.peephole),
+            ("dlayer_norm", &g.dlayer_norm, lens.layer_norm),
         ] {
             match (v.as_deref().map(<[f32]>::len), want) {
                 (Some(l), Some(w)) => len(p, w, l)?,

@@ -119,6 +119,7 @@ fn set<'a>(
         db_hh: bias.then_some(db_hh),
         dw_hr: None,
         dpeephole: (!dp.is_empty()).then_some(dp),
+        dlayer_norm: None,
     }
 }
 

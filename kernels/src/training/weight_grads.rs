@@ -59,7 +59,8 @@ pub(crate) unsafe fn run(
 ) {
     for job in jobs {
         let (left, rows) = match job.left {
-            Left::Input => (o.x_t.cast_const(), o.width + 1),
+            // The ones row is the last: a job without biases leaves it out.
+            Left::Input => (o.x_t.cast_const(), o.width + usize::from(job.ones)),
             other => {
                 let (base, stride, width) = match other {
                     Left::HPrev => (o.h_prev, d.pp, d.ho),

@@ -129,6 +129,8 @@ pub(crate) struct Dims {
     pub(crate) ext: bool,
     /// Whether the cell reads an attention input (AUGRU).
     pub(crate) att: bool,
+    /// Whether the cell is TFLite's layer-norm LSTM.
+    pub(crate) ln: bool,
     pub(crate) keep: bool,
 }
 
@@ -168,6 +170,7 @@ impl Dims {
             lstm: cfg.cell.has_cell_state(),
             ext: cfg.cell.gru().is_some() || cfg.cell.proj_size().is_some(),
             att: cfg.cell.has_attention(),
+            ln: cfg.cell.layer_norm(),
             keep: mode == Activations::Keep,
         })
     }
@@ -339,6 +342,13 @@ pub(crate) struct Scratch {
     /// AUGRU: one step's per-unit `∂z' ⊙ z` `[B, hp]` and `∂L/∂a` `[R]` (time-major).
     pub(crate) da_units: usize,
     pub(crate) da: usize,
+    /// Layer-norm LSTM: one step's `∂L/∂m` `[B, hp]`, its `∂L/∂u` and `∂L/∂u ⊙ n`
+    /// `[B, zs]` (gate-interleaved like the gate rows), the sums of `∂L/∂γ` and of the
+    /// biases' `∂L/∂u` `[2, G, hp]`.
+    pub(crate) ln_dm: usize,
+    pub(crate) ln_du: usize,
+    pub(crate) ln_dun: usize,
+    pub(crate) ln_acc: usize,
     /// Transposed recurrent weights of one direction, `W_ihᵀ` of one layer.
     pub(crate) w_back: usize,
     pub(crate) w_ih_t: usize,
@@ -380,6 +390,11 @@ impl Scratch {
         s.dp = a.take(mul(3, d.hp)?)?;
         s.da_units = a.take(if d.att { mul(d.b, d.hp)? } else { 0 })?;
         s.da = a.take(if d.att { d.r } else { 0 })?;
+        let ln = |n: usize| if d.ln { n } else { 0 };
+        s.ln_dm = a.take(ln(mul(d.b, d.hp)?))?;
+        s.ln_du = a.take(ln(mul(d.b, d.zs)?))?;
+        s.ln_dun = a.take(ln(mul(d.b, d.zs)?))?;
+        s.ln_acc = a.take(ln(mul(2, d.zs)?))?;
         s.w_back = a.take(CellWeights::<W>::backward_len(cfg))?;
         s.w_ih_cols = (d.d * d.pp).max(d.ip);
         let wide = d.i.max(d.yb * d.ho);

@@ -25,6 +25,8 @@ use rnn_reference::testkit::variants;
 const LSTM: CellKind = variants::LSTM;
 const LSTM_PEEP: CellKind = variants::LSTM_PEEPHOLE;
 const LSTM_PROJ: CellKind = variants::lstm(false, Some(2));
+/// TFLite's layer-norm LSTM (no peepholes, projection or CIFG).
+const LSTM_NORM: CellKind = variants::lstm_layer_norm(false, None, false);
 const GRU: CellKind = variants::GRU;
 const GRU_ONNX: CellKind = variants::GRU_ONNX;
 const TANH: CellKind = variants::RNN_TANH;

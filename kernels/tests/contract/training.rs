@@ -7,7 +7,9 @@ use rnn_kernels::{
     SeqShape, SequenceInput, TrainingWorkspace,
 };
 
-use super::{expect, packed, vals, weights, Outs, Want, GRU, LSTM, LSTM_PEEP, LSTM_PROJ, TANH};
+use super::{
+    expect, packed, vals, weights, Outs, Want, GRU, LSTM, LSTM_NORM, LSTM_PEEP, LSTM_PROJ, TANH,
+};
 
 /// Buffers of a backward call for `cfg` and `shape`, all the right size.
 struct Bufs {
@@ -119,6 +121,24 @@ fn backward_errors() {
             RnnConfig::new(LSTM_PEEP, 3, 4),
             |b| b.grads[0].peephole = None,
             Want::Invalid,
+        ),
+        (
+            "weights[0].dlayer_norm",
+            lstm,
+            |b| b.grads[0].layer_norm = Some(vec![0.0; 16]),
+            Want::Invalid,
+        ),
+        (
+            "weights[0].dlayer_norm",
+            RnnConfig::new(LSTM_NORM, 3, 4),
+            |b| b.grads[0].layer_norm = None,
+            Want::Invalid,
+        ),
+        (
+            "weights[0].dlayer_norm",
+            RnnConfig::new(LSTM_NORM, 3, 4),
+            |b| b.grads[0].layer_norm = Some(vec![0.0; 15]),
+            Want::Length(16, 15),
         ),
         (
             "dc_n",

@@ -15,10 +15,14 @@
 //! gradients and finishes the units of its tile); a projected cell first writes
 //! `∂L/∂h'` (its rows also feed `∂W_hr`), then a second pass over `W_hrᵀ` gives `∂m`.
 //! Activations are recomputed from the kept pre-activations with the forward's own
-//! functions, so they are the forward's values bit for bit.
+//! functions, so they are the forward's values bit for bit. The layer-norm LSTM's step
+//! has its own passes ([`layer_norm`]).
+
+mod layer_norm;
 
 use rnn_reference::{GateCoupling, RnnConfig};
 
+use self::layer_norm::NormPtrs;
 use super::{GatePanels, Weights};
 use crate::aligned::AlignedVec;
 use crate::arch::Backend;
@@ -46,28 +50,31 @@ pub(crate) struct BackWeights {
     peephole: *const f32,
     /// How the input and forget gates are coupled.
     coupling: GateCoupling,
+    /// A layer-norm LSTM's scales and biases.
+    norm: Option<NormPtrs>,
 }
 
 const ALL: &[usize] = &[0, 1, 2, 3];
 const CIFG: &[usize] = &[0, 1, 2];
 
 /// The weight-gradient products of an LSTM whose gate rows hold `gates` (all four, or
-/// CIFG's three), with `∂W_hr` last.
-const fn jobs(gates: &'static [usize]) -> [GradJob; 3] {
+/// CIFG's three), with `∂W_hr` last; with the biases' rows (`ones`) unless the biases
+/// join after a layer norm (whose step sums their gradients itself).
+const fn jobs(gates: &'static [usize], ones: bool) -> [GradJob; 3] {
     [
         GradJob {
             left: Left::Input,
             right: Right::Gates(gates),
             param: Param::Input,
             gates,
-            ones: true,
+            ones,
         },
         GradJob {
             left: Left::HPrev,
             right: Right::Gates(gates),
             param: Param::Recurrent,
             gates,
-            ones: true,
+            ones,
         },
         // Projected: ∂W_hr = Σ ∂h' ⊗ m.
         GradJob {
@@ -80,16 +87,19 @@ const fn jobs(gates: &'static [usize]) -> [GradJob; 3] {
     ]
 }
 
-static JOBS: [GradJob; 3] = jobs(ALL);
-static CIFG_JOBS: [GradJob; 3] = jobs(CIFG);
+static JOBS: [GradJob; 3] = jobs(ALL, true);
+static CIFG_JOBS: [GradJob; 3] = jobs(CIFG, true);
+static NORM_JOBS: [GradJob; 3] = jobs(ALL, false);
+static NORM_CIFG_JOBS: [GradJob; 3] = jobs(CIFG, false);
 
 impl BackWeights {
     /// The weight-gradient products (with `∂W_hr` when projected).
     pub(crate) fn grad_jobs(&self) -> &'static [GradJob] {
-        let jobs = if self.coupling == GateCoupling::Cifg {
-            &CIFG_JOBS
-        } else {
-            &JOBS
+        let jobs = match (self.coupling == GateCoupling::Cifg, self.norm.is_some()) {
+            (false, false) => &JOBS,
+            (true, false) => &CIFG_JOBS,
+            (false, true) => &NORM_JOBS,
+            (true, true) => &NORM_CIFG_JOBS,
         };
         if self.w_hr_t.is_some() {
             jobs
@@ -169,6 +179,10 @@ pub(crate) fn views<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *const f32
             .as_ref()
             .map_or(std::ptr::null(), |p: &AlignedVec| p.as_slice().as_ptr()),
         coupling: w.coupling,
+        norm: w.norm.as_ref().map(|n| {
+            let (gamma, bias) = n.ptrs();
+            NormPtrs { gamma, bias }
+        }),
     }
 }
 
@@ -177,6 +191,10 @@ pub(crate) fn views<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *const f32
 /// # Safety
 /// `B` came from `arch::dispatch`; `s` describes buffers sized for its rows.
 pub(crate) unsafe fn step<B: Backend>(w: &BackWeights, s: &BackPtrs, first: bool, team: &Team<'_>) {
+    if let Some(norm) = w.norm {
+        // SAFETY: forwarded contract.
+        return unsafe { layer_norm::step::<B>(w, norm, s, first, team) };
+    }
     let a = s.later_rows();
     // SAFETY: forwarded contract; `later` rows hold `k` gate gradients, the `dh_rows`
     // `padded(H_out)` floats.

@@ -47,6 +47,14 @@ impl NormVecs {
             bias: padded_rows(&bias, g, h),
         }
     }
+
+    /// `γ` and the biases, `[G][padded(H)]` each (for the backward's views).
+    pub(super) fn ptrs(&self) -> (*const f32, *const f32) {
+        (
+            self.gamma.as_slice().as_ptr(),
+            self.bias.as_slice().as_ptr(),
+        )
+    }
 }
 
 /// The first pass's epilogue: `z = acc + pre (+ p ⊙ c)` of every gate of one tile,
@@ -139,7 +147,7 @@ unsafe impl Sync for RowUpdate<'_> {}
 /// # Safety
 /// `V`'s ISA.
 #[inline(always)]
-unsafe fn lane_sum<V: V16>(v: V) -> f32 {
+pub(super) unsafe fn lane_sum<V: V16>(v: V) -> f32 {
     let mut lanes = [0.0f32; LANES];
     // SAFETY: `lanes` holds 16 floats; the caller's ISA.
     unsafe { v.store(lanes.as_mut_ptr()) };
@@ -155,9 +163,9 @@ impl RowUpdate<'_> {
 
 /// One gate block's statistics: `μ` and `inv = 1 / √(σ² + ε)`, splatted.
 #[derive(Clone, Copy)]
-struct Stats<V> {
-    mean: V,
-    inv: V,
+pub(super) struct Stats<V> {
+    pub(super) mean: V,
+    pub(super) inv: V,
 }
 
 /// TFLite's statistics of the `hidden` sums at `z(t)` (tile `t`, padding lanes
@@ -167,7 +175,7 @@ struct Stats<V> {
 /// # Safety
 /// `V`'s ISA; `z(t)` readable for 16 floats for every tile `t < ⌈H / 16⌉`.
 #[inline(always)]
-unsafe fn stats<V: V16>(hidden: usize, z: impl Fn(usize) -> *const f32) -> Stats<V> {
+pub(super) unsafe fn stats<V: V16>(hidden: usize, z: impl Fn(usize) -> *const f32) -> Stats<V> {
     let tiles = hidden.div_ceil(LANES);
     let n = hidden as f32;
     // SAFETY: the caller's contract.
