@@ -159,17 +159,23 @@ unsafe fn copy_out(
     };
     let n = job.gates.len();
     let blocks = cols / LANES;
-    for q in 0..blocks {
-        let (tile, gate) = (q / n, job.gates[q % n]);
-        for lane in 0..LANES {
-            let unit = tile * LANES + lane;
-            if unit >= units {
-                continue;
-            }
-            let row = gate * units + unit;
-            for i in 0..width {
-                // SAFETY: (i, q*16 + lane) inside the output.
-                w[row * width + i] = unsafe { *out.add(i * cols + q * LANES + lane) };
+    // A transpose, 16 output rows at a time: each 16-column block of those rows (16
+    // cache lines) becomes 16 runs of 16 consecutive `w` values. (Column by column over
+    // all rows, every read was a cache miss: 7% of a batch-64 LSTM training step.)
+    for i0 in (0..width).step_by(LANES) {
+        let i1 = width.min(i0 + LANES);
+        for q in 0..blocks {
+            let (tile, gate) = (q / n, job.gates[q % n]);
+            for lane in 0..LANES {
+                let unit = tile * LANES + lane;
+                if unit >= units {
+                    break;
+                }
+                let dst = &mut w[(gate * units + unit) * width..][i0..i1];
+                for (k, v) in dst.iter_mut().enumerate() {
+                    // SAFETY: (i0 + k, q*16 + lane) inside the output.
+                    *v = unsafe { *out.add((i0 + k) * cols + q * LANES + lane) };
+                }
             }
         }
     }
