@@ -735,3 +735,47 @@ fn layers_are_chained_networks() {
         }
     }
 }
+
+/// A step a row did not run contributes nothing to the weight gradients, even when the
+/// state it carries is infinite (its gate gradient is 0, and `0 · inf` would be NaN):
+/// a ReLU RNN whose row 0 overflows to `h = inf` at its last step (length 1 of 2) has
+/// finite gradients everywhere, at every ISA and mode.
+#[test]
+fn steps_past_a_length_ignore_an_infinite_state() {
+    let cfg = rnn_reference::RnnConfig::new(variants::RNN_RELU, 1, 1);
+    let mut p = problem(1, (1, 1, 2, 2), 1, Some(variants::RNN_RELU));
+    p.cfg = cfg;
+    p.shape = rnn_reference::SeqShape::new(2, 2);
+    p.weights[0] = rnn_reference::OwnedLayerWeights {
+        w_ih: vec![2.0],
+        w_hh: vec![0.5],
+        b_ih: None,
+        b_hh: None,
+        w_hr: None,
+        peephole: None,
+        layer_norm: None,
+    };
+    // Time-major: step 0 rows 0, 1; step 1 rows 0, 1. Row 0: relu(2 · MAX) = inf.
+    p.x = vec![f32::MAX, 1.0, 1.0, 1.0];
+    (p.h0, p.c0, p.seq_lens, p.attention) = (None, None, Some(vec![1, 2]), None);
+    let up = Upstream {
+        dy: vec![0.0, 1.0, 0.0, 1.0],
+        dh_n: None,
+        dc_n: None,
+    };
+    let mut tws = TrainingWorkspace::new();
+    for isa in Isa::available() {
+        for mode in [Activations::Keep, Activations::Recompute] {
+            let got = try_train::<f32, f32>(&p, &up, isa, mode, &mut tws).unwrap();
+            assert_eq!(got.h_n[0], f32::INFINITY, "{isa}: row 0 overflows");
+            for (name, v) in named_parts(&got.weights[0]) {
+                assert!(
+                    v.iter().all(|g| g.is_finite()),
+                    "{isa} {mode:?}: d{name} = {v:?}"
+                );
+            }
+            // Row 1 at step 1: dy = 1, relu' = 1, h before it = relu(2 · 1) = 2.
+            assert_eq!(got.weights[0].w_hh, [2.0], "{isa} {mode:?}: dW_hh");
+        }
+    }
+}
