@@ -248,6 +248,33 @@ fn every_variant_matches_reference() {
     c.assert_mostly_compared("every variant");
 }
 
+/// The largest share of its bound any error of `got` uses, over the arrays whose bound
+/// is not vacuous.
+fn max_usage(got: &Trained, e: &ExpectedGrads) -> f64 {
+    let mut usage = 0.0f64;
+    for (name, g, w, b) in arrays(got, e) {
+        if refuse_vacuous(&name, w, b).is_err() {
+            continue;
+        }
+        for ((g, w), b) in g.iter().zip(w).zip(b) {
+            usage = usage.max(excess(f64::from(*g), *w, *b));
+        }
+    }
+    usage
+}
+
+/// The median of `usages` (sorted here), printed with the largest under `what`.
+fn median_usage(what: &str, usages: &mut [f64]) -> f64 {
+    usages.sort_by(f64::total_cmp);
+    let median = usages[usages.len() / 2];
+    eprintln!(
+        "{what} bound usage over {} problems: median {median:e}, max {:e}",
+        usages.len(),
+        usages[usages.len() - 1]
+    );
+    median
+}
+
 /// The bound bites and holds: over many problems of every variant (1 and 2 layers),
 /// the kernels' errors stay within it at every ISA and mode (checked by `check`), fewer
 /// than 10% of the gradient arrays are ill-conditioned (bound of 1% of their largest
@@ -273,24 +300,9 @@ fn bound_is_tight_and_never_vacuous() {
             &mut TrainingWorkspace::new(),
         )
         .unwrap();
-        let mut usage = 0.0f64;
-        for (name, g, w, b) in arrays(&got, &e) {
-            if refuse_vacuous(&name, w, b).is_err() {
-                continue;
-            }
-            for ((g, w), b) in g.iter().zip(w).zip(b) {
-                usage = usage.max(excess(f64::from(*g), *w, *b));
-            }
-        }
-        usages.push(usage);
+        usages.push(max_usage(&got, &e));
     }
-    usages.sort_by(f64::total_cmp);
-    let median = usages[usages.len() / 2];
-    eprintln!(
-        "backward bound usage over {} problems: median {median:e}, max {:e}",
-        usages.len(),
-        usages[usages.len() - 1]
-    );
+    let median = median_usage("backward", &mut usages);
     assert!(usages.len() >= 40, "too many problems skipped at kinks");
     c.assert_mostly_compared("bound test");
     assert!(median >= 1e-2, "bound too loose: median usage {median:e}");
@@ -413,13 +425,10 @@ fn layer_norm_step_bound_bites() {
         };
         let mut tws = TrainingWorkspace::new();
         let got = try_train::<f32, f32>(&p, &up, Isa::best(), Activations::Keep, &mut tws).unwrap();
-        let mut usage = 0.0f64;
+        usages.push(max_usage(&got, &e));
         for (name, g, w, b) in arrays(&got, &e) {
             if refuse_vacuous(&name, w, b).is_err() {
                 continue;
-            }
-            for ((g, w), b) in g.iter().zip(w).zip(b) {
-                usage = usage.max(excess(f64::from(*g), *w, *b));
             }
             for at in [0, g.len() / 2, g.len().saturating_sub(1)]
                 .into_iter()
@@ -432,7 +441,6 @@ fn layer_norm_step_bound_bites() {
                 );
             }
         }
-        usages.push(usage);
         let (q, u) = rounded::<half::bf16, half::bf16>(&p, &up);
         if let Some(want) = reference(&q, &u) {
             for isa in Isa::available() {
@@ -453,13 +461,7 @@ fn layer_norm_step_bound_bites() {
             }
         }
     }
-    usages.sort_by(f64::total_cmp);
-    let median = usages[usages.len() / 2];
-    eprintln!(
-        "layer-norm step bound usage over {} problems: median {median:e}, max {:e}",
-        usages.len(),
-        usages[usages.len() - 1]
-    );
+    let median = median_usage("layer-norm step", &mut usages);
     assert!(usages.len() >= 36, "too many problems skipped");
     c.assert_mostly_compared("layer-norm step");
     assert!(median >= 1e-4, "bound too loose: median usage {median:e}");
