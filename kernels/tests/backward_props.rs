@@ -200,10 +200,15 @@ proptest! {
         layers in 1usize..=2,
     ) {
         let (p, up) = backward_problem(seed, (i, h, b, t), layers, None);
-        prop_check(&p, &up)?;
+        prop_check(&p, &up, false)?;
     }
 
-    /// The layer-norm LSTM, one step (see `layer_norm_step`).
+    /// The layer-norm LSTM, one step (see `layer_norm_step`). At `H = 2` a block's
+    /// normalised pair is `±(1, −1) |d| / √(d² + ε)` (`d` half the sums' difference):
+    /// it hardly depends on the sums, so the gradients through it are near zero, but
+    /// the worst-case bound treats the errors of `z − μ` and `inv` as independent
+    /// (about `2 inv e_z`), so every array may be ill-conditioned; such a problem is
+    /// still compared within its bound, and nothing more is asked of it.
     #[test]
     fn layer_norm_step_matches_reference(
         seed in any::<u64>(),
@@ -213,16 +218,20 @@ proptest! {
         k in 0usize..4,
     ) {
         let (p, up) = layer_norm_step(seed, (i, h, b), k);
-        prop_check(&p, &up)?;
+        prop_check(&p, &up, h == 2)?;
     }
 }
 
-/// [`check`] as a property: no mismatch, and something compared unless everything was
-/// ill-conditioned.
-fn prop_check(p: &Problem, up: &Upstream) -> Result<(), TestCaseError> {
+/// [`check`] as a property: no mismatch, and some array's bound not vacuous (unless
+/// the reference was skipped, or `all_ill` allows every array to be ill-conditioned).
+fn prop_check(p: &Problem, up: &Upstream, all_ill: bool) -> Result<(), TestCaseError> {
     match check(p, up) {
         Err(e) => prop_assert!(false, "{}", e),
-        Ok(c) => prop_assert!(c.compared > 0 || c.ill == 0, "nothing compared: {:?}", c),
+        Ok(c) => prop_assert!(
+            c.compared > 0 || c.ill == 0 || all_ill,
+            "nothing compared: {:?}",
+            c
+        ),
     }
     Ok(())
 }
@@ -233,6 +242,11 @@ fn prop_check(p: &Problem, up: &Upstream) -> Result<(), TestCaseError> {
 fn pinned_cases() {
     let (p, up) = backward_problem(2148873722551562578, (17, 19, 2, 2), 1, None);
     check(&p, &up).unwrap();
+    // Every array's bound was 1% of its largest value or more (the mean of the gate
+    // sums was bounded as one sum of all their terms); all compared since.
+    let (p, up) = layer_norm_step(4988784095453939708, (37, 63, 3), 1);
+    let c = check(&p, &up).unwrap();
+    assert_eq!((c.compared, c.ill), (10, 0));
 }
 
 /// Every variant at sizes that cross several panels, regardless of the draws.
@@ -464,7 +478,9 @@ fn layer_norm_step_bound_bites() {
     let median = median_usage("layer-norm step", &mut usages);
     assert!(usages.len() >= 36, "too many problems skipped");
     c.assert_mostly_compared("layer-norm step");
-    assert!(median >= 1e-4, "bound too loose: median usage {median:e}");
+    // Observed: median 9.4e-3 (Xeon, avx512bf16); 6.6e-4 when the mean of the gate
+    // sums was bounded as one flattened sum of all their terms.
+    assert!(median >= 2e-3, "bound too loose: median usage {median:e}");
 }
 
 /// Step `t` of `p` alone (`T = 1`) from the states `h`, `c` (`[1, B, ·]`): rows past

@@ -27,6 +27,7 @@ use common::{run_kernels, run_typed};
 use rnn_kernels::half::{bf16, f16};
 use rnn_kernels::{Element, Isa, PackedCell, StepInput, StepOutputMut, WeightType, Workspace};
 use rnn_reference::testkit::bound::{step_bounded, Kernels};
+use rnn_reference::testkit::compare::excess;
 use rnn_reference::testkit::{compare, compare_outputs, problem, variants, Problem};
 use rnn_reference::{CellKind, Direction, RnnConfig, TensorLayout};
 
@@ -49,14 +50,28 @@ fn as_stored<W: Element>(p: &Problem) -> Problem {
 }
 
 /// One step (`T = 1`) at every ISA with weights stored as `W`: the sequence API and
-/// the step API against the bounded reference.
-fn check_one_step<W: Element + WeightType>(p: &Problem) {
+/// the step API against the bounded reference. Returns the largest share of its bound
+/// an output of the sequence API at the best ISA uses.
+fn check_one_step<W: Element + WeightType>(p: &Problem) -> f64 {
     let q = as_stored::<W>(p);
     let e = q.expected();
+    let mut usage = 0.0f64;
     for isa in Isa::available() {
         let (y, h_n, c_n) = run_typed::<W, f32>(&q, isa);
         let ctx = format!("W={} {isa} {:?} {:?}", W::NAME, q.cfg, q.shape);
         compare_outputs(&ctx, (&y, &h_n, &c_n), &e).unwrap_or_else(|m| panic!("{m}"));
+        if isa == Isa::best() {
+            let (w, b) = (&e.want, &e.bound);
+            for (got, want, bound) in [
+                (&y, &w.y, &b.y),
+                (&h_n, &w.h_n, &b.h_n),
+                (&c_n, &w.c_n, &b.c_n),
+            ] {
+                for ((g, w), b) in got.iter().zip(want.iter()).zip(bound.iter()) {
+                    usage = usage.max(excess(f64::from(*g), *w, *b));
+                }
+            }
+        }
     }
     // The step API on the first layer and direction.
     let cfg = RnnConfig {
@@ -95,12 +110,16 @@ fn check_one_step<W: Element + WeightType>(p: &Problem) {
         compare(&format!("{ctx} h"), &h1, &e.want.h_n, &e.bound.h_n).unwrap();
         compare(&format!("{ctx} c"), &c1, &e.want.c_n, &e.bound.c_n).unwrap();
     }
+    usage
 }
 
 /// Sizes across the 16-unit tiles (a row's last tile partly padding), 64-unit panels
 /// and 6-row blocks; custom activations, directions and biases as the draws give them.
+/// The bound bites: the f32 problems' errors use a visible share of it (the largest
+/// share per problem, median over problems).
 #[test]
 fn one_step_within_the_bound() {
+    let mut usages = Vec::new();
     let dims = [
         (3, 2, 1),
         (7, 5, 3),
@@ -114,11 +133,20 @@ fn one_step_within_the_bound() {
         for (k, cell) in cells(1 + h / 3).into_iter().enumerate() {
             let seed = 100 * n as u64 + k as u64;
             let p = problem(seed, (i, h, b, 1), 1, Some(cell));
-            check_one_step::<f32>(&p);
+            usages.push(check_one_step::<f32>(&p));
             check_one_step::<f16>(&p);
             check_one_step::<bf16>(&p);
         }
     }
+    usages.sort_by(f64::total_cmp);
+    let median = usages[usages.len() / 2];
+    eprintln!(
+        "layer-norm step bound usage: median {median:e}, max {:e}",
+        usages[usages.len() - 1]
+    );
+    // Observed: median 1.5e-2 (Xeon, avx512bf16); 1.4e-3 when the mean of the gate
+    // sums was bounded as one flattened sum of all their terms.
+    assert!(median >= 3e-3, "bound too loose: median usage {median:e}");
 }
 
 /// `n` steps of the sequence input `v` (`width` per row, layout `shape`'s): the

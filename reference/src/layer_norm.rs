@@ -23,8 +23,12 @@ pub(crate) struct Normalized<T> {
 }
 
 /// Normalises `z` (one gate block of one row): `μ = Σz / H`, `σ² = Σ(z − μ)² / H`
-/// (sums in index order), `inv = 1 / √(σ² + ε)`, `n = (z − μ) · inv`.
+/// (sums in index order), `inv = 1 / √(σ² + ε)`, `n = (z − μ) · inv`. The sums `z`
+/// are [`stored`](Real::stored) first, as an implementation stores the gate sums
+/// before it normalises them.
 pub(crate) fn normalize<T: Real>(z: &[T]) -> Normalized<T> {
+    let z: Vec<T> = z.iter().map(|v| v.stored()).collect();
+    let z = &z[..];
     let len = T::from_f64(z.len() as f64);
     let mut sum = T::ZERO;
     for &v in z {

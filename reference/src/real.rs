@@ -70,6 +70,15 @@ pub trait Real:
         None
     }
 
+    /// `self` as an implementation holds it once stored (an `f32` array element): the
+    /// value itself for plain floats. The test kit's error-tracking number rounds a
+    /// pending sum here, so that a later sum over stored values (a layer norm's mean
+    /// of the gate sums) is bounded as one sum of those values, each with its own
+    /// error, not flattened into one sum of all their terms (a bound `n` times wider).
+    fn stored(self) -> Self {
+        self
+    }
+
     /// The operand rows `a` (`rows × k`) of matrix products as the implementation this
     /// number models reads them: unchanged, except under an error-tracking number
     /// that models int8 products (the test kit's `Bounded` with an int8 error model),

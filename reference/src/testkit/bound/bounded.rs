@@ -330,6 +330,10 @@ impl<M: ErrorModel> Real for Bounded<M> {
         Some(self.bound())
     }
 
+    fn stored(self) -> Self {
+        self.settle()
+    }
+
     fn to_f64(self) -> f64 {
         self.v
     }
@@ -668,6 +672,28 @@ mod tests {
         let g = gamma::<Kernels>(3);
         assert!((s.bound() - (g * mag + 3.0 * ETA)).abs() < 1e-30);
         assert!(s.bound() > 3.0 * U32 * mag);
+    }
+
+    /// A sum of stored sums is bounded as a sum of `n` values: the `m` dot products'
+    /// own bounds plus `γ_(n−1)` of their magnitudes, not `γ_(n·m−1)` of all their
+    /// terms as one flattened sum (a layer norm's mean of its gate sums).
+    #[test]
+    fn a_sum_of_stored_sums_is_bounded_per_sum() {
+        let third = f64::from(1.0f32 / 3.0);
+        let dot = || (0..64).fold(B::ZERO, |s, _| s + x(third) * x(third));
+        let each = dot().bound();
+        let stored = (0..64).fold(B::ZERO, |s, _| s + dot().stored());
+        let flat = (0..64).fold(B::ZERO, |s, _| s + dot());
+        let per_sum = 64.0 * each + gamma::<Kernels>(63) * 64.0 * (64.0 * third * third + each);
+        assert!((stored.bound() - per_sum).abs() <= 1e-12 * per_sum);
+        assert!(
+            flat.bound() > 30.0 * stored.bound(),
+            "{} {}",
+            flat.bound(),
+            stored.bound()
+        );
+        assert_eq!(stored.value(), flat.value());
+        assert_eq!(x(0.1).stored().bound(), x(0.1).bound());
     }
 
     #[test]
