@@ -66,7 +66,7 @@ impl<W: Storage> ForBackend for Table<W> {
         Kernels {
             isa: B::ISA,
             step: CellWeights::<W>::step::<B>,
-            gemm: passes::gemm::<B, W>,
+            gemm: passes::gemm::<B, W, Store>,
             // The bf16 pair product reads float panels only.
             dot_bf16: if W::QUANTIZED { None } else { B::dot_bf16() },
         }

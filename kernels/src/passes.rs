@@ -56,16 +56,20 @@ pub(crate) unsafe fn pass<B, W, E, const NP: usize>(
 }
 
 /// This member's share of the plain product `epi.out = job.a x job.w (+ epi.bias)`
-/// (split by panels), then meets the team.
+/// (`Store`; `AddStore` adds it to `epi.out`), split by panels, then meets the team.
 ///
 /// # Safety
 /// `B` came from `arch::dispatch`; `job.a` holds `job.nrows` rows of `job.w.k` floats,
 /// `epi.out` `job.nrows` rows of `epi.stride >=` the packed columns, `epi.bias` (or
 /// null) as many floats.
-pub(crate) unsafe fn gemm<B: Backend, W: Storage>(team: &Team<'_>, job: &Job<W, 4>, epi: &Store) {
+pub(crate) unsafe fn gemm<B: Backend, W: Storage, E: Epilogue<B::V, 4>>(
+    team: &Team<'_>,
+    job: &Job<W, 4>,
+    epi: &E,
+) {
     if W::QUANTIZED {
         // SAFETY: forwarded.
-        return unsafe { pass_i8::<B, W, Store, 4>(team, job, false, epi) };
+        return unsafe { pass_i8::<B, W, E, 4>(team, job, false, epi) };
     }
     let work = job.nrows * job.w.k * job.w.panels * 64;
     // SAFETY: forwarded; members write disjoint column ranges.

@@ -18,7 +18,7 @@ mod store;
 pub(crate) mod walk;
 pub(crate) mod walk_i8;
 
-pub(crate) use store::Store;
+pub(crate) use store::{AddStore, Store};
 pub(crate) use walk::{Epilogue, Rows};
 
 use crate::simd::V16;

@@ -1,4 +1,5 @@
-//! The plain product's epilogue: `out[row][cols] = acc (+ bias[cols])`.
+//! The plain product's epilogues: `out[row][cols] = acc (+ bias[cols])`, and
+//! `out[row][cols] += acc` for a product split along `k`.
 
 use super::walk::Epilogue;
 use crate::pack::LANES;
@@ -32,6 +33,30 @@ impl<V: V16, const NP: usize> Epilogue<V, NP> for Store {
                     a.add(V::load(self.bias.add(c)))
                 };
                 v.store(self.out.add(row * self.stride + c));
+            }
+        }
+    }
+}
+
+/// Adds a product to what `out` holds: the later slices of a product split along `k`
+/// (the weight gradients' `k` is every step's rows).
+pub(crate) struct AddStore {
+    pub(crate) out: *mut f32,
+    pub(crate) stride: usize,
+}
+
+// SAFETY: as for `Store`.
+unsafe impl Sync for AddStore {}
+
+impl<V: V16, const NP: usize> Epilogue<V, NP> for AddStore {
+    #[inline(always)]
+    unsafe fn finish(&self, row: usize, panel: usize, acc: &[V; NP]) {
+        let col0 = panel * NP * LANES;
+        for (q, &a) in acc.iter().enumerate() {
+            // SAFETY: the driver sized `out` (rows x stride) to cover every panel.
+            unsafe {
+                let at = self.out.add(row * self.stride + col0 + q * LANES);
+                V::load(at).add(a).store(at);
             }
         }
     }

@@ -233,7 +233,15 @@ impl<W: Element> PackedOutput<W> {
             };
             let panels = blocks.panels();
             // SAFETY: `right` holds rows * zs = panels_len(rows, zs) floats.
-            unsafe { gather_blocks(&blocks, rows, team.chunk(panels, panels), right) };
+            unsafe {
+                gather_blocks(
+                    &blocks,
+                    rows,
+                    rows.max(1),
+                    team.chunk(panels, panels),
+                    right,
+                )
+            };
             team.sync();
             let job = Job {
                 a: Rows::strided(x_t, rows, i + 1),
@@ -354,9 +362,9 @@ impl<W: Storage> ForBackend for Table<W> {
 
     fn call<B: Backend>(self) -> OutputKernels<W> {
         OutputKernels {
-            gemm: passes::gemm::<B, W>,
+            gemm: passes::gemm::<B, W, Store>,
             finish: finish_rows::<B>,
-            gemm_f32: passes::gemm::<B, f32>,
+            gemm_f32: passes::gemm::<B, f32, Store>,
             back: back_rows::<B>,
         }
     }

@@ -149,39 +149,55 @@ impl BlockCols<'_> {
     }
 }
 
-/// Gathers panels `panels` of `src` over `rows` rows into `dst` (panel `p` at `dst + p *
-/// rows * 64`, `[r][64]`): the right operand of a weight-gradient product, `k` = the
-/// rows. Blocks past `src.blocks` are zero.
+/// Gathers panels `panels` of `src` over `rows` rows into `dst`, the right operand of a
+/// weight-gradient product (`k` = the rows), in slices of `kc` rows: slice `s` (rows
+/// `s kc ..`, `n_s` of them) is a packing of its own at `dst + s kc · src.panels() ·
+/// 64`, panel `p` at `p n_s 64` within it, `[r][64]` (so with `kc >= rows`, panel `p`
+/// at `dst + p · rows · 64`). Blocks past `src.blocks` are zero.
 ///
 /// # Safety
 /// `src` must be valid for every row and block; `dst` for `src.panels() * rows * 64`
-/// floats.
+/// floats; `kc > 0`.
 pub(crate) unsafe fn gather_blocks(
     src: &BlockCols<'_>,
     rows: usize,
+    kc: usize,
     panels: std::ops::Range<usize>,
     dst: *mut f32,
 ) {
+    let all = src.panels();
     for p in panels {
         for q in 0..WIDTH / LANES {
             let block = p * (WIDTH / LANES) + q;
             let off = (block < src.blocks).then(|| src.offset(block));
-            for r in 0..rows {
-                // SAFETY: caller's contract; 16 floats at the block of row `r`.
-                unsafe {
-                    let out = dst.add((p * rows + r) * WIDTH + q * LANES);
-                    match off {
-                        Some(o) => std::ptr::copy_nonoverlapping(
-                            src.base.add(r * src.stride + o),
-                            out,
-                            LANES,
-                        ),
-                        None => std::ptr::write_bytes(out, 0, LANES),
+            for k0 in (0..rows).step_by(kc) {
+                let (_, n) = slice_of(k0, rows, kc);
+                for r in k0..k0 + n {
+                    // SAFETY: caller's contract; 16 floats at the block of row `r`.
+                    unsafe {
+                        let at = k0 * all + p * n + (r - k0);
+                        let out = dst.add(at * WIDTH + q * LANES);
+                        match off {
+                            Some(o) => std::ptr::copy_nonoverlapping(
+                                src.base.add(r * src.stride + o),
+                                out,
+                                LANES,
+                            ),
+                            None => std::ptr::write_bytes(out, 0, LANES),
+                        }
                     }
                 }
             }
         }
     }
+}
+
+/// The first row and the row count of the `kc`-row slice of `0..rows` that holds row
+/// `r`.
+#[inline]
+pub(crate) fn slice_of(r: usize, rows: usize, kc: usize) -> (usize, usize) {
+    let k0 = r / kc * kc;
+    (k0, kc.min(rows - k0))
 }
 
 #[cfg(test)]
@@ -250,9 +266,37 @@ mod tests {
         assert_eq!(b.panels(), 1);
         let mut dst = vec![f32::NAN; 2 * 64];
         // SAFETY: one panel of 2 rows.
-        unsafe { gather_blocks(&b, 2, 0..1, dst.as_mut_ptr()) };
+        unsafe { gather_blocks(&b, 2, 2, 0..1, dst.as_mut_ptr()) };
         // Row 1, block 3 = tile 1, gate 2: source offset 96 + 48 + 32.
         assert_eq!(dst[64 + 48], (96 + 48 + 32) as f32);
         assert_eq!(dst[16], 32.0); // row 0, block 1 = tile 0 gate 2
+    }
+
+    #[test]
+    fn sliced_gather_packs_each_slice_on_its_own() {
+        // 5 rows of 2 panels (128 columns), value 1000 r + column; slices of 2 rows.
+        let src: Vec<f32> = (0..5 * 128)
+            .map(|v| (v / 128 * 1000 + v % 128) as f32)
+            .collect();
+        let b = BlockCols {
+            base: src.as_ptr(),
+            stride: 128,
+            tile_stride: 16,
+            pick: &[0],
+            blocks: 8,
+        };
+        let mut dst = vec![f32::NAN; 5 * 128];
+        // SAFETY: 2 panels of 5 rows.
+        unsafe { gather_blocks(&b, 5, 2, 0..2, dst.as_mut_ptr()) };
+        for r in 0..5 {
+            let (k0, n) = slice_of(r, 5, 2);
+            assert_eq!((k0, n), (r / 2 * 2, if r < 4 { 2 } else { 1 }));
+            for p in 0..2 {
+                for c in 0..64 {
+                    let at = (k0 * 2 + p * n + r - k0) * 64 + c;
+                    assert_eq!(dst[at], (1000 * r + 64 * p + c) as f32, "row {r} panel {p}");
+                }
+            }
+        }
     }
 }

@@ -6,6 +6,8 @@ use crate::arch::{dispatch, Backend, ForBackend};
 use crate::cells::backward::{BackCell, BackPtrs};
 use crate::dispatch::GemmFn;
 use crate::isa::Isa;
+use crate::kernel::walk::Job;
+use crate::kernel::{AddStore, Store};
 use crate::parallel::Team;
 use crate::{passes, Result};
 
@@ -20,6 +22,8 @@ pub(crate) struct BackKernels {
     pub(crate) finish: BackFinishFn,
     /// Products with runtime-packed f32 panels (weight gradients, `∂x`).
     pub(crate) gemm: GemmFn<f32>,
+    /// The same, added to the output (the weight gradients' later `k` slices).
+    pub(crate) gemm_add: unsafe fn(&Team<'_>, &Job<f32, 4>, &AddStore),
 }
 
 /// The table of `isa`, or an error if this CPU cannot run it.
@@ -36,7 +40,8 @@ impl ForBackend for Table {
         BackKernels {
             step: BackCell::step::<B>,
             finish: BackCell::finish::<B>,
-            gemm: passes::gemm::<B, f32>,
+            gemm: passes::gemm::<B, f32, Store>,
+            gemm_add: passes::gemm::<B, f32, AddStore>,
         }
     }
 }

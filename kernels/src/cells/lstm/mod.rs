@@ -153,7 +153,7 @@ impl Cell for Lstm {
             };
             // SAFETY: `aux` rows hold `H` floats (`k` of `W_hr`), `h_next` rows
             // `padded(H_out)` >= its packed columns.
-            unsafe { gemm::<B, W>(team, &job, &out) };
+            unsafe { gemm::<B, W, _>(team, &job, &out) };
         }
     }
 }
