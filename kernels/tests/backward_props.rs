@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use rnn_kernels::half;
 use rnn_kernels::{Activations, Element, Isa, TrainingWorkspace};
 use rnn_reference::testkit::bound::{backward_bounded, ExpectedGrads, Kernels};
-use rnn_reference::testkit::compare::excess;
+use rnn_reference::testkit::compare::max_excess;
 use rnn_reference::testkit::golden::named_parts;
 use rnn_reference::testkit::oracle::kink_margin_f64;
 use rnn_reference::testkit::{
@@ -282,9 +282,7 @@ fn max_usage(got: &Trained, e: &ExpectedGrads) -> f64 {
         if refuse_vacuous(&name, w, b).is_err() {
             continue;
         }
-        for ((g, w), b) in g.iter().zip(w).zip(b) {
-            usage = usage.max(excess(f64::from(*g), *w, *b));
-        }
+        usage = usage.max(max_excess(g, w, b));
     }
     usage
 }

@@ -24,7 +24,7 @@ use common::run_packed;
 use rnn_kernels::{ActivationQuant, Isa, PackedRnn};
 use rnn_reference::quant::{quantize_weights, quantized_views};
 use rnn_reference::testkit::bound::forward_dequantized;
-use rnn_reference::testkit::compare::{compare_within, excess, VACUOUS_FLOOR};
+use rnn_reference::testkit::compare::{compare_within, max_excess, VACUOUS_FLOOR};
 use rnn_reference::testkit::{problem, proptest_cases, variants, Expected, Problem, SplitMix64};
 use rnn_reference::views;
 
@@ -100,9 +100,7 @@ fn check(p: &Problem, scheme: ActivationQuant, t: &mut Tally) -> Result<(), Stri
         let ctx = format!("{isa} {scheme:?} {:?} {:?} gain {}", p.cfg, p.shape, p.gain);
         for ((name, w, b), got) in arrays.into_iter().zip([&y, &h_n, &c_n]) {
             compare_within(name, got, w, b).map_err(|e| format!("{ctx}: {e}"))?;
-            for ((&g, &w), &b) in got.iter().zip(w.iter()).zip(b.iter()) {
-                usage = usage.max(excess(f64::from(g), w, b));
-            }
+            usage = usage.max(max_excess(got, w, b));
         }
     }
     t.usage.push(usage);

@@ -27,7 +27,7 @@ use common::{run_kernels, run_typed};
 use rnn_kernels::half::{bf16, f16};
 use rnn_kernels::{Element, Isa, PackedCell, StepInput, StepOutputMut, WeightType, Workspace};
 use rnn_reference::testkit::bound::{step_bounded, Kernels};
-use rnn_reference::testkit::compare::excess;
+use rnn_reference::testkit::compare::max_excess;
 use rnn_reference::testkit::{compare, compare_outputs, problem, variants, Problem};
 use rnn_reference::{CellKind, Direction, RnnConfig, TensorLayout};
 
@@ -67,9 +67,7 @@ fn check_one_step<W: Element + WeightType>(p: &Problem) -> f64 {
                 (&h_n, &w.h_n, &b.h_n),
                 (&c_n, &w.c_n, &b.c_n),
             ] {
-                for ((g, w), b) in got.iter().zip(want.iter()).zip(bound.iter()) {
-                    usage = usage.max(excess(f64::from(*g), *w, *b));
-                }
+                usage = usage.max(max_excess(got, want, bound));
             }
         }
     }

@@ -158,6 +158,15 @@ pub fn excess(got: f64, want: f64, bound: f64) -> f64 {
     }
 }
 
+/// The largest [`excess`] over an array: the share of its bound the worst element
+/// uses (how tight a bound is in practice).
+pub fn max_excess(got: &[f32], want: &[f64], bound: &[f64]) -> f64 {
+    got.iter()
+        .zip(want)
+        .zip(bound)
+        .fold(0.0, |u, ((&g, &w), &b)| u.max(excess(f64::from(g), w, b)))
+}
+
 /// [`compare`] of `y`, `h_n` and `c_n` (kernel outputs widened to `f32`) with
 /// [`Expected`], each error prefixed with `ctx`.
 pub fn compare_outputs(
