@@ -20,7 +20,7 @@ fi
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(step_vs_reference backward_vs_reference int8_vs_reference api_contract weights_import)
+    targets=(step_vs_reference backward_vs_reference int8_vs_reference output_vs_reference api_contract weights_import)
 fi
 
 # Build once (all targets), so the time budget is spent fuzzing.

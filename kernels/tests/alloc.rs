@@ -21,10 +21,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rnn_kernels::{
-    Activations, CellKind, Direction, GradientsMut, LayerGradsMut, OutputActivation, OutputConfig,
-    OutputGrads, OwnedLayerWeights, PackedCell, PackedOutput, PackedRnn, RnnConfig, SeqShape,
-    SequenceInput, SequenceOutputMut, StepInput, StepOutputMut, TensorLayout, TrainingWorkspace,
-    WeightType, Workspace,
+    ActivationQuant, Activations, CellKind, Direction, GradientsMut, LayerGradsMut,
+    OutputActivation, OutputConfig, OutputGrads, OwnedLayerWeights, PackedCell, PackedOutput,
+    PackedRnn, RnnConfig, SeqShape, SequenceInput, SequenceOutputMut, StepInput, StepOutputMut,
+    TensorLayout, TrainingWorkspace, WeightType, Workspace,
 };
 use rnn_reference::testkit::fixture::Sawtooth;
 use rnn_reference::testkit::variants;
@@ -353,6 +353,20 @@ fn measure_output(rows: usize, i: usize, o: usize) -> usize {
                 call(n, &mut ws);
             }
         });
+        // int8 weights (forward only), each activation scheme: the codes' scratch.
+        for scheme in ActivationQuant::ALL {
+            let head = PackedOutput::<i8>::pack(&cfg, &vals(o * i, 1), Some(&vals(o, 2)))
+                .unwrap()
+                .with_activation_quant(scheme);
+            let mut ws = Workspace::new();
+            head.forward(&mut ws, rows, &x, &mut y).unwrap();
+            total += count(|| {
+                for n in [rows, rows / 2] {
+                    head.forward(&mut ws, n, &x[..n * i], &mut y[..n * o])
+                        .unwrap();
+                }
+            });
+        }
     }
     total
 }

@@ -85,7 +85,8 @@ pub trait Real:
     /// which widens each value's bound by the error of its quantized code. The slice
     /// is one quantization block (or `k`-wide rows of blocks): [`forward`](crate::forward)
     /// passes each layer's whole input, [`step`](crate::step) the step's `h` and its
-    /// second operands (a projection's `o ⊙ tanh(c')`, a reset-before GRU's `r ⊙ h`).
+    /// second operands (a projection's `o ⊙ tanh(c')`, a reset-before GRU's `r ⊙ h`),
+    /// [`output_layer`](crate::output_layer) all its rows.
     fn product_operand(a: &[Self], _k: usize) -> Cow<'_, [Self]> {
         Cow::Borrowed(a)
     }

@@ -8,8 +8,8 @@ use crate::isa::Isa;
 use crate::simd::V16;
 use crate::{Error, Result};
 
-/// The refusal of a table this storage type has none of (never asked for: only the
-/// element types pack an output layer, and [`Coded`] never reaches a driver).
+/// The refusal of a table this storage type has none of (never asked for: [`Coded`]
+/// never reaches a driver).
 fn no_table(what: &str, ty: &str) -> Error {
     Error::Invalid {
         arg: "weight type".into(),
@@ -52,8 +52,9 @@ impl Storage for i8 {
         KernelTables::build::<Self>(isa)
     }
 
-    fn output_kernels(_: Isa) -> Result<<OutputTables as TableFamily>::Of<Self>> {
-        Err(no_table("an output layer", "int8"))
+    #[inline(never)]
+    fn output_kernels(isa: Isa) -> Result<<OutputTables as TableFamily>::Of<Self>> {
+        OutputTables::build::<Self>(isa)
     }
 }
 

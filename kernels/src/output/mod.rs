@@ -9,29 +9,34 @@ mod finish;
 use std::marker::PhantomData;
 use std::sync::OnceLock;
 
+use rnn_reference::quant::{check_quantized_output, ActivationQuant, QuantizedMatrix};
 use rnn_reference::{check_len, OutputConfig};
 
 use crate::aligned::AlignedVec;
 use crate::arch::{dispatch, Backend, ForBackend};
 use crate::dispatch::GemmFn;
-use crate::element::{Element, OutputTables, Storage, TableFamily};
+use crate::element::{Coded, Element, OutputTables, Storage, TableFamily, WeightType};
 use crate::io::input_f32;
 use crate::isa::Isa;
 use crate::kernel::walk::Job;
+use crate::kernel::walk_i8::Q8Scratch;
 use crate::kernel::{Rows, Store};
 use crate::pack::runtime::{
     gather_blocks, panels_len, transpose_panels, transpose_rows, BlockCols, RowSource, WIDTH,
 };
 use crate::pack::{pack_vector, Panels, PanelsView, LANES};
 use crate::parallel::{run_team, threads_for, Shared, Team};
-use crate::workspace::Workspace;
+use crate::workspace::{q8_scratch, Workspace};
 use crate::{passes, Error, Result};
 
 use finish::{BackFinish, Finish};
 
 /// An output layer packed once: `W_o` `[O, I]` (PyTorch `nn.Linear`'s layout) and
 /// `b_o` `[O]`, weights stored as `W` (`f32`, `half::f16` or `half::bf16`; sums and
-/// the activation in `f32`).
+/// the activation in `f32`), or as int8 codes (`i8`: the product is the integer one
+/// on inputs quantized at run time, as PyTorch's `quantize_dynamic` runs an
+/// `nn.Linear`; see [`PackedOutput::<i8>::from_quantized`]). The backward pass is for
+/// the float types only.
 ///
 /// ```
 /// use rnn_kernels::{OutputActivation, OutputConfig, PackedOutput, Workspace};
@@ -45,19 +50,24 @@ use finish::{BackFinish, Finish};
 /// assert_eq!(y, [0.5, 0.5, 0.5, 0.5]);
 /// ```
 #[derive(Clone)]
-pub struct PackedOutput<W: Element = f32> {
+pub struct PackedOutput<W: WeightType = f32> {
     cfg: OutputConfig,
     w: Panels<W, 4>,
     bias: AlignedVec,
     isa: Option<Isa>,
+    /// How an int8 product quantizes its input rows (unused for float weights).
+    act_quant: ActivationQuant,
     /// `W_oᵀ` as f32 panels (`k` = the forward panels' packed columns, columns `I`),
     /// built by the first [`backward`](PackedOutput::backward).
     w_t: OnceLock<AlignedVec>,
 }
 
-impl<W: Element> PackedOutput<W> {
+impl<W: WeightType> PackedOutput<W> {
     /// Packs `w` (`[O, I]`) and `b` (`[O]`, or `None` for no bias), given as `f32`,
     /// `half::f16` or `half::bf16`, rounding weights to `W` (to nearest, ties to even).
+    /// For `W = i8` each output unit's row of `w` is quantized symmetrically, as
+    /// [`quantize_matrix`](rnn_reference::quant::quantize_matrix) does (`s = max |w| /
+    /// 127`, codes `round_half_even(w / s)`).
     pub fn pack<S: Element>(cfg: &OutputConfig, w: &[S], b: Option<&[S]>) -> Result<Self> {
         cfg.check_weights(w, b)?;
         let (i, o) = (cfg.in_features, cfg.out_features);
@@ -69,6 +79,7 @@ impl<W: Element> PackedOutput<W> {
             w: panels,
             bias,
             isa: None,
+            act_quant: ActivationQuant::default(),
             w_t: OnceLock::new(),
         })
     }
@@ -90,7 +101,9 @@ impl<W: Element> PackedOutput<W> {
     /// layout, `rows = T·B`), `y` is `[rows, O]`, both `f32`, `half::f16` or
     /// `half::bf16` (half values widen exactly; `y` rounds once, when written). Uses
     /// the rayon pool's threads; results do not depend on their number. No allocation
-    /// once `ws` has grown for the shape.
+    /// once `ws` has grown for the shape. With int8 weights the rows of `x` are
+    /// quantized as [`activation_quant`](Self::activation_quant) says, and the result
+    /// is [`output_layer_quantized`](rnn_reference::quant::output_layer_quantized)'s.
     pub fn forward<T: Element>(
         &self,
         ws: &mut Workspace,
@@ -105,9 +118,22 @@ impl<W: Element> PackedOutput<W> {
             .ok_or_else(|| scratch_overflow("rows * padded out_features"))?;
         let isa = Isa::resolve(self.isa)?;
         let table = W::output_kernels(isa)?;
-        let [z] = ws.carve([z_len])?;
+        // int8: room for the codes of every row (4-byte groups) and their parameters
+        // (three floats each); nothing for float weights.
+        let q8_lens = if W::QUANTIZED {
+            let words = self.cfg.in_features.div_ceil(4);
+            let codes = rows.checked_mul(words);
+            let params = rows.checked_mul(3);
+            codes
+                .zip(params)
+                .ok_or_else(|| scratch_overflow("rows * int8 codes"))?
+        } else {
+            (0, 0)
+        };
+        let [z, codes, params] = ws.carve([z_len, q8_lens.0, q8_lens.1])?;
+        let q8 = W::QUANTIZED.then(|| q8_scratch(codes, params, q8_lens, self.act_quant));
         if let (Some(x), Some(y)) = (T::as_f32(x), T::as_f32_mut(y)) {
-            self.run(&table, rows, x, z, y);
+            self.run(&table, rows, x, z, y, q8);
             return Ok(());
         }
         let [x32, y32] = ws.carve_io([x_len, y_len])?;
@@ -119,11 +145,125 @@ impl<W: Element> PackedOutput<W> {
                 std::slice::from_raw_parts_mut(y32, y_len),
             )
         };
-        self.run(&table, rows, x32, z, y32);
+        self.run(&table, rows, x32, z, y32, q8);
         T::slice_from_f32(y32, y);
         Ok(())
     }
 
+    /// How many threads a call on `rows` rows is worth (the products' size against
+    /// the panels to split).
+    fn threads(&self, rows: usize) -> usize {
+        let (i, o) = (self.cfg.in_features, self.cfg.out_features);
+        threads_for(
+            rows.saturating_mul(i).saturating_mul(o),
+            self.w.panels(),
+            rayon::current_num_threads(),
+        )
+    }
+
+    /// The product into `z` (`rows` rows of `w.cols()` floats; int8 weights quantize
+    /// `x` into `q8` first), then the elementwise pass into `y`.
+    fn run(
+        &self,
+        k: &OutputKernels<W>,
+        rows: usize,
+        x: &[f32],
+        z: *mut f32,
+        y: &mut [f32],
+        q8: Option<Q8Scratch>,
+    ) {
+        let (i, o) = (self.cfg.in_features, self.cfg.out_features);
+        let z_stride = self.w.cols();
+        let job = Job {
+            a: Rows::strided(x.as_ptr(), i, rows).with_q8(q8),
+            nrows: rows,
+            w: self.w.view(),
+        };
+        let store = Store {
+            out: z,
+            stride: z_stride,
+            bias: self.bias.as_slice().as_ptr(),
+        };
+        let ptrs = Shared((z, y.as_mut_ptr()));
+        let activation = self.cfg.activation;
+        let want = self.threads(rows);
+        let body = |team: &Team<'_>| {
+            let (z, y) = ptrs.get();
+            // SAFETY: `x` holds rows * I floats (checked), `z` rows * z_stride (carved)
+            // and the bias z_stride floats (packed); an int8 job's scratch was carved
+            // for `rows` rows of I codes; the product ends in a barrier.
+            unsafe { (k.gemm)(team, &job, &store) };
+            let mine = team.chunk(rows, usize::MAX);
+            let op = Finish {
+                z,
+                z_stride,
+                y,
+                o,
+                rows: mine,
+                activation,
+            };
+            // SAFETY: every member finishes its own rows of `z` (rows * z_stride floats,
+            // z_stride >= O rounded up to 16) into `y` (rows * O, checked).
+            unsafe { (k.finish)(op) };
+        };
+        run_team(want, &body);
+    }
+}
+
+impl PackedOutput<i8> {
+    /// Packs int8 weights as given: `w` `[O, I]` codes with one scale and zero point
+    /// per tensor or per output unit (PyTorch's dynamic quantized `Linear`, e.g.
+    /// `torch.ao.nn.quantized.dynamic.Linear`'s `weight()` unpacked to codes, scales and
+    /// zero points), codes kept exactly; `b` `[O]` in `f32`.
+    ///
+    /// ```
+    /// use rnn_kernels::{ActivationQuant, OutputActivation, OutputConfig, PackedOutput};
+    /// use rnn_kernels::{QuantizedMatrix, Workspace};
+    /// use rnn_reference::quant::output_layer_quantized;
+    /// let cfg = OutputConfig::new(2, 1, OutputActivation::Identity);
+    /// let w = QuantizedMatrix { codes: &[2, -1], scales: &[0.25], zero_points: None };
+    /// let out = PackedOutput::<i8>::from_quantized(&cfg, &w, None).unwrap();
+    /// let mut y = [0.0f32];
+    /// out.forward(&mut Workspace::new(), 1, &[-1.0f32, 1.0], &mut y).unwrap();
+    /// let want = output_layer_quantized(&cfg, &w, None, 1, &[-1.0, 1.0], ActivationQuant::PerRow);
+    /// assert_eq!(f64::from(y[0]), want.unwrap()[0]);
+    /// ```
+    pub fn from_quantized(
+        cfg: &OutputConfig,
+        w: &QuantizedMatrix<'_>,
+        b: Option<&[f32]>,
+    ) -> Result<Self> {
+        check_quantized_output(cfg, w, b)?;
+        let i = cfg.in_features;
+        let coded: Vec<Coded> = w
+            .codes
+            .iter()
+            .enumerate()
+            .map(|(e, &c)| {
+                let (s, z) = w.row_params(e / i);
+                Coded::weight(c, z, s)
+            })
+            .collect();
+        let b = b.map(|b| b.iter().map(|&v| Coded::from_f32(v)).collect::<Vec<_>>());
+        Self::pack(cfg, &coded, b.as_deref())
+    }
+
+    /// Chooses how the input rows are quantized at run time ([`ActivationQuant`]; the
+    /// default, [`PerRow`](ActivationQuant::PerRow), gives each row its own range;
+    /// [`OnnxRuntime`](ActivationQuant::OnnxRuntime) one range over all the call's
+    /// rows, as ONNX Runtime's `DynamicQuantizeMatMul` does).
+    pub fn with_activation_quant(mut self, scheme: ActivationQuant) -> Self {
+        self.act_quant = scheme;
+        self
+    }
+
+    /// The activation scheme calls use.
+    pub fn activation_quant(&self) -> ActivationQuant {
+        self.act_quant
+    }
+}
+
+impl<W: Element> PackedOutput<W> {
     /// The backward pass of [`forward`](Self::forward), as
     /// [`rnn_reference::output_layer_backward`] defines it: from the call's input `x`
     /// `[rows, I]`, its output `y` and `dy = ∂L/∂y` (`[rows, O]`), writes `dx = ∂L/∂x`
@@ -273,56 +413,6 @@ impl<W: Element> PackedOutput<W> {
             db.copy_from_slice(&out[i * zs..i * zs + o]);
         }
         Ok(())
-    }
-
-    /// How many threads a call on `rows` rows is worth (the products' size against
-    /// the panels to split).
-    fn threads(&self, rows: usize) -> usize {
-        let (i, o) = (self.cfg.in_features, self.cfg.out_features);
-        threads_for(
-            rows.saturating_mul(i).saturating_mul(o),
-            self.w.panels(),
-            rayon::current_num_threads(),
-        )
-    }
-
-    /// The product into `z` (`rows` rows of `w.cols()` floats), then the elementwise
-    /// pass into `y`.
-    fn run(&self, k: &OutputKernels<W>, rows: usize, x: &[f32], z: *mut f32, y: &mut [f32]) {
-        let (i, o) = (self.cfg.in_features, self.cfg.out_features);
-        let z_stride = self.w.cols();
-        let job = Job {
-            a: Rows::strided(x.as_ptr(), i, rows),
-            nrows: rows,
-            w: self.w.view(),
-        };
-        let store = Store {
-            out: z,
-            stride: z_stride,
-            bias: self.bias.as_slice().as_ptr(),
-        };
-        let ptrs = Shared((z, y.as_mut_ptr()));
-        let activation = self.cfg.activation;
-        let want = self.threads(rows);
-        let body = |team: &Team<'_>| {
-            let (z, y) = ptrs.get();
-            // SAFETY: `x` holds rows * I floats (checked), `z` rows * z_stride (carved)
-            // and the bias z_stride floats (packed); the product ends in a barrier.
-            unsafe { (k.gemm)(team, &job, &store) };
-            let mine = team.chunk(rows, usize::MAX);
-            let op = Finish {
-                z,
-                z_stride,
-                y,
-                o,
-                rows: mine,
-                activation,
-            };
-            // SAFETY: every member finishes its own rows of `z` (rows * z_stride floats,
-            // z_stride >= O rounded up to 16) into `y` (rows * O, checked).
-            unsafe { (k.finish)(op) };
-        };
-        run_team(want, &body);
     }
 }
 

@@ -19,6 +19,7 @@
 mod cell;
 pub mod error;
 mod onnx;
+mod output;
 mod params;
 mod sequence;
 mod weights;
@@ -28,6 +29,7 @@ pub use cell::{
     QuantStepOutput,
 };
 pub use onnx::{import_dynamic_quantize_lstm, Codes, DynamicQuantizeLstmWeights};
+pub use output::{check_quantized_output, output_layer_quantized, output_layer_quantized_as};
 pub use params::{
     block_params, block_range, quantize, tie_margin, ActivationQuant, BlockParams, MAX_K,
 };
