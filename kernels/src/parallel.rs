@@ -5,7 +5,9 @@
 //! Every output element is computed by exactly one thread with the same instruction
 //! sequence whatever the split, so results are bit-identical for any thread count.
 //! Member `i` always takes chunk `i` of a pass's panels, which keeps its share of the
-//! weights in its own core's cache from step to step.
+//! weights in its own core's cache from step to step; and when the team is the whole
+//! pool, member `i` is pool worker `i` ([`seat`]), so that share stays in the same
+//! core's cache from call to call too (a step-by-step caller, an output layer).
 //!
 //! The team never waits for a worker that has not started: members register as they
 //! begin, the coordinator closes registration after a short wait, and only the members
@@ -154,7 +156,7 @@ fn coordinate(want: usize, start: &Start, f: &(dyn Fn(&Team<'_>) + Sync)) {
     let size = start.registered.fetch_or(CLOSED, Ordering::AcqRel) & !CLOSED;
     start.barrier.size.store(size, Ordering::Release);
     f(&Team {
-        index: 0,
+        index: seat(0, size),
         size,
         barrier: (size > 1).then_some(&start.barrier),
     });
@@ -196,10 +198,26 @@ fn member(start: &Start, f: &(dyn Fn(&Team<'_>) + Sync)) {
         std::hint::spin_loop();
     };
     f(&Team {
-        index,
+        index: seat(index, size),
         size,
         barrier: Some(&start.barrier),
     });
+}
+
+/// A member's index in a team of `size`: its worker's index when the team is the whole
+/// pool, else `registered`, its order of registration. Either way the indices are
+/// `0..size`, each once: every member runs on a distinct worker of the pool the team
+/// was formed in (the coordinator spins on its worker until the team closes, and a
+/// member blocks its worker until the team is done), and the rule is the same for all
+/// (same `size`, same pool). Before, member `i` was whichever worker came `i`-th, so
+/// two calls could swap the workers' shares of the weights between the cores' caches:
+/// on a 2-vCPU Xeon (lscpu model 167) an int8 output layer of 16 x 1024 x 4096 took
+/// 0.194-0.208 ms per call at 2 threads, 0.182-0.186 ms with this rule.
+fn seat(registered: usize, size: usize) -> usize {
+    match rayon::current_thread_index() {
+        Some(w) if size == rayon::current_num_threads() && w < size => w,
+        _ => registered,
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::arch::{Backend, Blocked, DotFn, DotJob};
 use crate::element::Storage;
 use crate::kernel::quantize::{params, QuantizeOp, RangeOp};
 use crate::kernel::walk::Job;
-use crate::kernel::walk_i8::Job8;
+use crate::kernel::walk_i8::{Job8, RowQuant};
 use crate::kernel::{Epilogue, Store};
 use crate::parallel::{threads_for, Team};
 
@@ -94,14 +94,16 @@ pub(crate) unsafe fn gemm_dot(team: &Team<'_>, f: DotFn, job: &DotJob, epi: &Sto
 }
 
 /// [`pass`] (and [`gemm`]) for int8 panels: the team quantizes the job's rows into
-/// their scratch (`job.a.q8`: one range per row, split by rows among the members; or
-/// one over all rows, by the leader), meets, then each member runs its share of the
-/// integer product, whose exact sums are scaled into the `f32` tiles `epi` takes; then
-/// the team meets again.
+/// their scratch (`job.a.q8`), split by rows among the members: each row with its own
+/// range, or all with the range of every row, which the leader takes first and leaves
+/// in the parameter slot past the rows for the others to read after a barrier; meets,
+/// then each member runs its share of the integer product, whose exact sums are scaled
+/// into the `f32` tiles `epi` takes; then the team meets again.
 ///
 /// # Safety
 /// As for [`pass`]; `job.w` holds int8 codes (`W::QUANTIZED`) with their column data,
-/// and `job.a.q8` has room for `nrows` rows of `4 · ceil(k / 4)` codes.
+/// and `job.a.q8` has room for `nrows` rows of `4 · ceil(k / 4)` codes and `nrows + 1`
+/// rows' parameters.
 unsafe fn pass_i8<B, W, E, const NP: usize>(
     team: &Team<'_>,
     job: &Job<W, NP>,
@@ -120,33 +122,46 @@ unsafe fn pass_i8<B, W, E, const NP: usize>(
     let k4 = k.div_ceil(4);
     let stride = 4 * k4;
     assert!(
-        nrows * stride <= q8.codes_len && nrows <= q8.params_len,
+        nrows * stride <= q8.codes_len && nrows < q8.params_len,
         "int8 operand scratch too small"
     );
-    // One range per row: each member quantizes its share of the rows (each row's codes
-    // depend on that row alone, so any split gives the same codes). One range over
-    // every row: the leader alone (the range needs every row first).
-    let mine = if q8.per_row {
-        // About 16 operations per value against a multiply-add's one.
-        team.chunk(nrows, threads_for(nrows * k * 16, nrows, usize::MAX))
-    } else if team.is_leader() {
-        0..nrows
+    // Each member quantizes its share of the rows; a row's codes depend on that row
+    // and its block's parameters alone, so any split gives the same codes. About 16
+    // operations per value against a multiply-add's one.
+    let mine = team.chunk(nrows, threads_for(nrows * k * 16, nrows, usize::MAX));
+    let block = if q8.per_row {
+        None
     } else {
-        nrows..nrows
+        // One range over every row: the leader takes it (it needs every row) into the
+        // slot past the rows, which nobody else writes; everyone reads it after the
+        // barrier, and the leader writes it again only after the next one (below).
+        // SAFETY: the rows hold `k` readable floats each (the job's contract); the
+        // scratch has `nrows + 1` parameter slots (checked above).
+        unsafe {
+            let slot = q8.params.add(nrows);
+            if team.is_leader() {
+                let r = B::run_op(RangeOp {
+                    a: &job.a,
+                    rows: 0..nrows,
+                    k,
+                });
+                let (scale, zp) = params(r, q8.qmax);
+                slot.write(RowQuant {
+                    scale,
+                    zero_point: i32::from(zp),
+                    sum: 0,
+                });
+            }
+            team.sync();
+            let p = slot.read();
+            Some((p.scale, p.zero_point as u8))
+        }
     };
     if !mine.is_empty() {
         // SAFETY: the rows hold `k` readable floats each (the job's contract); the
         // scratch holds `nrows` rows of `stride >= k` bytes and `nrows` parameters
         // (checked above); members write disjoint rows of it.
         unsafe {
-            let block = (!q8.per_row).then(|| {
-                let r = B::run_op(RangeOp {
-                    a: &job.a,
-                    rows: 0..nrows,
-                    k,
-                });
-                params(r, q8.qmax)
-            });
             B::run_op(QuantizeOp {
                 a: &job.a,
                 rows: mine,

@@ -73,7 +73,8 @@ pub(crate) fn carve<const N: usize>(
 
 /// Workspace floats for the int8 operand scratch of a call whose products have at most
 /// `rows` left-operand rows: `(codes, parameters)`: the widest product's rows of codes
-/// (4-byte groups), and three floats (a [`RowQuant`]) per row. `None` on overflow.
+/// (4-byte groups), and three floats (a [`RowQuant`]) per row plus one more slot (a
+/// shared block's parameters). `None` on overflow.
 pub(crate) fn q8_sizes(cfg: &RnnConfig, rows: usize) -> Option<(usize, usize)> {
     let words = |k: usize| k.div_ceil(4);
     let k_in = (0..cfg.num_layers)
@@ -84,7 +85,7 @@ pub(crate) fn q8_sizes(cfg: &RnnConfig, rows: usize) -> Option<(usize, usize)> {
     let codes = rows
         .checked_mul(words(k_in))?
         .max(rows.checked_mul(words(k_step))?);
-    Some((codes, rows.checked_mul(3)?))
+    Some((codes, rows.checked_add(1)?.checked_mul(3)?))
 }
 
 /// The int8 operand scratch over regions carved with the lengths [`q8_sizes`] gave,

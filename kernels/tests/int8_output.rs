@@ -33,7 +33,8 @@ const ACTIVATIONS: [OutputActivation; 3] = [
 ];
 
 /// A random int8 output layer and input: widths 1..=300 in (crossing the 4-code
-/// groups and the row chunks), 1..=140 out (tile and panel edges), 1..=40 rows (every
+/// groups and the row chunks), 1..=140 out (tile and panel edges; one in four 64 or
+/// 128, computed in `y` in place), 1..=40 rows (every
 /// row block of the integer tile), inputs mostly O(1), sometimes large or all of one
 /// sign. Weights: `f32` quantized per unit (`quantize_matrix`, codes ±127), or
 /// imported codes: ±64 (whose `vpmaddubsw` pairs fit `i16` even with 8-bit
@@ -55,7 +56,12 @@ fn case(seed: u64) -> Case {
     } else {
         1 + rng.below(300)
     };
-    let o = 1 + rng.below(140);
+    // One in four: whole panels (64 or 128), where the product writes `y` in place.
+    let o = if rng.below(4) == 0 {
+        64 * (1 + rng.below(2))
+    } else {
+        1 + rng.below(140)
+    };
     let rows = 1 + rng.below(40);
     let activation = ACTIVATIONS[rng.below(3)];
     let (w, w_f32) = match rng.below(3) {

@@ -20,7 +20,8 @@ const ACTIVATIONS: [OutputActivation; 3] = [
 ];
 
 /// A random output layer and input: widths 1..=70 in, 1..=140 out (crossing tile and
-/// panel edges), 1..=20 rows, inputs mostly O(1), sometimes large (softmax rows with
+/// panel edges; one in four 64 or 128, whole panels, computed in `y` in place), 1..=20
+/// rows, inputs mostly O(1), sometimes large (softmax rows with
 /// one dominant logit, saturated sigmoids).
 struct Case {
     cfg: OutputConfig,
@@ -33,7 +34,12 @@ struct Case {
 fn case(seed: u64) -> Case {
     let mut rng = SplitMix64::new(seed);
     let i = 1 + rng.below(70);
-    let o = 1 + rng.below(140);
+    // One in four: whole panels (64 or 128), where the product writes `y` in place.
+    let o = if rng.below(4) == 0 {
+        64 * (1 + rng.below(2))
+    } else {
+        1 + rng.below(140)
+    };
     let rows = 1 + rng.below(20);
     let activation = ACTIVATIONS[rng.below(3)];
     let scale = 1.0 / (i as f32).sqrt();

@@ -4,12 +4,12 @@
 mod common;
 
 use common::train::{try_train, Upstream};
-use common::{run_kernels, run_typed};
+use common::{run_kernels, run_packed, run_typed};
 use rayon::prelude::*;
 use rnn_kernels::half::bf16;
-use rnn_kernels::{Activations, Isa, TrainingWorkspace};
+use rnn_kernels::{ActivationQuant, Activations, Isa, PackedRnn, TrainingWorkspace};
 use rnn_reference::testkit::{problem, variants, Problem};
-use rnn_reference::CellKind;
+use rnn_reference::{views, CellKind};
 
 fn run(p: &Problem, isa: Isa) -> Vec<u32> {
     bits(run_kernels(p, isa))
@@ -68,8 +68,9 @@ fn bf16_bit_identical_for_any_thread_count() {
     }
 }
 
-/// int8 weights (activations quantized per row, the default): the integer product is
-/// split by panels like the float one, and its sums are exact in any order.
+/// int8 weights, every activation scheme: the operand rows are quantized split by rows
+/// (one range per row, or the leader's range over every row of a block), the integer
+/// product split by panels like the float one, and its sums are exact in any order.
 #[test]
 fn int8_bit_identical_for_any_thread_count() {
     for (seed, cell) in variants::all_with_layer_norm(70).into_iter().enumerate() {
@@ -77,10 +78,26 @@ fn int8_bit_identical_for_any_thread_count() {
             continue; // a variant without an int8 path (none listed today)
         }
         let p = problem(200 + seed as u64, (96, 300, 5, 4), 2, Some(cell));
+        let rnn = PackedRnn::<i8>::pack(&p.cfg, &views(&p.weights)).unwrap();
         for isa in Isa::available() {
-            let outs = across_thread_counts(|| bits(run_typed::<i8, f32>(&p, isa)));
-            assert_eq!(outs[0], outs[1], "{isa} {cell:?}: 1 vs 2 threads");
-            assert_eq!(outs[0], outs[2], "{isa} {cell:?}: 1 vs 3 threads");
+            for scheme in ActivationQuant::ALL {
+                let rnn = rnn
+                    .clone()
+                    .with_isa(Some(isa))
+                    .unwrap()
+                    .with_activation_quant(scheme);
+                let outs = across_thread_counts(|| {
+                    bits(run_packed(&rnn, &p, &p.inputs_as(|v| v)).unwrap())
+                });
+                assert_eq!(
+                    outs[0], outs[1],
+                    "{isa} {scheme:?} {cell:?}: 1 vs 2 threads"
+                );
+                assert_eq!(
+                    outs[0], outs[2],
+                    "{isa} {scheme:?} {cell:?}: 1 vs 3 threads"
+                );
+            }
         }
     }
 }

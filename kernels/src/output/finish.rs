@@ -11,7 +11,8 @@ use crate::pack::LANES;
 use crate::simd::{math, V16};
 
 /// Rows `rows` of `z` (`z_stride` floats apart, at least `o` rounded up to 16 readable
-/// floats each) finished into `y` (`o` floats per row, packed).
+/// floats each) finished into `y` (`o` floats per row, packed). `z` may be `y` itself
+/// (`z_stride == o`, a multiple of 16): every pass reads an element before it writes it.
 pub(crate) struct Finish {
     pub(crate) z: *mut f32,
     pub(crate) z_stride: usize,
@@ -36,6 +37,8 @@ impl SimdOp for Finish {
                 let z = self.z.add(r * self.z_stride);
                 let y = self.y.add(r * self.o);
                 match self.activation {
+                    // In place (`z` is `y`): the sums are already the outputs.
+                    OutputActivation::Identity if z == y => {}
                     OutputActivation::Identity => std::ptr::copy_nonoverlapping(z, y, self.o),
                     OutputActivation::Sigmoid => map_row::<V>(z, y, self.o, |v| math::sigmoid(v)),
                     OutputActivation::Softmax => softmax_row::<V>(z, y, self.o),

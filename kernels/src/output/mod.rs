@@ -113,17 +113,24 @@ impl<W: WeightType> PackedOutput<W> {
     ) -> Result<()> {
         let (x_len, y_len) = self.cfg.check_rows(rows, x)?;
         check_len("y", y_len, y.len())?;
-        let z_len = rows
-            .checked_mul(self.w.cols())
-            .ok_or_else(|| scratch_overflow("rows * padded out_features"))?;
+        // When `O` fills whole panels the product's rows are `y`'s rows: it writes them
+        // in place and the pass finishes them there (no scratch, no copy).
+        let in_place = self.w.cols() == self.cfg.out_features;
+        let z_len = if in_place {
+            0
+        } else {
+            rows.checked_mul(self.w.cols())
+                .ok_or_else(|| scratch_overflow("rows * padded out_features"))?
+        };
         let isa = Isa::resolve(self.isa)?;
         let table = W::output_kernels(isa)?;
         // int8: room for the codes of every row (4-byte groups) and their parameters
-        // (three floats each); nothing for float weights.
+        // (three floats each, and one more slot for a shared block's); nothing for
+        // float weights.
         let q8_lens = if W::QUANTIZED {
             let words = self.cfg.in_features.div_ceil(4);
             let codes = rows.checked_mul(words);
-            let params = rows.checked_mul(3);
+            let params = rows.checked_add(1).and_then(|r| r.checked_mul(3));
             codes
                 .zip(params)
                 .ok_or_else(|| scratch_overflow("rows * int8 codes"))?
@@ -133,7 +140,8 @@ impl<W: WeightType> PackedOutput<W> {
         let [z, codes, params] = ws.carve([z_len, q8_lens.0, q8_lens.1])?;
         let q8 = W::QUANTIZED.then(|| q8_scratch(codes, params, q8_lens, self.act_quant));
         if let (Some(x), Some(y)) = (T::as_f32(x), T::as_f32_mut(y)) {
-            self.run(&table, rows, x, z, y, q8);
+            let y = y.as_mut_ptr();
+            self.run(&table, rows, x, if in_place { y } else { z }, y, q8);
             return Ok(());
         }
         let [x32, y32] = ws.carve_io([x_len, y_len])?;
@@ -145,7 +153,8 @@ impl<W: WeightType> PackedOutput<W> {
                 std::slice::from_raw_parts_mut(y32, y_len),
             )
         };
-        self.run(&table, rows, x32, z, y32, q8);
+        let y32p = y32.as_mut_ptr();
+        self.run(&table, rows, x32, if in_place { y32p } else { z }, y32p, q8);
         T::slice_from_f32(y32, y);
         Ok(())
     }
@@ -162,14 +171,16 @@ impl<W: WeightType> PackedOutput<W> {
     }
 
     /// The product into `z` (`rows` rows of `w.cols()` floats; int8 weights quantize
-    /// `x` into `q8` first), then the elementwise pass into `y`.
+    /// `x` into `q8` first), then the elementwise pass into `y` (`rows * O` floats, the
+    /// caller's checked slice or carved scratch). `z` may be `y` itself when
+    /// `w.cols() == O`: each row is then finished in place.
     fn run(
         &self,
         k: &OutputKernels<W>,
         rows: usize,
         x: &[f32],
         z: *mut f32,
-        y: &mut [f32],
+        y: *mut f32,
         q8: Option<Q8Scratch>,
     ) {
         let (i, o) = (self.cfg.in_features, self.cfg.out_features);
@@ -184,14 +195,15 @@ impl<W: WeightType> PackedOutput<W> {
             stride: z_stride,
             bias: self.bias.as_slice().as_ptr(),
         };
-        let ptrs = Shared((z, y.as_mut_ptr()));
+        let ptrs = Shared((z, y));
         let activation = self.cfg.activation;
         let want = self.threads(rows);
         let body = |team: &Team<'_>| {
             let (z, y) = ptrs.get();
-            // SAFETY: `x` holds rows * I floats (checked), `z` rows * z_stride (carved)
-            // and the bias z_stride floats (packed); an int8 job's scratch was carved
-            // for `rows` rows of I codes; the product ends in a barrier.
+            // SAFETY: `x` holds rows * I floats (checked), `z` rows * z_stride (carved,
+            // or `y` when z_stride = O) and the bias z_stride floats (packed); an int8
+            // job's scratch was carved for `rows` rows of I codes; the product ends in a
+            // barrier, so no member finishes a row another is still writing.
             unsafe { (k.gemm)(team, &job, &store) };
             let mine = team.chunk(rows, usize::MAX);
             let op = Finish {
