@@ -27,7 +27,9 @@ fn main() {
         max_runs: 10_000,
         max_time: Duration::from_secs(3),
     };
-    println!("rows x I x O | f32 ms | bf16 ms | int8 ms | int8 one-range ms | f32 / int8");
+    println!(
+        "rows x I x O | f32 ms | bf16 ms | int8 ms | int8 one-range ms | f32 / int8 | f32 backward ms"
+    );
     for shape in a[1].split(',') {
         let d: Vec<usize> = shape.split('x').map(|s| s.parse().expect(USAGE)).collect();
         let (rows, i, o) = (d[0], d[1], d[2]);
@@ -63,8 +65,25 @@ fn main() {
         let tb = time(&|ws, y| run(&bf16_head, ws, rows, &x, y));
         let t8 = time(&|ws, y| run(&i8_head, ws, rows, &x, y));
         let t8o = time(&|ws, y| run(&i8_one, ws, rows, &x, y));
+        // The backward (dx, dW, db) from the forward's x and y and a dy.
+        let dy = x
+            .iter()
+            .cycle()
+            .take(rows * o)
+            .copied()
+            .collect::<Vec<f32>>();
+        let ys = y.clone();
+        let (mut dx, mut dw, mut db) =
+            (vec![0.0f32; rows * i], vec![0.0f32; o * i], vec![0.0f32; o]);
+        let mut ws = Workspace::new();
+        let tback = 1e3
+            * time_median(r, || {
+                f32_head
+                    .backward(&mut ws, rows, &x, &ys, &dy, &mut dx, &mut dw, Some(&mut db))
+                    .unwrap()
+            });
         println!(
-            "{rows}x{i}x{o} | {t32:.3} | {tb:.3} | {t8:.3} | {t8o:.3} | {:.2}",
+            "{rows}x{i}x{o} | {t32:.3} | {tb:.3} | {t8:.3} | {t8o:.3} | {:.2} | {tback:.3}",
             t32 / t8
         );
     }

@@ -35,7 +35,7 @@ def main():
     threads = int(sys.argv[2]) if len(sys.argv) > 2 else 1
     torch.set_num_threads(threads)
     print(f"torch {torch.__version__}, {threads} thread(s), engine {torch.backends.quantized.engine}")
-    print("rows x I x O | torch f32 ms | torch int8 ms")
+    print("rows x I x O | torch f32 ms | torch int8 ms | torch f32 backward ms")
     with torch.inference_mode():
         for s in shapes:
             rows, i, o = (int(v) for v in s.split("x"))
@@ -44,7 +44,14 @@ def main():
             x = torch.randn(rows, i)
             t32 = median_ms(lambda: lin(x))
             t8 = median_ms(lambda: q(x))
-            print(f"{s} | {t32:.3f} | {t8:.3f}")
+            # The backward alone (dx, dW, db of nn.Linear with a bias) from a kept graph.
+            with torch.inference_mode(False), torch.enable_grad():
+                lb = torch.nn.Linear(i, o)
+                xb = torch.randn(rows, i, requires_grad=True)
+                yb = lb(xb)
+                dy = torch.randn(rows, o)
+                tb = median_ms(lambda: torch.autograd.grad(yb, [xb, lb.weight, lb.bias], dy, retain_graph=True))
+            print(f"{s} | {t32:.3f} | {t8:.3f} | {tb:.3f}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ use crate::element::Storage;
 use crate::kernel::quantize::{params, QuantizeOp, RangeOp};
 use crate::kernel::walk::Job;
 use crate::kernel::walk_i8::{Job8, RowQuant};
-use crate::kernel::{Epilogue, Store};
+use crate::kernel::{AddStore, Epilogue, Rows, Store};
+use crate::pack::runtime::{slice_of, KC, WIDTH};
+use crate::pack::PanelsView;
 use crate::parallel::{threads_for, Team};
 
 /// Runs `f` on this member's share of `panels` panels (split so each active member gets
@@ -77,6 +79,62 @@ pub(crate) unsafe fn gemm<B: Backend, W: Storage, E: Epilogue<B::V, 4>>(
         B::panels(job, mine, false, epi)
     });
 }
+
+/// A weight-gradient-style product `out = a × right` whose `k` runs in slices of
+/// [`KC`]: the `nrows` left rows at `a + i · a_stride` (`k` floats each), the right
+/// operand `f32` panels in `gather_blocks`' slice-major layout (`panels` of them); the
+/// first slice stored by `gemm`, each later one added by `gemm_add`, in order (the same
+/// sums for any thread count). Every member of the team calls it.
+///
+/// # Safety
+/// `gemm` and `gemm_add` came from a dispatched backend; `a` holds `nrows` rows of `k`
+/// floats `a_stride` apart, `right` `panels · 64 · k` floats, `out` `nrows` rows of
+/// `stride >= panels · 64` floats.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_k_sliced(
+    team: &Team<'_>,
+    (gemm, gemm_add): (GemmF32, GemmAddF32),
+    (a, a_stride, nrows): (*const f32, usize, usize),
+    right: *const f32,
+    k: usize,
+    panels: usize,
+    out: *mut f32,
+    stride: usize,
+) {
+    for k0 in (0..k).step_by(KC) {
+        let (_, kc) = slice_of(k0, k, KC);
+        let job = Job {
+            a: Rows::strided(a.wrapping_add(k0), a_stride, nrows),
+            nrows,
+            w: PanelsView {
+                // Slice `k0 / KC` of the panels (`gather_blocks`' layout).
+                ptr: right.wrapping_add(k0 * panels * WIDTH),
+                k: kc,
+                panels,
+                quant: None,
+            },
+        };
+        // SAFETY: the caller's contract: the slice's rows and panels lie inside `a`
+        // and `right`, the output inside `out`; each product ends in a barrier.
+        unsafe {
+            if k0 == 0 {
+                let store = Store {
+                    out,
+                    stride,
+                    bias: std::ptr::null(),
+                };
+                gemm(team, &job, &store)
+            } else {
+                gemm_add(team, &job, &AddStore { out, stride })
+            }
+        }
+    }
+}
+
+/// The `f32` product that stores ([`gemm`] with [`Store`]).
+pub(crate) type GemmF32 = unsafe fn(&Team<'_>, &Job<f32, 4>, &Store);
+/// The `f32` product that adds ([`gemm`] with [`AddStore`]).
+pub(crate) type GemmAddF32 = unsafe fn(&Team<'_>, &Job<f32, 4>, &AddStore);
 
 /// This member's share of the `vdpbf16ps` input projection (split by panels), then
 /// meets the team.

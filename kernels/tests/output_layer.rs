@@ -487,3 +487,49 @@ fn matches_pytorch() {
         }
     }
 }
+
+/// The backward's products run in slices of 512 of their `k` (the rows for `∂W_o`,
+/// `O` for `dx`), each added to the last: 1100 rows and O = 530 (two and three
+/// slices) against the reference at every ISA, every activation.
+#[test]
+fn backward_over_several_slices() {
+    let b = |v: &[f32]| -> Vec<Bounded<Kernels>> {
+        v.iter().map(|&x| Bounded::exact(x as f64)).collect()
+    };
+    let (i, o, rows) = (20, 530, 1100);
+    let mut rng = SplitMix64::new(77);
+    let w = rng.vec(o * i, 0.2);
+    let x = rng.vec(rows * i, 1.0);
+    let dy = rng.vec(rows * o, 1.0);
+    for activation in ACTIVATIONS {
+        let cfg = OutputConfig::new(i, o, activation);
+        let base = PackedOutput::<f32>::pack(&cfg, &w, None).unwrap();
+        let mut y = vec![0.0f32; rows * o];
+        base.forward(&mut Workspace::new(), rows, &x, &mut y)
+            .unwrap();
+        let g = output_layer_backward(&cfg, &b(&w), rows, &b(&x), &b(&y), &b(&dy)).unwrap();
+        for isa in Isa::available() {
+            let out = base.clone().with_isa(Some(isa)).unwrap();
+            let (mut dx, mut dw, mut db) = (
+                vec![f32::NAN; rows * i],
+                vec![f32::NAN; o * i],
+                vec![f32::NAN; o],
+            );
+            // The backward reads any y: the reference's gradients are on the same one.
+            let mut ws = Workspace::new();
+            out.backward(&mut ws, rows, &x, &y, &dy, &mut dx, &mut dw, Some(&mut db))
+                .unwrap();
+            for (part, got, want) in [("dx", &dx, &g.dx), ("dw", &dw, &g.dw), ("db", &db, &g.db)] {
+                let value: Vec<f64> = want.iter().map(|v| v.value()).collect();
+                let bound: Vec<f64> = want.iter().map(|v| v.bound()).collect();
+                let name = format!("{isa:?} {activation:?} {part}");
+                compare_within(&name, got, &value, &bound).unwrap();
+                let bad = planted(got, &value, 7);
+                assert!(
+                    compare_within(&name, &bad, &value, &bound).is_err(),
+                    "{name}: planted"
+                );
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use std::sync::OnceLock;
 
 use rnn_reference::quant::{check_quantized_output, ActivationQuant, QuantizedMatrix};
-use rnn_reference::{check_len, OutputConfig};
+use rnn_reference::{check_len, OutputActivation, OutputConfig};
 
 use crate::aligned::AlignedVec;
 use crate::arch::{dispatch, Backend, ForBackend};
@@ -20,11 +20,12 @@ use crate::io::input_f32;
 use crate::isa::Isa;
 use crate::kernel::walk::Job;
 use crate::kernel::walk_i8::Q8Scratch;
-use crate::kernel::{Rows, Store};
+use crate::kernel::{AddStore, Rows, Store};
 use crate::pack::runtime::{
-    gather_blocks, panels_len, transpose_panels, transpose_rows, BlockCols, RowSource, WIDTH,
+    gather_blocks, panels_len, slice_of, transpose_panels, transpose_rows, BlockCols, RowSource,
+    KC, WIDTH,
 };
-use crate::pack::{pack_vector, Panels, PanelsView, LANES};
+use crate::pack::{pack_vector, Panels, LANES};
 use crate::parallel::{run_team, threads_for, Shared, Team};
 use crate::workspace::{q8_scratch, Workspace};
 use crate::{passes, Error, Result};
@@ -57,8 +58,8 @@ pub struct PackedOutput<W: WeightType = f32> {
     isa: Option<Isa>,
     /// How an int8 product quantizes its input rows (unused for float weights).
     act_quant: ActivationQuant,
-    /// `W_oᵀ` as f32 panels (`k` = the forward panels' packed columns, columns `I`),
-    /// built by the first [`backward`](PackedOutput::backward).
+    /// `W_oᵀ` as f32 panels (`k` = the forward panels' packed columns, columns `I`) in
+    /// slices of `KC` rows of `k`, built by the first [`backward`](PackedOutput::backward).
     w_t: OnceLock<AlignedVec>,
 }
 
@@ -310,12 +311,17 @@ impl<W: Element> PackedOutput<W> {
             a.checked_mul(b)
                 .ok_or_else(|| scratch_overflow("the backward's products"))
         };
+        let activation = self.cfg.activation;
+        // Where `O` and `I` fill whole panels, `dz` is `dy` itself for the identity
+        // (only read from then on) and the `dx` product writes the caller's `dx`.
+        let dz_is_dy = activation == OutputActivation::Identity && zs == o;
+        let dx_direct = ip == i;
         let sizes = [
-            scratch(rows, zs)?,    // dz
-            scratch(rows, ip)?,    // dx, padded
-            scratch(i + 1, rows)?, // xᵀ and a ones row
-            scratch(rows, zs)?,    // dz as right panels
-            scratch(i + 1, zs)?,   // ∂W_oᵀ and ∂b_o
+            if dz_is_dy { 0 } else { scratch(rows, zs)? },  // dz
+            if dx_direct { 0 } else { scratch(rows, ip)? }, // dx, padded
+            scratch(i + 1, rows)?,                          // xᵀ and a ones row
+            scratch(rows, zs)?,                             // dz as right panels
+            scratch(i + 1, zs)?,                            // ∂W_oᵀ and ∂b_o
         ];
         let isa = Isa::resolve(self.isa)?;
         let k = W::output_kernels(isa)?;
@@ -324,26 +330,30 @@ impl<W: Element> PackedOutput<W> {
             // SAFETY: `t` holds `panels_len(zs, I)` floats: `zs` rows (the forward
             // panels' packed columns) by the `I` columns `map` reaches, in panels.
             unsafe { transpose_panels(&self.w, t.as_mut_slice().as_mut_ptr(), zs, 0, |kk| kk) };
-            t
+            slice_major(t.as_slice(), zs, ip / WIDTH)
         });
         let [dz, dxs, x_t, right, out] = ws.carve(sizes)?;
+        // `dy` as `dz` is never written (the elementwise pass is skipped for it).
+        let dz = if dz_is_dy { dy.as_ptr().cast_mut() } else { dz };
+        let dxs = if dx_direct { dx.as_mut_ptr() } else { dxs };
         let ptrs = Shared((dz, dxs, x_t, right, out, dx.as_mut_ptr()));
-        let activation = self.cfg.activation;
         let want = self.threads(rows);
         let body = |team: &Team<'_>| {
             let (dz, dxs, x_t, right, out, dx) = ptrs.get();
             let mine = team.chunk(rows, usize::MAX);
-            let op = BackFinish {
-                y: y.as_ptr(),
-                dy: dy.as_ptr(),
-                dz,
-                dz_stride: zs,
-                o,
-                rows: mine.clone(),
-                activation,
-            };
-            // SAFETY: each member's rows of `y`, `dy` (checked) and `dz` (carved).
-            unsafe { (k.back)(op) };
+            if !dz_is_dy {
+                let op = BackFinish {
+                    y: y.as_ptr(),
+                    dy: dy.as_ptr(),
+                    dz,
+                    dz_stride: zs,
+                    o,
+                    rows: mine.clone(),
+                    activation,
+                };
+                // SAFETY: each member's rows of `y`, `dy` (checked) and `dz` (carved).
+                unsafe { (k.back)(op) };
+            }
             // This member's rows of xᵀ (with the ones row): disjoint columns of `x_t`.
             let src = RowSource {
                 base: x.as_ptr(),
@@ -353,25 +363,25 @@ impl<W: Element> PackedOutput<W> {
             // SAFETY: `x` holds rows * I floats, `x_t` (I + 1) * rows.
             unsafe { transpose_rows(src, mine.clone(), x_t, rows, true, |_| true) };
             team.sync();
-            // dx = dz · W_o (k = zs: dz is zero past O, W_oᵀ's rows there are zero).
-            let job = Job {
-                a: Rows::strided(dz, zs, rows),
-                nrows: rows,
-                w: PanelsView {
-                    ptr: w_t.as_slice().as_ptr(),
-                    k: zs,
-                    panels: ip / WIDTH,
-                    quant: None,
-                },
+            // dx = dz · W_o (k = zs: dz is zero past O, W_oᵀ's rows there are zero), in
+            // slices of `KC` of the k rows (a long k, a wide O, streamed the panels
+            // from memory once per row block).
+            let fns = (k.gemm_f32, k.gemm_add);
+            // SAFETY: `dz` rows hold zs floats, `w_t` is slice-major (`slice_major`)
+            // with ip / 64 panels, `dxs` rows * ip.
+            unsafe {
+                passes::gemm_k_sliced(
+                    team,
+                    fns,
+                    (dz.cast_const(), zs, rows),
+                    w_t.as_slice().as_ptr(),
+                    zs,
+                    ip / WIDTH,
+                    dxs,
+                    ip,
+                )
             };
-            let store = Store {
-                out: dxs,
-                stride: ip,
-                bias: std::ptr::null(),
-            };
-            // SAFETY: `dz` rows hold zs floats, `dxs` rows * ip; ends in a barrier.
-            unsafe { (k.gemm_f32)(team, &job, &store) };
-            for r in mine.clone() {
+            for r in mine.clone().filter(|_| !dx_direct) {
                 // SAFETY: row `r` of `dxs` (ip >= I floats) and of the caller's `dx`.
                 unsafe { std::ptr::copy_nonoverlapping(dxs.add(r * ip), dx.add(r * i), i) };
             }
@@ -385,40 +395,35 @@ impl<W: Element> PackedOutput<W> {
             };
             let panels = blocks.panels();
             // SAFETY: `right` holds rows * zs = panels_len(rows, zs) floats.
+            unsafe { gather_blocks(&blocks, rows, KC, team.chunk(panels, panels), right) };
+            team.sync();
+            // SAFETY: `x_t` rows hold `rows` floats, `right` the slice-major panels
+            // gathered above, `out` (I + 1) * zs.
             unsafe {
-                gather_blocks(
-                    &blocks,
+                passes::gemm_k_sliced(
+                    team,
+                    fns,
+                    (x_t.cast_const(), rows, i + 1),
+                    right.cast_const(),
                     rows,
-                    rows.max(1),
-                    team.chunk(panels, panels),
-                    right,
+                    panels,
+                    out,
+                    zs,
                 )
             };
-            team.sync();
-            let job = Job {
-                a: Rows::strided(x_t, rows, i + 1),
-                nrows: i + 1,
-                w: PanelsView {
-                    ptr: right.cast_const(),
-                    k: rows,
-                    panels,
-                    quant: None,
-                },
-            };
-            let store = Store {
-                out,
-                stride: zs,
-                bias: std::ptr::null(),
-            };
-            // SAFETY: `x_t` rows hold `rows` floats, `out` (I + 1) * zs.
-            unsafe { (k.gemm_f32)(team, &job, &store) };
         };
         run_team(want, &body);
         // SAFETY: `out` holds (I + 1) * zs floats, written by the last product.
         let out = unsafe { std::slice::from_raw_parts(ptrs.get().4, (i + 1) * zs) };
-        for (r, row) in dw.chunks_exact_mut(i).enumerate() {
-            for (c, v) in row.iter_mut().enumerate() {
-                *v = out[c * zs + r];
+        // ∂W_o is ∂W_oᵀ transposed, 16 by 16: each block reads 16 rows' runs of 16
+        // (column by column over all rows, every read was a cache miss).
+        for c0 in (0..i).step_by(LANES) {
+            for r0 in (0..o).step_by(LANES) {
+                for r in r0..o.min(r0 + LANES) {
+                    for c in c0..i.min(c0 + LANES) {
+                        dw[r * i + c] = out[c * zs + r];
+                    }
+                }
             }
         }
         if let Some(db) = db {
@@ -426,6 +431,23 @@ impl<W: Element> PackedOutput<W> {
         }
         Ok(())
     }
+}
+
+/// Panels `[q][k][64]` (`panels` of them) laid out again in `KC`-row slices of `k`, as
+/// `gather_blocks` lays out its output: the slice from row `k0` (`n` rows) at
+/// `k0 · panels · 64`, its panel `q` at `q · n · 64` within it.
+fn slice_major(t: &[f32], k: usize, panels: usize) -> AlignedVec {
+    let mut out = AlignedVec::zeros(t.len());
+    let dst = out.as_mut_slice();
+    for k0 in (0..k).step_by(KC) {
+        let (_, n) = slice_of(k0, k, KC);
+        for q in 0..panels {
+            let from = (q * k + k0) * WIDTH;
+            let to = (k0 * panels + q * n) * WIDTH;
+            dst[to..to + n * WIDTH].copy_from_slice(&t[from..from + n * WIDTH]);
+        }
+    }
+    out
 }
 
 /// The workspace a call on this many rows needs does not fit `usize`.
@@ -442,8 +464,10 @@ fn scratch_overflow(what: &str) -> Error {
 pub struct OutputKernels<W: Storage> {
     gemm: GemmFn<W>,
     finish: unsafe fn(Finish),
-    /// The backward's products (f32 panels built at run time) and elementwise pass.
-    gemm_f32: GemmFn<f32>,
+    /// The backward's products (f32 panels built at run time; the weight gradient's
+    /// later slices added by `gemm_add`) and elementwise pass.
+    gemm_f32: passes::GemmF32,
+    gemm_add: passes::GemmAddF32,
     back: unsafe fn(BackFinish),
 }
 
@@ -467,6 +491,7 @@ impl<W: Storage> ForBackend for Table<W> {
             gemm: passes::gemm::<B, W, Store>,
             finish: finish_rows::<B>,
             gemm_f32: passes::gemm::<B, f32, Store>,
+            gemm_add: passes::gemm::<B, f32, AddStore>,
             back: back_rows::<B>,
         }
     }

@@ -6,7 +6,6 @@ use crate::arch::{dispatch, Backend, ForBackend};
 use crate::cells::backward::{BackCell, BackPtrs};
 use crate::dispatch::GemmFn;
 use crate::isa::Isa;
-use crate::kernel::walk::Job;
 use crate::kernel::{AddStore, Store};
 use crate::parallel::Team;
 use crate::{passes, Result};
@@ -23,7 +22,7 @@ pub(crate) struct BackKernels {
     /// Products with runtime-packed f32 panels (weight gradients, `∂x`).
     pub(crate) gemm: GemmFn<f32>,
     /// The same, added to the output (the weight gradients' later `k` slices).
-    pub(crate) gemm_add: unsafe fn(&Team<'_>, &Job<f32, 4>, &AddStore),
+    pub(crate) gemm_add: passes::GemmAddF32,
 }
 
 /// The table of `isa`, or an error if this CPU cannot run it.

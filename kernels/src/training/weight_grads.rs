@@ -6,22 +6,12 @@
 
 use super::workspace::Dims;
 use crate::cells::backward::{GradJob, Left, Param, Right};
-use crate::kernel::walk::Job;
-use crate::kernel::{AddStore, Rows, Store};
-use crate::pack::runtime::{gather_blocks, slice_of, transpose_rows, BlockCols, RowSource, WIDTH};
-use crate::pack::{PanelsView, LANES};
+use crate::pack::runtime::{gather_blocks, transpose_rows, BlockCols, RowSource, KC, WIDTH};
+use crate::pack::LANES;
 use crate::parallel::Team;
+use crate::passes;
 use crate::training::kernels::BackKernels;
 use crate::training::LayerGradsMut;
-
-/// Rows of `k` (`T·B`) per slice of a weight-gradient product. Over all `T·B` rows a
-/// chunk of left-operand rows that stays in L2 is a few dozen rows, so the right
-/// operand (the gate gradients, tens of MiB) came from memory once per few dozen
-/// output rows; a slice of 512 rows lets a chunk hold ~190 and a panel's slice (128
-/// KiB) stay in L2, for the cost of adding each slice to the output. Each product of
-/// an LSTM 64×512×512×50 training step took 44 ms instead of 47-53 (Xeon model 167,
-/// avx512bf16, 1 thread); slices of 128 to 1024 rows were all alike.
-const KC: usize = 512;
 
 /// Where the operands of one direction's products live.
 pub(crate) struct Operands {
@@ -126,40 +116,20 @@ pub(crate) unsafe fn run(
         // The leader's transposed left operand and every member's panels are in.
         team.sync();
         let cols = panels * WIDTH;
-        // The product slice by slice, each added to the last (in a fixed order: the
-        // same sums for any thread count).
-        for k0 in (0..d.r).step_by(KC) {
-            let (_, kc) = slice_of(k0, d.r, KC);
-            let job_w = Job {
-                a: Rows::strided(left.wrapping_add(k0), d.r, rows),
-                nrows: rows,
-                w: PanelsView {
-                    // SAFETY: slice `k0 / KC` of the gathered panels (`gather_blocks`).
-                    // Row `i` of the left operand is `left + i R`, its slice from `k0`.
-                    ptr: unsafe { o.right.add(k0 * panels * WIDTH) }.cast_const(),
-                    k: kc,
-                    panels,
-                    quant: None,
-                },
-            };
-            // SAFETY: the left rows hold `R` floats from `k0`, the output `rows * cols`.
-            unsafe {
-                if k0 == 0 {
-                    let store = Store {
-                        out: o.out,
-                        stride: cols,
-                        bias: std::ptr::null(),
-                    };
-                    (bk.gemm)(team, &job_w, &store)
-                } else {
-                    let add = AddStore {
-                        out: o.out,
-                        stride: cols,
-                    };
-                    (bk.gemm_add)(team, &job_w, &add)
-                }
-            };
-        }
+        // SAFETY: the left rows hold `R` floats `R` apart, `right` the slice-major
+        // panels gathered above, the output `rows * cols` floats.
+        unsafe {
+            passes::gemm_k_sliced(
+                team,
+                (bk.gemm, bk.gemm_add),
+                (left, d.r, rows),
+                o.right.cast_const(),
+                d.r,
+                panels,
+                o.out,
+                cols,
+            )
+        };
         if team.is_leader() {
             // SAFETY: only the leader writes the caller's gradients.
             unsafe { copy_out(job, o.out, cols, rows, d, &mut *grads) };
