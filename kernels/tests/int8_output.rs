@@ -371,3 +371,37 @@ fn bad_input_is_an_error_naming_it() {
         "rows"
     );
 }
+
+/// Half-precision inputs and outputs: the `f32` run on the widened inputs, its outputs
+/// rounded once, bit for bit, at every ISA and scheme (whole panels or not).
+#[test]
+fn half_inputs_and_outputs_round_once() {
+    use rnn_kernels::half::{bf16, f16};
+    for seed in 0..24 {
+        let c = case(seed);
+        let n = c.rows * c.cfg.out_features;
+        let x16: Vec<f16> = c.x.iter().map(|&v| f16::from_f32(v)).collect();
+        let xb: Vec<bf16> = c.x.iter().map(|&v| bf16::from_f32(v)).collect();
+        for scheme in ActivationQuant::ALL {
+            for isa in Isa::available() {
+                let out = packed(&c, isa, scheme);
+                let mut ws = Workspace::new();
+                let name = format!("seed {seed} {isa:?} {scheme:?} {:?}", c.cfg);
+                let x32: Vec<f32> = x16.iter().map(|v| v.to_f32()).collect();
+                let (mut y32, mut y16) = (vec![0.0f32; n], vec![f16::ZERO; n]);
+                out.forward(&mut ws, c.rows, &x32, &mut y32).unwrap();
+                out.forward(&mut ws, c.rows, &x16, &mut y16).unwrap();
+                for (a, b) in y32.iter().zip(&y16) {
+                    assert_eq!(f16::from_f32(*a).to_bits(), b.to_bits(), "{name} f16");
+                }
+                let x32: Vec<f32> = xb.iter().map(|v| v.to_f32()).collect();
+                let (mut y32, mut yb) = (vec![0.0f32; n], vec![bf16::ZERO; n]);
+                out.forward(&mut ws, c.rows, &x32, &mut y32).unwrap();
+                out.forward(&mut ws, c.rows, &xb, &mut yb).unwrap();
+                for (a, b) in y32.iter().zip(&yb) {
+                    assert_eq!(bf16::from_f32(*a).to_bits(), b.to_bits(), "{name} bf16");
+                }
+            }
+        }
+    }
+}
