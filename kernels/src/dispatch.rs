@@ -16,15 +16,13 @@ use crate::arch::{dispatch, Backend, DotFn, ForBackend};
 use crate::cells::{CellWeights, StepPtrs};
 use crate::element::{KernelTables, Storage, TableFamily};
 use crate::isa::Isa;
-use crate::kernel::walk::Job;
 use crate::kernel::Store;
 use crate::parallel::Team;
 use crate::{passes, Result};
 
 /// One step of one direction (see `cells::Cell::step`).
 pub(crate) type StepFn<W> = unsafe fn(&CellWeights<W>, &StepPtrs, &Team<'_>);
-/// A team's plain product with a bias (see `passes::gemm`).
-pub(crate) type GemmFn<W> = unsafe fn(&Team<'_>, &Job<W, 4>, &Store);
+pub(crate) use crate::passes::GemmFn;
 
 /// Every kernel the drivers call, for one ISA and weight type `W`. (`pub` in a private
 /// module: unnameable outside the crate, and as visible as the sealed

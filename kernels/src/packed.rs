@@ -242,7 +242,7 @@ pub(crate) fn check_int8_widths(cfg: &RnnConfig) -> Result<()> {
 }
 
 /// One quantized matrix as [`Coded`] values (code, zero point and scale of each).
-fn coded(m: &QuantizedMatrix<'_>, k: usize) -> Vec<Coded> {
+pub(crate) fn coded(m: &QuantizedMatrix<'_>, k: usize) -> Vec<Coded> {
     m.codes
         .iter()
         .enumerate()
@@ -254,7 +254,7 @@ fn coded(m: &QuantizedMatrix<'_>, k: usize) -> Vec<Coded> {
 }
 
 /// Float vectors as [`Coded`] values without codes.
-fn plain(v: &[f32]) -> Vec<Coded> {
+pub(crate) fn plain(v: &[f32]) -> Vec<Coded> {
     v.iter().map(|&x| Coded::from_f32(x)).collect()
 }
 

@@ -131,8 +131,10 @@ pub(crate) unsafe fn gemm_k_sliced(
     }
 }
 
+/// A team's plain product with a bias ([`gemm`] with [`Store`]).
+pub(crate) type GemmFn<W> = unsafe fn(&Team<'_>, &Job<W, 4>, &Store);
 /// The `f32` product that stores ([`gemm`] with [`Store`]).
-pub(crate) type GemmF32 = unsafe fn(&Team<'_>, &Job<f32, 4>, &Store);
+pub(crate) type GemmF32 = GemmFn<f32>;
 /// The `f32` product that adds ([`gemm`] with [`AddStore`]).
 pub(crate) type GemmAddF32 = unsafe fn(&Team<'_>, &Job<f32, 4>, &AddStore);
 

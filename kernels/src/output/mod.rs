@@ -15,7 +15,7 @@ use rnn_reference::{check_len, OutputActivation, OutputConfig};
 use crate::aligned::AlignedVec;
 use crate::arch::{dispatch, Backend, ForBackend};
 use crate::dispatch::GemmFn;
-use crate::element::{Coded, Element, OutputTables, Storage, TableFamily, WeightType};
+use crate::element::{Element, OutputTables, Storage, TableFamily, WeightType};
 use crate::io::input_f32;
 use crate::isa::Isa;
 use crate::kernel::walk::Job;
@@ -26,6 +26,7 @@ use crate::pack::runtime::{
     KC, WIDTH,
 };
 use crate::pack::{pack_vector, Panels, LANES};
+use crate::packed::{coded, plain};
 use crate::parallel::{run_team, threads_for, Shared, Team};
 use crate::workspace::{q8_scratch, Workspace};
 use crate::{passes, Error, Result};
@@ -247,18 +248,7 @@ impl PackedOutput<i8> {
         b: Option<&[f32]>,
     ) -> Result<Self> {
         check_quantized_output(cfg, w, b)?;
-        let i = cfg.in_features;
-        let coded: Vec<Coded> = w
-            .codes
-            .iter()
-            .enumerate()
-            .map(|(e, &c)| {
-                let (s, z) = w.row_params(e / i);
-                Coded::weight(c, z, s)
-            })
-            .collect();
-        let b = b.map(|b| b.iter().map(|&v| Coded::from_f32(v)).collect::<Vec<_>>());
-        Self::pack(cfg, &coded, b.as_deref())
+        Self::pack(cfg, &coded(w, cfg.in_features), b.map(plain).as_deref())
     }
 
     /// Chooses how the input rows are quantized at run time ([`ActivationQuant`]; the
