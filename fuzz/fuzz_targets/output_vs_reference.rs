@@ -40,8 +40,7 @@ fn arbitrary_case(u: &mut Unstructured<'_>) -> Result<Case> {
     let i = u.int_in_range(1..=70usize)?;
     let o = u.int_in_range(1..=70usize)?;
     let rows = u.int_in_range(1..=20usize)?;
-    let activation = [OutputActivation::Identity, OutputActivation::Sigmoid, OutputActivation::Softmax]
-        [u.int_in_range(0..=2usize)?];
+    let activation = OutputActivation::ALL[u.int_in_range(0..=2usize)?];
     let bias: bool = u.arbitrary()?;
     let seed: u64 = u.arbitrary()?;
     let scale = [1.0f32, 1.0, 8.0, 50.0, 1e3, 1e15][u.int_in_range(0..=5usize)?];

@@ -316,11 +316,7 @@ fn measure_train<const N: usize>(
 /// with the same workspace, after one warm-up call of each.
 fn measure_output(rows: usize, i: usize, o: usize) -> usize {
     let mut total = 0;
-    for activation in [
-        OutputActivation::Identity,
-        OutputActivation::Sigmoid,
-        OutputActivation::Softmax,
-    ] {
+    for activation in OutputActivation::ALL {
         let cfg = OutputConfig::new(i, o, activation);
         let head = PackedOutput::<f32>::pack(&cfg, &vals(o * i, 1), Some(&vals(o, 2))).unwrap();
         let (x, dy) = (vals(rows * i, 3), vals(rows * o, 4));

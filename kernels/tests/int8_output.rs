@@ -26,11 +26,7 @@ use rnn_reference::testkit::compare::{compare_within, max_excess, VACUOUS_FLOOR}
 use rnn_reference::testkit::rng::SplitMix64;
 use rnn_reference::testkit::{compare, planted, proptest_cases};
 
-const ACTIVATIONS: [OutputActivation; 3] = [
-    OutputActivation::Identity,
-    OutputActivation::Sigmoid,
-    OutputActivation::Softmax,
-];
+const ACTIVATIONS: [OutputActivation; 3] = OutputActivation::ALL;
 
 /// A random int8 output layer and input: widths 1..=300 in (crossing the 4-code
 /// groups and the row chunks), 1..=140 out (tile and panel edges; one in four 64 or

@@ -13,11 +13,7 @@ use rnn_reference::testkit::rng::SplitMix64;
 use rnn_reference::testkit::{compare, compare_within, planted, proptest_cases, refuse_vacuous};
 use rnn_reference::{output_layer, output_layer_backward};
 
-const ACTIVATIONS: [OutputActivation; 3] = [
-    OutputActivation::Identity,
-    OutputActivation::Sigmoid,
-    OutputActivation::Softmax,
-];
+const ACTIVATIONS: [OutputActivation; 3] = OutputActivation::ALL;
 
 /// A random output layer and input: widths 1..=70 in, 1..=140 out (crossing tile and
 /// panel edges; one in four 64 or 128, whole panels, computed in `y` in place), 1..=20

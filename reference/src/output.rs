@@ -33,6 +33,15 @@ pub enum OutputActivation {
     Softmax,
 }
 
+impl OutputActivation {
+    /// Every function.
+    pub const ALL: [OutputActivation; 3] = [
+        OutputActivation::Identity,
+        OutputActivation::Sigmoid,
+        OutputActivation::Softmax,
+    ];
+}
+
 /// The shape and function of an output layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct OutputConfig {
@@ -300,11 +309,7 @@ mod tests {
             state ^= state << 17;
             (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
         };
-        for activation in [
-            OutputActivation::Identity,
-            OutputActivation::Sigmoid,
-            OutputActivation::Softmax,
-        ] {
+        for activation in OutputActivation::ALL {
             let (i, o, rows) = (3, 4, 2);
             let cfg = OutputConfig::new(i, o, activation);
             let w: Vec<f64> = (0..o * i).map(|_| next()).collect();
