@@ -120,9 +120,15 @@ pub(crate) unsafe fn run<
     let width = NP * crate::pack::LANES;
     let n = panels.len();
     // Rows are taken in chunks whose left operand (chunk x k floats) stays in L2 while
-    // every panel of the range passes over it; for the recurrent steps (a few dozen
-    // rows) that is one chunk.
-    let chunk = (ROW_CHUNK_FLOATS / w.k.max(1)).max(1).div_ceil(MR) * MR;
+    // every panel of the range passes over it, but never fewer than `MIN_CHUNK_ROWS`:
+    // a panel comes from L3 once per chunk, and its first row block runs at L3's
+    // speed, while a left operand that outgrows L2 costs little (a few bytes per
+    // multiply-add row, in sequential streams). So the recurrent steps (at most a few
+    // dozen rows) are one chunk even when `k` is large, as in the backward's `4H`.
+    let chunk = (ROW_CHUNK_FLOATS / w.k.max(1))
+        .max(MIN_CHUNK_ROWS)
+        .div_ceil(MR)
+        * MR;
     let mut r0 = 0;
     while r0 < nrows {
         let r1 = nrows.min(r0 + chunk);
@@ -166,6 +172,11 @@ pub(crate) unsafe fn run<
 /// Left-operand floats per row chunk: 96 K floats = 384 KiB, a fifth of a 2 MiB L2,
 /// leaving room for the panel being streamed and the output rows.
 pub(crate) const ROW_CHUNK_FLOATS: usize = 96 * 1024;
+
+/// The fewest rows in a chunk: each panel serves at least 32 six-row blocks per fetch.
+/// (At 24 rows, the `k = 4096` chunks of a batch-64 LSTM's backward, a 1024-unit LSTM's
+/// training step took 8% longer; `bench-suite/results/chunk-floor-ab-xeon167.md`.)
+const MIN_CHUNK_ROWS: usize = 192;
 
 /// One `M x NP` block: micro-kernel then epilogue per row. `first`: the first block
 /// of the panel in this product (the micro-kernel may prefetch the panel for the rest).
