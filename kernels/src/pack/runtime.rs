@@ -178,28 +178,36 @@ pub(crate) unsafe fn gather_blocks(
     dst: *mut f32,
 ) {
     let all = src.panels();
-    for p in panels {
-        for q in 0..WIDTH / LANES {
-            let block = p * (WIDTH / LANES) + q;
-            let off = (block < src.blocks).then(|| src.offset(block));
-            for k0 in (0..rows).step_by(kc) {
-                let (_, n) = slice_of(k0, rows, kc);
-                for r in k0..k0 + n {
-                    // SAFETY: caller's contract; 16 floats at the block of row `r`.
-                    unsafe {
-                        let at = k0 * all + p * n + (r - k0);
-                        let out = dst.add(at * WIDTH + q * LANES);
-                        match off {
-                            Some(o) => std::ptr::copy_nonoverlapping(
-                                src.base.add(r * src.stride + o),
-                                out,
-                                LANES,
-                            ),
-                            None => std::ptr::write_bytes(out, 0, LANES),
+    // Sixteen rows at a time, all their panels: each source row is read front to back
+    // while the sixteen stay in L1, and each panel's sixteen destination rows are 4 KiB
+    // in one piece. (Panel by panel over all rows, every read was on another page.)
+    for k0 in (0..rows).step_by(kc) {
+        let (_, n) = slice_of(k0, rows, kc);
+        let mut r0 = k0;
+        while r0 < k0 + n {
+            let r1 = (k0 + n).min(r0 + LANES);
+            for p in panels.clone() {
+                for q in 0..WIDTH / LANES {
+                    let block = p * (WIDTH / LANES) + q;
+                    let off = (block < src.blocks).then(|| src.offset(block));
+                    for r in r0..r1 {
+                        // SAFETY: caller's contract; 16 floats at the block of row `r`.
+                        unsafe {
+                            let at = k0 * all + p * n + (r - k0);
+                            let out = dst.add(at * WIDTH + q * LANES);
+                            match off {
+                                Some(o) => std::ptr::copy_nonoverlapping(
+                                    src.base.add(r * src.stride + o),
+                                    out,
+                                    LANES,
+                                ),
+                                None => std::ptr::write_bytes(out, 0, LANES),
+                            }
                         }
                     }
                 }
             }
+            r0 = r1;
         }
     }
 }
