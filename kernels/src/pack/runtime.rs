@@ -319,4 +319,44 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn gather_in_row_groups_covers_every_row_block_and_split() {
+        // 45 rows (slices of 40 and 5: groups of 16, 16, 8 and one of 5) of 10 blocks,
+        // so the third panel holds two blocks of zeros; gathered in two panel ranges,
+        // as two team members do.
+        let (rows, kc, stride) = (45, 40, 160);
+        let src: Vec<f32> = (0..rows * stride)
+            .map(|v| (v / stride * 1000 + v % stride) as f32)
+            .collect();
+        let b = BlockCols {
+            base: src.as_ptr(),
+            stride,
+            tile_stride: 16,
+            pick: &[0],
+            blocks: 10,
+        };
+        assert_eq!(b.panels(), 3);
+        let mut dst = vec![f32::NAN; 3 * rows * 64];
+        // SAFETY: 3 panels of 45 rows; the two ranges are disjoint.
+        unsafe {
+            gather_blocks(&b, rows, kc, 0..1, dst.as_mut_ptr());
+            gather_blocks(&b, rows, kc, 1..3, dst.as_mut_ptr());
+        }
+        for r in 0..rows {
+            let (k0, n) = slice_of(r, rows, kc);
+            for p in 0..3 {
+                for c in 0..64 {
+                    let col = 64 * p + c;
+                    let want = if col < 160 {
+                        (1000 * r + col) as f32
+                    } else {
+                        0.0
+                    };
+                    let at = (k0 * 3 + p * n + r - k0) * 64 + c;
+                    assert_eq!(dst[at], want, "row {r} panel {p} column {c}");
+                }
+            }
+        }
+    }
 }
