@@ -14,7 +14,8 @@
 //! figures; `PROPTEST_CASES` sets the number of problems.
 
 use rnn_kernels::{
-    ActivationQuant, Isa, OutputActivation, OutputConfig, PackedOutput, QuantizedMatrix, Workspace,
+    ActivationQuant, Element, Isa, OutputActivation, OutputConfig, PackedOutput, QuantizedMatrix,
+    Workspace,
 };
 use rnn_reference::output_layer;
 use rnn_reference::quant::{
@@ -375,29 +376,29 @@ fn half_inputs_and_outputs_round_once() {
     use rnn_kernels::half::{bf16, f16};
     for seed in 0..24 {
         let c = case(seed);
-        let n = c.rows * c.cfg.out_features;
-        let x16: Vec<f16> = c.x.iter().map(|&v| f16::from_f32(v)).collect();
-        let xb: Vec<bf16> = c.x.iter().map(|&v| bf16::from_f32(v)).collect();
         for scheme in ActivationQuant::ALL {
             for isa in Isa::available() {
                 let out = packed(&c, isa, scheme);
                 let mut ws = Workspace::new();
                 let name = format!("seed {seed} {isa:?} {scheme:?} {:?}", c.cfg);
-                let x32: Vec<f32> = x16.iter().map(|v| v.to_f32()).collect();
-                let (mut y32, mut y16) = (vec![0.0f32; n], vec![f16::ZERO; n]);
-                out.forward(&mut ws, c.rows, &x32, &mut y32).unwrap();
-                out.forward(&mut ws, c.rows, &x16, &mut y16).unwrap();
-                for (a, b) in y32.iter().zip(&y16) {
-                    assert_eq!(f16::from_f32(*a).to_bits(), b.to_bits(), "{name} f16");
-                }
-                let x32: Vec<f32> = xb.iter().map(|v| v.to_f32()).collect();
-                let (mut y32, mut yb) = (vec![0.0f32; n], vec![bf16::ZERO; n]);
-                out.forward(&mut ws, c.rows, &x32, &mut y32).unwrap();
-                out.forward(&mut ws, c.rows, &xb, &mut yb).unwrap();
-                for (a, b) in y32.iter().zip(&yb) {
-                    assert_eq!(bf16::from_f32(*a).to_bits(), b.to_bits(), "{name} bf16");
-                }
+                rounds_once::<f16>(&out, &mut ws, &c, &name);
+                rounds_once::<bf16>(&out, &mut ws, &c, &name);
             }
         }
+    }
+}
+
+/// `out` on `c.x` rounded to `T` equals the `f32` run on those inputs widened, with its
+/// outputs rounded once (compared by bits).
+fn rounds_once<T: Element>(out: &PackedOutput<i8>, ws: &mut Workspace, c: &Case, name: &str) {
+    let n = c.rows * c.cfg.out_features;
+    let xh: Vec<T> = c.x.iter().map(|&v| T::from_f32(v)).collect();
+    let x32: Vec<f32> = xh.iter().map(|v| v.to_f32()).collect();
+    let (mut y32, mut yh) = (vec![0.0f32; n], vec![T::from_f32(0.0); n]);
+    out.forward(ws, c.rows, &x32, &mut y32).unwrap();
+    out.forward(ws, c.rows, &xh, &mut yh).unwrap();
+    for (a, b) in y32.iter().zip(&yh) {
+        let want = T::from_f32(*a).to_f32().to_bits();
+        assert_eq!(want, b.to_f32().to_bits(), "{name} {}", T::NAME);
     }
 }
