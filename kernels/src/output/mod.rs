@@ -405,17 +405,16 @@ impl<W: Element> PackedOutput<W> {
         run_team(want, &body);
         // SAFETY: `out` holds (I + 1) * zs floats, written by the last product.
         let out = unsafe { std::slice::from_raw_parts(ptrs.get().4, (i + 1) * zs) };
-        // ∂W_o is ∂W_oᵀ transposed, 16 by 16: each block reads 16 rows' runs of 16
-        // (column by column over all rows, every read was a cache miss).
-        for c0 in (0..i).step_by(LANES) {
-            for r0 in (0..o).step_by(LANES) {
-                for r in r0..o.min(r0 + LANES) {
-                    for c in c0..i.min(c0 + LANES) {
-                        dw[r * i + c] = out[c * zs + r];
-                    }
-                }
-            }
-        }
+        // ∂W_o is ∂W_oᵀ transposed (in 16 × 16 blocks: column by column over all rows,
+        // every read was a cache miss): `out`'s first `I` rows, `O` columns each.
+        let src = RowSource {
+            base: out.as_ptr(),
+            stride: zs,
+            width: o,
+        };
+        // SAFETY: `out` holds `I` rows of `zs >= O` floats; `dw` holds `O * I` floats,
+        // `O` rows of `ld = I`.
+        unsafe { transpose_rows(src, 0..i, dw.as_mut_ptr(), i, false, |_| true) };
         if let Some(db) = db {
             db.copy_from_slice(&out[i * zs..i * zs + o]);
         }

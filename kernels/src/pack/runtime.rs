@@ -155,9 +155,9 @@ impl BlockCols<'_> {
 /// stays in L2 was a few dozen rows (before the walk's floor of 192 rows), so the right
 /// operand (the gate gradients, tens of MiB) came from memory once per few dozen output
 /// rows; a slice of 512 rows lets a chunk hold ~190 and a panel's slice (128 KiB) stay
-/// in L2, for the cost of adding each slice to the output. Each product of an LSTM 64×512×512×50
-/// training step took 44 ms instead of 47-53 (Xeon model 167, avx512bf16, 1 thread);
-/// slices of 128 to 1024 rows were all alike.
+/// in L2, for the cost of adding each slice to the output. Each product of an LSTM
+/// 64×512×512×50 training step took 44 ms instead of 47-53 (Xeon model 167,
+/// avx512bf16, 1 thread); slices of 128 to 1024 rows were all alike.
 pub(crate) const KC: usize = 512;
 
 /// Gathers panels `panels` of `src` over `rows` rows into `dst`, the right operand of a
