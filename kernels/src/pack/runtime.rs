@@ -150,15 +150,15 @@ impl BlockCols<'_> {
 }
 
 /// Rows of `k` (`T·B`) per slice of a weight-gradient product (the recurrent layers'
-/// and the output layer's), the slices' products added in order
-/// (the kernels' `AddStore`). Over all `T·B` rows a chunk of left-operand rows that
-/// stays in L2 was a few dozen rows (before the walk's floor of 192 rows), so the right
-/// operand (the gate gradients, tens of MiB) came from memory once per few dozen output
-/// rows; a slice of 512 rows lets a chunk hold ~190 and a panel's slice (128 KiB) stay
-/// in L2, for the cost of adding each slice to the output. Each product of an LSTM
-/// 64×512×512×50 training step took 44 ms instead of 47-53 (Xeon model 167,
-/// avx512bf16, 1 thread); slices of 128 to 1024 rows were all alike.
-pub(crate) const KC: usize = 512;
+/// and the output layer's), the slices' products added in order (the kernels'
+/// `AddStore`). A slice bounds a panel's slice (`KC` x 64 floats = 512 KiB) so that
+/// it stays in L2 while a chunk's row blocks pass over it; each further slice costs a
+/// pass over the output to add it. Slices of 512 rows paid off while the walk's chunks
+/// held only a few hundred rows; with chunks over all rows, the slices' additions were
+/// the larger cost: each weight-gradient product of a 1024-unit LSTM's training step
+/// (`k` = 1600) took 79 ms in slices of 512 and 71 ms in one slice (Xeon model 167,
+/// avx512bf16, 1 thread).
+pub(crate) const KC: usize = 2048;
 
 /// Gathers panels `panels` of `src` over `rows` rows into `dst`, the right operand of a
 /// weight-gradient product (`k` = the rows), in slices of `kc` rows: slice `s` (rows

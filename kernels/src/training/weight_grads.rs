@@ -162,22 +162,28 @@ unsafe fn copy_out(
     };
     let n = job.gates.len();
     let blocks = cols / LANES;
-    // A transpose, 16 output rows at a time: each 16-column block of those rows (16
-    // cache lines) becomes 16 runs of 16 consecutive `w` values. (Column by column over
-    // all rows, every read was a cache miss: 7% of a batch-64 LSTM training step.)
-    for i0 in (0..width).step_by(LANES) {
-        let i1 = width.min(i0 + LANES);
-        for q in 0..blocks {
-            let (tile, gate) = (q / n, job.gates[q % n]);
-            for lane in 0..LANES {
-                let unit = tile * LANES + lane;
-                if unit >= units {
-                    break;
-                }
-                let dst = &mut w[(gate * units + unit) * width..][i0..i1];
-                for (k, v) in dst.iter_mut().enumerate() {
-                    // SAFETY: (i0 + k, q*16 + lane) inside the output.
-                    *v = unsafe { *out.add((i0 + k) * cols + q * LANES + lane) };
+    // A transpose in tiles of `TILE_ROWS` output rows by `TILE_BLOCKS` 16-column blocks:
+    // each block's column of the tile becomes runs of up to 64 consecutive `w` values.
+    // (Column by column over all rows, every read was a cache miss: 7% of a batch-64
+    // LSTM training step. Tiles of 16 rows by one block touched 32 pages per KiB
+    // moved: 8.8 ms per product of a 1024-unit LSTM, 5.5 ms in these tiles.)
+    const TILE_ROWS: usize = 64;
+    const TILE_BLOCKS: usize = 8;
+    for q0 in (0..blocks).step_by(TILE_BLOCKS) {
+        for i0 in (0..width).step_by(TILE_ROWS) {
+            let i1 = width.min(i0 + TILE_ROWS);
+            for q in q0..blocks.min(q0 + TILE_BLOCKS) {
+                let (tile, gate) = (q / n, job.gates[q % n]);
+                for lane in 0..LANES {
+                    let unit = tile * LANES + lane;
+                    if unit >= units {
+                        break;
+                    }
+                    let dst = &mut w[(gate * units + unit) * width..][i0..i1];
+                    for (k, v) in dst.iter_mut().enumerate() {
+                        // SAFETY: (i0 + k, q*16 + lane) inside the output.
+                        *v = unsafe { *out.add((i0 + k) * cols + q * LANES + lane) };
+                    }
                 }
             }
         }
