@@ -100,6 +100,42 @@ impl Team<'_> {
         }
         (self.index * n / k)..((self.index + 1) * n / k)
     }
+
+    /// This member's part of work that every member shares (copies, transposes).
+    pub(crate) fn share(&self) -> Share {
+        Share {
+            index: self.index,
+            count: self.size,
+        }
+    }
+}
+
+/// One member's part of a copy or a transpose split over a team: part `index` of
+/// `count`, for code that takes no [`Team`] (packing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Share {
+    index: usize,
+    count: usize,
+}
+
+impl Share {
+    /// All of it: the caller works alone.
+    pub(crate) const ALL: Share = Share { index: 0, count: 1 };
+
+    /// Part `index` of `count` (`index < count`).
+    #[cfg(test)]
+    pub(crate) fn part(index: usize, count: usize) -> Share {
+        assert!(index < count);
+        Share { index, count }
+    }
+
+    /// This part of `0..n`, cut at multiples of `align` (a cache line's worth, so that
+    /// members do not write the same lines); the `count` parts cover `0..n` once.
+    pub(crate) fn of(self, n: usize, align: usize) -> Range<usize> {
+        let groups = n.div_ceil(align);
+        let at = |i: usize| (i * groups / self.count * align).min(n);
+        at(self.index)..at(self.index + 1)
+    }
 }
 
 /// Shares plain data holding raw pointers with a team.
@@ -245,6 +281,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn shares_cover_exactly_once_cut_at_the_alignment() {
+        for count in 1..5 {
+            for align in [1, 3, 16] {
+                for n in 0..70 {
+                    let mut seen = vec![0; n];
+                    for index in 0..count {
+                        let part = Share { index, count }.of(n, align);
+                        // Cuts fall on multiples of `align` (or at `n`).
+                        assert!(part.start.is_multiple_of(align) || part.start == n);
+                        assert!(part.end.is_multiple_of(align) || part.end == n);
+                        for k in part {
+                            seen[k] += 1;
+                        }
+                    }
+                    assert!(seen.iter().all(|&c| c == 1), "{count} {align} {n}");
+                }
+            }
+        }
+        assert_eq!(Share::ALL.of(37, 16), 0..37);
     }
 
     #[test]

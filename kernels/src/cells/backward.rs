@@ -16,7 +16,7 @@ use crate::element::Element;
 use crate::kernel::walk::Job;
 use crate::kernel::{Epilogue, Rows};
 use crate::pack::{PanelsView, LANES};
-use crate::parallel::Team;
+use crate::parallel::{Share, Team};
 use crate::passes::pass;
 use crate::simd::{math, V16};
 
@@ -327,19 +327,30 @@ impl<W: Element> CellWeights<W> {
         }
     }
 
-    /// Writes the transposed recurrent weights into `mem` (`backward_len` floats,
-    /// zeroed here).
+    /// Zeroes `share` of the `backward_len` floats at `mem`, before
+    /// [`CellWeights::pack_backward`] (every member its share, then a barrier).
     ///
     /// # Safety
     /// `mem` must be valid for `backward_len(cfg)` writes.
-    pub(crate) unsafe fn pack_backward(&self, cfg: &RnnConfig, mem: *mut f32) {
+    pub(crate) unsafe fn clear_backward(&self, cfg: &RnnConfig, mem: *mut f32, share: Share) {
+        let part = share.of(Self::backward_len(cfg), LANES);
+        // SAFETY: `part` lies inside the `backward_len` floats.
+        unsafe { std::ptr::write_bytes(mem.add(part.start), 0, part.len()) };
+    }
+
+    /// Writes `share` of the transposed recurrent weights into `mem` (`backward_len`
+    /// floats, zeroed by [`CellWeights::clear_backward`]); the members' shares write
+    /// distinct elements.
+    ///
+    /// # Safety
+    /// `mem` must be valid for `backward_len(cfg)` writes.
+    pub(crate) unsafe fn pack_backward(&self, cfg: &RnnConfig, mem: *mut f32, share: Share) {
         // SAFETY: forwarded contract.
         unsafe {
-            std::ptr::write_bytes(mem, 0, Self::backward_len(cfg));
             match self {
-                CellWeights::Rnn(w) => rnn::backward::write(w, cfg, mem),
-                CellWeights::Lstm(w) => lstm::backward::write(w, cfg, mem),
-                CellWeights::Gru(w) => gru::backward::write(w, cfg, mem),
+                CellWeights::Rnn(w) => rnn::backward::write(w, cfg, mem, share),
+                CellWeights::Lstm(w) => lstm::backward::write(w, cfg, mem, share),
+                CellWeights::Gru(w) => gru::backward::write(w, cfg, mem, share),
             }
         }
     }

@@ -22,7 +22,7 @@ use crate::element::{Element, Storage};
 use crate::kernel::walk_i8::Q8Scratch;
 use crate::kernel::{Epilogue, Rows};
 use crate::pack::{padded, Panels, LANES};
-use crate::parallel::Team;
+use crate::parallel::{Share, Team};
 use crate::simd::{self, math, V16};
 use crate::Result;
 
@@ -172,11 +172,11 @@ impl<W: Storage> ThreeGates<W> {
 
     /// Writes the transpose of the packing into `dst` (see
     /// [`transpose_panels`](crate::pack::runtime::transpose_panels), `k0 = 0`, columns
-    /// as they are).
+    /// as they are), `share` of it.
     ///
     /// # Safety
     /// As for `transpose_panels`, with `dst_k >= self.cols()`.
-    pub(crate) unsafe fn transpose_into(&self, dst: *mut f32, dst_k: usize)
+    pub(crate) unsafe fn transpose_into(&self, dst: *mut f32, dst_k: usize, share: Share)
     where
         W: Element,
     {
@@ -184,10 +184,10 @@ impl<W: Storage> ThreeGates<W> {
         unsafe {
             match self {
                 ThreeGates::One(p) => {
-                    crate::pack::runtime::transpose_panels(p, dst, dst_k, 0, |u| u)
+                    crate::pack::runtime::transpose_panels(p, dst, dst_k, 0, |u| u, share)
                 }
                 ThreeGates::Two(p) => {
-                    crate::pack::runtime::transpose_panels(p, dst, dst_k, 0, |u| u)
+                    crate::pack::runtime::transpose_panels(p, dst, dst_k, 0, |u| u, share)
                 }
             }
         }

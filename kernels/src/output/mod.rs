@@ -27,7 +27,7 @@ use crate::pack::runtime::{
 };
 use crate::pack::{pack_vector, Panels, LANES};
 use crate::packed::{coded, plain};
-use crate::parallel::{run_team, threads_for, Shared, Team};
+use crate::parallel::{run_team, threads_for, Share, Shared, Team};
 use crate::workspace::{q8_scratch, Workspace};
 use crate::{passes, Error, Result};
 
@@ -319,7 +319,16 @@ impl<W: Element> PackedOutput<W> {
             let mut t = AlignedVec::zeros(panels_len(zs, i));
             // SAFETY: `t` holds `panels_len(zs, I)` floats: `zs` rows (the forward
             // panels' packed columns) by the `I` columns `map` reaches, in panels.
-            unsafe { transpose_panels(&self.w, t.as_mut_slice().as_mut_ptr(), zs, 0, |kk| kk) };
+            unsafe {
+                transpose_panels(
+                    &self.w,
+                    t.as_mut_slice().as_mut_ptr(),
+                    zs,
+                    0,
+                    |kk| kk,
+                    Share::ALL,
+                )
+            };
             slice_major(t.as_slice(), zs, ip / WIDTH)
         });
         let [dz, dxs, x_t, right, out] = ws.carve(sizes)?;

@@ -8,6 +8,7 @@
 
 use crate::element::Element;
 use crate::pack::{Panels, LANES};
+use crate::parallel::Share;
 
 /// Columns of every panel built here.
 pub(crate) const WIDTH: usize = 4 * LANES;
@@ -28,7 +29,9 @@ pub(crate) fn panels_len(k: usize, cols: usize) -> usize {
 /// `k0 + c`, column `map(kk)`. The packed columns of `src` are its gate-interleaved
 /// columns (`[tile][gate][16]`, padding included, zero), so destination rows
 /// `k0 .. k0 + src.cols()` follow that layout. Other destination elements are left
-/// as they are (the caller zeroes the buffer first).
+/// as they are (the caller zeroes the buffer first). Only source rows `share.of(k)`
+/// are written: a team's members each write their share (distinct destination
+/// columns).
 ///
 /// # Safety
 /// `dst` must be valid for `dst_k * (panels)` writes covering every `map(kk)` column,
@@ -39,11 +42,13 @@ pub(crate) unsafe fn transpose_panels<W: Element, const NP: usize>(
     dst_k: usize,
     k0: usize,
     map: impl Fn(usize) -> usize,
+    share: Share,
 ) {
     let width = NP * LANES;
     let (k, data) = (src.k(), src.data());
+    let mine = share.of(k, LANES);
     for p in 0..src.panels() {
-        for kk in 0..k {
+        for kk in mine.clone() {
             let dc = map(kk);
             // SAFETY: caller's contract: column `dc` and rows `k0 + p*width + col` are
             // inside `dst`.
@@ -243,7 +248,7 @@ mod tests {
         let mut dst = vec![f32::NAN; panels_len(dst_k, k)];
         dst.iter_mut().for_each(|v| *v = 0.0);
         // SAFETY: dst covers dst_k rows of one panel (k <= 64 columns).
-        unsafe { transpose_panels(&p, dst.as_mut_ptr(), dst_k, 0, |kk| kk) };
+        unsafe { transpose_panels(&p, dst.as_mut_ptr(), dst_k, 0, |kk| kk, Share::ALL) };
         // Row (tile 1, gate 1, lane 3) = unit 19 of gate 1; column kk = 2.
         let row = (2 + 1) * 16 + 3;
         let want = (100 + 19 + 2000) as f32;
@@ -253,6 +258,34 @@ mod tests {
         );
         // Padding unit 20 of gate 0: zero.
         assert_eq!(dst[(2 * 16 + 4) * WIDTH + 1], 0.0);
+    }
+
+    /// A team's members each transposing their share write, together, what one
+    /// caller writes alone.
+    #[test]
+    fn transposed_panels_in_shares_equal_the_whole() {
+        let (rows, k) = (20, 40);
+        let w: Vec<f32> = (0..2 * rows * k).map(|i| i as f32).collect();
+        let p = Panels::<f32, 4>::pack(&w, rows, k, &[0, 1]);
+        let dst_k = p.cols();
+        let map = |kk: usize| kk / 10 * 16 + kk % 10; // gaps, as a later layer's
+        let transpose = |shares: &[Share]| {
+            let mut dst = vec![0.0f32; panels_len(dst_k, 64)];
+            for &share in shares {
+                // SAFETY: dst covers dst_k rows of one panel; map(kk) < 64.
+                unsafe { transpose_panels(&p, dst.as_mut_ptr(), dst_k, 0, map, share) };
+            }
+            dst
+        };
+        let whole = transpose(&[Share::ALL]);
+        // Gate 1, unit 3 (tile 0): packed column 16 + 3; its weights are row 20 + 3.
+        assert_eq!(whole[(16 + 3) * WIDTH + map(39)], w[(20 + 3) * k + 39]);
+        for count in 2..4 {
+            let shares: Vec<Share> = (0..count).map(|i| Share::part(i, count)).collect();
+            assert_eq!(transpose(&shares), whole, "{count} shares");
+            // A share left out leaves its columns zero.
+            assert_ne!(transpose(&shares[1..]), whole, "{count} shares");
+        }
     }
 
     #[test]

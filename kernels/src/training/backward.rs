@@ -5,7 +5,7 @@
 
 use super::forward::Bases;
 use super::kernels::{back_kernels, BackKernels};
-use super::weight_grads::{self, Operands};
+use super::weight_grads::{self, DestSlot, Operands};
 use super::workspace::{Dims, Kept, Scratch, TrainingWorkspace};
 use super::{GradientsMut, LayerGradsMut, OutputGrads};
 use crate::cells::backward::BackPtrs;
@@ -15,7 +15,7 @@ use crate::element::Element;
 use crate::kernel::walk::Job;
 use crate::kernel::{Rows, Store};
 use crate::pack::runtime::{panels_len, transpose_panels, RowSource, WIDTH};
-use crate::pack::PanelsView;
+use crate::pack::{PanelsView, LANES};
 use crate::packed::PackedRnn;
 use crate::parallel::{run_team, threads_for, Team};
 use crate::Result;
@@ -43,6 +43,8 @@ struct Ctx<'a, W: Element> {
     bases: Bases,
     lens: *const usize,
     outs: Outs,
+    /// The weight-gradient copy-out's destination, published by the leader.
+    dest: DestSlot,
 }
 
 // SAFETY: the pointers point into the workspace and the caller's buffers, which
@@ -99,6 +101,7 @@ pub(super) fn run<W: Element, T: Element>(
         bases,
         lens,
         outs,
+        dest: DestSlot::default(),
     };
     let want = threads_for(
         step_fmas(cfg, d.b).saturating_mul(d.t),
@@ -230,31 +233,36 @@ unsafe fn backward_layer<W: Element, T: Element>(
         };
         let w_ih_t = sb.add(c.sc.w_ih_t);
         let x_t = sb.add(c.sc.x_t);
-        if team.is_leader() {
-            if want_dx {
-                std::ptr::write_bytes(w_ih_t, 0, panels_len(d.zrow, dx_cols));
-                for dir in 0..d.d {
-                    let set = &c.rnn.sets[layer * d.d + dir];
-                    let map = |kk: usize| {
-                        if layer > 0 {
-                            kk / d.ho * d.pp + kk % d.ho
-                        } else {
-                            kk
-                        }
-                    };
-                    transpose_panels(&set.w_ih, w_ih_t, d.zrow, dir * d.zs, map);
-                }
-            }
-            let src = RowSource {
-                base: kb.add(lk.input),
-                stride: width,
-                width,
-            };
-            let lens = c.lens;
-            crate::pack::runtime::transpose_rows(src, 0..d.r, x_t, d.r, true, |r| {
-                lens.is_null() || r / d.b < *lens.add(r % d.b)
-            });
+        // Every member zeroes, then transposes, its share (a third of a 2-thread
+        // 16×512 LSTM's backward was such serial copies on the leader).
+        let share = team.share();
+        if want_dx {
+            let zero = share.of(panels_len(d.zrow, dx_cols), LANES);
+            std::ptr::write_bytes(w_ih_t.add(zero.start), 0, zero.len());
         }
+        team.sync();
+        if want_dx {
+            for dir in 0..d.d {
+                let set = &c.rnn.sets[layer * d.d + dir];
+                let map = |kk: usize| {
+                    if layer > 0 {
+                        kk / d.ho * d.pp + kk % d.ho
+                    } else {
+                        kk
+                    }
+                };
+                transpose_panels(&set.w_ih, w_ih_t, d.zrow, dir * d.zs, map, share);
+            }
+        }
+        let src = RowSource {
+            base: kb.add(lk.input),
+            stride: width,
+            width,
+        };
+        let lens = c.lens;
+        crate::pack::runtime::transpose_rows(src, share.of(d.r, LANES), x_t, d.r, true, |r| {
+            lens.is_null() || r / d.b < *lens.add(r % d.b)
+        });
         team.sync();
         for dir in 0..d.d {
             direction(c, layer, dir, finals, team);
@@ -321,8 +329,11 @@ unsafe fn direction<W: Element, T: Element>(
                 std::ptr::null()
             }
         };
+        let share = team.share();
+        set.cell.clear_backward(cfg, sb.add(sc.w_back), share);
+        team.sync();
+        set.cell.pack_backward(cfg, sb.add(sc.w_back), share);
         if team.is_leader() {
-            set.cell.pack_backward(cfg, sb.add(sc.w_back));
             init_carry(d, ld, dh_n, dhc, d.pp, d.ho);
             if d.lstm {
                 init_carry(d, ld, dc_n, dc, d.hp, d.h);
@@ -433,7 +444,16 @@ unsafe fn direction<W: Element, T: Element>(
             lens: c.lens,
         };
         let sets = c.outs.sets.add(ld);
-        weight_grads::run(bc.grad_jobs(), &o, d, cfg.gates(), c.bk, sets, team);
+        weight_grads::run(
+            bc.grad_jobs(),
+            &o,
+            d,
+            cfg.gates(),
+            c.bk,
+            sets,
+            &c.dest,
+            team,
+        );
     }
 }
 

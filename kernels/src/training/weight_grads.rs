@@ -8,10 +8,11 @@ use super::workspace::Dims;
 use crate::cells::backward::{GradJob, Left, Param, Right};
 use crate::pack::runtime::{gather_blocks, transpose_rows, BlockCols, RowSource, KC, WIDTH};
 use crate::pack::LANES;
-use crate::parallel::Team;
+use crate::parallel::{Share, Team};
 use crate::passes;
 use crate::training::kernels::BackKernels;
 use crate::training::LayerGradsMut;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// Where the operands of one direction's products live.
 pub(crate) struct Operands {
@@ -43,10 +44,21 @@ impl Operands {
     }
 }
 
+/// Where a job's product goes in the caller's gradients, published by the leader for
+/// the team's copy-out (members read it after a barrier): the weight gradient (null:
+/// none, e.g. a projection's when the caller did not ask) and the bias (null: none).
+#[derive(Default)]
+pub(crate) struct DestSlot {
+    w: AtomicPtr<f32>,
+    bias: AtomicPtr<f32>,
+}
+
 /// Runs `jobs` for one direction with gate count `g`, writing into `grads`.
 ///
 /// # Safety
-/// Every pointer of `o` covers the sizes `d` implies; only the leader touches `grads`.
+/// Every pointer of `o` covers the sizes `d` implies; only the leader dereferences
+/// `grads`, and no one else uses the gradients it points to until the team ends.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn run(
     jobs: &[GradJob],
     o: &Operands,
@@ -54,6 +66,7 @@ pub(crate) unsafe fn run(
     g: usize,
     bk: &BackKernels,
     grads: *mut LayerGradsMut<'_>,
+    slot: &DestSlot,
     team: &Team<'_>,
 ) {
     // The right operand gathered last: jobs that share it (an LSTM's `∂W_ih` and
@@ -68,20 +81,26 @@ pub(crate) unsafe fn run(
                     Left::HPrev => (o.h_prev, d.pp, d.ho),
                     _ => (o.ext, d.hp, d.h),
                 };
-                if team.is_leader() {
-                    let src = RowSource {
-                        base,
-                        stride,
-                        width,
-                    };
-                    // SAFETY: `left_t` holds `(max(H, H_out) + 1) * R` floats.
-                    unsafe {
-                        transpose_rows(src, 0..d.r, o.left_t, d.r, job.ones, |r| o.active(d, r))
-                    };
-                }
+                let src = RowSource {
+                    base,
+                    stride,
+                    width,
+                };
+                // Every member its share of the rows (distinct columns of `left_t`).
+                let mine = team.share().of(d.r, LANES);
+                // SAFETY: `left_t` holds `(max(H, H_out) + 1) * R` floats.
+                unsafe { transpose_rows(src, mine, o.left_t, d.r, job.ones, |r| o.active(d, r)) };
                 (o.left_t.cast_const(), width + usize::from(job.ones))
             }
         };
+        if team.is_leader() {
+            // SAFETY: only the leader dereferences `grads`; the pointers it publishes
+            // stay valid while the caller's borrow of the gradients lasts (the team's
+            // whole run), and nobody else uses them meanwhile.
+            let (w, bias) = unsafe { destination(job, &mut *grads) };
+            slot.w.store(w, Ordering::Relaxed);
+            slot.bias.store(bias, Ordering::Relaxed);
+        }
         let right = match job.right {
             Right::Gates(pick) => BlockCols {
                 base: o.dg,
@@ -130,36 +149,71 @@ pub(crate) unsafe fn run(
                 cols,
             )
         };
-        if team.is_leader() {
-            // SAFETY: only the leader writes the caller's gradients.
-            unsafe { copy_out(job, o.out, cols, rows, d, &mut *grads) };
+        // The barrier that ended the product also published the destination.
+        let (w, bias) = (
+            slot.w.load(Ordering::Relaxed),
+            slot.bias.load(Ordering::Relaxed),
+        );
+        // SAFETY: `w` and `bias` (when not null) are the caller's arrays for this job;
+        // the members' shares of the blocks write distinct elements of `w`, and only
+        // the leader writes `bias`.
+        unsafe {
+            copy_out(job, o.out, cols, rows, d, w, team.share());
+            if team.is_leader() && !bias.is_null() {
+                copy_bias(job, o.out, cols, rows, d, bias);
+            }
         }
         team.sync();
     }
 }
 
-/// Copies a product's output (`rows` x `cols`, columns in the job's block order) into
-/// the caller's gradient arrays.
+/// The caller's arrays a job's product goes to: the weight gradient (null when the
+/// caller has none for it) and the bias (null when the job has no ones row or the
+/// caller no bias gradient).
+fn destination(job: &GradJob, g: &mut LayerGradsMut<'_>) -> (*mut f32, *mut f32) {
+    let (w, bias): (Option<&mut [f32]>, Option<&mut [f32]>) = match job.param {
+        Param::Input => (Some(&mut *g.dw_ih), g.db_ih.as_deref_mut()),
+        Param::Recurrent => (Some(&mut *g.dw_hh), g.db_hh.as_deref_mut()),
+        Param::Projection => (g.dw_hr.as_deref_mut(), None),
+    };
+    let raw = |v: Option<&mut [f32]>| v.map_or(std::ptr::null_mut(), <[f32]>::as_mut_ptr);
+    let w = raw(w);
+    let bias = if job.ones && !w.is_null() {
+        raw(bias)
+    } else {
+        std::ptr::null_mut()
+    };
+    (w, bias)
+}
+
+/// Units (rows per gate) of a job's gradient.
+fn units_of(job: &GradJob, d: &Dims) -> usize {
+    match job.param {
+        Param::Projection => d.ho,
+        _ => d.h,
+    }
+}
+
+/// Copies `share` of a product's output (`rows` x `cols`, columns in the job's block
+/// order) into the caller's gradient `w` (PyTorch layout: row `gate * units + unit`,
+/// `rows - ones` columns). Nothing when `w` is null.
 ///
 /// # Safety
-/// `out` holds `rows * cols` floats.
+/// `out` holds `rows * cols` floats; `w` (when not null) the job's whole gradient.
 unsafe fn copy_out(
     job: &GradJob,
     out: *const f32,
     cols: usize,
     rows: usize,
     d: &Dims,
-    g: &mut LayerGradsMut<'_>,
+    w: *mut f32,
+    share: Share,
 ) {
+    if w.is_null() {
+        return;
+    }
     let width = rows - usize::from(job.ones);
-    let (w, bias, units): (&mut [f32], Option<&mut [f32]>, usize) = match job.param {
-        Param::Input => (&mut *g.dw_ih, g.db_ih.as_deref_mut(), d.h),
-        Param::Recurrent => (&mut *g.dw_hh, g.db_hh.as_deref_mut(), d.h),
-        Param::Projection => match g.dw_hr.as_deref_mut() {
-            Some(w) => (w, None, d.ho),
-            None => return,
-        },
-    };
+    let units = units_of(job, d);
     let n = job.gates.len();
     let blocks = cols / LANES;
     // A transpose in tiles of `TILE_ROWS` output rows by `TILE_BLOCKS` 16-column blocks:
@@ -169,34 +223,54 @@ unsafe fn copy_out(
     // moved: 8.8 ms per product of a 1024-unit LSTM, 5.5 ms in these tiles.)
     const TILE_ROWS: usize = 64;
     const TILE_BLOCKS: usize = 8;
-    for q0 in (0..blocks).step_by(TILE_BLOCKS) {
+    let mine = share.of(blocks, TILE_BLOCKS);
+    for q0 in mine.clone().step_by(TILE_BLOCKS) {
         for i0 in (0..width).step_by(TILE_ROWS) {
             let i1 = width.min(i0 + TILE_ROWS);
-            for q in q0..blocks.min(q0 + TILE_BLOCKS) {
+            for q in q0..mine.end.min(q0 + TILE_BLOCKS) {
                 let (tile, gate) = (q / n, job.gates[q % n]);
                 for lane in 0..LANES {
                     let unit = tile * LANES + lane;
                     if unit >= units {
                         break;
                     }
-                    let dst = &mut w[(gate * units + unit) * width..][i0..i1];
-                    for (k, v) in dst.iter_mut().enumerate() {
-                        // SAFETY: (i0 + k, q*16 + lane) inside the output.
-                        *v = unsafe { *out.add((i0 + k) * cols + q * LANES + lane) };
+                    // SAFETY: row `gate * units + unit` of `w` (`width` floats), columns
+                    // i0..i1 < width; `(i, q*16 + lane)` inside the output.
+                    unsafe {
+                        let dst = w.add((gate * units + unit) * width);
+                        for i in i0..i1 {
+                            *dst.add(i) = *out.add(i * cols + q * LANES + lane);
+                        }
                     }
                 }
             }
         }
     }
-    if let (true, Some(b)) = (job.ones, bias) {
-        for q in 0..blocks {
-            let (tile, gate) = (q / n, job.gates[q % n]);
-            for lane in 0..LANES {
-                let unit = tile * LANES + lane;
-                if unit < units {
-                    // SAFETY: the ones row is row `width` of the output.
-                    b[gate * units + unit] = unsafe { *out.add(width * cols + q * LANES + lane) };
-                }
+}
+
+/// Copies the bias row (the ones row, row `rows - 1`) of a product's output into the
+/// caller's bias gradient `b` (`[G * units]`).
+///
+/// # Safety
+/// `out` holds `rows * cols` floats; `b` the job's whole bias gradient.
+unsafe fn copy_bias(
+    job: &GradJob,
+    out: *const f32,
+    cols: usize,
+    rows: usize,
+    d: &Dims,
+    b: *mut f32,
+) {
+    let width = rows - 1;
+    let units = units_of(job, d);
+    let n = job.gates.len();
+    for q in 0..cols / LANES {
+        let (tile, gate) = (q / n, job.gates[q % n]);
+        for lane in 0..LANES {
+            let unit = tile * LANES + lane;
+            if unit < units {
+                // SAFETY: the ones row is row `width` of the output; `b` holds G * units.
+                unsafe { *b.add(gate * units + unit) = *out.add(width * cols + q * LANES + lane) };
             }
         }
     }

@@ -35,7 +35,7 @@ use crate::element::Element;
 use crate::kernel::{Epilogue, Rows};
 use crate::pack::runtime::{forward_cols, panels_len, transpose_panels};
 use crate::pack::{padded, PanelsView, LANES};
-use crate::parallel::Team;
+use crate::parallel::{Share, Team};
 use crate::simd::V16;
 
 /// The transposed weights of one LSTM layer and direction.
@@ -131,19 +131,24 @@ pub(crate) fn packed_len(cfg: &RnnConfig) -> usize {
     panels_len(k_hh, cfg.output_size()) + hr
 }
 
-/// Writes `W_hhᵀ` (and `W_hrᵀ`) into `mem` (zeroed, `packed_len` floats).
+/// Writes `share` of `W_hhᵀ` (and `W_hrᵀ`) into `mem` (zeroed, `packed_len` floats).
 ///
 /// # Safety
 /// `mem` valid for `packed_len(cfg)` writes.
-pub(crate) unsafe fn write<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *mut f32) {
+pub(crate) unsafe fn write<W: Element>(
+    w: &Weights<W>,
+    cfg: &RnnConfig,
+    mem: *mut f32,
+    share: Share,
+) {
     let (k_max, k_hr) = ks(cfg);
     let k_hh = w.w_hh.cols();
     // SAFETY: `mem` holds both packings (`packed_len`, at `k_max >= k_hh`); `k` = the
     // forward panels' packed columns.
     unsafe {
         match &w.w_hh {
-            GatePanels::Four(p) => transpose_panels(p, mem, k_hh, 0, |u| u),
-            GatePanels::Three(p) => p.transpose_into(mem, k_hh),
+            GatePanels::Four(p) => transpose_panels(p, mem, k_hh, 0, |u| u, share),
+            GatePanels::Three(p) => p.transpose_into(mem, k_hh, share),
         }
         if let Some(p) = &w.w_hr {
             transpose_panels(
@@ -152,6 +157,7 @@ pub(crate) unsafe fn write<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *mu
                 k_hr,
                 0,
                 |j| j,
+                share,
             );
         }
     }

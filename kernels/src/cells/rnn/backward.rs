@@ -15,7 +15,7 @@ use crate::element::Element;
 use crate::kernel::Epilogue;
 use crate::pack::runtime::{forward_cols, panels_len, transpose_panels};
 use crate::pack::{PanelsView, LANES};
-use crate::parallel::Team;
+use crate::parallel::{Share, Team};
 use crate::simd::V16;
 
 /// `W_hhᵀ` (f32 panels; `k` = the gate-interleaved units, columns = `H_out`).
@@ -47,15 +47,20 @@ pub(crate) fn packed_len(cfg: &RnnConfig) -> usize {
     panels_len(forward_cols(cfg.hidden_size, 1, 4), cfg.output_size())
 }
 
-/// Writes `W_hhᵀ` into `mem` (zeroed, `packed_len` floats).
+/// Writes `share` of `W_hhᵀ` into `mem` (zeroed, `packed_len` floats).
 ///
 /// # Safety
 /// `mem` valid for `packed_len(cfg)` writes.
-pub(crate) unsafe fn write<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *mut f32) {
+pub(crate) unsafe fn write<W: Element>(
+    w: &Weights<W>,
+    cfg: &RnnConfig,
+    mem: *mut f32,
+    share: Share,
+) {
     let k = forward_cols(cfg.hidden_size, 1, 4);
     // SAFETY: `mem` holds k rows of panels covering H_out columns, `k` = the forward
     // panels' packed columns.
-    unsafe { transpose_panels(&w.w_hh, mem, k, 0, |u| u) };
+    unsafe { transpose_panels(&w.w_hh, mem, k, 0, |u| u, share) };
 }
 
 /// The views of what [`write`] wrote at `mem`.
