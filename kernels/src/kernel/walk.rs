@@ -178,8 +178,8 @@ pub(crate) const ROW_CHUNK_FLOATS: usize = 96 * 1024;
 /// (`ROW_CHUNK_FLOATS`, a few hundred rows at `k` = 512-1600) fetched every panel from
 /// L3 once per chunk; one chunk over all rows fetches it once, and streaming the left
 /// operand from L3 instead costs less. A 1024-unit LSTM's training step, 1 thread,
-/// phases timed directly (Xeon model 167, avx512bf16, with the slices of 2048 rows
-/// below): input projection and recurrent steps 171 -> 157 ms, `∂x` 83 -> 76 ms, each
+/// phases timed directly (Xeon model 167, avx512bf16, with `KC`'s slices of 2048
+/// rows): input projection and recurrent steps 171 -> 157 ms, `∂x` 83 -> 76 ms, each
 /// weight-gradient product 82 -> 71 ms; the same at 2 threads, 2-7% at H = 512.
 const CHUNK_FLOATS: usize = 2 * 1024 * 1024;
 

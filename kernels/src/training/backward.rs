@@ -48,8 +48,8 @@ struct Ctx<'a, W: Element> {
 }
 
 // SAFETY: the pointers point into the workspace and the caller's buffers, which
-// outlive the team; members write disjoint panels between barriers, everything else
-// is the leader's.
+// outlive the team; members write disjoint panels, rows or blocks (their `Share`)
+// between barriers, everything else is the leader's; `dest` is atomics.
 unsafe impl<W: Element> Sync for Ctx<'_, W> {}
 
 /// Runs the backward of the run recorded in `tws` (checked by the caller).
@@ -233,7 +233,7 @@ unsafe fn backward_layer<W: Element, T: Element>(
         };
         let w_ih_t = sb.add(c.sc.w_ih_t);
         let x_t = sb.add(c.sc.x_t);
-        // Every member zeroes, then transposes, its share (a third of a 2-thread
+        // Every member zeroes, then transposes, its share (a fifth of a 2-thread
         // 16×512 LSTM's backward was such serial copies on the leader).
         let share = team.share();
         if want_dx {
