@@ -284,13 +284,16 @@ mod tests {
     }
 
     #[test]
-    fn shares_cover_exactly_once_cut_at_the_alignment() {
+    fn shares_cover_exactly_once_balanced_cut_at_the_alignment() {
         for count in 1..5 {
             for align in [1, 3, 16] {
                 for n in 0..70 {
                     let mut seen = vec![0; n];
+                    // Balanced: no part is more than its even share of the groups.
+                    let most = n.div_ceil(align).div_ceil(count) * align;
                     for index in 0..count {
                         let part = Share { index, count }.of(n, align);
+                        assert!(part.len() <= most, "{count} {align} {n}: {part:?}");
                         // Cuts fall on multiples of `align` (or at `n`).
                         assert!(part.start.is_multiple_of(align) || part.start == n);
                         assert!(part.end.is_multiple_of(align) || part.end == n);
