@@ -333,9 +333,8 @@ impl<W: Element> CellWeights<W> {
     /// # Safety
     /// `mem` must be valid for `backward_len(cfg)` writes.
     pub(crate) unsafe fn clear_backward(&self, cfg: &RnnConfig, mem: *mut f32, share: Share) {
-        let part = share.of(Self::backward_len(cfg), LANES);
-        // SAFETY: `part` lies inside the `backward_len` floats.
-        unsafe { std::ptr::write_bytes(mem.add(part.start), 0, part.len()) };
+        // SAFETY: forwarded contract.
+        unsafe { crate::pack::runtime::clear(mem, Self::backward_len(cfg), share) };
     }
 
     /// Writes `share` of the transposed recurrent weights into `mem` (`backward_len`

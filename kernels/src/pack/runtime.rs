@@ -64,6 +64,17 @@ pub(crate) unsafe fn transpose_panels<W: Element, const NP: usize>(
     }
 }
 
+/// Zeroes `share` of the `len` floats at `dst`, cut at cache lines (a team's members
+/// each their share, then a barrier before anyone writes into the buffer).
+///
+/// # Safety
+/// `dst` must be valid for `len` writes.
+pub(crate) unsafe fn clear(dst: *mut f32, len: usize, share: Share) {
+    let part = share.of(len, LANES);
+    // SAFETY: `part` lies inside the `len` floats.
+    unsafe { std::ptr::write_bytes(dst.add(part.start), 0, part.len()) };
+}
+
 /// Rows of a row-major runtime operand: row `r` (`r < rows`) at `base + r * stride`,
 /// `width` values each.
 #[derive(Clone, Copy)]

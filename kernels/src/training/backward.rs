@@ -237,8 +237,7 @@ unsafe fn backward_layer<W: Element, T: Element>(
         // 16×512 LSTM's backward was such serial copies on the leader).
         let share = team.share();
         if want_dx {
-            let zero = share.of(panels_len(d.zrow, dx_cols), LANES);
-            std::ptr::write_bytes(w_ih_t.add(zero.start), 0, zero.len());
+            crate::pack::runtime::clear(w_ih_t, panels_len(d.zrow, dx_cols), share);
         }
         team.sync();
         if want_dx {
