@@ -12,6 +12,8 @@
 #[cfg(test)]
 mod int8_tests;
 pub(crate) mod portable;
+#[cfg(test)]
+mod walk_tests;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;
 

@@ -4,8 +4,41 @@ use crate::element::Storage;
 use crate::pack::LANES;
 use crate::simd::{self, V16};
 
+/// Cache lines of the next panel that a row block fetches into L2 while its product
+/// runs (`lines` lines from `ptr`; none when `lines` is 0). See `walk::run`.
+#[derive(Clone, Copy)]
+pub(crate) struct Ahead {
+    pub(crate) ptr: *const u8,
+    pub(crate) lines: usize,
+}
+
+impl Ahead {
+    /// Nothing to fetch.
+    pub(crate) const NONE: Ahead = Ahead {
+        ptr: std::ptr::null(),
+        lines: 0,
+    };
+
+    /// Over a product of `k` panel rows: the lines to fetch per row (at most
+    /// [`AHEAD_PER_ROW`]) and the rows that fetch, from the first.
+    #[inline(always)]
+    fn per_row(self, k: usize) -> (usize, usize) {
+        if self.lines == 0 || k == 0 {
+            return (0, 0);
+        }
+        let per_row = self.lines.div_ceil(k).min(AHEAD_PER_ROW);
+        (per_row, self.lines.div_ceil(per_row).min(k))
+    }
+}
+
+/// Most lines [`tile_in_order`] fetches per panel row (one panel row of 4 `f32`
+/// vectors is 4 lines, its product 12 cycles of multiply-adds at 6 rows).
+const AHEAD_PER_ROW: usize = 4;
+
 /// Accumulates `acc[i][j] = sum_p a_i[p] * panel[p][16 j .. 16 j + 16]` for `p` in
-/// `0..k`, weights widened from `W` to `f32` in registers.
+/// `0..k`, weights widened from `W` to `f32` in registers; the in-order form (every
+/// accumulator in registers, 3 rows or more) also fetches `ahead` into L2, the others
+/// ignore it (the walk gives them none).
 ///
 /// Blocks of one or two rows (batch-1 steps) hold too few accumulators to hide the
 /// multiply-add latency, so they keep two partial sums (even and odd `p`) and add them
@@ -22,6 +55,7 @@ pub(crate) unsafe fn tile<V: V16, W: Storage, const MR: usize, const NP: usize>(
     k: usize,
     panel: *const W,
     first: bool,
+    ahead: Ahead,
 ) -> [[V; NP]; MR] {
     // All branches are on constants and fold away per instantiation.
     if MR <= 2 && 2 * MR * NP <= V::MAX_ACC {
@@ -29,7 +63,7 @@ pub(crate) unsafe fn tile<V: V16, W: Storage, const MR: usize, const NP: usize>(
         unsafe { tile_split::<V, W, MR, NP>(rows, k, panel) }
     } else if MR * NP <= V::MAX_ACC {
         // SAFETY: forwarded contract.
-        unsafe { tile_in_order::<V, W, MR, NP>(rows, k, panel) }
+        unsafe { tile_in_order::<V, W, MR, NP>(rows, k, panel, ahead) }
     } else {
         // Too many accumulators for the register file (AVX2, portable): the panel's
         // vectors in groups of `gs`, the largest divisor of NP that fits.
@@ -168,16 +202,33 @@ unsafe fn fma_row<V: V16, W: Storage, const MR: usize, const NP: usize>(
     }
 }
 
-/// In increasing `p`, one accumulator per output vector.
+/// In increasing `p`, one accumulator per output vector; during the first panel rows,
+/// up to [`AHEAD_PER_ROW`] lines of `ahead` per row (the sums do not change).
 #[inline(always)]
 unsafe fn tile_in_order<V: V16, W: Storage, const MR: usize, const NP: usize>(
     rows: &[*const f32; MR],
     k: usize,
     panel: *const W,
+    ahead: Ahead,
 ) -> [[V; NP]; MR] {
     // SAFETY: the caller guarantees the ISA; `zero` reads no memory.
     let mut acc = [[unsafe { V::zero() }; NP]; MR];
-    for p in 0..k {
+    if ahead.lines == 0 || k == 0 {
+        for p in 0..k {
+            // SAFETY: `p < k`; row `p` of the panel starts at `p * NP * 16`.
+            unsafe { fma_row::<V, W, MR, NP>(&mut acc, rows, p, panel.add(p * NP * LANES)) };
+        }
+        return acc;
+    }
+    let (per_row, fetching) = ahead.per_row(k);
+    for p in 0..fetching {
+        for j in 0..per_row {
+            simd::prefetch_l2(ahead.ptr.wrapping_add((p * per_row + j) * 64));
+        }
+        // SAFETY: `p < k`; row `p` of the panel starts at `p * NP * 16`.
+        unsafe { fma_row::<V, W, MR, NP>(&mut acc, rows, p, panel.add(p * NP * LANES)) };
+    }
+    for p in fetching..k {
         // SAFETY: `p < k`; row `p` of the panel starts at `p * NP * 16`.
         unsafe { fma_row::<V, W, MR, NP>(&mut acc, rows, p, panel.add(p * NP * LANES)) };
     }

@@ -37,6 +37,22 @@ pub(crate) fn prefetch(p: *const f32, floats: usize) {
     let _ = (p, floats);
 }
 
+/// Asks for the cache line at `p` in L2 (`prefetcht1`; a hint like [`prefetch`]: any
+/// address is fine, a no-op off x86_64). The walk fetches the next weight panel this
+/// way while the current one's row blocks run.
+#[inline(always)]
+pub(crate) fn prefetch_l2(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetcht1` is in SSE (every x86_64 CPU) and only hints the cache: it
+    // does not dereference the address and cannot fault.
+    unsafe {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        _mm_prefetch::<_MM_HINT_T1>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// 16 lanes of `f32`.
 ///
 /// # Safety

@@ -1,0 +1,111 @@
+//! The `f32` micro-kernel walk on every available path against exact sums, at sizes
+//! where it fetches the next panel ahead (this member's panels outgrow L2) and where
+//! it does not: the fetch splits the product's loop, and a row lost or taken twice in
+//! the split must show.
+
+use super::{dispatch, Backend, Blocked, ForBackend};
+use crate::isa::Isa;
+use crate::kernel::walk::Job;
+use crate::kernel::{Rows, Store};
+use crate::pack::PanelsView;
+
+/// Small integers, so every product and sum is exact in `f32`.
+fn a_at(r: usize, kk: usize) -> f32 {
+    ((r * 7 + kk * 3) % 7) as f32 - 3.0
+}
+
+/// Column `c` (of all panels), panel row `kk`.
+fn w_at(c: usize, kk: usize) -> f32 {
+    ((c * 3 + kk * 11) % 5) as f32 - 2.0
+}
+
+struct Product<'a> {
+    a: &'a [f32],
+    w: &'a [f32],
+    nrows: usize,
+    k: usize,
+    panels: usize,
+    reverse: bool,
+    out: &'a mut [f32],
+}
+
+impl ForBackend for Product<'_> {
+    type Output = ();
+
+    fn call<B: Backend>(self) {
+        let job = Job {
+            a: Rows::strided(self.a.as_ptr(), self.k, self.nrows),
+            nrows: self.nrows,
+            w: PanelsView {
+                ptr: self.w.as_ptr(),
+                k: self.k,
+                panels: self.panels,
+                quant: None,
+            },
+        };
+        let store = Store {
+            out: self.out.as_mut_ptr(),
+            stride: self.panels * 64,
+            bias: std::ptr::null(),
+        };
+        // SAFETY: `B` came from `dispatch`; `a` holds `nrows` rows of `k` floats, `w`
+        // `panels` panels of `k` rows of 64 floats, `out` `nrows` rows of the panels'
+        // columns.
+        unsafe { <B as Blocked<4>>::panels(&job, 0..self.panels, self.reverse, &store) }
+    }
+}
+
+#[test]
+fn walk_sums_every_panel_row_with_and_without_fetching_ahead() {
+    // (rows, k, panels): 6 panels of 1100 rows are 1.7 MiB (the walk fetches ahead);
+    // 17 rows are blocks of 6, 6, 4, 1 at six rows a block (3 fetching blocks, 2 lines
+    // per panel row over the first 734 rows), 30 rows 5 blocks (1 line per row, not
+    // every row), 6 rows one block (4 lines per row, every row), 3 and 5 rows blocks
+    // of 2 and 1 or 4 and 1; 3 panels of 40 rows fetch nothing.
+    let cases = [
+        (17, 1100, 6),
+        (30, 1100, 6),
+        (6, 1100, 6),
+        (5, 1100, 6),
+        (3, 1100, 6),
+        (17, 40, 3),
+    ];
+    for (nrows, k, panels) in cases {
+        let a: Vec<f32> = (0..nrows * k).map(|i| a_at(i / k, i % k)).collect();
+        // Panel `p`, row `kk`: its 64 columns, one panel after the other.
+        let w: Vec<f32> = (0..panels * k * 64)
+            .map(|i| {
+                let (p, kk, c) = (i / (k * 64), i / 64 % k, i % 64);
+                w_at(p * 64 + c, kk)
+            })
+            .collect();
+        let cols = panels * 64;
+        let want: Vec<f32> = (0..nrows * cols)
+            .map(|i| {
+                (0..k)
+                    .map(|kk| a_at(i / cols, kk) * w_at(i % cols, kk))
+                    .sum()
+            })
+            .collect();
+        for isa in Isa::available() {
+            for reverse in [false, true] {
+                let mut out = vec![f32::NAN; nrows * cols];
+                let product = Product {
+                    a: &a,
+                    w: &w,
+                    nrows,
+                    k,
+                    panels,
+                    reverse,
+                    out: &mut out,
+                };
+                dispatch(isa.detected().unwrap(), product);
+                let bad = (0..out.len()).find(|&i| out[i] != want[i]);
+                assert!(
+                    bad.is_none(),
+                    "{isa:?}, {nrows} rows, k = {k}, reverse {reverse}: first wrong output {bad:?}"
+                );
+            }
+        }
+    }
+}
