@@ -266,3 +266,37 @@ unsafe fn tile_split<V: V16, W: Storage, const MR: usize, const NP: usize>(
     }
     even
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rows that fetch never pass the product's `k` (the first loop of
+    /// `tile_in_order` runs them), fetch at most `AHEAD_PER_ROW` lines each, and fetch
+    /// every line when `AHEAD_PER_ROW` a row suffice.
+    #[test]
+    fn fetching_rows_stay_inside_the_product() {
+        let p = std::ptr::null::<u8>();
+        for k in [0, 1, 3, 100, 1100] {
+            for lines in [0, 1, 5, 99, 100, 101, 399, 400, 401, 4400, 6600] {
+                let (per_row, rows) = Ahead { ptr: p, lines }.per_row(k);
+                assert!(
+                    rows <= k && per_row <= AHEAD_PER_ROW,
+                    "k {k}, {lines} lines"
+                );
+                if k == 0 || lines == 0 {
+                    assert_eq!((per_row, rows), (0, 0));
+                    continue;
+                }
+                assert!(
+                    per_row * rows >= lines.min(AHEAD_PER_ROW * k),
+                    "k {k}, {lines} lines"
+                );
+                assert!(
+                    per_row * (rows - 1) < lines,
+                    "k {k}, {lines} lines: a row past the end"
+                );
+            }
+        }
+    }
+}

@@ -139,7 +139,7 @@ pub(crate) unsafe fn run<
     let mut r0 = 0;
     while r0 < nrows {
         let r1 = nrows.min(r0 + chunk);
-        let fetchers = ahead_blocks::<V, NP, MR>(r1 - r0);
+        let fetchers = ahead_blocks(r1 - r0, MR, NP, V::MAX_ACC);
         for idx in 0..n {
             let p = if reverse {
                 panels.end - 1 - idx
@@ -175,7 +175,8 @@ pub(crate) unsafe fn run<
             let mut b = 0;
             let mut r = r0;
             while r + MR <= r1 {
-                let ahead = Ahead::share::<V, NP, MR>(next, lines, each, &mut b);
+                let fetching = fetches(MR, NP, V::MAX_ACC);
+                let ahead = Ahead::share(fetching, next, lines, each, &mut b);
                 // SAFETY: rows r..r+MR are < nrows; forwarded contract.
                 unsafe { block::<V, W, NP, MR, E>(a, r, w.k, panel, p, epi, r == r0, ahead) };
                 r += MR;
@@ -187,7 +188,8 @@ pub(crate) unsafe fn run<
                 // SAFETY: as above; each block stays below nrows.
                 unsafe {
                     if left >= 4 && MR > 4 {
-                        let ahead = Ahead::share::<V, NP, 4>(next, lines, each, &mut b);
+                        let fetching = fetches(4, NP, V::MAX_ACC);
+                        let ahead = Ahead::share(fetching, next, lines, each, &mut b);
                         block::<V, W, NP, 4, E>(a, r, w.k, panel, p, epi, r == r0, ahead);
                         r += 4;
                     } else if left >= 2 && MR > 2 {
@@ -212,39 +214,38 @@ pub(crate) unsafe fn run<
 /// RNN (1 MiB of recurrent weights) ran 6-10% slower with it at batch 16-64.
 const AHEAD_MIN_BYTES: usize = 1536 * 1024;
 
-/// The row blocks of a chunk of `rows` rows that fetch a share of the next panel (see
-/// [`fetches`]): full `MR`-row blocks and 4-row remainder blocks.
-fn ahead_blocks<V: V16, const NP: usize, const MR: usize>(rows: usize) -> usize {
-    let full = if fetches::<V, NP>(MR) { rows / MR } else { 0 };
-    let fours = if MR > 4 && fetches::<V, NP>(4) {
-        rows % MR / 4
+/// The row blocks of a chunk of `rows` rows, `mr` rows a block, that fetch a share of
+/// the next panel (see [`fetches`]): full blocks and 4-row remainder blocks.
+fn ahead_blocks(rows: usize, mr: usize, np: usize, max_acc: usize) -> usize {
+    let full = if fetches(mr, np, max_acc) {
+        rows / mr
+    } else {
+        0
+    };
+    let fours = if mr > 4 && fetches(4, np, max_acc) {
+        rows % mr / 4
     } else {
         0
     };
     full + fours
 }
 
-/// Whether an `m`-row block fetches ahead: only where the micro-kernel keeps every
-/// accumulator in registers ([`tile`]'s in-order form). Not the 1- and 2-row blocks
-/// (batch-1 steps, bound by streaming the weights, ran no faster with it), nor the
-/// grouped form of AVX2 and the portable path, whose short loop over one panel vector
-/// ran 4-11% slower with the fetch (AVX2 on this Xeon, batch 16-64).
-const fn fetches<V: V16, const NP: usize>(m: usize) -> bool {
-    m >= 3 && m * NP <= V::MAX_ACC
+/// Whether an `m`-row block of `np`-vector panels fetches ahead: only where the
+/// micro-kernel keeps every accumulator in registers (`max_acc` of them: [`tile`]'s
+/// in-order form). Not the 1- and 2-row blocks (batch-1 steps, bound by streaming the
+/// weights, ran no faster with it), nor the grouped form of AVX2 and the portable path,
+/// whose short loop over one panel vector ran 4-11% slower with the fetch (AVX2 on
+/// this Xeon, batch 16-64).
+const fn fetches(m: usize, np: usize, max_acc: usize) -> bool {
+    m >= 3 && m * np <= max_acc
 }
 
 impl Ahead {
-    /// The next fetching block's share of `lines` lines from `next`, `each` per block
-    /// (`b` counts the fetching blocks so far); none for a block of `M` rows that does
-    /// not fetch.
+    /// The next block's share of `lines` lines from `next`, `each` per fetching block
+    /// (`b` counts the fetching blocks so far); none for a block that does not fetch.
     #[inline(always)]
-    fn share<V: V16, const NP: usize, const M: usize>(
-        next: *const u8,
-        lines: usize,
-        each: usize,
-        b: &mut usize,
-    ) -> Ahead {
-        if !fetches::<V, NP>(M) {
+    fn share(fetching: bool, next: *const u8, lines: usize, each: usize, b: &mut usize) -> Ahead {
+        if !fetching {
             return Ahead::NONE;
         }
         let from = (*b * each).min(lines);
@@ -304,5 +305,58 @@ unsafe fn block<V: V16, W: Storage, const NP: usize, const M: usize, E: Epilogue
     for (i, row) in acc.iter().enumerate() {
         // SAFETY: (r0 + i, p) is inside the epilogue's bounds (caller's contract).
         unsafe { epi.finish(r0 + i, p, row) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ahead_blocks` counts the blocks the walk's loop visits that fetch, for every
+    /// blocking the paths use and any row count; their shares cover the next panel's
+    /// lines once, in order.
+    #[test]
+    fn fetching_blocks_share_the_next_panel_exactly() {
+        for (mr, np, max_acc) in [(6, 4, 24), (12, 2, 24), (8, 3, 24), (4, 6, 24), (6, 4, 6)] {
+            for rows in 0..64 {
+                // The walk's order: full blocks, then remainder blocks of 4, 2, 1.
+                let mut sizes = vec![mr; rows / mr];
+                let mut left = rows % mr;
+                while left > 0 {
+                    let m = if left >= 4 && mr > 4 {
+                        4
+                    } else if left >= 2 && mr > 2 {
+                        2
+                    } else {
+                        1
+                    };
+                    sizes.push(m);
+                    left -= m;
+                }
+                let fetchers = ahead_blocks(rows, mr, np, max_acc);
+                let visited = sizes.iter().filter(|&&m| fetches(m, np, max_acc)).count();
+                assert_eq!(fetchers, visited, "mr {mr}, np {np}, {rows} rows");
+                for lines in [0usize, 1, 7, 4400, 16384] {
+                    if fetchers == 0 {
+                        continue;
+                    }
+                    let each = lines.div_ceil(fetchers);
+                    let next = std::ptr::null::<u8>().wrapping_add(4096);
+                    let (mut b, mut at) = (0, 0);
+                    for &m in &sizes {
+                        let a = Ahead::share(fetches(m, np, max_acc), next, lines, each, &mut b);
+                        if a.lines > 0 {
+                            assert_eq!(a.ptr, next.wrapping_add(at * 64));
+                            at += a.lines;
+                        }
+                    }
+                    assert_eq!(
+                        (b, at),
+                        (fetchers, lines),
+                        "mr {mr}, {rows} rows, {lines} lines"
+                    );
+                }
+            }
+        }
     }
 }
