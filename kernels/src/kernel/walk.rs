@@ -153,7 +153,8 @@ pub(crate) unsafe fn run<
             // panel comes from L3, and the first row block to read it ran at L3's speed
             // while the others waited their turn. Spread over the current panel's
             // blocks, the fetch overlaps their products (1-thread forward, Xeon model
-            // 167: 8-15% at batch 16-64, nothing at batch 1).
+            // 167: 7-13% faster at batch 16-64 and H = 1024, 2-7% at 512; see
+            // `bench-suite/results/fetch-ahead-ab-xeon167.md`).
             let next = if idx + 1 < n {
                 let q = if reverse { p - 1 } else { p + 1 };
                 w.ptr.wrapping_add(q * w.k * width).cast::<u8>()
@@ -211,7 +212,8 @@ pub(crate) unsafe fn run<
 /// The fewest bytes of panels for which a member fetches the next panel ahead: 1.5 MiB,
 /// three quarters of this Xeon's 2 MiB L2 (Zen 4 has 1 MiB). Panels that fit L2 stay
 /// there from one step to the next, and fetching them again only costs: a 512-unit
-/// RNN (1 MiB of recurrent weights) ran 6-10% slower with it at batch 16-64.
+/// RNN (1 MiB of recurrent weights) ran 6-10% slower when it fetched them at batch
+/// 16-64 (2-4% of that was per-block divisions, since removed).
 const AHEAD_MIN_BYTES: usize = 1536 * 1024;
 
 /// The row blocks of a chunk of `rows` rows, `mr` rows a block, that fetch a share of
