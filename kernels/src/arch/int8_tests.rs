@@ -86,6 +86,7 @@ impl Case {
 struct Run<'a> {
     c: &'a Case,
     fast: bool,
+    reverse: bool,
 }
 
 impl ForBackend for Run<'_> {
@@ -152,7 +153,7 @@ impl ForBackend for Run<'_> {
         let fit = self.fast && q.pairs_fit_i16(qmax);
         // SAFETY: the job's buffers are sized above; `out` covers every panel's
         // columns; `fit` only when the pairs fit.
-        unsafe { B::panels_i8(&job, 0..view.panels, false, &store, fit) };
+        unsafe { B::panels_i8(&job, 0..view.panels, self.reverse, &store, fit) };
         (0..c.nrows)
             .flat_map(|r| out[r * cols..r * cols + c.n].to_vec())
             .collect()
@@ -160,14 +161,22 @@ impl ForBackend for Run<'_> {
 }
 
 fn check(c: &Case, what: &str) {
+    check_orders(c, what, &[false]);
+}
+
+/// [`check`] with the panels walked in each of `orders` (`reverse`).
+fn check_orders(c: &Case, what: &str, orders: &[bool]) {
     let want = c.expected();
     for isa in Isa::available() {
-        for fast in [false, true] {
-            let got = dispatch(isa.detected().unwrap(), Run { c, fast });
+        for (fast, &reverse) in [false, true]
+            .into_iter()
+            .flat_map(|f| orders.iter().map(move |r| (f, r)))
+        {
+            let got = dispatch(isa.detected().unwrap(), Run { c, fast, reverse });
             for (e, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     g.to_bits() == w.to_bits(),
-                    "{what} {isa} fast={fast} {:?} nrows {} k {} n {}: element {e} got {g}, want {w}",
+                    "{what} {isa} fast={fast} reverse={reverse} {:?} nrows {} k {} n {}: element {e} got {g}, want {w}",
                     c.scheme,
                     c.nrows,
                     c.k,
@@ -190,6 +199,22 @@ fn every_micro_kernel_matches_the_naive_product_bit_for_bit() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn the_walk_fetching_the_next_panel_ahead_sums_every_row_group() {
+    // 25 panels of k = 1100 (275 groups of 4) are 1.7 MiB of codes, so the walk fetches
+    // each next panel (in the one-group form: AVX-512's blocks of 4 and 6 rows) and
+    // the fetch splits the tile's loop. 17 rows are blocks of 6, 6, 4, 1 (3 fetching
+    // blocks, 2 lines per row group over the first 184 groups), 30 rows 5 blocks (1
+    // line per group, not every group), 6 rows one block (4 lines per group, every
+    // group), 5 rows blocks of 4 and 1, 3 rows 2 and 1 (no fetching block); both
+    // panel orders.
+    let mut rng = SplitMix64::new(0xfe7c);
+    for nrows in [17, 30, 6, 5, 3] {
+        let c = Case::random(&mut rng, nrows, 1100, 25 * 64, true);
+        check_orders(&c, "fetching ahead", &[false, true]);
     }
 }
 

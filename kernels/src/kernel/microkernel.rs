@@ -19,10 +19,11 @@ impl Ahead {
         lines: 0,
     };
 
-    /// Over a product of `k` panel rows: the lines to fetch per row (at most
-    /// [`AHEAD_PER_ROW`]) and the rows that fetch, from the first.
+    /// Over a product of `k` panel rows (row groups of 4 `k` in the int8 walk): the
+    /// lines to fetch per row (at most [`AHEAD_PER_ROW`]) and the rows that fetch,
+    /// from the first.
     #[inline(always)]
-    fn per_row(self, k: usize) -> (usize, usize) {
+    pub(crate) fn per_row(self, k: usize) -> (usize, usize) {
         if self.lines == 0 || k == 0 {
             return (0, 0);
         }

@@ -214,7 +214,7 @@ pub(crate) unsafe fn run<
 /// there from one step to the next, and fetching them again only costs: a 512-unit
 /// RNN (1 MiB of recurrent weights) ran 6-10% slower when it fetched them at batch
 /// 16-64 (2-4% of that was per-block divisions, since removed).
-const AHEAD_MIN_BYTES: usize = 1536 * 1024;
+pub(super) const AHEAD_MIN_BYTES: usize = 1536 * 1024;
 
 /// The row blocks of a chunk of `rows` rows, `mr` rows a block, that fetch a share of
 /// the next panel (see [`fetches`]): full blocks and 4-row remainder blocks.
@@ -246,7 +246,13 @@ impl Ahead {
     /// The next block's share of `lines` lines from `next`, `each` per fetching block
     /// (`b` counts the fetching blocks so far); none for a block that does not fetch.
     #[inline(always)]
-    fn share(fetching: bool, next: *const u8, lines: usize, each: usize, b: &mut usize) -> Ahead {
+    pub(super) fn share(
+        fetching: bool,
+        next: *const u8,
+        lines: usize,
+        each: usize,
+        b: &mut usize,
+    ) -> Ahead {
         if !fetching {
             return Ahead::NONE;
         }

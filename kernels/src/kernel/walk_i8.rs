@@ -17,9 +17,10 @@
 
 use std::ops::Range;
 
-use super::walk::{Epilogue, ROW_CHUNK_FLOATS};
+use super::microkernel::Ahead;
+use super::walk::{Epilogue, AHEAD_MIN_BYTES, ROW_CHUNK_FLOATS};
 use crate::pack::{QuantView, LANES};
-use crate::simd::{Dot8, V16};
+use crate::simd::{self, Dot8, V16};
 
 /// Quantization parameters of one operand row: scale, zero point, and the sum of its
 /// codes (for the weights' zero points and [`Dot8::W_OFFSET`]).
@@ -92,9 +93,24 @@ pub(crate) unsafe fn run<V: V16, D: Dot8, const NP: usize, E: Epilogue<V, NP>>(
     let width = NP * LANES;
     let n = panels.len();
     let chunk = (ROW_CHUNK_BYTES / (4 * job.k4).max(1)).max(1).div_ceil(8) * 8;
+    // As in the `f32` walk, the next panel is fetched into L2 in shares, one per
+    // fetching row block, when this member's panels outgrow L2: an int8 LSTM's
+    // recurrent codes are 4 MiB at H = 1024, so each step's first row block of a
+    // panel otherwise waited on L3.
+    let panel_bytes = job.k4 * width * 4;
+    let panel_lines = if n * panel_bytes > AHEAD_MIN_BYTES {
+        panel_bytes / 64
+    } else {
+        0
+    };
     let mut r0 = 0;
     while r0 < job.nrows {
         let r1 = job.nrows.min(r0 + chunk);
+        let fetchers = if panel_lines == 0 {
+            0
+        } else {
+            fetching_blocks::<D, NP>(r1 - r0)
+        };
         for idx in 0..n {
             let p = if reverse {
                 panels.end - 1 - idx
@@ -103,29 +119,73 @@ pub(crate) unsafe fn run<V: V16, D: Dot8, const NP: usize, E: Epilogue<V, NP>>(
             };
             // SAFETY: `p < job.panels`: the panel lies inside the packed codes.
             let panel = unsafe { job.w.add(p * job.k4 * width * 4) };
+            // The panel this member takes next (none after its last).
+            let next = if idx + 1 < n {
+                let q = if reverse { p - 1 } else { p + 1 };
+                job.w.wrapping_add(q * panel_bytes).cast::<u8>()
+            } else {
+                std::ptr::null()
+            };
+            let lines = if next.is_null() || fetchers == 0 {
+                0
+            } else {
+                panel_lines
+            };
+            let each = if lines == 0 {
+                0
+            } else {
+                lines.div_ceil(fetchers)
+            };
+            let mut b = 0;
             let mut r = r0;
             // SAFETY: (every block) rows stay below `nrows`; forwarded contract.
             unsafe {
                 while r < r1 {
-                    let left = r1 - r;
-                    let m = if left >= D::MR { D::MR } else { left };
+                    let m = block_rows::<D>(r1 - r);
+                    let ahead = Ahead::share(fetches::<D, NP>(m), next, lines, each, &mut b);
                     match m {
-                        m if m >= 6 => block::<V, D, NP, 6, E>(job, r, panel, p, epi),
-                        4 | 5 => block::<V, D, NP, 4, E>(job, r, panel, p, epi),
-                        2 | 3 => block::<V, D, NP, 2, E>(job, r, panel, p, epi),
-                        _ => block::<V, D, NP, 1, E>(job, r, panel, p, epi),
+                        6 => block::<V, D, NP, 6, E>(job, r, panel, p, epi, ahead),
+                        4 => block::<V, D, NP, 4, E>(job, r, panel, p, epi, ahead),
+                        2 => block::<V, D, NP, 2, E>(job, r, panel, p, epi, ahead),
+                        _ => block::<V, D, NP, 1, E>(job, r, panel, p, epi, ahead),
                     }
-                    r += match m {
-                        m if m >= 6 => 6,
-                        4 | 5 => 4,
-                        2 | 3 => 2,
-                        _ => 1,
-                    };
+                    r += m;
                 }
             }
         }
         r0 = r1;
     }
+}
+
+/// The height of the next row block when `left` rows remain: `D::MR` rows capped at
+/// 6, then 4, 2 or 1 (fewer instantiations than one per count).
+#[inline(always)]
+fn block_rows<D: Dot8>(left: usize) -> usize {
+    match left.min(D::MR) {
+        m if m >= 6 => 6,
+        4 | 5 => 4,
+        2 | 3 => 2,
+        _ => 1,
+    }
+}
+
+/// Whether an `m`-row block fetches a share of the next panel: only [`groups`]' form
+/// with every accumulator in registers (one group of all `NP` vectors, one partial
+/// sum), as in the `f32` walk; not AVX2's or the portable path's smaller register
+/// files, nor the 1- and 2-row blocks of batch-1 steps.
+const fn fetches<D: Dot8, const NP: usize>(m: usize) -> bool {
+    m >= 3 && m * NP <= D::MAX_ACC && NP <= D::MAX_GS
+}
+
+/// The blocks of a chunk of `rows` rows that fetch (the walk's block sequence).
+fn fetching_blocks<D: Dot8, const NP: usize>(rows: usize) -> usize {
+    let (mut r, mut count) = (0, 0);
+    while r < rows {
+        let m = block_rows::<D>(rows - r);
+        count += usize::from(fetches::<D, NP>(m));
+        r += m;
+    }
+    count
 }
 
 /// One `M x NP` block: the integer tile, then the `f32` tile per row into `epi`.
@@ -136,6 +196,7 @@ unsafe fn block<V: V16, D: Dot8, const NP: usize, const M: usize, E: Epilogue<V,
     panel: *const i8,
     p: usize,
     epi: &E,
+    ahead: Ahead,
 ) {
     let mut rows = [std::ptr::null::<u8>(); M];
     for (i, q) in rows.iter_mut().enumerate() {
@@ -146,7 +207,7 @@ unsafe fn block<V: V16, D: Dot8, const NP: usize, const M: usize, E: Epilogue<V,
         epi.prefetch(r0 + i, p);
     }
     // SAFETY: forwarded contract: rows hold 4 k4 bytes, the panel k4 * NP * 64.
-    let acc = unsafe { tile::<D, M, NP>(&rows, job.k4, panel) };
+    let acc = unsafe { tile::<D, M, NP>(&rows, job.k4, panel, ahead) };
     for (i, row) in acc.iter().enumerate() {
         // SAFETY: row r0 + i < nrows has parameters; (r0 + i, p) is inside the
         // epilogue's bounds (caller's contract).
@@ -210,7 +271,9 @@ unsafe fn scale_tile<V: V16, D: Dot8, const NP: usize>(
 
 /// The integer tile `M x NP` over the whole `k` (`k4` groups of 4): the panel's vectors
 /// in groups that fit the register file, two partial sums for blocks of one or two rows
-/// (more independent chains to hide the latency), added at the end (exact).
+/// (more independent chains to hide the latency), added at the end (exact). The form
+/// with one group and one partial sum also fetches `ahead` into L2; the others get
+/// none from the walk.
 ///
 /// # Safety
 /// `D`'s ISA must be available; each row valid for `4 k4` reads, `panel` for
@@ -220,6 +283,7 @@ unsafe fn tile<D: Dot8, const M: usize, const NP: usize>(
     rows: &[*const u8; M],
     k4: usize,
     panel: *const i8,
+    ahead: Ahead,
 ) -> [[D; NP]; M] {
     let split = M <= 2 && 2 * M * NP <= D::MAX_ACC;
     let fit = (D::MAX_ACC / (M * if split { 2 } else { 1 })).max(1);
@@ -230,28 +294,36 @@ unsafe fn tile<D: Dot8, const M: usize, const NP: usize>(
     // SAFETY: (all arms) forwarded contract.
     unsafe {
         match (split, gs) {
-            (true, 1) => groups::<D, M, NP, 1, 2>(rows, k4, panel),
-            (true, 2) => groups::<D, M, NP, 2, 2>(rows, k4, panel),
-            (true, 3) => groups::<D, M, NP, 3, 2>(rows, k4, panel),
-            (true, 4) => groups::<D, M, NP, 4, 2>(rows, k4, panel),
-            (true, _) => groups::<D, M, NP, 6, 2>(rows, k4, panel),
-            (false, 1) => groups::<D, M, NP, 1, 1>(rows, k4, panel),
-            (false, 2) => groups::<D, M, NP, 2, 1>(rows, k4, panel),
-            (false, 3) => groups::<D, M, NP, 3, 1>(rows, k4, panel),
-            (false, 4) => groups::<D, M, NP, 4, 1>(rows, k4, panel),
-            (false, _) => groups::<D, M, NP, 6, 1>(rows, k4, panel),
+            (true, 1) => groups::<D, M, NP, 1, 2>(rows, k4, panel, ahead),
+            (true, 2) => groups::<D, M, NP, 2, 2>(rows, k4, panel, ahead),
+            (true, 3) => groups::<D, M, NP, 3, 2>(rows, k4, panel, ahead),
+            (true, 4) => groups::<D, M, NP, 4, 2>(rows, k4, panel, ahead),
+            (true, _) => groups::<D, M, NP, 6, 2>(rows, k4, panel, ahead),
+            (false, 1) => groups::<D, M, NP, 1, 1>(rows, k4, panel, ahead),
+            (false, 2) => groups::<D, M, NP, 2, 1>(rows, k4, panel, ahead),
+            (false, 3) => groups::<D, M, NP, 3, 1>(rows, k4, panel, ahead),
+            (false, 4) => groups::<D, M, NP, 4, 1>(rows, k4, panel, ahead),
+            (false, _) => groups::<D, M, NP, 6, 1>(rows, k4, panel, ahead),
         }
     }
 }
 
-/// [`tile`] with `GS` vectors per group (`GS` divides `NP`) and `P` partial sums.
+/// [`tile`] with `GS` vectors per group (`GS` divides `NP`) and `P` partial sums; with
+/// one group and one partial sum, the first row groups also fetch `ahead`.
 #[inline(always)]
 unsafe fn groups<D: Dot8, const M: usize, const NP: usize, const GS: usize, const P: usize>(
     rows: &[*const u8; M],
     k4: usize,
     panel: *const i8,
+    ahead: Ahead,
 ) -> [[D; NP]; M] {
     let width = NP * LANES;
+    // (Constant per instantiation: the other forms never fetch.)
+    let (per_row, fetching) = if P == 1 && GS == NP {
+        ahead.per_row(k4)
+    } else {
+        (0, 0)
+    };
     // SAFETY: the caller guarantees D's ISA; `zero` reads no memory.
     let zero = unsafe { D::zero() };
     let mut out = [[zero; NP]; M];
@@ -259,6 +331,23 @@ unsafe fn groups<D: Dot8, const M: usize, const NP: usize, const GS: usize, cons
     while g0 + GS <= NP {
         let mut acc = [[[zero; GS]; M]; P];
         let mut q = 0;
+        // A separate loop, so the plain one below is unchanged (`fetching` is 0 but
+        // in the one-group, one-sum form, whose single group passes here once).
+        while q < fetching {
+            for j in 0..per_row {
+                simd::prefetch_l2(ahead.ptr.wrapping_add((q * per_row + j) * 64));
+            }
+            // SAFETY: group q < fetching <= k4 of the panel and of every row.
+            unsafe {
+                step::<D, M, GS>(
+                    &mut acc[0],
+                    rows,
+                    q,
+                    panel.add((q * width + g0 * LANES) * 4),
+                )
+            };
+            q += 1;
+        }
         while q + P <= k4 {
             for (pp, part) in acc.iter_mut().enumerate() {
                 // SAFETY: group q + pp < k4 of the panel and of every row.
