@@ -71,9 +71,55 @@ impl<W: Storage> ForBackend for Table<W> {
     }
 }
 
+/// Which instructions the int8 product of path `isa` runs on this CPU:
+/// - `"amx+vpdpbusd"`: AMX's tiles for every full block of 16 rows of a product whose
+///   depth is a multiple of 64, AVX512-VNNI's `vpdpbusd` for the other rows and products;
+/// - `"vpdpbusd"`: AVX512-VNNI alone;
+/// - `"vpmaddubsw/vpmaddwd"`: AVX2's integer multiply-adds (AVX2, and AVX-512 without
+///   VNNI);
+/// - `"portable"`: integer code.
+///
+/// Every one sums the codes exactly, so the results are the same bit for bit; this says
+/// only how fast. `RNN_KERNELS_NO_AMX` (any value) turns AMX off for the process, and
+/// `RNN_KERNELS_NO_VNNI` VNNI, both read once.
+///
+/// ```
+/// use rnn_kernels::{int8_product, Isa};
+/// let isa = Isa::best();
+/// println!("int8 on {}: {}", isa.name(), int8_product(isa).unwrap());
+/// ```
+pub fn int8_product(isa: Isa) -> Result<&'static str> {
+    struct Int8Product;
+    impl ForBackend for Int8Product {
+        type Output = &'static str;
+
+        fn call<B: Backend>(self) -> &'static str {
+            B::int8_product()
+        }
+    }
+    Ok(dispatch(isa.detected()?, Int8Product))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every path names one of its own int8 forms, the portable path always its one.
+    #[test]
+    fn int8_product_names_a_form_of_its_path() {
+        assert_eq!(int8_product(Isa::Portable).unwrap(), "portable");
+        for isa in Isa::available() {
+            let forms: &[&str] = match isa {
+                Isa::Avx512Bf16 | Isa::Avx512 => {
+                    &["amx+vpdpbusd", "vpdpbusd", "vpmaddubsw/vpmaddwd"]
+                }
+                Isa::Avx2 => &["vpmaddubsw/vpmaddwd"],
+                Isa::Portable => &["portable"],
+            };
+            let got = int8_product(isa).unwrap();
+            assert!(forms.contains(&got), "{isa}: {got}");
+        }
+    }
 
     /// The table handed out for an ISA is that ISA's, for every weight type.
     #[test]

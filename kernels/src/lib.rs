@@ -144,8 +144,9 @@ pub mod models;
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
-pub use element::{Element, WeightType};
 /// The `half` crate, whose `f16` and `bf16` are this crate's half-precision types.
+pub use dispatch::int8_product;
+pub use element::{Element, WeightType};
 pub use half;
 pub use isa::{Isa, ISA_ENV};
 pub use output::PackedOutput;

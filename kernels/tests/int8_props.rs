@@ -177,9 +177,17 @@ fn int8_kernels_match_the_oracle_every_variant_isa_and_scheme() {
         .filter(|&c| variants::int8_capable(c))
         .enumerate()
     {
-        for (k, dims) in [(3, 7, 1, 4), (17, 33, 3, 5), (64, 20, 7, 3)]
-            .into_iter()
-            .enumerate()
+        // The last: 17 rows of 64-deep products, so on a CPU with AMX both the input
+        // projection and the recurrent steps run a 16-row block on its tiles and one
+        // row on `vpdpbusd` (as (64, 20, 7, 3) does for the projection's 21 rows).
+        for (k, dims) in [
+            (3, 7, 1, 4),
+            (17, 33, 3, 5),
+            (64, 20, 7, 3),
+            (64, 64, 17, 3),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let p = problem(1000 + (n * 3 + k) as u64, dims, 1, Some(cell));
             let (i, a) = check(&p, &mut used);

@@ -83,13 +83,13 @@ impl Case {
 
 /// The kernels' product of `c` at backend `B` (rows `nrows x n`), with the
 /// `vpmaddubsw` fast form allowed when `fast` (and the pairs fit).
-struct Run<'a> {
+struct Run<'a, const NP: usize> {
     c: &'a Case,
     fast: bool,
     reverse: bool,
 }
 
-impl ForBackend for Run<'_> {
+impl<const NP: usize> ForBackend for Run<'_, NP> {
     type Output = Vec<f32>;
 
     fn call<B: Backend>(self) -> Vec<f32> {
@@ -101,7 +101,7 @@ impl ForBackend for Run<'_> {
                 Coded::weight(c.codes[e], z, s)
             })
             .collect();
-        let panels = Panels::<i8, 4>::pack(&w, c.n, c.k, &[0]);
+        let panels = Panels::<i8, NP>::pack(&w, c.n, c.k, &[0]);
         let view = panels.view();
         let q = view.quant.unwrap();
         let stride = 4 * c.k.div_ceil(4);
@@ -135,7 +135,7 @@ impl ForBackend for Run<'_> {
         };
         let cols = panels.cols();
         let mut out = vec![f32::NAN; c.nrows * cols];
-        let job = Job8::<4> {
+        let job = Job8::<NP> {
             a: codes.as_ptr(),
             stride,
             rows: params.as_ptr(),
@@ -161,18 +161,19 @@ impl ForBackend for Run<'_> {
 }
 
 fn check(c: &Case, what: &str) {
-    check_orders(c, what, &[false]);
+    check_with::<4>(c, what, &[false]);
 }
 
-/// [`check`] with the panels walked in each of `orders` (`reverse`).
-fn check_orders(c: &Case, what: &str, orders: &[bool]) {
+/// [`check`] with panels of `NP` vectors walked in each of `orders` (`reverse`).
+fn check_with<const NP: usize>(c: &Case, what: &str, orders: &[bool]) {
     let want = c.expected();
     for isa in Isa::available() {
         for (fast, &reverse) in [false, true]
             .into_iter()
             .flat_map(|f| orders.iter().map(move |r| (f, r)))
         {
-            let got = dispatch(isa.detected().unwrap(), Run { c, fast, reverse });
+            let run = Run::<NP> { c, fast, reverse };
+            let got = dispatch(isa.detected().unwrap(), run);
             for (e, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     g.to_bits() == w.to_bits(),
@@ -214,7 +215,29 @@ fn the_walk_fetching_the_next_panel_ahead_sums_every_row_group() {
     let mut rng = SplitMix64::new(0xfe7c);
     for nrows in [17, 30, 6, 5, 3] {
         let c = Case::random(&mut rng, nrows, 1100, 25 * 64, true);
-        check_orders(&c, "fetching ahead", &[false, true]);
+        check_with::<4>(&c, "fetching ahead", &[false, true]);
+    }
+}
+
+#[test]
+fn full_blocks_of_16_rows_and_64_deep_match_bit_for_bit() {
+    // The shapes the AVX-512 path hands to AMX's tiles where the CPU has them (16-row
+    // blocks, `k` a multiple of 64), with remainder rows on `vpdpbusd` (17, 35 rows),
+    // every panel width the cells use, several 64-deep steps, and one `k` (100) that
+    // the tiles do not take. Elsewhere these run the vector tiles: the same check.
+    let mut rng = SplitMix64::new(0xa3c5);
+    for (nrows, k, n) in [
+        (16, 64, 64),
+        (17, 128, 100),
+        (35, 192, 48),
+        (64, 64, 200),
+        (32, 100, 64),
+    ] {
+        let c = Case::random(&mut rng, nrows, k, n, true);
+        check_with::<2>(&c, "16-row blocks, 2 vectors", &[false]);
+        check_with::<3>(&c, "16-row blocks, 3 vectors", &[true]);
+        check_with::<4>(&c, "16-row blocks, 4 vectors", &[false, true]);
+        check_with::<6>(&c, "16-row blocks, 6 vectors", &[false]);
     }
 }
 

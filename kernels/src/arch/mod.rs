@@ -70,9 +70,14 @@ pub(crate) trait Backend: Blocked<2> + Blocked<3> + Blocked<4> + Blocked<6> {
         None
     }
 
+    /// What [`panels_i8`](Self::panels_i8) runs on this CPU (see
+    /// [`int8_product`](crate::int8_product)).
+    fn int8_product() -> &'static str;
+
     /// The int8 product ([`walk_i8::run`](crate::kernel::walk_i8::run)) over `panels`
     /// with this path's integer micro-kernel: `vpdpbusd` where the CPU has
-    /// AVX512-VNNI, `vpmaddubsw` when `pairs_fit` and `vpmaddwd` on codes widened to
+    /// AVX512-VNNI (and AMX's tiles for full blocks of 16 rows where it has AMX-INT8),
+    /// `vpmaddubsw` when `pairs_fit` and `vpmaddwd` on codes widened to
     /// words otherwise (`arch::x86_64::avx2::dot8`) on AVX2 and AVX-512 without VNNI,
     /// integer code on the portable path. Every one computes the same exact sums.
     ///
@@ -203,8 +208,9 @@ macro_rules! define_backend {
 }
 pub(crate) use define_backend;
 
-/// Defines `$name`, the int8 product with integer type `$d` and vector type `$v`
-/// compiled with the path's features plus `$extra` (a callback of
+/// Defines `$name`, the int8 product with integer type `$d`, vector type `$v` and
+/// matrix unit `$m` (none when not given) compiled with the path's features plus
+/// `$extra` (a callback of
 /// [`isa_features!`](crate::isa::isa_features), which appends the path's list). Only the
 /// x86 paths have separately compiled int8 entries.
 #[cfg(target_arch = "x86_64")]
@@ -212,6 +218,17 @@ macro_rules! define_i8_entry {
     (
         $(#[$doc:meta])*
         $name:ident, vector: $v:ty, dot: $d:ty, extra: [$($x:tt),*], features: [$($f:tt),*]
+    ) => {
+        $crate::arch::define_i8_entry!(
+            $(#[$doc])*
+            $name, vector: $v, dot: $d, matrix: $crate::kernel::walk_i8::NoMatrix,
+            extra: [$($x),*], features: [$($f),*]
+        );
+    };
+    (
+        $(#[$doc:meta])*
+        $name:ident, vector: $v:ty, dot: $d:ty, matrix: $m:ty, extra: [$($x:tt),*],
+        features: [$($f:tt),*]
     ) => {
         $(#[$doc])*
         ///
@@ -226,7 +243,7 @@ macro_rules! define_i8_entry {
             epi: &E,
         ) {
             // SAFETY: reached only after detection; forwarded contract.
-            unsafe { $crate::kernel::walk_i8::run::<$v, $d, NP, E>(job, panels, reverse, epi) }
+            unsafe { $crate::kernel::walk_i8::run::<$v, $d, $m, NP, E>(job, panels, reverse, epi) }
         }
     };
 }
@@ -283,6 +300,10 @@ macro_rules! impl_backend {
             unsafe fn run_op<O: $crate::kernel::SimdOp>(op: O) -> O::Output {
                 // SAFETY: forwarded contract.
                 unsafe { op_entry(op) }
+            }
+
+            fn int8_product() -> &'static str {
+                int8_product()
             }
 
             #[inline(always)]

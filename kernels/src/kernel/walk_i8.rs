@@ -75,30 +75,106 @@ unsafe impl<const NP: usize> Sync for Job8<NP> {}
 /// range pass over them (the same budget as the `f32` walk's, in bytes).
 const ROW_CHUNK_BYTES: usize = ROW_CHUNK_FLOATS * 4;
 
-/// Computes rows `0..job.nrows` of `job` for panels in `panels` (in reverse order when
-/// `reverse`) with the integer type `D`, handing each row tile to `epi`.
+/// A matrix unit (AMX's tiles) that computes a whole block of the product at once:
+/// [`ROWS`](Self::ROWS) rows by every column of a panel, over all of `k`. The walk
+/// gives it the full blocks of a product it [`takes`](Self::takes) and finishes the
+/// other rows with the vector tiles, so results do not change: both sum exactly.
 ///
 /// # Safety
-/// `V`'s and `D`'s instruction sets must be available; `D` must be exact for the codes
-/// of `job` (see its type); `job` must describe valid buffers; `panels` must lie within
-/// `job.panels`; the epilogue's targets must cover every (row, panel) visited.
+/// `block` must write exactly `Σ_k a[r][k] · w[k][c]` (the raw codes: no
+/// [`Dot8::W_OFFSET`]) for its rows and the panel's columns, reading nothing else.
+pub(crate) unsafe trait Matrix8 {
+    /// Rows per block (at most [`MATRIX_MAX_ROWS`]); 0: no matrix unit.
+    const ROWS: usize;
+
+    /// Whether the unit runs products of `k4` row groups and `np` vectors per panel.
+    fn takes(k4: usize, np: usize) -> bool;
+
+    /// Prepares this thread for blocks of `np` vectors (AMX: loads the tile layout).
+    ///
+    /// # Safety
+    /// The unit's instructions must be available and `takes(_, np)` true.
+    unsafe fn begin(np: usize);
+
+    /// `out[i * np * 16 + c] = Σ_k codes(row i)[k] · panel[k][c]` for the block's rows
+    /// (row `i` at `a + i * stride`, `4 * k4` bytes) and the panel's `np * 16` columns.
+    ///
+    /// # Safety
+    /// After [`begin`](Self::begin) with this `np`, on this thread; the rows and the
+    /// panel (`[k4][np * 16][4]` codes) readable; `out` holds `ROWS * np * 16` values.
+    unsafe fn block(
+        a: *const u8,
+        stride: usize,
+        k4: usize,
+        panel: *const i8,
+        np: usize,
+        out: *mut i32,
+    );
+
+    /// Ends this thread's use of the unit (AMX: releases the tiles).
+    ///
+    /// # Safety
+    /// After [`begin`](Self::begin), on this thread.
+    unsafe fn end();
+}
+
+/// The most rows a [`Matrix8`] block may have (the walk's buffer for one block).
+pub(crate) const MATRIX_MAX_ROWS: usize = 16;
+
+/// No matrix unit: every row goes through the vector tiles.
+pub(crate) struct NoMatrix;
+
+// SAFETY: `ROWS` is 0 and `takes` false, so the walk never calls `block`.
+unsafe impl Matrix8 for NoMatrix {
+    const ROWS: usize = 0;
+
+    fn takes(_: usize, _: usize) -> bool {
+        false
+    }
+
+    unsafe fn begin(_: usize) {}
+
+    unsafe fn block(_: *const u8, _: usize, _: usize, _: *const i8, _: usize, _: *mut i32) {}
+
+    unsafe fn end() {}
+}
+
+/// Computes rows `0..job.nrows` of `job` for panels in `panels` (in reverse order when
+/// `reverse`) with the integer type `D`, and the matrix unit `X` for its full blocks
+/// when it takes the product, handing each row tile to `epi`.
+///
+/// # Safety
+/// `V`'s, `D`'s and `X`'s instruction sets must be available; `D` must be exact for the
+/// codes of `job` (see its type); `job` must describe valid buffers; `panels` must lie
+/// within `job.panels`; the epilogue's targets must cover every (row, panel) visited.
 #[inline(always)]
-pub(crate) unsafe fn run<V: V16, D: Dot8, const NP: usize, E: Epilogue<V, NP>>(
+pub(crate) unsafe fn run<V: V16, D: Dot8, X: Matrix8, const NP: usize, E: Epilogue<V, NP>>(
     job: &Job8<NP>,
     panels: Range<usize>,
     reverse: bool,
     epi: &E,
 ) {
+    const {
+        // The unit's sums are of the raw codes; its block fits the walk's buffer.
+        assert!(X::ROWS == 0 || (D::W_OFFSET == 0 && X::ROWS <= MATRIX_MAX_ROWS));
+    }
     debug_assert!(panels.end <= job.panels);
     let width = NP * LANES;
     let n = panels.len();
-    let chunk = (ROW_CHUNK_BYTES / (4 * job.k4).max(1)).max(1).div_ceil(8) * 8;
+    // Chunks of whole matrix blocks (and of 8 rows, the vector tiles' old granularity).
+    let chunk = (ROW_CHUNK_BYTES / (4 * job.k4).max(1)).max(1).div_ceil(16) * 16;
+    let matrix = X::ROWS > 0 && job.nrows >= X::ROWS && X::takes(job.k4, NP);
+    if matrix {
+        // SAFETY: the caller guarantees X's instructions; `takes` was true.
+        unsafe { X::begin(NP) };
+    }
     // As in the `f32` walk, the next panel is fetched into L2 in shares, one per
     // fetching row block, when this member's panels outgrow L2: an int8 LSTM's
     // recurrent codes are 4 MiB at H = 1024, so each step's first row block of a
     // panel otherwise waited on L3.
     let panel_bytes = job.k4 * width * 4;
-    let panel_lines = if n * panel_bytes > AHEAD_MIN_BYTES {
+    // (Not with the matrix unit: its blocks do not fetch, and it leaves few rows.)
+    let panel_lines = if n * panel_bytes > AHEAD_MIN_BYTES && !matrix {
         panel_bytes / 64
     } else {
         0
@@ -140,6 +216,10 @@ pub(crate) unsafe fn run<V: V16, D: Dot8, const NP: usize, E: Epilogue<V, NP>>(
             let mut r = r0;
             // SAFETY: (every block) rows stay below `nrows`; forwarded contract.
             unsafe {
+                while matrix && r + X::ROWS <= r1 {
+                    block_matrix::<V, D, X, NP, E>(job, r, panel, p, epi);
+                    r += X::ROWS;
+                }
                 while r < r1 {
                     let m = block_rows::<D>(r1 - r);
                     let ahead = Ahead::share(fetches::<D, NP>(m), next, lines, each, &mut b);
@@ -154,6 +234,56 @@ pub(crate) unsafe fn run<V: V16, D: Dot8, const NP: usize, E: Epilogue<V, NP>>(
             }
         }
         r0 = r1;
+    }
+    if matrix {
+        // SAFETY: after `begin` on this thread.
+        unsafe { X::end() };
+    }
+}
+
+/// One block of `X::ROWS` rows by the panel's columns on the matrix unit, then the
+/// `f32` tile per row into `epi`.
+///
+/// # Safety
+/// As for [`run`], after `X::begin(NP)`; rows `r0..r0 + X::ROWS` below `nrows`.
+#[inline(always)]
+unsafe fn block_matrix<V: V16, D: Dot8, X: Matrix8, const NP: usize, E: Epilogue<V, NP>>(
+    job: &Job8<NP>,
+    r0: usize,
+    panel: *const i8,
+    p: usize,
+    epi: &E,
+) {
+    // At most 16 rows of 6 vectors (the largest panel): 6 KiB.
+    let mut sums = [0i32; MATRIX_MAX_ROWS * 6 * LANES];
+    assert!(NP <= 6);
+    for i in 0..X::ROWS {
+        epi.prefetch(r0 + i, p);
+    }
+    // SAFETY: rows r0.. hold 4 k4 bytes each, `stride` apart; the panel k4 * NP * 64
+    // bytes; `sums` X::ROWS * NP * 16 values (X::ROWS <= 16, NP <= 6).
+    unsafe {
+        X::block(
+            job.a.add(r0 * job.stride),
+            job.stride,
+            job.k4,
+            panel,
+            NP,
+            sums.as_mut_ptr(),
+        )
+    };
+    for i in 0..X::ROWS {
+        // SAFETY: V's ISA is available; row r0 + i < nrows has parameters; (r0 + i, p)
+        // is inside the epilogue's bounds; the row's sums are NP groups of 16.
+        unsafe {
+            let mut out = [V::zero(); NP];
+            let rq = *job.rows.add(r0 + i);
+            for (j, o) in out.iter_mut().enumerate() {
+                let lanes = sums[(i * NP + j) * LANES..][..LANES].try_into().unwrap();
+                *o = scale_lanes::<V, D>(lanes, &rq, &job.q, (p * NP + j) * LANES);
+            }
+            epi.finish(r0 + i, p, &out);
+        }
     }
 }
 
@@ -235,38 +365,56 @@ unsafe fn scale_tile<V: V16, D: Dot8, const NP: usize>(
     // SAFETY: the caller guarantees V's ISA.
     let mut out = [unsafe { V::zero() }; NP];
     for (j, (o, a)) in out.iter_mut().zip(acc).enumerate() {
-        let c0 = (p * NP + j) * LANES;
         let mut sums = [0i32; LANES];
-        let mut f = [0.0f32; LANES];
-        // SAFETY: `sums` holds 16 i32; the column data covers column c0 + 15 (caller's
-        // contract); V's and D's ISAs are available.
+        // SAFETY: `sums` holds 16 i32; the column data covers the panel's columns
+        // (caller's contract); V's and D's ISAs are available.
         unsafe {
             a.store(sums.as_mut_ptr());
-            let col_sum = q.col_sum.add(c0);
-            // `D`'s offset on every weight code (`rq.sum` is the row's code sum).
-            let offset = D::W_OFFSET.wrapping_mul(rq.sum);
-            if q.zero_point.is_null() {
-                for (l, (s, f)) in sums.iter().zip(f.iter_mut()).enumerate() {
-                    *f = s
-                        .wrapping_sub(offset)
-                        .wrapping_sub(rq.zero_point.wrapping_mul(*col_sum.add(l)))
-                        as f32;
-                }
-            } else {
-                let zp = q.zero_point.add(c0);
-                for (l, (s, f)) in sums.iter().zip(f.iter_mut()).enumerate() {
-                    let v = s
-                        .wrapping_sub(offset)
-                        .wrapping_sub(rq.zero_point.wrapping_mul(*col_sum.add(l)))
-                        .wrapping_sub(rq.sum.wrapping_mul(*zp.add(l)));
-                    *f = v as f32;
-                }
-            }
-            let m = V::splat(rq.scale).mul(V::load(q.scale.add(c0)));
-            *o = m.mul(V::load(f.as_ptr()));
+            *o = scale_lanes::<V, D>(&sums, rq, q, (p * NP + j) * LANES);
         }
     }
     out
+}
+
+/// 16 columns `c0..c0 + 16` of one row from their `i32` sums (with `D`'s offset):
+/// [`scale_tile`]'s arithmetic, shared with the matrix unit's blocks.
+///
+/// # Safety
+/// `V`'s instruction set must be available; `q` must hold columns `c0..c0 + 16`.
+#[inline(always)]
+unsafe fn scale_lanes<V: V16, D: Dot8>(
+    sums: &[i32; LANES],
+    rq: &RowQuant,
+    q: &QuantView,
+    c0: usize,
+) -> V {
+    let mut f = [0.0f32; LANES];
+    // SAFETY: the column data covers column c0 + 15 (caller's contract); V's ISA is
+    // available.
+    unsafe {
+        let col_sum = q.col_sum.add(c0);
+        // `D`'s offset on every weight code (`rq.sum` is the row's code sum).
+        let offset = D::W_OFFSET.wrapping_mul(rq.sum);
+        if q.zero_point.is_null() {
+            for (l, (s, f)) in sums.iter().zip(f.iter_mut()).enumerate() {
+                *f = s
+                    .wrapping_sub(offset)
+                    .wrapping_sub(rq.zero_point.wrapping_mul(*col_sum.add(l)))
+                    as f32;
+            }
+        } else {
+            let zp = q.zero_point.add(c0);
+            for (l, (s, f)) in sums.iter().zip(f.iter_mut()).enumerate() {
+                let v = s
+                    .wrapping_sub(offset)
+                    .wrapping_sub(rq.zero_point.wrapping_mul(*col_sum.add(l)))
+                    .wrapping_sub(rq.sum.wrapping_mul(*zp.add(l)));
+                *f = v as f32;
+            }
+        }
+        let m = V::splat(rq.scale).mul(V::load(q.scale.add(c0)));
+        m.mul(V::load(f.as_ptr()))
+    }
 }
 
 /// The integer tile `M x NP` over the whole `k` (`k4` groups of 4): the panel's vectors

@@ -106,6 +106,15 @@ fn run(o: &Opts) -> Result<(), String> {
         );
     }
     if int8 {
+        // AMX's tiles do far more than `vpdpbusd` per instruction: say which ran.
+        if let Ok(p) = rnn_kernels::int8_product(o.isa) {
+            let note = if p.starts_with("amx") {
+                " (AMX's tiles can exceed the vpdpbusd peak)"
+            } else {
+                ""
+            };
+            let _ = writeln!(head, "int8 product on {}: {p}{note}", o.isa.name());
+        }
         let _ = writeln!(
             head,
             "int8 rows: weights quantized per output unit (symmetric), activations per row at \

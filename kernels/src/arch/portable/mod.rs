@@ -40,6 +40,11 @@ baseline!(define_backend!(
 
 impl_backend!(Portable);
 
+/// The portable path's int8 product: integer code (see `crate::int8_product`).
+fn int8_product() -> &'static str {
+    "portable"
+}
+
 /// The int8 product: integer code, exact for every code (`pairs_fit` is moot).
 ///
 /// # Safety
@@ -54,8 +59,12 @@ unsafe fn panels_i8<const NP: usize, E: crate::kernel::Epilogue<vector::WideX4, 
 ) {
     // SAFETY: forwarded contract; the portable path needs no feature.
     unsafe {
-        crate::kernel::walk_i8::run::<vector::WideX4, dot8::Dot8Portable, NP, E>(
-            job, panels, reverse, epi,
-        )
+        crate::kernel::walk_i8::run::<
+            vector::WideX4,
+            dot8::Dot8Portable,
+            crate::kernel::walk_i8::NoMatrix,
+            NP,
+            E,
+        >(job, panels, reverse, epi)
     }
 }

@@ -22,6 +22,11 @@ isa_features!(
     )
 );
 impl_backend!(Avx2);
+
+/// AVX2's int8 product (see `crate::int8_product`).
+fn int8_product() -> &'static str {
+    "vpmaddubsw/vpmaddwd"
+}
 isa_features!(avx2, define_activation_entries!(vector: Avx2x2, features:));
 
 isa_features!(

@@ -9,6 +9,7 @@ pub(crate) mod vector;
 use core::arch::x86_64::__m512;
 use std::ops::Range;
 
+use crate::arch::x86_64::amx;
 use crate::arch::x86_64::avx2::dot8::{MaddWords, Maddubs};
 use crate::arch::{
     define_activation_entries, define_backend, define_i8_entry, impl_backend, Backend, Blocked,
@@ -17,7 +18,7 @@ use crate::arch::{
 use crate::element::Storage;
 use crate::isa::{isa_features, Isa};
 use crate::kernel::walk::Job;
-use crate::kernel::walk_i8::Job8;
+use crate::kernel::walk_i8::{Job8, Matrix8};
 use crate::kernel::{Epilogue, SimdOp};
 
 isa_features!(
@@ -32,6 +33,16 @@ isa_features!(
     )
 );
 impl_backend!(Avx512);
+
+/// The AVX-512 paths' int8 product on this CPU (see `crate::int8_product`): as
+/// [`panels_i8`] chooses.
+fn int8_product() -> &'static str {
+    match (has_vnni(), amx::available()) {
+        (true, true) => "amx+vpdpbusd",
+        (true, false) => "vpdpbusd",
+        (false, _) => "vpmaddubsw/vpmaddwd",
+    }
+}
 isa_features!(
     avx512,
     define_activation_entries!(vector: __m512, features:)
@@ -79,6 +90,10 @@ impl Backend for Avx512Bf16 {
         Some(dot_bf16::gemm)
     }
 
+    fn int8_product() -> &'static str {
+        int8_product()
+    }
+
     #[inline(always)]
     unsafe fn panels_i8<const NP: usize, E: Epilogue<__m512, NP>>(
         job: &Job8<NP>,
@@ -103,6 +118,14 @@ isa_features!(
     )
 );
 // AVX-512F implies AVX2, so the AVX2 integer micro-kernels serve CPUs without VNNI.
+isa_features!(
+    avx512,
+    define_i8_entry!(
+        /// `vpdpbusd`, with AMX's tiles for the full 16-row blocks.
+        vnni_amx, vector: __m512, dot: dot8::Vnni, matrix: crate::arch::x86_64::amx::Amx,
+        extra: ["avx512vnni"], features:
+    )
+);
 isa_features!(
     avx512,
     define_i8_entry!(
@@ -142,11 +165,17 @@ unsafe fn panels_i8<const NP: usize, E: Epilogue<__m512, NP>>(
     epi: &E,
     pairs_fit: bool,
 ) {
-    // SAFETY: `vnni` only after detecting AVX512-VNNI; `madd_fast` only when no pair
+    // SAFETY: `vnni` only after detecting AVX512-VNNI, `vnni_amx` also after detecting
+    // AMX and the permission to use it; `madd_fast` only when no pair
     // can saturate; forwarded contract.
     unsafe {
         if has_vnni() {
-            vnni::<NP, E>(job, panels, reverse, epi)
+            // The tile unit takes a product's full 16-row blocks (the same sums).
+            if amx::available() && amx::Amx::takes(job.k4, NP) {
+                vnni_amx::<NP, E>(job, panels, reverse, epi)
+            } else {
+                vnni::<NP, E>(job, panels, reverse, epi)
+            }
         } else if pairs_fit {
             madd_fast::<NP, E>(job, panels, reverse, epi)
         } else {
