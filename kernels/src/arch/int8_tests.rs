@@ -220,11 +220,14 @@ fn the_walk_fetching_the_next_panel_ahead_sums_every_row_group() {
 }
 
 #[test]
-fn full_blocks_of_16_rows_and_64_deep_match_bit_for_bit() {
+fn amx_shaped_products_match_bit_for_bit() {
     // The shapes the AVX-512 path hands to AMX's tiles where the CPU has them (16-row
     // blocks, `k` a multiple of 64), with remainder rows on `vpdpbusd` (17, 35 rows),
     // every panel width the cells use, several 64-deep steps, and one `k` (100) that
-    // the tiles do not take. Elsewhere these run the vector tiles: the same check.
+    // the tiles do not take. At k = 1088 every panel width outgrows 32 KiB, so the
+    // tiles take 32 rows a call: 35 rows are one such call and 3 rows, 48 one call of
+    // 32 and one of 16, 64 two of 32. Elsewhere these run the vector tiles: the same
+    // check.
     let mut rng = SplitMix64::new(0xa3c5);
     for (nrows, k, n) in [
         (16, 64, 64),
@@ -232,6 +235,9 @@ fn full_blocks_of_16_rows_and_64_deep_match_bit_for_bit() {
         (35, 192, 48),
         (64, 64, 200),
         (32, 100, 64),
+        (35, 1088, 70),
+        (48, 1088, 33),
+        (64, 1088, 64),
     ] {
         let c = Case::random(&mut rng, nrows, k, n, true);
         check_with::<2>(&c, "16-row blocks, 2 vectors", &[false]);

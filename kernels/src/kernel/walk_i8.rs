@@ -84,11 +84,16 @@ const ROW_CHUNK_BYTES: usize = ROW_CHUNK_FLOATS * 4;
 /// `block` must write exactly `Σ_k a[r][k] · w[k][c]` (the raw codes: no
 /// [`Dot8::W_OFFSET`]) for its rows and the panel's columns, reading nothing else.
 pub(crate) unsafe trait Matrix8 {
-    /// Rows per block (at most [`MATRIX_MAX_ROWS`]); 0: no matrix unit.
+    /// Rows per block; 0: no matrix unit.
     const ROWS: usize;
+    /// The most blocks one call takes (`ROWS * MAX_BLOCKS <= MATRIX_MAX_ROWS`).
+    const MAX_BLOCKS: usize;
 
     /// Whether the unit runs products of `k4` row groups and `np` vectors per panel.
     fn takes(k4: usize, np: usize) -> bool;
+
+    /// How many blocks (at most `MAX_BLOCKS`) one call should take in such a product.
+    fn blocks(k4: usize, np: usize) -> usize;
 
     /// Prepares this thread for blocks of `np` vectors (AMX: loads the tile layout).
     ///
@@ -96,18 +101,21 @@ pub(crate) unsafe trait Matrix8 {
     /// The unit's instructions must be available and `takes(_, np)` true.
     unsafe fn begin(np: usize);
 
-    /// `out[i * np * 16 + c] = Σ_k codes(row i)[k] · panel[k][c]` for the block's rows
-    /// (row `i` at `a + i * stride`, `4 * k4` bytes) and the panel's `np * 16` columns.
+    /// `out[i * np * 16 + c] = Σ_k codes(row i)[k] · panel[k][c]` for `blocks` blocks
+    /// of rows (row `i` at `a + i * stride`, `4 * k4` bytes) and the panel's `np * 16`
+    /// columns.
     ///
     /// # Safety
-    /// After [`begin`](Self::begin) with this `np`, on this thread; the rows and the
-    /// panel (`[k4][np * 16][4]` codes) readable; `out` holds `ROWS * np * 16` values.
+    /// After [`begin`](Self::begin) with this `np`, on this thread; `blocks` in
+    /// `1..=MAX_BLOCKS`; the rows and the panel (`[k4][np * 16][4]` codes) readable;
+    /// `out` holds `blocks * ROWS * np * 16` values.
     unsafe fn block(
         a: *const u8,
         stride: usize,
         k4: usize,
         panel: *const i8,
         np: usize,
+        blocks: usize,
         out: *mut i32,
     );
 
@@ -118,8 +126,8 @@ pub(crate) unsafe trait Matrix8 {
     unsafe fn end();
 }
 
-/// The most rows a [`Matrix8`] block may have (the walk's buffer for one block).
-pub(crate) const MATRIX_MAX_ROWS: usize = 16;
+/// The most rows one [`Matrix8::block`] call may cover (the walk's buffer for it).
+pub(crate) const MATRIX_MAX_ROWS: usize = 32;
 
 /// No matrix unit: every row goes through the vector tiles.
 pub(crate) struct NoMatrix;
@@ -127,14 +135,28 @@ pub(crate) struct NoMatrix;
 // SAFETY: `ROWS` is 0 and `takes` false, so the walk never calls `block`.
 unsafe impl Matrix8 for NoMatrix {
     const ROWS: usize = 0;
+    const MAX_BLOCKS: usize = 0;
 
     fn takes(_: usize, _: usize) -> bool {
         false
     }
 
+    fn blocks(_: usize, _: usize) -> usize {
+        0
+    }
+
     unsafe fn begin(_: usize) {}
 
-    unsafe fn block(_: *const u8, _: usize, _: usize, _: *const i8, _: usize, _: *mut i32) {}
+    unsafe fn block(
+        _: *const u8,
+        _: usize,
+        _: usize,
+        _: *const i8,
+        _: usize,
+        _: usize,
+        _: *mut i32,
+    ) {
+    }
 
     unsafe fn end() {}
 }
@@ -156,14 +178,19 @@ pub(crate) unsafe fn run<V: V16, D: Dot8, X: Matrix8, const NP: usize, E: Epilog
 ) {
     const {
         // The unit's sums are of the raw codes; its block fits the walk's buffer.
-        assert!(X::ROWS == 0 || (D::W_OFFSET == 0 && X::ROWS <= MATRIX_MAX_ROWS));
+        assert!(X::ROWS == 0 || (D::W_OFFSET == 0 && X::ROWS * X::MAX_BLOCKS <= MATRIX_MAX_ROWS));
     }
     debug_assert!(panels.end <= job.panels);
     let width = NP * LANES;
     let n = panels.len();
-    // Chunks of whole matrix blocks (and of 8 rows, the vector tiles' old granularity).
-    let chunk = (ROW_CHUNK_BYTES / (4 * job.k4).max(1)).max(1).div_ceil(16) * 16;
+    // Chunks of whole matrix calls (and of 8 rows, the vector tiles' old granularity).
+    let chunk = (ROW_CHUNK_BYTES / (4 * job.k4).max(1)).max(1).div_ceil(32) * 32;
     let matrix = X::ROWS > 0 && job.nrows >= X::ROWS && X::takes(job.k4, NP);
+    let most = if matrix {
+        X::blocks(job.k4, NP).clamp(1, X::MAX_BLOCKS)
+    } else {
+        0
+    };
     if matrix {
         // SAFETY: the caller guarantees X's instructions; `takes` was true.
         unsafe { X::begin(NP) };
@@ -217,8 +244,9 @@ pub(crate) unsafe fn run<V: V16, D: Dot8, X: Matrix8, const NP: usize, E: Epilog
             // SAFETY: (every block) rows stay below `nrows`; forwarded contract.
             unsafe {
                 while matrix && r + X::ROWS <= r1 {
-                    block_matrix::<V, D, X, NP, E>(job, r, panel, p, epi);
-                    r += X::ROWS;
+                    let blocks = ((r1 - r) / X::ROWS).min(most);
+                    block_matrix::<V, D, X, NP, E>(job, r, blocks, panel, p, epi);
+                    r += blocks * X::ROWS;
                 }
                 while r < r1 {
                     let m = block_rows::<D>(r1 - r);
@@ -241,27 +269,31 @@ pub(crate) unsafe fn run<V: V16, D: Dot8, X: Matrix8, const NP: usize, E: Epilog
     }
 }
 
-/// One block of `X::ROWS` rows by the panel's columns on the matrix unit, then the
-/// `f32` tile per row into `epi`.
+/// `blocks` blocks of `X::ROWS` rows by the panel's columns on the matrix unit, then
+/// the `f32` tile per row into `epi`.
 ///
 /// # Safety
-/// As for [`run`], after `X::begin(NP)`; rows `r0..r0 + X::ROWS` below `nrows`.
+/// As for [`run`], after `X::begin(NP)`; `blocks` in `1..=X::MAX_BLOCKS`; rows
+/// `r0..r0 + blocks * X::ROWS` below `nrows`.
 #[inline(always)]
 unsafe fn block_matrix<V: V16, D: Dot8, X: Matrix8, const NP: usize, E: Epilogue<V, NP>>(
     job: &Job8<NP>,
     r0: usize,
+    blocks: usize,
     panel: *const i8,
     p: usize,
     epi: &E,
 ) {
-    // At most 16 rows of 6 vectors (the largest panel): 6 KiB.
-    let mut sums = [0i32; MATRIX_MAX_ROWS * 6 * LANES];
-    assert!(NP <= 6);
-    for i in 0..X::ROWS {
+    // At most 32 rows of 6 vectors (the largest panel): 12 KiB, not zeroed (that cost
+    // a tenth of a 512-deep block): the unit writes every value read below.
+    let mut sums = [std::mem::MaybeUninit::<i32>::uninit(); MATRIX_MAX_ROWS * 6 * LANES];
+    assert!(NP <= 6 && blocks * X::ROWS <= MATRIX_MAX_ROWS);
+    let rows = blocks * X::ROWS;
+    for i in 0..rows {
         epi.prefetch(r0 + i, p);
     }
     // SAFETY: rows r0.. hold 4 k4 bytes each, `stride` apart; the panel k4 * NP * 64
-    // bytes; `sums` X::ROWS * NP * 16 values (X::ROWS <= 16, NP <= 6).
+    // bytes; `sums` rows * NP * 16 values (rows <= 32, NP <= 6).
     unsafe {
         X::block(
             job.a.add(r0 * job.stride),
@@ -269,17 +301,22 @@ unsafe fn block_matrix<V: V16, D: Dot8, X: Matrix8, const NP: usize, E: Epilogue
             job.k4,
             panel,
             NP,
-            sums.as_mut_ptr(),
+            blocks,
+            sums.as_mut_ptr().cast::<i32>(),
         )
     };
-    for i in 0..X::ROWS {
+    for i in 0..rows {
         // SAFETY: V's ISA is available; row r0 + i < nrows has parameters; (r0 + i, p)
         // is inside the epilogue's bounds; the row's sums are NP groups of 16.
         unsafe {
             let mut out = [V::zero(); NP];
             let rq = *job.rows.add(r0 + i);
             for (j, o) in out.iter_mut().enumerate() {
-                let lanes = sums[(i * NP + j) * LANES..][..LANES].try_into().unwrap();
+                // (Written by `X::block`: row i < rows, 16 sums of vector j < NP.)
+                let lanes = &*sums
+                    .as_ptr()
+                    .add((i * NP + j) * LANES)
+                    .cast::<[i32; LANES]>();
                 *o = scale_lanes::<V, D>(lanes, &rq, &job.q, (p * NP + j) * LANES);
             }
             epi.finish(r0 + i, p, &out);

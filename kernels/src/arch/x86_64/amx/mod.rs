@@ -81,8 +81,8 @@ fn request_permission() -> bool {
     false
 }
 
-/// The AMX tiles as the int8 walk's matrix unit: 16 rows by a panel of up to 6 vectors
-/// (the 8 tiles: one per 16 output columns, the activations, one or two of weights).
+/// The AMX tiles as the int8 walk's matrix unit: 16 or 32 rows by a panel of up to 6
+/// vectors (see `tiles` for the 8 tiles' roles).
 pub(crate) struct Amx;
 
 // SAFETY: `tiles::block` computes the exact sums of the raw codes (`tdpbusd` sums
@@ -90,9 +90,23 @@ pub(crate) struct Amx;
 // panel; the walk calls it only after `available()` (its users check).
 unsafe impl Matrix8 for Amx {
     const ROWS: usize = tiles::ROWS;
+    const MAX_BLOCKS: usize = 2;
 
     fn takes(k4: usize, np: usize) -> bool {
         k4 > 0 && k4.is_multiple_of(tiles::DEPTH4) && (1..=6).contains(&np)
+    }
+
+    /// Two blocks (32 rows) when the panel outgrows 32 KiB (a 1024-deep LSTM panel is
+    /// 64 KiB): each weight tile then comes from L2, and two blocks read half as many.
+    /// Smaller panels stay in L1 with one block's activations, not with two blocks':
+    /// there two blocks took 0.96-1.20× the time of one (1 thread, Xeon model 167,
+    /// LSTM and GRU at H = 256 and 512, batch 16 and 64).
+    fn blocks(k4: usize, np: usize) -> usize {
+        if k4 * np * 64 > 32 * 1024 {
+            2
+        } else {
+            1
+        }
     }
 
     unsafe fn begin(_np: usize) {
@@ -106,17 +120,25 @@ unsafe impl Matrix8 for Amx {
         k4: usize,
         panel: *const i8,
         np: usize,
+        blocks: usize,
         out: *mut i32,
     ) {
-        // SAFETY: (all arms) the caller's contract, with `np` in 1..=6 (`takes`).
+        // SAFETY: (all arms) the caller's contract, with `np` in 1..=6 (`takes`) and
+        // `blocks` 1 or 2.
         unsafe {
-            match np {
-                1 => tiles::block::<1>(a, stride, k4, panel, out),
-                2 => tiles::block::<2>(a, stride, k4, panel, out),
-                3 => tiles::block::<3>(a, stride, k4, panel, out),
-                4 => tiles::block::<4>(a, stride, k4, panel, out),
-                5 => tiles::block::<5>(a, stride, k4, panel, out),
-                _ => tiles::block::<6>(a, stride, k4, panel, out),
+            match (np, blocks) {
+                (1, 1) => tiles::block::<1>(a, stride, k4, panel, out),
+                (2, 1) => tiles::block::<2>(a, stride, k4, panel, out),
+                (3, 1) => tiles::block::<3>(a, stride, k4, panel, out),
+                (4, 1) => tiles::block::<4>(a, stride, k4, panel, out),
+                (5, 1) => tiles::block::<5>(a, stride, k4, panel, out),
+                (_, 1) => tiles::block::<6>(a, stride, k4, panel, out),
+                (1, _) => tiles::block2::<1>(a, stride, k4, panel, out),
+                (2, _) => tiles::block2::<2>(a, stride, k4, panel, out),
+                (3, _) => tiles::block2::<3>(a, stride, k4, panel, out),
+                (4, _) => tiles::block2::<4>(a, stride, k4, panel, out),
+                (5, _) => tiles::block2::<5>(a, stride, k4, panel, out),
+                _ => tiles::block2::<6>(a, stride, k4, panel, out),
             }
         }
     }

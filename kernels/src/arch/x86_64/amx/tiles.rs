@@ -4,8 +4,11 @@
 //! `k`), a weight tile 16 row groups of 4 `k` × 16 columns (the panels' `[k4][col][4]`
 //! layout read with the panel's row stride, so no repacking).
 //!
-//! Registers: outputs `tmm0..tmm{NP-1}`, activations `tmm7`, weights `tmm6` and `tmm5`
-//! alternately (`tmm6` alone for 6-vector panels, whose outputs take `tmm5`).
+//! Registers of a 16-row block ([`block`]): outputs `tmm0..tmm{NP-1}`, activations
+//! `tmm7`, weights `tmm6` and `tmm5` alternately (`tmm6` alone for 6-vector panels,
+//! whose outputs take `tmm5`). Of a 32-row block ([`block2`]), per pair of output
+//! columns tiles: outputs `tmm0..tmm3`, activations `tmm4` and `tmm5`, weights `tmm6`
+//! and `tmm7`.
 
 use core::arch::asm;
 
@@ -80,11 +83,14 @@ macro_rules! load {
     };
 }
 
-/// `tmm$c += tmm7 (u8) · tmm$b (i8)`.
+/// `tmm$c += tmm$a (u8) · tmm$b (i8)`; `tmm7` as `$a` when not given.
 macro_rules! dot {
     ($c:literal, $b:literal) => {
+        dot!($c, 7, $b)
+    };
+    ($c:literal, $a:literal, $b:literal) => {
         asm!(
-            concat!("tdpbusd tmm", $c, ", tmm7, tmm", $b),
+            concat!("tdpbusd tmm", $c, ", tmm", $a, ", tmm", $b),
             options(nostack, nomem, preserves_flags)
         )
     };
@@ -196,5 +202,64 @@ pub(super) unsafe fn block<const NP: usize>(
         if NP > 5 {
             store!(5, out.add(80), row);
         }
+    }
+}
+
+/// [`block`] for 32 rows (two row blocks), in passes over pairs of output column tiles:
+/// each weight tile serves both row blocks and each activation tile both columns, so a
+/// row reads half the weight tiles the 16-row block reads (the weights come from L2,
+/// the rows from L1: the weight loads were most of the tiles' time).
+///
+/// # Safety
+/// As for [`block`], with 32 rows at `a` and `out` 32 * NP * 16 writable `i32`.
+#[inline(always)]
+pub(super) unsafe fn block2<const NP: usize>(
+    a: *const u8,
+    stride: usize,
+    k4: usize,
+    panel: *const i8,
+    out: *mut i32,
+) {
+    let group = NP * 64;
+    let row = NP * 64;
+    let a1 = a.wrapping_add(ROWS * stride);
+    let out1 = out.wrapping_add(ROWS * NP * 16);
+    let mut c0 = 0;
+    while c0 < NP {
+        let two = c0 + 1 < NP;
+        // SAFETY: (whole loop) tiles configured (caller); the loads read 16 rows of 64
+        // bytes inside rows 0..32 (bytes 4 q0 .. 4 q0 + 64 < 4 k4) or the panel (row
+        // groups q0 .. q0 + 16 < k4, columns 16 c0 .. 16 (c0 + 2) <= NP * 16); the
+        // stores write rows 0..32, columns 16 c0 .. 16 (c0 + 2) of `out`.
+        unsafe {
+            zero!(0);
+            zero!(2);
+            if two {
+                zero!(1);
+                zero!(3);
+            }
+            let mut q0 = 0;
+            while q0 < k4 {
+                let w = panel.add(q0 * group + c0 * 64);
+                load!(4, a.add(4 * q0), stride);
+                load!(6, w, group);
+                load!(5, a1.add(4 * q0), stride);
+                dot!(0, 4, 6);
+                dot!(2, 5, 6);
+                if two {
+                    load!(7, w.add(64), group);
+                    dot!(1, 4, 7);
+                    dot!(3, 5, 7);
+                }
+                q0 += DEPTH4;
+            }
+            store!(0, out.add(c0 * 16), row);
+            store!(2, out1.add(c0 * 16), row);
+            if two {
+                store!(1, out.add(c0 * 16 + 16), row);
+                store!(3, out1.add(c0 * 16 + 16), row);
+            }
+        }
+        c0 += 2;
     }
 }
