@@ -183,8 +183,16 @@ pub(crate) unsafe fn run<V: V16, D: Dot8, X: Matrix8, const NP: usize, E: Epilog
     debug_assert!(panels.end <= job.panels);
     let width = NP * LANES;
     let n = panels.len();
-    // Chunks of whole matrix calls (and of 8 rows, the vector tiles' old granularity).
-    let chunk = (ROW_CHUNK_BYTES / (4 * job.k4).max(1)).max(1).div_ceil(32) * 32;
+    // Chunks of whole matrix calls where there is a unit, else of 8 rows.
+    let gran = if X::ROWS > 0 {
+        X::ROWS * X::MAX_BLOCKS
+    } else {
+        8
+    };
+    let chunk = (ROW_CHUNK_BYTES / (4 * job.k4).max(1))
+        .max(1)
+        .div_ceil(gran)
+        * gran;
     let matrix = X::ROWS > 0 && job.nrows >= X::ROWS && X::takes(job.k4, NP);
     let most = if matrix {
         X::blocks(job.k4, NP).clamp(1, X::MAX_BLOCKS)

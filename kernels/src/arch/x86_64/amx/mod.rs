@@ -23,14 +23,20 @@ pub(crate) fn available() -> bool {
 }
 
 /// AMX-TILE and AMX-INT8 in CPUID, their state enabled in XCR0, and Linux's permission.
+// `__cpuid` is a safe function from Rust 1.94 or so, unsafe before (MSRV 1.89).
+#[allow(unused_unsafe)]
 fn detect() -> bool {
     use core::arch::x86_64::{__cpuid, __cpuid_count};
-    if __cpuid(0).eax < 7 {
+    // SAFETY: every x86_64 CPU has CPUID; it reads no memory.
+    let (max, leaf1) = unsafe { (__cpuid(0).eax, __cpuid(1)) };
+    if max < 7 {
         return false;
     }
+    // SAFETY: as above; leaf 7 exists (max >= 7).
+    let leaf7 = unsafe { __cpuid_count(7, 0) };
     // CPUID.(7, 0):EDX bit 24 AMX-TILE, bit 25 AMX-INT8; CPUID.1:ECX bit 27 OSXSAVE.
     let tile_int8 = 3 << 24;
-    if __cpuid_count(7, 0).edx & tile_int8 != tile_int8 || __cpuid(1).ecx & (1 << 27) == 0 {
+    if leaf7.edx & tile_int8 != tile_int8 || leaf1.ecx & (1 << 27) == 0 {
         return false;
     }
     // XCR0 bits 17 (XTILECFG) and 18 (XTILEDATA): the OS saves the tile state.
