@@ -139,7 +139,12 @@ pub(crate) unsafe fn run<
     let mut r0 = 0;
     while r0 < nrows {
         let r1 = nrows.min(r0 + chunk);
-        let fetchers = ahead_blocks(r1 - r0, MR, NP, V::MAX_ACC);
+        let fetch = Fetch {
+            base: w.ptr.cast::<u8>(),
+            panel_bytes,
+            panel_lines,
+            fetchers: ahead_blocks(r1 - r0, MR, NP, V::MAX_ACC),
+        };
         for idx in 0..n {
             let p = if reverse {
                 panels.end - 1 - idx
@@ -155,24 +160,7 @@ pub(crate) unsafe fn run<
             // blocks, the fetch overlaps their products (1-thread forward, Xeon model
             // 167: 7-13% faster at batch 16-64 and H = 1024, 2-7% at 512; see
             // `bench-suite/results/fetch-ahead-ab-xeon167.md`).
-            let next = if idx + 1 < n {
-                let q = if reverse { p - 1 } else { p + 1 };
-                w.ptr.wrapping_add(q * w.k * width).cast::<u8>()
-            } else {
-                std::ptr::null()
-            };
-            let lines = if next.is_null() || fetchers == 0 {
-                0
-            } else {
-                panel_lines
-            };
-            // Fetching block `b`'s share: lines `b * each ..` (no division per block:
-            // a few dozen cycles each, 2% of a 512-unit RNN's step at batch 16).
-            let each = if lines == 0 {
-                0
-            } else {
-                lines.div_ceil(fetchers)
-            };
+            let (next, lines, each) = fetch.next(p, idx + 1 == n, reverse);
             let mut b = 0;
             let mut r = r0;
             while r + MR <= r1 {
@@ -206,6 +194,37 @@ pub(crate) unsafe fn run<
             }
         }
         r0 = r1;
+    }
+}
+
+/// The fetch of the next panel while one panel's row blocks run (both walks).
+pub(super) struct Fetch {
+    /// The first panel.
+    pub(super) base: *const u8,
+    pub(super) panel_bytes: usize,
+    /// Lines of a panel to fetch (0: none, e.g. this member's panels fit L2).
+    pub(super) panel_lines: usize,
+    /// The row blocks that fetch a share.
+    pub(super) fetchers: usize,
+}
+
+impl Fetch {
+    /// For panel `p` (its member's `last` or not, walked in `reverse` or not): where
+    /// the next panel starts (null: none), the lines to fetch, and each fetching
+    /// block's share (block `b` takes lines `b * each ..`: no division per block, a
+    /// few dozen cycles each, was 2% of a 512-unit RNN's step at batch 16).
+    #[inline(always)]
+    pub(super) fn next(&self, p: usize, last: bool, reverse: bool) -> (*const u8, usize, usize) {
+        if last || self.fetchers == 0 || self.panel_lines == 0 {
+            return (std::ptr::null(), 0, 0);
+        }
+        let q = if reverse { p - 1 } else { p + 1 };
+        let next = self.base.wrapping_add(q * self.panel_bytes);
+        (
+            next,
+            self.panel_lines,
+            self.panel_lines.div_ceil(self.fetchers),
+        )
     }
 }
 
@@ -319,6 +338,30 @@ unsafe fn block<V: V16, W: Storage, const NP: usize, const M: usize, E: Epilogue
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The next panel is the one after `p` in the walk's order, none after the last or
+    /// without fetching blocks or lines; the share rounds up.
+    #[test]
+    fn the_fetch_names_the_next_panel_in_walk_order() {
+        let base = std::ptr::null::<u8>().wrapping_add(64);
+        let f = |panel_lines, fetchers| Fetch {
+            base,
+            panel_bytes: 1000,
+            panel_lines,
+            fetchers,
+        };
+        let at = |n: usize| base.wrapping_add(n);
+        assert_eq!(f(15, 4).next(2, false, false), (at(3000), 15, 4));
+        assert_eq!(f(15, 4).next(2, false, true), (at(1000), 15, 4));
+        assert_eq!(f(16, 4).next(0, false, false), (at(1000), 16, 4));
+        for (lines, fetchers, last) in [(15, 4, true), (15, 0, false), (0, 4, false)] {
+            let (ptr, l, each) = f(lines, fetchers).next(2, last, false);
+            assert!(
+                ptr.is_null() && l == 0 && each == 0,
+                "{lines} {fetchers} {last}"
+            );
+        }
+    }
 
     /// `ahead_blocks` counts the blocks the walk's loop visits that fetch, for every
     /// blocking the paths use and any row count; their shares cover the next panel's

@@ -18,7 +18,7 @@
 use std::ops::Range;
 
 use super::microkernel::Ahead;
-use super::walk::{Epilogue, AHEAD_MIN_BYTES, ROW_CHUNK_FLOATS};
+use super::walk::{Epilogue, Fetch, AHEAD_MIN_BYTES, ROW_CHUNK_FLOATS};
 use crate::pack::{QuantView, LANES};
 use crate::simd::{self, Dot8, V16};
 
@@ -217,10 +217,15 @@ pub(crate) unsafe fn run<V: V16, D: Dot8, X: Matrix8, const NP: usize, E: Epilog
     let mut r0 = 0;
     while r0 < job.nrows {
         let r1 = job.nrows.min(r0 + chunk);
-        let fetchers = if panel_lines == 0 {
-            0
-        } else {
-            fetching_blocks::<D, NP>(r1 - r0)
+        let fetch = Fetch {
+            base: job.w.cast::<u8>(),
+            panel_bytes,
+            panel_lines,
+            fetchers: if panel_lines == 0 {
+                0
+            } else {
+                fetching_blocks::<D, NP>(r1 - r0)
+            },
         };
         for idx in 0..n {
             let p = if reverse {
@@ -230,23 +235,8 @@ pub(crate) unsafe fn run<V: V16, D: Dot8, X: Matrix8, const NP: usize, E: Epilog
             };
             // SAFETY: `p < job.panels`: the panel lies inside the packed codes.
             let panel = unsafe { job.w.add(p * job.k4 * width * 4) };
-            // The panel this member takes next (none after its last).
-            let next = if idx + 1 < n {
-                let q = if reverse { p - 1 } else { p + 1 };
-                job.w.wrapping_add(q * panel_bytes).cast::<u8>()
-            } else {
-                std::ptr::null()
-            };
-            let lines = if next.is_null() || fetchers == 0 {
-                0
-            } else {
-                panel_lines
-            };
-            let each = if lines == 0 {
-                0
-            } else {
-                lines.div_ceil(fetchers)
-            };
+            // The panel this member takes next (none after its last), in shares.
+            let (next, lines, each) = fetch.next(p, idx + 1 == n, reverse);
             let mut b = 0;
             let mut r = r0;
             // SAFETY: (every block) rows stay below `nrows`; forwarded contract.
