@@ -285,7 +285,10 @@ unsafe fn block_matrix<V: V16, D: Dot8, X: Matrix8, const NP: usize, E: Epilogue
     // At most 32 rows of 6 vectors (the largest panel): 12 KiB, not zeroed (that cost
     // a tenth of a 512-deep block): the unit writes every value read below.
     let mut sums = [std::mem::MaybeUninit::<i32>::uninit(); MATRIX_MAX_ROWS * 6 * LANES];
-    assert!(NP <= 6 && blocks * X::ROWS <= MATRIX_MAX_ROWS);
+    // No runtime panic on the hot path: NP is checked at compile time, `blocks` is
+    // clamped to `X::MAX_BLOCKS` by the walk (and `run` asserts the product fits).
+    const { assert!(NP <= 6) };
+    debug_assert!(blocks * X::ROWS <= MATRIX_MAX_ROWS);
     let rows = blocks * X::ROWS;
     for i in 0..rows {
         epi.prefetch(r0 + i, p);
