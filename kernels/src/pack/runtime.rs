@@ -100,26 +100,39 @@ pub(crate) unsafe fn transpose_rows(
     ones: bool,
     keep: impl Fn(usize) -> bool,
 ) {
-    // 16 x 16 blocks: reads and writes stay within a few cache lines.
+    // Blocks of `TB` x `TB` through a local buffer: the source block's rows are read
+    // whole, then each destination row's `TB` values are written together. Written
+    // straight from the source, the destination rows of one source row lie `ld`
+    // floats apart, each in its own page and, when `ld` is a multiple of 1024, in one
+    // L1 set, and evicted one another between the writes each received: the output
+    // layer's backward spent 14 ms on a 1024 x 4096 transpose, 4.1 ms this way (AMD
+    // Zen 3, 1 thread, timed inside the backward; 7.3 ms with 16 x 16 blocks).
+    const TB: usize = 4 * LANES;
+    let mut block = [[0.0f32; TB]; TB];
     let mut r0 = rows.start;
     while r0 < rows.end {
-        let r1 = rows.end.min(r0 + LANES);
+        let r1 = rows.end.min(r0 + TB);
+        let n = r1 - r0;
         let mut i0 = 0;
         while i0 < src.width {
-            let i1 = src.width.min(i0 + LANES);
+            let i1 = src.width.min(i0 + TB);
+            // `block[i - i0][r - r0]` = `src[r][i]`.
             for r in r0..r1 {
                 let k = keep(r);
                 for i in i0..i1 {
-                    // SAFETY: `r` is a valid row and `i < width`; `(i, r)` inside `dst`.
-                    unsafe {
-                        let v = if k {
-                            *src.base.add(r * src.stride + i)
-                        } else {
-                            0.0
-                        };
-                        *dst.add(i * ld + r) = v;
-                    }
+                    // SAFETY: `r` is a valid row and `i < width`.
+                    block[i - i0][r - r0] = if k {
+                        unsafe { *src.base.add(r * src.stride + i) }
+                    } else {
+                        0.0
+                    };
                 }
+            }
+            for i in i0..i1 {
+                // SAFETY: columns r0..r1 (< rows.end <= ld) of row `i < width` of `dst`.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(block[i - i0].as_ptr(), dst.add(i * ld + r0), n)
+                };
             }
             i0 = i1;
         }
@@ -313,6 +326,42 @@ mod tests {
         assert_eq!(&dst[..5], &[0.0, 3.0, 0.0, 9.0, 12.0]);
         assert_eq!(&dst[10..15], &[2.0, 5.0, 0.0, 11.0, 14.0]);
         assert_eq!(&dst[15..], &[1.0; 5]);
+    }
+
+    /// Sizes that end inside a block and row ranges that start inside one (a team
+    /// member's share): every element of the range lands transposed, the ones row
+    /// under it, and nothing outside its columns is written.
+    #[test]
+    fn rows_transpose_across_blocks_and_shares() {
+        for (nrows, width, share) in [(150, 70, 0..150), (150, 70, 37..131), (64, 129, 0..64)] {
+            let stride = width + 3;
+            let src: Vec<f32> = (0..nrows * stride).map(|v| v as f32).collect();
+            let s = RowSource {
+                base: src.as_ptr(),
+                stride,
+                width,
+            };
+            let ld = nrows + 5;
+            let mut dst = vec![f32::NAN; (width + 1) * ld];
+            let keep = |r: usize| r % 7 != 3;
+            // SAFETY: dst holds (width + 1) rows of ld >= nrows.
+            unsafe { transpose_rows(s, share.clone(), dst.as_mut_ptr(), ld, true, keep) };
+            for i in 0..=width {
+                for r in 0..ld {
+                    let got = dst[i * ld + r];
+                    let want = match (share.contains(&r), i == width) {
+                        (false, _) => f32::NAN,
+                        (true, true) => 1.0,
+                        (true, false) if keep(r) => src[r * stride + i],
+                        (true, false) => 0.0,
+                    };
+                    assert!(
+                        got == want || (got.is_nan() && want.is_nan()),
+                        "{nrows} x {width}, rows {share:?}: dst[{i}][{r}] = {got}, want {want}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
