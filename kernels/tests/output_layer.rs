@@ -29,7 +29,13 @@ struct Case {
 
 fn case(seed: u64) -> Case {
     let mut rng = SplitMix64::new(seed);
-    let i = 1 + rng.below(70);
+    // One in four: whole panels of `I` (64 or 128), where the backward writes ∂W_o
+    // in place.
+    let i = if rng.below(4) == 0 {
+        64 * (1 + rng.below(2))
+    } else {
+        1 + rng.below(70)
+    };
     // One in four: whole panels (64 or 128), where the product writes `y` in place.
     let o = if rng.below(4) == 0 {
         64 * (1 + rng.below(2))
@@ -486,18 +492,22 @@ fn matches_pytorch() {
 
 /// The backward's products run in slices of 2048 of their `k` (the rows for `∂W_o`,
 /// `O` for `dx`), each added to the last: 4200 rows and O = 2100 (three and two
-/// slices) against the reference at every ISA, every activation.
+/// slices) against the reference at every ISA, every activation; `I` = 6 (∂W_oᵀ, then
+/// transposed) and 64 (∂W_o in place).
 #[test]
 fn backward_over_several_slices() {
     let b = |v: &[f32]| -> Vec<Bounded<Kernels>> {
         v.iter().map(|&x| Bounded::exact(x as f64)).collect()
     };
-    let (i, o, rows) = (6, 2100, 4200);
-    let mut rng = SplitMix64::new(77);
-    let w = rng.vec(o * i, 0.2);
-    let x = rng.vec(rows * i, 1.0);
-    let dy = rng.vec(rows * o, 1.0);
-    for activation in ACTIVATIONS {
+    for ((i, activation), o, rows) in [6, 64]
+        .into_iter()
+        .flat_map(|i| ACTIVATIONS.map(|a| (i, a)))
+        .map(|c| (c, 2100, 4200))
+    {
+        let mut rng = SplitMix64::new(77);
+        let w = rng.vec(o * i, 0.2);
+        let x = rng.vec(rows * i, 1.0);
+        let dy = rng.vec(rows * o, 1.0);
         let cfg = OutputConfig::new(i, o, activation);
         let base = PackedOutput::<f32>::pack(&cfg, &w, None).unwrap();
         let mut y = vec![0.0f32; rows * o];
@@ -518,7 +528,7 @@ fn backward_over_several_slices() {
             for (part, got, want) in [("dx", &dx, &g.dx), ("dw", &dw, &g.dw), ("db", &db, &g.db)] {
                 let value: Vec<f64> = want.iter().map(|v| v.value()).collect();
                 let bound: Vec<f64> = want.iter().map(|v| v.bound()).collect();
-                let name = format!("{isa:?} {activation:?} {part}");
+                let name = format!("I = {i} {isa:?} {activation:?} {part}");
                 compare_within(&name, got, &value, &bound).unwrap();
                 let bad = planted(got, &value, 7);
                 assert!(

@@ -306,13 +306,27 @@ impl<W: Element> PackedOutput<W> {
         // (only read from then on) and the `dx` product writes the caller's `dx`.
         let dz_is_dy = activation == OutputActivation::Identity && zs == o;
         let dx_direct = ip == i;
-        let sizes = [
-            if dz_is_dy { 0 } else { scratch(rows, zs)? },  // dz
-            if dx_direct { 0 } else { scratch(rows, ip)? }, // dx, padded
-            scratch(i + 1, rows)?,                          // xᵀ and a ones row
-            scratch(rows, zs)?,                             // dz as right panels
-            scratch(i + 1, zs)?,                            // ∂W_oᵀ and ∂b_o
-        ];
+        // Where `I` fills whole panels, ∂W_o = dzᵀ · x is written straight into the
+        // caller's `dw` (`[O, I]`, panels of `I`); otherwise as ∂W_oᵀ = xᵀ · dz into a
+        // scratch, then transposed (with `O` columns padded to panels there).
+        let dw_direct = dx_direct;
+        let sizes = if dw_direct {
+            [
+                if dz_is_dy { 0 } else { scratch(rows, zs)? }, // dz
+                0,                                             // dx is direct too
+                scratch(o, rows)?,                             // dzᵀ
+                scratch(rows, ip)?,                            // x as right panels
+                0,
+            ]
+        } else {
+            [
+                if dz_is_dy { 0 } else { scratch(rows, zs)? },  // dz
+                if dx_direct { 0 } else { scratch(rows, ip)? }, // dx, padded
+                scratch(i + 1, rows)?,                          // xᵀ and a ones row
+                scratch(rows, zs)?,                             // dz as right panels
+                scratch(i + 1, zs)?,                            // ∂W_oᵀ and ∂b_o
+            ]
+        };
         let isa = Isa::resolve(self.isa)?;
         let k = W::output_kernels(isa)?;
         let w_t = self.w_t.get_or_init(|| {
@@ -336,6 +350,7 @@ impl<W: Element> PackedOutput<W> {
         let dz = if dz_is_dy { dy.as_ptr().cast_mut() } else { dz };
         let dxs = if dx_direct { dx.as_mut_ptr() } else { dxs };
         let ptrs = Shared((dz, dxs, x_t, right, out, dx.as_mut_ptr()));
+        let dw_ptr = Shared(dw.as_mut_ptr());
         let want = self.threads(rows);
         let body = |team: &Team<'_>| {
             let (dz, dxs, x_t, right, out, dx) = ptrs.get();
@@ -353,14 +368,38 @@ impl<W: Element> PackedOutput<W> {
                 // SAFETY: each member's rows of `y`, `dy` (checked) and `dz` (carved).
                 unsafe { (k.back)(op) };
             }
-            // This member's rows of xᵀ (with the ones row): disjoint columns of `x_t`.
-            let src = RowSource {
-                base: x.as_ptr(),
-                stride: i,
-                width: i,
-            };
-            // SAFETY: `x` holds rows * I floats, `x_t` (I + 1) * rows.
-            unsafe { transpose_rows(src, mine.clone(), x_t, rows, true, |_| true) };
+            if dw_direct {
+                // This member's rows of dzᵀ (disjoint columns of it), and its panels of
+                // `x` as the right operand (k = the rows).
+                let src = RowSource {
+                    base: dz,
+                    stride: zs,
+                    width: o,
+                };
+                // SAFETY: `dz` holds rows * zs floats (zs >= O), `x_t` (the dzᵀ scratch
+                // here) O * rows.
+                unsafe { transpose_rows(src, mine.clone(), x_t, rows, false, |_| true) };
+                let blocks = BlockCols {
+                    base: x.as_ptr(),
+                    stride: i,
+                    tile_stride: LANES,
+                    pick: &[0],
+                    blocks: i / LANES,
+                };
+                let panels = blocks.panels();
+                // SAFETY: `x` holds rows * I floats, I a whole number of panels;
+                // `right` rows * I = panels_len(rows, I).
+                unsafe { gather_blocks(&blocks, rows, KC, team.chunk(panels, panels), right) };
+            } else {
+                // This member's rows of xᵀ (with the ones row): disjoint columns of `x_t`.
+                let src = RowSource {
+                    base: x.as_ptr(),
+                    stride: i,
+                    width: i,
+                };
+                // SAFETY: `x` holds rows * I floats, `x_t` (I + 1) * rows.
+                unsafe { transpose_rows(src, mine.clone(), x_t, rows, true, |_| true) };
+            }
             team.sync();
             // dx = dz · W_o (k = zs: dz is zero past O, W_oᵀ's rows there are zero), in
             // slices of `KC` of the k rows (a long k, a wide O, streamed the panels
@@ -383,6 +422,24 @@ impl<W: Element> PackedOutput<W> {
             for r in mine.clone().filter(|_| !dx_direct) {
                 // SAFETY: row `r` of `dxs` (ip >= I floats) and of the caller's `dx`.
                 unsafe { std::ptr::copy_nonoverlapping(dxs.add(r * ip), dx.add(r * i), i) };
+            }
+            if dw_direct {
+                // ∂W_o = dzᵀ · x, k = the rows, into the caller's `dw`.
+                // SAFETY: `x_t` (dzᵀ) holds O rows of `rows` floats, `right` the
+                // slice-major panels of `x` gathered above, `dw` O rows of I floats.
+                unsafe {
+                    passes::gemm_k_sliced(
+                        team,
+                        fns,
+                        (x_t.cast_const(), rows, o),
+                        right.cast_const(),
+                        rows,
+                        i / WIDTH,
+                        dw_ptr.get(),
+                        i,
+                    )
+                };
+                return;
             }
             // ∂W_oᵀ (rows 0..I) and ∂b_o (row I) = [xᵀ; 1] · dz, k = the rows.
             let blocks = BlockCols {
@@ -412,6 +469,21 @@ impl<W: Element> PackedOutput<W> {
             };
         };
         run_team(want, &body);
+        if dw_direct {
+            if let Some(db) = db {
+                // ∂b_o = Σ_r dz[r], in row order (whatever the thread count).
+                let dz = ptrs.get().0.cast_const();
+                db.fill(0.0);
+                for r in 0..rows {
+                    // SAFETY: row `r` of `dz` (rows * zs floats, zs >= O).
+                    let row = unsafe { std::slice::from_raw_parts(dz.add(r * zs), o) };
+                    for (d, &v) in db.iter_mut().zip(row) {
+                        *d += v;
+                    }
+                }
+            }
+            return Ok(());
+        }
         // SAFETY: `out` holds (I + 1) * zs floats, written by the last product.
         let out = unsafe { std::slice::from_raw_parts(ptrs.get().4, (i + 1) * zs) };
         // ∂W_o is ∂W_oᵀ transposed (in 16 × 16 blocks: column by column over all rows,
