@@ -120,8 +120,8 @@ pub(crate) unsafe fn transpose_rows(
             for r in r0..r1 {
                 let k = keep(r);
                 for i in i0..i1 {
-                    // SAFETY: `r` is a valid row and `i < width`.
                     block[i - i0][r - r0] = if k {
+                        // SAFETY: `r` is a valid row and `i < width`.
                         unsafe { *src.base.add(r * src.stride + i) }
                     } else {
                         0.0
