@@ -271,9 +271,10 @@ impl<W: Element> PackedOutput<W> {
     /// [`rnn_reference::output_layer_backward`] defines it: from the call's input `x`
     /// `[rows, I]`, its output `y` and `dy = ∂L/∂y` (`[rows, O]`), writes `dx = ∂L/∂x`
     /// `[rows, I]`, `dw = ∂L/∂W_o` `[O, I]` and, if given, `db = ∂L/∂b_o` `[O]`
-    /// (overwritten, summed over the rows). Three products over all rows (`dx`, and
-    /// `dw` with `db` as one), split by panels among the rayon pool's threads; results
-    /// do not depend on their number. The first call builds `W_oᵀ` (f32, kept).
+    /// (overwritten, summed over the rows). Two products over all rows, `dx` and `dw`
+    /// (with `db` as its ones row where `I` does not fill whole panels, else summed in
+    /// row order), split by panels among the rayon pool's threads; results do not
+    /// depend on their number. The first call builds `W_oᵀ` (f32, kept).
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
@@ -320,11 +321,11 @@ impl<W: Element> PackedOutput<W> {
             ]
         } else {
             [
-                if dz_is_dy { 0 } else { scratch(rows, zs)? },  // dz
-                if dx_direct { 0 } else { scratch(rows, ip)? }, // dx, padded
-                scratch(i + 1, rows)?,                          // xᵀ and a ones row
-                scratch(rows, zs)?,                             // dz as right panels
-                scratch(i + 1, zs)?,                            // ∂W_oᵀ and ∂b_o
+                if dz_is_dy { 0 } else { scratch(rows, zs)? }, // dz
+                scratch(rows, ip)?,                            // dx, padded
+                scratch(i + 1, rows)?,                         // xᵀ and a ones row
+                scratch(rows, zs)?,                            // dz as right panels
+                scratch(i + 1, zs)?,                           // ∂W_oᵀ and ∂b_o
             ]
         };
         let isa = Isa::resolve(self.isa)?;
@@ -345,15 +346,16 @@ impl<W: Element> PackedOutput<W> {
             };
             slice_major(t.as_slice(), zs, ip / WIDTH)
         });
-        let [dz, dxs, x_t, right, out] = ws.carve(sizes)?;
+        // `lhs`: the weight gradient's left operand, dzᵀ or [xᵀ; 1].
+        let [dz, dxs, lhs, right, out] = ws.carve(sizes)?;
         // `dy` as `dz` is never written (the elementwise pass is skipped for it).
         let dz = if dz_is_dy { dy.as_ptr().cast_mut() } else { dz };
         let dxs = if dx_direct { dx.as_mut_ptr() } else { dxs };
-        let ptrs = Shared((dz, dxs, x_t, right, out, dx.as_mut_ptr()));
+        let ptrs = Shared((dz, dxs, lhs, right, out, dx.as_mut_ptr()));
         let dw_ptr = Shared(dw.as_mut_ptr());
         let want = self.threads(rows);
         let body = |team: &Team<'_>| {
-            let (dz, dxs, x_t, right, out, dx) = ptrs.get();
+            let (dz, dxs, lhs, right, out, dx) = ptrs.get();
             let mine = team.chunk(rows, usize::MAX);
             if !dz_is_dy {
                 let op = BackFinish {
@@ -376,9 +378,8 @@ impl<W: Element> PackedOutput<W> {
                     stride: zs,
                     width: o,
                 };
-                // SAFETY: `dz` holds rows * zs floats (zs >= O), `x_t` (the dzᵀ scratch
-                // here) O * rows.
-                unsafe { transpose_rows(src, mine.clone(), x_t, rows, false, |_| true) };
+                // SAFETY: `dz` holds rows * zs floats (zs >= O), `lhs` O * rows.
+                unsafe { transpose_rows(src, mine.clone(), lhs, rows, false, |_| true) };
                 let blocks = BlockCols {
                     base: x.as_ptr(),
                     stride: i,
@@ -391,14 +392,14 @@ impl<W: Element> PackedOutput<W> {
                 // `right` rows * I = panels_len(rows, I).
                 unsafe { gather_blocks(&blocks, rows, KC, team.chunk(panels, panels), right) };
             } else {
-                // This member's rows of xᵀ (with the ones row): disjoint columns of `x_t`.
+                // This member's rows of xᵀ (with the ones row): disjoint columns of `lhs`.
                 let src = RowSource {
                     base: x.as_ptr(),
                     stride: i,
                     width: i,
                 };
-                // SAFETY: `x` holds rows * I floats, `x_t` (I + 1) * rows.
-                unsafe { transpose_rows(src, mine.clone(), x_t, rows, true, |_| true) };
+                // SAFETY: `x` holds rows * I floats, `lhs` (I + 1) * rows.
+                unsafe { transpose_rows(src, mine.clone(), lhs, rows, true, |_| true) };
             }
             team.sync();
             // dx = dz · W_o (k = zs: dz is zero past O, W_oᵀ's rows there are zero), in
@@ -425,13 +426,13 @@ impl<W: Element> PackedOutput<W> {
             }
             if dw_direct {
                 // ∂W_o = dzᵀ · x, k = the rows, into the caller's `dw`.
-                // SAFETY: `x_t` (dzᵀ) holds O rows of `rows` floats, `right` the
+                // SAFETY: `lhs` (dzᵀ) holds O rows of `rows` floats, `right` the
                 // slice-major panels of `x` gathered above, `dw` O rows of I floats.
                 unsafe {
                     passes::gemm_k_sliced(
                         team,
                         fns,
-                        (x_t.cast_const(), rows, o),
+                        (lhs.cast_const(), rows, o),
                         right.cast_const(),
                         rows,
                         i / WIDTH,
@@ -453,13 +454,13 @@ impl<W: Element> PackedOutput<W> {
             // SAFETY: `right` holds rows * zs = panels_len(rows, zs) floats.
             unsafe { gather_blocks(&blocks, rows, KC, team.chunk(panels, panels), right) };
             team.sync();
-            // SAFETY: `x_t` rows hold `rows` floats, `right` the slice-major panels
+            // SAFETY: `lhs` rows hold `rows` floats, `right` the slice-major panels
             // gathered above, `out` (I + 1) * zs.
             unsafe {
                 passes::gemm_k_sliced(
                     team,
                     fns,
-                    (x_t.cast_const(), rows, i + 1),
+                    (lhs.cast_const(), rows, i + 1),
                     right.cast_const(),
                     rows,
                     panels,
@@ -486,8 +487,8 @@ impl<W: Element> PackedOutput<W> {
         }
         // SAFETY: `out` holds (I + 1) * zs floats, written by the last product.
         let out = unsafe { std::slice::from_raw_parts(ptrs.get().4, (i + 1) * zs) };
-        // ∂W_o is ∂W_oᵀ transposed (in 16 × 16 blocks: column by column over all rows,
-        // every read was a cache miss): `out`'s first `I` rows, `O` columns each.
+        // ∂W_o is ∂W_oᵀ transposed (in blocks: column by column over all rows, every
+        // read was a cache miss): `out`'s first `I` rows, `O` columns each.
         let src = RowSource {
             base: out.as_ptr(),
             stride: zs,
