@@ -112,6 +112,7 @@ pub(crate) unsafe fn gemm_k_sliced(
                 k: kc,
                 panels,
                 quant: None,
+                striped: false,
             },
         };
         // SAFETY: the caller's contract: the slice's rows and panels lie inside `a`

@@ -1,7 +1,8 @@
 //! The `f32` micro-kernel walk on every available path against exact sums, at sizes
 //! where it fetches the next panel ahead (this member's panels outgrow L2) and where
 //! it does not: the fetch splits the product's loop, and a row lost or taken twice in
-//! the split must show.
+//! the split must show. Both panel layouts (rows, and the stripes of the paths that
+//! read them) whatever this CPU packs.
 
 use super::{dispatch, Backend, Blocked, ForBackend};
 use crate::isa::Isa;
@@ -26,13 +27,18 @@ struct Product<'a> {
     k: usize,
     panels: usize,
     reverse: bool,
+    striped: bool,
     out: &'a mut [f32],
 }
 
 impl ForBackend for Product<'_> {
-    type Output = ();
+    /// Whether the path ran (striped panels only on paths that read them).
+    type Output = bool;
 
-    fn call<B: Backend>(self) {
+    fn call<B: Backend>(self) -> bool {
+        if self.striped && !<B::V as crate::simd::V16>::READS_STRIPES {
+            return false;
+        }
         let job = Job {
             a: Rows::strided(self.a.as_ptr(), self.k, self.nrows),
             nrows: self.nrows,
@@ -41,6 +47,7 @@ impl ForBackend for Product<'_> {
                 k: self.k,
                 panels: self.panels,
                 quant: None,
+                striped: self.striped,
             },
         };
         let store = Store {
@@ -51,7 +58,8 @@ impl ForBackend for Product<'_> {
         // SAFETY: `B` came from `dispatch`; `a` holds `nrows` rows of `k` floats, `w`
         // `panels` panels of `k` rows of 64 floats, `out` `nrows` rows of the panels'
         // columns.
-        unsafe { <B as Blocked<4>>::panels(&job, 0..self.panels, self.reverse, &store) }
+        unsafe { <B as Blocked<4>>::panels(&job, 0..self.panels, self.reverse, &store) };
+        true
     }
 }
 
@@ -73,10 +81,18 @@ fn walk_sums_every_panel_row_with_and_without_fetching_ahead() {
     for (nrows, k, panels) in cases {
         let a: Vec<f32> = (0..nrows * k).map(|i| a_at(i / k, i % k)).collect();
         // Panel `p`, row `kk`: its 64 columns, one panel after the other.
-        let w: Vec<f32> = (0..panels * k * 64)
+        let rows_w: Vec<f32> = (0..panels * k * 64)
             .map(|i| {
                 let (p, kk, c) = (i / (k * 64), i / 64 % k, i % 64);
                 w_at(p * 64 + c, kk)
+            })
+            .collect();
+        // Panel `p`, vector `j`: its 16 columns over every row, one stripe after the
+        // other.
+        let striped_w: Vec<f32> = (0..panels * k * 64)
+            .map(|i| {
+                let (p, j, kk, l) = (i / (k * 64), i / (k * 16) % 4, i / 16 % k, i % 16);
+                w_at(p * 64 + j * 16 + l, kk)
             })
             .collect();
         let cols = panels * 64;
@@ -88,22 +104,26 @@ fn walk_sums_every_panel_row_with_and_without_fetching_ahead() {
             })
             .collect();
         for isa in Isa::available() {
-            for reverse in [false, true] {
+            for (reverse, striped) in [(false, false), (true, false), (false, true), (true, true)] {
                 let mut out = vec![f32::NAN; nrows * cols];
                 let product = Product {
                     a: &a,
-                    w: &w,
+                    w: if striped { &striped_w } else { &rows_w },
                     nrows,
                     k,
                     panels,
                     reverse,
+                    striped,
                     out: &mut out,
                 };
-                dispatch(isa.detected().unwrap(), product);
+                if !dispatch(isa.detected().unwrap(), product) {
+                    continue;
+                }
                 let bad = (0..out.len()).find(|&i| out[i] != want[i]);
                 assert!(
                     bad.is_none(),
-                    "{isa:?}, {nrows} rows, k = {k}, reverse {reverse}: first wrong output {bad:?}"
+                    "{isa:?}, {nrows} rows, k = {k}, reverse {reverse}, striped {striped}: \
+                     first wrong output {bad:?}"
                 );
             }
         }

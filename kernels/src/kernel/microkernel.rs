@@ -47,11 +47,79 @@ const AHEAD_PER_ROW: usize = 4;
 /// on the block height, never on the thread split or the tile order, so results are
 /// bit-identical for any thread count.
 ///
+/// `striped`: the panel is `[NP][k][16]` (`PanelsView::striped`); only paths whose
+/// `V::READS_STRIPES` get such panels (the others compile no code for them).
+///
 /// # Safety
 /// `V`'s instruction set must be available; each `rows[i]` must be valid for `k` reads
-/// and `panel` for `k * NP * 16` reads.
+/// and `panel` for `k * NP * 16` reads; `striped` only for `f32` panels and a `V` that
+/// reads stripes.
 #[inline(always)]
 pub(crate) unsafe fn tile<V: V16, W: Storage, const MR: usize, const NP: usize>(
+    rows: &[*const f32; MR],
+    k: usize,
+    panel: *const W,
+    first: bool,
+    ahead: Ahead,
+    striped: bool,
+) -> [[V; NP]; MR] {
+    // SAFETY: (both) forwarded contract.
+    unsafe {
+        if V::READS_STRIPES && std::mem::size_of::<W>() == 4 && NP > 1 && striped {
+            tile_as::<V, W, MR, NP, true>(rows, k, panel, first, ahead)
+        } else {
+            tile_as::<V, W, MR, NP, false>(rows, k, panel, first, ahead)
+        }
+    }
+}
+
+/// Where panel row `p` starts (`[k][NP * 16]`, the storage type placing its lanes) or,
+/// with `S`, where vector `j` of it does (in the vector's stripe, `[NP][k][16]`).
+///
+/// # Safety
+/// `p < k` and `j < NP` of a panel of `k` rows.
+#[inline(always)]
+unsafe fn at<W: Storage, const NP: usize, const S: bool>(
+    panel: *const W,
+    k: usize,
+    p: usize,
+    j: usize,
+) -> *const W {
+    // SAFETY: inside the panel (caller's contract).
+    unsafe {
+        if S {
+            panel.add((j * k + p) * LANES)
+        } else {
+            panel.add(p * NP * LANES)
+        }
+    }
+}
+
+/// Vector `j` of panel row `p` (see [`at`]).
+///
+/// # Safety
+/// As for [`tile`], with `p < k`, `j < NP`.
+#[inline(always)]
+unsafe fn load_at<V: V16, W: Storage, const NP: usize, const S: bool>(
+    panel: *const W,
+    k: usize,
+    p: usize,
+    j: usize,
+) -> V {
+    // SAFETY: the vector lies inside the panel (caller's contract); a stripe's 16
+    // values are plain (`f32`).
+    unsafe {
+        if S {
+            W::load16::<V>(at::<W, NP, S>(panel, k, p, j))
+        } else {
+            W::load_vec::<V>(at::<W, NP, S>(panel, k, p, j), j, NP)
+        }
+    }
+}
+
+/// [`tile`] in layout `S`.
+#[inline(always)]
+unsafe fn tile_as<V: V16, W: Storage, const MR: usize, const NP: usize, const S: bool>(
     rows: &[*const f32; MR],
     k: usize,
     panel: *const W,
@@ -61,10 +129,10 @@ pub(crate) unsafe fn tile<V: V16, W: Storage, const MR: usize, const NP: usize>(
     // All branches are on constants and fold away per instantiation.
     if MR <= 2 && 2 * MR * NP <= V::MAX_ACC {
         // SAFETY: forwarded contract.
-        unsafe { tile_split::<V, W, MR, NP>(rows, k, panel) }
+        unsafe { tile_split::<V, W, MR, NP, S>(rows, k, panel) }
     } else if MR * NP <= V::MAX_ACC {
         // SAFETY: forwarded contract.
-        unsafe { tile_in_order::<V, W, MR, NP>(rows, k, panel, ahead) }
+        unsafe { tile_in_order::<V, W, MR, NP, S>(rows, k, panel, ahead) }
     } else {
         // Too many accumulators for the register file (AVX2, portable): the panel's
         // vectors in groups of `gs`, the largest divisor of NP that fits.
@@ -76,10 +144,10 @@ pub(crate) unsafe fn tile<V: V16, W: Storage, const MR: usize, const NP: usize>(
         // SAFETY: (all arms) forwarded contract.
         unsafe {
             match gs {
-                1 => tile_groups::<V, W, MR, NP, 1>(rows, k, panel, first),
-                2 => tile_groups::<V, W, MR, NP, 2>(rows, k, panel, first),
-                3 => tile_groups::<V, W, MR, NP, 3>(rows, k, panel, first),
-                _ => tile_groups::<V, W, MR, NP, 4>(rows, k, panel, first),
+                1 => tile_groups::<V, W, MR, NP, 1, S>(rows, k, panel, first),
+                2 => tile_groups::<V, W, MR, NP, 2, S>(rows, k, panel, first),
+                3 => tile_groups::<V, W, MR, NP, 3, S>(rows, k, panel, first),
+                _ => tile_groups::<V, W, MR, NP, 4, S>(rows, k, panel, first),
             }
         }
     }
@@ -96,7 +164,14 @@ pub(crate) unsafe fn tile<V: V16, W: Storage, const MR: usize, const NP: usize>(
 /// sequences at batch >= 6 3-10%; later blocks, whose panel is already in L2, gain
 /// nothing from it).
 #[inline(always)]
-unsafe fn tile_groups<V: V16, W: Storage, const MR: usize, const NP: usize, const GS: usize>(
+unsafe fn tile_groups<
+    V: V16,
+    W: Storage,
+    const MR: usize,
+    const NP: usize,
+    const GS: usize,
+    const S: bool,
+>(
     rows: &[*const f32; MR],
     k: usize,
     panel: *const W,
@@ -108,10 +183,11 @@ unsafe fn tile_groups<V: V16, W: Storage, const MR: usize, const NP: usize, cons
     while g0 + GS <= NP {
         // SAFETY: forwarded contract.
         let acc = unsafe {
-            if first && g0 == 0 {
-                group::<V, W, MR, NP, GS, true>(rows, k, panel, g0)
+            // Stripes are contiguous streams, which the hardware prefetchers follow.
+            if first && g0 == 0 && !S {
+                group::<V, W, MR, NP, GS, true, S>(rows, k, panel, g0)
             } else {
-                group::<V, W, MR, NP, GS, false>(rows, k, panel, g0)
+                group::<V, W, MR, NP, GS, false, S>(rows, k, panel, g0)
             }
         };
         for i in 0..MR {
@@ -146,6 +222,7 @@ unsafe fn group<
     const NP: usize,
     const GS: usize,
     const PF: bool,
+    const S: bool,
 >(
     rows: &[*const f32; MR],
     k: usize,
@@ -164,10 +241,9 @@ unsafe fn group<
         }
         // SAFETY: `p < k`; vectors g0..g0+GS of panel row `p`; rows valid for `k`.
         unsafe {
-            let w = panel.add(p * NP * LANES);
             let mut wv = [V::zero(); GS];
             for (j, v) in wv.iter_mut().enumerate() {
-                *v = W::load_vec::<V>(w, g0 + j, NP);
+                *v = load_at::<V, W, NP, S>(panel, k, p, g0 + j);
             }
             for i in 0..MR {
                 let a = V::splat(*rows[i].add(p));
@@ -183,17 +259,27 @@ unsafe fn group<
 /// One step of the product: `acc[i][j] += a_i[p] * w[p][j]`.
 ///
 /// # Safety
-/// As for [`tile`], with `p < k` and `w` pointing at row `p` of the panel.
+/// As for [`tile`], with `p < k`.
 #[inline(always)]
-unsafe fn fma_row<V: V16, W: Storage, const MR: usize, const NP: usize>(
+unsafe fn fma_row<V: V16, W: Storage, const MR: usize, const NP: usize, const S: bool>(
     acc: &mut [[V; NP]; MR],
     rows: &[*const f32; MR],
     p: usize,
-    w: *const W,
+    panel: *const W,
+    k: usize,
 ) {
-    // SAFETY: caller's contract: `w` is valid for NP * 16 reads, each row for `p`.
+    // SAFETY: caller's contract: row `p` of the panel is valid for NP * 16 reads, each
+    // row of the left operand for `p`.
     unsafe {
-        let wv = W::load_row::<V, NP>(w);
+        let wv = if S {
+            let mut wv = [V::zero(); NP];
+            for (j, v) in wv.iter_mut().enumerate() {
+                *v = load_at::<V, W, NP, S>(panel, k, p, j);
+            }
+            wv
+        } else {
+            W::load_row::<V, NP>(at::<W, NP, S>(panel, k, p, 0))
+        };
         for i in 0..MR {
             let a = V::splat(*rows[i].add(p));
             for j in 0..NP {
@@ -206,7 +292,7 @@ unsafe fn fma_row<V: V16, W: Storage, const MR: usize, const NP: usize>(
 /// In increasing `p`, one accumulator per output vector; during the first panel rows,
 /// up to [`AHEAD_PER_ROW`] lines of `ahead` per row (the sums do not change).
 #[inline(always)]
-unsafe fn tile_in_order<V: V16, W: Storage, const MR: usize, const NP: usize>(
+unsafe fn tile_in_order<V: V16, W: Storage, const MR: usize, const NP: usize, const S: bool>(
     rows: &[*const f32; MR],
     k: usize,
     panel: *const W,
@@ -216,8 +302,8 @@ unsafe fn tile_in_order<V: V16, W: Storage, const MR: usize, const NP: usize>(
     let mut acc = [[unsafe { V::zero() }; NP]; MR];
     if ahead.lines == 0 || k == 0 {
         for p in 0..k {
-            // SAFETY: `p < k`; row `p` of the panel starts at `p * NP * 16`.
-            unsafe { fma_row::<V, W, MR, NP>(&mut acc, rows, p, panel.add(p * NP * LANES)) };
+            // SAFETY: `p < k`.
+            unsafe { fma_row::<V, W, MR, NP, S>(&mut acc, rows, p, panel, k) };
         }
         return acc;
     }
@@ -226,19 +312,19 @@ unsafe fn tile_in_order<V: V16, W: Storage, const MR: usize, const NP: usize>(
         for j in 0..per_row {
             simd::prefetch_l2(ahead.ptr.wrapping_add((p * per_row + j) * 64));
         }
-        // SAFETY: `p < k`; row `p` of the panel starts at `p * NP * 16`.
-        unsafe { fma_row::<V, W, MR, NP>(&mut acc, rows, p, panel.add(p * NP * LANES)) };
+        // SAFETY: `p < k`.
+        unsafe { fma_row::<V, W, MR, NP, S>(&mut acc, rows, p, panel, k) };
     }
     for p in fetching..k {
-        // SAFETY: `p < k`; row `p` of the panel starts at `p * NP * 16`.
-        unsafe { fma_row::<V, W, MR, NP>(&mut acc, rows, p, panel.add(p * NP * LANES)) };
+        // SAFETY: `p < k`.
+        unsafe { fma_row::<V, W, MR, NP, S>(&mut acc, rows, p, panel, k) };
     }
     acc
 }
 
 /// Even and odd `p` into separate accumulators, added at the end.
 #[inline(always)]
-unsafe fn tile_split<V: V16, W: Storage, const MR: usize, const NP: usize>(
+unsafe fn tile_split<V: V16, W: Storage, const MR: usize, const NP: usize, const S: bool>(
     rows: &[*const f32; MR],
     k: usize,
     panel: *const W,
@@ -248,16 +334,16 @@ unsafe fn tile_split<V: V16, W: Storage, const MR: usize, const NP: usize>(
     let mut odd = even;
     let mut p = 0;
     while p + 2 <= k {
-        // SAFETY: `p + 1 < k`; rows of the panel at `p` and `p + 1`.
+        // SAFETY: `p + 1 < k`.
         unsafe {
-            fma_row::<V, W, MR, NP>(&mut even, rows, p, panel.add(p * NP * LANES));
-            fma_row::<V, W, MR, NP>(&mut odd, rows, p + 1, panel.add((p + 1) * NP * LANES));
+            fma_row::<V, W, MR, NP, S>(&mut even, rows, p, panel, k);
+            fma_row::<V, W, MR, NP, S>(&mut odd, rows, p + 1, panel, k);
         }
         p += 2;
     }
     if p < k {
         // SAFETY: `p < k`.
-        unsafe { fma_row::<V, W, MR, NP>(&mut even, rows, p, panel.add(p * NP * LANES)) };
+        unsafe { fma_row::<V, W, MR, NP, S>(&mut even, rows, p, panel, k) };
     }
     for i in 0..MR {
         for j in 0..NP {

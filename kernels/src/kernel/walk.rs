@@ -167,7 +167,9 @@ pub(crate) unsafe fn run<
                 let fetching = fetches(MR, NP, V::MAX_ACC);
                 let ahead = Ahead::share(fetching, next, lines, each, &mut b);
                 // SAFETY: rows r..r+MR are < nrows; forwarded contract.
-                unsafe { block::<V, W, NP, MR, E>(a, r, w.k, panel, p, epi, r == r0, ahead) };
+                unsafe {
+                    block::<V, W, NP, MR, E>(a, r, w.k, panel, p, epi, r == r0, ahead, w.striped)
+                };
                 r += MR;
             }
             // Remainder rows in blocks of 4, 2, 1 (fewer instantiations than one per
@@ -179,15 +181,45 @@ pub(crate) unsafe fn run<
                     if left >= 4 && MR > 4 {
                         let fetching = fetches(4, NP, V::MAX_ACC);
                         let ahead = Ahead::share(fetching, next, lines, each, &mut b);
-                        block::<V, W, NP, 4, E>(a, r, w.k, panel, p, epi, r == r0, ahead);
+                        block::<V, W, NP, 4, E>(
+                            a,
+                            r,
+                            w.k,
+                            panel,
+                            p,
+                            epi,
+                            r == r0,
+                            ahead,
+                            w.striped,
+                        );
                         r += 4;
                     } else if left >= 2 && MR > 2 {
                         let ahead = Ahead::NONE;
-                        block::<V, W, NP, 2, E>(a, r, w.k, panel, p, epi, r == r0, ahead);
+                        block::<V, W, NP, 2, E>(
+                            a,
+                            r,
+                            w.k,
+                            panel,
+                            p,
+                            epi,
+                            r == r0,
+                            ahead,
+                            w.striped,
+                        );
                         r += 2;
                     } else {
                         let ahead = Ahead::NONE;
-                        block::<V, W, NP, 1, E>(a, r, w.k, panel, p, epi, r == r0, ahead);
+                        block::<V, W, NP, 1, E>(
+                            a,
+                            r,
+                            w.k,
+                            panel,
+                            p,
+                            epi,
+                            r == r0,
+                            ahead,
+                            w.striped,
+                        );
                         r += 1;
                     }
                 }
@@ -306,7 +338,8 @@ const MIN_CHUNK_ROWS: usize = 192;
 
 /// One `M x NP` block: micro-kernel then epilogue per row. `first`: the first block
 /// of the panel in this product (the micro-kernel may prefetch the panel for the rest);
-/// `ahead`: this block's share of the next panel.
+/// `ahead`: this block's share of the next panel; `striped`: the panel's layout
+/// (`PanelsView::striped`).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn block<V: V16, W: Storage, const NP: usize, const M: usize, E: Epilogue<V, NP>>(
@@ -318,6 +351,7 @@ unsafe fn block<V: V16, W: Storage, const NP: usize, const M: usize, E: Epilogue
     epi: &E,
     first: bool,
     ahead: Ahead,
+    striped: bool,
 ) {
     let mut ptrs = [std::ptr::null::<f32>(); M];
     for (i, q) in ptrs.iter_mut().enumerate() {
@@ -328,7 +362,7 @@ unsafe fn block<V: V16, W: Storage, const NP: usize, const M: usize, E: Epilogue
         epi.prefetch(r0 + i, p);
     }
     // SAFETY: forwarded contract: rows hold k floats, the panel k * NP * 16.
-    let acc = unsafe { tile::<V, W, M, NP>(&ptrs, k, panel, first, ahead) };
+    let acc = unsafe { tile::<V, W, M, NP>(&ptrs, k, panel, first, ahead, striped) };
     for (i, row) in acc.iter().enumerate() {
         // SAFETY: (r0 + i, p) is inside the epilogue's bounds (caller's contract).
         unsafe { epi.finish(r0 + i, p, row) };

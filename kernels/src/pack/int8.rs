@@ -151,6 +151,7 @@ impl<W: Storage, const NP: usize> Panels<W, NP> {
                 pair_max,
                 pair_min,
             })),
+            striped: false,
         }
     }
 }

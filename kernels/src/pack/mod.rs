@@ -46,6 +46,49 @@ pub(crate) struct Panels<W: Storage, const NP: usize> {
     panels: usize,
     /// The per-column data of int8 codes (`W::QUANTIZED`); `None` for float types.
     quant: Option<Box<ColumnQuant>>,
+    /// `[NP][k][16]` per panel instead of `[k][NP * 16]` (`f32` only).
+    striped: bool,
+}
+
+/// Where column `col` of panel `p`'s row `kk` is stored in a packing of `k` rows: in
+/// the panel's rows (`[k][NP * 16]`, lanes placed by [`Storage::position`]) or, when
+/// `striped` (`f32` only), in its vectors' stripes (`[NP][k][16]`).
+#[inline]
+pub(crate) fn index<W: Storage, const NP: usize>(
+    striped: bool,
+    k: usize,
+    p: usize,
+    kk: usize,
+    col: usize,
+) -> usize {
+    let width = NP * LANES;
+    if striped {
+        p * k * width + (col / LANES * k + kk) * LANES + col % LANES
+    } else {
+        (p * k + kk) * width + W::position(col, NP)
+    }
+}
+
+/// Whether `W` panels of `NP` vectors can be striped: `f32` (whose vectors are 16
+/// plain values) with more than one vector (one vector's stripe is its row).
+const fn stripes_allowed<W: Storage, const NP: usize>() -> bool {
+    std::mem::size_of::<W>() == 4 && !W::QUANTIZED && NP > 1
+}
+
+/// The layout packed on this CPU: striped where every path it can run takes a panel
+/// one vector at a time (AVX2 and portable: a vector's values in one stream keep the
+/// tile fed from L3, where reading one line in `NP` of panel rows did not; AMD Zen 3,
+/// `bench-suite/results/avx2-layout-zen3.md`), panel rows where AVX-512 can run (its
+/// tile reads whole rows; `PackedRnn::with_isa` may pick any available path, and all
+/// of them read panel rows correctly, so the choice is by CPU, not by path).
+fn striped_here<W: Storage, const NP: usize>() -> bool {
+    static NO_AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    stripes_allowed::<W, NP>()
+        && *NO_AVX512.get_or_init(|| {
+            crate::isa::Isa::available()
+                .iter()
+                .all(|i| matches!(i, crate::isa::Isa::Avx2 | crate::isa::Isa::Portable))
+        })
 }
 
 impl<W: Storage, const NP: usize> Panels<W, NP> {
@@ -56,9 +99,23 @@ impl<W: Storage, const NP: usize> Panels<W, NP> {
     /// rounding each value to `W` (to nearest, ties to even); int8 codes per output
     /// column for `i8` (`int8`).
     pub(crate) fn pack<S: Element>(w: &[S], rows: usize, k: usize, gates: &[usize]) -> Self {
+        Self::pack_layout(w, rows, k, gates, striped_here::<W, NP>())
+    }
+
+    /// [`pack`](Self::pack) in the given layout: `striped` (`f32`, `NP > 1` only) stores
+    /// each 16-lane vector of a panel over all `k` in one piece (`[NP][k][16]`) instead
+    /// of the panel's rows (`[k][NP * 16]`).
+    pub(crate) fn pack_layout<S: Element>(
+        w: &[S],
+        rows: usize,
+        k: usize,
+        gates: &[usize],
+        striped: bool,
+    ) -> Self {
         if W::QUANTIZED {
             return Self::pack_int8(w, rows, k, gates);
         }
+        let striped = striped && stripes_allowed::<W, NP>();
         let ng = gates.len();
         let tiles = rows.div_ceil(LANES);
         let cols = tiles * ng * LANES;
@@ -75,7 +132,7 @@ impl<W: Storage, const NP: usize> Panels<W, NP> {
             let src = &w[(gates[gi] * rows + u) * k..][..k];
             let (p, col) = (c / width, c % width);
             for (kk, &v) in src.iter().enumerate() {
-                out[(p * k + kk) * width + W::position(col, NP)] = W::round_from(v.to_f32());
+                out[index::<W, NP>(striped, k, p, kk, col)] = W::round_from(v.to_f32());
             }
         }
         Panels {
@@ -83,7 +140,13 @@ impl<W: Storage, const NP: usize> Panels<W, NP> {
             k,
             panels,
             quant: None,
+            striped,
         }
+    }
+
+    /// Whether the panels are striped (see [`pack_layout`](Self::pack_layout)).
+    pub(crate) fn striped(&self) -> bool {
+        self.striped
     }
 
     pub(crate) fn k(&self) -> usize {
@@ -106,6 +169,7 @@ impl<W: Storage, const NP: usize> Panels<W, NP> {
             k: self.k,
             panels: self.panels,
             quant: self.quant.as_ref().map(|q| q.view()),
+            striped: self.striped,
         }
     }
 
@@ -161,6 +225,9 @@ pub(crate) struct PanelsView<W, const NP: usize> {
     pub(crate) k: usize,
     pub(crate) panels: usize,
     pub(crate) quant: Option<QuantView>,
+    /// `[NP][k][16]` per panel (see [`Panels::pack_layout`]); read by the paths whose
+    /// vector type says `V16::READS_STRIPES`.
+    pub(crate) striped: bool,
 }
 
 impl<W, const NP: usize> Clone for PanelsView<W, NP> {
@@ -185,7 +252,7 @@ mod tests {
                 (r / rows * 1000 + r % rows * 10 + kk) as f32
             })
             .collect();
-        let p = Panels::<f32, 2>::pack(&w, rows, k, &[0, 1]);
+        let p = Panels::<f32, 2>::pack_layout(&w, rows, k, &[0, 1], false);
         assert_eq!(p.panels(), 2); // two 16-unit tiles, two gates each
         let d = p.data();
         let width = 32;
@@ -196,9 +263,36 @@ mod tests {
         // panel 1, column 4: unit 20 is padding.
         assert_eq!(d[(k + 1) * width + 4], 0.0);
         // Only gate 1 of the pair, 4 tiles per panel.
-        let q = Panels::<f32, 4>::pack(&w, rows, k, &[1]);
+        let q = Panels::<f32, 4>::pack_layout(&w, rows, k, &[1], false);
         assert_eq!(q.panels(), 1);
         assert_eq!(q.data()[17 + 64 * 2], 1172.0); // unit 17, k = 2
+    }
+
+    /// The striped packing holds every value of the row packing, each vector of a panel
+    /// over all `k` in one piece; `index` finds it in either.
+    #[test]
+    fn stripes_hold_each_vector_in_one_piece() {
+        let (rows, k) = (40, 5);
+        let w: Vec<f32> = (0..3 * rows * k).map(|i| i as f32).collect();
+        let by_rows = Panels::<f32, 4>::pack_layout(&w, rows, k, &[0, 2, 1], false);
+        let striped = Panels::<f32, 4>::pack_layout(&w, rows, k, &[0, 2, 1], true);
+        assert!(striped.striped() && !by_rows.striped());
+        assert_eq!(striped.panels(), by_rows.panels());
+        for p in 0..by_rows.panels() {
+            for kk in 0..k {
+                for col in 0..64 {
+                    let r = by_rows.data()[index::<f32, 4>(false, k, p, kk, col)];
+                    let s = striped.data()[index::<f32, 4>(true, k, p, kk, col)];
+                    assert_eq!(r, s, "panel {p}, row {kk}, column {col}");
+                    // Vector `col / 16` of panel `p` starts at `(4 p + col / 16) k 16`.
+                    let at = (4 * p + col / 16) * k * 16 + kk * 16 + col % 16;
+                    assert_eq!(striped.data()[at], r);
+                }
+            }
+        }
+        // Half types and single vectors keep their rows.
+        assert!(!Panels::<f32, 1>::pack_layout(&w, rows, k, &[0], true).striped());
+        assert!(!Panels::<half::f16, 4>::pack_layout(&w, rows, k, &[0], true).striped());
     }
 
     #[test]

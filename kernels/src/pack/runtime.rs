@@ -7,7 +7,7 @@
 //! workspace memory; nothing allocates.
 
 use crate::element::Element;
-use crate::pack::{Panels, LANES};
+use crate::pack::{index, Panels, LANES};
 use crate::parallel::Share;
 
 /// Columns of every panel built here.
@@ -45,7 +45,7 @@ pub(crate) unsafe fn transpose_panels<W: Element, const NP: usize>(
     share: Share,
 ) {
     let width = NP * LANES;
-    let (k, data) = (src.k(), src.data());
+    let (k, data, striped) = (src.k(), src.data(), src.striped());
     let mine = share.of(k, LANES);
     for p in 0..src.panels() {
         for kk in mine.clone() {
@@ -54,9 +54,8 @@ pub(crate) unsafe fn transpose_panels<W: Element, const NP: usize>(
             // inside `dst`.
             let out =
                 unsafe { dst.add((dc / WIDTH * dst_k + k0 + p * width) * WIDTH + dc % WIDTH) };
-            let row = &data[(p * k + kk) * width..][..width];
             for col in 0..width {
-                let v = row[W::position(col, NP)].to_f32();
+                let v = data[index::<W, NP>(striped, k, p, kk, col)].to_f32();
                 // SAFETY: as above.
                 unsafe { *out.add(col * WIDTH) = v };
             }
@@ -262,12 +261,14 @@ mod tests {
                 (r / rows * 100 + r % rows + 1000 * kk) as f32
             })
             .collect();
-        for_storage::<f32>(&w, rows, k);
-        for_storage::<half::bf16>(&w, rows, k);
+        // f32 in both layouts (stripes where this CPU packs rows, and the reverse).
+        for_storage::<f32>(&w, rows, k, false);
+        for_storage::<f32>(&w, rows, k, true);
+        for_storage::<half::bf16>(&w, rows, k, false);
     }
 
-    fn for_storage<W: Element>(w: &[f32], rows: usize, k: usize) {
-        let p = Panels::<W, 4>::pack(w, rows, k, &[0, 1]);
+    fn for_storage<W: Element>(w: &[f32], rows: usize, k: usize, striped: bool) {
+        let p = Panels::<W, 4>::pack_layout(w, rows, k, &[0, 1], striped);
         let dst_k = p.cols();
         let mut dst = vec![f32::NAN; panels_len(dst_k, k)];
         dst.iter_mut().for_each(|v| *v = 0.0);

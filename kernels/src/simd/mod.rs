@@ -63,6 +63,10 @@ pub unsafe trait V16: Copy {
     /// How many `Self` accumulators a micro-kernel may keep live without spilling
     /// (leaving registers for weights and the broadcast operand).
     const MAX_ACC: usize;
+    /// Whether this path's micro-kernel reads striped `f32` panels (`[NP][k][16]`, the
+    /// packing's `striped` layout): the paths that take a panel one vector at a time.
+    /// Only CPUs whose every path does pack them.
+    const READS_STRIPES: bool = false;
     /// All lanes `x`.
     unsafe fn splat(x: f32) -> Self;
     /// All lanes 0.

@@ -275,6 +275,7 @@ unsafe fn backward_layer<W: Element, T: Element>(
                     k: d.zrow,
                     panels: dx_cols / WIDTH,
                     quant: None,
+                    striped: false,
                 },
             };
             let (out, stride) = if layer > 0 {

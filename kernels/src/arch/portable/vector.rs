@@ -59,6 +59,7 @@ unsafe impl V16 for WideX4 {
     // 16 xmm on SSE2, four per vector. Measured: letting the one- and two-row
     // kernels keep 8 vectors (some spill) beats splitting the panel into groups.
     const MAX_ACC: usize = 8;
+    const READS_STRIPES: bool = true;
 
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {

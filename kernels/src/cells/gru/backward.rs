@@ -173,6 +173,7 @@ pub(crate) fn views<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *const f32
         k,
         panels: h.div_ceil(64),
         quant: None,
+        striped: false,
     };
     match w {
         Weights::LinearBeforeReset { peephole, .. } => BackWeights::LinearBeforeReset {

@@ -66,6 +66,7 @@ unsafe impl V16 for Avx2x2 {
 
     // 16 ymm, two per vector: 6 vectors = 12 accumulators + weights + broadcast.
     const MAX_ACC: usize = 6;
+    const READS_STRIPES: bool = true;
 
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
