@@ -10,8 +10,11 @@
 //!
 //! so one 16-unit tile of hidden units yields all `ng` gates side by side. Columns are
 //! cut into panels of `NP * 16`; a panel is stored `k`-major (`[k][NP * 16]`), which is
-//! the order the micro-kernel streams it in. Padding columns (units past `rows`, or
-//! past the last panel) are zero, which keeps padded hidden units at exactly zero.
+//! the order the micro-kernel streams it in, or, for `f32` on a CPU without AVX-512,
+//! in stripes (`[NP][k][16]`: each vector over all `k` in one piece, the order the
+//! AVX2 and portable tiles, which take a panel one vector at a time, stream it in; see
+//! [`Panels::pack_layout`]). Padding columns (units past `rows`, or past the last
+//! panel) are zero, which keeps padded hidden units at exactly zero.
 //!
 //! The panel width `NP` is part of the type ([`Panels<W, NP>`], [`PanelsView<W, NP>`]),
 //! and the kernels take it from there: a packing and a kernel cannot disagree on it.
