@@ -153,6 +153,12 @@ pub(crate) unsafe fn run<
             };
             // SAFETY: `p < w.panels`, so the panel lies inside the packed data.
             let panel = unsafe { w.ptr.add(p * w.k * width) };
+            let at = PanelAt {
+                ptr: panel,
+                k: w.k,
+                index: p,
+                striped: w.striped,
+            };
             // The panel this member takes next (none after its last): a step's
             // recurrent weights outgrow L2 (16 MiB at H = 1024, 4 MiB at 512), so each
             // panel comes from L3, and the first row block to read it ran at L3's speed
@@ -167,9 +173,7 @@ pub(crate) unsafe fn run<
                 let fetching = fetches(MR, NP, V::MAX_ACC);
                 let ahead = Ahead::share(fetching, next, lines, each, &mut b);
                 // SAFETY: rows r..r+MR are < nrows; forwarded contract.
-                unsafe {
-                    block::<V, W, NP, MR, E>(a, r, w.k, panel, p, epi, r == r0, ahead, w.striped)
-                };
+                unsafe { block::<V, W, NP, MR, E>(a, r, &at, epi, r == r0, ahead) };
                 r += MR;
             }
             // Remainder rows in blocks of 4, 2, 1 (fewer instantiations than one per
@@ -181,45 +185,15 @@ pub(crate) unsafe fn run<
                     if left >= 4 && MR > 4 {
                         let fetching = fetches(4, NP, V::MAX_ACC);
                         let ahead = Ahead::share(fetching, next, lines, each, &mut b);
-                        block::<V, W, NP, 4, E>(
-                            a,
-                            r,
-                            w.k,
-                            panel,
-                            p,
-                            epi,
-                            r == r0,
-                            ahead,
-                            w.striped,
-                        );
+                        block::<V, W, NP, 4, E>(a, r, &at, epi, r == r0, ahead);
                         r += 4;
                     } else if left >= 2 && MR > 2 {
                         let ahead = Ahead::NONE;
-                        block::<V, W, NP, 2, E>(
-                            a,
-                            r,
-                            w.k,
-                            panel,
-                            p,
-                            epi,
-                            r == r0,
-                            ahead,
-                            w.striped,
-                        );
+                        block::<V, W, NP, 2, E>(a, r, &at, epi, r == r0, ahead);
                         r += 2;
                     } else {
                         let ahead = Ahead::NONE;
-                        block::<V, W, NP, 1, E>(
-                            a,
-                            r,
-                            w.k,
-                            panel,
-                            p,
-                            epi,
-                            r == r0,
-                            ahead,
-                            w.striped,
-                        );
+                        block::<V, W, NP, 1, E>(a, r, &at, epi, r == r0, ahead);
                         r += 1;
                     }
                 }
@@ -336,23 +310,28 @@ const CHUNK_FLOATS: usize = 2 * 1024 * 1024;
 /// training step took 8% longer; `bench-suite/results/chunk-floor-ab-xeon167.md`.)
 const MIN_CHUNK_ROWS: usize = 192;
 
+/// The panel a block multiplies: where it starts, its `k` rows, its index (for the
+/// epilogue) and its layout (`PanelsView::striped`).
+struct PanelAt<W> {
+    ptr: *const W,
+    k: usize,
+    index: usize,
+    striped: bool,
+}
+
 /// One `M x NP` block: micro-kernel then epilogue per row. `first`: the first block
 /// of the panel in this product (the micro-kernel may prefetch the panel for the rest);
-/// `ahead`: this block's share of the next panel; `striped`: the panel's layout
-/// (`PanelsView::striped`).
-#[allow(clippy::too_many_arguments)]
+/// `ahead`: this block's share of the next panel.
 #[inline(always)]
 unsafe fn block<V: V16, W: Storage, const NP: usize, const M: usize, E: Epilogue<V, NP>>(
     a: &Rows,
     r0: usize,
-    k: usize,
-    panel: *const W,
-    p: usize,
+    at: &PanelAt<W>,
     epi: &E,
     first: bool,
     ahead: Ahead,
-    striped: bool,
 ) {
+    let (k, panel, p, striped) = (at.k, at.ptr, at.index, at.striped);
     let mut ptrs = [std::ptr::null::<f32>(); M];
     for (i, q) in ptrs.iter_mut().enumerate() {
         // SAFETY: rows r0..r0+M are valid (caller's contract).
