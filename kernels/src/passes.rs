@@ -245,6 +245,7 @@ unsafe fn pass_i8<B, W, E, const NP: usize>(
         k4,
         panels: job.w.panels,
         q,
+        striped: job.w.striped,
     };
     let pairs_fit = q.pairs_fit_i16(q8.qmax);
     // Integer multiply-adds run about 4 per float one.

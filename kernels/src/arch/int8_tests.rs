@@ -82,17 +82,24 @@ impl Case {
 }
 
 /// The kernels' product of `c` at backend `B` (rows `nrows x n`), with the
-/// `vpmaddubsw` fast form allowed when `fast` (and the pairs fit).
+/// `vpmaddubsw` fast form allowed when `fast` (and the pairs fit), over panels in
+/// rows or `striped`.
 struct Run<'a, const NP: usize> {
     c: &'a Case,
     fast: bool,
     reverse: bool,
+    striped: bool,
 }
 
 impl<const NP: usize> ForBackend for Run<'_, NP> {
-    type Output = Vec<f32>;
+    /// `None` where the path does not run (striped panels only on paths that read
+    /// them).
+    type Output = Option<Vec<f32>>;
 
-    fn call<B: Backend>(self) -> Vec<f32> {
+    fn call<B: Backend>(self) -> Option<Vec<f32>> {
+        if self.striped && !<B::V as crate::simd::V16>::READS_STRIPES {
+            return None;
+        }
         let c = self.c;
         let m = c.matrix();
         let w: Vec<Coded> = (0..c.n * c.k)
@@ -101,7 +108,9 @@ impl<const NP: usize> ForBackend for Run<'_, NP> {
                 Coded::weight(c.codes[e], z, s)
             })
             .collect();
-        let panels = Panels::<i8, NP>::pack(&w, c.n, c.k, &[0]);
+        let panels = Panels::<i8, NP>::pack_layout(&w, c.n, c.k, &[0], self.striped);
+        // (One vector per panel has only rows.)
+        assert_eq!(panels.striped(), self.striped && NP > 1);
         let view = panels.view();
         let q = view.quant.unwrap();
         let stride = 4 * c.k.div_ceil(4);
@@ -144,6 +153,7 @@ impl<const NP: usize> ForBackend for Run<'_, NP> {
             k4: c.k.div_ceil(4),
             panels: view.panels,
             q,
+            striped: view.striped,
         };
         let store = Store {
             out: out.as_mut_ptr(),
@@ -154,9 +164,11 @@ impl<const NP: usize> ForBackend for Run<'_, NP> {
         // SAFETY: the job's buffers are sized above; `out` covers every panel's
         // columns; `fit` only when the pairs fit.
         unsafe { B::panels_i8(&job, 0..view.panels, self.reverse, &store, fit) };
-        (0..c.nrows)
-            .flat_map(|r| out[r * cols..r * cols + c.n].to_vec())
-            .collect()
+        Some(
+            (0..c.nrows)
+                .flat_map(|r| out[r * cols..r * cols + c.n].to_vec())
+                .collect(),
+        )
     }
 }
 
@@ -164,20 +176,29 @@ fn check(c: &Case, what: &str) {
     check_with::<4>(c, what, &[false]);
 }
 
-/// [`check`] with panels of `NP` vectors walked in each of `orders` (`reverse`).
+/// [`check`] with panels of `NP` vectors walked in each of `orders` (`reverse`), in
+/// rows and, on the paths that read them, in stripes (whatever this CPU packs).
 fn check_with<const NP: usize>(c: &Case, what: &str, orders: &[bool]) {
     let want = c.expected();
     for isa in Isa::available() {
-        for (fast, &reverse) in [false, true]
-            .into_iter()
-            .flat_map(|f| orders.iter().map(move |r| (f, r)))
-        {
-            let run = Run::<NP> { c, fast, reverse };
-            let got = dispatch(isa.detected().unwrap(), run);
+        for (fast, &reverse, striped) in [false, true].into_iter().flat_map(|f| {
+            orders
+                .iter()
+                .flat_map(move |r| [false, true].map(|s| (f, r, s)))
+        }) {
+            let run = Run::<NP> {
+                c,
+                fast,
+                reverse,
+                striped,
+            };
+            let Some(got) = dispatch(isa.detected().unwrap(), run) else {
+                continue;
+            };
             for (e, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     g.to_bits() == w.to_bits(),
-                    "{what} {isa} fast={fast} reverse={reverse} {:?} nrows {} k {} n {}: element {e} got {g}, want {w}",
+                    "{what} {isa} fast={fast} reverse={reverse} striped={striped} {:?} nrows {} k {} n {}: element {e} got {g}, want {w}",
                     c.scheme,
                     c.nrows,
                     c.k,

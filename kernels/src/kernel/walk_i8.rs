@@ -60,11 +60,14 @@ pub(crate) struct Job8<const NP: usize> {
     /// `nrows` parameters.
     pub(crate) rows: *const RowQuant,
     pub(crate) nrows: usize,
-    /// Panels of `[k4][NP * 16][4]` codes.
+    /// Panels of `[k4][NP * 16][4]` codes, or `[NP][k4][16][4]` when `striped`.
     pub(crate) w: *const i8,
     pub(crate) k4: usize,
     pub(crate) panels: usize,
     pub(crate) q: QuantView,
+    /// The panels' layout (`PanelsView::striped`): striped only for paths whose
+    /// `V16::READS_STRIPES`.
+    pub(crate) striped: bool,
 }
 
 // SAFETY: a job only reads (its rows, parameters and panels), from buffers that outlive
@@ -193,7 +196,8 @@ pub(crate) unsafe fn run<V: V16, D: Dot8, X: Matrix8, const NP: usize, E: Epilog
         .max(1)
         .div_ceil(gran)
         * gran;
-    let matrix = X::ROWS > 0 && job.nrows >= X::ROWS && X::takes(job.k4, NP);
+    // (The unit reads panel rows; stripes are packed only where it cannot run.)
+    let matrix = X::ROWS > 0 && !job.striped && job.nrows >= X::ROWS && X::takes(job.k4, NP);
     let most = if matrix {
         X::blocks(job.k4, NP).clamp(1, X::MAX_BLOCKS)
     } else {
@@ -374,8 +378,15 @@ unsafe fn block<V: V16, D: Dot8, const NP: usize, const M: usize, E: Epilogue<V,
     for i in 0..M {
         epi.prefetch(r0 + i, p);
     }
-    // SAFETY: forwarded contract: rows hold 4 k4 bytes, the panel k4 * NP * 64.
-    let acc = unsafe { tile::<D, M, NP>(&rows, job.k4, panel, ahead) };
+    // SAFETY: forwarded contract: rows hold 4 k4 bytes, the panel k4 * NP * 64 in the
+    // layout named (striped only for a `V` that reads stripes).
+    let acc = unsafe {
+        if V::READS_STRIPES && job.striped {
+            tile::<D, M, NP, true>(&rows, job.k4, panel, ahead)
+        } else {
+            tile::<D, M, NP, false>(&rows, job.k4, panel, ahead)
+        }
+    };
     for (i, row) in acc.iter().enumerate() {
         // SAFETY: row r0 + i < nrows has parameters; (r0 + i, p) is inside the
         // epilogue's bounds (caller's contract).
@@ -459,13 +470,13 @@ unsafe fn scale_lanes<V: V16, D: Dot8>(
 /// in groups that fit the register file, two partial sums for blocks of one or two rows
 /// (more independent chains to hide the latency), added at the end (exact). The form
 /// with one group and one partial sum also fetches `ahead` into L2; the others get
-/// none from the walk.
+/// none from the walk. `S`: the panel is striped (`[NP][k4][16][4]`), else in rows.
 ///
 /// # Safety
 /// `D`'s ISA must be available; each row valid for `4 k4` reads, `panel` for
 /// `k4 * NP * 64`.
 #[inline(always)]
-unsafe fn tile<D: Dot8, const M: usize, const NP: usize>(
+unsafe fn tile<D: Dot8, const M: usize, const NP: usize, const S: bool>(
     rows: &[*const u8; M],
     k4: usize,
     panel: *const i8,
@@ -480,16 +491,16 @@ unsafe fn tile<D: Dot8, const M: usize, const NP: usize>(
     // SAFETY: (all arms) forwarded contract.
     unsafe {
         match (split, gs) {
-            (true, 1) => groups::<D, M, NP, 1, 2>(rows, k4, panel, ahead),
-            (true, 2) => groups::<D, M, NP, 2, 2>(rows, k4, panel, ahead),
-            (true, 3) => groups::<D, M, NP, 3, 2>(rows, k4, panel, ahead),
-            (true, 4) => groups::<D, M, NP, 4, 2>(rows, k4, panel, ahead),
-            (true, _) => groups::<D, M, NP, 6, 2>(rows, k4, panel, ahead),
-            (false, 1) => groups::<D, M, NP, 1, 1>(rows, k4, panel, ahead),
-            (false, 2) => groups::<D, M, NP, 2, 1>(rows, k4, panel, ahead),
-            (false, 3) => groups::<D, M, NP, 3, 1>(rows, k4, panel, ahead),
-            (false, 4) => groups::<D, M, NP, 4, 1>(rows, k4, panel, ahead),
-            (false, _) => groups::<D, M, NP, 6, 1>(rows, k4, panel, ahead),
+            (true, 1) => groups::<D, M, NP, 1, 2, S>(rows, k4, panel, ahead),
+            (true, 2) => groups::<D, M, NP, 2, 2, S>(rows, k4, panel, ahead),
+            (true, 3) => groups::<D, M, NP, 3, 2, S>(rows, k4, panel, ahead),
+            (true, 4) => groups::<D, M, NP, 4, 2, S>(rows, k4, panel, ahead),
+            (true, _) => groups::<D, M, NP, 6, 2, S>(rows, k4, panel, ahead),
+            (false, 1) => groups::<D, M, NP, 1, 1, S>(rows, k4, panel, ahead),
+            (false, 2) => groups::<D, M, NP, 2, 1, S>(rows, k4, panel, ahead),
+            (false, 3) => groups::<D, M, NP, 3, 1, S>(rows, k4, panel, ahead),
+            (false, 4) => groups::<D, M, NP, 4, 1, S>(rows, k4, panel, ahead),
+            (false, _) => groups::<D, M, NP, 6, 1, S>(rows, k4, panel, ahead),
         }
     }
 }
@@ -497,13 +508,22 @@ unsafe fn tile<D: Dot8, const M: usize, const NP: usize>(
 /// [`tile`] with `GS` vectors per group (`GS` divides `NP`) and `P` partial sums; with
 /// one group and one partial sum, the first row groups also fetch `ahead`.
 #[inline(always)]
-unsafe fn groups<D: Dot8, const M: usize, const NP: usize, const GS: usize, const P: usize>(
+unsafe fn groups<
+    D: Dot8,
+    const M: usize,
+    const NP: usize,
+    const GS: usize,
+    const P: usize,
+    const S: bool,
+>(
     rows: &[*const u8; M],
     k4: usize,
     panel: *const i8,
     ahead: Ahead,
 ) -> [[D; NP]; M] {
-    let width = NP * LANES;
+    // Bytes from one vector of a panel row to the next, and from one row (group of 4
+    // `k`) of a vector to the next: 64 and `NP * 64` in rows, `64 k4` and 64 in stripes.
+    let (vector, row) = if S { (k4 * 64, 64) } else { (64, NP * 64) };
     // (Constant per instantiation: the other forms never fetch.)
     let (per_row, fetching) = if P == 1 && GS == NP {
         ahead.per_row(k4)
@@ -515,6 +535,8 @@ unsafe fn groups<D: Dot8, const M: usize, const NP: usize, const GS: usize, cons
     let mut out = [[zero; NP]; M];
     let mut g0 = 0;
     while g0 + GS <= NP {
+        // SAFETY: vector g0 < NP of the panel.
+        let first = unsafe { panel.add(g0 * vector) };
         let mut acc = [[[zero; GS]; M]; P];
         let mut q = 0;
         // A separate loop, so the plain one below is unchanged (`fetching` is 0 but
@@ -524,40 +546,19 @@ unsafe fn groups<D: Dot8, const M: usize, const NP: usize, const GS: usize, cons
                 simd::prefetch_l2(ahead.ptr.wrapping_add((q * per_row + j) * 64));
             }
             // SAFETY: group q < fetching <= k4 of the panel and of every row.
-            unsafe {
-                step::<D, M, GS>(
-                    &mut acc[0],
-                    rows,
-                    q,
-                    panel.add((q * width + g0 * LANES) * 4),
-                )
-            };
+            unsafe { step::<D, M, GS>(&mut acc[0], rows, q, first.add(q * row), vector) };
             q += 1;
         }
         while q + P <= k4 {
             for (pp, part) in acc.iter_mut().enumerate() {
                 // SAFETY: group q + pp < k4 of the panel and of every row.
-                unsafe {
-                    step::<D, M, GS>(
-                        part,
-                        rows,
-                        q + pp,
-                        panel.add(((q + pp) * width + g0 * LANES) * 4),
-                    )
-                };
+                unsafe { step::<D, M, GS>(part, rows, q + pp, first.add((q + pp) * row), vector) };
             }
             q += P;
         }
         while q < k4 {
             // SAFETY: as above.
-            unsafe {
-                step::<D, M, GS>(
-                    &mut acc[0],
-                    rows,
-                    q,
-                    panel.add((q * width + g0 * LANES) * 4),
-                )
-            };
+            unsafe { step::<D, M, GS>(&mut acc[0], rows, q, first.add(q * row), vector) };
             q += 1;
         }
         for i in 0..M {
@@ -578,19 +579,22 @@ unsafe fn groups<D: Dot8, const M: usize, const NP: usize, const GS: usize, cons
 /// One group of 4 `k`: `acc[i][j] += a_i[4q..4q+4] · w[q][j]`.
 ///
 /// # Safety
-/// As for [`tile`], with `q < k4` and `w` at vector `g0` of row group `q`.
+/// As for [`tile`], with `q < k4` and `w` at vector `g0` of row group `q`, the next
+/// vectors of the group `vector` bytes apart.
 #[inline(always)]
 unsafe fn step<D: Dot8, const M: usize, const GS: usize>(
     acc: &mut [[D; GS]; M],
     rows: &[*const u8; M],
     q: usize,
     w: *const i8,
+    vector: usize,
 ) {
-    // SAFETY: caller's contract: GS vectors of 64 bytes at `w`, 4 bytes at 4q per row.
+    // SAFETY: caller's contract: GS vectors of 64 bytes from `w`, `vector` apart, and
+    // 4 bytes at 4q per row.
     unsafe {
         let mut wv = [D::load_w(w); GS];
         for (j, v) in wv.iter_mut().enumerate().skip(1) {
-            *v = D::load_w(w.add(j * LANES * 4));
+            *v = D::load_w(w.add(j * vector));
         }
         for i in 0..M {
             let a = D::splat_a(rows[i].add(4 * q));

@@ -5,7 +5,10 @@
 //! A panel is `[k.div_ceil(4)][NP * 16][4]` bytes: the 32-bit word `(q, c)` holds the
 //! codes of rows `4q .. 4q + 4` of column `c`, the operand layout of `vpdpbusd` (and of
 //! `vpmaddubsw` pairs). A `k` that is not a multiple of 4 pads with zero codes, which
-//! contribute nothing whatever the activation bytes beside them.
+//! contribute nothing whatever the activation bytes beside them. Striped
+//! ([`Panels::pack_layout`]), the same words are `[NP][k.div_ceil(4)][16][4]`: each
+//! vector of 16 words over all `k` in one piece, for the tiles that take one vector (one
+//! cache line) of a panel row at a time.
 
 use super::{Panels, LANES};
 use crate::aligned::AlignedVec;
@@ -103,10 +106,37 @@ fn column_codes<S: Element>(src: &[S]) -> (Vec<i8>, i8, f32) {
     (codes, 0, s)
 }
 
+/// Where code `kk` of column `col` of panel `p` is stored in an int8 packing of `k4`
+/// word rows: in the panel's rows (`[k4][NP * 16][4]`) or, when `striped`, in its
+/// vectors' stripes (`[NP][k4][16][4]`).
+#[inline]
+pub(crate) fn index_i8<const NP: usize>(
+    striped: bool,
+    k4: usize,
+    p: usize,
+    kk: usize,
+    col: usize,
+) -> usize {
+    let width = NP * LANES;
+    let word = if striped {
+        p * k4 * width + (col / LANES * k4 + kk / 4) * LANES + col % LANES
+    } else {
+        (p * k4 + kk / 4) * width + col
+    };
+    word * 4 + kk % 4
+}
+
 impl<W: Storage, const NP: usize> Panels<W, NP> {
-    /// The int8 packing of [`Panels::pack`] (for `W = i8`): codes per column as
-    /// [`column_codes`] gives them, four `k` per 32-bit word, and the [`ColumnQuant`].
-    pub(super) fn pack_int8<S: Element>(w: &[S], rows: usize, k: usize, gates: &[usize]) -> Self {
+    /// The int8 packing of [`Panels::pack_layout`] (for `W = i8`): codes per column as
+    /// [`column_codes`] gives them, four `k` per 32-bit word, in panel rows or stripes,
+    /// and the [`ColumnQuant`].
+    pub(super) fn pack_int8<S: Element>(
+        w: &[S],
+        rows: usize,
+        k: usize,
+        gates: &[usize],
+        striped: bool,
+    ) -> Self {
         let ng = gates.len();
         let tiles = rows.div_ceil(LANES);
         let width = Self::WIDTH;
@@ -128,7 +158,7 @@ impl<W: Storage, const NP: usize> Panels<W, NP> {
             let (codes, zp, s) = column_codes(&w[(gates[gi] * rows + u) * k..][..k]);
             let (p, col) = (c / width, c % width);
             for (kk, &q) in codes.iter().enumerate() {
-                out[((p * k4 + kk / 4) * width + col) * 4 + kk % 4] = W::round_from(f32::from(q));
+                out[index_i8::<NP>(striped, k4, p, kk, col)] = W::round_from(f32::from(q));
             }
             for pair in codes.chunks(2) {
                 let (a, b) = (i32::from(pair[0]), pair.get(1).map_or(0, |&v| i32::from(v)));
@@ -151,7 +181,7 @@ impl<W: Storage, const NP: usize> Panels<W, NP> {
                 pair_max,
                 pair_min,
             })),
-            striped: false,
+            striped,
         }
     }
 }
@@ -166,7 +196,7 @@ mod tests {
         // 1 gate x 3 rows, k = 5: row r holds r * 10 + kk (max 24: scale 24 / 127).
         let (rows, k) = (3, 5);
         let w: Vec<f32> = (0..rows * k).map(|e| (e / k * 10 + e % k) as f32).collect();
-        let p = Panels::<i8, 4>::pack(&w, rows, k, &[0]);
+        let p = Panels::<i8, 4>::pack_layout(&w, rows, k, &[0], false);
         let q = p.quant.as_ref().unwrap();
         let (k4, width) = (2, 64);
         let d = p.data();
@@ -192,7 +222,7 @@ mod tests {
             .iter()
             .map(|&c| Coded::weight(c, -3, 0.5))
             .collect();
-        let p = Panels::<i8, 4>::pack(&w, 1, 4, &[0]);
+        let p = Panels::<i8, 4>::pack_layout(&w, 1, 4, &[0], false);
         let q = p.quant.as_ref().unwrap();
         assert_eq!(&p.data()[..4], &[-128, 127, 5, 127]);
         assert_eq!(q.zero_point.as_ref().unwrap().as_slice()[0], -3);
@@ -201,5 +231,44 @@ mod tests {
         assert_eq!((q.pair_max, q.pair_min), (5 + 127, -128));
         assert!(!q.view().pairs_fit_i16(255));
         assert!(q.view().pairs_fit_i16(127));
+    }
+
+    /// The striped packing holds every code of the row packing (and the same column
+    /// data), each vector's words over all `k` in one piece; `index_i8` finds a code in
+    /// either.
+    #[test]
+    fn stripes_hold_each_vector_of_words_in_one_piece() {
+        let (rows, k) = (40, 7);
+        let w: Vec<f32> = (0..3 * rows * k)
+            .map(|i| (i % 251) as f32 - 125.0)
+            .collect();
+        let by_rows = Panels::<i8, 4>::pack_layout(&w, rows, k, &[0, 2, 1], false);
+        let striped = Panels::<i8, 4>::pack_layout(&w, rows, k, &[0, 2, 1], true);
+        assert!(striped.striped() && !by_rows.striped());
+        assert_eq!(striped.panels(), by_rows.panels());
+        let (qr, qs) = (
+            by_rows.quant.as_ref().unwrap(),
+            striped.quant.as_ref().unwrap(),
+        );
+        assert_eq!(qr.col_sum.as_slice(), qs.col_sum.as_slice());
+        assert_eq!(qr.scale.as_slice(), qs.scale.as_slice());
+        let k4 = k.div_ceil(4);
+        let mut seen = 0;
+        for p in 0..by_rows.panels() {
+            for kk in 0..4 * k4 {
+                for col in 0..64 {
+                    let r = by_rows.data()[index_i8::<4>(false, k4, p, kk, col)];
+                    let s = striped.data()[index_i8::<4>(true, k4, p, kk, col)];
+                    assert_eq!(r, s, "panel {p}, k {kk}, column {col}");
+                    // Vector `col / 16` of panel `p` starts at byte `(4 p + col / 16) k4 64`.
+                    let at = (4 * p + col / 16) * k4 * 64 + (kk / 4 * 16 + col % 16) * 4 + kk % 4;
+                    assert_eq!(striped.data()[at], r);
+                    seen += usize::from(r != 0);
+                }
+            }
+        }
+        assert!(seen > 800, "the codes compared are mostly nonzero: {seen}");
+        // One vector per panel keeps its rows.
+        assert!(!Panels::<i8, 1>::pack_layout(&w, rows, k, &[0], true).striped());
     }
 }

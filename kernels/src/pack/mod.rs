@@ -49,13 +49,14 @@ pub(crate) struct Panels<W: Storage, const NP: usize> {
     panels: usize,
     /// The per-column data of int8 codes (`W::QUANTIZED`); `None` for float types.
     quant: Option<Box<ColumnQuant>>,
-    /// `[NP][k][16]` per panel instead of `[k][NP * 16]` (`f32` only).
+    /// `[NP][k][16]` per panel instead of `[k][NP * 16]` (`f32` and int8 only).
     striped: bool,
 }
 
 /// Where column `col` of panel `p`'s row `kk` is stored in a packing of `k` rows: in
 /// the panel's rows (`[k][NP * 16]`, lanes placed by [`Storage::position`]) or, when
-/// `striped` (`f32` only), in its vectors' stripes (`[NP][k][16]`).
+/// `striped` (`f32` only), in its vectors' stripes (`[NP][k][16]`). (int8 codes:
+/// [`int8::index_i8`].)
 #[inline]
 pub(crate) fn index<W: Storage, const NP: usize>(
     striped: bool,
@@ -73,9 +74,11 @@ pub(crate) fn index<W: Storage, const NP: usize>(
 }
 
 /// Whether `W` panels of `NP` vectors can be striped: `f32` (whose vectors are 16
-/// plain values) with more than one vector (one vector's stripe is its row).
+/// plain values) and int8 codes (whose vectors are 16 words of 4 codes, `int8`), with
+/// more than one vector (one vector's stripe is its row). Not the half types, whose
+/// lanes sit in pairs across vectors ([`Storage::position`]).
 const fn stripes_allowed<W: Storage, const NP: usize>() -> bool {
-    std::mem::size_of::<W>() == 4 && !W::QUANTIZED && NP > 1
+    NP > 1 && (W::QUANTIZED || std::mem::size_of::<W>() == 4)
 }
 
 /// The layout packed on this CPU: striped where every path it can run takes a panel
@@ -105,9 +108,10 @@ impl<W: Storage, const NP: usize> Panels<W, NP> {
         Self::pack_layout(w, rows, k, gates, striped_here::<W, NP>())
     }
 
-    /// [`pack`](Self::pack) in the given layout: `striped` (`f32`, `NP > 1` only) stores
-    /// each 16-lane vector of a panel over all `k` in one piece (`[NP][k][16]`) instead
-    /// of the panel's rows (`[k][NP * 16]`).
+    /// [`pack`](Self::pack) in the given layout: `striped` (`f32` and int8, `NP > 1`
+    /// only) stores each 16-lane vector of a panel over all `k` in one piece
+    /// (`[NP][k][16]`; int8: `[NP][k / 4][16][4]`) instead of the panel's rows
+    /// (`[k][NP * 16]`).
     pub(crate) fn pack_layout<S: Element>(
         w: &[S],
         rows: usize,
@@ -115,10 +119,10 @@ impl<W: Storage, const NP: usize> Panels<W, NP> {
         gates: &[usize],
         striped: bool,
     ) -> Self {
-        if W::QUANTIZED {
-            return Self::pack_int8(w, rows, k, gates);
-        }
         let striped = striped && stripes_allowed::<W, NP>();
+        if W::QUANTIZED {
+            return Self::pack_int8(w, rows, k, gates, striped);
+        }
         let ng = gates.len();
         let tiles = rows.div_ceil(LANES);
         let cols = tiles * ng * LANES;
