@@ -215,6 +215,25 @@ mod storage {
         /// `V`'s ISA must be available and `p` valid for 16 reads.
         unsafe fn load16<V: V16>(p: *const Self) -> V;
 
+        /// Where lane `l` of a vector is stored within a row of a striped panel's
+        /// vector (16 values; `pack::index`). The identity, except for bf16, which
+        /// zips the two halves of the vector for [`V16::load_bf16_zipped`].
+        #[inline(always)]
+        fn stripe_position(l: usize) -> usize {
+            l
+        }
+
+        /// Loads one row of a striped panel's vector (16 values placed by
+        /// [`stripe_position`](Self::stripe_position)).
+        ///
+        /// # Safety
+        /// `V`'s ISA must be available and `p` valid for 16 reads.
+        #[inline(always)]
+        unsafe fn load_stripe<V: V16>(p: *const Self) -> V {
+            // SAFETY: forwarded contract.
+            unsafe { Self::load16::<V>(p) }
+        }
+
         /// This type's dispatch table for `isa` (the recurrent layers'). Every weight
         /// type writes its own body (there is no default), building the table at its
         /// own type: the bodies are then ordinary functions of this crate, so the
@@ -357,6 +376,18 @@ mod storage {
         unsafe fn load16<V: V16>(p: *const Self) -> V {
             // SAFETY: forwarded contract; bf16 is a transparent u16.
             unsafe { V::load_bf16(p.cast::<u16>()) }
+        }
+
+        #[inline(always)]
+        fn stripe_position(l: usize) -> usize {
+            2 * (l % 8) + l / 8
+        }
+
+        #[inline(always)]
+        unsafe fn load_stripe<V: V16>(p: *const Self) -> V {
+            // SAFETY: forwarded contract; bf16 is a transparent u16, zipped as
+            // `stripe_position` places it.
+            unsafe { V::load_bf16_zipped(p.cast::<u16>()) }
         }
 
         tables_of_this_type!();

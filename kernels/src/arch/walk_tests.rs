@@ -1,14 +1,15 @@
-//! The `f32` micro-kernel walk on every available path against exact sums, at sizes
-//! where it fetches the next panel ahead (this member's panels outgrow L2) and where
-//! it does not: the fetch splits the product's loop, and a row lost or taken twice in
-//! the split must show. Both panel layouts (rows, and the stripes of the paths that
-//! read them) whatever this CPU packs.
+//! The micro-kernel walk on every available path against exact sums, at sizes where
+//! it fetches the next panel ahead (this member's panels outgrow L2) and where it does
+//! not: the fetch splits the product's loop, and a row lost or taken twice in the split
+//! must show. Both panel layouts (rows, and the stripes of the paths that read them)
+//! whatever this CPU packs; `f32` panels laid out by hand, the half types packed.
 
 use super::{dispatch, Backend, Blocked, ForBackend};
+use crate::element::{Element, Storage};
 use crate::isa::Isa;
 use crate::kernel::walk::Job;
 use crate::kernel::{Rows, Store};
-use crate::pack::PanelsView;
+use crate::pack::{Panels, PanelsView};
 
 /// Small integers, so every product and sum is exact in `f32`.
 fn a_at(r: usize, kk: usize) -> f32 {
@@ -20,47 +21,92 @@ fn w_at(c: usize, kk: usize) -> f32 {
     ((c * 3 + kk * 11) % 5) as f32 - 2.0
 }
 
-struct Product<'a> {
+/// `a` (`nrows` rows of `w.k`) times the panels `w` (of 4 vectors) into `out`.
+struct Product<'a, W> {
     a: &'a [f32],
-    w: &'a [f32],
+    w: PanelsView<W, 4>,
     nrows: usize,
-    k: usize,
-    panels: usize,
     reverse: bool,
-    striped: bool,
     out: &'a mut [f32],
 }
 
-impl ForBackend for Product<'_> {
+impl<W: Storage> ForBackend for Product<'_, W> {
     /// Whether the path ran (striped panels only on paths that read them).
     type Output = bool;
 
     fn call<B: Backend>(self) -> bool {
-        if self.striped && !<B::V as crate::simd::V16>::READS_STRIPES {
+        if self.w.striped && !<B::V as crate::simd::V16>::READS_STRIPES {
             return false;
         }
         let job = Job {
-            a: Rows::strided(self.a.as_ptr(), self.k, self.nrows),
+            a: Rows::strided(self.a.as_ptr(), self.w.k, self.nrows),
             nrows: self.nrows,
-            w: PanelsView {
-                ptr: self.w.as_ptr(),
-                k: self.k,
-                panels: self.panels,
-                quant: None,
-                striped: self.striped,
-            },
+            w: self.w,
         };
         let store = Store {
             out: self.out.as_mut_ptr(),
-            stride: self.panels * 64,
+            stride: self.w.panels * 64,
             bias: std::ptr::null(),
         };
         // SAFETY: `B` came from `dispatch`; `a` holds `nrows` rows of `k` floats, `w`
-        // `panels` panels of `k` rows of 64 floats, `out` `nrows` rows of the panels'
-        // columns.
-        unsafe { <B as Blocked<4>>::panels(&job, 0..self.panels, self.reverse, &store) };
+        // (the caller's) `panels` panels of `k` rows of 64 values, `out` `nrows` rows of
+        // the panels' columns.
+        unsafe { <B as Blocked<4>>::panels(&job, 0..self.w.panels, self.reverse, &store) };
         true
     }
+}
+
+/// `a` times `w` (`panels` panels of `k` rows, in `striped` layout) on every available
+/// path that reads that layout, in both panel orders, against `want` (exact).
+#[allow(clippy::too_many_arguments)]
+fn check_walk<W: Storage>(
+    a: &[f32],
+    w: *const W,
+    nrows: usize,
+    k: usize,
+    panels: usize,
+    striped: bool,
+    want: &[f32],
+    what: &str,
+) {
+    for isa in Isa::available() {
+        for reverse in [false, true] {
+            let mut out = vec![f32::NAN; want.len()];
+            let product = Product {
+                a,
+                w: PanelsView {
+                    ptr: w,
+                    k,
+                    panels,
+                    quant: None,
+                    striped,
+                },
+                nrows,
+                reverse,
+                out: &mut out,
+            };
+            if !dispatch(isa.detected().unwrap(), product) {
+                continue;
+            }
+            let bad = (0..out.len()).find(|&i| out[i] != want[i]);
+            assert!(
+                bad.is_none(),
+                "{what} {isa:?}, {nrows} rows, k = {k}, reverse {reverse}, striped {striped}: \
+                 first wrong output {bad:?}"
+            );
+        }
+    }
+}
+
+/// The exact `a x w` of [`a_at`] and [`w_at`].
+fn exact(nrows: usize, k: usize, cols: usize) -> Vec<f32> {
+    (0..nrows * cols)
+        .map(|i| {
+            (0..k)
+                .map(|kk| a_at(i / cols, kk) * w_at(i % cols, kk))
+                .sum()
+        })
+        .collect()
 }
 
 #[test]
@@ -95,37 +141,41 @@ fn walk_sums_every_panel_row_with_and_without_fetching_ahead() {
                 w_at(p * 64 + j * 16 + l, kk)
             })
             .collect();
-        let cols = panels * 64;
-        let want: Vec<f32> = (0..nrows * cols)
-            .map(|i| {
-                (0..k)
-                    .map(|kk| a_at(i / cols, kk) * w_at(i % cols, kk))
-                    .sum()
-            })
-            .collect();
-        for isa in Isa::available() {
-            for (reverse, striped) in [(false, false), (true, false), (false, true), (true, true)] {
-                let mut out = vec![f32::NAN; nrows * cols];
-                let product = Product {
-                    a: &a,
-                    w: if striped { &striped_w } else { &rows_w },
-                    nrows,
-                    k,
-                    panels,
-                    reverse,
-                    striped,
-                    out: &mut out,
-                };
-                if !dispatch(isa.detected().unwrap(), product) {
-                    continue;
-                }
-                let bad = (0..out.len()).find(|&i| out[i] != want[i]);
-                assert!(
-                    bad.is_none(),
-                    "{isa:?}, {nrows} rows, k = {k}, reverse {reverse}, striped {striped}: \
-                     first wrong output {bad:?}"
-                );
-            }
+        let want = exact(nrows, k, panels * 64);
+        for (w, striped) in [(&rows_w, false), (&striped_w, true)] {
+            check_walk(&a, w.as_ptr(), nrows, k, panels, striped, &want, "f32");
+        }
+    }
+}
+
+/// The half types' panels (packed: bf16's rows hold pairs of vectors) in both layouts;
+/// [`w_at`]'s values are exact in each.
+#[test]
+fn half_panels_walk_in_both_layouts() {
+    half_walk::<half::f16>("f16");
+    half_walk::<half::bf16>("bf16");
+}
+
+fn half_walk<W: Element>(what: &str) {
+    for (nrows, k, panels) in [(17, 1100, 6), (5, 40, 3), (2, 33, 2)] {
+        let a: Vec<f32> = (0..nrows * k).map(|i| a_at(i / k, i % k)).collect();
+        // One gate of `panels * 64` units, unit `c`'s row of `k`: column `c`.
+        let units = panels * 64;
+        let w: Vec<f32> = (0..units * k).map(|i| w_at(i / k, i % k)).collect();
+        let want = exact(nrows, k, units);
+        for striped in [false, true] {
+            let p = Panels::<W, 4>::pack_layout(&w, units, k, &[0], striped);
+            assert_eq!((p.panels(), p.striped()), (panels, striped));
+            check_walk(
+                &a,
+                p.data().as_ptr(),
+                nrows,
+                k,
+                panels,
+                striped,
+                &want,
+                what,
+            );
         }
     }
 }

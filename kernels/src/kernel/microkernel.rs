@@ -52,8 +52,7 @@ const AHEAD_PER_ROW: usize = 4;
 ///
 /// # Safety
 /// `V`'s instruction set must be available; each `rows[i]` must be valid for `k` reads
-/// and `panel` for `k * NP * 16` reads; `striped` only for `f32` panels and a `V` that
-/// reads stripes.
+/// and `panel` for `k * NP * 16` reads; `striped` only for a `V` that reads stripes.
 #[inline(always)]
 pub(crate) unsafe fn tile<V: V16, W: Storage, const MR: usize, const NP: usize>(
     rows: &[*const f32; MR],
@@ -65,7 +64,7 @@ pub(crate) unsafe fn tile<V: V16, W: Storage, const MR: usize, const NP: usize>(
 ) -> [[V; NP]; MR] {
     // SAFETY: (both) forwarded contract.
     unsafe {
-        if V::READS_STRIPES && std::mem::size_of::<W>() == 4 && NP > 1 && striped {
+        if V::READS_STRIPES && NP > 1 && striped {
             tile_as::<V, W, MR, NP, true>(rows, k, panel, first, ahead)
         } else {
             tile_as::<V, W, MR, NP, false>(rows, k, panel, first, ahead)
@@ -106,11 +105,11 @@ unsafe fn load_at<V: V16, W: Storage, const NP: usize, const S: bool>(
     p: usize,
     j: usize,
 ) -> V {
-    // SAFETY: the vector lies inside the panel (caller's contract); a stripe's 16
-    // values are plain (`f32`).
+    // SAFETY: the vector lies inside the panel (caller's contract), placed in its
+    // stripe as `load_stripe` reads it.
     unsafe {
         if S {
-            W::load16::<V>(at::<W, NP, S>(panel, k, p, j))
+            W::load_stripe::<V>(at::<W, NP, S>(panel, k, p, j))
         } else {
             W::load_vec::<V>(at::<W, NP, S>(panel, k, p, j), j, NP)
         }

@@ -10,10 +10,10 @@
 //!
 //! so one 16-unit tile of hidden units yields all `ng` gates side by side. Columns are
 //! cut into panels of `NP * 16`; a panel is stored `k`-major (`[k][NP * 16]`), which is
-//! the order the micro-kernel streams it in, or, for `f32` on a CPU without AVX-512,
-//! in stripes (`[NP][k][16]`: each vector over all `k` in one piece, the order the
-//! AVX2 and portable tiles, which take a panel one vector at a time, stream it in; see
-//! [`Panels::pack_layout`]). Padding columns (units past `rows`, or past the last
+//! the order the micro-kernel streams it in, or, on a CPU without AVX-512, in stripes
+//! (`[NP][k][16]`: each vector over all `k` in one piece, the order the AVX2 and
+//! portable tiles, which take a panel one vector at a time, stream it in; see
+//! [`Panels::pack_layout`]; int8 codes likewise, four `k` per word: `int8`). Padding columns (units past `rows`, or past the last
 //! panel) are zero, which keeps padded hidden units at exactly zero.
 //!
 //! The panel width `NP` is part of the type ([`Panels<W, NP>`], [`PanelsView<W, NP>`]),
@@ -49,14 +49,14 @@ pub(crate) struct Panels<W: Storage, const NP: usize> {
     panels: usize,
     /// The per-column data of int8 codes (`W::QUANTIZED`); `None` for float types.
     quant: Option<Box<ColumnQuant>>,
-    /// `[NP][k][16]` per panel instead of `[k][NP * 16]` (`f32` and int8 only).
+    /// `[NP][k][16]` per panel instead of `[k][NP * 16]`.
     striped: bool,
 }
 
 /// Where column `col` of panel `p`'s row `kk` is stored in a packing of `k` rows: in
 /// the panel's rows (`[k][NP * 16]`, lanes placed by [`Storage::position`]) or, when
-/// `striped` (`f32` only), in its vectors' stripes (`[NP][k][16]`). (int8 codes:
-/// [`int8::index_i8`].)
+/// `striped`, in its vectors' stripes (`[NP][k][16]`, lanes placed by
+/// [`Storage::stripe_position`]). (int8 codes: [`int8::index_i8`].)
 #[inline]
 pub(crate) fn index<W: Storage, const NP: usize>(
     striped: bool,
@@ -67,18 +67,16 @@ pub(crate) fn index<W: Storage, const NP: usize>(
 ) -> usize {
     let width = NP * LANES;
     if striped {
-        p * k * width + (col / LANES * k + kk) * LANES + col % LANES
+        p * k * width + (col / LANES * k + kk) * LANES + W::stripe_position(col % LANES)
     } else {
         (p * k + kk) * width + W::position(col, NP)
     }
 }
 
-/// Whether `W` panels of `NP` vectors can be striped: `f32` (whose vectors are 16
-/// plain values) and int8 codes (whose vectors are 16 words of 4 codes, `int8`), with
-/// more than one vector (one vector's stripe is its row). Not the half types, whose
-/// lanes sit in pairs across vectors ([`Storage::position`]).
-const fn stripes_allowed<W: Storage, const NP: usize>() -> bool {
-    NP > 1 && (W::QUANTIZED || std::mem::size_of::<W>() == 4)
+/// Whether panels of `NP` vectors can be striped: with more than one vector (one
+/// vector's stripe is its row).
+const fn stripes_allowed<const NP: usize>() -> bool {
+    NP > 1
 }
 
 /// The layout packed on this CPU: striped where every path it can run takes a panel
@@ -87,9 +85,9 @@ const fn stripes_allowed<W: Storage, const NP: usize>() -> bool {
 /// `bench-suite/results/avx2-layout-zen3.md`), panel rows where AVX-512 can run (its
 /// tile reads whole rows; `PackedRnn::with_isa` may pick any available path, and all
 /// of them read panel rows correctly, so the choice is by CPU, not by path).
-fn striped_here<W: Storage, const NP: usize>() -> bool {
+fn striped_here<const NP: usize>() -> bool {
     static NO_AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    stripes_allowed::<W, NP>()
+    stripes_allowed::<NP>()
         && *NO_AVX512.get_or_init(|| {
             crate::isa::Isa::available()
                 .iter()
@@ -105,13 +103,12 @@ impl<W: Storage, const NP: usize> Panels<W, NP> {
     /// rounding each value to `W` (to nearest, ties to even); int8 codes per output
     /// column for `i8` (`int8`).
     pub(crate) fn pack<S: Element>(w: &[S], rows: usize, k: usize, gates: &[usize]) -> Self {
-        Self::pack_layout(w, rows, k, gates, striped_here::<W, NP>())
+        Self::pack_layout(w, rows, k, gates, striped_here::<NP>())
     }
 
-    /// [`pack`](Self::pack) in the given layout: `striped` (`f32` and int8, `NP > 1`
-    /// only) stores each 16-lane vector of a panel over all `k` in one piece
-    /// (`[NP][k][16]`; int8: `[NP][k / 4][16][4]`) instead of the panel's rows
-    /// (`[k][NP * 16]`).
+    /// [`pack`](Self::pack) in the given layout: `striped` (`NP > 1` only) stores each
+    /// 16-lane vector of a panel over all `k` in one piece (`[NP][k][16]`; int8:
+    /// `[NP][k / 4][16][4]`) instead of the panel's rows (`[k][NP * 16]`).
     pub(crate) fn pack_layout<S: Element>(
         w: &[S],
         rows: usize,
@@ -119,7 +116,7 @@ impl<W: Storage, const NP: usize> Panels<W, NP> {
         gates: &[usize],
         striped: bool,
     ) -> Self {
-        let striped = striped && stripes_allowed::<W, NP>();
+        let striped = striped && stripes_allowed::<NP>();
         if W::QUANTIZED {
             return Self::pack_int8(w, rows, k, gates, striped);
         }
@@ -276,30 +273,38 @@ mod tests {
     }
 
     /// The striped packing holds every value of the row packing, each vector of a panel
-    /// over all `k` in one piece; `index` finds it in either.
+    /// over all `k` in one piece (bf16 with its halves zipped); `index` finds it in
+    /// either.
     #[test]
     fn stripes_hold_each_vector_in_one_piece() {
+        stripes_of::<f32>();
+        stripes_of::<half::f16>();
+        stripes_of::<half::bf16>();
+    }
+
+    fn stripes_of<W: Element>() {
         let (rows, k) = (40, 5);
-        let w: Vec<f32> = (0..3 * rows * k).map(|i| i as f32).collect();
-        let by_rows = Panels::<f32, 4>::pack_layout(&w, rows, k, &[0, 2, 1], false);
-        let striped = Panels::<f32, 4>::pack_layout(&w, rows, k, &[0, 2, 1], true);
+        // Integers below 256: exact in every storage type.
+        let w: Vec<f32> = (0..3 * rows * k).map(|i| (i % 256) as f32).collect();
+        let by_rows = Panels::<W, 4>::pack_layout(&w, rows, k, &[0, 2, 1], false);
+        let striped = Panels::<W, 4>::pack_layout(&w, rows, k, &[0, 2, 1], true);
         assert!(striped.striped() && !by_rows.striped());
         assert_eq!(striped.panels(), by_rows.panels());
         for p in 0..by_rows.panels() {
             for kk in 0..k {
                 for col in 0..64 {
-                    let r = by_rows.data()[index::<f32, 4>(false, k, p, kk, col)];
-                    let s = striped.data()[index::<f32, 4>(true, k, p, kk, col)];
+                    let r = by_rows.data()[index::<W, 4>(false, k, p, kk, col)].to_f32();
+                    let s = striped.data()[index::<W, 4>(true, k, p, kk, col)].to_f32();
                     assert_eq!(r, s, "panel {p}, row {kk}, column {col}");
                     // Vector `col / 16` of panel `p` starts at `(4 p + col / 16) k 16`.
-                    let at = (4 * p + col / 16) * k * 16 + kk * 16 + col % 16;
-                    assert_eq!(striped.data()[at], r);
+                    let at = (4 * p + col / 16) * k * 16 + kk * 16;
+                    let at = at + W::stripe_position(col % 16);
+                    assert_eq!(striped.data()[at].to_f32(), r);
                 }
             }
         }
-        // Half types and single vectors keep their rows.
-        assert!(!Panels::<f32, 1>::pack_layout(&w, rows, k, &[0], true).striped());
-        assert!(!Panels::<half::f16, 4>::pack_layout(&w, rows, k, &[0], true).striped());
+        // Single vectors keep their rows.
+        assert!(!Panels::<W, 1>::pack_layout(&w, rows, k, &[0], true).striped());
     }
 
     #[test]

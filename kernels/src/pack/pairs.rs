@@ -1,8 +1,8 @@
 //! bf16 weights in row pairs, the layout `vdpbf16ps` multiplies.
 
-use super::Panels;
 #[cfg(test)]
 use super::LANES;
+use super::{index, Panels};
 use crate::aligned::AlignedVec;
 use crate::element::Storage;
 
@@ -33,7 +33,8 @@ impl<W: Storage, const NP: usize> Panels<W, NP> {
     }
 
     /// The same matrix with rows taken two at a time (see [`PairPanels`]), if it is
-    /// stored as bf16. Exact: the bf16 values are copied, not re-rounded.
+    /// stored as bf16 (in either layout). Exact: the bf16 values are copied, not
+    /// re-rounded.
     pub(crate) fn to_k_pairs(&self) -> Option<PairPanels<NP>> {
         let src = W::as_bf16(self.data())?;
         let width = Self::WIDTH;
@@ -41,10 +42,10 @@ impl<W: Storage, const NP: usize> Panels<W, NP> {
         let kq = k.div_ceil(2);
         let mut data = AlignedVec::<u32>::zeros(self.panels() * kq * width);
         let out = data.as_mut_slice();
+        let striped = self.striped();
         let at = |p: usize, kk: usize, col: usize| -> u32 {
             if kk < k {
-                let pos = <half::bf16 as Storage>::position(col, NP);
-                u32::from(src[(p * k + kk) * width + pos].to_bits())
+                u32::from(src[index::<half::bf16, NP>(striped, k, p, kk, col)].to_bits())
             } else {
                 0 // an odd k's last pair: the missing row is a zero weight
             }
@@ -117,7 +118,14 @@ mod tests {
                 (r / rows * 64 + r % rows * 3 + kk) as f32
             })
             .collect();
-        let p = Panels::<bf16, 4>::pack(&w, rows, k, &[0, 1, 2, 3]);
+        for striped in [false, true] {
+            let p = Panels::<bf16, 4>::pack_layout(&w, rows, k, &[0, 1, 2, 3], striped);
+            pairs_of(&p, &w, rows, k);
+        }
+    }
+
+    fn pairs_of(p: &Panels<half::bf16, 4>, w: &[f32], rows: usize, k: usize) {
+        use half::bf16;
         let q = p.to_k_pairs().unwrap();
         assert_eq!((q.panels(), q.k(), q.cols()), (p.panels(), 3, p.cols()));
         let d = q.data.as_slice();

@@ -261,10 +261,12 @@ mod tests {
                 (r / rows * 100 + r % rows + 1000 * kk) as f32
             })
             .collect();
-        // f32 in both layouts (stripes where this CPU packs rows, and the reverse).
-        for_storage::<f32>(&w, rows, k, false);
-        for_storage::<f32>(&w, rows, k, true);
-        for_storage::<half::bf16>(&w, rows, k, false);
+        // Both layouts (stripes where this CPU packs rows, and the reverse).
+        for striped in [false, true] {
+            for_storage::<f32>(&w, rows, k, striped);
+            for_storage::<half::f16>(&w, rows, k, striped);
+            for_storage::<half::bf16>(&w, rows, k, striped);
+        }
     }
 
     fn for_storage<W: Element>(w: &[f32], rows: usize, k: usize, striped: bool) {

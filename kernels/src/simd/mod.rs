@@ -63,7 +63,7 @@ pub unsafe trait V16: Copy {
     /// How many `Self` accumulators a micro-kernel may keep live without spilling
     /// (leaving registers for weights and the broadcast operand).
     const MAX_ACC: usize;
-    /// Whether this path's micro-kernel reads striped `f32` panels (`[NP][k][16]`, the
+    /// Whether this path's micro-kernel reads striped panels (`[NP][k][16]`, the
     /// packing's `striped` layout): the paths that take a panel one vector at a time.
     /// Only CPUs whose every path does pack them.
     const READS_STRIPES: bool = false;
@@ -113,6 +113,20 @@ pub unsafe trait V16: Copy {
     /// vector, `p[2l + 1]` for lane `l` of the second) and widens both with one shift
     /// and one mask: half the work of two [`load_bf16`](V16::load_bf16).
     unsafe fn load_bf16_pair(p: *const u16) -> (Self, Self);
+    /// Loads 16 bfloat16 values stored with the vector's halves zipped (`p[2i]` for
+    /// lane `i`, `p[2i + 1]` for lane `8 + i`, `i < 8`) and widens them: on AVX2 one
+    /// load, one shift and one mask (a 256-bit half per 32-bit word), where
+    /// [`load_bf16`](V16::load_bf16) takes two widening loads and two shifts.
+    #[inline(always)]
+    unsafe fn load_bf16_zipped(p: *const u16) -> Self {
+        let mut v = [0u16; 16];
+        for (l, o) in v.iter_mut().enumerate() {
+            // SAFETY: the caller guarantees 16 readable u16 at `p`.
+            *o = unsafe { p.add(2 * (l % 8) + l / 8).read_unaligned() };
+        }
+        // SAFETY: `v` holds 16 u16; the caller guarantees the ISA.
+        unsafe { Self::load_bf16(v.as_ptr()) }
+    }
     /// ONNX activation `a` lane-wise ([`activations::activation`]), through the path's
     /// one out-of-line copy (the custom-activation path of the epilogues).
     unsafe fn activation(self, a: rnn_reference::Activation) -> Self;

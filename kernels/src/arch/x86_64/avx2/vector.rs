@@ -252,6 +252,22 @@ unsafe impl V16 for Avx2x2 {
     }
 
     #[inline(always)]
+    unsafe fn load_bf16_zipped(p: *const u16) -> Self {
+        // SAFETY: the caller guarantees avx2 and 16 readable u16 at `p`: u32 word `i`
+        // holds lane `i` (low half: shifted up) and lane `8 + i` (high half: masked).
+        unsafe {
+            let a = _mm256_loadu_si256(p.cast());
+            Avx2x2([
+                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(a)),
+                _mm256_castsi256_ps(_mm256_and_si256(
+                    a,
+                    _mm256_set1_epi32(0xFFFF_0000u32 as i32),
+                )),
+            ])
+        }
+    }
+
+    #[inline(always)]
     unsafe fn load_bf16_pair(p: *const u16) -> (Self, Self) {
         // SAFETY: the caller guarantees avx2 and 32 readable u16 at `p`: lanes 0-7 are
         // the first 16 u16, lanes 8-15 the next 16; see the AVX-512 version.
