@@ -147,7 +147,7 @@ mod tests {
         // unit 20 is padding.
         assert_eq!(d[kq * width + 4], 0);
         // Only bf16 storage has pairs.
-        assert!(Panels::<f32, 4>::pack(&w, rows, k, &[0])
+        assert!(Panels::<f32, 4>::pack(w, rows, k, &[0])
             .to_k_pairs()
             .is_none());
     }
