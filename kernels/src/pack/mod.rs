@@ -13,8 +13,10 @@
 //! the order the micro-kernel streams it in, or, on a CPU without AVX-512, in stripes
 //! (`[NP][k][16]`: each vector over all `k` in one piece, the order the AVX2 and
 //! portable tiles, which take a panel one vector at a time, stream it in; see
-//! [`Panels::pack_layout`]; int8 codes likewise, four `k` per word: `int8`). Padding columns (units past `rows`, or past the last
-//! panel) are zero, which keeps padded hidden units at exactly zero.
+//! [`Panels::pack_layout`]; bf16 with each vector's halves zipped,
+//! [`Storage::stripe_position`]; int8 codes likewise, four `k` per word: `int8`).
+//! Padding columns (units past `rows`, or past the last panel) are zero, which keeps
+//! padded hidden units at exactly zero.
 //!
 //! The panel width `NP` is part of the type ([`Panels<W, NP>`], [`PanelsView<W, NP>`]),
 //! and the kernels take it from there: a packing and a kernel cannot disagree on it.

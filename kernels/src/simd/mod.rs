@@ -114,9 +114,10 @@ pub unsafe trait V16: Copy {
     /// and one mask: half the work of two [`load_bf16`](V16::load_bf16).
     unsafe fn load_bf16_pair(p: *const u16) -> (Self, Self);
     /// Loads 16 bfloat16 values stored with the vector's halves zipped (`p[2i]` for
-    /// lane `i`, `p[2i + 1]` for lane `8 + i`, `i < 8`) and widens them: on AVX2 one
-    /// load, one shift and one mask (a 256-bit half per 32-bit word), where
-    /// [`load_bf16`](V16::load_bf16) takes two widening loads and two shifts.
+    /// lane `i`, `p[2i + 1]` for lane `8 + i`, `i < 8`: the striped bf16 panels) and
+    /// widens them: on AVX2 one load, one shift and one mask (each 32-bit word holds
+    /// lanes `i` and `8 + i`), where [`load_bf16`](V16::load_bf16) takes two widening
+    /// loads and two shifts. The default reorders the values, then widens them.
     #[inline(always)]
     unsafe fn load_bf16_zipped(p: *const u16) -> Self {
         let mut v = [0u16; 16];
