@@ -64,7 +64,7 @@ pub(crate) unsafe fn tile<V: V16, W: Storage, const MR: usize, const NP: usize>(
 ) -> [[V; NP]; MR] {
     // SAFETY: (both) forwarded contract.
     unsafe {
-        if V::READS_STRIPES && NP > 1 && striped {
+        if const { V::READS_STRIPES && NP > 1 } && striped {
             tile_as::<V, W, MR, NP, true>(rows, k, panel, first, ahead)
         } else {
             tile_as::<V, W, MR, NP, false>(rows, k, panel, first, ahead)
@@ -125,30 +125,41 @@ unsafe fn tile_as<V: V16, W: Storage, const MR: usize, const NP: usize, const S:
     first: bool,
     ahead: Ahead,
 ) -> [[V; NP]; MR] {
-    // All branches are on constants and fold away per instantiation.
-    if MR <= 2 && 2 * MR * NP <= V::MAX_ACC {
+    // Every choice is a `const` block: the compiler instantiates only the form taken
+    // (a condition computed at run time, even from constants, would have it
+    // instantiate and optimize every form before dropping all but one).
+    if const { MR <= 2 && 2 * MR * NP <= V::MAX_ACC } {
         // SAFETY: forwarded contract.
         unsafe { tile_split::<V, W, MR, NP, S>(rows, k, panel) }
-    } else if MR * NP <= V::MAX_ACC {
+    } else if const { MR * NP <= V::MAX_ACC } {
         // SAFETY: forwarded contract.
         unsafe { tile_in_order::<V, W, MR, NP, S>(rows, k, panel, ahead) }
     } else {
         // Too many accumulators for the register file (AVX2, portable): the panel's
-        // vectors in groups of `gs`, the largest divisor of NP that fits.
-        let fit = (V::MAX_ACC / MR).max(1);
-        let gs = (1..=NP.min(fit))
-            .rev()
-            .find(|&g| NP.is_multiple_of(g))
-            .unwrap_or(1);
+        // vectors in groups of the largest divisor of NP that fits.
         // SAFETY: (all arms) forwarded contract.
         unsafe {
-            match gs {
+            match const { group_size(NP, V::MAX_ACC / MR) } {
                 1 => tile_groups::<V, W, MR, NP, 1, S>(rows, k, panel, first),
                 2 => tile_groups::<V, W, MR, NP, 2, S>(rows, k, panel, first),
                 3 => tile_groups::<V, W, MR, NP, 3, S>(rows, k, panel, first),
                 _ => tile_groups::<V, W, MR, NP, 4, S>(rows, k, panel, first),
             }
         }
+    }
+}
+
+/// The largest divisor of `np` (vectors per panel) that is at most `fit` (the
+/// accumulators' room), at least 1: how many vectors a tile takes per group.
+pub(crate) const fn group_size(np: usize, fit: usize) -> usize {
+    let mut g = if fit < np { fit } else { np };
+    while g > 1 && !np.is_multiple_of(g) {
+        g -= 1;
+    }
+    if g == 0 {
+        1
+    } else {
+        g
     }
 }
 
@@ -183,7 +194,7 @@ unsafe fn tile_groups<
         // SAFETY: forwarded contract.
         let acc = unsafe {
             // Stripes are contiguous streams, which the hardware prefetchers follow.
-            if first && g0 == 0 && !S {
+            if const { !S } && first && g0 == 0 {
                 group::<V, W, MR, NP, GS, true, S>(rows, k, panel, g0)
             } else {
                 group::<V, W, MR, NP, GS, false, S>(rows, k, panel, g0)
@@ -356,6 +367,23 @@ unsafe fn tile_split<V: V16, W: Storage, const MR: usize, const NP: usize, const
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A group is the largest divisor of the panel's vectors that fits, never 0.
+    #[test]
+    fn groups_divide_the_panel_and_fit() {
+        for np in 1..=6 {
+            for fit in 0..=8 {
+                let g = group_size(np, fit);
+                let best = (1..=np.min(fit.max(1)))
+                    .rev()
+                    .find(|g| np.is_multiple_of(*g))
+                    .unwrap();
+                assert_eq!(g, best, "np {np}, fit {fit}");
+            }
+        }
+        assert_eq!(group_size(6, 4), 3);
+        assert_eq!(group_size(4, 6), 4);
+    }
 
     /// The rows that fetch never pass the product's `k` (the first loop of
     /// `tile_in_order` runs them), fetch at most `AHEAD_PER_ROW` lines each, and fetch

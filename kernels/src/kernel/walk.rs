@@ -177,17 +177,17 @@ pub(crate) unsafe fn run<
                 r += MR;
             }
             // Remainder rows in blocks of 4, 2, 1 (fewer instantiations than one per
-            // count).
+            // count; `const` blocks, so a block taller than `MR` is not instantiated).
             while r < r1 {
                 let left = r1 - r;
                 // SAFETY: as above; each block stays below nrows.
                 unsafe {
-                    if left >= 4 && MR > 4 {
+                    if const { MR > 4 } && left >= 4 {
                         let fetching = fetches(4, NP, V::MAX_ACC);
                         let ahead = Ahead::share(fetching, next, lines, each, &mut b);
                         block::<V, W, NP, 4, E>(a, r, &at, epi, r == r0, ahead);
                         r += 4;
-                    } else if left >= 2 && MR > 2 {
+                    } else if const { MR > 2 } && left >= 2 {
                         let ahead = Ahead::NONE;
                         block::<V, W, NP, 2, E>(a, r, &at, epi, r == r0, ahead);
                         r += 2;

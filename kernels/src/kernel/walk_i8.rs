@@ -17,7 +17,7 @@
 
 use std::ops::Range;
 
-use super::microkernel::Ahead;
+use super::microkernel::{group_size, Ahead};
 use super::walk::{Epilogue, Fetch, AHEAD_MIN_BYTES, ROW_CHUNK_FLOATS};
 use crate::pack::{QuantView, LANES};
 use crate::simd::{self, Dot8, V16};
@@ -253,10 +253,17 @@ pub(crate) unsafe fn run<V: V16, D: Dot8, X: Matrix8, const NP: usize, E: Epilog
                 while r < r1 {
                     let m = block_rows::<D>(r1 - r);
                     let ahead = Ahead::share(fetches::<D, NP>(m), next, lines, each, &mut b);
+                    // (The `const` guards: no block taller than `D::MR` is instantiated.)
                     match m {
-                        6 => block::<V, D, NP, 6, E>(job, r, panel, p, epi, ahead),
-                        4 => block::<V, D, NP, 4, E>(job, r, panel, p, epi, ahead),
-                        2 => block::<V, D, NP, 2, E>(job, r, panel, p, epi, ahead),
+                        6 if const { D::MR >= 6 } => {
+                            block::<V, D, NP, 6, E>(job, r, panel, p, epi, ahead)
+                        }
+                        4 if const { D::MR >= 4 } => {
+                            block::<V, D, NP, 4, E>(job, r, panel, p, epi, ahead)
+                        }
+                        2 if const { D::MR >= 2 } => {
+                            block::<V, D, NP, 2, E>(job, r, panel, p, epi, ahead)
+                        }
                         _ => block::<V, D, NP, 1, E>(job, r, panel, p, epi, ahead),
                     }
                     r += m;
@@ -482,26 +489,39 @@ unsafe fn tile<D: Dot8, const M: usize, const NP: usize, const S: bool>(
     panel: *const i8,
     ahead: Ahead,
 ) -> [[D; NP]; M] {
-    let split = M <= 2 && 2 * M * NP <= D::MAX_ACC;
-    let fit = (D::MAX_ACC / (M * if split { 2 } else { 1 })).max(1);
-    let gs = (1..=NP.min(fit).min(D::MAX_GS))
-        .rev()
-        .find(|&g| NP.is_multiple_of(g))
-        .unwrap_or(1);
+    // `const` blocks, so only the form taken is instantiated (see `microkernel::tile`).
     // SAFETY: (all arms) forwarded contract.
     unsafe {
-        match (split, gs) {
-            (true, 1) => groups::<D, M, NP, 1, 2, S>(rows, k4, panel, ahead),
-            (true, 2) => groups::<D, M, NP, 2, 2, S>(rows, k4, panel, ahead),
-            (true, 3) => groups::<D, M, NP, 3, 2, S>(rows, k4, panel, ahead),
-            (true, 4) => groups::<D, M, NP, 4, 2, S>(rows, k4, panel, ahead),
-            (true, _) => groups::<D, M, NP, 6, 2, S>(rows, k4, panel, ahead),
-            (false, 1) => groups::<D, M, NP, 1, 1, S>(rows, k4, panel, ahead),
-            (false, 2) => groups::<D, M, NP, 2, 1, S>(rows, k4, panel, ahead),
-            (false, 3) => groups::<D, M, NP, 3, 1, S>(rows, k4, panel, ahead),
-            (false, 4) => groups::<D, M, NP, 4, 1, S>(rows, k4, panel, ahead),
-            (false, _) => groups::<D, M, NP, 6, 1, S>(rows, k4, panel, ahead),
+        // Two partial sums where there is room for them.
+        if const { M <= 2 && 2 * M * NP <= D::MAX_ACC } {
+            match const { group_size(NP, tile_fit::<D>(M, true)) } {
+                1 => groups::<D, M, NP, 1, 2, S>(rows, k4, panel, ahead),
+                2 => groups::<D, M, NP, 2, 2, S>(rows, k4, panel, ahead),
+                3 => groups::<D, M, NP, 3, 2, S>(rows, k4, panel, ahead),
+                4 => groups::<D, M, NP, 4, 2, S>(rows, k4, panel, ahead),
+                _ => groups::<D, M, NP, 6, 2, S>(rows, k4, panel, ahead),
+            }
+        } else {
+            match const { group_size(NP, tile_fit::<D>(M, false)) } {
+                1 => groups::<D, M, NP, 1, 1, S>(rows, k4, panel, ahead),
+                2 => groups::<D, M, NP, 2, 1, S>(rows, k4, panel, ahead),
+                3 => groups::<D, M, NP, 3, 1, S>(rows, k4, panel, ahead),
+                4 => groups::<D, M, NP, 4, 1, S>(rows, k4, panel, ahead),
+                _ => groups::<D, M, NP, 6, 1, S>(rows, k4, panel, ahead),
+            }
         }
+    }
+}
+
+/// The vectors one group of an `m`-row integer tile may take: the accumulators' room
+/// per row (per partial sum when `split`), at most `D::MAX_GS`.
+const fn tile_fit<D: Dot8>(m: usize, split: bool) -> usize {
+    let fit = D::MAX_ACC / (m * if split { 2 } else { 1 });
+    let fit = if fit == 0 { 1 } else { fit };
+    if fit < D::MAX_GS {
+        fit
+    } else {
+        D::MAX_GS
     }
 }
 
