@@ -112,7 +112,7 @@ pub(crate) unsafe fn gemm_k_sliced(
                 k: kc,
                 panels,
                 quant: None,
-                striped: false,
+                striped: crate::pack::runtime::striped(),
             },
         };
         // SAFETY: the caller's contract: the slice's rows and panels lie inside `a`

@@ -22,8 +22,8 @@ use crate::kernel::walk::Job;
 use crate::kernel::walk_i8::Q8Scratch;
 use crate::kernel::{AddStore, Rows, Store};
 use crate::pack::runtime::{
-    gather_blocks, panels_len, slice_of, transpose_panels, transpose_rows, BlockCols, RowSource,
-    KC, WIDTH,
+    gather_blocks, panels_len, slice_of, striped, transpose_panels, transpose_rows, BlockCols,
+    RowSource, KC, WIDTH,
 };
 use crate::pack::{pack_vector, Panels, LANES};
 use crate::packed::{coded, plain};
@@ -504,18 +504,28 @@ impl<W: Element> PackedOutput<W> {
     }
 }
 
-/// Panels `[q][k][64]` (`panels` of them) laid out again in `KC`-row slices of `k`, as
-/// `gather_blocks` lays out its output: the slice from row `k0` (`n` rows) at
-/// `k0 · panels · 64`, its panel `q` at `q · n · 64` within it.
+/// Panels of `k` rows (`panels` of them, in the layout of `runtime::striped`) laid out
+/// again in `KC`-row slices of `k`, as `gather_blocks` lays out its output: the slice
+/// from row `k0` (`n` rows) at `k0 · panels · 64`, its panel `q` at `q · n · 64`
+/// within it, each a panel of `n` rows in the same layout.
 fn slice_major(t: &[f32], k: usize, panels: usize) -> AlignedVec {
     let mut out = AlignedVec::zeros(t.len());
     let dst = out.as_mut_slice();
+    // The pieces of a panel whose rows are contiguous: the whole panel's rows, or each
+    // vector's stripe.
+    let (pieces, piece) = if striped() {
+        (WIDTH / LANES, LANES)
+    } else {
+        (1, WIDTH)
+    };
     for k0 in (0..k).step_by(KC) {
         let (_, n) = slice_of(k0, k, KC);
         for q in 0..panels {
-            let from = (q * k + k0) * WIDTH;
-            let to = (k0 * panels + q * n) * WIDTH;
-            dst[to..to + n * WIDTH].copy_from_slice(&t[from..from + n * WIDTH]);
+            for j in 0..pieces {
+                let from = q * k * WIDTH + (j * k + k0) * piece;
+                let to = (k0 * panels + q * n) * WIDTH + j * n * piece;
+                dst[to..to + n * piece].copy_from_slice(&t[from..from + n * piece]);
+            }
         }
     }
     out

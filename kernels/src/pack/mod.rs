@@ -87,7 +87,7 @@ const fn stripes_allowed<const NP: usize>() -> bool {
 /// `bench-suite/results/avx2-layout-zen3.md`), panel rows where AVX-512 can run (its
 /// tile reads whole rows; `PackedRnn::with_isa` may pick any available path, and all
 /// of them read panel rows correctly, so the choice is by CPU, not by path).
-fn striped_here<const NP: usize>() -> bool {
+pub(crate) fn striped_here<const NP: usize>() -> bool {
     static NO_AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     stripes_allowed::<NP>()
         && *NO_AVX512.get_or_init(|| {

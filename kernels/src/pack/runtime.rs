@@ -4,7 +4,9 @@
 //! into contiguous `k`, and 16-column blocks of a row-major buffer gathered into
 //! panels). Everything here writes `f32` panels of four 16-lane vectors (64 columns),
 //! the layout `kernel::walk` reads as `PanelsView<f32, 4>`, into caller-provided
-//! workspace memory; nothing allocates.
+//! workspace memory; nothing allocates. The panels are in the layout the CPU's
+//! packed weights take ([`striped`]): rows of 64 columns, or on CPUs without AVX-512
+//! each vector's 16 columns over all `k` in one stripe.
 
 use crate::element::Element;
 use crate::pack::{index, Panels, LANES};
@@ -17,6 +19,15 @@ pub(crate) const WIDTH: usize = 4 * LANES;
 /// whole 16-unit tiles of all gates, rounded up to whole panels.
 pub(crate) fn forward_cols(units: usize, gates: usize, np: usize) -> usize {
     (units.div_ceil(LANES) * gates * LANES).div_ceil(np * LANES) * np * LANES
+}
+
+/// Whether the panels built here are striped (`[4][k][16]` per panel, else `[k][64]`):
+/// as the CPU's packed weights are (`pack::striped_here`), so on CPUs without
+/// AVX-512, where every path takes a panel one vector at a time. Every view of them
+/// says so (`PanelsView::striped`).
+#[inline]
+pub(crate) fn striped() -> bool {
+    super::striped_here::<4>()
 }
 
 /// Floats of `k` rows of panels covering `cols` columns.
@@ -44,20 +55,39 @@ pub(crate) unsafe fn transpose_panels<W: Element, const NP: usize>(
     map: impl Fn(usize) -> usize,
     share: Share,
 ) {
+    // SAFETY: forwarded contract.
+    unsafe { transpose_panels_in(striped(), src, dst, dst_k, k0, map, share) }
+}
+
+/// [`transpose_panels`] into panels striped or not (`dst_striped`; the tests take both).
+///
+/// # Safety
+/// As for [`transpose_panels`].
+unsafe fn transpose_panels_in<W: Element, const NP: usize>(
+    dst_striped: bool,
+    src: &Panels<W, NP>,
+    dst: *mut f32,
+    dst_k: usize,
+    k0: usize,
+    map: impl Fn(usize) -> usize,
+    share: Share,
+) {
     let width = NP * LANES;
     let (k, data, striped) = (src.k(), src.data(), src.striped());
+    // The destination's layout: from one row to the next, a panel row or a lane.
+    let row_step = if dst_striped { LANES } else { WIDTH };
     let mine = share.of(k, LANES);
     for p in 0..src.panels() {
         for kk in mine.clone() {
             let dc = map(kk);
+            let first = index::<f32, 4>(dst_striped, dst_k, dc / WIDTH, k0 + p * width, dc % WIDTH);
             // SAFETY: caller's contract: column `dc` and rows `k0 + p*width + col` are
             // inside `dst`.
-            let out =
-                unsafe { dst.add((dc / WIDTH * dst_k + k0 + p * width) * WIDTH + dc % WIDTH) };
+            let out = unsafe { dst.add(first) };
             for col in 0..width {
                 let v = data[index::<W, NP>(striped, k, p, kk, col)].to_f32();
                 // SAFETY: as above.
-                unsafe { *out.add(col * WIDTH) = v };
+                unsafe { *out.add(col * row_step) = v };
             }
         }
     }
@@ -191,13 +221,30 @@ pub(crate) const KC: usize = 2048;
 /// Gathers panels `panels` of `src` over `rows` rows into `dst`, the right operand of a
 /// weight-gradient product (`k` = the rows), in slices of `kc` rows: slice `s` (rows
 /// `s kc ..`, `n_s` of them) is a packing of its own at `dst + s kc · src.panels() ·
-/// 64`, panel `p` at `p n_s 64` within it, `[r][64]` (so with `kc >= rows`, panel `p`
-/// at `dst + p · rows · 64`). Blocks past `src.blocks` are zero.
+/// 64`, panel `p` at `p n_s 64` within it, `[r][64]` or, [`striped`], `[4][r][16]`
+/// (so with `kc >= rows`, panel `p` at `dst + p · rows · 64`). Blocks past
+/// `src.blocks` are zero.
 ///
 /// # Safety
 /// `src` must be valid for every row and block; `dst` for `src.panels() * rows * 64`
 /// floats; `kc > 0`.
 pub(crate) unsafe fn gather_blocks(
+    src: &BlockCols<'_>,
+    rows: usize,
+    kc: usize,
+    panels: std::ops::Range<usize>,
+    dst: *mut f32,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { gather_blocks_in(striped(), src, rows, kc, panels, dst) }
+}
+
+/// [`gather_blocks`] into panels striped or not (the tests take both).
+///
+/// # Safety
+/// As for [`gather_blocks`].
+unsafe fn gather_blocks_in(
+    striped: bool,
     src: &BlockCols<'_>,
     rows: usize,
     kc: usize,
@@ -220,8 +267,12 @@ pub(crate) unsafe fn gather_blocks(
                     for r in r0..r1 {
                         // SAFETY: caller's contract; 16 floats at the block of row `r`.
                         unsafe {
-                            let at = k0 * all + p * n + (r - k0);
-                            let out = dst.add(at * WIDTH + q * LANES);
+                            let panel = (k0 * all + p * n) * WIDTH;
+                            let out = dst.add(if striped {
+                                panel + (q * n + r - k0) * LANES
+                            } else {
+                                panel + (r - k0) * WIDTH + q * LANES
+                            });
                             match off {
                                 Some(o) => std::ptr::copy_nonoverlapping(
                                     src.base.add(r * src.stride + o),
@@ -251,6 +302,24 @@ pub(crate) fn slice_of(r: usize, rows: usize, kc: usize) -> (usize, usize) {
 mod tests {
     use super::*;
 
+    /// Where row `row`, column `col` of panels of `k` rows lies.
+    fn at(striped: bool, k: usize, row: usize, col: usize) -> usize {
+        index::<f32, 4>(striped, k, col / WIDTH, row, col % WIDTH)
+    }
+
+    /// Where row `r`, column `c` of panel `p` of `gather_blocks`' slices of `kc` of
+    /// `rows` rows (`panels` panels) lies.
+    fn sliced_at(
+        striped: bool,
+        (rows, kc, panels): (usize, usize, usize),
+        r: usize,
+        p: usize,
+        c: usize,
+    ) -> usize {
+        let (k0, n) = slice_of(r, rows, kc);
+        (k0 * panels + p * n) * WIDTH + at(striped, n, r - k0, c)
+    }
+
     #[test]
     fn transposed_panels_hold_the_transpose() {
         // 2 gates x 20 units, k = 3: w[(g*20 + u)*3 + kk] = 100 g + u + 1000 kk.
@@ -262,29 +331,37 @@ mod tests {
             })
             .collect();
         // Both layouts (stripes where this CPU packs rows, and the reverse).
-        for striped in [false, true] {
-            for_storage::<f32>(&w, rows, k, striped);
-            for_storage::<half::f16>(&w, rows, k, striped);
-            for_storage::<half::bf16>(&w, rows, k, striped);
+        // Both source layouts, into both destination layouts.
+        for (striped, to) in [(false, false), (true, false), (false, true), (true, true)] {
+            for_storage::<f32>(&w, rows, k, striped, to);
+            for_storage::<half::f16>(&w, rows, k, striped, to);
+            for_storage::<half::bf16>(&w, rows, k, striped, to);
         }
     }
 
-    fn for_storage<W: Element>(w: &[f32], rows: usize, k: usize, striped: bool) {
+    fn for_storage<W: Element>(w: &[f32], rows: usize, k: usize, striped: bool, to: bool) {
         let p = Panels::<W, 4>::pack_layout(w, rows, k, &[0, 1], striped);
         let dst_k = p.cols();
-        let mut dst = vec![f32::NAN; panels_len(dst_k, k)];
-        dst.iter_mut().for_each(|v| *v = 0.0);
+        let mut dst = vec![0.0f32; panels_len(dst_k, k)];
         // SAFETY: dst covers dst_k rows of one panel (k <= 64 columns).
-        unsafe { transpose_panels(&p, dst.as_mut_ptr(), dst_k, 0, |kk| kk, Share::ALL) };
-        // Row (tile 1, gate 1, lane 3) = unit 19 of gate 1; column kk = 2.
-        let row = (2 + 1) * 16 + 3;
-        let want = (100 + 19 + 2000) as f32;
-        assert_eq!(
-            W::from_f32(dst[row * WIDTH + 2]).to_f32(),
-            W::from_f32(want).to_f32()
-        );
-        // Padding unit 20 of gate 0: zero.
-        assert_eq!(dst[(2 * 16 + 4) * WIDTH + 1], 0.0);
+        unsafe { transpose_panels_in(to, &p, dst.as_mut_ptr(), dst_k, 0, |kk| kk, Share::ALL) };
+        // Every row: packed column `c` (tile, gate, lane) holds that unit's weights.
+        for c in 0..dst_k {
+            let (tile, gate, lane) = (c / 32, c / 16 % 2, c % 16);
+            let unit = tile * 16 + lane;
+            for kk in 0..k {
+                let want = if unit < rows {
+                    W::from_f32((gate * 100 + unit + 1000 * kk) as f32).to_f32()
+                } else {
+                    0.0 // padding
+                };
+                let got = W::from_f32(dst[at(to, dst_k, c, kk)]).to_f32();
+                assert_eq!(
+                    got, want,
+                    "packed column {c}, k {kk}, layouts {striped} {to}"
+                );
+            }
+        }
     }
 
     /// A team's members each transposing their share write, together, what one
@@ -296,6 +373,7 @@ mod tests {
         let p = Panels::<f32, 4>::pack(&w, rows, k, &[0, 1]);
         let dst_k = p.cols();
         let map = |kk: usize| kk / 10 * 16 + kk % 10; // gaps, as a later layer's
+        let to = striped();
         let transpose = |shares: &[Share]| {
             let mut dst = vec![0.0f32; panels_len(dst_k, 64)];
             for &share in shares {
@@ -306,7 +384,7 @@ mod tests {
         };
         let whole = transpose(&[Share::ALL]);
         // Gate 1, unit 3 (tile 0): packed column 16 + 3; its weights are row 20 + 3.
-        assert_eq!(whole[(16 + 3) * WIDTH + map(39)], w[(20 + 3) * k + 39]);
+        assert_eq!(whole[at(to, dst_k, 16 + 3, map(39))], w[(20 + 3) * k + 39]);
         for count in 2..4 {
             let shares: Vec<Share> = (0..count).map(|i| Share::part(i, count)).collect();
             assert_eq!(transpose(&shares), whole, "{count} shares");
@@ -379,12 +457,15 @@ mod tests {
             blocks: 4,
         };
         assert_eq!(b.panels(), 1);
-        let mut dst = vec![f32::NAN; 2 * 64];
-        // SAFETY: one panel of 2 rows.
-        unsafe { gather_blocks(&b, 2, 2, 0..1, dst.as_mut_ptr()) };
-        // Row 1, block 3 = tile 1, gate 2: source offset 96 + 48 + 32.
-        assert_eq!(dst[64 + 48], (96 + 48 + 32) as f32);
-        assert_eq!(dst[16], 32.0); // row 0, block 1 = tile 0 gate 2
+        for striped in [false, true] {
+            let mut dst = vec![f32::NAN; 2 * 64];
+            // SAFETY: one panel of 2 rows.
+            unsafe { gather_blocks_in(striped, &b, 2, 2, 0..1, dst.as_mut_ptr()) };
+            let at = |r, c| sliced_at(striped, (2, 2, 1), r, 0, c);
+            // Row 1, block 3 = tile 1, gate 2: source offset 96 + 48 + 32.
+            assert_eq!(dst[at(1, 48)], (96 + 48 + 32) as f32);
+            assert_eq!(dst[at(0, 16)], 32.0); // row 0, block 1 = tile 0 gate 2
+        }
     }
 
     #[test]
@@ -400,16 +481,18 @@ mod tests {
             pick: &[0],
             blocks: 8,
         };
-        let mut dst = vec![f32::NAN; 5 * 128];
-        // SAFETY: 2 panels of 5 rows.
-        unsafe { gather_blocks(&b, 5, 2, 0..2, dst.as_mut_ptr()) };
-        for r in 0..5 {
-            let (k0, n) = slice_of(r, 5, 2);
-            assert_eq!((k0, n), (r / 2 * 2, if r < 4 { 2 } else { 1 }));
-            for p in 0..2 {
-                for c in 0..64 {
-                    let at = (k0 * 2 + p * n + r - k0) * 64 + c;
-                    assert_eq!(dst[at], (1000 * r + 64 * p + c) as f32, "row {r} panel {p}");
+        for striped in [false, true] {
+            let mut dst = vec![f32::NAN; 5 * 128];
+            // SAFETY: 2 panels of 5 rows.
+            unsafe { gather_blocks_in(striped, &b, 5, 2, 0..2, dst.as_mut_ptr()) };
+            for r in 0..5 {
+                let (k0, n) = slice_of(r, 5, 2);
+                assert_eq!((k0, n), (r / 2 * 2, if r < 4 { 2 } else { 1 }));
+                for p in 0..2 {
+                    for c in 0..64 {
+                        let at = sliced_at(striped, (5, 2, 2), r, p, c);
+                        assert_eq!(dst[at], (1000 * r + 64 * p + c) as f32, "row {r} panel {p}");
+                    }
                 }
             }
         }
@@ -432,24 +515,25 @@ mod tests {
             blocks: 10,
         };
         assert_eq!(b.panels(), 3);
-        let mut dst = vec![f32::NAN; 3 * rows * 64];
-        // SAFETY: 3 panels of 45 rows; the two ranges are disjoint.
-        unsafe {
-            gather_blocks(&b, rows, kc, 0..1, dst.as_mut_ptr());
-            gather_blocks(&b, rows, kc, 1..3, dst.as_mut_ptr());
-        }
-        for r in 0..rows {
-            let (k0, n) = slice_of(r, rows, kc);
-            for p in 0..3 {
-                for c in 0..64 {
-                    let col = 64 * p + c;
-                    let want = if col < 160 {
-                        (1000 * r + col) as f32
-                    } else {
-                        0.0
-                    };
-                    let at = (k0 * 3 + p * n + r - k0) * 64 + c;
-                    assert_eq!(dst[at], want, "row {r} panel {p} column {c}");
+        for striped in [false, true] {
+            let mut dst = vec![f32::NAN; 3 * rows * 64];
+            // SAFETY: 3 panels of 45 rows; the two ranges are disjoint.
+            unsafe {
+                gather_blocks_in(striped, &b, rows, kc, 0..1, dst.as_mut_ptr());
+                gather_blocks_in(striped, &b, rows, kc, 1..3, dst.as_mut_ptr());
+            }
+            for r in 0..rows {
+                for p in 0..3 {
+                    for c in 0..64 {
+                        let col = 64 * p + c;
+                        let want = if col < 160 {
+                            (1000 * r + col) as f32
+                        } else {
+                            0.0
+                        };
+                        let at = sliced_at(striped, (rows, kc, 3), r, p, c);
+                        assert_eq!(dst[at], want, "row {r} panel {p} column {c}");
+                    }
                 }
             }
         }

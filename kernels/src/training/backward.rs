@@ -275,7 +275,7 @@ unsafe fn backward_layer<W: Element, T: Element>(
                     k: d.zrow,
                     panels: dx_cols / WIDTH,
                     quant: None,
-                    striped: false,
+                    striped: crate::pack::runtime::striped(),
                 },
             };
             let (out, stride) = if layer > 0 {

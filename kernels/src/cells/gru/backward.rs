@@ -173,7 +173,7 @@ pub(crate) fn views<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *const f32
         k,
         panels: h.div_ceil(64),
         quant: None,
-        striped: false,
+        striped: crate::pack::runtime::striped(),
     };
     match w {
         Weights::LinearBeforeReset { peephole, .. } => BackWeights::LinearBeforeReset {

@@ -173,14 +173,14 @@ pub(crate) fn views<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *const f32
             k: w.w_hh.cols(),
             panels: ho.div_ceil(64),
             quant: None,
-            striped: false,
+            striped: crate::pack::runtime::striped(),
         },
         w_hr_t: w.w_hr.as_ref().map(|_| PanelsView {
             ptr: mem.wrapping_add(panels_len(k_max, ho)),
             k: k_hr,
             panels: h.div_ceil(64),
             quant: None,
-            striped: false,
+            striped: crate::pack::runtime::striped(),
         }),
         peephole: w
             .peephole

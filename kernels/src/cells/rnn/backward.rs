@@ -71,7 +71,7 @@ pub(crate) fn views<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *const f32
             k: forward_cols(cfg.hidden_size, 1, 4),
             panels: cfg.output_size().div_ceil(64),
             quant: None,
-            striped: false,
+            striped: crate::pack::runtime::striped(),
         },
         relu: w.relu,
     }
