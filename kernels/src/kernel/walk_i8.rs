@@ -514,10 +514,10 @@ unsafe fn tile<D: Dot8, const M: usize, const NP: usize, const S: bool>(
 }
 
 /// The vectors one group of an `m`-row integer tile may take: the accumulators' room
-/// per row (per partial sum when `split`), at most `D::MAX_GS`.
+/// per row (per partial sum when `split`), at most `D::MAX_GS` (0 when not one fits:
+/// `group_size` then takes one vector).
 const fn tile_fit<D: Dot8>(m: usize, split: bool) -> usize {
     let fit = D::MAX_ACC / (m * if split { 2 } else { 1 });
-    let fit = if fit == 0 { 1 } else { fit };
     if fit < D::MAX_GS {
         fit
     } else {
