@@ -126,8 +126,14 @@ pub(crate) unsafe fn run<
     // multiply-add row, in sequential streams). So the recurrent steps (at most a few
     // dozen rows) are one chunk even when `k` is large, as in the backward's `4H`, and
     // so are the input projections and the training step's products at the bench
-    // shapes (a few thousand rows).
-    let chunk = (CHUNK_FLOATS / w.k.max(1)).max(MIN_CHUNK_ROWS).div_ceil(MR) * MR;
+    // shapes (a few thousand rows). A product of at most `ROW_OUTER_MAX_K` terms per
+    // output is bound by writing its output, so there each row block passes over all
+    // panels (one block a chunk) and writes whole output rows: see `ROW_OUTER_MAX_K`.
+    let chunk = if w.k <= ROW_OUTER_MAX_K {
+        MR
+    } else {
+        (CHUNK_FLOATS / w.k.max(1)).max(MIN_CHUNK_ROWS).div_ceil(MR) * MR
+    };
     // The lines of one panel: the next one is fetched into L2 in shares, one per
     // fetching row block (see `fetches`), unless this member's panels fit L2.
     let panel_bytes = w.k * width * std::mem::size_of::<W>();
@@ -304,6 +310,16 @@ pub(crate) const ROW_CHUNK_FLOATS: usize = 96 * 1024;
 /// rows): input projection and recurrent steps 171 -> 157 ms, `∂x` 83 -> 76 ms, each
 /// weight-gradient product 82 -> 71 ms; the same at 2 threads, 2-7% at H = 512.
 const CHUNK_FLOATS: usize = 2 * 1024 * 1024;
+
+/// The most terms per output (`k`) for which a product is walked row block by row
+/// block (each block multiplies every panel before the next block starts): the output
+/// is then written in whole rows rather than in one panel's column strip over every
+/// row, a strip that crosses a page per row of a wide output. `∂W_o` of a 4096 x 1024
+/// output layer at 16 rows (`k` = 16): the whole backward 7.3-7.8 -> 6.0-6.2 ms, 1
+/// thread, avx2, Zen 3, 3 alternating runs. Products with `k` of 64-100 (small models' steps and weight
+/// gradients) ran up to 1.3x slower in that order (their panels no longer stay in L1
+/// while a panel passes over the rows), so only short products take it.
+const ROW_OUTER_MAX_K: usize = 16;
 
 /// The fewest rows in a chunk: each panel serves at least 32 six-row blocks per fetch.
 /// (At 24 rows, the `k = 4096` chunks of a batch-64 LSTM's backward, a 1024-unit LSTM's
