@@ -3,8 +3,8 @@
 //! training step, and the reference's gradients for the error check.
 
 use rnn_kernels::{
-    Activations, Element, GradientsMut, Isa, LayerGradsMut, OutputGrads, PackedRnn, SeqShape,
-    SequenceOutputMut, TrainingWorkspace,
+    Activations, BackwardProfile, Element, GradientsMut, Isa, LayerGradsMut, OutputGrads,
+    PackedRnn, SeqShape, SequenceOutputMut, TrainingWorkspace,
 };
 use rnn_reference::testkit::SplitMix64;
 
@@ -141,6 +141,11 @@ pub fn reference_grads(p: &Problem, k: usize) -> Result<Vec<f32>, String> {
 }
 
 impl<T: Element> Trainer<T> {
+    /// The phases of the last step's backward.
+    pub fn profile(&self) -> BackwardProfile {
+        self.tws.backward_profile()
+    }
+
     /// `∂L/∂x` of the first `k` steps and `∂W_hh`, as [`reference_grads`] has them.
     pub fn compared(&self, k: usize) -> Vec<f32> {
         [&self.dx[..k * self.step_in], &self.grads[1][..]].concat()

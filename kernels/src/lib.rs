@@ -164,6 +164,7 @@ pub use rnn_reference::{
 };
 pub use sequence::SequenceOutputMut;
 pub use training::{
-    Activations, GradientsMut, LayerGradsMut, OnnxGradsMut, OutputGrads, TrainingWorkspace,
+    Activations, BackwardProfile, GradientsMut, LayerGradsMut, OnnxGradsMut, OutputGrads,
+    TrainingWorkspace,
 };
 pub use workspace::Workspace;

@@ -807,3 +807,46 @@ fn steps_past_a_length_ignore_an_infinite_state() {
         }
     }
 }
+
+/// The backward's profile counts exactly the weight-gradient products' work: two
+/// FLOPs per row of `T·B` for every element of `W_ih`, `W_hh`, `W_hr` and of both bias
+/// rows (computed as a row of ones whether or not the caller takes them), every
+/// variant, 1 to 3 layers; each phase is timed and the phases fit in the call.
+#[test]
+fn profile_counts_the_weight_gradient_products() {
+    for (k, cell) in variants::all(11).into_iter().enumerate() {
+        let layers = 1 + k % 3;
+        let (p, up) = backward_problem(k as u64, (19, 35, 5, 3), layers, Some(cell));
+        let mut tws = TrainingWorkspace::new();
+        try_train::<f32, f32>(&p, &up, Isa::best(), Activations::Keep, &mut tws)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rows = (p.shape.steps * p.shape.batch) as u64;
+        let per_row: usize = p
+            .weights
+            .iter()
+            .map(|w| {
+                let biases = 2 * w.w_hh.len() / p.cfg.output_size();
+                w.w_ih.len() + w.w_hh.len() + w.w_hr.as_ref().map_or(0, Vec::len) + biases
+            })
+            .sum();
+        let prof = tws.backward_profile();
+        assert_eq!(
+            prof.weight_product_flops,
+            2 * rows * per_row as u64,
+            "{:?}, {layers} layers",
+            p.cfg
+        );
+        let phases = [
+            prof.transposes,
+            prof.time_loop,
+            prof.weight_products,
+            prof.weight_operands,
+            prof.input_products,
+        ];
+        assert!(phases.iter().all(|t| !t.is_zero()), "{prof:?}");
+        assert!(
+            phases.iter().sum::<std::time::Duration>() <= prof.total,
+            "{prof:?}"
+        );
+    }
+}

@@ -5,6 +5,7 @@
 
 use super::forward::Bases;
 use super::kernels::{back_kernels, BackKernels};
+use super::profile::{Phase, PhaseClock};
 use super::weight_grads::{self, DestSlot, Operands};
 use super::workspace::{Dims, Kept, Scratch, TrainingWorkspace};
 use super::{GradientsMut, LayerGradsMut, OutputGrads};
@@ -45,6 +46,8 @@ struct Ctx<'a, W: Element> {
     outs: Outs,
     /// The weight-gradient copy-out's destination, published by the leader.
     dest: DestSlot,
+    /// The phases' times (`TrainingWorkspace::backward_profile`).
+    clock: PhaseClock,
 }
 
 // SAFETY: the pointers point into the workspace and the caller's buffers, which
@@ -59,6 +62,7 @@ pub(super) fn run<W: Element, T: Element>(
     grads: OutputGrads<'_, T>,
     out: GradientsMut<'_, '_>,
 ) -> Result<()> {
+    let started = std::time::Instant::now();
     let cfg = &rnn.cfg;
     let Some(rec) = tws.run else {
         return Ok(());
@@ -102,6 +106,7 @@ pub(super) fn run<W: Element, T: Element>(
         lens,
         outs,
         dest: DestSlot::default(),
+        clock: PhaseClock::default(),
     };
     let want = threads_for(
         step_fmas(cfg, d.b).saturating_mul(d.t),
@@ -127,6 +132,7 @@ pub(super) fn run<W: Element, T: Element>(
             }
         }
     }
+    tws.profile = ctx.clock.profile(started.elapsed());
     Ok(())
 }
 
@@ -224,6 +230,7 @@ unsafe fn backward_layer<W: Element, T: Element>(
     let width = d.width(layer);
     let want_dx = layer > 0 || c.outs.dx.is_some();
     let dx_cols = if layer > 0 { d.d * d.pp } else { d.ip };
+    let mut lap = c.clock.start(team);
     // SAFETY: offsets from `Kept`/`Scratch`, which sized every region.
     unsafe {
         let zbase = if d.keep {
@@ -263,9 +270,11 @@ unsafe fn backward_layer<W: Element, T: Element>(
             lens.is_null() || r / d.b < *lens.add(r % d.b)
         });
         team.sync();
+        c.clock.lap(&mut lap, Phase::Transposes);
         for dir in 0..d.d {
             direction(c, layer, dir, finals, team);
         }
+        lap = c.clock.start(team);
         if want_dx {
             let job = Job {
                 a: Rows::strided(zbase, d.zrow, d.r),
@@ -289,6 +298,7 @@ unsafe fn backward_layer<W: Element, T: Element>(
                 bias: std::ptr::null(),
             };
             (c.bk.gemm)(team, &job, &store);
+            c.clock.lap(&mut lap, Phase::InputProducts);
         }
     }
 }
@@ -311,6 +321,7 @@ unsafe fn direction<W: Element, T: Element>(
     let set = &c.rnn.sets[layer * d.d + dir];
     let ld = layer * d.d + dir;
     let rev = cfg.direction.is_reverse(dir);
+    let mut lap = c.clock.start(team);
     // SAFETY: offsets from `Kept`/`Scratch`, which sized every region
     // for this shape; steps, slots and rows are below their counts.
     unsafe {
@@ -431,6 +442,7 @@ unsafe fn direction<W: Element, T: Element>(
             store_initial(c, ld, dhc, dc, dp);
         }
         team.sync();
+        c.clock.lap(&mut lap, Phase::TimeLoop);
         let o = Operands {
             x_t: sb.add(sc.x_t),
             width: d.width(layer),
@@ -452,6 +464,7 @@ unsafe fn direction<W: Element, T: Element>(
             c.bk,
             sets,
             &c.dest,
+            (&c.clock, &mut lap),
             team,
         );
     }

@@ -20,10 +20,12 @@ mod backward;
 mod forward;
 mod kernels;
 mod onnx;
+mod profile;
 mod weight_grads;
 mod workspace;
 
 pub use onnx::OnnxGradsMut;
+pub use profile::BackwardProfile;
 pub use rnn_reference::OutputGrads;
 pub use workspace::{Activations, TrainingWorkspace};
 

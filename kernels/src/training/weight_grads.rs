@@ -11,6 +11,7 @@ use crate::pack::LANES;
 use crate::parallel::{Share, Team};
 use crate::passes;
 use crate::training::kernels::BackKernels;
+use crate::training::profile::{Lap, Phase, PhaseClock};
 use crate::training::LayerGradsMut;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
@@ -67,6 +68,7 @@ pub(crate) unsafe fn run(
     bk: &BackKernels,
     grads: *mut LayerGradsMut<'_>,
     slot: &DestSlot,
+    (clock, lap): (&PhaseClock, &mut Lap),
     team: &Team<'_>,
 ) {
     // The right operand gathered last: jobs that share it (an LSTM's `∂W_ih` and
@@ -134,6 +136,7 @@ pub(crate) unsafe fn run(
         }
         // The leader's transposed left operand and every member's panels are in.
         team.sync();
+        clock.lap(lap, Phase::WeightOperands);
         let cols = panels * WIDTH;
         // SAFETY: the left rows hold `R` floats `R` apart, `right` the slice-major
         // panels gathered above, the output `rows * cols` floats.
@@ -149,6 +152,10 @@ pub(crate) unsafe fn run(
                 cols,
             )
         };
+        clock.lap(lap, Phase::WeightProducts);
+        // The unpadded columns: the gradient's rows in PyTorch layout.
+        let useful = 2 * d.r * rows * job.gates.len() * units_of(job, d);
+        clock.count(team, u64::try_from(useful).unwrap_or(u64::MAX));
         // The barrier that ended the product also published the destination.
         let (w, bias) = (
             slot.w.load(Ordering::Relaxed),
@@ -164,6 +171,7 @@ pub(crate) unsafe fn run(
             }
         }
         team.sync();
+        clock.lap(lap, Phase::WeightOperands);
     }
 }
 

@@ -4,6 +4,7 @@
 
 use rnn_reference::{Error, RnnConfig, SeqShape};
 
+use super::profile::BackwardProfile;
 use crate::aligned::AlignedVec;
 use crate::cells::CellWeights;
 use crate::element::Element;
@@ -55,6 +56,8 @@ pub struct TrainingWorkspace {
     pub(crate) run: Option<Run>,
     /// That run's sequence lengths.
     pub(crate) lens: Vec<usize>,
+    /// Where the last backward's time went.
+    pub(crate) profile: BackwardProfile,
 }
 
 /// What the backward needs to know about the training forward that filled `kept`.
@@ -88,6 +91,11 @@ impl TrainingWorkspace {
     /// Changes the memory/time choice (for the next training forward).
     pub fn set_activations(&mut self, mode: Activations) {
         self.mode = mode;
+    }
+
+    /// The phases of the last backward run with this workspace (all zero before one).
+    pub fn backward_profile(&self) -> BackwardProfile {
+        self.profile
     }
 
     /// Floats currently held.

@@ -4,8 +4,8 @@
 use rnn_bench_suite::{reference_grads, sequence_input, to_f32, Problem, Trainer};
 use rnn_kernels::half::{bf16, f16};
 use rnn_kernels::{
-    ActivationQuant, Activations, Element, Isa, PackedRnn, SeqShape, SequenceInput,
-    SequenceOutputMut, WeightType, Workspace,
+    ActivationQuant, Activations, BackwardProfile, Element, Isa, PackedRnn, SeqShape,
+    SequenceInput, SequenceOutputMut, WeightType, Workspace,
 };
 use rnn_reference::quant::{forward_quantized, quantize_weights, quantized_views};
 
@@ -18,6 +18,10 @@ pub(crate) trait KernelRun {
     /// What the last `run(steps)` is checked on, widened to f32: `y` `[steps, B, H]`
     /// for the forward; `∂x` of those steps then `∂W_hh` for a training step.
     fn output(&self, steps: usize) -> Vec<f32>;
+    /// The phases of the last run's backward (training steps only).
+    fn profile(&self) -> Option<BackwardProfile> {
+        None
+    }
 }
 
 /// Weights packed as `W`, input `x` held in `T` (converted once, here), `y` in `T`.
@@ -109,6 +113,10 @@ impl<T: Element> KernelRun for Trainer<T> {
 
     fn output(&self, steps: usize) -> Vec<f32> {
         self.compared(steps)
+    }
+
+    fn profile(&self) -> Option<BackwardProfile> {
+        Some(Trainer::profile(self))
     }
 }
 

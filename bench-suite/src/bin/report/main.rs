@@ -48,7 +48,7 @@ use rnn_bench_suite::{dot_u8i8_peak_gops, fma_peak_gflops};
 
 use measure::{measure, measure_baseline, Effort};
 use options::{parse_args, Dtype, Opts, Pass, USAGE};
-use output::{json_line, table_row, TABLE_HEADER};
+use output::{json_line, phases_row, table_row, PHASES_HEADER, TABLE_HEADER};
 
 fn run(o: &Opts) -> Result<(), String> {
     let e = Effort::new(o.quick);
@@ -204,6 +204,21 @@ fn run(o: &Opts) -> Result<(), String> {
         if !o.json {
             println!();
         }
+    }
+
+    if !o.json && o.pass == Pass::Train {
+        println!(
+            "backward phases (ms, medians over the same runs; the ∂W products' GFLOP/s and % \
+             of the FMA peak above):"
+        );
+        println!("{PHASES_HEADER}");
+        println!("{}", "-".repeat(PHASES_HEADER.chars().count()));
+        for r in &rows {
+            if let Some(line) = phases_row(r, peak) {
+                println!("{line}");
+            }
+        }
+        println!();
     }
 
     let k = rows.iter().map(|r| r.ref_steps).max().unwrap_or(0);

@@ -4,10 +4,10 @@ use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use rnn_bench_suite::{
-    flops, max_abs_diff, time_median, train_flops, BenchConfig, Cell, Problem, Repeats, Unfused,
-    UnfusedWorkspace,
+    flops, max_abs_diff, median, time_median, train_flops, BenchConfig, Cell, Problem, Repeats,
+    Unfused, UnfusedWorkspace,
 };
-use rnn_kernels::Activations;
+use rnn_kernels::{Activations, BackwardProfile};
 
 use crate::kernels::{build_kernels, reference, reference_on};
 use crate::options::{Dtype, Opts, Pass};
@@ -142,6 +142,46 @@ pub(crate) struct Row {
     pub(crate) ref_s: f64,
     pub(crate) ref_steps: usize,
     pub(crate) max_err: f32,
+    /// The backward's phases (training steps).
+    pub(crate) phases: Option<Phases>,
+}
+
+/// The backward's phases in a training step, each the median over the timed runs
+/// (`rnn_kernels::BackwardProfile`), in seconds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Phases {
+    pub(crate) backward: f64,
+    pub(crate) transposes: f64,
+    pub(crate) time_loop: f64,
+    pub(crate) weight_products: f64,
+    pub(crate) weight_operands: f64,
+    pub(crate) input_products: f64,
+    /// FLOPs of the weight-gradient products (the same every run).
+    pub(crate) weight_flops: u64,
+}
+
+impl Phases {
+    /// Medians of `runs` (none: `None`).
+    fn of(runs: &[BackwardProfile]) -> Option<Phases> {
+        let first = runs.first()?;
+        let med = |f: fn(&BackwardProfile) -> Duration| {
+            median(&mut runs.iter().map(|p| f(p).as_secs_f64()).collect::<Vec<_>>())
+        };
+        Some(Phases {
+            backward: med(|p| p.total),
+            transposes: med(|p| p.transposes),
+            time_loop: med(|p| p.time_loop),
+            weight_products: med(|p| p.weight_products),
+            weight_operands: med(|p| p.weight_operands),
+            input_products: med(|p| p.input_products),
+            weight_flops: first.weight_product_flops,
+        })
+    }
+
+    /// The weight-gradient products' rate.
+    pub(crate) fn weight_gflops(&self) -> f64 {
+        self.weight_flops as f64 / self.weight_products / 1e9
+    }
 }
 
 pub(crate) fn measure(o: &Opts, e: &Effort, base: &Baseline, dtype: Dtype) -> Result<Row, String> {
@@ -158,10 +198,13 @@ pub(crate) fn measure(o: &Opts, e: &Effort, base: &Baseline, dtype: Dtype) -> Re
 
     // Kernels, whole sequence.
     let mut failed = None;
+    // The backward's phases of every timed run (the same runs as the step's median).
+    let mut profiles = Vec::with_capacity(e.kernel.max_runs + 1);
     let s_per_seq = time_median(e.kernel, || {
         if let Err(err) = kern.run(t) {
             failed.get_or_insert(err);
         }
+        profiles.extend(kern.profile());
     });
     if let Some(err) = failed {
         return Err(format!(
@@ -193,5 +236,11 @@ pub(crate) fn measure(o: &Opts, e: &Effort, base: &Baseline, dtype: Dtype) -> Re
         ref_s: base.ref_s,
         ref_steps: k,
         max_err,
+        // The first run is `time_median`'s warm-up, timed only when it was the only one.
+        phases: Phases::of(if profiles.len() > 1 {
+            &profiles[1..]
+        } else {
+            &profiles
+        }),
     })
 }

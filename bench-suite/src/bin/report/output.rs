@@ -13,11 +13,27 @@ pub(crate) fn json_num(v: f64) -> String {
 }
 
 pub(crate) fn json_line(o: &Opts, r: &Row) -> String {
+    // A training step's backward phases (seconds, medians) and the weight-gradient
+    // products' rate.
+    let phases = r.phases.map_or(String::new(), |p| {
+        format!(
+            ", \"backward_s\": {}, \"time_loop_s\": {}, \"transposes_s\": {}, \
+             \"weight_products_s\": {}, \"weight_operands_s\": {}, \"input_products_s\": {}, \
+             \"weight_products_gflops\": {}",
+            json_num(p.backward),
+            json_num(p.time_loop),
+            json_num(p.transposes),
+            json_num(p.weight_products),
+            json_num(p.weight_operands),
+            json_num(p.input_products),
+            json_num(p.weight_gflops()),
+        )
+    });
     format!(
         "{{\"impl\": \"rnn-kernels\", \"isa\": \"{}\", \"dtype\": \"{}\", \"cell\": \"{}\", \
          \"batch\": {}, \"hidden\": {}, \"input\": {}, \"steps\": {}, \"threads\": {}, \
          \"s_per_seq\": {}, \"gflops\": {}, \"max_err\": {}, \"speedup_vs_f32\": {}, \
-         \"pass\": \"{}\"}}",
+         \"pass\": \"{}\"{phases}}}",
         o.isa.name(),
         r.dtype.name(),
         r.cell.name(),
@@ -63,4 +79,33 @@ pub(crate) fn table_row(r: &Row, peak: f64) -> String {
         unfused,
         r.max_err,
     )
+}
+
+pub(crate) const PHASES_HEADER: &str =
+    "cell  | dtype |  B   |  H   |  I   |  T  | backward | time loop | transposes \
+     | ∂W products | GFLOP/s | % peak | ∂W operands |    ∂x";
+
+/// A training step's backward phases (ms, medians) and the weight-gradient products'
+/// GFLOP/s and share of `peak`; `None` for a forward row.
+pub(crate) fn phases_row(r: &Row, peak: f64) -> Option<String> {
+    let p = r.phases?;
+    let g = p.weight_gflops();
+    Some(format!(
+        "{:<5} | {:<5} | {:>4} | {:>4} | {:>4} | {:>3} | {:>8.3} | {:>9.3} | {:>10.3} \
+         | {:>11.3} | {:>7.1} | {:>5.1}% | {:>11.3} | {:>7.3}",
+        r.cell.name(),
+        r.dtype.name(),
+        r.shape.batch,
+        r.shape.hidden,
+        r.shape.input,
+        r.shape.steps,
+        p.backward * 1e3,
+        p.time_loop * 1e3,
+        p.transposes * 1e3,
+        p.weight_products * 1e3,
+        g,
+        100.0 * g / peak,
+        p.weight_operands * 1e3,
+        p.input_products * 1e3,
+    ))
 }
