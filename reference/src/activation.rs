@@ -755,6 +755,78 @@ mod tests {
         }
     }
 
+    /// The piecewise-linear functions reach their bound at `x = ±m` (a bound that is
+    /// merely safe, e.g. `|alpha| + m` for the affine map, would loosen every error
+    /// bound built on it).
+    #[test]
+    fn linear_bounds_are_attained() {
+        let linear = [
+            Activation::Relu,
+            Activation::Affine {
+                alpha: -0.75,
+                beta: 0.5,
+            },
+            Activation::Affine {
+                alpha: 2.5,
+                beta: -1.5,
+            },
+            Activation::LeakyRelu { alpha: -1.5 },
+            Activation::LeakyRelu { alpha: 0.125 },
+        ];
+        for a in linear {
+            for m in [0.5, 3.0, 40.0] {
+                let reached = a.eval(m).abs().max(a.eval(-m).abs());
+                assert_eq!(reached, a.bound(m), "{a:?}, m = {m}");
+            }
+        }
+    }
+
+    /// Each listed kink is where the slope jumps (one-sided difference quotients
+    /// differ), the smooth functions list none, and a flat hard sigmoid has none.
+    #[test]
+    fn kinks_are_where_the_slope_jumps() {
+        let h = 1e-6;
+        let slope_jump = |a: Activation, x: f64| {
+            let left = (a.eval(x) - a.eval(x - h)) / h;
+            let right = (a.eval(x + h) - a.eval(x)) / h;
+            (right - left).abs() > 1e-3
+        };
+        let expected: &[(Activation, &[f64])] = &[
+            (Activation::Relu, &[0.0]),
+            (Activation::LeakyRelu { alpha: 0.125 }, &[0.0]),
+            (Activation::Elu { alpha: 0.625 }, &[0.0]),
+            (Activation::ThresholdedRelu { alpha: -0.5 }, &[-0.5]),
+            (Activation::ThresholdedRelu { alpha: 0.75 }, &[0.75]),
+            (
+                Activation::HardSigmoid {
+                    alpha: 0.375,
+                    beta: 0.5,
+                },
+                &[-0.5 / 0.375, 0.5 / 0.375],
+            ),
+            (
+                Activation::HardSigmoid {
+                    alpha: 0.0,
+                    beta: 0.5,
+                },
+                &[],
+            ),
+            (Activation::Tanh, &[]),
+            (Activation::Sigmoid, &[]),
+            (Activation::Softplus, &[]),
+            (Activation::Softsign, &[]),
+        ];
+        for &(a, want) in expected {
+            let got = a.kinks();
+            assert_eq!(got.len(), want.len(), "{a:?}: {got:?}");
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-12, "{a:?}: {got:?}");
+                // ThresholdedRelu jumps in value, the others in slope: both show.
+                assert!(slope_jump(a, *g), "{a:?}: no jump at {g}");
+            }
+        }
+    }
+
     #[test]
     fn onnx_lists_consume_parameters_in_order() {
         let names = [
