@@ -12,10 +12,19 @@
 #   MUTANTS_TIMEOUT  seconds per test run (default 900).
 #   PROPTEST_CASES   cases per property test (default 64: the pinned and table-driven
 #                    tests carry the coverage; 10 000 would take hours per mutant).
+#   MUTANTS_RECORD   a directory of outcome lists of earlier runs of the same scope
+#                    (e.g. docs/mutants/reference): the mutants caught or unviable there
+#                    are skipped (cargo-mutants --iterate, matched by file, line, column
+#                    and description, so edited code is tested again), and the lists
+#                    are updated after the run, also an interrupted one.
+#
+# Builds use the `mutants` profile (Cargo.toml: release code, incremental, 16 codegen
+# units, no debug info), which rebuilds a mutated crate in about half the time.
 # Example (what docs/mutation-testing.md records):
 #   MUTANTS_TESTS="--lib --test golden --test isa_env --test props" \
 #     scripts/mutants.sh 0/1 -F 'StateBufs::swap|default_for_process'
 set -euo pipefail
+export LC_ALL=C # one collation for sort and comm
 cd "$(dirname "$0")/.."
 command -v cargo-mutants >/dev/null || nice -n 10 cargo install cargo-mutants --locked
 
@@ -32,10 +41,45 @@ set +f
 test_args=()
 for a in ${MUTANTS_TESTS:-}; do test_args+=(--cargo-test-arg="$a"); done
 
+out="target/mutants-${shard//\//-of-}"
+record="${MUTANTS_RECORD:-}"
+iterate=()
+if [ -n "$record" ]; then
+    mkdir -p "$record" "$out/mutants.out"
+    # --iterate reads caught.txt, previously_caught.txt and unviable.txt from the last
+    # output; the record is that output.
+    for f in caught previously_caught unviable; do
+        if [ -f "$record/$f.txt" ]; then cp "$record/$f.txt" "$out/mutants.out/$f.txt"; fi
+    done
+    iterate=(--iterate)
+fi
+
+# Copies the outcome lists back into the record (caught: every mutant caught so far).
+save_record() {
+    [ -n "$record" ] || return 0
+    local o="$out/mutants.out"
+    [ -d "$o" ] || return 0
+    cat "$o/previously_caught.txt" "$o/caught.txt" 2>/dev/null | sort -u > "$record/caught.txt"
+    rm -f "$record/previously_caught.txt"
+    cat "$record/unviable.txt" "$o/unviable.txt" 2>/dev/null | sort -u > "$record/unviable.tmp"
+    mv "$record/unviable.tmp" "$record/unviable.txt"
+    # Missed or timed out before and not tested again (an interrupted run) stay listed
+    # until a run catches them.
+    for f in missed timeout; do
+        cat "$record/$f.txt" "$o/$f.txt" 2>/dev/null | sort -u \
+            | comm -23 - "$record/caught.txt" > "$record/$f.tmp"
+        mv "$record/$f.tmp" "$record/$f.txt"
+    done
+    echo "record updated: $record ($(wc -l < "$record/caught.txt") caught)"
+}
+trap save_record EXIT
+
 mkdir -p target
+status=0
 PROPTEST_CASES="${PROPTEST_CASES:-64}" nice -n 10 cargo mutants \
-    --profile release \
+    --profile mutants \
     --shard "$shard" \
     --timeout "${MUTANTS_TIMEOUT:-900}" \
-    --output "target/mutants-${shard//\//-of-}" \
-    "${args[@]}" "${test_args[@]}" "$@"
+    --output "$out" \
+    "${iterate[@]}" "${args[@]}" "${test_args[@]}" "$@" || status=$?
+exit "$status"
