@@ -701,6 +701,50 @@ mod tests {
         }
     }
 
+    /// `max_slope` bounds every slope and is reached (or approached within 0.1%) on a
+    /// sweep: a looser one would loosen the error bounds built on it.
+    #[test]
+    fn max_slopes_bound_and_are_reached() {
+        let steep = [
+            Activation::LeakyRelu { alpha: -1.5 },
+            Activation::Elu { alpha: 2.5 },
+        ];
+        for a in SAMPLES.into_iter().chain(steep) {
+            let mut most = 0.0f64;
+            // Out to ±20 (the softplus's tail approaches its limit), and just left of 0
+            // (Elu's slope approaches `alpha` there).
+            let near_zero = [-1e-9, 1e-9].into_iter();
+            for x in (-4000..=4000).map(|k| f64::from(k) / 200.0).chain(near_zero) {
+                let d = a.derivative_f64(x).abs();
+                assert!(d <= a.max_slope(), "{a:?}'({x}) = {d}");
+                most = most.max(d);
+            }
+            assert!(most >= 0.999 * a.max_slope(), "{a:?}: at most {most}");
+        }
+    }
+
+    /// At a kink the slope is the documented branch's: the flat side for `Relu`,
+    /// `ThresholdedRelu` and `HardSigmoid`, the identity's for `LeakyRelu` and `Elu`.
+    #[test]
+    fn slopes_at_kinks_take_the_documented_branch() {
+        let hs = Activation::HardSigmoid {
+            alpha: 0.5,
+            beta: 0.5,
+        };
+        let cases: &[(Activation, f64, f64)] = &[
+            (Activation::Relu, 0.0, 0.0),
+            (Activation::ThresholdedRelu { alpha: 0.75 }, 0.75, 0.0),
+            (hs, -1.0, 0.0),
+            (hs, 1.0, 0.0),
+            (Activation::LeakyRelu { alpha: 0.125 }, 0.0, 1.0),
+            (Activation::Elu { alpha: 0.625 }, 0.0, 1.0),
+        ];
+        for &(a, x, want) in cases {
+            assert_eq!(a.derivative_f64(x), want, "{a:?} at {x}");
+            assert_eq!(a.derivative(x, a.eval(x)), want, "{a:?} at {x} (derivative)");
+        }
+    }
+
     #[test]
     fn onnx_names_defaults_and_refusals() {
         assert_eq!(
