@@ -714,7 +714,10 @@ mod tests {
             // Out to ±20 (the softplus's tail approaches its limit), and just left of 0
             // (Elu's slope approaches `alpha` there).
             let near_zero = [-1e-9, 1e-9].into_iter();
-            for x in (-4000..=4000).map(|k| f64::from(k) / 200.0).chain(near_zero) {
+            for x in (-4000..=4000)
+                .map(|k| f64::from(k) / 200.0)
+                .chain(near_zero)
+            {
                 let d = a.derivative_f64(x).abs();
                 assert!(d <= a.max_slope(), "{a:?}'({x}) = {d}");
                 most = most.max(d);
@@ -741,7 +744,11 @@ mod tests {
         ];
         for &(a, x, want) in cases {
             assert_eq!(a.derivative_f64(x), want, "{a:?} at {x}");
-            assert_eq!(a.derivative(x, a.eval(x)), want, "{a:?} at {x} (derivative)");
+            assert_eq!(
+                a.derivative(x, a.eval(x)),
+                want,
+                "{a:?} at {x} (derivative)"
+            );
         }
     }
 

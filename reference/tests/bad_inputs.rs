@@ -5,8 +5,8 @@ use rnn_reference::testkit::errors::{assert_invalid, assert_length, assert_overf
 use rnn_reference::testkit::variants::{self, lstm};
 use rnn_reference::{
     check_len, check_seq_lens, check_weights, export_onnx, forward, import_onnx, step, views,
-    CellKind, Direction, LayerWeights, OnnxWeights, OwnedLayerWeights, RnnConfig, SeqShape,
-    SequenceInput,
+    Activation, CellKind, Direction, GateActivations, LayerWeights, OnnxWeights, OwnedLayerWeights,
+    RnnConfig, SeqShape, SequenceInput,
 };
 
 const RNN: CellKind = variants::RNN_TANH;
@@ -44,6 +44,39 @@ fn validate_rejects_zero_sizes() {
         RnnConfig::new(lstm(false, None), 0, 4).validate(),
         "input_size",
     );
+}
+
+/// A non-finite parameter of a function a used slot of a used direction applies is
+/// refused; the slots and directions the config does not use are not checked.
+#[test]
+fn validate_rejects_non_finite_activation_parameters() {
+    let bad = Activation::LeakyRelu { alpha: f32::NAN };
+    let with = |cell: CellKind, dir: Direction, acts: [GateActivations; 2]| {
+        RnnConfig::new(cell, 3, 4)
+            .with_direction(dir)
+            .with_activations(Some(acts))
+            .validate()
+    };
+    let std_gru = GateActivations::standard(GRU);
+    let in_g = GateActivations { g: bad, ..std_gru };
+    let in_h = GateActivations { h: bad, ..std_gru };
+    let one = Direction::Forward;
+    let both = Direction::Bidirectional;
+    assert_invalid(with(GRU, one, [in_g, std_gru]), "activations");
+    assert_invalid(with(GRU, both, [std_gru, in_g]), "activations");
+    // The GRU has no `h` slot; a unidirectional config no second direction.
+    assert!(with(GRU, one, [in_h, std_gru]).is_ok());
+    assert!(with(GRU, one, [std_gru, in_g]).is_ok());
+    let lstm_cell = lstm(false, None);
+    let std_lstm = GateActivations::standard(lstm_cell);
+    let in_h = GateActivations { h: bad, ..std_lstm };
+    assert_invalid(with(lstm_cell, one, [in_h, std_lstm]), "activations");
+    let inf = Activation::ScaledTanh {
+        alpha: 1.0,
+        beta: f32::INFINITY,
+    };
+    let in_f = GateActivations { f: inf, ..std_lstm };
+    assert_invalid(with(lstm_cell, one, [in_f, std_lstm]), "activations");
 }
 
 #[test]
