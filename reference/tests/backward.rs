@@ -146,7 +146,9 @@ fn pinned_cases() {
 fn every_variant_matches_finite_differences() {
     for (k, cell) in variants::all(2).into_iter().enumerate() {
         let mut seed = 11 + k as u64;
-        loop {
+        let mut checked = false;
+        // A bounded search, so a broken `kink_margin` fails instead of hanging.
+        for _ in 0..100 {
             // Concatenated and summed directions in turn.
             let dir = 2 + k % 2;
             let p = point(
@@ -161,10 +163,15 @@ fn every_variant_matches_finite_differences() {
             );
             if p.kink_margin() > 1e-3 {
                 check_fd(&p).unwrap_or_else(|e| panic!("{cell:?}: {e}"));
+                checked = true;
                 break;
             }
             seed += 100;
         }
+        assert!(
+            checked,
+            "{cell:?}: 100 problems, each within 1e-3 of a kink"
+        );
     }
 }
 
@@ -176,7 +183,8 @@ fn layer_norm_lstms_match_finite_differences() {
     for (k, cell) in variants::layer_norm_lstms(2).into_iter().enumerate() {
         for (layers, dir) in [(1, 0), (2, 2), (1, 1), (2, 3)] {
             let mut seed = 31 + 7 * k as u64 + dir as u64;
-            loop {
+            let mut checked = false;
+            for _ in 0..100 {
                 let p = point(
                     cell,
                     (3, 4, 2, 3),
@@ -189,10 +197,15 @@ fn layer_norm_lstms_match_finite_differences() {
                 );
                 if p.kink_margin() > 1e-3 {
                     check_fd(&p).unwrap_or_else(|e| panic!("{cell:?}: {e}"));
+                    checked = true;
                     break;
                 }
                 seed += 100;
             }
+            assert!(
+                checked,
+                "{cell:?}: 100 problems, each within 1e-3 of a kink"
+            );
         }
     }
 }

@@ -56,3 +56,52 @@ fn tape_reproduces_the_forward_bit_for_bit() {
         }
     }
 }
+
+/// `kink_margin` is the distance of the nearest gate argument to a kink: an
+/// activation's (ThresholdedRelu's at its alpha, Relu's at 0), the clip's `±c` (where
+/// the argument is clipped first), and for an LSTM the output function's at `c'`.
+#[test]
+fn kink_margin_is_the_distance_to_the_nearest_kink() {
+    use crate::{Activation, CellKind, GateActivations, LayerWeights, RnnConfig, SeqShape};
+    // One unit, one step, zero states: every gate's argument is `x` itself.
+    let margin = |cell: CellKind, f: Activation, h: Activation, clip: Option<f32>, x: f64| {
+        let acts = GateActivations {
+            f,
+            g: Activation::Tanh,
+            h,
+        };
+        let cfg = RnnConfig::new(cell, 1, 1)
+            .with_clip(clip)
+            .with_activations(Some([acts; 2]));
+        let (w_ih, w_hh) = (vec![1.0f64; cfg.gates()], vec![0.0f64; cfg.gates()]);
+        let x = [x];
+        super::kink_margin(
+            &cfg,
+            &[LayerWeights::new(&w_ih, &w_hh)],
+            SeqShape::new(1, 1),
+            &SequenceInput::new(&x),
+        )
+    };
+    let (tanh, relu) = (Activation::Tanh, Activation::Relu);
+    let thr = Activation::ThresholdedRelu { alpha: 0.5 };
+    let rnn = CellKind::RNN_TANH;
+    let close = |got: f64, want: f64| (got - want).abs() < 1e-12;
+    assert!(close(margin(rnn, thr, tanh, None, 0.3), 0.2));
+    assert!(close(margin(rnn, thr, tanh, None, 0.9), 0.4));
+    assert_eq!(margin(rnn, tanh, tanh, None, 0.3), f64::INFINITY);
+    // The clip's kinks, on either side.
+    assert!(close(margin(rnn, tanh, tanh, Some(0.5), 0.3), 0.2));
+    assert!(close(margin(rnn, tanh, tanh, Some(0.5), -0.35), 0.15));
+    // Relu's kink at 0 after the clip: 0.1 from it, 1.9 from the clip at 2.
+    assert!(close(margin(rnn, relu, tanh, Some(2.0), 0.1), 0.1));
+    assert!(close(margin(rnn, relu, tanh, Some(2.0), -0.1), 0.1));
+    // Past the clip the argument sits at ±c: 1 from the clip, 2 from relu's kink.
+    assert!(close(margin(rnn, relu, tanh, Some(2.0), 3.0), 1.0));
+    // An LSTM's output function at c' = σ(x) · tanh(x) (c0 = 0): 0.25 is 1.75 from
+    // every gate argument (2) but closer to c'.
+    let x = 2.0f64;
+    let c = x.tanh() / (1.0 + (-x).exp());
+    let h_thr = Activation::ThresholdedRelu { alpha: 0.25 };
+    let lstm = margin(CellKind::LSTM, Activation::Sigmoid, h_thr, None, x);
+    assert!(close(lstm, c - 0.25), "{lstm} against {}", c - 0.25);
+}
