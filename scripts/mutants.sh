@@ -54,19 +54,29 @@ if [ -n "$record" ]; then
     iterate=(--iterate)
 fi
 
+# The files given that exist, concatenated (nothing for none).
+cat_existing() {
+    local f
+    for f in "$@"; do
+        if [ -f "$f" ]; then cat "$f"; fi
+    done
+}
+
 # Copies the outcome lists back into the record (caught: every mutant caught so far).
 save_record() {
     [ -n "$record" ] || return 0
     local o="$out/mutants.out"
     [ -d "$o" ] || return 0
-    cat "$o/previously_caught.txt" "$o/caught.txt" 2>/dev/null | sort -u > "$record/caught.txt"
-    rm -f "$record/previously_caught.txt"
-    cat "$record/unviable.txt" "$o/unviable.txt" 2>/dev/null | sort -u > "$record/unviable.tmp"
+    cat_existing "$record/unviable.txt" "$o/unviable.txt" | sort -u > "$record/unviable.tmp"
     mv "$record/unviable.tmp" "$record/unviable.txt"
+    # cargo-mutants' previously_caught.txt also lists the earlier unviable mutants.
+    cat_existing "$o/previously_caught.txt" "$o/caught.txt" | sort -u \
+        | comm -23 - "$record/unviable.txt" > "$record/caught.txt"
+    rm -f "$record/previously_caught.txt"
     # Missed or timed out before and not tested again (an interrupted run) stay listed
     # until a run catches them.
     for f in missed timeout; do
-        cat "$record/$f.txt" "$o/$f.txt" 2>/dev/null | sort -u \
+        cat_existing "$record/$f.txt" "$o/$f.txt" | sort -u \
             | comm -23 - "$record/caught.txt" > "$record/$f.tmp"
         mv "$record/$f.tmp" "$record/$f.txt"
     done

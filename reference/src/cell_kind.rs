@@ -252,3 +252,30 @@ impl CellKind {
         self.lstm().is_some_and(|v| v.layer_norm)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::variants;
+
+    /// Error messages name the cell by `name`; `cifg` tells TFLite's coupled LSTM
+    /// from the others (ONNX export refuses it).
+    #[test]
+    fn names_and_couplings() {
+        assert_eq!(CellKind::RNN_TANH.name(), "rnn");
+        assert_eq!(CellKind::LSTM.name(), "lstm");
+        assert_eq!(variants::lstm_cifg(true, Some(2)).name(), "lstm");
+        assert_eq!(CellKind::GRU.name(), "gru");
+        assert!(variants::lstm_cifg(false, None).cifg());
+        assert!(!variants::lstm_cifg(false, None).input_forget());
+        assert!(variants::lstm_input_forget(false).input_forget());
+        for cell in [
+            CellKind::LSTM,
+            variants::lstm_input_forget(true),
+            CellKind::GRU,
+            CellKind::RNN_TANH,
+        ] {
+            assert!(!cell.cifg(), "{cell:?}");
+        }
+    }
+}

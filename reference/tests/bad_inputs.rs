@@ -382,6 +382,15 @@ fn export_onnx_bad_inputs() {
     );
     let normed = RnnConfig::new(variants::lstm_layer_norm(false, None, false), 2, 3);
     assert_invalid(export_onnx(&normed, &views(&zero_weights(&normed))), "cell");
+    // The cells ONNX has no operator for: a CIFG LSTM, a peephole GRU, an AUGRU.
+    for cell in [
+        variants::lstm_cifg(false, None),
+        variants::gru_peephole(false),
+        variants::augru(true),
+    ] {
+        let c = RnnConfig::new(cell, 2, 3);
+        assert_invalid(export_onnx(&c, &views(&zero_weights(&c))), "cell");
+    }
     let short = vec![0.0; 3];
     let mut bad = views(&owned);
     bad[0].w_hh = &short;
