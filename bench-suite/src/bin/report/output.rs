@@ -54,6 +54,19 @@ pub(crate) const TABLE_HEADER: &str =
     "cell  | dtype |  B   |  H   |  I   |  T  |   ms/seq  |  × f32 \
      | GFLOP/s | % peak |  × ref  | × unfused | max err";
 
+/// A row's first columns, its case: cell, dtype, B, H, I, T (both tables).
+fn case_columns(r: &Row) -> String {
+    format!(
+        "{:<5} | {:<5} | {:>4} | {:>4} | {:>4} | {:>3}",
+        r.cell.name(),
+        r.dtype.name(),
+        r.shape.batch,
+        r.shape.hidden,
+        r.shape.input,
+        r.shape.steps,
+    )
+}
+
 pub(crate) fn table_row(r: &Row, peak: f64) -> String {
     let vs_f32 = r.vs_f32.map_or("-".to_string(), |v| format!("{v:.2}"));
     // No unfused baseline for a training step.
@@ -63,14 +76,8 @@ pub(crate) fn table_row(r: &Row, peak: f64) -> String {
         "-".to_string()
     };
     format!(
-        "{:<5} | {:<5} | {:>4} | {:>4} | {:>4} | {:>3} | {:>9.3} | {:>6} | {:>7.1} | {:>5.1}% \
-         | {:>7.1} | {:>9} | {:.1e}",
-        r.cell.name(),
-        r.dtype.name(),
-        r.shape.batch,
-        r.shape.hidden,
-        r.shape.input,
-        r.shape.steps,
+        "{} | {:>9.3} | {:>6} | {:>7.1} | {:>5.1}% | {:>7.1} | {:>9} | {:.1e}",
+        case_columns(r),
         r.s_per_seq * 1e3,
         vs_f32,
         r.gflops,
@@ -91,14 +98,8 @@ pub(crate) fn phases_row(r: &Row, peak: f64) -> Option<String> {
     let p = r.phases?;
     let g = p.weight_gflops();
     Some(format!(
-        "{:<5} | {:<5} | {:>4} | {:>4} | {:>4} | {:>3} | {:>8.3} | {:>9.3} | {:>10.3} \
-         | {:>11.3} | {:>7.1} | {:>5.1}% | {:>11.3} | {:>7.3}",
-        r.cell.name(),
-        r.dtype.name(),
-        r.shape.batch,
-        r.shape.hidden,
-        r.shape.input,
-        r.shape.steps,
+        "{} | {:>8.3} | {:>9.3} | {:>10.3} | {:>11.3} | {:>7.1} | {:>5.1}% | {:>11.3} | {:>7.3}",
+        case_columns(r),
         p.backward * 1e3,
         p.time_loop * 1e3,
         p.transposes * 1e3,
