@@ -850,3 +850,68 @@ fn profile_counts_the_weight_gradient_products() {
         );
     }
 }
+
+/// A backward that returns an error (here: `dy` one value short) leaves an all-zero
+/// profile, not the phases of the call before it, in both layouts' entry points; the
+/// next good call fills it again.
+#[test]
+fn a_failed_backward_clears_the_profile() {
+    use rnn_kernels::{
+        BackwardProfile, CellKind, GradientsMut, LayerGradsMut, LayerWeights, OnnxGradsMut,
+        OutputGrads, PackedRnn, RnnConfig, SeqShape, SequenceInput, SequenceOutputMut,
+    };
+    let (i, h, t, b) = (8, 16, 3, 2);
+    let cfg = RnnConfig::new(CellKind::GRU, i, h);
+    let (w_ih, w_hh) = (vec![0.1f32; 3 * h * i], vec![0.1f32; 3 * h * h]);
+    let rnn = PackedRnn::from_pytorch(&cfg, &[LayerWeights::new(&w_ih, &w_hh)]).unwrap();
+    let (x, mut y) = (vec![0.5f32; t * b * i], vec![0.0; t * b * h]);
+    let mut tws = TrainingWorkspace::new();
+    let out = SequenceOutputMut {
+        y: &mut y,
+        h_n: None,
+        c_n: None,
+    };
+    rnn.forward_train(&mut tws, SeqShape::new(t, b), SequenceInput::new(&x), out)
+        .unwrap();
+    let dy = vec![1.0f32; t * b * h];
+    let (mut dw_ih, mut dw_hh) = (vec![0.0; w_ih.len()], vec![0.0; w_hh.len()]);
+    let mut pytorch = |dy: &[f32], tws: &mut TrainingWorkspace| {
+        let mut sets = [LayerGradsMut {
+            dw_ih: &mut dw_ih,
+            dw_hh: &mut dw_hh,
+            db_ih: None,
+            db_hh: None,
+            dw_hr: None,
+            dpeephole: None,
+            dlayer_norm: None,
+        }];
+        let g = GradientsMut {
+            dx: None,
+            dh0: None,
+            dc0: None,
+            dattention: None,
+            weights: &mut sets,
+        };
+        rnn.backward(tws, OutputGrads::new(dy), g)
+    };
+    pytorch(&dy, &mut tws).unwrap();
+    assert_ne!(tws.backward_profile(), BackwardProfile::default());
+    assert!(pytorch(&dy[1..], &mut tws).is_err());
+    assert_eq!(tws.backward_profile(), BackwardProfile::default());
+
+    pytorch(&dy, &mut tws).unwrap();
+    let (mut dw, mut dr) = (vec![0.0; w_ih.len()], vec![0.0; w_hh.len()]);
+    let onnx = OnnxGradsMut {
+        dx: None,
+        dh0: None,
+        dc0: None,
+        dw: &mut dw,
+        dr: &mut dr,
+        db: None,
+        dp: None,
+    };
+    assert!(rnn
+        .backward_onnx(&mut tws, OutputGrads::new(&dy[1..]), onnx)
+        .is_err());
+    assert_eq!(tws.backward_profile(), BackwardProfile::default());
+}

@@ -152,6 +152,8 @@ impl<W: Element> PackedRnn<W> {
         grads: OutputGrads<'_, T>,
         mut out: GradientsMut<'_, '_>,
     ) -> Result<()> {
+        // A failed call leaves no profile of an earlier one behind.
+        tws.profile = BackwardProfile::default();
         let run = recorded(tws, &self.cfg)?;
         check_grads(&self.cfg, run.shape, &grads, &mut out)?;
         backward::run(self, tws, grads, out)

@@ -134,6 +134,8 @@ impl<W: Element> PackedRnn<W> {
         mut out: OnnxGradsMut<'_>,
     ) -> Result<()> {
         let cfg = &self.cfg;
+        // A failed call leaves no profile of an earlier one behind.
+        tws.profile = super::BackwardProfile::default();
         check(cfg, &out)?;
         let run = recorded(tws, cfg)?;
         let (i, h, gh) = (

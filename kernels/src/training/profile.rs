@@ -13,7 +13,7 @@ use crate::parallel::Team;
 
 /// The phases of the last [`PackedRnn::backward`](crate::PackedRnn::backward) (or
 /// `backward_onnx`) run with a workspace, as wall time summed over layers and
-/// directions. For profiling: the products' share of the step, and the weight
+/// directions (all zero after one that returned an error). For profiling: the products' share of the step, and the weight
 /// gradients' rate (`weight_product_flops` over `weight_products`).
 ///
 /// ```

@@ -93,7 +93,8 @@ impl TrainingWorkspace {
         self.mode = mode;
     }
 
-    /// The phases of the last backward run with this workspace (all zero before one).
+    /// The phases of the last backward run with this workspace (all zero before one,
+    /// and after a backward that returned an error).
     pub fn backward_profile(&self) -> BackwardProfile {
         self.profile
     }
