@@ -63,7 +63,7 @@ impl OutputConfig {
         }
     }
 
-    /// Checks the sizes: both nonzero, and `O * I` addressable (below `i32::MAX`
+    /// Checks the sizes: both nonzero, and `O * I` addressable (at most `i32::MAX`
     /// elements, like the recurrent weights).
     pub fn validate(&self) -> Result<()> {
         if self.in_features == 0 {
@@ -287,6 +287,11 @@ mod tests {
         let y = output_layer(&sm, &id2, None, 1, &[1000.0, 999.0]).unwrap();
         let e = (-1.0f64).exp();
         assert!((y[0] - 1.0 / (1.0 + e)).abs() < 1e-15 && (y[1] - e / (1.0 + e)).abs() < 1e-15);
+        // The shift is the row's largest logit wherever it stands (by another logit,
+        // exp(1000) would overflow to inf and the row to NaN).
+        for (z, want) in [([1000.0, 0.0], [1.0, 0.0]), ([0.0, 1000.0], [0.0, 1.0])] {
+            assert_eq!(output_layer(&sm, &id2, None, 1, &z).unwrap(), want);
+        }
         for bad in [f64::NAN, f64::INFINITY] {
             let y = output_layer(&sm, &id2, None, 1, &[bad, 1.0]).unwrap();
             assert!(y.iter().all(|v| v.is_nan()), "{bad}: {y:?}");
@@ -373,5 +378,12 @@ mod tests {
         assert_eq!(arg(output_layer(&zero, &[], None, 1, &[])), "in_features");
         let huge = OutputConfig::new(1 << 20, 1 << 20, OutputActivation::Identity);
         assert_eq!(huge.validate().unwrap_err().arg(), "out_features");
+        // The limit is inclusive: i32::MAX elements (a prime, so only 1 x i32::MAX).
+        let max = i32::MAX as usize;
+        assert!(OutputConfig::new(max, 1, OutputActivation::Identity)
+            .validate()
+            .is_ok());
+        let over = OutputConfig::new(max + 1, 1, OutputActivation::Identity);
+        assert_eq!(over.validate().unwrap_err().arg(), "out_features");
     }
 }

@@ -144,6 +144,11 @@ fn validate_rejects_overflowing_sizes() {
         RnnConfig::new(GRU, 1 << 20, 1 << 12).validate(),
         "hidden_size",
     );
+    // The limit is inclusive: a 1-unit RNN's W_ih of i32::MAX elements is valid, one
+    // more is not.
+    let max = i32::MAX as usize;
+    assert!(RnnConfig::new(RNN, max, 1).validate().is_ok());
+    assert_overflow(RnnConfig::new(RNN, max + 1, 1).validate(), "hidden_size");
     assert_overflow(
         RnnConfig::new(RNN, 4, 4)
             .with_layers(usize::MAX)
