@@ -168,6 +168,36 @@ impl_real!(f64);
 #[cfg(test)]
 mod tests {
     use super::Real;
+    use crate::activation::Activation;
+
+    /// For the sigmoid and tanh, `gate_activation` and `gate_slope` are the standard
+    /// cells' own formulas in the number type (`sigmoid`, `tanh`, `y (1 - y)`, `1 - y²`),
+    /// bit for bit, so a config naming the standard functions computes exactly what
+    /// the standard cell does; `Activation::eval` / `derivative_f64` in `f64` rounded
+    /// once differ from them in the last bit at some of these `f32` points (checked,
+    /// so the test can tell the two apart).
+    #[test]
+    fn standard_gate_functions_are_the_cells_own_formulas() {
+        let (mut sig_differs, mut tanh_differs, mut slopes_differ) = (false, false, false);
+        for i in 0..20_000 {
+            let x = (i as f32 - 10_000.0) * 1e-3;
+            let (s, t) = (x.sigmoid(), x.tanh());
+            let (ds, dt) = (s * (1.0 - s), 1.0 - t * t);
+            assert_eq!(
+                x.gate_activation(Activation::Sigmoid).to_bits(),
+                s.to_bits()
+            );
+            assert_eq!(x.gate_activation(Activation::Tanh).to_bits(), t.to_bits());
+            assert_eq!(x.gate_slope(Activation::Sigmoid, s).to_bits(), ds.to_bits());
+            assert_eq!(x.gate_slope(Activation::Tanh, t).to_bits(), dt.to_bits());
+            let once = |v: f64| v as f32;
+            sig_differs |= once(Activation::Sigmoid.eval(f64::from(x))) != s;
+            tanh_differs |= once(Activation::Tanh.eval(f64::from(x))) != t;
+            slopes_differ |= once(Activation::Sigmoid.derivative_f64(f64::from(x))) != ds
+                && once(Activation::Tanh.derivative_f64(f64::from(x))) != dt;
+        }
+        assert!(sig_differs && tanh_differs && slopes_differ);
+    }
 
     fn special<T: Real>() {
         let inf = T::from_f64(f64::INFINITY);

@@ -621,6 +621,46 @@ fn forward_bad_inputs() {
     );
 }
 
+/// The sequence forward checks its attention input: an AUGRU needs `T * B` values, the
+/// other cells none.
+#[test]
+fn forward_checks_the_attention_input() {
+    let shape = SeqShape::new(4, 2);
+    let x = vec![0.5; 4 * 2 * 2];
+    let att = vec![0.5; 4 * 2];
+    for (cell, lens, want) in [
+        (variants::augru(true), [None, Some(7)], "attention"),
+        (GRU, [Some(8), Some(8)], "attention"),
+    ] {
+        let cfg = RnnConfig::new(cell, 2, 3);
+        let owned = zero_weights(&cfg);
+        let w = views(&owned);
+        let run = |n: Option<usize>| {
+            forward(
+                &cfg,
+                &w,
+                shape,
+                SequenceInput {
+                    x: &x,
+                    h0: None,
+                    c0: None,
+                    seq_lens: None,
+                    attention: n.map(|n| &att[..n]),
+                },
+            )
+        };
+        for n in lens {
+            match n {
+                Some(7) => assert_length(run(n), want, 8, 7),
+                _ => assert_invalid(run(n), want),
+            }
+        }
+        // The right input runs.
+        let right = cell.has_attention().then_some(8);
+        assert!(run(right).is_ok(), "{cell:?}");
+    }
+}
+
 #[test]
 fn errors_display_what_was_expected_and_given() {
     let e = check_len("weights[0].w_ih", 12, 7).unwrap_err();
