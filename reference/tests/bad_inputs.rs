@@ -627,7 +627,7 @@ fn forward_bad_inputs() {
 fn forward_checks_the_attention_input() {
     let shape = SeqShape::new(4, 2);
     let x = vec![0.5; 4 * 2 * 2];
-    let att = vec![0.5; 4 * 2];
+    let att = [0.5; 4 * 2];
     for (cell, lens, want) in [
         (variants::augru(true), [None, Some(7)], "attention"),
         (GRU, [Some(8), Some(8)], "attention"),
