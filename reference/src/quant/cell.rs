@@ -486,3 +486,65 @@ pub fn step_quantized<R: Real>(
     );
     step_from_input_products(cfg, w, scheme, &gx, (h, c, att))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::rng::SplitMix64;
+    use crate::testkit::variants;
+
+    /// With plain floats the second operand's error is `second_operand_error`'s
+    /// estimate, so every nonzero output of a projected LSTM gets more slack than the
+    /// product's own roundings (`|h| · 2⁻²⁰`, all a zero error would give), and the
+    /// estimate is small: below a thousandth of `|h|` beyond what flipping every code
+    /// of the row could add (an error of 1 would add about `|h|` itself). Checked with
+    /// the `Real::error_bound` mutants (`Some(0.0)`, `Some(±1.0)` for plain floats).
+    #[test]
+    fn plain_floats_take_the_estimated_second_operand_error() {
+        let (i, hid, proj, batch) = (5, 8, 6, 3);
+        let cfg = RnnConfig::new(variants::lstm(false, Some(proj)), i, hid);
+        let mut rng = SplitMix64::new(0x5eed);
+        let mut codes = |n: usize| -> Vec<i8> {
+            (0..n)
+                .map(|_| (rng.below(255) as i32 - 127) as i8)
+                .collect()
+        };
+        let (c_ih, c_hh, c_hr) = (codes(4 * hid * i), codes(4 * hid * proj), codes(proj * hid));
+        let (s_g, s_p) = (vec![0.01f32; 4 * hid], vec![0.02f32; proj]);
+        let m = |codes, scales| QuantizedMatrix {
+            codes,
+            scales,
+            zero_points: None,
+        };
+        let w = QuantizedLayerWeights {
+            w_ih: m(&c_ih[..], &s_g[..]),
+            w_hh: m(&c_hh[..], &s_g[..]),
+            b_ih: None,
+            b_hh: None,
+            w_hr: Some(m(&c_hr[..], &s_p[..])),
+            peephole: None,
+            layer_norm: None,
+        };
+        let mut rng = SplitMix64::new(0xfeed);
+        let mut vals = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.sym()).collect() };
+        let (x, h) = (vals(batch * i), vals(batch * proj));
+        let c: Vec<f64> = vals(batch * hid).into_iter().map(f64::from).collect();
+        let out =
+            step_quantized::<f64>(&cfg, &w, ActivationQuant::PerRow, &x, (&h, Some(&c), None))
+                .unwrap();
+        assert_eq!(out.slack.len(), batch * proj);
+        for (e, (y, s)) in out.h.iter().zip(&out.slack).enumerate() {
+            assert!(
+                *y != 0.0 && *s > y.abs() * f64::powi(2.0, -20),
+                "h {y}, slack {s}"
+            );
+            // Every code of the row flipping (|o ⊙ tanh(c')| < 1, so the row's scale is
+            // below 2/255) plus a thousandth of |h|: far above the estimate's share,
+            // far below an error of 1's (about |h| itself).
+            let row = e % proj * hid..(e % proj + 1) * hid;
+            let flips: f64 = c_hr[row].iter().map(|&w| f64::from(w).abs()).sum();
+            let cap = 1e-3 * y.abs() + 2.0 / 255.0 * 0.02 * flips;
+            assert!(*s < cap, "h {y}, slack {s}, cap {cap}");
+        }
+    }
+}
