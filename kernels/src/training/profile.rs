@@ -13,8 +13,9 @@ use crate::parallel::Team;
 
 /// The phases of the last [`PackedRnn::backward`](crate::PackedRnn::backward) (or
 /// `backward_onnx`) run with a workspace, as wall time summed over layers and
-/// directions (all zero after one that returned an error). For profiling: the products' share of the step, and the weight
-/// gradients' rate (`weight_product_flops` over `weight_products`).
+/// directions (all zero after one that returned an error). For profiling: the
+/// products' share of the step, and the weight gradients' rate
+/// (`weight_product_flops` over `weight_products`).
 ///
 /// ```
 /// use rnn_kernels::{CellKind, GradientsMut, LayerGradsMut, LayerWeights, OutputGrads,
