@@ -5,7 +5,9 @@
 //! Variants, all with the same multiply-adds:
 //! - `fixed`: every step reads the same panel row (no panel traffic: the mix's ceiling);
 //! - `l1`: the panel's rows wrap every 64 (16 KiB, held in L1);
-//! - `l2`: the whole panel (`k × 256` bytes, from L2 — the crate's form);
+//! - `l2`: the whole panel (`k × 256` bytes, from L2);
+//! - `l2+pf`: the same, each step asking for the panel row 24 ahead in L1 (`prefetcht0`,
+//!   as the crate's micro-kernel does on AVX-512);
 //! - `kc128`: the panel in slices of 128 rows (32 KiB, L1), each slice over every row
 //!   block, the partial sums kept in memory.
 //!
@@ -26,6 +28,8 @@ mod tile {
     pub struct Variant {
         pub wrap: usize,
         pub kc: usize,
+        /// Panel rows ahead to prefetch into L1 (0: none).
+        pub ahead: usize,
     }
 
     /// `acc += rows × panel` over `k` steps for one 6-row block, the sums loaded from
@@ -40,6 +44,7 @@ mod tile {
         k: usize,
         panel: *const f32,
         wrap: usize,
+        ahead: usize,
         out: *mut f32,
     ) {
         // SAFETY: (whole body) the caller's contract bounds every pointer below.
@@ -51,6 +56,13 @@ mod tile {
                 }
             }
             for p in 0..k {
+                if ahead > 0 {
+                    // A hint: never faults, whatever the address.
+                    let next = panel.wrapping_add((p + ahead) * 64).cast::<i8>();
+                    for line in 0..4 {
+                        _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(64 * line));
+                    }
+                }
                 let w = panel.add((p & wrap) * 64);
                 let wv = [0, 1, 2, 3].map(|j| _mm512_load_ps(w.add(16 * j)));
                 for (i, row) in acc.iter_mut().enumerate() {
@@ -93,7 +105,14 @@ mod tile {
                     // k0.. (or its wrapped rows) lie inside `w`; `out` holds nrows × 64.
                     unsafe {
                         let panel = w.as_ptr().add(p * k * 64 + k0 * 64);
-                        block(rows, kk, panel, v.wrap, out.as_mut_ptr().add(r * 64));
+                        block(
+                            rows,
+                            kk,
+                            panel,
+                            v.wrap,
+                            v.ahead,
+                            out.as_mut_ptr().add(r * 64),
+                        );
                     }
                 }
             }
@@ -134,23 +153,13 @@ fn main() {
             .enumerate()
             .for_each(|(i, x)| *x = (i % 5) as f32 * 0.1);
         let mut out = vec![0f32; nrows * 64];
+        let variant = |wrap, kc, ahead| tile::Variant { wrap, kc, ahead };
         let variants = [
-            ("fixed", tile::Variant { wrap: 0, kc: k }),
-            ("l1", tile::Variant { wrap: 63, kc: k }),
-            (
-                "l2",
-                tile::Variant {
-                    wrap: usize::MAX,
-                    kc: k,
-                },
-            ),
-            (
-                "kc128",
-                tile::Variant {
-                    wrap: usize::MAX,
-                    kc: 128,
-                },
-            ),
+            ("fixed", variant(0, k, 0)),
+            ("l1", variant(63, k, 0)),
+            ("l2", variant(usize::MAX, k, 0)),
+            ("l2+pf", variant(usize::MAX, k, 24)),
+            ("kc128", variant(usize::MAX, 128, 0)),
         ];
         for (name, v) in variants {
             let s = time_median(r, || {

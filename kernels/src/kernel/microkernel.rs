@@ -312,6 +312,7 @@ unsafe fn tile_in_order<V: V16, W: Storage, const MR: usize, const NP: usize, co
     let mut acc = [[unsafe { V::zero() }; NP]; MR];
     if ahead.lines == 0 || k == 0 {
         for p in 0..k {
+            fetch_row::<V, W, NP, S>(panel, p);
             // SAFETY: `p < k`.
             unsafe { fma_row::<V, W, MR, NP, S>(&mut acc, rows, p, panel, k) };
         }
@@ -322,14 +323,34 @@ unsafe fn tile_in_order<V: V16, W: Storage, const MR: usize, const NP: usize, co
         for j in 0..per_row {
             simd::prefetch_l2(ahead.ptr.wrapping_add((p * per_row + j) * 64));
         }
+        fetch_row::<V, W, NP, S>(panel, p);
         // SAFETY: `p < k`.
         unsafe { fma_row::<V, W, MR, NP, S>(&mut acc, rows, p, panel, k) };
     }
     for p in fetching..k {
+        fetch_row::<V, W, NP, S>(panel, p);
         // SAFETY: `p < k`.
         unsafe { fma_row::<V, W, MR, NP, S>(&mut acc, rows, p, panel, k) };
     }
     acc
+}
+
+/// Asks for panel row `p + V::PANEL_AHEAD` in L1 (rows layout; nothing when
+/// `PANEL_AHEAD` is 0 or the panel is striped). A panel of more than a few dozen rows
+/// does not fit L1, so every row block streams it from L2, and the hardware
+/// prefetchers leave part of that latency exposed (AVX-512 on a Xeon model 167: the
+/// tile alone from L2 69-75% -> 73-78% of the FMA probe, the training step at batch 64
+/// 0.95-0.975x the time; `bench-suite/results/panel-l1-ahead-ab-xeon167.md`). Past the
+/// panel's end the hint touches whatever follows (the next panel, or nothing: a
+/// prefetch never faults).
+#[inline(always)]
+fn fetch_row<V: V16, W: Storage, const NP: usize, const S: bool>(panel: *const W, p: usize) {
+    if const { V::PANEL_AHEAD > 0 && !S } {
+        let row = panel.wrapping_add((p + V::PANEL_AHEAD) * NP * LANES);
+        // The row's bytes in floats (a bf16 or f16 row is half as long).
+        let floats = NP * LANES * std::mem::size_of::<W>() / 4;
+        simd::prefetch(row.cast::<f32>(), floats);
+    }
 }
 
 /// Even and odd `p` into separate accumulators, added at the end.

@@ -67,6 +67,9 @@ pub unsafe trait V16: Copy {
     /// packing's `striped` layout): the paths that take a panel one vector at a time.
     /// Only CPUs whose every path does pack them.
     const READS_STRIPES: bool = false;
+    /// How many panel rows ahead of its products the in-order micro-kernel asks for the
+    /// panel in L1 (0: never): see `kernel::microkernel::tile_in_order`.
+    const PANEL_AHEAD: usize = 0;
     /// All lanes `x`.
     unsafe fn splat(x: f32) -> Self;
     /// All lanes 0.

@@ -26,6 +26,8 @@ unsafe impl V16 for __m512 {
 
     // 32 zmm: 24 accumulators + 4 weights + broadcast fit.
     const MAX_ACC: usize = 24;
+    // 24 rows (6 KiB of an f32 panel) ahead: 16 gained less, 32 no more.
+    const PANEL_AHEAD: usize = 24;
 
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
