@@ -393,16 +393,16 @@ impl<W: WeightType> PackedRnn<W> {
                                     dims,
                                 );
                             }
-                        } else if team.is_leader() {
+                        } else if aligned.is_none() {
                             // SAFETY: (t, b) inside `dst` for b < batch; state rows
-                            // padded to ps / hs.
+                            // padded to ps / hs; the members' rows are disjoint.
                             unsafe {
                                 finish_step(
                                     &st,
                                     &dst,
                                     t,
                                     YSlot::of(cfg, dir),
-                                    batch,
+                                    team.share().of(batch, 1),
                                     input.seq_lens,
                                     lstm,
                                     (ho, ps, hs),
@@ -597,23 +597,26 @@ impl YSlot {
     }
 }
 
-/// After a step: writes `y` for rows still running, and for rows past their length
-/// keeps the old state and writes zeros.
+/// After a step: writes `y` for the batch rows `rows` still running, and for rows past
+/// their length keeps the old state and writes zeros. Every member of a team takes its
+/// share of the rows (`Share::of`): at batch 64 and 2 threads the leader's copy of all
+/// of `y` was 3% of an int8 LSTM's samples, with the other member waiting.
 ///
 /// # Safety
-/// `(t, b)` is inside `dst` for every `b < batch`; state rows are padded to `ps`/`hs`.
+/// `(t, b)` is inside `dst` and `b` inside `seq_lens` for every `b` in `rows`; state
+/// rows are padded to `ps`/`hs`; no one else writes these rows meanwhile.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn finish_step(
     st: &StateBufs,
     dst: &Tensor3,
     t: usize,
     slot: YSlot,
-    batch: usize,
+    rows: std::ops::Range<usize>,
     seq_lens: Option<&[usize]>,
     lstm: bool,
     (ho, ps, hs): (usize, usize, usize),
 ) {
-    for b in 0..batch {
+    for b in rows {
         let active = seq_lens.is_none_or(|l| t < l[b]);
         // SAFETY: caller's contract.
         unsafe {

@@ -256,11 +256,10 @@ unsafe fn layers<W: Element>(c: &Ctx<'_, W>, team: &Team<'_>) {
                     sp.keep_pre = d.keep;
                     (sp.att, sp.att_stride) = c.kept.att_ptrs(kb, d, t);
                     (c.k.step)(&set.cell, &sp, team);
-                    if team.is_leader() {
-                        let dims = (d.ho, d.pp, d.hp);
-                        let slot = YSlot::of(cfg, dir);
-                        finish_step(&st, &dst, t, slot, d.b, c.seq_lens, d.lstm, dims);
-                    }
+                    // Every member its share of the rows (disjoint).
+                    let dims = (d.ho, d.pp, d.hp);
+                    let (slot, rows) = (YSlot::of(cfg, dir), team.share().of(d.b, 1));
+                    finish_step(&st, &dst, t, slot, rows, c.seq_lens, d.lstm, dims);
                     team.sync();
                 }
                 if team.is_leader() {
