@@ -150,8 +150,8 @@ impl RnnConfig {
         self
     }
 
-    /// The functions direction `d` (0 or 1) applies: the configured ones, or the
-    /// cell's standard ones.
+    /// The functions direction `d` (0 or 1) applies: the configured ones (a network of
+    /// one direction takes the first set whatever `d`), or the cell's standard ones.
     pub fn gate_activations(&self, d: usize) -> GateActivations {
         match self.activations {
             Some(a) if self.num_directions() == 2 => a[d.min(1)],

@@ -120,6 +120,37 @@ fn onnx_activations_step_by_hand() {
     assert!(std.custom_activations(0).is_none());
 }
 
+/// A network of one direction (forward or reverse) applies the first of the two
+/// activation sets whatever direction index it is asked for (ONNX lists one set per
+/// direction the operator runs); a bidirectional one the set of that direction.
+#[test]
+fn one_direction_takes_the_first_activation_set() {
+    let first = GateActivations::standard(CellKind::GRU);
+    let mut second = first;
+    second.g = Activation::Softsign;
+    let sets = Some([first, second]);
+    let cfg = |dir| {
+        RnnConfig::new(CellKind::GRU, 2, 3)
+            .with_direction(dir)
+            .with_activations(sets)
+    };
+    for dir in [Direction::Forward, Direction::Reverse] {
+        for d in 0..2 {
+            assert_eq!(
+                cfg(dir).gate_activations(d),
+                first,
+                "{dir:?}, direction {d}"
+            );
+            assert!(cfg(dir).custom_activations(d).is_none(), "{dir:?}, {d}");
+        }
+    }
+    for dir in [Direction::Bidirectional, Direction::BidirectionalSum] {
+        assert_eq!(cfg(dir).gate_activations(0), first, "{dir:?}");
+        assert_eq!(cfg(dir).gate_activations(1), second, "{dir:?}");
+        assert_eq!(cfg(dir).custom_activations(1), Some(second), "{dir:?}");
+    }
+}
+
 /// ONNX's `input_forget` LSTM step by hand (one unit, peepholes): `f = 1 − i`, the
 /// forget gate's own weights, bias and peephole unused; every pre-activation inside
 /// the sigmoid's steep part, so no term hides in a saturated gate.
