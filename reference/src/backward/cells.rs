@@ -290,3 +290,45 @@ pub(super) fn recurrent<T: Real>(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `clip` stops the gradient only strictly outside `[-c, c]` (`torch.clamp`'s
+    /// backward passes it at the bounds); relu passes it only for `pre > 0` (at 0
+    /// PyTorch's `threshold_backward` gives 0).
+    #[test]
+    fn gate_grad_passes_at_the_clip_bounds_and_stops_relu_at_zero() {
+        let (d, c) = (2.0f64, 0.5f64);
+        for pre in [c, -c] {
+            let a = 1.0 / (1.0 + (-pre).exp());
+            let want = d * a * (1.0 - a);
+            assert_eq!(
+                gate_grad(d, pre, a, Activation::Sigmoid, Some(c)),
+                want,
+                "{pre}"
+            );
+        }
+        for pre in [c + 1e-9, -c - 1e-9] {
+            let a = 1.0 / (1.0 + (-pre).exp());
+            assert_eq!(
+                gate_grad(d, pre, a, Activation::Sigmoid, Some(c)),
+                0.0,
+                "{pre}"
+            );
+        }
+        assert_eq!(gate_grad(d, 0.0, 0.0, Activation::Relu, None), 0.0);
+        assert_eq!(gate_grad(d, 1e-300, 1e-300, Activation::Relu, None), d);
+        assert_eq!(gate_grad(d, -1e-300, 0.0, Activation::Relu, None), 0.0);
+    }
+
+    /// The test kit's error bounds start from these maxima: the largest magnitude,
+    /// whatever its sign or place, 0 for none.
+    #[test]
+    fn max_abs_is_the_largest_magnitude() {
+        assert_eq!(max_abs(&[0.5f64, -3.0, 2.0]), 3.0);
+        assert_eq!(max_abs(&[0.25f32, 0.125]), 0.25);
+        assert_eq!(max_abs::<f64>(&[]), 0.0);
+    }
+}
