@@ -175,6 +175,43 @@ fn every_variant_matches_finite_differences() {
     }
 }
 
+/// One hidden unit, every variant but the projected LSTMs (a projection needs `H ≥ 2`):
+/// each gate's block of rows at its smallest (the reset-before GRU's `n` rows are
+/// `2..3`), 1 and 2 layers, every direction.
+#[test]
+fn one_hidden_unit_matches_finite_differences() {
+    let cells = variants::all(1)
+        .into_iter()
+        .filter(|c| c.proj_size().is_none());
+    for (k, cell) in cells.enumerate() {
+        let (layers, dir) = (1 + k % 2, k % 4);
+        let mut seed = 71 + k as u64;
+        let mut checked = false;
+        for _ in 0..100 {
+            let p = point(
+                cell,
+                (2, 1, 2, 3),
+                layers,
+                dir,
+                Some(2.0),
+                false,
+                true,
+                seed,
+            );
+            if p.kink_margin() > 1e-3 {
+                check_fd(&p).unwrap_or_else(|e| panic!("{cell:?}: {e}"));
+                checked = true;
+                break;
+            }
+            seed += 100;
+        }
+        assert!(
+            checked,
+            "{cell:?}: 100 problems, each within 1e-3 of a kink"
+        );
+    }
+}
+
 /// TFLite's layer-norm LSTMs (plain, peepholes with projection, CIFG, CIFG with both),
 /// 1 and 2 layers, every direction, with and without lengths. The normalisation
 /// couples a gate's units, so every parameter moves every unit of its block.
