@@ -141,17 +141,29 @@ fn pinned_cases() {
     check_fd(&p).unwrap();
 }
 
+/// Checks the first of up to 100 problems `make(seed)` (seeds `seed`, `seed + 100`,
+/// ...) that stays 1e-3 from every kink; a bounded search, so a broken `kink_margin`
+/// fails instead of hanging.
+fn check_kink_free(cell: CellKind, mut seed: u64, make: impl Fn(u64) -> Point) {
+    for _ in 0..100 {
+        let p = make(seed);
+        if p.kink_margin() > 1e-3 {
+            check_fd(&p).unwrap_or_else(|e| panic!("{cell:?}: {e}"));
+            return;
+        }
+        seed += 100;
+    }
+    panic!("{cell:?}: 100 problems, each within 1e-3 of a kink");
+}
+
 /// Every variant once, with everything switched on, regardless of the draws above.
 #[test]
 fn every_variant_matches_finite_differences() {
     for (k, cell) in variants::all(2).into_iter().enumerate() {
-        let mut seed = 11 + k as u64;
-        let mut checked = false;
-        // A bounded search, so a broken `kink_margin` fails instead of hanging.
-        for _ in 0..100 {
-            // Concatenated and summed directions in turn.
-            let dir = 2 + k % 2;
-            let p = point(
+        // Concatenated and summed directions in turn.
+        let dir = 2 + k % 2;
+        check_kink_free(cell, 11 + k as u64, |seed| {
+            point(
                 cell,
                 (3, 4, 2, 3),
                 2,
@@ -160,18 +172,8 @@ fn every_variant_matches_finite_differences() {
                 k % 2 == 1,
                 true,
                 seed,
-            );
-            if p.kink_margin() > 1e-3 {
-                check_fd(&p).unwrap_or_else(|e| panic!("{cell:?}: {e}"));
-                checked = true;
-                break;
-            }
-            seed += 100;
-        }
-        assert!(
-            checked,
-            "{cell:?}: 100 problems, each within 1e-3 of a kink"
-        );
+            )
+        });
     }
 }
 
@@ -185,10 +187,8 @@ fn one_hidden_unit_matches_finite_differences() {
         .filter(|c| c.proj_size().is_none());
     for (k, cell) in cells.enumerate() {
         let (layers, dir) = (1 + k % 2, k % 4);
-        let mut seed = 71 + k as u64;
-        let mut checked = false;
-        for _ in 0..100 {
-            let p = point(
+        check_kink_free(cell, 71 + k as u64, |seed| {
+            point(
                 cell,
                 (2, 1, 2, 3),
                 layers,
@@ -197,18 +197,8 @@ fn one_hidden_unit_matches_finite_differences() {
                 false,
                 true,
                 seed,
-            );
-            if p.kink_margin() > 1e-3 {
-                check_fd(&p).unwrap_or_else(|e| panic!("{cell:?}: {e}"));
-                checked = true;
-                break;
-            }
-            seed += 100;
-        }
-        assert!(
-            checked,
-            "{cell:?}: 100 problems, each within 1e-3 of a kink"
-        );
+            )
+        });
     }
 }
 
@@ -219,10 +209,8 @@ fn one_hidden_unit_matches_finite_differences() {
 fn layer_norm_lstms_match_finite_differences() {
     for (k, cell) in variants::layer_norm_lstms(2).into_iter().enumerate() {
         for (layers, dir) in [(1, 0), (2, 2), (1, 1), (2, 3)] {
-            let mut seed = 31 + 7 * k as u64 + dir as u64;
-            let mut checked = false;
-            for _ in 0..100 {
-                let p = point(
+            check_kink_free(cell, 31 + 7 * k as u64 + dir as u64, |seed| {
+                point(
                     cell,
                     (3, 4, 2, 3),
                     layers,
@@ -231,18 +219,8 @@ fn layer_norm_lstms_match_finite_differences() {
                     k % 2 == 1,
                     dir > 1,
                     seed,
-                );
-                if p.kink_margin() > 1e-3 {
-                    check_fd(&p).unwrap_or_else(|e| panic!("{cell:?}: {e}"));
-                    checked = true;
-                    break;
-                }
-                seed += 100;
-            }
-            assert!(
-                checked,
-                "{cell:?}: 100 problems, each within 1e-3 of a kink"
-            );
+                )
+            });
         }
     }
 }
