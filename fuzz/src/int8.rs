@@ -11,9 +11,10 @@
 //! the same two `f32` roundings per product; what differs is the `f32` cell after them.
 //!
 //! - **Values**, when every input, weight and scale is finite and no finite `f32`
-//!   value can overflow ([`crate::overflow_free`] on the dequantized weights: the
-//!   quantized operands are within half a code step of the values, far below its 300×
-//!   margin to `f32::MAX`): within the bound the oracle computes on `Bounded` numbers
+//!   value can overflow ([`crate::overflow_free`] on the dequantized weights, each
+//!   finite where its scale is: `dequantizes_finitely`; the quantized operands are
+//!   within half a code step of the values, far below its 300× margin to `f32::MAX`):
+//!   within the bound the oracle computes on `Bounded` numbers
 //!   (`forward_quantized_as::<Bounded<Kernels>>`) plus its `slack` (a step's second
 //!   operand rounding to another code), exactly as `kernels/tests/int8_props.rs` does.
 //! - **Classes** otherwise (when overflow-free), as `step_vs_reference` compares them:
@@ -115,7 +116,12 @@ pub fn imported_weights(
 /// How the kernels' outputs of `p` with weights `q` are checked (see the module docs).
 pub fn int8_check(p: &Problem, q: &[OwnedQuantizedLayerWeights]) -> Check {
     let deq: Vec<_> = q.iter().map(|w| w.view().dequantize(&p.cfg, 0)).collect();
-    let bounded = overflow_free(
+    let bounded = q.iter().all(|w| {
+        [(&w.w_ih, p.cfg.input_size), (&w.w_hh, p.cfg.output_size())]
+            .into_iter()
+            .chain(w.w_hr.as_ref().map(|m| (m, p.cfg.hidden_size)))
+            .all(|(m, k)| dequantizes_finitely(m, k))
+    }) && overflow_free(
         &p.cfg,
         &deq,
         p.shape.steps,
@@ -134,6 +140,24 @@ pub fn int8_check(p: &Problem, q: &[OwnedQuantizedLayerWeights]) -> Check {
         (true, false) => Check::Classes,
         (false, _) => Check::None,
     }
+}
+
+/// Whether every code of a row with a finite scale dequantizes to a finite `f32`.
+///
+/// [`overflow_free`] bounds the network from the dequantized weights and takes an
+/// infinite one for an infinity that propagates. But a finite scale can dequantize past
+/// `f32::MAX` (a weight at `f32::MAX` quantizes to code 127 with scale `MAX / 127`, and
+/// `127 · scale` rounds up to inf) while the kernels and the oracle never form that
+/// product: they scale each row's integer sum, so the output holds huge finite values,
+/// and the next step's sums may overflow in `f32` where the `f64` oracle does not
+/// (found by the fuzzer: a projection row holding `f32::MAX`). Such a problem is not
+/// overflow-free.
+fn dequantizes_finitely(m: &OwnedQuantizedMatrix, k: usize) -> bool {
+    let m = m.view();
+    (0..m.codes.len()).all(|e| {
+        let r = e / k.max(1);
+        !m.row_params(r).0.is_finite() || m.value(r, k, e % k).is_finite()
+    })
 }
 
 /// The oracle on the kernels' `y` with cell arithmetic `R`.
