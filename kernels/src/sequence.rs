@@ -377,23 +377,24 @@ impl<W: WeightType> PackedRnn<W> {
                             };
                             (k.step)(&set.cell, &sp, team);
                         }
-                        if let (Some(lens), true) = (aligned, team.is_leader()) {
+                        if let Some(lens) = aligned {
                             let dims = (ho, h, ps, hs);
                             // SAFETY: (t, b) inside `dst` for t < steps, b < batch;
-                            // state rows padded to ps / hs; `fin` as above.
+                            // state rows padded to ps / hs; `fin` as above; the
+                            // members' rows are disjoint.
                             unsafe {
                                 finish_aligned_step(
                                     &st,
                                     &dst,
                                     s,
                                     (YSlot::of(cfg, dir), reverse),
-                                    lens,
+                                    (lens, team.share().of(batch, 1)),
                                     lstm,
                                     fin,
                                     dims,
                                 );
                             }
-                        } else if aligned.is_none() {
+                        } else {
                             // SAFETY: (t, b) inside `dst` for b < batch; state rows
                             // padded to ps / hs; the members' rows are disjoint.
                             unsafe {

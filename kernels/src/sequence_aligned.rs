@@ -9,8 +9,9 @@
 //!
 //! The driver keeps its loop: for the reverse direction [`align_reverse`] reorders the
 //! input projection so that block `s` holds each row's step `s`, and
-//! [`finish_aligned_step`] replaces the usual after-step copies. Both are serial (the
-//! leader's) and allocate nothing.
+//! [`finish_aligned_step`] replaces the usual after-step copies. `align_reverse` and
+//! [`finish_aligned`] are serial (the leader's); `finish_aligned_step` takes a range of
+//! rows, so the team's members each finish their share. None allocates.
 
 use crate::cells::StateBufs;
 use crate::sequence::{Tensor3, YSlot};
@@ -45,26 +46,29 @@ pub(crate) struct Finals {
     pub(crate) c_n: Option<*mut f32>,
 }
 
-/// After aligned step `s`: rows still running write `y` at their time index; a row
-/// that ended at the previous step (`s == len`) records its state (still in
-/// `h_prev`/`c_prev`) as its final one; every ended row writes zeros to `y` at `t = s`
-/// and gets a zero state, which the next step's batch-wide `h` range sees.
+/// After aligned step `s`, for the batch rows `rows`: rows still running write `y` at
+/// their time index; a row that ended at the previous step (`s == len`) records its
+/// state (still in `h_prev`/`c_prev`) as its final one; every ended row writes zeros to
+/// `y` at `t = s` and gets a zero state, which the next step's batch-wide `h` range
+/// sees. Each row touches only its own `y`, state and final rows.
 ///
 /// # Safety
-/// `(t, b)` is inside `dst` for `t < max(lens)`, `b < lens.len()`; state rows are
-/// padded to `ps`/`hs`; `fin`'s pointers hold `lens.len()` rows of `ho` / `h` floats.
+/// `(t, b)` is inside `dst` for `t < max(lens)`, `b < lens.len()`; `rows` within
+/// `0..lens.len()`; state rows are padded to `ps`/`hs`; `fin`'s pointers hold
+/// `lens.len()` rows of `ho` / `h` floats; no one else writes these rows meanwhile.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn finish_aligned_step(
     st: &StateBufs,
     dst: &Tensor3,
     s: usize,
     (slot, reverse): (YSlot, bool),
-    lens: &[usize],
+    (lens, rows): (&[usize], std::ops::Range<usize>),
     lstm: bool,
     fin: Finals,
     (ho, h, ps, hs): (usize, usize, usize, usize),
 ) {
-    for (b, &len) in lens.iter().enumerate() {
+    for b in rows {
+        let len = lens[b];
         // SAFETY: caller's contract.
         unsafe {
             if s < len {
