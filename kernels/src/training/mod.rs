@@ -152,16 +152,17 @@ impl<W: Element> PackedRnn<W> {
         grads: OutputGrads<'_, T>,
         mut out: GradientsMut<'_, '_>,
     ) -> Result<()> {
-        // A failed call leaves no profile of an earlier one behind.
-        tws.profile = BackwardProfile::default();
-        let run = recorded(tws, &self.cfg)?;
+        let run = start_backward(tws, &self.cfg)?;
         check_grads(&self.cfg, run.shape, &grads, &mut out)?;
         backward::run(self, tws, grads, out)
     }
 }
 
-/// The run the workspace holds, if it belongs to `cfg`.
-fn recorded(tws: &TrainingWorkspace, cfg: &RnnConfig) -> Result<workspace::Run> {
+/// The start of every backward entry point: clears the last call's profile (a failed
+/// call leaves none behind) and returns the run the workspace holds, if it belongs to
+/// `cfg`.
+fn start_backward(tws: &mut TrainingWorkspace, cfg: &RnnConfig) -> Result<workspace::Run> {
+    tws.profile = BackwardProfile::default();
     match tws.run {
         Some(r) if r.cfg == *cfg => Ok(r),
         Some(r) => Err(Error::Invalid {

@@ -4,7 +4,9 @@
 
 use rnn_reference::{check_len, onnx_gate_source, Error, RnnConfig, ONNX_PEEPHOLE_SOURCE};
 
-use super::{check_grads, recorded, GradientsMut, LayerGradsMut, OutputGrads, TrainingWorkspace};
+use super::{
+    check_grads, start_backward, GradientsMut, LayerGradsMut, OutputGrads, TrainingWorkspace,
+};
 use crate::element::Element;
 use crate::packed::PackedRnn;
 use crate::workspace::carve;
@@ -134,10 +136,8 @@ impl<W: Element> PackedRnn<W> {
         mut out: OnnxGradsMut<'_>,
     ) -> Result<()> {
         let cfg = &self.cfg;
-        // A failed call leaves no profile of an earlier one behind.
-        tws.profile = super::BackwardProfile::default();
+        let run = start_backward(tws, cfg)?;
         check(cfg, &out)?;
-        let run = recorded(tws, cfg)?;
         let (i, h, gh) = (
             cfg.input_size,
             cfg.hidden_size,
