@@ -37,6 +37,21 @@ fn run(rnn: &PackedRnn<i8>, p: &Problem) -> Outputs {
     run_packed(rnn, p, &p.inputs_as(|v| v)).unwrap()
 }
 
+/// `p`'s network from its quantized weights `q` (`from_quantized`), at `isa` with
+/// `scheme`.
+fn imported(
+    p: &Problem,
+    q: &[rnn_reference::quant::OwnedQuantizedLayerWeights],
+    isa: Isa,
+    scheme: ActivationQuant,
+) -> PackedRnn<i8> {
+    PackedRnn::<i8>::from_quantized(&p.cfg, &quantized_views(q))
+        .unwrap()
+        .with_isa(Some(isa))
+        .unwrap()
+        .with_activation_quant(scheme)
+}
+
 /// The oracle's values and bounds (the tracked bound plus the slack) on the kernels'
 /// own `y`.
 fn expected(
@@ -112,11 +127,7 @@ fn check_one(p: &Problem, used: &mut f64) -> (usize, usize) {
     let (mut ill, mut arrays) = (0, 0);
     for scheme in ActivationQuant::ALL {
         for isa in Isa::available() {
-            let rnn = PackedRnn::<i8>::from_quantized(&p.cfg, &quantized_views(&q))
-                .unwrap()
-                .with_isa(Some(isa))
-                .unwrap()
-                .with_activation_quant(scheme);
+            let rnn = imported(p, &q, isa, scheme);
             let got = run(&rnn, p);
             let packed = PackedRnn::<i8>::pack(&p.cfg, &views(&p.weights))
                 .unwrap()
@@ -241,12 +252,7 @@ fn nan_and_inf_in_x_propagate_like_the_oracle() {
             bad_p.x[at] = bad;
             for scheme in ActivationQuant::ALL {
                 for isa in Isa::available() {
-                    let rnn = PackedRnn::<i8>::from_quantized(&p.cfg, &quantized_views(&q))
-                        .unwrap()
-                        .with_isa(Some(isa))
-                        .unwrap()
-                        .with_activation_quant(scheme);
-                    let got = run(&rnn, &bad_p);
+                    let got = run(&imported(&p, &q, isa, scheme), &bad_p);
                     let o = forward_quantized_as::<f64>(
                         &p.cfg,
                         &quantized_views(&q),
