@@ -6,9 +6,9 @@
 //! 2. when every value is finite (the fuzz problem's `finite_mode`), the weights are
 //!    normalized (a finite `gain`: unnormalized weights make the bound infinite, and
 //!    the f32 backward may overflow where the f64 one does not), the f32 forward cannot
-//!    overflow (`overflow_free`, as in `step_vs_reference`) and no relu or clip
-//!    argument lies within the forward's error of its kink (`e_z` of
-//!    `rnn_reference::testkit::grad_tolerance`), every gradient is
+//!    overflow (`overflow_free`, as in `step_vs_reference`) and no gate argument lies
+//!    within twice its error bound of a kink (`kink_clearance` of
+//!    `rnn_reference::testkit::bound`), every gradient is
 //!    within the per-element bound computed alongside the f64 reference
 //!    (`rnn_reference::testkit::bound::backward_bounded`), also where that bound is
 //!    1% of the array's largest value or more (ill-conditioned: saturated gates, see
@@ -26,9 +26,8 @@ use rnn_kernels::{
     TrainingWorkspace,
 };
 use rnn_reference::testkit::golden::named_parts;
-use rnn_reference::testkit::oracle::kink_margin_f64;
-use rnn_reference::testkit::bound::{backward_bounded, Kernels};
-use rnn_reference::testkit::{compare_within, grad_tolerance, maxima, SplitMix64};
+use rnn_reference::testkit::bound::{backward_bounded, kink_clearance, Kernels};
+use rnn_reference::testkit::{compare_within, SplitMix64};
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
@@ -52,8 +51,8 @@ fn check_training(p: &Problem, seed: u64) {
         && p.gain.is_finite()
         && overflow_free(&p.cfg, &p.weights, p.shape.steps, &p.x, p.h0.as_deref(), p.c0.as_deref());
     let want = bounded
-        .then(|| grad_tolerance(p, &maxima(p, up).1).e_z)
-        .filter(|&e_z| kink_margin_f64(&p.cfg, &views(&p.weights), p.shape, p.input()) > 2.0 * e_z)
+        .then(|| kink_clearance::<Kernels>(&p.cfg, &views(&p.weights), p.shape, p.input()))
+        .filter(|&clearance| clearance > 2.0)
         .map(|_| {
             backward_bounded::<Kernels>(&p.cfg, &views(&p.weights), p.shape, p.input(), up)
                 .expect("the reference accepts a well-formed problem")

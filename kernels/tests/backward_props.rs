@@ -2,10 +2,11 @@
 //! [`Activations`] modes, every variant, both layouts, with and without sequence
 //! lengths, against the f64 reference backward, within the per-element bound computed
 //! alongside it (`rnn_reference::testkit::bound::backward_bounded`: the reference's own
-//! backward on `Bounded` numbers). Problems with a relu or clip argument within the
-//! forward's error of its kink are skipped (the derivative there depends on the last
-//! bit; the forward's pre-activation error `e_z` is the derived one of
-//! `testkit::grad_tolerance`). Sizes cross the 16-unit tiles and 64-unit panels.
+//! backward on `Bounded` numbers). Problems with a gate argument within twice its
+//! bounded error of a kink (`clip`, relu, the ONNX activations' kinks, the layer-norm
+//! LSTM's normalised argument) are skipped: the derivative there depends on the last
+//! bit (`testkit::bound::kink_clearance`). Sizes cross the 16-unit tiles and 64-unit
+//! panels.
 
 mod common;
 
@@ -13,13 +14,12 @@ use common::train::{try_train, Trained, Upstream};
 use proptest::prelude::*;
 use rnn_kernels::half;
 use rnn_kernels::{Activations, Element, Isa, TrainingWorkspace};
-use rnn_reference::testkit::bound::{backward_bounded, ExpectedGrads, Kernels};
+use rnn_reference::testkit::bound::{backward_bounded, kink_clearance, ExpectedGrads, Kernels};
 use rnn_reference::testkit::compare::max_excess;
 use rnn_reference::testkit::golden::named_parts;
-use rnn_reference::testkit::oracle::kink_margin_f64;
 use rnn_reference::testkit::{
-    compare, compare_within, grad_tolerance, maxima, planted, problem, proptest_cases,
-    refuse_vacuous, variants, Problem, SplitMix64,
+    compare, compare_within, planted, problem, proptest_cases, refuse_vacuous, variants, Problem,
+    SplitMix64,
 };
 use rnn_reference::{views, OutputGrads};
 
@@ -64,19 +64,17 @@ fn backward_problem(
     (p, up)
 }
 
-/// The reference backward of `p` and its per-element bound, or `None` if a kink
-/// argument lies within twice the forward's pre-activation error bound of its kink
-/// (the derivative there depends on the last bit of the pre-activation).
+/// The reference backward of `p` and its per-element bound, or `None` if a gate
+/// argument lies within twice its error bound of a kink (the derivative there depends
+/// on the last bit of the argument).
 fn reference(p: &Problem, up: &Upstream) -> Option<ExpectedGrads> {
     let grads = OutputGrads {
         dy: &up.dy,
         dh_n: up.dh_n.as_deref(),
         dc_n: up.dc_n.as_deref(),
     };
-    let (_, m) = maxima(p, grads);
-    let e_z = grad_tolerance(p, &m).e_z;
-    let margin = kink_margin_f64(&p.cfg, &views(&p.weights), p.shape, p.input());
-    (margin > 2.0 * e_z).then(|| {
+    let clearance = kink_clearance::<Kernels>(&p.cfg, &views(&p.weights), p.shape, p.input());
+    (clearance > 2.0).then(|| {
         backward_bounded::<Kernels>(&p.cfg, &views(&p.weights), p.shape, p.input(), grads)
             .expect("the problem is valid")
     })
@@ -247,6 +245,11 @@ fn pinned_cases() {
     let (p, up) = layer_norm_step(4988784095453939708, (37, 63, 3), 1);
     let c = check(&p, &up).unwrap();
     assert_eq!((c.compared, c.ill), (10, 0));
+    // A HardSigmoid gate's normalised argument `u` within 0.5% of its error bound of
+    // the kink (its gate sums far from it): the f32 kernels took the other side (dx off
+    // by 0.14) while the skip looked at the sums. Skipped since.
+    let (p, up) = layer_norm_step(14487407429005009706, (4, 24, 5), 0);
+    assert!(reference(&p, &up).is_none());
 }
 
 /// Every variant at sizes that cross several panels, regardless of the draws.

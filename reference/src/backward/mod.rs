@@ -15,6 +15,8 @@
 //! - every parameter gradient is summed over all steps and rows.
 
 mod cells;
+#[cfg(feature = "testkit")]
+mod kinks;
 mod layer_norm;
 pub(crate) mod tape;
 
@@ -27,6 +29,9 @@ use crate::{OwnedOnnxWeights, SequenceInput};
 
 use cells::row_backward;
 use tape::record;
+
+#[cfg(feature = "testkit")]
+pub(crate) use kinks::{kink_clearance, kink_margin};
 
 /// The gradients of the loss with respect to the forward's outputs (the "upstream"
 /// gradients a framework's autograd hands to the backward pass).
@@ -288,53 +293,6 @@ pub(crate) fn backward_traced<T: Real>(
     }
     out.dx = d_out;
     Ok(out)
-}
-
-/// The smallest distance of any gate argument to a kink (`±clip`, and the kinks of
-/// the activations: relu's 0, ONNX's [`Activation::kinks`](crate::Activation::kinks),
-/// for an LSTM's output function at `c'`) in the forward pass of these arguments
-/// (`inf` if there is none). Where it is tiny, a finite-difference estimate straddles
-/// the kink and differs from the one-sided gradient [`backward`] returns (test
-/// support). Every function of the network is checked against every argument, which
-/// can only make the margin smaller.
-#[cfg(feature = "testkit")]
-pub(crate) fn kink_margin<T: Real>(
-    cfg: &RnnConfig,
-    weights: &[LayerWeights<'_, T>],
-    shape: SeqShape,
-    input: &SequenceInput<'_, T>,
-) -> f64 {
-    let clip = cfg.clip.map(f64::from);
-    let used = |d: usize| cfg.gate_activations(d).used(cfg.cell);
-    let mut kinks: Vec<f64> = (0..cfg.num_directions())
-        .flat_map(|d| used(d).flat_map(|a| a.kinks()))
-        .collect();
-    kinks.sort_by(f64::total_cmp);
-    kinks.dedup();
-    let near = |v: f64| {
-        kinks
-            .iter()
-            .fold(f64::INFINITY, |m, k| m.min((v - k).abs()))
-    };
-    let mut m = f64::INFINITY;
-    for tape in record(cfg, weights, shape, input) {
-        for s in tape.dirs.iter().flatten() {
-            for &p in &s.pre {
-                let p = p.to_f64();
-                if let Some(c) = clip {
-                    m = m.min((p.abs() - c).abs());
-                }
-                m = m.min(near(clip.map_or(p, |c| p.clamp(-c, c))));
-            }
-            if cfg.cell.has_cell_state() {
-                // An LSTM's output function acts on c'.
-                for &c in &s.extra {
-                    m = m.min(near(c.to_f64()));
-                }
-            }
-        }
-    }
-    m
 }
 
 #[cfg(test)]

@@ -105,3 +105,34 @@ fn kink_margin_is_the_distance_to_the_nearest_kink() {
     let lstm = margin(CellKind::LSTM, Activation::Sigmoid, h_thr, None, x);
     assert!(close(lstm, c - 0.25), "{lstm} against {}", c - 0.25);
 }
+
+/// The layer-norm LSTM's kinked argument is the normalised, scaled `u = γ n + b`, not
+/// the gate sum `z`: two units with sums (2, 12) normalise to about (−1, 1), so with
+/// `γ = 1` and a bias −0.5 every block's `u` is about (−1.5, 0.5), 0.25 from the
+/// ThresholdedRelu's kink at −1.25 (the sums are 3.25 and more from it, and `c'` =
+/// (0, 0.5 tanh 0.5) 1.25 and more).
+#[test]
+fn kink_margin_of_the_layer_norm_lstm_is_on_the_normalised_argument() {
+    use crate::{Activation, CellKind, GateActivations, LayerWeights, RnnConfig, SeqShape};
+    let mut cell = CellKind::LSTM;
+    if let CellKind::Lstm(v) = &mut cell {
+        v.layer_norm = true;
+    }
+    let acts = GateActivations {
+        f: Activation::ThresholdedRelu { alpha: -1.25 },
+        g: Activation::Tanh,
+        h: Activation::Tanh,
+    };
+    let cfg = RnnConfig::new(cell, 1, 2).with_activations(Some([acts; 2]));
+    let g = cfg.gates() * 2;
+    let w_ih: Vec<f64> = (0..g)
+        .map(|r| if r % 2 == 0 { 2.0 } else { 12.0 })
+        .collect();
+    let (w_hh, gamma) = (vec![0.0f64; g * 2], vec![1.0f64; g]);
+    let (b_ih, b_hh) = (vec![-0.25f64; g], vec![-0.25f64; g]);
+    let mut w = LayerWeights::new(&w_ih, &w_hh).with_bias(&b_ih, &b_hh);
+    w.layer_norm = Some(&gamma);
+    let x = [1.0f64];
+    let m = super::kink_margin(&cfg, &[w], SeqShape::new(1, 1), &SequenceInput::new(&x));
+    assert!((m - 0.25).abs() < 1e-6, "{m}");
+}

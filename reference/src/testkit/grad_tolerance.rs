@@ -81,9 +81,8 @@ pub struct GradTolerance {
     /// Relative part, for every output.
     pub rtol: f64,
     /// The forward's bound on every gate pre-activation's error (`e_z` of the module
-    /// docs): where a `relu` or `clip` argument lies within `2 e_z` of its kink
-    /// ([`kink_margin_f64`](super::oracle::kink_margin_f64)), the derivative depends on
-    /// the last bits of the forward and the bound does not apply.
+    /// docs): where a `relu` or `clip` argument lies within `2 e_z` of its kink, the
+    /// derivative depends on the last bits of the forward and the bound does not apply.
     pub e_z: f64,
 }
 

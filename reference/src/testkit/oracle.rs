@@ -138,14 +138,17 @@ pub fn backward_f64(
     backward_as(cfg, weights, shape, input, grads, f64::from)
 }
 
-/// The smallest distance of a clipped or relu gate argument of the f64 forward on
-/// these `f32` values to its kink (see [`Point::kink_margin`](super::gradcheck::Point)).
-pub fn kink_margin_f64(
+/// How far the forward in `T` on `f32` weights and inputs (each value converted by
+/// `f`) keeps its gate arguments from their kinks: the smallest ratio of an argument's
+/// distance to its kink over the bound on its error that `T` tracks
+/// ([`Real::error_bound`]; `inf` for a `T` that tracks none).
+pub fn kink_clearance_as<T: Real>(
     cfg: &RnnConfig,
     weights: &[LayerWeights<'_, f32>],
     shape: SeqShape,
     input: SequenceInput<'_, f32>,
+    f: impl Fn(f32) -> T + Copy,
 ) -> f64 {
-    let w = Wide::new(weights, &input, f64::from);
-    crate::backward::kink_margin(cfg, &views(&w.weights), shape, &w.input(&input))
+    let w = Wide::new(weights, &input, f);
+    crate::backward::kink_clearance(cfg, &views(&w.weights), shape, &w.input(&input))
 }

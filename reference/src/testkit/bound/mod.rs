@@ -52,7 +52,7 @@ pub use model::{
     BF16_ROUNDING, F16_ROUNDING,
 };
 
-use super::oracle::{backward_as, forward_as, step_as, StepArgs};
+use super::oracle::{backward_as, forward_as, kink_clearance_as, step_as, StepArgs};
 use crate::{
     Gradients, LayerWeights, OutputGrads, Result, RnnConfig, SeqShape, SequenceInput,
     SequenceOutput,
@@ -157,8 +157,7 @@ pub struct ExpectedGrads {
 /// products; the forward it reads, kept or recomputed, bounded as [`forward_bounded`]).
 /// A `relu` or `clip` mask is taken from the reference's value: where an argument lies
 /// within its error of the kink the implementation may take the other side, so callers
-/// skip problems whose [`kink_margin_f64`](super::oracle::kink_margin_f64) is within the
-/// forward's error.
+/// skip problems whose [`kink_clearance`] is small.
 pub fn backward_bounded<M: ErrorModel>(
     cfg: &RnnConfig,
     weights: &[LayerWeights<'_, f32>],
@@ -179,6 +178,22 @@ pub fn backward_bounded<M: ErrorModel>(
         want: half(|b| b.value()),
         bound: half(|b| b.bound()),
     })
+}
+
+/// How far the forward of these `f32` values keeps every gate argument from its kink,
+/// in units of the argument's error bound under `M`: the smallest ratio of an
+/// argument's distance to its kink (`±clip`, an activation's, an LSTM's output
+/// function's at `c'`; the layer-norm LSTM's normalised and scaled `u`) over its
+/// bound. Above 1, an implementation following `M` takes the reference's side of every
+/// kink, so the masks [`backward_bounded`] takes from the reference hold; callers skip
+/// problems below a safety factor of it (2 in the kernels' tests).
+pub fn kink_clearance<M: ErrorModel>(
+    cfg: &RnnConfig,
+    weights: &[LayerWeights<'_, f32>],
+    shape: SeqShape,
+    input: SequenceInput<'_, f32>,
+) -> f64 {
+    kink_clearance_as(cfg, weights, shape, input, exact::<M>)
 }
 
 #[cfg(test)]
