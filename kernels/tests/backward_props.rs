@@ -205,7 +205,7 @@ proptest! {
     /// normalised pair is `±(1, −1) |d| / √(d² + ε)` (`d` half the sums' difference):
     /// it hardly depends on the sums, so the gradients through it are near zero, but
     /// the worst-case bound treats the errors of `z − μ` and `inv` as independent
-    /// (about `2 inv e_z`), so every array may be ill-conditioned; such a problem is
+    /// (about `2 inv` times the sums' error), so every array may be ill-conditioned; such a problem is
     /// still compared within its bound, and nothing more is asked of it.
     #[test]
     fn layer_norm_step_matches_reference(

@@ -26,21 +26,12 @@ pub(super) fn gate_grad<T: Real>(d: T, pre: T, a: T, act: Activation, clip: Opti
     d * pre.gate_slope(act, a)
 }
 
-/// The gradients of one row's step that leave the cell: `d h_{t-1}` and `d c_{t-1}`;
-/// and, for the test kit's error bound, the largest gate gradient (input and recurrent
-/// side) and the largest intermediate gradient (`∂m`, `∂c'`, `∂(r ⊙ h)`).
+/// The gradients of one row's step that leave the cell: `d h_{t-1}` and `d c_{t-1}`.
 pub(crate) struct StateGrads<T> {
     pub(crate) dh: Vec<T>,
     pub(crate) dc: Vec<T>,
     /// AUGRU: `∂L/∂a` of this row's attention (zero for every other cell).
     pub(crate) da: T,
-    pub(crate) max_gate: f64,
-    pub(crate) max_inner: f64,
-}
-
-/// Largest |v|.
-pub(super) fn max_abs<T: Real>(v: &[T]) -> f64 {
-    v.iter().fold(0.0, |m, x| m.max(x.to_f64().abs()))
 }
 
 /// Back-propagates one recorded row step `s` of `cfg.cell` (a one-layer config whose
@@ -68,8 +59,6 @@ pub(crate) fn row_backward<T: Real>(
         dh: vec![T::ZERO; s.h.len()],
         dc: vec![T::ZERO; s.c.len()],
         da: T::ZERO,
-        max_gate: 0.0,
-        max_inner: 0.0,
     };
     match cfg.cell {
         CellKind::Lstm(v) if v.layer_norm => {
@@ -85,7 +74,6 @@ pub(crate) fn row_backward<T: Real>(
             let blk = LstmBlocks::of(&v);
             // h = W_hr m (projection) or h = m.
             let dm = projection_backward(proj_size.is_some(), w, g, &s.m, dh);
-            out.max_inner = max_abs(&dm);
             let p = |k: usize, j: usize| w.peephole.map_or(T::ZERO, |p| p[k * hid + j]);
             for j in 0..hid {
                 let (rf, rg, ro) = (blk.f * hid + j, blk.g * hid + j, blk.o * hid + j);
@@ -96,7 +84,6 @@ pub(crate) fn row_backward<T: Real>(
                 let d_o = gate_grad(dm[j] * tc, s.pre[ro], o, acts.f, cl);
                 let dtc = c_new.gate_slope(acts.h, tc);
                 let dcn = dc[j] + dm[j] * o * dtc + d_o * p(blk.p_o, j);
-                out.max_inner = out.max_inner.max(dcn.to_f64().abs());
                 // c' = f ⊙ c + i ⊙ g; i and f see c through their peepholes. Coupled
                 // (`input_forget`, f = 1 − i): c' = c + i ⊙ (g − c), and the forget
                 // row acts nowhere (zero gradient). CIFG (i = 1 − f): c' = g + f ⊙
@@ -175,7 +162,6 @@ pub(crate) fn row_backward<T: Real>(
                 // pre_n = x part + W_hn (r ⊙ h) + b_hn: the product's input is r ⊙ h.
                 let rows = 2 * hid..3 * hid;
                 let d_rh = recurrent(w, g, rows, &s.m, (&d_h, &d_h));
-                out.max_inner = max_abs(&d_rh);
                 for j in 0..hid {
                     dr[j] = d_rh[j] * s.h[j];
                     out.dh[j] += d_rh[j] * s.act[j];
@@ -204,14 +190,12 @@ pub(crate) fn row_backward<T: Real>(
                 add(&mut out.dh, &d);
             }
             input_side(w, g, &s.x, (&d_x, &d_x), dx);
-            out.max_gate = max_abs(&d_x).max(max_abs(&d_h));
             return out;
         }
     }
     let d = recurrent(w, g, 0..n, &s.h, (&d_h, &d_h));
     add(&mut out.dh, &d);
     input_side(w, g, &s.x, (&d_x, &d_x), dx);
-    out.max_gate = max_abs(&d_x).max(max_abs(&d_h));
     out
 }
 
@@ -321,14 +305,5 @@ mod tests {
         assert_eq!(gate_grad(d, 0.0, 0.0, Activation::Relu, None), 0.0);
         assert_eq!(gate_grad(d, 1e-300, 1e-300, Activation::Relu, None), d);
         assert_eq!(gate_grad(d, -1e-300, 0.0, Activation::Relu, None), 0.0);
-    }
-
-    /// The test kit's error bounds start from these maxima: the largest magnitude,
-    /// whatever its sign or place, 0 for none.
-    #[test]
-    fn max_abs_is_the_largest_magnitude() {
-        assert_eq!(max_abs(&[0.5f64, -3.0, 2.0]), 3.0);
-        assert_eq!(max_abs(&[0.25f32, 0.125]), 0.25);
-        assert_eq!(max_abs::<f64>(&[]), 0.0);
     }
 }

@@ -11,9 +11,7 @@ use crate::layer_norm::{normalize, normalize_backward, scaled};
 use crate::real::Real;
 use crate::weights::{LayerWeights, OwnedLayerWeights};
 
-use super::cells::{
-    add, gate_grad, input_side, max_abs, projection_backward, recurrent, StateGrads,
-};
+use super::cells::{add, gate_grad, input_side, projection_backward, recurrent, StateGrads};
 use super::tape::RowStep;
 
 /// Back-propagates one recorded row step `s` (whose `pre` holds each gate's
@@ -91,8 +89,6 @@ pub(super) fn row_backward<T: Real>(
         dh: vec![T::ZERO; s.h.len()],
         dc: vec![T::ZERO; hid],
         da: T::ZERO,
-        max_gate: max_abs(&dz).max(max_abs(&du)),
-        max_inner: max_abs(&dm).max(max_abs(&dcn)),
     };
     for j in 0..hid {
         let mut d = dcn[j] * act(blk.f, j);

@@ -168,43 +168,7 @@ pub fn backward<T: Real>(
     input: SequenceInput<'_, T>,
     grads: OutputGrads<'_, T>,
 ) -> Result<Gradients<T>> {
-    backward_traced(cfg, weights, shape, input, grads, None)
-}
-
-/// The largest magnitudes one layer's backward met (over directions, steps and rows),
-/// for the test kit's error bound.
-#[derive(Clone, Copy, Debug, Default)]
-#[cfg_attr(not(feature = "testkit"), allow(dead_code))]
-pub struct LayerMaxima {
-    /// `∂L/∂h_t`, `dy` included.
-    pub dh: f64,
-    /// `∂L/∂c_t` (LSTM).
-    pub dc: f64,
-    /// Gate gradients, input and recurrent side.
-    pub gate: f64,
-    /// Intermediate gradients: the LSTM's `∂m` and `∂c'`, the GRU's `∂(r ⊙ h)`.
-    pub inner: f64,
-    /// The layer's `∂L/∂y`.
-    pub dy: f64,
-    /// The forward's states `|h|` and (LSTM) `|c|`, initial states included.
-    pub h: f64,
-    /// See `h`.
-    pub c: f64,
-}
-
-/// [`backward`], recording each layer's [`LayerMaxima`] (first layer first) when asked.
-pub(crate) fn backward_traced<T: Real>(
-    cfg: &RnnConfig,
-    weights: &[LayerWeights<'_, T>],
-    shape: SeqShape,
-    input: SequenceInput<'_, T>,
-    grads: OutputGrads<'_, T>,
-    mut maxima: Option<&mut Vec<LayerMaxima>>,
-) -> Result<Gradients<T>> {
     check(cfg, weights, shape, &input, &grads)?;
-    if let Some(m) = maxima.as_deref_mut() {
-        *m = vec![LayerMaxima::default(); cfg.num_layers];
-    }
     let tapes = record(cfg, weights, shape, &input);
     let (nd, hid, ho) = (cfg.num_directions(), cfg.hidden_size, cfg.output_size());
     let batch = shape.batch;
@@ -225,10 +189,6 @@ pub(crate) fn backward_traced<T: Real>(
     for (layer, tape) in tapes.iter().enumerate().rev() {
         let width = tape.width;
         let mut d_in = vec![T::ZERO; tape.input.len()];
-        let mut mx = LayerMaxima {
-            dy: d_out.iter().fold(0.0, |m, v| m.max(v.to_f64().abs())),
-            ..LayerMaxima::default()
-        };
         for (d, steps) in tape.dirs.iter().enumerate() {
             let step_cfg = cfg.direction_step(width, d);
             let k = layer * nd + d;
@@ -255,13 +215,6 @@ pub(crate) fn backward_traced<T: Real>(
                     *a += y;
                 }
                 let dx = &mut d_in[r * width..(r + 1) * width];
-                let big = |v: &[T]| v.iter().fold(0.0f64, |m, x| m.max(x.to_f64().abs()));
-                mx.dh = mx.dh.max(big(&dh_t));
-                mx.dc = mx.dc.max(big(&dc[s.b]));
-                mx.h = mx.h.max(big(&s.h)).max(big(&s.h_new));
-                if lstm {
-                    mx.c = mx.c.max(big(&s.c)).max(big(&s.extra));
-                }
                 let g = row_backward(
                     &step_cfg,
                     &weights[k],
@@ -271,8 +224,6 @@ pub(crate) fn backward_traced<T: Real>(
                     &mut out.weights[k],
                     dx,
                 );
-                mx.gate = mx.gate.max(g.max_gate);
-                mx.inner = mx.inner.max(g.max_inner);
                 if s.att.is_some() {
                     out.dattention[r] += g.da;
                 }
@@ -285,9 +236,6 @@ pub(crate) fn backward_traced<T: Real>(
                     out.dc0[(k * batch + b) * hid..][..hid].copy_from_slice(&dc[b]);
                 }
             }
-        }
-        if let Some(m) = maxima.as_deref_mut() {
-            m[layer] = mx;
         }
         d_out = d_in;
     }

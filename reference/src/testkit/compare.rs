@@ -135,8 +135,7 @@ pub fn planted(got: &[f32], want: &[f64], k: usize) -> Vec<f32> {
 }
 
 /// [`compare`] with the bound `atol + rtol |want[k]|` of each element (a golden
-/// tolerance, or the per-part bounds of
-/// [`GradTolerance`](super::grad_tolerance::GradTolerance)).
+/// tolerance).
 pub fn compare_tol(
     name: &str,
     got: &[f32],

@@ -16,7 +16,6 @@
 //!   bounds, and IEEE classes;
 //! - [`mod@golden`]: the golden-vector loader and runner (gradients included);
 //! - [`mod@gradcheck`]: gradients by central finite differences of the f64 forward;
-//! - [`mod@grad_tolerance`]: the derived bound every kernel backward is held to;
 //! - [`mod@fixture`]: fixed, non-random weights and inputs;
 //! - [`mod@errors`]: assertions on the errors of the bad-input contract;
 //! - [`mod@convert`]: `f32` / `f64` conversions of values and weight sets.
@@ -27,7 +26,6 @@ pub mod convert;
 pub mod errors;
 pub mod fixture;
 pub mod golden;
-pub mod grad_tolerance;
 pub mod gradcheck;
 pub mod oracle;
 pub mod problem;
@@ -40,7 +38,6 @@ pub use compare::{
     refuse_vacuous, Class,
 };
 pub use convert::{to_f32, to_f64};
-pub use grad_tolerance::{grad_tolerance, maxima, GradTolerance, LayerMaxima};
 pub use problem::{problem, Problem, TypedInputs};
 pub use rng::{Lcg, SplitMix64};
 
