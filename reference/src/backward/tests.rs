@@ -136,3 +136,37 @@ fn kink_margin_of_the_layer_norm_lstm_is_on_the_normalised_argument() {
     let m = super::kink_margin(&cfg, &[w], SeqShape::new(1, 1), &SequenceInput::new(&x));
     assert!((m - 0.25).abs() < 1e-6, "{m}");
 }
+
+/// `kink_clearance` is the distance to the kink in units of the argument's tracked
+/// error: 0 on the kink, `inf` for a type that tracks none (`f64`) or an exact
+/// argument, and `|pre − kink| / bound` for a rounded one (one relu unit: `pre = w x`,
+/// as the tape forms it, `w x` not an `f32`).
+#[test]
+fn kink_clearance_is_the_distance_over_the_error() {
+    use super::tape::{h_part, x_part};
+    use crate::testkit::bound::{Bounded, Kernels};
+    use crate::{CellKind, LayerWeights, RnnConfig, SeqShape};
+    type B = Bounded<Kernels>;
+    let cfg = RnnConfig::new(CellKind::RNN_RELU, 1, 1);
+    let clearance_f64 = |w: f64, x: f64| {
+        let (w_ih, w_hh, x) = ([w], [0.0], [x]);
+        let w = [LayerWeights::new(&w_ih[..], &w_hh[..])];
+        super::kink_clearance(&cfg, &w, SeqShape::new(1, 1), &SequenceInput::new(&x))
+    };
+    assert_eq!(clearance_f64(1.0 / 3.0, 0.3), f64::INFINITY);
+    assert_eq!(clearance_f64(0.5, 0.0), 0.0);
+    let (w, x) = (f64::from(1.0f32 / 3.0), f64::from(0.3f32));
+    let (w_ih, w_hh, xs) = ([B::exact(w)], [B::exact(0.0)], [B::exact(x)]);
+    let lw = LayerWeights::new(&w_ih[..], &w_hh[..]);
+    let shape = SeqShape::new(1, 1);
+    let got = super::kink_clearance(&cfg, &[lw], shape, &SequenceInput::new(&xs));
+    let pre = x_part(&lw, 0, &xs) + h_part(&lw, 0, &[B::exact(0.0)]);
+    let want = pre.value().abs() / pre.bound();
+    assert!(pre.bound() > 0.0 && want.is_finite(), "{pre:?}");
+    assert!((got - want).abs() <= 1e-12 * want, "{got} against {want}");
+    // Exact products: nothing to fear from rounding.
+    let (w_ih, xs) = ([B::exact(0.5)], [B::exact(0.25)]);
+    let lw = LayerWeights::new(&w_ih[..], &w_hh[..]);
+    let exact = super::kink_clearance(&cfg, &[lw], shape, &SequenceInput::new(&xs));
+    assert_eq!(exact, f64::INFINITY);
+}
