@@ -414,3 +414,68 @@ impl BackCell {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use half::{bf16, f16};
+    use rnn_reference::testkit::{problem, variants};
+    use rnn_reference::views;
+
+    use super::*;
+    use crate::element::Storage;
+    use crate::pack::runtime::WIDTH;
+
+    impl BackCell {
+        /// Every transposed matrix of the cell.
+        fn panel_views(&self) -> Vec<PanelsView<f32, 4>> {
+            match self {
+                BackCell::Rnn(w) => vec![w.w_hh_t],
+                BackCell::Lstm(w) => w.panel_views(),
+                BackCell::Gru(w) => w.panel_views(),
+            }
+        }
+    }
+
+    /// Floats from `mem` to the end of the last matrix the views of `cfg`'s weights,
+    /// packed as `W`, read.
+    fn extent<W: Storage + Element>(cfg: &RnnConfig, seed: u64) -> usize {
+        let p = problem(seed, (5, cfg.hidden_size, 1, 1), 1, Some(cfg.cell));
+        let (cell, _) = CellWeights::<W>::pack(&p.cfg, &views(&p.weights)[0]).unwrap();
+        let mem = std::ptr::NonNull::<f32>::dangling().as_ptr();
+        let back = cell.backward_views(&p.cfg, mem);
+        let end = |v: &PanelsView<f32, 4>| {
+            (v.ptr as usize - mem as usize) / size_of::<f32>() + v.panels * WIDTH * v.k
+        };
+        back.panel_views().iter().map(end).max().unwrap()
+    }
+
+    /// `backward_len` (the training workspace's share for the transposed weights) is
+    /// exactly what the views of the packed weights span for the storage that packs
+    /// the most columns (bf16 pairs two tiles, so it may pack one tile more), and no
+    /// less than any storage's: too small would write past it, too large wastes
+    /// memory (a product for a sum asked gigabytes at `H = 70`).
+    #[test]
+    fn backward_len_is_what_the_views_span() {
+        for h in [2, 15, 16, 17, 33, 48, 64, 65, 70, 129] {
+            // Projections of 1 and of about half the units.
+            for (k, cell) in variants::all_with_layer_norm(1.max(h / 2))
+                .into_iter()
+                .enumerate()
+            {
+                let cfg = problem(0, (5, h, 1, 1), 1, Some(cell)).cfg;
+                let len = CellWeights::<f32>::backward_len(&cfg);
+                let seed = (k * 1000 + h) as u64;
+                let spans = [
+                    extent::<f32>(&cfg, seed),
+                    extent::<bf16>(&cfg, seed),
+                    extent::<f16>(&cfg, seed),
+                ];
+                assert!(
+                    spans.iter().all(|&s| s <= len),
+                    "{cell:?} H {h}: {spans:?} > {len}"
+                );
+                assert_eq!(spans.iter().max(), Some(&len), "{cell:?} H {h}");
+            }
+        }
+    }
+}

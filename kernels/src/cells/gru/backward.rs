@@ -164,6 +164,17 @@ pub(crate) unsafe fn write<W: Element>(
     }
 }
 
+#[cfg(test)]
+impl BackWeights {
+    /// Every transposed matrix.
+    pub(crate) fn panel_views(&self) -> Vec<PanelsView<f32, 4>> {
+        match self {
+            BackWeights::LinearBeforeReset { w_hh_t, .. } => vec![*w_hh_t],
+            BackWeights::ResetBefore { w_rz_t, w_n_t, .. } => vec![*w_rz_t, *w_n_t],
+        }
+    }
+}
+
 /// The views of what [`write`] wrote at `mem`.
 pub(crate) fn views<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *const f32) -> BackWeights {
     let h = cfg.hidden_size;

@@ -163,6 +163,14 @@ pub(crate) unsafe fn write<W: Element>(
     }
 }
 
+#[cfg(test)]
+impl BackWeights {
+    /// Every transposed matrix (`W_hhᵀ`, then `W_hrᵀ` if any).
+    pub(crate) fn panel_views(&self) -> Vec<PanelsView<f32, 4>> {
+        std::iter::once(self.w_hh_t).chain(self.w_hr_t).collect()
+    }
+}
+
 /// The views of what [`write`] wrote at `mem`.
 pub(crate) fn views<W: Element>(w: &Weights<W>, cfg: &RnnConfig, mem: *const f32) -> BackWeights {
     let (h, ho) = (cfg.hidden_size, cfg.output_size());
