@@ -17,51 +17,41 @@ use crate::SequenceInput;
 
 use super::tape::record;
 
-/// The smallest distance of any gate argument to a kink in the forward pass of these
-/// arguments (`inf` if there is none). Every function of the network is checked
-/// against every argument, which can only make the margin smaller.
-pub(crate) fn kink_margin<T: Real>(
-    cfg: &RnnConfig,
-    weights: &[LayerWeights<'_, T>],
-    shape: SeqShape,
-    input: &SequenceInput<'_, T>,
-) -> f64 {
-    let mut m = f64::INFINITY;
-    visit_kink_distances(cfg, weights, shape, input, |d, _| m = m.min(d));
-    m
+/// How close the forward pass of these arguments comes to a kink: `margin`, the
+/// smallest distance of any gate argument to one (`inf` if there is none), and
+/// `clearance`, the smallest ratio of an argument's distance to its kink over the
+/// bound on its error that `T` tracks ([`Real::error_bound`]; `inf` where `T` tracks
+/// none or the argument is exact and off the kink, 0 on it: an implementation's
+/// argument lies on the reference's side of every kink when it exceeds 1). Every
+/// function of the network is checked against every argument, which can only make
+/// both smaller.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KinkMargins {
+    pub(crate) margin: f64,
+    pub(crate) clearance: f64,
 }
 
-/// The smallest ratio of an argument's distance to its kink over the bound on its
-/// error that `T` tracks ([`Real::error_bound`]; `inf` where `T` tracks none or the
-/// argument is exact and off the kink, 0 on it). An implementation's argument lies
-/// on the reference's side of every kink when the ratio exceeds 1.
-pub(crate) fn kink_clearance<T: Real>(
+/// The [`KinkMargins`] of the forward pass of these arguments.
+pub(crate) fn kink_margins<T: Real>(
     cfg: &RnnConfig,
     weights: &[LayerWeights<'_, T>],
     shape: SeqShape,
     input: &SequenceInput<'_, T>,
-) -> f64 {
-    let mut m = f64::INFINITY;
-    visit_kink_distances(cfg, weights, shape, input, |d, e| {
+) -> KinkMargins {
+    let mut m = KinkMargins {
+        margin: f64::INFINITY,
+        clearance: f64::INFINITY,
+    };
+    // One gate argument: its distance `d` to the nearest kink and its error bound `e`.
+    let mut visit = |d: f64, e: f64| {
         let ratio = match (d > 0.0, e > 0.0) {
             (false, _) => 0.0,
             (true, false) => f64::INFINITY,
             (true, true) => d / e,
         };
-        m = m.min(ratio);
-    });
-    m
-}
-
-/// Calls `visit(distance, error)` for every gate argument of the forward pass: its
-/// distance to the nearest kink and the bound on its error (0 if `T` tracks none).
-fn visit_kink_distances<T: Real>(
-    cfg: &RnnConfig,
-    weights: &[LayerWeights<'_, T>],
-    shape: SeqShape,
-    input: &SequenceInput<'_, T>,
-    mut visit: impl FnMut(f64, f64),
-) {
+        m.margin = m.margin.min(d);
+        m.clearance = m.clearance.min(ratio);
+    };
     let clip = cfg.clip.map(f64::from);
     let used = |d: usize| cfg.gate_activations(d).used(cfg.cell);
     let mut kinks: Vec<f64> = (0..cfg.num_directions())
@@ -113,4 +103,5 @@ fn visit_kink_distances<T: Real>(
             }
         }
     }
+    m
 }

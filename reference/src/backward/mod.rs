@@ -31,7 +31,7 @@ use cells::row_backward;
 use tape::record;
 
 #[cfg(feature = "testkit")]
-pub(crate) use kinks::{kink_clearance, kink_margin};
+pub(crate) use kinks::kink_margins;
 
 /// The gradients of the loss with respect to the forward's outputs (the "upstream"
 /// gradients a framework's autograd hands to the backward pass).

@@ -57,7 +57,7 @@ fn tape_reproduces_the_forward_bit_for_bit() {
     }
 }
 
-/// `kink_margin` is the distance of the nearest gate argument to a kink: an
+/// `kink_margins().margin` is the distance of the nearest gate argument to a kink: an
 /// activation's (ThresholdedRelu's at its alpha, Relu's at 0), the clip's `±c` (where
 /// the argument is clipped first), and for an LSTM the output function's at `c'`.
 #[test]
@@ -75,12 +75,13 @@ fn kink_margin_is_the_distance_to_the_nearest_kink() {
             .with_activations(Some([acts; 2]));
         let (w_ih, w_hh) = (vec![1.0f64; cfg.gates()], vec![0.0f64; cfg.gates()]);
         let x = [x];
-        super::kink_margin(
+        super::kink_margins(
             &cfg,
             &[LayerWeights::new(&w_ih, &w_hh)],
             SeqShape::new(1, 1),
             &SequenceInput::new(&x),
         )
+        .margin
     };
     let (tanh, relu) = (Activation::Tanh, Activation::Relu);
     let thr = Activation::ThresholdedRelu { alpha: 0.5 };
@@ -133,11 +134,11 @@ fn kink_margin_of_the_layer_norm_lstm_is_on_the_normalised_argument() {
     let mut w = LayerWeights::new(&w_ih, &w_hh).with_bias(&b_ih, &b_hh);
     w.layer_norm = Some(&gamma);
     let x = [1.0f64];
-    let m = super::kink_margin(&cfg, &[w], SeqShape::new(1, 1), &SequenceInput::new(&x));
+    let m = super::kink_margins(&cfg, &[w], SeqShape::new(1, 1), &SequenceInput::new(&x)).margin;
     assert!((m - 0.25).abs() < 1e-6, "{m}");
 }
 
-/// `kink_clearance` is the distance to the kink in units of the argument's tracked
+/// `kink_margins().clearance` is the distance to the kink in units of the argument's tracked
 /// error: 0 on the kink, `inf` for a type that tracks none (`f64`) or an exact
 /// argument, and `|pre − kink| / bound` for a rounded one (one relu unit: `pre = w x`,
 /// as the tape forms it, `w x` not an `f32`).
@@ -151,7 +152,7 @@ fn kink_clearance_is_the_distance_over_the_error() {
     let clearance_f64 = |w: f64, x: f64| {
         let (w_ih, w_hh, x) = ([w], [0.0], [x]);
         let w = [LayerWeights::new(&w_ih[..], &w_hh[..])];
-        super::kink_clearance(&cfg, &w, SeqShape::new(1, 1), &SequenceInput::new(&x))
+        super::kink_margins(&cfg, &w, SeqShape::new(1, 1), &SequenceInput::new(&x)).clearance
     };
     assert_eq!(clearance_f64(1.0 / 3.0, 0.3), f64::INFINITY);
     assert_eq!(clearance_f64(0.5, 0.0), 0.0);
@@ -159,7 +160,7 @@ fn kink_clearance_is_the_distance_over_the_error() {
     let (w_ih, w_hh, xs) = ([B::exact(w)], [B::exact(0.0)], [B::exact(x)]);
     let lw = LayerWeights::new(&w_ih[..], &w_hh[..]);
     let shape = SeqShape::new(1, 1);
-    let got = super::kink_clearance(&cfg, &[lw], shape, &SequenceInput::new(&xs));
+    let got = super::kink_margins(&cfg, &[lw], shape, &SequenceInput::new(&xs)).clearance;
     let pre = x_part(&lw, 0, &xs) + h_part(&lw, 0, &[B::exact(0.0)]);
     let want = pre.value().abs() / pre.bound();
     assert!(pre.bound() > 0.0 && want.is_finite(), "{pre:?}");
@@ -167,6 +168,6 @@ fn kink_clearance_is_the_distance_over_the_error() {
     // Exact products: nothing to fear from rounding.
     let (w_ih, xs) = ([B::exact(0.5)], [B::exact(0.25)]);
     let lw = LayerWeights::new(&w_ih[..], &w_hh[..]);
-    let exact = super::kink_clearance(&cfg, &[lw], shape, &SequenceInput::new(&xs));
+    let exact = super::kink_margins(&cfg, &[lw], shape, &SequenceInput::new(&xs)).clearance;
     assert_eq!(exact, f64::INFINITY);
 }

@@ -73,7 +73,8 @@ impl Point {
     /// The smallest distance of a clipped or relu gate argument to its kink (see
     /// [`finite_differences`]).
     pub fn kink_margin(&self) -> f64 {
-        crate::backward::kink_margin(&self.cfg, &views(&self.weights), self.shape, &self.input())
+        crate::backward::kink_margins(&self.cfg, &views(&self.weights), self.shape, &self.input())
+            .margin
     }
 
     /// Every value array, mutable, in the order of [`Gradients`]' arrays: each set's

@@ -150,5 +150,5 @@ pub fn kink_clearance_as<T: Real>(
     f: impl Fn(f32) -> T + Copy,
 ) -> f64 {
     let w = Wide::new(weights, &input, f);
-    crate::backward::kink_clearance(cfg, &views(&w.weights), shape, &w.input(&input))
+    crate::backward::kink_margins(cfg, &views(&w.weights), shape, &w.input(&input)).clearance
 }
