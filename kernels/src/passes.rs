@@ -10,7 +10,7 @@ use crate::kernel::quantize::{params, QuantizeOp, RangeOp};
 use crate::kernel::walk::Job;
 use crate::kernel::walk_i8::{Job8, RowQuant};
 use crate::kernel::{AddStore, Epilogue, Rows, Store};
-use crate::pack::runtime::{slice_of, KC, WIDTH};
+use crate::pack::runtime::{slice_of, Transpose, KC, WIDTH};
 use crate::pack::PanelsView;
 use crate::parallel::{threads_for, Team};
 
@@ -138,6 +138,18 @@ pub(crate) type GemmFn<W> = unsafe fn(&Team<'_>, &Job<W, 4>, &Store);
 pub(crate) type GemmF32 = GemmFn<f32>;
 /// The `f32` product that adds ([`gemm`] with [`AddStore`]).
 pub(crate) type GemmAddF32 = unsafe fn(&Team<'_>, &Job<f32, 4>, &AddStore);
+
+/// A runtime transpose ([`Transpose`]) through one path's vector type.
+pub(crate) type TransposeFn = unsafe fn(Transpose);
+
+/// Runs `op` with backend `B`: the entry a dispatch table keeps as its [`TransposeFn`].
+///
+/// # Safety
+/// `B` came from `arch::dispatch`; `op` meets [`Transpose::run`]'s contract.
+pub(crate) unsafe fn transpose<B: Backend>(op: Transpose) {
+    // SAFETY: forwarded.
+    unsafe { B::run_op(op) }
+}
 
 /// This member's share of the `vdpbf16ps` input projection (split by panels), then
 /// meets the team.

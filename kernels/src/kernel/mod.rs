@@ -8,13 +8,14 @@
 //! plain product, a cell's gate math for a recurrent step (`cells`). [`walk`] walks
 //! panels and row blocks. [`SimdOp`] is the hook for any other algorithm that is
 //! generic over the vector type (elementwise passes, the int8 operand's [`quantize`],
-//! tests). [`walk_i8`] is the int8 product: an integer micro-kernel over
-//! [`Dot8`](crate::simd::Dot8) whose exact sums become the `f32` tiles the same
-//! epilogues take.
+//! tests, the backward's runtime [`transpose`]). [`walk_i8`] is the int8 product: an
+//! integer micro-kernel over [`Dot8`](crate::simd::Dot8) whose exact sums become the
+//! `f32` tiles the same epilogues take.
 
 pub(crate) mod microkernel;
 pub(crate) mod quantize;
 mod store;
+pub(crate) mod transpose;
 pub(crate) mod walk;
 pub(crate) mod walk_i8;
 

@@ -23,8 +23,8 @@ use crate::kernel::walk::Job;
 use crate::kernel::walk_i8::Q8Scratch;
 use crate::kernel::{AddStore, Rows, Store};
 use crate::pack::runtime::{
-    gather_blocks, panels_len, slice_of, striped, transpose_panels, transpose_rows, BlockCols,
-    RowSource, KC, WIDTH,
+    gather_blocks, panels_len, slice_of, striped, transpose_panels, BlockCols, RowSource,
+    Transpose, KC, WIDTH,
 };
 use crate::pack::{pack_vector, Panels, LANES};
 use crate::packed::{coded, plain};
@@ -396,8 +396,10 @@ impl<W: Element> PackedOutput<W> {
                     stride: zs,
                     width: o,
                 };
-                // SAFETY: `dz` holds rows * zs floats (zs >= O), `lhs` O * rows.
-                unsafe { transpose_rows(src, mine.clone(), lhs, rows, false, |_| true) };
+                let op = Transpose::plain(src, mine.clone(), lhs, rows);
+                // SAFETY: `dz` holds rows * zs floats (zs >= O), `lhs` O * rows; `k`
+                // is the detected ISA's table.
+                unsafe { (k.transpose)(op) };
                 let blocks = BlockCols {
                     base: x.as_ptr(),
                     stride: i,
@@ -416,8 +418,13 @@ impl<W: Element> PackedOutput<W> {
                     stride: i,
                     width: i,
                 };
-                // SAFETY: `x` holds rows * I floats, `lhs` (I + 1) * rows.
-                unsafe { transpose_rows(src, mine.clone(), lhs, rows, true, |_| true) };
+                let op = Transpose {
+                    ones: true,
+                    ..Transpose::plain(src, mine.clone(), lhs, rows)
+                };
+                // SAFETY: `x` holds rows * I floats, `lhs` (I + 1) * rows; `k` is the
+                // detected ISA's table.
+                unsafe { (k.transpose)(op) };
             }
             team.sync();
             // dx = dz · W_o (k = zs: dz is zero past O, W_oᵀ's rows there are zero), in
@@ -528,9 +535,10 @@ impl<W: Element> PackedOutput<W> {
             stride: zs,
             width: o,
         };
+        let op = Transpose::plain(src, 0..i, dw.as_mut_ptr(), i);
         // SAFETY: `out` holds `I` rows of `zs >= O` floats; `dw` holds `O * I` floats,
-        // `O` rows of `ld = I`.
-        unsafe { transpose_rows(src, 0..i, dw.as_mut_ptr(), i, false, |_| true) };
+        // `O` rows of `ld = I`; `k` is the detected ISA's table.
+        unsafe { (k.transpose)(op) };
         if let Some(db) = db {
             db.copy_from_slice(&out[i * zs..i * zs + o]);
         }
@@ -586,6 +594,8 @@ pub struct OutputKernels<W: Storage> {
     back: unsafe fn(BackFinish),
     /// The weight gradient over a few rows (`OuterRows`).
     outer: unsafe fn(OuterRows),
+    /// The backward's runtime transposes.
+    transpose: passes::TransposeFn,
 }
 
 /// What each element type's [`Storage::output_kernels`] runs, at that type.
@@ -611,6 +621,7 @@ impl<W: Storage> ForBackend for Table<W> {
             gemm_add: passes::gemm::<B, f32, AddStore>,
             back: back_rows::<B>,
             outer: outer_rows::<B>,
+            transpose: passes::transpose::<B>,
         }
     }
 }

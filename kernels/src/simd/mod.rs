@@ -152,4 +152,22 @@ pub unsafe trait V16: Copy {
             }
         }
     }
+    /// Transposes the 16 × 16 block held as 16 rows, in place: afterwards lane `i` of
+    /// `rows[j]` is what lane `j` of `rows[i]` was (the runtime transposes of the
+    /// backward's operands). The default goes through memory; the x86 paths shuffle
+    /// in registers.
+    #[inline(always)]
+    unsafe fn transpose16(rows: &mut [Self; 16]) {
+        let mut m = [[0.0f32; 16]; 16];
+        // SAFETY: each row of `m` holds 16 floats; the caller guarantees the ISA.
+        unsafe {
+            for (v, row) in rows.iter().zip(m.iter_mut()) {
+                v.store(row.as_mut_ptr());
+            }
+            for (j, v) in rows.iter_mut().enumerate() {
+                let col: [f32; 16] = std::array::from_fn(|i| m[i][j]);
+                *v = Self::load(col.as_ptr());
+            }
+        }
+    }
 }

@@ -15,7 +15,7 @@ use crate::dispatch::{kernels, Kernels};
 use crate::element::Element;
 use crate::kernel::walk::Job;
 use crate::kernel::{Rows, Store};
-use crate::pack::runtime::{panels_len, transpose_panels, RowSource, WIDTH};
+use crate::pack::runtime::{panels_len, transpose_panels, RowMask, RowSource, Transpose, WIDTH};
 use crate::pack::{PanelsView, LANES};
 use crate::packed::PackedRnn;
 use crate::parallel::{run_team, threads_for, Team};
@@ -265,9 +265,13 @@ unsafe fn backward_layer<W: Element, T: Element>(
             stride: width,
             width,
         };
-        let lens = c.lens;
-        crate::pack::runtime::transpose_rows(src, share.of(d.r, LANES), x_t, d.r, true, |r| {
-            lens.is_null() || r / d.b < *lens.add(r % d.b)
+        (c.bk.transpose)(Transpose {
+            src,
+            rows: share.of(d.r, LANES),
+            dst: x_t,
+            ld: d.r,
+            ones: true,
+            mask: RowMask::lengths(c.lens, d.b),
         });
         team.sync();
         c.clock.lap(&mut lap, Phase::Transposes);

@@ -23,6 +23,8 @@ pub(crate) struct BackKernels {
     pub(crate) gemm: GemmFn<f32>,
     /// The same, added to the output (the weight gradients' later `k` slices).
     pub(crate) gemm_add: passes::GemmAddF32,
+    /// The runtime transposes of the products' left operands.
+    pub(crate) transpose: passes::TransposeFn,
 }
 
 /// The table of `isa`, or an error if this CPU cannot run it.
@@ -41,6 +43,7 @@ impl ForBackend for Table {
             finish: BackCell::finish::<B>,
             gemm: passes::gemm::<B, f32, Store>,
             gemm_add: passes::gemm::<B, f32, AddStore>,
+            transpose: passes::transpose::<B>,
         }
     }
 }

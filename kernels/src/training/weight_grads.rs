@@ -6,7 +6,7 @@
 
 use super::workspace::Dims;
 use crate::cells::backward::{GradJob, Left, Param, Right};
-use crate::pack::runtime::{gather_blocks, transpose_rows, BlockCols, RowSource, KC, WIDTH};
+use crate::pack::runtime::{gather_blocks, BlockCols, RowMask, RowSource, Transpose, KC, WIDTH};
 use crate::pack::LANES;
 use crate::parallel::{Share, Team};
 use crate::passes;
@@ -35,14 +35,6 @@ pub(crate) struct Operands {
     pub(crate) out: *mut f32,
     /// Lengths (null: all full).
     pub(crate) lens: *const usize,
-}
-
-impl Operands {
-    /// Whether row `r` (step `r / B`, batch row `r % B`) ran.
-    fn active(&self, d: &Dims, r: usize) -> bool {
-        // SAFETY: `lens` (when not null) holds `B` lengths.
-        self.lens.is_null() || r / d.b < unsafe { *self.lens.add(r % d.b) }
-    }
 }
 
 /// Where a job's product goes in the caller's gradients, published by the leader for
@@ -90,8 +82,18 @@ pub(crate) unsafe fn run(
                 };
                 // Every member its share of the rows (distinct columns of `left_t`).
                 let mine = team.share().of(d.r, LANES);
-                // SAFETY: `left_t` holds `(max(H, H_out) + 1) * R` floats.
-                unsafe { transpose_rows(src, mine, o.left_t, d.r, job.ones, |r| o.active(d, r)) };
+                let op = Transpose {
+                    src,
+                    rows: mine,
+                    dst: o.left_t,
+                    ld: d.r,
+                    ones: job.ones,
+                    // SAFETY: `lens` is null or holds `B` lengths (the caller's contract).
+                    mask: unsafe { RowMask::lengths(o.lens, d.b) },
+                };
+                // SAFETY: `left_t` holds `(max(H, H_out) + 1) * R` floats; `bk` is
+                // the detected ISA's table.
+                unsafe { (bk.transpose)(op) };
                 (o.left_t.cast_const(), width + usize::from(job.ones))
             }
         };

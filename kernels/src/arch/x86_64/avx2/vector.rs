@@ -19,6 +19,39 @@ macro_rules! both {
     };
 }
 
+/// Transposes an 8 x 8 block held as 8 rows, in place.
+///
+/// # Safety
+/// AVX must be available (the AVX2 path detected it).
+#[inline(always)]
+unsafe fn transpose8(r: &mut [__m256; 8]) {
+    // SAFETY: avx was detected (caller's contract).
+    unsafe {
+        // Pairs of rows interleaved within each 128-bit half, then pairs of pairs.
+        // (No closures: they would not inherit the caller's target features.)
+        let mut t = [_mm256_setzero_ps(); 8];
+        for i in 0..4 {
+            t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        // u[4g + j] holds, in each 128-bit half H, element 4H + j of rows 4g..4g+4.
+        let mut u = [_mm256_setzero_ps(); 8];
+        for g in 0..2 {
+            let (a, b, c, d) = (t[4 * g], t[4 * g + 1], t[4 * g + 2], t[4 * g + 3]);
+            u[4 * g] = _mm256_shuffle_ps::<0x44>(a, c);
+            u[4 * g + 1] = _mm256_shuffle_ps::<0xEE>(a, c);
+            u[4 * g + 2] = _mm256_shuffle_ps::<0x44>(b, d);
+            u[4 * g + 3] = _mm256_shuffle_ps::<0xEE>(b, d);
+        }
+        // Column j < 4: the low halves of u[j] (rows 0..4) and u[4 + j] (rows 4..8);
+        // column 4 + j: their high halves.
+        for j in 0..4 {
+            r[j] = _mm256_permute2f128_ps::<0x20>(u[j], u[4 + j]);
+            r[4 + j] = _mm256_permute2f128_ps::<0x31>(u[j], u[4 + j]);
+        }
+    }
+}
+
 impl Avx2x2 {
     /// `2^n` for integer lanes `n` in `[-126, 127]`, built from the exponent bits.
     #[inline(always)]
@@ -67,6 +100,30 @@ unsafe impl V16 for Avx2x2 {
     // 16 ymm, two per vector: 6 vectors = 12 accumulators + weights + broadcast.
     const MAX_ACC: usize = 6;
     const READS_STRIPES: bool = true;
+
+    #[inline(always)]
+    unsafe fn transpose16(rows: &mut [Self; 16]) {
+        // SAFETY: avx2 was detected (trait contract).
+        unsafe {
+            // Four 8 x 8 quadrants: rows 8q..8q+8, half h. Column j of the block is
+            // half j / 8, lane j % 8: new row j, half q is row j % 8 of quadrant
+            // (q, j / 8) transposed.
+            let mut out = [Avx2x2([_mm256_setzero_ps(); 2]); 16];
+            for q in 0..2 {
+                for h in 0..2 {
+                    let mut m = [_mm256_setzero_ps(); 8];
+                    for (i, v) in m.iter_mut().enumerate() {
+                        *v = rows[8 * q + i].0[h];
+                    }
+                    transpose8(&mut m);
+                    for (i, v) in m.into_iter().enumerate() {
+                        out[8 * h + i].0[q] = v;
+                    }
+                }
+            }
+            *rows = out;
+        }
+    }
 
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {

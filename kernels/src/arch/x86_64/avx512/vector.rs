@@ -30,6 +30,44 @@ unsafe impl V16 for __m512 {
     const PANEL_AHEAD: usize = 24;
 
     #[inline(always)]
+    unsafe fn transpose16(rows: &mut [Self; 16]) {
+        // SAFETY: avx512f was detected (trait contract).
+        unsafe {
+            let r = rows;
+            // 1: lanes 2q, 2q+1 of rows 2i, 2i+1 interleaved within each 128-bit lane.
+            let mut t = [_mm512_setzero_ps(); 16];
+            for i in 0..8 {
+                t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+            // 2: 64-bit pairs of rows 4i..4i+4: r[4i + j] holds, in each 128-bit lane
+            // L, elements 4L + j of those four rows.
+            let pd = _mm512_castps_pd;
+            for i in 0..4 {
+                let (a, b, c, d) = (t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]);
+                r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(a), pd(c)));
+                r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(a), pd(c)));
+                r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(b), pd(d)));
+                r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(b), pd(d)));
+            }
+            // 3: the 128-bit lanes across the four row groups: column 4L + j gathers
+            // lane L of r[j], r[4 + j], r[8 + j], r[12 + j].
+            for j in 0..4 {
+                let (a, b, c, d) = (r[j], r[4 + j], r[8 + j], r[12 + j]);
+                let ab_lo = _mm512_shuffle_f32x4::<0x44>(a, b);
+                let ab_hi = _mm512_shuffle_f32x4::<0xEE>(a, b);
+                let cd_lo = _mm512_shuffle_f32x4::<0x44>(c, d);
+                let cd_hi = _mm512_shuffle_f32x4::<0xEE>(c, d);
+                t[j] = _mm512_shuffle_f32x4::<0x88>(ab_lo, cd_lo);
+                t[4 + j] = _mm512_shuffle_f32x4::<0xDD>(ab_lo, cd_lo);
+                t[8 + j] = _mm512_shuffle_f32x4::<0x88>(ab_hi, cd_hi);
+                t[12 + j] = _mm512_shuffle_f32x4::<0xDD>(ab_hi, cd_hi);
+            }
+            *r = t;
+        }
+    }
+
+    #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
         // SAFETY: avx512f was detected (trait contract).
         unsafe { _mm512_set1_ps(x) }
