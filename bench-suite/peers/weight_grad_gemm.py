@@ -8,26 +8,15 @@ run in the same session on the same CPU.
 
     python3 bench-suite/peers/weight_grad_gemm.py lstm:64x1024x1024x25,gru:64x512x512x50 [THREADS]
 """
-import statistics
 import sys
-import time
 
 import torch
 
+# The timing loop of the output-layer peer script (same directory, on sys.path when
+# run as a script).
+from output_layer import median_ms
+
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-
-
-def median_s(f, min_runs=5, min_time=0.5, max_time=3.0):
-    f()  # warm-up
-    samples, start = [], time.perf_counter()
-    while True:
-        t0 = time.perf_counter()
-        f()
-        samples.append(time.perf_counter() - t0)
-        el = time.perf_counter() - start
-        if el >= max_time or (len(samples) >= min_runs and el >= min_time):
-            break
-    return statistics.median(samples)
 
 
 def main():
@@ -46,7 +35,7 @@ def main():
             for name, k in (("dW_ih", i), ("dW_hh", h)):
                 x = torch.randn(rows, k)
                 out = torch.empty(cols, k)
-                sec = median_s(lambda: torch.mm(dg.t(), x, out=out))
+                sec = median_ms(lambda: torch.mm(dg.t(), x, out=out)) / 1e3
                 flops = 2 * cols * k * rows
                 print(f"{cell} | {b},{h},{i},{t} | {name} | {cols} x {k} x {rows} | "
                       f"{1e3 * sec:.2f} | {flops / sec / 1e9:.1f}")
