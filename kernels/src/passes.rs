@@ -10,7 +10,7 @@ use crate::kernel::quantize::{params, QuantizeOp, RangeOp};
 use crate::kernel::walk::Job;
 use crate::kernel::walk_i8::{Job8, RowQuant};
 use crate::kernel::{AddStore, Epilogue, Rows, Store};
-use crate::pack::runtime::{slice_of, Transpose, KC, WIDTH};
+use crate::pack::runtime::{slice_of, Transpose, TransposeBlocks, KC, WIDTH};
 use crate::pack::PanelsView;
 use crate::parallel::{threads_for, Team};
 
@@ -147,6 +147,16 @@ pub(crate) type TransposeFn = unsafe fn(Transpose);
 /// # Safety
 /// `B` came from `arch::dispatch`; `op` meets [`Transpose::run`]'s contract.
 pub(crate) unsafe fn transpose<B: Backend>(op: Transpose) {
+    // SAFETY: forwarded.
+    unsafe { B::run_op(op) }
+}
+
+/// Runs `op` with backend `B`: the entry a dispatch table keeps as its
+/// [`TransposeBlocksFn`](crate::pack::runtime::TransposeBlocksFn).
+///
+/// # Safety
+/// `B` came from `arch::dispatch`; `op` meets [`TransposeBlocks::run`]'s contract.
+pub(crate) unsafe fn transpose_blocks<B: Backend>(op: TransposeBlocks) {
     // SAFETY: forwarded.
     unsafe { B::run_op(op) }
 }

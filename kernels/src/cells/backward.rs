@@ -15,6 +15,7 @@ use crate::arch::Backend;
 use crate::element::Element;
 use crate::kernel::walk::Job;
 use crate::kernel::{Epilogue, Rows};
+use crate::pack::runtime::TransposeBlocksFn;
 use crate::pack::{PanelsView, LANES};
 use crate::parallel::{Share, Team};
 use crate::passes::pass;
@@ -339,17 +340,24 @@ impl<W: Element> CellWeights<W> {
 
     /// Writes `share` of the transposed recurrent weights into `mem` (`backward_len`
     /// floats, zeroed by [`CellWeights::clear_backward`]); the members' shares write
-    /// distinct elements.
+    /// distinct elements; `blocks` transposes whole 16 × 16 blocks.
     ///
     /// # Safety
-    /// `mem` must be valid for `backward_len(cfg)` writes.
-    pub(crate) unsafe fn pack_backward(&self, cfg: &RnnConfig, mem: *mut f32, share: Share) {
+    /// `mem` must be valid for `backward_len(cfg)` writes; `blocks` is a detected
+    /// path's.
+    pub(crate) unsafe fn pack_backward(
+        &self,
+        cfg: &RnnConfig,
+        mem: *mut f32,
+        share: Share,
+        blocks: TransposeBlocksFn,
+    ) {
         // SAFETY: forwarded contract.
         unsafe {
             match self {
-                CellWeights::Rnn(w) => rnn::backward::write(w, cfg, mem, share),
-                CellWeights::Lstm(w) => lstm::backward::write(w, cfg, mem, share),
-                CellWeights::Gru(w) => gru::backward::write(w, cfg, mem, share),
+                CellWeights::Rnn(w) => rnn::backward::write(w, cfg, mem, share, blocks),
+                CellWeights::Lstm(w) => lstm::backward::write(w, cfg, mem, share, blocks),
+                CellWeights::Gru(w) => gru::backward::write(w, cfg, mem, share, blocks),
             }
         }
     }

@@ -176,18 +176,23 @@ impl<W: Storage> ThreeGates<W> {
     ///
     /// # Safety
     /// As for `transpose_panels`, with `dst_k >= self.cols()`.
-    pub(crate) unsafe fn transpose_into(&self, dst: *mut f32, dst_k: usize, share: Share)
-    where
+    pub(crate) unsafe fn transpose_into(
+        &self,
+        dst: *mut f32,
+        dst_k: usize,
+        share: Share,
+        blocks: crate::pack::runtime::TransposeBlocksFn,
+    ) where
         W: Element,
     {
         // SAFETY: forwarded contract.
         unsafe {
             match self {
                 ThreeGates::One(p) => {
-                    crate::pack::runtime::transpose_panels(p, dst, dst_k, 0, |u| u, share)
+                    crate::pack::runtime::transpose_panels(p, dst, dst_k, 0, |u| u, share, blocks)
                 }
                 ThreeGates::Two(p) => {
-                    crate::pack::runtime::transpose_panels(p, dst, dst_k, 0, |u| u, share)
+                    crate::pack::runtime::transpose_panels(p, dst, dst_k, 0, |u| u, share, blocks)
                 }
             }
         }

@@ -24,7 +24,7 @@ use crate::kernel::walk_i8::Q8Scratch;
 use crate::kernel::{AddStore, Rows, Store};
 use crate::pack::runtime::{
     gather_blocks, panels_len, slice_of, striped, transpose_panels, BlockCols, RowSource,
-    Transpose, KC, WIDTH,
+    Transpose, TransposeBlocksFn, KC, WIDTH,
 };
 use crate::pack::{pack_vector, Panels, LANES};
 use crate::packed::{coded, plain};
@@ -358,6 +358,7 @@ impl<W: Element> PackedOutput<W> {
                     0,
                     |kk| kk,
                     Share::ALL,
+                    k.blocks,
                 )
             };
             slice_major(t.as_slice(), zs, ip / WIDTH)
@@ -594,8 +595,9 @@ pub struct OutputKernels<W: Storage> {
     back: unsafe fn(BackFinish),
     /// The weight gradient over a few rows (`OuterRows`).
     outer: unsafe fn(OuterRows),
-    /// The backward's runtime transposes.
+    /// The backward's runtime transposes, and the whole blocks of `W_oᵀ`.
     transpose: passes::TransposeFn,
+    blocks: TransposeBlocksFn,
 }
 
 /// What each element type's [`Storage::output_kernels`] runs, at that type.
@@ -622,6 +624,7 @@ impl<W: Storage> ForBackend for Table<W> {
             back: back_rows::<B>,
             outer: outer_rows::<B>,
             transpose: passes::transpose::<B>,
+            blocks: passes::transpose_blocks::<B>,
         }
     }
 }

@@ -45,9 +45,15 @@ pub(crate) fn panels_len(k: usize, cols: usize) -> usize {
 /// are written: a team's members each write their share (distinct destination
 /// columns).
 ///
+/// `f32` panels go in 16 × 16 blocks transposed in registers by `blocks` (the path's
+/// [`TransposeBlocks`]) wherever 16 source rows map to 16 consecutive destination
+/// columns of one 16-column block; the rest (half-precision panels, a `map` that
+/// breaks a block, a share's last rows) element by element. (Element by element, a
+/// 1024-unit LSTM's `W_hhᵀ` took 6 ms, as long as two of its backward's 25 steps.)
+///
 /// # Safety
 /// `dst` must be valid for `dst_k * (panels)` writes covering every `map(kk)` column,
-/// and `k0 + src.cols() <= dst_k`.
+/// and `k0 + src.cols() <= dst_k`; `blocks` must be a detected path's.
 pub(crate) unsafe fn transpose_panels<W: Element, const NP: usize>(
     src: &Panels<W, NP>,
     dst: *mut f32,
@@ -55,15 +61,17 @@ pub(crate) unsafe fn transpose_panels<W: Element, const NP: usize>(
     k0: usize,
     map: impl Fn(usize) -> usize,
     share: Share,
+    blocks: TransposeBlocksFn,
 ) {
     // SAFETY: forwarded contract.
-    unsafe { transpose_panels_in(striped(), src, dst, dst_k, k0, map, share) }
+    unsafe { transpose_panels_in(striped(), src, dst, dst_k, k0, map, share, blocks) }
 }
 
 /// [`transpose_panels`] into panels striped or not (`dst_striped`; the tests take both).
 ///
 /// # Safety
 /// As for [`transpose_panels`].
+#[allow(clippy::too_many_arguments)]
 unsafe fn transpose_panels_in<W: Element, const NP: usize>(
     dst_striped: bool,
     src: &Panels<W, NP>,
@@ -72,23 +80,115 @@ unsafe fn transpose_panels_in<W: Element, const NP: usize>(
     k0: usize,
     map: impl Fn(usize) -> usize,
     share: Share,
+    blocks: TransposeBlocksFn,
 ) {
     let width = NP * LANES;
     let (k, data, striped) = (src.k(), src.data(), src.striped());
     // The destination's layout: from one row to the next, a panel row or a lane.
     let row_step = if dst_striped { LANES } else { WIDTH };
+    // The source's: from one row to the next, and from one 16-column block to the next.
+    let (src_stride, src_step) = if striped {
+        (LANES, k * LANES)
+    } else {
+        (width, LANES)
+    };
+    let whole = W::as_f32(data);
     let mine = share.of(k, LANES);
     for p in 0..src.panels() {
-        for kk in mine.clone() {
+        let mut kk = mine.start;
+        while kk < mine.end {
+            let n = (mine.end - kk).min(LANES);
             let dc = map(kk);
-            let first = index::<f32, 4>(dst_striped, dst_k, dc / WIDTH, k0 + p * width, dc % WIDTH);
-            // SAFETY: caller's contract: column `dc` and rows `k0 + p*width + col` are
-            // inside `dst`.
-            let out = unsafe { dst.add(first) };
-            for col in 0..width {
-                let v = data[index::<W, NP>(striped, k, p, kk, col)].to_f32();
-                // SAFETY: as above.
-                unsafe { *out.add(col * row_step) = v };
+            let run =
+                n == LANES && dc.is_multiple_of(LANES) && (1..LANES).all(|j| map(kk + j) == dc + j);
+            match whole {
+                Some(f) if run => {
+                    // The 16 source rows' NP blocks go to 16 destination columns of
+                    // rows `k0 + p * width ..`, one block of 16 rows after another.
+                    let first =
+                        index::<f32, 4>(dst_striped, dst_k, dc / WIDTH, k0 + p * width, dc % WIDTH);
+                    let op = TransposeBlocks {
+                        src: f[index::<f32, NP>(striped, k, p, kk, 0)..].as_ptr(),
+                        src_stride,
+                        src_step,
+                        // SAFETY: caller's contract: rows `k0 + p*width ..+ width` and
+                        // columns `dc .. dc + 16` are inside `dst`.
+                        dst: unsafe { dst.add(first) },
+                        dst_stride: row_step,
+                        dst_step: LANES * row_step,
+                        n: NP,
+                    };
+                    // SAFETY: the op reads rows kk..kk+16 of the panel's NP blocks (inside
+                    // `data`: `f32` panels are laid out as `index` says, whole 16-lane
+                    // blocks) and writes inside `dst` as above; `blocks` is the
+                    // caller's detected path.
+                    unsafe { blocks(op) };
+                }
+                _ => {
+                    for kk in kk..kk + n {
+                        let dc = map(kk);
+                        let first = index::<f32, 4>(
+                            dst_striped,
+                            dst_k,
+                            dc / WIDTH,
+                            k0 + p * width,
+                            dc % WIDTH,
+                        );
+                        // SAFETY: caller's contract: column `dc` and rows `k0 + p*width
+                        // + col` are inside `dst`.
+                        let out = unsafe { dst.add(first) };
+                        for col in 0..width {
+                            let v = data[index::<W, NP>(striped, k, p, kk, col)].to_f32();
+                            // SAFETY: as above.
+                            unsafe { *out.add(col * row_step) = v };
+                        }
+                    }
+                }
+            }
+            kk += n;
+        }
+    }
+}
+
+/// `n` blocks of 16 × 16 floats, each transposed in registers ([`V16::transpose16`]):
+/// block `b` reads its row `j` (16 floats) at `src + b * src_step + j * src_stride`
+/// and writes its column `i` (16 floats) at `dst + b * dst_step + i * dst_stride`.
+/// [`transpose_panels`]' whole blocks.
+#[derive(Clone, Copy)]
+pub(crate) struct TransposeBlocks {
+    pub(crate) src: *const f32,
+    pub(crate) src_stride: usize,
+    pub(crate) src_step: usize,
+    pub(crate) dst: *mut f32,
+    pub(crate) dst_stride: usize,
+    pub(crate) dst_step: usize,
+    pub(crate) n: usize,
+}
+
+/// A path's [`TransposeBlocks`] (`passes::transpose_blocks`).
+pub(crate) type TransposeBlocksFn = unsafe fn(TransposeBlocks);
+
+impl TransposeBlocks {
+    /// Runs the blocks with vector type `V`.
+    ///
+    /// # Safety
+    /// `V`'s ISA must be available; every row read and column written lies inside
+    /// the source and the destination.
+    #[inline(always)]
+    pub(crate) unsafe fn run<V: V16>(self) {
+        for blk in 0..self.n {
+            // SAFETY: the caller's contract.
+            unsafe {
+                let from = self.src.add(blk * self.src_step);
+                let mut b = [V::zero(); LANES];
+                for (j, v) in b.iter_mut().enumerate() {
+                    *v = V::load(from.add(j * self.src_stride));
+                }
+                V::transpose16(&mut b);
+                let to = self.dst.add(blk * self.dst_step);
+                for (i, v) in b.iter().enumerate() {
+                    v.store(to.add(i * self.dst_stride));
+                }
             }
         }
     }
@@ -416,31 +516,58 @@ mod tests {
         (k0 * panels + p * n) * WIDTH + at(striped, n, r - k0, c)
     }
 
+    /// The whole-block transpose of the path of `isa` (the dispatch tables' entry).
+    fn blocks_at(isa: crate::Isa) -> TransposeBlocksFn {
+        struct Entry;
+        impl crate::arch::ForBackend for Entry {
+            type Output = TransposeBlocksFn;
+            fn call<B: crate::arch::Backend>(self) -> TransposeBlocksFn {
+                crate::passes::transpose_blocks::<B>
+            }
+        }
+        crate::arch::dispatch(isa.detected().unwrap(), Entry)
+    }
+
+    /// Every element lands where it belongs, for every storage, both source and both
+    /// destination layouts, at every ISA this CPU runs: 40 units of 2 gates (two
+    /// panels, the second half padding) by `k` = 40 source rows (two whole 16-row
+    /// blocks, then 8 rows element by element).
     #[test]
     fn transposed_panels_hold_the_transpose() {
-        // 2 gates x 20 units, k = 3: w[(g*20 + u)*3 + kk] = 100 g + u + 1000 kk.
-        let (rows, k) = (20, 3);
+        // 2 gates x 40 units: w[(g*40 + u)*k + kk] = 100 g + u + 1000 kk.
+        let (rows, k) = (40, 40);
         let w: Vec<f32> = (0..2 * rows * k)
             .map(|i| {
                 let (r, kk) = (i / k, i % k);
                 (r / rows * 100 + r % rows + 1000 * kk) as f32
             })
             .collect();
-        // Both layouts (stripes where this CPU packs rows, and the reverse).
-        // Both source layouts, into both destination layouts.
-        for (striped, to) in [(false, false), (true, false), (false, true), (true, true)] {
-            for_storage::<f32>(&w, rows, k, striped, to);
-            for_storage::<half::f16>(&w, rows, k, striped, to);
-            for_storage::<half::bf16>(&w, rows, k, striped, to);
+        for isa in crate::Isa::available() {
+            let blocks = blocks_at(isa);
+            // Both source layouts, into both destination layouts.
+            for (striped, to) in [(false, false), (true, false), (false, true), (true, true)] {
+                for_storage::<f32>(&w, (rows, k), (striped, to), blocks);
+                for_storage::<half::f16>(&w, (rows, k), (striped, to), blocks);
+                for_storage::<half::bf16>(&w, (rows, k), (striped, to), blocks);
+            }
         }
     }
 
-    fn for_storage<W: Element>(w: &[f32], rows: usize, k: usize, striped: bool, to: bool) {
+    fn for_storage<W: Element>(
+        w: &[f32],
+        (rows, k): (usize, usize),
+        (striped, to): (bool, bool),
+        blocks: TransposeBlocksFn,
+    ) {
         let p = Panels::<W, 4>::pack_layout(w, rows, k, &[0, 1], striped);
         let dst_k = p.cols();
         let mut dst = vec![0.0f32; panels_len(dst_k, k)];
-        // SAFETY: dst covers dst_k rows of one panel (k <= 64 columns).
-        unsafe { transpose_panels_in(to, &p, dst.as_mut_ptr(), dst_k, 0, |kk| kk, Share::ALL) };
+        // SAFETY: dst covers dst_k rows of the panels of k columns; `blocks` is a
+        // detected path's.
+        unsafe {
+            let out = dst.as_mut_ptr();
+            transpose_panels_in(to, &p, out, dst_k, 0, |kk| kk, Share::ALL, blocks)
+        };
         // Every row: packed column `c` (tile, gate, lane) holds that unit's weights.
         for c in 0..dst_k {
             let (tile, gate, lane) = (c / 32, c / 16 % 2, c % 16);
@@ -453,39 +580,68 @@ mod tests {
                 };
                 let got = W::from_f32(dst[at(to, dst_k, c, kk)]).to_f32();
                 assert_eq!(
-                    got, want,
-                    "packed column {c}, k {kk}, layouts {striped} {to}"
+                    got,
+                    want,
+                    "{}: packed column {c}, k {kk}, layouts {striped} {to}",
+                    W::NAME
                 );
             }
         }
     }
 
     /// A team's members each transposing their share write, together, what one
-    /// caller writes alone.
+    /// caller writes alone, and the whole-block path writes what the element-by-element
+    /// one does, with a map that keeps some 16-row blocks whole and cuts others (a later
+    /// layer's, 24 units padded to 32) and with one that cuts every block.
     #[test]
     fn transposed_panels_in_shares_equal_the_whole() {
-        let (rows, k) = (20, 40);
+        let (rows, k) = (20, 72);
         let w: Vec<f32> = (0..2 * rows * k).map(|i| i as f32).collect();
         let p = Panels::<f32, 4>::pack(&w, rows, k, &[0, 1]);
         let dst_k = p.cols();
-        let map = |kk: usize| kk / 10 * 16 + kk % 10; // gaps, as a later layer's
+        let later = |kk: usize| kk / 24 * 32 + kk % 24;
+        let gaps = |kk: usize| kk / 10 * 16 + kk % 10;
         let to = striped();
-        let transpose = |shares: &[Share]| {
-            let mut dst = vec![0.0f32; panels_len(dst_k, 64)];
-            for &share in shares {
-                // SAFETY: dst covers dst_k rows of one panel; map(kk) < 64.
-                unsafe { transpose_panels(&p, dst.as_mut_ptr(), dst_k, 0, map, share) };
+        // A path whose "blocks" write nothing: where a test sees zeros, blocks ran.
+        unsafe fn none(_: TransposeBlocks) {}
+        for (name, map, cut) in [
+            ("later", &later as &dyn Fn(usize) -> usize, false),
+            ("gaps", &gaps, true),
+        ] {
+            let transpose = |shares: &[Share], blocks: TransposeBlocksFn| {
+                let mut dst = vec![0.0f32; panels_len(dst_k, 2 * 64)];
+                for &share in shares {
+                    // SAFETY: dst covers dst_k rows of two panels; map(kk) < 128.
+                    unsafe { transpose_panels(&p, dst.as_mut_ptr(), dst_k, 0, map, share, blocks) };
+                }
+                dst
+            };
+            // Packed column `c` of source row `kk` at row `c`, column `map(kk)`.
+            let mut want = vec![0.0f32; panels_len(dst_k, 2 * 64)];
+            for kk in 0..k {
+                for c in 0..dst_k {
+                    let from = index::<f32, 4>(p.striped(), k, c / WIDTH, kk, c % WIDTH);
+                    want[at(to, dst_k, c, map(kk))] = p.data()[from];
+                }
             }
-            dst
-        };
-        let whole = transpose(&[Share::ALL]);
-        // Gate 1, unit 3 (tile 0): packed column 16 + 3; its weights are row 20 + 3.
-        assert_eq!(whole[at(to, dst_k, 16 + 3, map(39))], w[(20 + 3) * k + 39]);
-        for count in 2..4 {
-            let shares: Vec<Share> = (0..count).map(|i| Share::part(i, count)).collect();
-            assert_eq!(transpose(&shares), whole, "{count} shares");
-            // A share left out leaves its columns zero.
-            assert_ne!(transpose(&shares[1..]), whole, "{count} shares");
+            // Gate 1, unit 3 (tile 0): packed column 16 + 3; its weights are row 20 + 3.
+            assert_eq!(want[at(to, dst_k, 16 + 3, map(39))], w[(20 + 3) * k + 39]);
+            // Whole blocks exist under `later` (their writes are missing without
+            // them), none under `gaps`.
+            let without = transpose(&[Share::ALL], none);
+            assert_eq!(without == want, cut, "{name}: blocks taken");
+            for isa in crate::Isa::available() {
+                let blocks = blocks_at(isa);
+                assert_eq!(transpose(&[Share::ALL], blocks), want, "{name}, {isa:?}");
+                for count in 2..4 {
+                    let shares: Vec<Share> = (0..count).map(|i| Share::part(i, count)).collect();
+                    let got = transpose(&shares, blocks);
+                    assert_eq!(got, want, "{name}, {isa:?}, {count} shares");
+                    // A share left out leaves its columns zero.
+                    let got = transpose(&shares[1..], blocks);
+                    assert_ne!(got, want, "{name}, {isa:?}, {count} shares");
+                }
+            }
         }
     }
 

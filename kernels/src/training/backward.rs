@@ -257,7 +257,15 @@ unsafe fn backward_layer<W: Element, T: Element>(
                         kk
                     }
                 };
-                transpose_panels(&set.w_ih, w_ih_t, d.zrow, dir * d.zs, map, share);
+                transpose_panels(
+                    &set.w_ih,
+                    w_ih_t,
+                    d.zrow,
+                    dir * d.zs,
+                    map,
+                    share,
+                    c.bk.blocks,
+                );
             }
         }
         let src = RowSource {
@@ -347,7 +355,8 @@ unsafe fn direction<W: Element, T: Element>(
         let share = team.share();
         set.cell.clear_backward(cfg, sb.add(sc.w_back), share);
         team.sync();
-        set.cell.pack_backward(cfg, sb.add(sc.w_back), share);
+        set.cell
+            .pack_backward(cfg, sb.add(sc.w_back), share, c.bk.blocks);
         if team.is_leader() {
             init_carry(d, ld, dh_n, dhc, d.pp, d.ho);
             if d.lstm {

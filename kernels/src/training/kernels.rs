@@ -7,6 +7,7 @@ use crate::cells::backward::{BackCell, BackPtrs};
 use crate::dispatch::GemmFn;
 use crate::isa::Isa;
 use crate::kernel::{AddStore, Store};
+use crate::pack::runtime::TransposeBlocksFn;
 use crate::parallel::Team;
 use crate::{passes, Result};
 
@@ -25,6 +26,8 @@ pub(crate) struct BackKernels {
     pub(crate) gemm_add: passes::GemmAddF32,
     /// The runtime transposes of the products' left operands.
     pub(crate) transpose: passes::TransposeFn,
+    /// The whole blocks of the transposed weights (`transpose_panels`).
+    pub(crate) blocks: TransposeBlocksFn,
 }
 
 /// The table of `isa`, or an error if this CPU cannot run it.
@@ -44,6 +47,7 @@ impl ForBackend for Table {
             gemm: passes::gemm::<B, f32, Store>,
             gemm_add: passes::gemm::<B, f32, AddStore>,
             transpose: passes::transpose::<B>,
+            blocks: passes::transpose_blocks::<B>,
         }
     }
 }

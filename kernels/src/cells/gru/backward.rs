@@ -29,7 +29,7 @@ use crate::cells::backward::{
 use crate::cells::clip;
 use crate::element::Element;
 use crate::kernel::{Epilogue, Rows};
-use crate::pack::runtime::{forward_cols, panels_len, transpose_panels};
+use crate::pack::runtime::{forward_cols, panels_len, transpose_panels, TransposeBlocksFn};
 use crate::pack::{padded, PanelsView, LANES};
 use crate::parallel::{Share, Team};
 use crate::simd::V16;
@@ -142,23 +142,24 @@ fn ks<W: Element>(w: &Weights<W>) -> (usize, usize) {
 /// Writes `share` of the transposed weights into `mem` (zeroed, `packed_len` floats).
 ///
 /// # Safety
-/// `mem` valid for `packed_len(cfg)` writes.
+/// `mem` valid for `packed_len(cfg)` writes; `blocks` a detected path's.
 pub(crate) unsafe fn write<W: Element>(
     w: &Weights<W>,
     cfg: &RnnConfig,
     mem: *mut f32,
     share: Share,
+    blocks: TransposeBlocksFn,
 ) {
     let (k0, k1) = ks(w);
     // SAFETY: `mem` holds `packed_len` floats, which cover each packing at `k` = its
     // forward panels' packed columns.
     unsafe {
         match w {
-            Weights::LinearBeforeReset { w_hh, .. } => w_hh.transpose_into(mem, k0, share),
+            Weights::LinearBeforeReset { w_hh, .. } => w_hh.transpose_into(mem, k0, share, blocks),
             Weights::ResetBefore { w_rz, w_n, .. } => {
-                transpose_panels(w_rz, mem, k0, 0, |u| u, share);
+                transpose_panels(w_rz, mem, k0, 0, |u| u, share, blocks);
                 let n_mem = mem.add(panels_len(k0, cfg.hidden_size));
-                transpose_panels(w_n, n_mem, k1, 0, |u| u, share);
+                transpose_panels(w_n, n_mem, k1, 0, |u| u, share, blocks);
             }
         }
     }

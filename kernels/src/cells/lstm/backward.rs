@@ -33,7 +33,7 @@ use crate::cells::backward::{
 use crate::cells::clip;
 use crate::element::Element;
 use crate::kernel::{Epilogue, Rows};
-use crate::pack::runtime::{forward_cols, panels_len, transpose_panels};
+use crate::pack::runtime::{forward_cols, panels_len, transpose_panels, TransposeBlocksFn};
 use crate::pack::{padded, PanelsView, LANES};
 use crate::parallel::{Share, Team};
 use crate::simd::V16;
@@ -134,12 +134,13 @@ pub(crate) fn packed_len(cfg: &RnnConfig) -> usize {
 /// Writes `share` of `W_hhᵀ` (and `W_hrᵀ`) into `mem` (zeroed, `packed_len` floats).
 ///
 /// # Safety
-/// `mem` valid for `packed_len(cfg)` writes.
+/// `mem` valid for `packed_len(cfg)` writes; `blocks` a detected path's.
 pub(crate) unsafe fn write<W: Element>(
     w: &Weights<W>,
     cfg: &RnnConfig,
     mem: *mut f32,
     share: Share,
+    blocks: TransposeBlocksFn,
 ) {
     let (k_max, k_hr) = ks(cfg);
     let k_hh = w.w_hh.cols();
@@ -147,8 +148,8 @@ pub(crate) unsafe fn write<W: Element>(
     // forward panels' packed columns.
     unsafe {
         match &w.w_hh {
-            GatePanels::Four(p) => transpose_panels(p, mem, k_hh, 0, |u| u, share),
-            GatePanels::Three(p) => p.transpose_into(mem, k_hh, share),
+            GatePanels::Four(p) => transpose_panels(p, mem, k_hh, 0, |u| u, share, blocks),
+            GatePanels::Three(p) => p.transpose_into(mem, k_hh, share, blocks),
         }
         if let Some(p) = &w.w_hr {
             transpose_panels(
@@ -158,6 +159,7 @@ pub(crate) unsafe fn write<W: Element>(
                 0,
                 |j| j,
                 share,
+                blocks,
             );
         }
     }

@@ -13,7 +13,7 @@ use crate::cells::backward::{
 use crate::cells::clip;
 use crate::element::Element;
 use crate::kernel::Epilogue;
-use crate::pack::runtime::{forward_cols, panels_len, transpose_panels};
+use crate::pack::runtime::{forward_cols, panels_len, transpose_panels, TransposeBlocksFn};
 use crate::pack::{PanelsView, LANES};
 use crate::parallel::{Share, Team};
 use crate::simd::V16;
@@ -50,17 +50,18 @@ pub(crate) fn packed_len(cfg: &RnnConfig) -> usize {
 /// Writes `share` of `W_hhᵀ` into `mem` (zeroed, `packed_len` floats).
 ///
 /// # Safety
-/// `mem` valid for `packed_len(cfg)` writes.
+/// `mem` valid for `packed_len(cfg)` writes; `blocks` a detected path's.
 pub(crate) unsafe fn write<W: Element>(
     w: &Weights<W>,
     cfg: &RnnConfig,
     mem: *mut f32,
     share: Share,
+    blocks: TransposeBlocksFn,
 ) {
     let k = forward_cols(cfg.hidden_size, 1, 4);
     // SAFETY: `mem` holds k rows of panels covering H_out columns, `k` = the forward
     // panels' packed columns.
-    unsafe { transpose_panels(&w.w_hh, mem, k, 0, |u| u, share) };
+    unsafe { transpose_panels(&w.w_hh, mem, k, 0, |u| u, share, blocks) };
 }
 
 /// The views of what [`write`] wrote at `mem`.
