@@ -265,21 +265,21 @@ pub(crate) unsafe fn back_pass<B: Backend, E: Epilogue<B::V, 4>>(
     unsafe { pass::<B, f32, E, 4>(team, &job, zigzag, epi) }
 }
 
-/// Which runtime rows a weight-gradient product takes as its left operand
-/// (transposed): the layer's input, the states before each step, or the step's extra
-/// rows (`r ⊙ h`, or the projected LSTM's `m`).
+/// The activation side of a weight-gradient product, the gradient's columns: the
+/// layer's input, the states before each step, or the step's extra rows (`r ⊙ h`, or
+/// the projected LSTM's `m`), gathered into panels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Left {
+pub(crate) enum Acts {
     Input,
     HPrev,
     Ext,
 }
 
-/// Which rows hold a product's right operand: the gate gradients (their gate-
-/// interleaved row, gates `pick`), the step's extra rows, or the projected LSTM's
-/// `∂L/∂h'` rows.
+/// The gradient side of a weight-gradient product, the gradient's rows (transposed):
+/// the gate gradients (their gate-interleaved row, gates `pick`), the step's extra
+/// rows, or the projected LSTM's `∂L/∂h'` rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Right {
+pub(crate) enum Grads {
     Gates(&'static [usize]),
     Ext,
     DhRows,
@@ -296,13 +296,14 @@ pub(crate) enum Param {
     Projection,
 }
 
-/// One weight-gradient product over all `T·B` rows: `out[i][c] = Σ_r left[r][i] ·
-/// right[r][c]`, plus a bias row (`Σ_r right[r][c]`) when `ones`. Output column block
-/// `q` is gate `gates[q % gates.len()]` of tile `q / gates.len()`.
+/// One weight-gradient product over all `T·B` rows: `∂W[gates[j] · units + u][i] =
+/// Σ_r grads[r][j, u] · acts[r][i]` (consecutive `gates`; `grads[r][j, u]` is unit
+/// `u` of the `j`-th block it picks), plus, when `ones`, the bias `Σ_r grads[r][j,
+/// u]`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct GradJob {
-    pub(crate) left: Left,
-    pub(crate) right: Right,
+    pub(crate) acts: Acts,
+    pub(crate) grads: Grads,
     pub(crate) param: Param,
     pub(crate) gates: &'static [usize],
     pub(crate) ones: bool,

@@ -392,11 +392,7 @@ impl<W: Element> PackedOutput<W> {
             } else if dw_direct {
                 // This member's rows of dzᵀ (disjoint columns of it), and its panels of
                 // `x` as the right operand (k = the rows).
-                let src = RowSource {
-                    base: dz,
-                    stride: zs,
-                    width: o,
-                };
+                let src = RowSource::plain(dz, zs, o);
                 let op = Transpose::plain(src, mine.clone(), lhs, rows);
                 // SAFETY: `dz` holds rows * zs floats (zs >= O), `lhs` O * rows; `k`
                 // is the detected ISA's table.
@@ -414,11 +410,7 @@ impl<W: Element> PackedOutput<W> {
                 unsafe { gather_blocks(&blocks, rows, KC, team.chunk(panels, panels), right) };
             } else {
                 // This member's rows of xᵀ (with the ones row): disjoint columns of `lhs`.
-                let src = RowSource {
-                    base: x.as_ptr(),
-                    stride: i,
-                    width: i,
-                };
+                let src = RowSource::plain(x.as_ptr(), i, i);
                 let op = Transpose {
                     ones: true,
                     ..Transpose::plain(src, mine.clone(), lhs, rows)
@@ -531,11 +523,7 @@ impl<W: Element> PackedOutput<W> {
         let out = unsafe { std::slice::from_raw_parts(ptrs.get().4, (i + 1) * zs) };
         // ∂W_o is ∂W_oᵀ transposed (in blocks: column by column over all rows, every
         // read was a cache miss): `out`'s first `I` rows, `O` columns each.
-        let src = RowSource {
-            base: out.as_ptr(),
-            stride: zs,
-            width: o,
-        };
+        let src = RowSource::plain(out.as_ptr(), zs, o);
         let op = Transpose::plain(src, 0..i, dw.as_mut_ptr(), i);
         // SAFETY: `out` holds `I` rows of `zs >= O` floats; `dw` holds `O * I` floats,
         // `O` rows of `ld = I`; `k` is the detected ISA's table.

@@ -205,13 +205,34 @@ pub(crate) unsafe fn clear(dst: *mut f32, len: usize, share: Share) {
     unsafe { std::ptr::write_bytes(dst.add(part.start), 0, part.len()) };
 }
 
-/// Rows of a row-major runtime operand: row `r` (`r < rows`) at `base + r * stride`,
-/// `width` values each.
+/// Rows of a runtime operand: row `r` (`r < rows`) at `base + r * stride`, `width`
+/// values each, in blocks of 16: block `q` (columns `16 q ..`) at `q * block_stride`
+/// within the row (16 for a plain row-major operand; `G · 16` for one gate's units in
+/// gate-interleaved rows).
 #[derive(Clone, Copy)]
 pub(crate) struct RowSource {
     pub(crate) base: *const f32,
     pub(crate) stride: usize,
     pub(crate) width: usize,
+    pub(crate) block_stride: usize,
+}
+
+impl RowSource {
+    /// Plain row-major rows: `width` consecutive values from `base + r * stride`.
+    pub(crate) fn plain(base: *const f32, stride: usize, width: usize) -> RowSource {
+        RowSource {
+            base,
+            stride,
+            width,
+            block_stride: LANES,
+        }
+    }
+
+    /// Where column `i` (a multiple of 16) of row `r` starts, as an offset from `base`.
+    #[inline(always)]
+    fn at(&self, r: usize, i: usize) -> usize {
+        r * self.stride + i / LANES * self.block_stride
+    }
 }
 
 /// Which rows of a runtime operand hold data: all, or, for the `T·B` rows of a
@@ -328,7 +349,7 @@ impl Transpose {
                     if n == LANES && m == LANES {
                         // Every row loaded (the range's rows are readable), masked ones
                         // then zeroed: no branch per row in the common unmasked case.
-                        let from = src.base.add(r0 * src.stride + i0);
+                        let from = src.base.add(src.at(r0, i0));
                         for (j, v) in b.iter_mut().enumerate() {
                             *v = V::load(from.add(j * src.stride));
                         }
@@ -347,7 +368,7 @@ impl Transpose {
                         // `pad` is zero past `m` for every row (same `m` throughout).
                         let mut pad = [0.0f32; LANES];
                         for (j, v) in b.iter_mut().enumerate().filter(|&(j, _)| keep[j]) {
-                            let from = src.base.add((r0 + j) * src.stride + i0);
+                            let from = src.base.add(src.at(r0 + j, i0));
                             std::ptr::copy_nonoverlapping(from, pad.as_mut_ptr(), m);
                             *v = V::load(pad.as_ptr());
                         }
@@ -447,42 +468,131 @@ unsafe fn gather_blocks_in(
     panels: std::ops::Range<usize>,
     dst: *mut f32,
 ) {
-    let all = src.panels();
-    // Sixteen rows at a time, all their panels: each source row is read front to back
-    // while the sixteen stay in L1, and each panel's sixteen destination rows are 4 KiB
-    // in one piece. (Panel by panel over all rows, every read was on another page.)
-    for k0 in (0..rows).step_by(kc) {
-        let (_, n) = slice_of(k0, rows, kc);
-        let mut r0 = k0;
-        while r0 < k0 + n {
-            let r1 = (k0 + n).min(r0 + LANES);
-            for p in panels.clone() {
-                for q in 0..WIDTH / LANES {
-                    let block = p * (WIDTH / LANES) + q;
-                    let off = (block < src.blocks).then(|| src.offset(block));
-                    for r in r0..r1 {
-                        // SAFETY: caller's contract; 16 floats at the block of row `r`.
-                        unsafe {
-                            let panel = (k0 * all + p * n) * WIDTH;
-                            let out = dst.add(if striped {
+    let layout = Gathered {
+        striped,
+        panels: src.panels(),
+        rows,
+        kc,
+    };
+    // SAFETY: caller's contract; `out` holds the 16 floats of block `block` of row `r`.
+    unsafe {
+        layout.fill(panels, dst, |r, block, out| {
+            if block < src.blocks {
+                let from = src.base.add(r * src.stride + src.offset(block));
+                std::ptr::copy_nonoverlapping(from, out, LANES);
+            } else {
+                std::ptr::write_bytes(out, 0, LANES);
+            }
+        })
+    }
+}
+
+/// The layout both gathers write: slices of `kc` of the `rows` rows, slice `s` (rows
+/// `s kc ..`, `n_s` of them) a packing of its own of `panels` panels at `s kc · panels
+/// · 64`, panel `p` at `p n_s 64` within it, `[r][64]` or, `striped`, `[4][r][16]`.
+struct Gathered {
+    striped: bool,
+    panels: usize,
+    rows: usize,
+    kc: usize,
+}
+
+impl Gathered {
+    /// Calls `fill(r, block, out)` for every row `r` and 16-column block `block` of
+    /// panels `panels`, `out` where that block of row `r` goes in `dst`. Sixteen rows
+    /// at a time, all their panels: each source row is read front to back while the
+    /// sixteen stay in L1, and each panel's sixteen destination rows are 4 KiB in one
+    /// piece. (Panel by panel over all rows, every read was on another page.)
+    ///
+    /// # Safety
+    /// `dst` must be valid for `panels * rows * 64` floats; `kc > 0`.
+    #[inline(always)]
+    unsafe fn fill(
+        &self,
+        panels: std::ops::Range<usize>,
+        dst: *mut f32,
+        fill: impl Fn(usize, usize, *mut f32),
+    ) {
+        let (rows, kc) = (self.rows, self.kc);
+        for k0 in (0..rows).step_by(kc) {
+            let (_, n) = slice_of(k0, rows, kc);
+            let mut r0 = k0;
+            while r0 < k0 + n {
+                let r1 = (k0 + n).min(r0 + LANES);
+                for p in panels.clone() {
+                    let panel = (k0 * self.panels + p * n) * WIDTH;
+                    for q in 0..WIDTH / LANES {
+                        for r in r0..r1 {
+                            let at = if self.striped {
                                 panel + (q * n + r - k0) * LANES
                             } else {
                                 panel + (r - k0) * WIDTH + q * LANES
-                            });
-                            match off {
-                                Some(o) => std::ptr::copy_nonoverlapping(
-                                    src.base.add(r * src.stride + o),
-                                    out,
-                                    LANES,
-                                ),
-                                None => std::ptr::write_bytes(out, 0, LANES),
-                            }
+                            };
+                            // SAFETY: the caller's contract: `at + 16` lies inside `dst`.
+                            fill(r, p * (WIDTH / LANES) + q, unsafe { dst.add(at) });
                         }
                     }
                 }
+                r0 = r1;
             }
-            r0 = r1;
         }
+    }
+}
+
+/// Gathers panels `panels` of the rows of `src` (`rows` of them; rows `mask` leaves
+/// out, and columns past `src.width`, zero) into `dst` in [`gather_blocks`]' layout:
+/// slices of `kc` rows, each a packing of its own. The right operand of a
+/// weight-gradient product whose output is the gradient in the caller's layout (`k` =
+/// the `T·B` rows, columns the layer's input or state units).
+///
+/// # Safety
+/// `src` must be valid for `width` values of every row (in its blocks); `dst` for
+/// `src.width.div_ceil(64) * rows * 64` floats; `kc > 0`.
+pub(crate) unsafe fn gather_rows(
+    src: RowSource,
+    mask: RowMask,
+    rows: usize,
+    kc: usize,
+    panels: std::ops::Range<usize>,
+    dst: *mut f32,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { gather_rows_in(striped(), src, mask, rows, kc, panels, dst) }
+}
+
+/// [`gather_rows`] into panels striped or not (the tests take both).
+///
+/// # Safety
+/// As for [`gather_rows`].
+unsafe fn gather_rows_in(
+    striped: bool,
+    src: RowSource,
+    mask: RowMask,
+    rows: usize,
+    kc: usize,
+    panels: std::ops::Range<usize>,
+    dst: *mut f32,
+) {
+    let layout = Gathered {
+        striped,
+        panels: src.width.div_ceil(WIDTH),
+        rows,
+        kc,
+    };
+    // SAFETY: caller's contract: `out` holds the 16 floats of block `block` of row
+    // `r`, of which the source row holds the first `keep`.
+    unsafe {
+        layout.fill(panels, dst, |r, block, out| {
+            let i0 = block * LANES;
+            let keep = match mask.keeps(r) {
+                true => src.width.saturating_sub(i0).min(LANES),
+                false => 0,
+            };
+            if keep > 0 {
+                std::ptr::copy_nonoverlapping(src.base.add(src.at(r, i0)), out, keep);
+            }
+            std::ptr::write_bytes(out.add(keep), 0, LANES - keep);
+        })
     }
 }
 
@@ -686,11 +796,7 @@ mod tests {
     #[test]
     fn rows_transpose_with_mask_and_ones() {
         let src: Vec<f32> = (0..5 * 3).map(|v| v as f32).collect(); // 5 rows of 3
-        let s = RowSource {
-            base: src.as_ptr(),
-            stride: 3,
-            width: 3,
-        };
+        let s = RowSource::plain(src.as_ptr(), 3, 3);
         // One step of 5 batch rows, row 2 of length 0.
         let lens = [1usize, 1, 0, 1, 1];
         // SAFETY: `lens` holds 5 lengths and outlives the mask.
@@ -721,11 +827,7 @@ mod tests {
         for (nrows, width, share) in cases {
             let stride = width + 3;
             let src: Vec<f32> = (0..nrows * stride).map(|v| v as f32).collect();
-            let s = RowSource {
-                base: src.as_ptr(),
-                stride,
-                width,
-            };
+            let s = RowSource::plain(src.as_ptr(), stride, width);
             let ld = nrows + 5;
             let dst = vec![f32::NAN; (width + 1) * ld];
             // SAFETY: `lens` holds 7 lengths and outlives the mask.
@@ -744,6 +846,76 @@ mod tests {
                             got == want || (got.is_nan() && want.is_nan()),
                             "{isa:?} {nrows} x {width}, rows {share:?}: dst[{i}][{r}] = {got}, want {want}"
                         );
+                    }
+                }
+            }
+        }
+    }
+
+    /// One gate's units of gate-interleaved rows (blocks `G · 16` apart, the last tile
+    /// cut: 20 units), transposed into rows in unit order at every ISA: the weight
+    /// gradients' transposed gate gradients.
+    #[test]
+    fn one_gates_blocks_transpose_in_unit_order() {
+        let (g, units, nrows) = (3, 20, 37);
+        let stride = g * 32 + 5;
+        let src: Vec<f32> = (0..nrows * stride).map(|v| v as f32).collect();
+        for gate in 0..g {
+            let s = RowSource {
+                base: src[gate * LANES..].as_ptr(),
+                stride,
+                width: units,
+                block_stride: g * LANES,
+            };
+            let dst = vec![f32::NAN; units * nrows];
+            for (isa, dst) in transpose_each_isa(s, 0..nrows, &dst, nrows, false, RowMask::ALL) {
+                for u in 0..units {
+                    for r in 0..nrows {
+                        let want = src[r * stride + u / 16 * g * 16 + gate * 16 + u % 16];
+                        assert_eq!(
+                            dst[u * nrows + r],
+                            want,
+                            "{isa:?} gate {gate} unit {u} row {r}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// `gather_rows`: widths that end inside a block and a panel, rows past their
+    /// batch row's length, slices of `kc` rows cut inside a 16-row group, two panel
+    /// ranges (two team members): every kept value in its place, zeros elsewhere.
+    #[test]
+    fn rows_gather_with_masks_cut_widths_and_slices() {
+        let (rows, kc, width, stride) = (45, 40, 150, 157);
+        let src: Vec<f32> = (0..rows * stride)
+            .map(|v| (v / stride * 1000 + v % stride) as f32)
+            .collect();
+        let lens = [usize::MAX, 2, 0, 5, usize::MAX, 4, 6];
+        let keep = |r: usize| r / 7 < lens[r % 7];
+        // SAFETY: `lens` holds 7 lengths and outlives the mask.
+        let mask = unsafe { RowMask::lengths(lens.as_ptr(), 7) };
+        let s = RowSource::plain(src.as_ptr(), stride, width);
+        for striped in [false, true] {
+            let mut dst = vec![f32::NAN; 3 * rows * 64];
+            // SAFETY: 3 panels of 45 rows; the rows hold `width` values; the two ranges
+            // are disjoint.
+            unsafe {
+                gather_rows_in(striped, s, mask, rows, kc, 0..1, dst.as_mut_ptr());
+                gather_rows_in(striped, s, mask, rows, kc, 1..3, dst.as_mut_ptr());
+            }
+            for r in 0..rows {
+                for p in 0..3 {
+                    for c in 0..64 {
+                        let col = 64 * p + c;
+                        let want = if col < width && keep(r) {
+                            (1000 * r + col) as f32
+                        } else {
+                            0.0
+                        };
+                        let at = sliced_at(striped, (rows, kc, 3), r, p, c);
+                        assert_eq!(dst[at], want, "{striped}: row {r} panel {p} column {c}");
                     }
                 }
             }

@@ -15,8 +15,8 @@ use crate::dispatch::{kernels, Kernels};
 use crate::element::Element;
 use crate::kernel::walk::Job;
 use crate::kernel::{Rows, Store};
-use crate::pack::runtime::{panels_len, transpose_panels, RowMask, RowSource, Transpose, WIDTH};
-use crate::pack::{PanelsView, LANES};
+use crate::pack::runtime::{panels_len, transpose_panels, WIDTH};
+use crate::pack::PanelsView;
 use crate::packed::PackedRnn;
 use crate::parallel::{run_team, threads_for, Team};
 use crate::Result;
@@ -44,7 +44,7 @@ struct Ctx<'a, W: Element> {
     bases: Bases,
     lens: *const usize,
     outs: Outs,
-    /// The weight-gradient copy-out's destination, published by the leader.
+    /// The weight gradients' destination, published by the leader.
     dest: DestSlot,
     /// The phases' times (`TrainingWorkspace::backward_profile`).
     clock: PhaseClock,
@@ -227,7 +227,6 @@ unsafe fn backward_layer<W: Element, T: Element>(
     let d = c.d;
     let (kb, sb) = (c.bases.kept, c.bases.scratch);
     let lk = c.kept.layer(layer, d);
-    let width = d.width(layer);
     let want_dx = layer > 0 || c.outs.dx.is_some();
     let dx_cols = if layer > 0 { d.d * d.pp } else { d.ip };
     let mut lap = c.clock.start(team);
@@ -239,7 +238,6 @@ unsafe fn backward_layer<W: Element, T: Element>(
             sb.add(c.sc.dg)
         };
         let w_ih_t = sb.add(c.sc.w_ih_t);
-        let x_t = sb.add(c.sc.x_t);
         // Every member zeroes, then transposes, its share (a fifth of a 2-thread
         // 16×512 LSTM's backward was such serial copies on the leader).
         let share = team.share();
@@ -268,19 +266,6 @@ unsafe fn backward_layer<W: Element, T: Element>(
                 );
             }
         }
-        let src = RowSource {
-            base: kb.add(lk.input),
-            stride: width,
-            width,
-        };
-        (c.bk.transpose)(Transpose {
-            src,
-            rows: share.of(d.r, LANES),
-            dst: x_t,
-            ld: d.r,
-            ones: true,
-            mask: RowMask::lengths(c.lens, d.b),
-        });
         team.sync();
         c.clock.lap(&mut lap, Phase::Transposes);
         for dir in 0..d.d {
@@ -457,7 +442,7 @@ unsafe fn direction<W: Element, T: Element>(
         team.sync();
         c.clock.lap(&mut lap, Phase::TimeLoop);
         let o = Operands {
-            x_t: sb.add(sc.x_t),
+            x: kb.add(lk.input).cast_const(),
             width: d.width(layer),
             h_prev: slot_h(usize::from(rev)),
             ext,

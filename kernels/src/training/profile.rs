@@ -37,9 +37,8 @@ use crate::parallel::Team;
 ///     GradientsMut { dx: None, dh0: None, dc0: None, dattention: None,
 ///         weights: &mut sets })?;
 /// let p = tws.backward_profile();
-/// // `∂W_ih` and `∂W_hh` over the T·B rows, each with its bias's row of ones:
-/// // 2 · T·B · (I + 1 + H + 1) · 3H.
-/// assert_eq!(p.weight_product_flops, (2 * t * b * (i + h + 2) * 3 * h) as u64);
+/// // `∂W_ih` and `∂W_hh`, each one product over the T·B rows: 2 · T·B · (I + H) · 3H.
+/// assert_eq!(p.weight_product_flops, (2 * t * b * (i + h) * 3 * h) as u64);
 /// assert!(p.time_loop + p.weight_products <= p.total);
 /// # Ok::<(), rnn_kernels::Error>(())
 /// ```
@@ -47,21 +46,22 @@ use crate::parallel::Team;
 pub struct BackwardProfile {
     /// The whole call.
     pub total: Duration,
-    /// Each layer's transposes before its directions: `W_ih` for `∂x`, the layer's
-    /// input for `∂W_ih`.
+    /// Each layer's transposes before its directions: `W_ih` for `∂x`.
     pub transposes: Duration,
     /// The time loops: each step's elementwise backward and `∂h` through `W_hhᵀ`
     /// (including packing `W_hhᵀ` once per direction), and `∂h_0`.
     pub time_loop: Duration,
-    /// The weight-gradient products alone (`∂W_ih`, `∂W_hh`, `∂W_hr`, their biases
-    /// as a row of ones), each one product over all `T·B` rows.
+    /// The weight-gradient products alone (`∂W_ih`, `∂W_hh`, `∂W_hr`), each one
+    /// product over all `T·B` rows, written in the caller's layout.
     pub weight_products: Duration,
-    /// Their operands' packing and the copy of each result into the caller's layout.
+    /// Their operands' packing (the gradient side transposed, the activation side
+    /// gathered into panels), the biases' sums, and, when a gradient's rows are not
+    /// whole panels of 64, the copy from the padded output.
     pub weight_operands: Duration,
     /// The `∂x` products (the gradient into each layer's input).
     pub input_products: Duration,
     /// Floating-point operations of the weight-gradient products: two per
-    /// multiply-add, a bias's row of ones included, the panels' padding not.
+    /// multiply-add, the panels' padding not.
     pub weight_product_flops: u64,
 }
 

@@ -9,7 +9,7 @@ use crate::aligned::AlignedVec;
 use crate::cells::CellWeights;
 use crate::element::Element;
 use crate::pack::padded;
-use crate::pack::runtime::panels_len;
+use crate::pack::runtime::{panels_len, WIDTH};
 use crate::Result;
 
 /// What the training forward keeps for the backward: memory against time.
@@ -361,10 +361,9 @@ pub(crate) struct Scratch {
     /// Transposed recurrent weights of one direction, `W_ihᵀ` of one layer.
     pub(crate) w_back: usize,
     pub(crate) w_ih_t: usize,
-    /// Weight-gradient products: the input transposed `[(W + 1), R]`, another left
-    /// operand transposed `[(max(H, H_out) + 1), R]`, the right operand's panels, the
-    /// output `[(W + 1), zs]`.
-    pub(crate) x_t: usize,
+    /// Weight-gradient products: the gradient side transposed `[max(G·H, H_out), R]`,
+    /// the activation side's panels (`R` rows of the widest of the input, `H` and
+    /// `H_out`), the output padded to whole panels when the gradient's rows are not.
     pub(crate) left_t: usize,
     pub(crate) right: usize,
     pub(crate) out: usize,
@@ -408,10 +407,17 @@ impl Scratch {
         s.w_ih_cols = (d.d * d.pp).max(d.ip);
         let wide = d.i.max(d.yb * d.ho);
         s.w_ih_t = a.take(panels_len(d.zrow, s.w_ih_cols))?;
-        s.x_t = a.take(mul(wide + 1, d.r)?)?;
-        s.left_t = a.take(mul(d.h.max(d.ho) + 1, d.r)?)?;
-        s.right = a.take(panels_len(d.r, d.zs))?;
-        s.out = a.take(mul(wide.max(d.h) + 1, d.zs)?)?;
+        // `zs` (`G` gates of `padded(H)` units) bounds the gate rows `G · H`.
+        let grad_rows = d.zs.max(d.ho);
+        let act_cols = wide.max(d.h).max(d.ho);
+        s.left_t = a.take(mul(grad_rows, d.r)?)?;
+        s.right = a.take(panels_len(d.r, act_cols))?;
+        let widths = [d.i, d.yb * d.ho, d.h, d.ho];
+        s.out = a.take(if widths.iter().all(|w| w.is_multiple_of(WIDTH)) {
+            0
+        } else {
+            panels_len(grad_rows, act_cols)
+        })?;
         s.total = a.total;
         Ok(s)
     }

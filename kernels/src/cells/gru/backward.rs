@@ -23,8 +23,8 @@ use rnn_reference::RnnConfig;
 use super::Weights;
 use crate::arch::Backend;
 use crate::cells::backward::{
-    back_pass, dh_in, final_pass, keep_units, sigmoid_slope, tanh_slope, unclipped, BackPtrs,
-    GradJob, Left, Param, Right,
+    back_pass, dh_in, final_pass, keep_units, sigmoid_slope, tanh_slope, unclipped, Acts, BackPtrs,
+    GradJob, Grads, Param,
 };
 use crate::cells::clip;
 use crate::element::Element;
@@ -60,15 +60,15 @@ const RZ: &[usize] = &[0, 1];
 const N: &[usize] = &[2];
 
 const INPUT: GradJob = GradJob {
-    left: Left::Input,
-    right: Right::Gates(ALL),
+    acts: Acts::Input,
+    grads: Grads::Gates(ALL),
     param: Param::Input,
     gates: ALL,
     ones: true,
 };
 const RECURRENT_RZ: GradJob = GradJob {
-    left: Left::HPrev,
-    right: Right::Gates(RZ),
+    acts: Acts::HPrev,
+    grads: Grads::Gates(RZ),
     param: Param::Recurrent,
     gates: RZ,
     ones: true,
@@ -80,8 +80,8 @@ static LBR_JOBS: &[GradJob] = &[
     INPUT,
     RECURRENT_RZ,
     GradJob {
-        left: Left::HPrev,
-        right: Right::Ext,
+        acts: Acts::HPrev,
+        grads: Grads::Ext,
         param: Param::Recurrent,
         gates: N,
         ones: true,
@@ -93,8 +93,8 @@ static RB_JOBS: &[GradJob] = &[
     INPUT,
     RECURRENT_RZ,
     GradJob {
-        left: Left::Ext,
-        right: Right::Gates(N),
+        acts: Acts::Ext,
+        grads: Grads::Gates(N),
         param: Param::Recurrent,
         gates: N,
         ones: true,

@@ -27,8 +27,8 @@ use super::{GatePanels, Weights};
 use crate::aligned::AlignedVec;
 use crate::arch::Backend;
 use crate::cells::backward::{
-    back_pass, dh_in, final_pass, keep_units, sigmoid_slope, tanh_slope, unclipped, BackPtrs,
-    GradJob, Left, Param, Right,
+    back_pass, dh_in, final_pass, keep_units, sigmoid_slope, tanh_slope, unclipped, Acts, BackPtrs,
+    GradJob, Grads, Param,
 };
 use crate::cells::clip;
 use crate::element::Element;
@@ -63,23 +63,23 @@ const CIFG: &[usize] = &[0, 1, 2];
 const fn jobs(gates: &'static [usize], ones: bool) -> [GradJob; 3] {
     [
         GradJob {
-            left: Left::Input,
-            right: Right::Gates(gates),
+            acts: Acts::Input,
+            grads: Grads::Gates(gates),
             param: Param::Input,
             gates,
             ones,
         },
         GradJob {
-            left: Left::HPrev,
-            right: Right::Gates(gates),
+            acts: Acts::HPrev,
+            grads: Grads::Gates(gates),
             param: Param::Recurrent,
             gates,
             ones,
         },
         // Projected: ∂W_hr = Σ ∂h' ⊗ m.
         GradJob {
-            left: Left::Ext,
-            right: Right::DhRows,
+            acts: Acts::Ext,
+            grads: Grads::DhRows,
             param: Param::Projection,
             gates: &[0],
             ones: false,

@@ -7,8 +7,8 @@ use rnn_reference::RnnConfig;
 use super::Weights;
 use crate::arch::Backend;
 use crate::cells::backward::{
-    back_pass, dh_in, dtanh, final_pass, keep_units, unclipped, BackPtrs, GradJob, Left, Param,
-    Right,
+    back_pass, dh_in, dtanh, final_pass, keep_units, unclipped, Acts, BackPtrs, GradJob, Grads,
+    Param,
 };
 use crate::cells::clip;
 use crate::element::Element;
@@ -27,15 +27,15 @@ pub(crate) struct BackWeights {
 /// Input and recurrent products of every gate, with their biases.
 pub(crate) static GRAD_JOBS: &[GradJob] = &[
     GradJob {
-        left: Left::Input,
-        right: Right::Gates(&[0]),
+        acts: Acts::Input,
+        grads: Grads::Gates(&[0]),
         param: Param::Input,
         gates: &[0],
         ones: true,
     },
     GradJob {
-        left: Left::HPrev,
-        right: Right::Gates(&[0]),
+        acts: Acts::HPrev,
+        grads: Grads::Gates(&[0]),
         param: Param::Recurrent,
         gates: &[0],
         ones: true,
