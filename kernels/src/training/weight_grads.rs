@@ -114,6 +114,7 @@ pub(crate) unsafe fn run(
             slot.w.store(w, Ordering::Relaxed);
             slot.bias.store(bias, Ordering::Relaxed);
         }
+        // The widths `any_staged` lists.
         let (base, stride, width) = match job.acts {
             Acts::Input => (o.x, o.width, o.width),
             Acts::HPrev => (o.h_prev, d.pp, d.ho),
@@ -141,25 +142,13 @@ pub(crate) unsafe fn run(
             slot.bias.load(Ordering::Relaxed),
         );
         let rows = n * units;
-        if !bias.is_null() {
-            // SAFETY: `left_t` holds `rows` rows of `R`; `bias` the job's whole bias
-            // gradient, whose rows from `gates[0] * units` the members share.
-            unsafe {
-                sum_rows(
-                    o.left_t,
-                    d.r,
-                    rows,
-                    bias.add(job.gates[0] * units),
-                    team.share(),
-                )
-            };
-        }
         if w.is_null() {
+            // No bias either (`destination`): nothing to compute.
             team.sync();
             continue;
         }
         // Straight into the caller's rows when they are whole panels.
-        let direct = width % WIDTH == 0;
+        let direct = !staged(width);
         let cols = panels * WIDTH;
         let (out, out_stride) = if direct {
             // SAFETY: the gradient holds `G · units` rows of `width`.
@@ -185,6 +174,19 @@ pub(crate) unsafe fn run(
         clock.lap(lap, Phase::WeightProducts);
         let useful = 2 * d.r * rows * width;
         clock.count(team, u64::try_from(useful).unwrap_or(u64::MAX));
+        if !bias.is_null() {
+            // SAFETY: `left_t` holds `rows` rows of `R`; `bias` the job's whole bias
+            // gradient, whose rows from `gates[0] * units` the members share.
+            unsafe {
+                sum_rows(
+                    o.left_t,
+                    d.r,
+                    rows,
+                    bias.add(job.gates[0] * units),
+                    team.share(),
+                )
+            };
+        }
         if !direct {
             // SAFETY: `out` holds `rows` rows of `cols >= width`; the gradient's rows
             // from `gates[0] * units`, which the members share.
@@ -196,6 +198,19 @@ pub(crate) unsafe fn run(
         team.sync();
         clock.lap(lap, Phase::WeightOperands);
     }
+}
+
+/// Whether a gradient with rows `width` wide goes through the padded output (its rows
+/// are not whole panels of 64) rather than straight from the product.
+fn staged(width: usize) -> bool {
+    !width.is_multiple_of(WIDTH)
+}
+
+/// Whether any product of a call with dims `d` goes through the padded output: the
+/// widths `run` takes (the layer's input, `I` or `D · H_out`; `H_out`; `H`), so that
+/// the scratch reserves it exactly when `run` writes it.
+pub(crate) fn any_staged(d: &Dims) -> bool {
+    [d.i, d.yb * d.ho, d.ho, d.h].into_iter().any(staged)
 }
 
 /// `dst[i] = Σ_r left[i][r]` for this member's share of the `rows` rows of `len`

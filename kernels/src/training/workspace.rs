@@ -9,7 +9,7 @@ use crate::aligned::AlignedVec;
 use crate::cells::CellWeights;
 use crate::element::Element;
 use crate::pack::padded;
-use crate::pack::runtime::{panels_len, WIDTH};
+use crate::pack::runtime::panels_len;
 use crate::Result;
 
 /// What the training forward keeps for the backward: memory against time.
@@ -412,11 +412,10 @@ impl Scratch {
         let act_cols = wide.max(d.h).max(d.ho);
         s.left_t = a.take(mul(grad_rows, d.r)?)?;
         s.right = a.take(panels_len(d.r, act_cols))?;
-        let widths = [d.i, d.yb * d.ho, d.h, d.ho];
-        s.out = a.take(if widths.iter().all(|w| w.is_multiple_of(WIDTH)) {
-            0
-        } else {
+        s.out = a.take(if super::weight_grads::any_staged(d) {
             panels_len(grad_rows, act_cols)
+        } else {
+            0
         })?;
         s.total = a.total;
         Ok(s)
