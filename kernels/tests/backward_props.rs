@@ -277,6 +277,20 @@ fn weight_gradients_over_several_slices() {
     c.assert_mostly_compared("several slices");
 }
 
+/// Every gradient width a whole number of 64-column panels (`I` = 64, `H` = 128, the
+/// projected LSTMs' `H_out` = 64, the second layer's input 64, 128 or 256 wide), so
+/// that every weight-gradient product writes straight into the caller's array, where
+/// the random sizes rarely land; every variant, both layers.
+#[test]
+fn weight_gradients_straight_into_whole_panels() {
+    let mut c = Checked::default();
+    for (k, cell) in variants::all(64).into_iter().enumerate() {
+        let (p, up) = backward_problem(700 + k as u64, (64, 128, 3, 4), 2, Some(cell));
+        c += check(&p, &up).unwrap_or_else(|e| panic!("{cell:?}: {e}"));
+    }
+    c.assert_mostly_compared("whole panels");
+}
+
 /// The largest share of its bound any error of `got` uses, over the arrays whose bound
 /// is not vacuous.
 fn max_usage(got: &Trained, e: &ExpectedGrads) -> f64 {
