@@ -23,7 +23,7 @@ use crate::kernel::walk::Job;
 use crate::kernel::walk_i8::Q8Scratch;
 use crate::kernel::{AddStore, Rows, Store};
 use crate::pack::runtime::{
-    gather_blocks, panels_len, slice_of, striped, transpose_panels, BlockCols, RowSource,
+    gather_blocks, panels_len, slice_of, striped, sum_rows, transpose_panels, BlockCols, RowSource,
     Transpose, TransposeBlocksFn, KC, WIDTH,
 };
 use crate::pack::{pack_vector, Panels, LANES};
@@ -274,8 +274,8 @@ impl<W: Element> PackedOutput<W> {
     /// `[rows, I]`, its output `y` and `dy = ∂L/∂y` (`[rows, O]`), writes `dx = ∂L/∂x`
     /// `[rows, I]`, `dw = ∂L/∂W_o` `[O, I]` and, if given, `db = ∂L/∂b_o` `[O]`
     /// (overwritten, summed over the rows). Two products over all rows, `dx` and `dw`
-    /// (with `db` as its ones row where `I` does not fill whole panels, else summed in
-    /// row order), split by panels among the rayon pool's threads; over at most 4 rows
+    /// (with `db` as its ones row where `I` does not fill whole panels, else the sums
+    /// of `dzᵀ`'s rows), split by panels among the rayon pool's threads; over at most 4 rows
     /// `dw` is that many outer products instead, split by its rows. Results do not
     /// depend on the number of threads. The first call builds `W_oᵀ` (f32, kept).
     #[allow(clippy::too_many_arguments)]
@@ -288,7 +288,7 @@ impl<W: Element> PackedOutput<W> {
         dy: &[f32],
         dx: &mut [f32],
         dw: &mut [f32],
-        db: Option<&mut [f32]>,
+        mut db: Option<&mut [f32]>,
     ) -> Result<()> {
         let (i, o) = (self.cfg.in_features, self.cfg.out_features);
         let (x_len, y_len) = self.cfg.check_rows(rows, x)?;
@@ -370,6 +370,10 @@ impl<W: Element> PackedOutput<W> {
         let dxs = if dx_direct { dx.as_mut_ptr() } else { dxs };
         let ptrs = Shared((dz, dxs, lhs, right, out, dx.as_mut_ptr()));
         let dw_ptr = Shared(dw.as_mut_ptr());
+        let db_ptr = Shared(
+            db.as_deref_mut()
+                .map_or(std::ptr::null_mut(), <[f32]>::as_mut_ptr),
+        );
         let want = self.threads(rows);
         let body = |team: &Team<'_>| {
             let (dz, dxs, lhs, right, out, dx) = ptrs.get();
@@ -474,6 +478,12 @@ impl<W: Element> PackedOutput<W> {
                         i,
                     )
                 };
+                let db = db_ptr.get();
+                if !db.is_null() {
+                    // ∂b_o = the rows of dzᵀ summed, the members sharing them.
+                    // SAFETY: `lhs` holds O rows of `rows` floats, `db` O floats.
+                    unsafe { sum_rows(lhs, rows, o, db, team.share()) };
+                }
                 return;
             }
             // ∂W_oᵀ (rows 0..I) and ∂b_o (row I) = [xᵀ; 1] · dz, k = the rows.
@@ -504,7 +514,10 @@ impl<W: Element> PackedOutput<W> {
             };
         };
         run_team(want, &body);
-        if dw_direct || outer {
+        if dw_direct {
+            return Ok(());
+        }
+        if outer {
             if let Some(db) = db {
                 // ∂b_o = Σ_r dz[r], in row order (whatever the thread count).
                 let dz = ptrs.get().0.cast_const();

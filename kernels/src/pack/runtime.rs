@@ -205,6 +205,37 @@ pub(crate) unsafe fn clear(dst: *mut f32, len: usize, share: Share) {
     unsafe { std::ptr::write_bytes(dst.add(part.start), 0, part.len()) };
 }
 
+/// `dst[i] = Σ_r left[i][r]` for this member's share of the `rows` rows of `len`
+/// floats (a bias gradient from the transposed gradient rows): each sum in one fixed order (16 lanes, then the lanes in order), so
+/// it is the same for any thread count.
+///
+/// # Safety
+/// `left` holds `rows * len` floats, `dst` `rows`.
+pub(crate) unsafe fn sum_rows(
+    left: *const f32,
+    len: usize,
+    rows: usize,
+    dst: *mut f32,
+    share: Share,
+) {
+    for i in share.of(rows, 1) {
+        // SAFETY: row `i < rows` of `len` floats.
+        let row = unsafe { std::slice::from_raw_parts(left.add(i * len), len) };
+        let mut acc = [0.0f32; LANES];
+        let mut chunks = row.chunks_exact(LANES);
+        for c in &mut chunks {
+            for (a, &v) in acc.iter_mut().zip(c) {
+                *a += v;
+            }
+        }
+        for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+            *a += v;
+        }
+        // SAFETY: `i < rows`.
+        unsafe { *dst.add(i) = acc.iter().sum() };
+    }
+}
+
 /// Rows of a runtime operand: row `r` (`r < rows`) at `base + r * stride`, `width`
 /// values each, in blocks of 16: block `q` (columns `16 q ..`) at `q * block_stride`
 /// within the row (16 for a plain row-major operand; `G · 16` for one gate's units in

@@ -8,7 +8,7 @@
 
 use super::workspace::Dims;
 use crate::cells::backward::{Acts, GradJob, Grads, Param};
-use crate::pack::runtime::{gather_rows, RowMask, RowSource, Transpose, KC, WIDTH};
+use crate::pack::runtime::{gather_rows, sum_rows, RowMask, RowSource, Transpose, KC, WIDTH};
 use crate::pack::LANES;
 use crate::parallel::{Share, Team};
 use crate::passes;
@@ -211,31 +211,6 @@ fn staged(width: usize) -> bool {
 /// the scratch reserves it exactly when `run` writes it.
 pub(crate) fn any_staged(d: &Dims) -> bool {
     [d.i, d.yb * d.ho, d.ho, d.h].into_iter().any(staged)
-}
-
-/// `dst[i] = Σ_r left[i][r]` for this member's share of the `rows` rows of `len`
-/// (`R`) floats: each sum in one fixed order (16 lanes, then the lanes in order), so
-/// it is the same for any thread count.
-///
-/// # Safety
-/// `left` holds `rows * len` floats, `dst` `rows`.
-unsafe fn sum_rows(left: *const f32, len: usize, rows: usize, dst: *mut f32, share: Share) {
-    for i in share.of(rows, 1) {
-        // SAFETY: row `i < rows` of `len` floats.
-        let row = unsafe { std::slice::from_raw_parts(left.add(i * len), len) };
-        let mut acc = [0.0f32; LANES];
-        let mut chunks = row.chunks_exact(LANES);
-        for c in &mut chunks {
-            for (a, &v) in acc.iter_mut().zip(c) {
-                *a += v;
-            }
-        }
-        for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
-            *a += v;
-        }
-        // SAFETY: `i < rows`.
-        unsafe { *dst.add(i) = acc.iter().sum() };
-    }
 }
 
 /// Copies this member's share of `rows` rows of `width` floats from `src` (`stride`
