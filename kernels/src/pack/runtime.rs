@@ -8,7 +8,7 @@
 //! packed weights take ([`striped`]): rows of 64 columns, or on CPUs without AVX-512
 //! each vector's 16 columns over all `k` in one stripe.
 
-use crate::element::Element;
+use crate::element::{Element, Storage};
 use crate::pack::{index, Panels, LANES};
 use crate::parallel::Share;
 use crate::simd::V16;
@@ -45,9 +45,9 @@ pub(crate) fn panels_len(k: usize, cols: usize) -> usize {
 /// are written: a team's members each write their share (distinct destination
 /// columns).
 ///
-/// `f32` panels go in 16 × 16 blocks transposed in registers by `blocks` (the path's
-/// [`TransposeBlocks`]) wherever 16 source rows map to 16 consecutive destination
-/// columns of one 16-column block; the rest (half-precision panels, a `map` that
+/// Panels of every storage go in 16 × 16 blocks widened and transposed in registers
+/// by `blocks` (the path's [`TransposeBlocks`]) wherever 16 source rows map to 16
+/// consecutive destination columns of one 16-column block; the rest (a `map` that
 /// breaks a block, a share's last rows) element by element. (Element by element, a
 /// 1024-unit LSTM's `W_hhᵀ` took 6 ms, as long as two of its backward's 25 steps.)
 ///
@@ -92,7 +92,7 @@ unsafe fn transpose_panels_in<W: Element, const NP: usize>(
     } else {
         (width, LANES)
     };
-    let whole = W::as_f32(data);
+    let elem = BlockElem::of::<W>();
     let mine = share.of(k, LANES);
     for p in 0..src.panels() {
         let mut kk = mine.start;
@@ -101,47 +101,43 @@ unsafe fn transpose_panels_in<W: Element, const NP: usize>(
             let dc = map(kk);
             let run =
                 n == LANES && dc.is_multiple_of(LANES) && (1..LANES).all(|j| map(kk + j) == dc + j);
-            match whole {
-                Some(f) if run => {
-                    // The 16 source rows' NP blocks go to 16 destination columns of
-                    // rows `k0 + p * width ..`, one block of 16 rows after another.
+            if run {
+                // The 16 source rows' NP blocks go to 16 destination columns of
+                // rows `k0 + p * width ..`, one block of 16 rows after another.
+                let first =
+                    index::<f32, 4>(dst_striped, dst_k, dc / WIDTH, k0 + p * width, dc % WIDTH);
+                let op = TransposeBlocks {
+                    src: data[index::<W, NP>(striped, k, p, kk, 0)..]
+                        .as_ptr()
+                        .cast::<u8>(),
+                    elem,
+                    striped,
+                    src_stride,
+                    src_step,
+                    // SAFETY: caller's contract: rows `k0 + p*width ..+ width` and
+                    // columns `dc .. dc + 16` are inside `dst`.
+                    dst: unsafe { dst.add(first) },
+                    dst_stride: row_step,
+                    dst_step: LANES * row_step,
+                    n: NP,
+                };
+                // SAFETY: the op reads rows kk..kk+16 of the panel's NP vectors
+                // (inside `data`, laid out as `index` says: whole 16-lane vectors,
+                // each in its place for `W`) and writes inside `dst` as above;
+                // `blocks` is the caller's detected path.
+                unsafe { blocks(op) };
+            } else {
+                for kk in kk..kk + n {
+                    let dc = map(kk);
                     let first =
                         index::<f32, 4>(dst_striped, dst_k, dc / WIDTH, k0 + p * width, dc % WIDTH);
-                    let op = TransposeBlocks {
-                        src: f[index::<f32, NP>(striped, k, p, kk, 0)..].as_ptr(),
-                        src_stride,
-                        src_step,
-                        // SAFETY: caller's contract: rows `k0 + p*width ..+ width` and
-                        // columns `dc .. dc + 16` are inside `dst`.
-                        dst: unsafe { dst.add(first) },
-                        dst_stride: row_step,
-                        dst_step: LANES * row_step,
-                        n: NP,
-                    };
-                    // SAFETY: the op reads rows kk..kk+16 of the panel's NP blocks (inside
-                    // `data`: `f32` panels are laid out as `index` says, whole 16-lane
-                    // blocks) and writes inside `dst` as above; `blocks` is the
-                    // caller's detected path.
-                    unsafe { blocks(op) };
-                }
-                _ => {
-                    for kk in kk..kk + n {
-                        let dc = map(kk);
-                        let first = index::<f32, 4>(
-                            dst_striped,
-                            dst_k,
-                            dc / WIDTH,
-                            k0 + p * width,
-                            dc % WIDTH,
-                        );
-                        // SAFETY: caller's contract: column `dc` and rows `k0 + p*width
-                        // + col` are inside `dst`.
-                        let out = unsafe { dst.add(first) };
-                        for col in 0..width {
-                            let v = data[index::<W, NP>(striped, k, p, kk, col)].to_f32();
-                            // SAFETY: as above.
-                            unsafe { *out.add(col * row_step) = v };
-                        }
+                    // SAFETY: caller's contract: column `dc` and rows `k0 + p*width
+                    // + col` are inside `dst`.
+                    let out = unsafe { dst.add(first) };
+                    for col in 0..width {
+                        let v = data[index::<W, NP>(striped, k, p, kk, col)].to_f32();
+                        // SAFETY: as above.
+                        unsafe { *out.add(col * row_step) = v };
                     }
                 }
             }
@@ -150,13 +146,40 @@ unsafe fn transpose_panels_in<W: Element, const NP: usize>(
     }
 }
 
-/// `n` blocks of 16 × 16 floats, each transposed in registers ([`V16::transpose16`]):
-/// block `b` reads its row `j` (16 floats) at `src + b * src_step + j * src_stride`
-/// and writes its column `i` (16 floats) at `dst + b * dst_step + i * dst_stride`.
-/// [`transpose_panels`]' whole blocks.
+/// The element type of a [`TransposeBlocks`] source (the packed weights' storage).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BlockElem {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl BlockElem {
+    /// The kind of `W` (every [`Element`] is one of the three).
+    fn of<W: Element>() -> Self {
+        let t = std::any::TypeId::of::<W>();
+        if t == std::any::TypeId::of::<half::f16>() {
+            BlockElem::F16
+        } else if t == std::any::TypeId::of::<half::bf16>() {
+            BlockElem::Bf16
+        } else {
+            BlockElem::F32
+        }
+    }
+}
+
+/// `n` blocks of 16 × 16 values of a packed panel, each widened to `f32` and
+/// transposed in registers ([`V16::transpose16`]): [`transpose_panels`]' whole blocks.
+/// The source is `elem` values from `src` (in elements of that type): row `j` of the
+/// blocks at `src + j * src_stride`; block `b` is, in a striped panel, the stripe at
+/// `src + b * src_step`, else vector `b` of the `n` vectors of that panel row, where
+/// the storage places it (`Storage::load_vec`: bf16 pairs vectors). Block `b` writes
+/// its column `i` (16 floats) at `dst + b * dst_step + i * dst_stride`.
 #[derive(Clone, Copy)]
 pub(crate) struct TransposeBlocks {
-    pub(crate) src: *const f32,
+    pub(crate) src: *const u8,
+    pub(crate) elem: BlockElem,
+    pub(crate) striped: bool,
     pub(crate) src_stride: usize,
     pub(crate) src_step: usize,
     pub(crate) dst: *mut f32,
@@ -172,17 +195,35 @@ impl TransposeBlocks {
     /// Runs the blocks with vector type `V`.
     ///
     /// # Safety
-    /// `V`'s ISA must be available; every row read and column written lies inside
-    /// the source and the destination.
+    /// `V`'s ISA must be available; `src` holds `elem` values; every row read and
+    /// column written lies inside the source and the destination.
     #[inline(always)]
     pub(crate) unsafe fn run<V: V16>(self) {
+        // SAFETY: forwarded contract, at the type `elem` names.
+        unsafe {
+            match self.elem {
+                BlockElem::F32 => self.run_as::<V, f32>(),
+                BlockElem::F16 => self.run_as::<V, half::f16>(),
+                BlockElem::Bf16 => self.run_as::<V, half::bf16>(),
+            }
+        }
+    }
+
+    /// [`TransposeBlocks::run`] with the source's type `W`.
+    #[inline(always)]
+    unsafe fn run_as<V: V16, W: Storage>(self) {
+        let src = self.src.cast::<W>();
         for blk in 0..self.n {
             // SAFETY: the caller's contract.
             unsafe {
-                let from = self.src.add(blk * self.src_step);
                 let mut b = [V::zero(); LANES];
                 for (j, v) in b.iter_mut().enumerate() {
-                    *v = V::load(from.add(j * self.src_stride));
+                    let row = src.add(j * self.src_stride);
+                    *v = if self.striped {
+                        W::load_stripe::<V>(row.add(blk * self.src_step))
+                    } else {
+                        W::load_vec::<V>(row, blk, self.n)
+                    };
                 }
                 V::transpose16(&mut b);
                 let to = self.dst.add(blk * self.dst_step);
@@ -702,13 +743,28 @@ mod tests {
     ) {
         let p = Panels::<W, 4>::pack_layout(w, rows, k, &[0, 1], striped);
         let dst_k = p.cols();
-        let mut dst = vec![0.0f32; panels_len(dst_k, k)];
-        // SAFETY: dst covers dst_k rows of the panels of k columns; `blocks` is a
-        // detected path's.
-        unsafe {
-            let out = dst.as_mut_ptr();
-            transpose_panels_in(to, &p, out, dst_k, 0, |kk| kk, Share::ALL, blocks)
+        let transpose = |blocks: TransposeBlocksFn| {
+            let mut dst = vec![0.0f32; panels_len(dst_k, k)];
+            // SAFETY: dst covers dst_k rows of the panels of k columns; `blocks` is a
+            // detected path's (or writes nothing).
+            unsafe {
+                let out = dst.as_mut_ptr();
+                transpose_panels_in(to, &p, out, dst_k, 0, |kk| kk, Share::ALL, blocks)
+            };
+            dst
         };
+        let dst = transpose(blocks);
+        // Rows 0..32 are whole blocks: a "blocks" that writes nothing leaves them zero
+        // (unit 1 of gate 0, row 0 holds 1), rows 32.. go element by element.
+        unsafe fn none(_: TransposeBlocks) {}
+        let without = transpose(none);
+        assert_eq!(
+            without[at(to, dst_k, 1, 0)],
+            0.0,
+            "{}: blocks not taken",
+            W::NAME
+        );
+        assert_eq!(without[at(to, dst_k, 1, 32)], dst[at(to, dst_k, 1, 32)]);
         // Every row: packed column `c` (tile, gate, lane) holds that unit's weights.
         for c in 0..dst_k {
             let (tile, gate, lane) = (c / 32, c / 16 % 2, c % 16);
