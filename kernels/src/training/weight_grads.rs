@@ -208,9 +208,10 @@ fn staged(width: usize) -> bool {
 
 /// Whether any product of a call with dims `d` goes through the padded output: the
 /// widths `run` takes (the layer's input, `I` or `D · H_out`; `H_out`; `H`), so that
-/// the scratch reserves it exactly when `run` writes it.
+/// the scratch reserves it exactly when `run` writes it. (`D · H_out` is cut only if
+/// `H_out` is, so it adds nothing to the list.)
 pub(crate) fn any_staged(d: &Dims) -> bool {
-    [d.i, d.yb * d.ho, d.ho, d.h].into_iter().any(staged)
+    [d.i, d.ho, d.h].into_iter().any(staged)
 }
 
 /// Copies this member's share of `rows` rows of `width` floats from `src` (`stride`
@@ -256,5 +257,36 @@ fn units_of(job: &GradJob, d: &Dims) -> usize {
     match job.param {
         Param::Projection => d.ho,
         _ => d.h,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Activations;
+    use rnn_reference::testkit::variants::{lstm, GRU, LSTM};
+    use rnn_reference::{CellKind, Direction, RnnConfig, SeqShape};
+
+    /// The padded output is reserved exactly when some gradient's rows are not whole
+    /// panels: the first layer's input, the recurrent (or projected) state, the cell's
+    /// units.
+    #[test]
+    fn padded_output_only_for_cut_widths() {
+        let staged = |cell: CellKind, i: usize, h: usize| {
+            let cfg = RnnConfig::new(cell, i, h)
+                .with_layers(2)
+                .with_direction(Direction::Bidirectional);
+            let d = Dims::new(&cfg, SeqShape::new(3, 2), Activations::Keep).unwrap();
+            any_staged(&d)
+        };
+        assert!(!staged(LSTM, 64, 128));
+        assert!(!staged(GRU, 128, 64));
+        assert!(!staged(lstm(false, Some(64)), 64, 128));
+        assert!(staged(LSTM, 65, 128));
+        assert!(staged(GRU, 64, 96));
+        // H_out = 32: the second layer's input (64) is whole, `∂W_hh`'s rows are not.
+        assert!(staged(lstm(true, Some(32)), 64, 128));
+        // H = 100, projected to 64: `∂W_hr`'s rows (100) are cut.
+        assert!(staged(lstm(false, Some(64)), 64, 100));
     }
 }
