@@ -9,7 +9,11 @@
 //! - `l2+pf`: the same, each step asking for the panel row 24 ahead in L1 (`prefetcht0`,
 //!   as the crate's micro-kernel does on AVX-512);
 //! - `kc128`: the panel in slices of 128 rows (32 KiB, L1), each slice over every row
-//!   block, the partial sums kept in memory.
+//!   block, the partial sums kept in memory;
+//! - `packed+pf`: `l2+pf` with the rows packed per 6-row block (`[block][k][6]`: one
+//!   stream of broadcasts instead of six rows `k` apart, as a GEMM's packed A);
+//! - `kc128+packed`: `kc128` with the rows packed per slice and block
+//!   (`[slice][block][128][6]`: the classic GEMM blocking, the panel's slice in L1).
 //!
 //! `cargo run --release -p rnn-bench-suite --example tile_ceiling -- [ROWS,...] [K]`
 //! (default rows 168 and 1026, `k` = 1600: a 1024-unit LSTM's weight-gradient product
@@ -30,17 +34,36 @@ mod tile {
         pub kc: usize,
         /// Panel rows ahead to prefetch into L1 (0: none).
         pub ahead: usize,
+        /// Rows packed per block (and slice of `kc`), `[block][k][6]`.
+        pub packed: bool,
+    }
+
+    /// `a` (`nrows × k`) packed as [`product`] reads it with `packed`: for each slice
+    /// of `kc` rows of `k`, each 6-row block's `kc × 6` values, `k` by `k`.
+    pub fn pack(a: &[f32], nrows: usize, k: usize, kc: usize) -> Vec<f32> {
+        let mut out = vec![0.0; nrows * k];
+        for k0 in (0..k).step_by(kc) {
+            let n = kc.min(k - k0);
+            for r in 0..nrows {
+                for p in 0..n {
+                    out[k0 * nrows + r / 6 * 6 * n + p * 6 + r % 6] = a[r * k + k0 + p];
+                }
+            }
+        }
+        out
     }
 
     /// `acc += rows × panel` over `k` steps for one 6-row block, the sums loaded from
-    /// and stored to `out` (6 rows of 64 floats).
+    /// and stored to `out` (6 rows of 64 floats); row `i`'s value `p` at
+    /// `rows[i] + p * step`.
     ///
     /// # Safety
-    /// AVX-512F must be available; each row holds `k` floats, the panel
+    /// AVX-512F must be available; each row holds `k` values `step` apart, the panel
     /// `(min(k - 1, wrap) + 1) * 64`, `out` 384.
     #[target_feature(enable = "avx512f")]
     unsafe fn block(
         rows: [*const f32; 6],
+        step: usize,
         k: usize,
         panel: *const f32,
         wrap: usize,
@@ -66,7 +89,7 @@ mod tile {
                 let w = panel.add((p & wrap) * 64);
                 let wv = [0, 1, 2, 3].map(|j| _mm512_load_ps(w.add(16 * j)));
                 for (i, row) in acc.iter_mut().enumerate() {
-                    let a = _mm512_set1_ps(*rows[i].add(p));
+                    let a = _mm512_set1_ps(*rows[i].add(p * step));
                     for (j, acc) in row.iter_mut().enumerate() {
                         *acc = _mm512_fmadd_ps(wv[j], a, *acc);
                     }
@@ -80,7 +103,8 @@ mod tile {
         }
     }
 
-    /// The product `a (nrows × k) × panels (k × 64 each)`, `nrows` a multiple of 6.
+    /// The product `a (nrows × k) × panels (k × 64 each)`, `nrows` a multiple of 6
+    /// (`a` as [`pack`] gives it when `v.packed`).
     ///
     /// # Safety
     /// AVX-512F must be available; `w` 64-byte aligned; sizes as the caller built them.
@@ -100,13 +124,24 @@ mod tile {
             for k0 in (0..k).step_by(v.kc) {
                 let kk = v.kc.min(k - k0);
                 for r in (0..nrows).step_by(6) {
-                    let rows = [0, 1, 2, 3, 4, 5].map(|i| a[(r + i) * k + k0..].as_ptr());
-                    // SAFETY: rows r..r+6 < nrows hold k floats from k0; panel p's rows
-                    // k0.. (or its wrapped rows) lie inside `w`; `out` holds nrows × 64.
+                    let (rows, step) = if v.packed {
+                        let block = &a[k0 * nrows + r * kk..];
+                        ([0, 1, 2, 3, 4, 5].map(|i| block[i..].as_ptr()), 6)
+                    } else {
+                        (
+                            [0, 1, 2, 3, 4, 5].map(|i| a[(r + i) * k + k0..].as_ptr()),
+                            1,
+                        )
+                    };
+                    // SAFETY: rows r..r+6 < nrows hold kk values from k0 (`step` apart:
+                    // packed, block r/6 of slice k0 holds kk × 6 values from
+                    // k0·nrows + r·kk, inside `a`); panel p's rows k0.. (or its wrapped
+                    // rows) lie inside `w`; `out` holds nrows × 64.
                     unsafe {
                         let panel = w.as_ptr().add(p * k * 64 + k0 * 64);
                         block(
                             rows,
+                            step,
                             kk,
                             panel,
                             v.wrap,
@@ -153,19 +188,33 @@ fn main() {
             .enumerate()
             .for_each(|(i, x)| *x = (i % 5) as f32 * 0.1);
         let mut out = vec![0f32; nrows * 64];
-        let variant = |wrap, kc, ahead| tile::Variant { wrap, kc, ahead };
+        let variant = |wrap, kc, ahead, packed| tile::Variant {
+            wrap,
+            kc,
+            ahead,
+            packed,
+        };
         let variants = [
-            ("fixed", variant(0, k, 0)),
-            ("l1", variant(63, k, 0)),
-            ("l2", variant(usize::MAX, k, 0)),
-            ("l2+pf", variant(usize::MAX, k, 24)),
-            ("kc128", variant(usize::MAX, 128, 0)),
+            ("fixed", variant(0, k, 0, false)),
+            ("l1", variant(63, k, 0, false)),
+            ("l2", variant(usize::MAX, k, 0, false)),
+            ("l2+pf", variant(usize::MAX, k, 24, false)),
+            ("kc128", variant(usize::MAX, 128, 0, false)),
+            ("packed+pf", variant(usize::MAX, k, 24, true)),
+            ("kc128+packed", variant(usize::MAX, 128, 0, true)),
         ];
+        let packed_full = tile::pack(&a, nrows, k, k);
+        let packed_128 = tile::pack(&a, nrows, k, 128);
         for (name, v) in variants {
+            let a = match (v.packed, v.kc) {
+                (false, _) => &a,
+                (true, kc) if kc == k => &packed_full,
+                (true, _) => &packed_128,
+            };
             let s = time_median(r, || {
                 // SAFETY: AVX-512F was detected above; `w` is 64-byte aligned and holds
                 // 16 panels of k × 64; `a` nrows × k; `out` nrows × 64.
-                unsafe { tile::product(&a, nrows, k, w, &mut out, v) }
+                unsafe { tile::product(a, nrows, k, w, &mut out, v) }
             });
             let gflops = 2.0 * (nrows * k * 64 * 16) as f64 / s / 1e9;
             println!(
