@@ -269,12 +269,7 @@ fn every_variant_matches_reference() {
 /// full slice and a partial one, each added to the last), every variant.
 #[test]
 fn weight_gradients_over_several_slices() {
-    let mut c = Checked::default();
-    for (k, cell) in variants::all(5).into_iter().enumerate() {
-        let (p, up) = backward_problem(900 + k as u64, (5, 7, 9, 230), 1, Some(cell));
-        c += check(&p, &up).unwrap_or_else(|e| panic!("{cell:?}: {e}"));
-    }
-    c.assert_mostly_compared("several slices");
+    every_variant_once("several slices", 5, 900, (5, 7, 9, 230), 1);
 }
 
 /// Every gradient width a whole number of 64-column panels (`I` = 64, `H` = 128, the
@@ -283,12 +278,24 @@ fn weight_gradients_over_several_slices() {
 /// the random sizes rarely land; every variant, both layers.
 #[test]
 fn weight_gradients_straight_into_whole_panels() {
+    every_variant_once("whole panels", 64, 700, (64, 128, 3, 4), 2);
+}
+
+/// One problem of sizes `dims` (I, H, B, T) and `layers` layers per variant (projected
+/// LSTMs to `proj` units, seeds from `seed`) against the reference.
+fn every_variant_once(
+    what: &str,
+    proj: usize,
+    seed: u64,
+    dims: (usize, usize, usize, usize),
+    layers: usize,
+) {
     let mut c = Checked::default();
-    for (k, cell) in variants::all(64).into_iter().enumerate() {
-        let (p, up) = backward_problem(700 + k as u64, (64, 128, 3, 4), 2, Some(cell));
-        c += check(&p, &up).unwrap_or_else(|e| panic!("{cell:?}: {e}"));
+    for (k, cell) in variants::all(proj).into_iter().enumerate() {
+        let (p, up) = backward_problem(seed + k as u64, dims, layers, Some(cell));
+        c += check(&p, &up).unwrap_or_else(|e| panic!("{what}, {cell:?}: {e}"));
     }
-    c.assert_mostly_compared("whole panels");
+    c.assert_mostly_compared(what);
 }
 
 /// The largest share of its bound any error of `got` uses, over the arrays whose bound

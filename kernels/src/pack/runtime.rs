@@ -247,8 +247,8 @@ pub(crate) unsafe fn clear(dst: *mut f32, len: usize, share: Share) {
 }
 
 /// `dst[i] = Σ_r left[i][r]` for this member's share of the `rows` rows of `len`
-/// floats (a bias gradient from the transposed gradient rows): each sum in one fixed order (16 lanes, then the lanes in order), so
-/// it is the same for any thread count.
+/// floats (a bias gradient from the transposed gradient rows): each sum in one fixed
+/// order (16 lanes, then the lanes in order), so it is the same for any thread count.
 ///
 /// # Safety
 /// `left` holds `rows * len` floats, `dst` `rows`.
