@@ -185,10 +185,7 @@ pub(crate) fn run_team(want: usize, f: &(dyn Fn(&Team<'_>) + Sync)) {
 
 /// Member 0: waits briefly for the others to start, closes registration, runs.
 fn coordinate(want: usize, start: &Start, f: &(dyn Fn(&Team<'_>) + Sync)) {
-    let t0 = Instant::now();
-    while start.registered.load(Ordering::Acquire) < want && t0.elapsed() < START_WAIT {
-        std::hint::spin_loop();
-    }
+    await_members(&start.registered, want, START_WAIT);
     let size = start.registered.fetch_or(CLOSED, Ordering::AcqRel) & !CLOSED;
     start.barrier.size.store(size, Ordering::Release);
     f(&Team {
@@ -196,6 +193,14 @@ fn coordinate(want: usize, start: &Start, f: &(dyn Fn(&Team<'_>) + Sync)) {
         size,
         barrier: (size > 1).then_some(&start.barrier),
     });
+}
+
+/// Spins until `want` members registered or `wait` passed, whichever comes first.
+fn await_members(registered: &AtomicUsize, want: usize, wait: Duration) {
+    let t0 = Instant::now();
+    while registered.load(Ordering::Acquire) < want && t0.elapsed() < wait {
+        std::hint::spin_loop();
+    }
 }
 
 /// `n` would-be members, forked as a tree of joins so idle workers can steal them.
@@ -306,6 +311,84 @@ mod tests {
             }
         }
         assert_eq!(Share::ALL.of(37, 16), 0..37);
+    }
+
+    /// The split rule as documented: a thread per 24 K multiply-adds, no more than the
+    /// panels or the threads given, never fewer than one. (Literals, not the constant:
+    /// a changed threshold must fail here, since results cannot show it.)
+    #[test]
+    fn threads_for_splits_only_work_worth_a_barrier() {
+        assert_eq!(threads_for(0, 0, 4), 1);
+        assert_eq!(threads_for(24 * 1024 - 1, 64, 2), 1);
+        assert_eq!(threads_for(24 * 1024, 64, 2), 1);
+        assert_eq!(threads_for(48 * 1024, 64, 2), 2);
+        // The measured case: a batch-1 RNN step at H = 256 (65 K lanes), two threads'
+        // worth of work, not three.
+        assert_eq!(threads_for(256 * 256, 64, 2), 2);
+        assert_eq!(threads_for(256 * 256, 64, 8), 2);
+        assert_eq!(threads_for(72 * 1024, 64, 8), 3);
+        assert_eq!(threads_for(1 << 30, 3, 8), 3);
+        assert_eq!(threads_for(1 << 30, 64, 5), 5);
+        assert_eq!(threads_for(1 << 30, 64, 0), 1);
+    }
+
+    /// Teams of `want` in a pool of `pool` threads, `tries` times: every team has one
+    /// leader and seats `0..size` once each, and a team of the whole pool seats each
+    /// member at its worker's index. Returns the largest team formed.
+    fn form_teams(pool: usize, want: usize, tries: usize) -> usize {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(pool)
+            .build()
+            .unwrap();
+        let mut largest = 0;
+        for _ in 0..tries {
+            let (seats, leaders, size) =
+                (AtomicU64::new(0), AtomicU64::new(0), AtomicUsize::new(0));
+            pool.install(|| {
+                run_team(want, &|team| {
+                    assert!(team.index < team.size && team.size <= want.max(1));
+                    let bit = 1u64 << team.index;
+                    assert_eq!(seats.fetch_or(bit, Ordering::SeqCst) & bit, 0, "seat taken");
+                    leaders.fetch_add(team.is_leader() as u64, Ordering::SeqCst);
+                    size.store(team.size, Ordering::SeqCst);
+                    if team.size == rayon::current_num_threads() {
+                        assert_eq!(Some(team.index), rayon::current_thread_index());
+                    }
+                });
+            });
+            let size = size.load(Ordering::SeqCst);
+            assert_eq!(seats.load(Ordering::SeqCst), (1u64 << size) - 1);
+            assert_eq!(leaders.load(Ordering::SeqCst), 1);
+            largest = largest.max(size);
+        }
+        largest
+    }
+
+    /// The start wait ends as soon as the team is complete, and not before the wait
+    /// when it is not: the team's size is decided there. (Bounds 100x apart from what
+    /// they check, so a busy machine cannot fail them.)
+    #[test]
+    fn the_start_wait_ends_when_all_came_or_the_wait_passed() {
+        let all = AtomicUsize::new(3);
+        let t0 = Instant::now();
+        await_members(&all, 3, Duration::from_secs(20));
+        assert!(t0.elapsed() < Duration::from_secs(10), "waited for nobody");
+        let some = AtomicUsize::new(1);
+        let t0 = Instant::now();
+        await_members(&some, 3, Duration::from_millis(20));
+        assert!(t0.elapsed() >= Duration::from_millis(20), "gave up early");
+    }
+
+    #[test]
+    fn teams_seat_every_member_once_with_one_leader() {
+        assert_eq!(form_teams(2, 1, 5), 1);
+        // An idle worker joins within the start wait: a pair that never forms in 100
+        // tries is a broken start, not a busy machine.
+        assert_eq!(form_teams(2, 2, 100), 2);
+        // More threads than these 2-core machines have: teams may start short (a
+        // sleeping worker misses the wait), but are always seated right.
+        assert!(form_teams(3, 3, 50) >= 1);
+        assert!(form_teams(4, 3, 50) >= 1);
     }
 
     #[test]
