@@ -18,8 +18,15 @@
 #                    and description, so edited code is tested again), and the lists
 #                    are updated after the run, also an interrupted one.
 #
-# Builds use the `mutants` profile (Cargo.toml: release code, incremental, 16 codegen
-# units, no debug info), which rebuilds a mutated crate in about half the time.
+# Builds use the `mutants` profile (Cargo.toml: opt-level 1, incremental, 16 codegen
+# units, no debug info). Fastest on 2 cores (about a minute a mutant of the kernels,
+# 2026-12-08): in a scratch clone (--in-place edits the sources it tests), build the
+# test targets once in that profile, then one job at a time in place, reusing that
+# incremental build with both cores:
+#   git clone . /tmp/mut && cd /tmp/mut
+#   cargo test --profile mutants -p rnn-kernels --all-features --tests --no-run
+#   MUTANTS_TESTS=--tests MUTANTS_TIMEOUT=240 MUTANTS_RECORD=docs/mutants/kernels \
+#     scripts/mutants.sh 0/1 --all-features --in-place --baseline skip
 # Example (what docs/mutation-testing.md records):
 #   MUTANTS_TESTS="--lib --test golden --test isa_env --test props" \
 #     scripts/mutants.sh 0/1 -F 'StateBufs::swap|default_for_process'

@@ -332,16 +332,18 @@ mod tests {
         assert_eq!(threads_for(1 << 30, 64, 0), 1);
     }
 
-    /// Teams of `want` in a pool of `pool` threads, `tries` times: every team has one
-    /// leader and seats `0..size` once each, and a team of the whole pool seats each
-    /// member at its worker's index. Returns the largest team formed.
-    fn form_teams(pool: usize, want: usize, tries: usize) -> usize {
+    /// Teams of `want` in a pool of `pool` threads, `tries` times and then on while no
+    /// team of `want` formed, for up to `patience`: every team has one leader and
+    /// seats `0..size` once each, and a team of the whole pool seats each member at its
+    /// worker's index. Returns the largest team formed.
+    fn form_teams(pool: usize, want: usize, tries: usize, patience: Duration) -> usize {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(pool)
             .build()
             .unwrap();
-        let mut largest = 0;
-        for _ in 0..tries {
+        let (mut largest, mut tried, t0) = (0, 0, Instant::now());
+        while tried < tries || (largest < want && t0.elapsed() < patience) {
+            tried += 1;
             let (seats, leaders, size) =
                 (AtomicU64::new(0), AtomicU64::new(0), AtomicUsize::new(0));
             pool.install(|| {
@@ -381,14 +383,16 @@ mod tests {
 
     #[test]
     fn teams_seat_every_member_once_with_one_leader() {
-        assert_eq!(form_teams(2, 1, 5), 1);
-        // An idle worker joins within the start wait: a pair that never forms in 100
+        let (none, ten_s) = (Duration::ZERO, Duration::from_secs(10));
+        assert_eq!(form_teams(2, 1, 5, none), 1);
+        // A waiting worker joins within the start wait, but one the other tests keep
+        // off the cores misses it (2 cores): a pair that does not form in 10 s of
         // tries is a broken start, not a busy machine.
-        assert_eq!(form_teams(2, 2, 100), 2);
-        // More threads than these 2-core machines have: teams may start short (a
-        // sleeping worker misses the wait), but are always seated right.
-        assert!(form_teams(3, 3, 50) >= 1);
-        assert!(form_teams(4, 3, 50) >= 1);
+        assert_eq!(form_teams(2, 2, 100, ten_s), 2);
+        // More threads than these machines have: teams may start short, but are
+        // always seated right.
+        assert!(form_teams(3, 3, 50, none) >= 1);
+        assert!(form_teams(4, 3, 50, none) >= 1);
     }
 
     #[test]
