@@ -367,8 +367,9 @@ mod tests {
     }
 
     /// The start wait ends as soon as the team is complete, and not before the wait
-    /// when it is not: the team's size is decided there. (Bounds 100x apart from what
-    /// they check, so a busy machine cannot fail them.)
+    /// when it is not: the team's size is decided there. (An immediate return against
+    /// 10 s, and a lower bound that only a broken wait misses: a busy machine cannot
+    /// fail either.)
     #[test]
     fn the_start_wait_ends_when_all_came_or_the_wait_passed() {
         let all = AtomicUsize::new(3);
