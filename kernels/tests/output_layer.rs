@@ -501,11 +501,9 @@ fn backward_over_several_slices() {
     let b = |v: &[f32]| -> Vec<Bounded<Kernels>> {
         v.iter().map(|&x| Bounded::exact(x as f64)).collect()
     };
-    let cases = ACTIVATIONS
-        .map(|a| (6, a))
-        .into_iter()
-        .chain([(64, OutputActivation::Softmax)]);
-    for ((i, activation), o, rows) in cases.map(|c| (c, 2100, 4200)) {
+    let (o, rows) = (2100, 4200);
+    let cases = ACTIVATIONS.map(|a| (6, a));
+    for (i, activation) in cases.into_iter().chain([(64, OutputActivation::Softmax)]) {
         let mut rng = SplitMix64::new(77);
         let w = rng.vec(o * i, 0.2);
         let x = rng.vec(rows * i, 1.0);
